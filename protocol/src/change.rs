@@ -1,0 +1,93 @@
+//! The payload of a `Change` envelope: one Automerge change to one item.
+//!
+//! The payload names the item and its owning establishment, and carries the
+//! salt the item id was derived from, so anyone can check the owner claim
+//! without other state. The Automerge actor id of the change must be the
+//! signer's public key followed by a per-node suffix: the key that signs is
+//! the key named as author inside the document, and two nodes of one person
+//! never share an actor id.
+
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::envelope::VerifyError;
+use crate::id::ItemId;
+use crate::key::PublicKey;
+
+/// Bytes of the per-node suffix of an actor id.
+pub const ACTOR_SUFFIX_BYTES: usize = 16;
+/// Largest Automerge change carried, in bytes.
+pub const MAX_CHANGE_BYTES: usize = 500 * 1024;
+
+/// One Automerge change to one item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePayload {
+    /// The item changed.
+    pub item: ItemId,
+    /// The establishment that owns the item.
+    pub owner: PublicKey,
+    /// The salt the item id was derived from.
+    pub salt: [u8; 16],
+    /// The change, as Automerge encodes it.
+    pub change: automerge::Change,
+}
+
+/// The Automerge actor id for `signer` writing from the node with `suffix`.
+pub fn actor_id(signer: &PublicKey, suffix: &[u8; ACTOR_SUFFIX_BYTES]) -> automerge::ActorId {
+    let mut bytes = Vec::with_capacity(32 + ACTOR_SUFFIX_BYTES);
+    bytes.extend_from_slice(signer.as_bytes());
+    bytes.extend_from_slice(suffix);
+    automerge::ActorId::from(bytes)
+}
+
+impl ChangePayload {
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.fixed(self.item.as_bytes())
+            .fixed(self.owner.as_bytes())
+            .fixed(&self.salt)
+            .bytes(self.change.raw_bytes());
+        w.into_bytes()
+    }
+
+    /// Parses a payload; the Automerge change must itself decode.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let item = ItemId(r.fixed()?);
+        let owner = PublicKey::from_bytes(r.fixed()?).map_err(|_| DecodeError::Invalid {
+            field: "owner",
+            reason: "not an ed25519 public key",
+        })?;
+        let salt = r.fixed()?;
+        let raw = r.bytes("change", MAX_CHANGE_BYTES)?;
+        r.finish()?;
+        if ItemId::derive(&owner, &salt) != item {
+            return Err(DecodeError::Invalid {
+                field: "item",
+                reason: "item id is not derived from its owner and salt",
+            });
+        }
+        let change = automerge::Change::from_bytes(raw.to_vec()).map_err(|_| {
+            DecodeError::Invalid {
+                field: "change",
+                reason: "not an Automerge change",
+            }
+        })?;
+        Ok(Self {
+            item,
+            owner,
+            salt,
+            change,
+        })
+    }
+
+    /// The change's actor id must be `signer ‖ 16-byte suffix`.
+    pub(crate) fn check_bound_to(&self, signer: &PublicKey) -> Result<(), VerifyError> {
+        let actor = self.change.actor_id().to_bytes();
+        if actor.len() != 32 + ACTOR_SUFFIX_BYTES || &actor[..32] != signer.as_bytes() {
+            return Err(VerifyError::Unbound(
+                "the change's actor id does not begin with the signer's key",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,375 @@
+//! Signed envelopes: the only thing a network replicates.
+//!
+//! Layout (all integers big-endian, see [`crate::encoding`]):
+//!
+//! ```text
+//! version    u8        = 1
+//! kind       u8        1 = change, 2 = certificate
+//! network    [u8; 32]  network id
+//! signer     [u8; 32]  ed25519 public key
+//! created_ms u64       signer's clock, for display only
+//! payload    u32 len + bytes (at most MAX_PAYLOAD_BYTES)
+//! signature  [u8; 64]
+//! ```
+//!
+//! The signature covers `"gatehouse/v1/<kind>" 0x00 network-id` followed by
+//! every byte before the signature exactly as received, so nothing is
+//! re-serialised before it is verified. The envelope id is the blake3 hash of
+//! all its bytes. [`Envelope::decode`] parses and bounds-checks;
+//! [`Envelope::verify`] turns an [`Envelope`] into a [`Verified`] one, and only
+//! a `Verified` envelope can be stored.
+
+use thiserror::Error;
+
+use crate::certificate::Certificate;
+use crate::change::ChangePayload;
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::id::{EnvelopeId, NetworkId};
+use crate::key::{PublicKey, SecretKey};
+
+/// The envelope format version this code writes and reads.
+pub const ENVELOPE_VERSION: u8 = 1;
+/// Largest payload accepted, in bytes. A Markdown body is capped at 256 KiB;
+/// its first change carries it once, plus Automerge's framing.
+pub const MAX_PAYLOAD_BYTES: usize = 512 * 1024;
+/// Bytes in an envelope besides its payload.
+pub const ENVELOPE_OVERHEAD_BYTES: usize = 1 + 1 + 32 + 32 + 8 + 4 + 64;
+/// Largest envelope accepted, in bytes.
+pub const MAX_ENVELOPE_BYTES: usize = MAX_PAYLOAD_BYTES + ENVELOPE_OVERHEAD_BYTES;
+
+/// What an envelope carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EnvelopeKind {
+    /// One Automerge change to one library item.
+    Change,
+    /// A trust certificate.
+    Certificate,
+}
+
+impl EnvelopeKind {
+    fn tag(self) -> u8 {
+        match self {
+            EnvelopeKind::Change => 1,
+            EnvelopeKind::Certificate => 2,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Result<Self, DecodeError> {
+        match tag {
+            1 => Ok(EnvelopeKind::Change),
+            2 => Ok(EnvelopeKind::Certificate),
+            t => Err(DecodeError::UnknownTag {
+                field: "envelope kind",
+                tag: u64::from(t),
+            }),
+        }
+    }
+
+    /// The domain-separation string for signatures over this kind.
+    pub fn domain(self) -> &'static [u8] {
+        match self {
+            EnvelopeKind::Change => b"gatehouse/v1/change",
+            EnvelopeKind::Certificate => b"gatehouse/v1/certificate",
+        }
+    }
+}
+
+/// The typed payload of an envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// A change to a library item.
+    Change(ChangePayload),
+    /// A trust certificate.
+    Certificate(Certificate),
+}
+
+impl Body {
+    /// The envelope kind that carries this body.
+    pub fn kind(&self) -> EnvelopeKind {
+        match self {
+            Body::Change(_) => EnvelopeKind::Change,
+            Body::Certificate(_) => EnvelopeKind::Certificate,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Body::Change(c) => c.encode(),
+            Body::Certificate(c) => c.encode(),
+        }
+    }
+
+    fn decode(kind: EnvelopeKind, bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(match kind {
+            EnvelopeKind::Change => Body::Change(ChangePayload::decode(bytes)?),
+            EnvelopeKind::Certificate => Body::Certificate(Certificate::decode(bytes)?),
+        })
+    }
+}
+
+/// A decoded envelope whose signature has not been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    bytes: Vec<u8>,
+    id: EnvelopeId,
+    kind: EnvelopeKind,
+    network: NetworkId,
+    signer: PublicKey,
+    created_ms: u64,
+    body: Body,
+}
+
+/// Why an envelope was refused. Each is an expected outcome for input from
+/// outside, reported with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VerifyError {
+    /// The bytes are not an envelope.
+    #[error("malformed envelope: {0}")]
+    Malformed(#[from] DecodeError),
+    /// It was signed for another network.
+    #[error("envelope is for network {got}, not this network {expected}")]
+    WrongNetwork {
+        /// This node's network.
+        expected: NetworkId,
+        /// The network named in the envelope.
+        got: NetworkId,
+    },
+    /// The signature does not verify over the bytes.
+    #[error("signature does not verify for signer {0}")]
+    BadSignature(PublicKey),
+    /// Signature fine, but the payload breaks a rule that binds it to its
+    /// signer (for example a change whose actor id is not the signer's).
+    #[error("payload not bound to its signer: {0}")]
+    Unbound(&'static str),
+}
+
+impl Envelope {
+    /// Parses an envelope, checking sizes and structure but not the signature.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(DecodeError::TooLong {
+                field: "envelope",
+                len: bytes.len(),
+                max: MAX_ENVELOPE_BYTES,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != ENVELOPE_VERSION {
+            return Err(DecodeError::UnknownTag {
+                field: "envelope version",
+                tag: u64::from(version),
+            });
+        }
+        let kind = EnvelopeKind::from_tag(r.u8()?)?;
+        let network = NetworkId(r.fixed()?);
+        let signer = PublicKey::from_bytes(r.fixed()?).map_err(|_| DecodeError::Invalid {
+            field: "signer",
+            reason: "not an ed25519 public key",
+        })?;
+        let created_ms = r.u64()?;
+        let payload = r.bytes("payload", MAX_PAYLOAD_BYTES)?;
+        let body = Body::decode(kind, payload)?;
+        let _signature: [u8; 64] = r.fixed()?;
+        r.finish()?;
+        Ok(Self {
+            bytes: bytes.to_vec(),
+            id: EnvelopeId::of(bytes),
+            kind,
+            network,
+            signer,
+            created_ms,
+            body,
+        })
+    }
+
+    /// The message the signature covers.
+    fn signed_message(kind: EnvelopeKind, network: &NetworkId, unsigned: &[u8]) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(kind.domain().len() + 33 + unsigned.len());
+        msg.extend_from_slice(kind.domain());
+        msg.push(0);
+        msg.extend_from_slice(network.as_bytes());
+        msg.extend_from_slice(unsigned);
+        msg
+    }
+
+    /// Checks the signature (and the binding of payload to signer) for
+    /// `network`.
+    pub fn verify(self, network: &NetworkId) -> Result<Verified, VerifyError> {
+        if self.network != *network {
+            return Err(VerifyError::WrongNetwork {
+                expected: *network,
+                got: self.network,
+            });
+        }
+        let split = self.bytes.len() - 64;
+        let mut sig = [0u8; 64];
+        sig.copy_from_slice(&self.bytes[split..]);
+        let msg = Self::signed_message(self.kind, &self.network, &self.bytes[..split]);
+        if !self.signer.verify(&msg, &sig) {
+            return Err(VerifyError::BadSignature(self.signer));
+        }
+        match &self.body {
+            Body::Change(c) => c.check_bound_to(&self.signer)?,
+            Body::Certificate(c) => c.check_bound_to(&self.signer, &self.network)?,
+        }
+        Ok(Verified(self))
+    }
+
+    /// Decodes and verifies in one step.
+    pub fn open(bytes: &[u8], network: &NetworkId) -> Result<Verified, VerifyError> {
+        Self::decode(bytes)?.verify(network)
+    }
+
+    /// The id (hash of the bytes).
+    pub fn id(&self) -> EnvelopeId {
+        self.id
+    }
+
+    /// The network named in the envelope.
+    pub fn network(&self) -> NetworkId {
+        self.network
+    }
+
+    /// The claimed signer.
+    pub fn signer(&self) -> PublicKey {
+        self.signer
+    }
+}
+
+/// An envelope whose signature verified for this network. Only
+/// [`Envelope::verify`] and [`Verified::sign`] make one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified(Envelope);
+
+impl Verified {
+    /// Builds and signs an envelope.
+    pub fn sign(body: Body, key: &SecretKey, network: &NetworkId, created_ms: u64) -> Self {
+        let kind = body.kind();
+        let payload = body.encode();
+        let mut w = Writer::new();
+        w.u8(ENVELOPE_VERSION)
+            .u8(kind.tag())
+            .fixed(network.as_bytes())
+            .fixed(key.public().as_bytes())
+            .u64(created_ms)
+            .bytes(&payload);
+        let mut bytes = w.into_bytes();
+        let sig = key.sign(&Envelope::signed_message(kind, network, &bytes));
+        bytes.extend_from_slice(&sig);
+        Self(Envelope {
+            id: EnvelopeId::of(&bytes),
+            bytes,
+            kind,
+            network: *network,
+            signer: key.public(),
+            created_ms,
+            body,
+        })
+    }
+
+    /// The exact bytes, as signed and as stored.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    /// The id (hash of the bytes).
+    pub fn id(&self) -> EnvelopeId {
+        self.0.id
+    }
+
+    /// The envelope kind.
+    pub fn kind(&self) -> EnvelopeKind {
+        self.0.kind
+    }
+
+    /// The key that signed it.
+    pub fn signer(&self) -> PublicKey {
+        self.0.signer
+    }
+
+    /// When the signer says it was made (display only, never for validity).
+    pub fn created_ms(&self) -> u64 {
+        self.0.created_ms
+    }
+
+    /// The network it belongs to.
+    pub fn network(&self) -> NetworkId {
+        self.0.network
+    }
+
+    /// The typed payload.
+    pub fn body(&self) -> &Body {
+        &self.0.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certificate::{Certificate, Delegation, MemberRole};
+    use proptest::prelude::*;
+
+    fn sample() -> (Verified, NetworkId) {
+        let network = NetworkId([5; 32]);
+        let est = SecretKey::from_seed([1; 32]);
+        let person = SecretKey::from_seed([2; 32]);
+        let body = Body::Certificate(Certificate::Delegate(Delegation {
+            establishment: est.public(),
+            member: person.public(),
+            name: "Deputy healthcare manager".into(),
+            role: MemberRole::Person,
+        }));
+        (Verified::sign(body, &est, &network, 1_700_000_000_000), network)
+    }
+
+    #[test]
+    fn round_trip() {
+        let (env, network) = sample();
+        let back = Envelope::open(env.bytes(), &network).expect("verifies");
+        assert_eq!(back, env);
+        assert_eq!(back.id(), EnvelopeId::of(env.bytes()));
+    }
+
+    #[test]
+    fn wrong_network_is_refused() {
+        let (env, _) = sample();
+        assert!(matches!(
+            Envelope::open(env.bytes(), &NetworkId([6; 32])),
+            Err(VerifyError::WrongNetwork { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        let bytes = vec![1u8; MAX_ENVELOPE_BYTES + 1];
+        assert!(matches!(
+            Envelope::decode(&bytes),
+            Err(DecodeError::TooLong { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn any_flipped_bit_is_rejected(bit in 0usize..10_000) {
+            let (env, network) = sample();
+            let mut bytes = env.bytes().to_vec();
+            let bit = bit % (bytes.len() * 8);
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(Envelope::open(&bytes, &network).is_err());
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Envelope::open(&bytes, &NetworkId([0; 32]));
+        }
+
+        #[test]
+        fn truncation_is_rejected(cut in 0usize..10_000) {
+            let (env, network) = sample();
+            let bytes = env.bytes();
+            let cut = cut % bytes.len();
+            prop_assert!(Envelope::open(&bytes[..cut], &network).is_err());
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! Library items: their schema, how it is laid out in an Automerge document,
+//! and the checks every version must pass.
+//!
+//! One Automerge document per item. [`ItemContent`] is what a site lead writes
+//! (a front-matter file's worth); [`Item`] is the materialised state read back
+//! from the document, including what only the history decides (version,
+//! authors, status). Reading never fails on a document someone else wrote: a
+//! missing or mistyped field reads as empty, because a peer's document is
+//! input, not a promise.
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT, ScalarValue, Value};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::id::ItemId;
+use crate::key::PublicKey;
+use crate::vocab::{Kind, Nation, Pathway, Setting, Status};
+
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest summary, in characters.
+pub const MAX_SUMMARY_CHARS: usize = 2_000;
+/// Largest Markdown body, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Most tags on one item.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 48;
+/// Longest short text field (approver, aim, one measure, one PDSA cycle), in characters.
+pub const MAX_FIELD_CHARS: usize = 4_000;
+/// Most entries in a list field (measures, PDSA cycles).
+pub const MAX_LIST_ENTRIES: usize = 64;
+
+/// The part of a quality-improvement initiative other kinds do not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct QiDetails {
+    /// What the initiative set out to achieve, by when.
+    pub aim: String,
+    /// Outcome, process and balancing measures.
+    pub measures: Vec<String>,
+    /// The Plan-Do-Study-Act cycles run.
+    pub pdsa_cycles: Vec<String>,
+    /// What happened.
+    pub outcomes: String,
+}
+
+/// Everything a site lead writes for one version of an item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemContent {
+    /// Title.
+    pub title: String,
+    /// Kind of document.
+    pub kind: Kind,
+    /// One or two sentences.
+    pub summary: String,
+    /// The Markdown body.
+    pub body: String,
+    /// Care pathways (at least one).
+    pub pathways: Vec<Pathway>,
+    /// Setting types it applies to (at least one).
+    pub settings: Vec<Setting>,
+    /// The nation whose guidance it follows.
+    pub nation: Nation,
+    /// Free tags, lowercase.
+    pub tags: Vec<String>,
+    /// Who approved it (a committee or role).
+    pub approved_by: Option<String>,
+    /// When it was approved.
+    pub approved_on: Option<Date>,
+    /// When it takes effect.
+    pub effective_from: Option<Date>,
+    /// When it must be reviewed.
+    pub review_due: Date,
+    /// Draft or published (the other statuses come from `supersede` and `withdraw`).
+    pub status: Status,
+    /// QI details; present exactly when `kind` is a QI initiative.
+    pub qi: Option<QiDetails>,
+}
+
+/// A field of an item that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// The front-matter key at fault.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn field_err(field: &'static str, reason: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), FieldError> {
+    let n = s.chars().count();
+    if n > max {
+        return Err(field_err(
+            field,
+            format!("{n} characters, over the limit of {max}"),
+        ));
+    }
+    Ok(())
+}
+
+impl ItemContent {
+    /// Checks the rules a version must meet before it is signed.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.title.trim().is_empty() {
+            return Err(field_err("title", "must not be empty"));
+        }
+        check_len("title", &self.title, MAX_TITLE_CHARS)?;
+        if self.summary.trim().is_empty() {
+            return Err(field_err("summary", "must not be empty"));
+        }
+        check_len("summary", &self.summary, MAX_SUMMARY_CHARS)?;
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(field_err(
+                "body",
+                format!(
+                    "{} bytes, over the limit of {MAX_BODY_BYTES}",
+                    self.body.len()
+                ),
+            ));
+        }
+        if self.pathways.is_empty() {
+            return Err(field_err("pathways", "name at least one care pathway"));
+        }
+        if self.settings.is_empty() {
+            return Err(field_err("settings", "name at least one setting type"));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(field_err(
+                "tags",
+                format!("{} tags, over the limit of {MAX_TAGS}", self.tags.len()),
+            ));
+        }
+        for tag in &self.tags {
+            if tag.trim().is_empty() {
+                return Err(field_err("tags", "a tag is empty"));
+            }
+            check_len("tags", tag, MAX_TAG_CHARS)?;
+        }
+        if let Some(a) = &self.approved_by {
+            check_len("approved_by", a, MAX_FIELD_CHARS)?;
+        }
+        if let (Some(approved), Some(effective)) = (self.approved_on, self.effective_from)
+            && approved > effective
+        {
+            return Err(field_err(
+                "approved_on",
+                format!("{approved} is after effective_from {effective}"),
+            ));
+        }
+        if let Some(effective) = self.effective_from
+            && self.review_due <= effective
+        {
+            return Err(field_err(
+                "review_due",
+                format!(
+                    "{} is not after effective_from {effective}",
+                    self.review_due
+                ),
+            ));
+        }
+        if !matches!(self.status, Status::Draft | Status::Published) {
+            return Err(field_err(
+                "status",
+                "a version is draft or published; use supersede or withdraw for the others",
+            ));
+        }
+        match (&self.qi, self.kind) {
+            (None, Kind::QiInitiative) => {
+                return Err(field_err(
+                    "aim",
+                    "a QI initiative needs aim, measures, pdsa_cycles and outcomes",
+                ));
+            }
+            (Some(_), k) if k != Kind::QiInitiative => {
+                return Err(field_err(
+                    "aim",
+                    "aim, measures, pdsa_cycles and outcomes are only for kind qi-initiative",
+                ));
+            }
+            (Some(qi), _) => {
+                if qi.aim.trim().is_empty() {
+                    return Err(field_err("aim", "must not be empty"));
+                }
+                check_len("aim", &qi.aim, MAX_FIELD_CHARS)?;
+                check_len("outcomes", &qi.outcomes, MAX_FIELD_CHARS)?;
+                for (field, list) in [("measures", &qi.measures), ("pdsa_cycles", &qi.pdsa_cycles)] {
+                    if list.is_empty() {
+                        return Err(field_err(field, "name at least one"));
+                    }
+                    if list.len() > MAX_LIST_ENTRIES {
+                        return Err(field_err(
+                            field,
+                            format!("over the limit of {MAX_LIST_ENTRIES} entries"),
+                        ));
+                    }
+                    for entry in list {
+                        check_len(field, entry, MAX_FIELD_CHARS)?;
+                    }
+                }
+            }
+            (None, _) => {}
+        }
+        Ok(())
+    }
+}
+
+/// The materialised state of an item, as read from its document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    /// Item id.
+    pub id: ItemId,
+    /// The owning establishment's key.
+    pub owner: PublicKey,
+    /// Version number: how many versions have been published (concurrent
+    /// revisions each count).
+    pub version: u64,
+    /// Current status.
+    pub status: Status,
+    /// The content of the current version.
+    #[serde(flatten)]
+    pub content: ItemContent,
+    /// Keys of everyone who has signed a version.
+    pub authors: Vec<PublicKey>,
+    /// Items this one replaces.
+    pub supersedes: Vec<ItemId>,
+    /// The item that replaced this one.
+    pub superseded_by: Option<ItemId>,
+    /// Why it was withdrawn.
+    pub withdrawn_reason: Option<String>,
+    /// The item it was adopted from, at another establishment.
+    pub adopted_from: Option<ItemId>,
+}
+
+/// Errors while writing an item document.
+#[derive(Debug, Error)]
+pub enum DocError {
+    /// Automerge refused an operation.
+    #[error("document operation failed: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    /// The document does not hold an item.
+    #[error("document holds no item: {0}")]
+    NotAnItem(&'static str),
+}
+
+/// The document schema version written to every item.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Writes the identity of a new item into an empty document.
+pub fn init_doc(doc: &mut AutoCommit, id: ItemId, owner: &PublicKey) -> Result<(), DocError> {
+    doc.put(ROOT, "schema", SCHEMA_VERSION)?;
+    doc.put(ROOT, "id", id.to_hex())?;
+    doc.put(ROOT, "owner", owner.to_hex())?;
+    doc.put(ROOT, "version", ScalarValue::counter(0))?;
+    doc.put_object(ROOT, "body", ObjType::Text)?;
+    doc.put_object(ROOT, "authors", ObjType::Map)?;
+    doc.put_object(ROOT, "supersedes", ObjType::Map)?;
+    Ok(())
+}
+
+fn put_opt(doc: &mut AutoCommit, key: &str, v: Option<String>) -> Result<(), DocError> {
+    match v {
+        Some(v) => doc.put(ROOT, key, v)?,
+        None => {
+            if doc.get(ROOT, key)?.is_some() {
+                doc.delete(ROOT, key)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn put_list(
+    doc: &mut AutoCommit,
+    parent: &ObjId,
+    key: &str,
+    values: &[String],
+) -> Result<(), DocError> {
+    // Replace the list only when it differs, so an unchanged field adds no
+    // operations and does not conflict with a concurrent edit.
+    if let Some((Value::Object(ObjType::List), obj)) = doc.get(parent, key)?
+        && read_list(doc, &obj) == values
+    {
+        return Ok(());
+    }
+    let list = doc.put_object(parent, key, ObjType::List)?;
+    for (i, v) in values.iter().enumerate() {
+        doc.insert(&list, i, v.as_str())?;
+    }
+    Ok(())
+}
+
+fn put_str_if_changed(
+    doc: &mut AutoCommit,
+    parent: &ObjId,
+    key: &str,
+    v: &str,
+) -> Result<(), DocError> {
+    if read_str(doc, parent, key).as_deref() != Some(v) {
+        doc.put(parent, key, v)?;
+    }
+    Ok(())
+}
+
+/// Writes one version's content and counts it as a new version by `author`.
+/// The caller commits; the document must already hold an item.
+pub fn write_version(
+    doc: &mut AutoCommit,
+    content: &ItemContent,
+    author: &PublicKey,
+) -> Result<(), DocError> {
+    let body = match doc.get(ROOT, "body")? {
+        Some((Value::Object(ObjType::Text), obj)) => obj,
+        _ => return Err(DocError::NotAnItem("no body text")),
+    };
+    put_str_if_changed(doc, &ROOT, "title", &content.title)?;
+    put_str_if_changed(doc, &ROOT, "kind", content.kind.slug())?;
+    put_str_if_changed(doc, &ROOT, "summary", &content.summary)?;
+    doc.update_text(&body, &content.body)?;
+    let slugs = |v: &[&'static str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    put_list(
+        doc,
+        &ROOT,
+        "pathways",
+        &slugs(&content.pathways.iter().map(|p| p.slug()).collect::<Vec<_>>()),
+    )?;
+    put_list(
+        doc,
+        &ROOT,
+        "settings",
+        &slugs(&content.settings.iter().map(|p| p.slug()).collect::<Vec<_>>()),
+    )?;
+    put_str_if_changed(doc, &ROOT, "nation", content.nation.slug())?;
+    put_list(doc, &ROOT, "tags", &content.tags)?;
+    put_opt(doc, "approved_by", content.approved_by.clone())?;
+    put_opt(doc, "approved_on", content.approved_on.map(|d| d.to_string()))?;
+    put_opt(
+        doc,
+        "effective_from",
+        content.effective_from.map(|d| d.to_string()),
+    )?;
+    put_str_if_changed(doc, &ROOT, "review_due", &content.review_due.to_string())?;
+    put_str_if_changed(doc, &ROOT, "status", content.status.slug())?;
+    match &content.qi {
+        Some(qi) => {
+            let obj = match doc.get(ROOT, "qi")? {
+                Some((Value::Object(ObjType::Map), obj)) => obj,
+                _ => doc.put_object(ROOT, "qi", ObjType::Map)?,
+            };
+            put_str_if_changed(doc, &obj, "aim", &qi.aim)?;
+            put_list(doc, &obj, "measures", &qi.measures)?;
+            put_list(doc, &obj, "pdsa_cycles", &qi.pdsa_cycles)?;
+            put_str_if_changed(doc, &obj, "outcomes", &qi.outcomes)?;
+        }
+        None => {
+            if doc.get(ROOT, "qi")?.is_some() {
+                doc.delete(ROOT, "qi")?;
+            }
+        }
+    }
+    mark_author(doc, author)?;
+    doc.increment(ROOT, "version", 1)?;
+    Ok(())
+}
+
+fn mark_author(doc: &mut AutoCommit, author: &PublicKey) -> Result<(), DocError> {
+    let authors = match doc.get(ROOT, "authors")? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        _ => doc.put_object(ROOT, "authors", ObjType::Map)?,
+    };
+    if doc.get(&authors, author.to_hex())?.is_none() {
+        doc.put(&authors, author.to_hex(), true)?;
+    }
+    Ok(())
+}
+
+/// Marks an item superseded by `successor`.
+pub fn write_superseded(
+    doc: &mut AutoCommit,
+    successor: ItemId,
+    author: &PublicKey,
+) -> Result<(), DocError> {
+    doc.put(ROOT, "status", Status::Superseded.slug())?;
+    doc.put(ROOT, "superseded_by", successor.to_hex())?;
+    mark_author(doc, author)?;
+    Ok(())
+}
+
+/// Records that an item replaces `predecessor`.
+pub fn write_supersedes(doc: &mut AutoCommit, predecessor: ItemId) -> Result<(), DocError> {
+    let map = match doc.get(ROOT, "supersedes")? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        _ => doc.put_object(ROOT, "supersedes", ObjType::Map)?,
+    };
+    doc.put(&map, predecessor.to_hex(), true)?;
+    Ok(())
+}
+
+/// Marks an item withdrawn, with the reason.
+pub fn write_withdrawn(
+    doc: &mut AutoCommit,
+    reason: &str,
+    author: &PublicKey,
+) -> Result<(), DocError> {
+    doc.put(ROOT, "status", Status::Withdrawn.slug())?;
+    doc.put(ROOT, "withdrawn_reason", reason)?;
+    mark_author(doc, author)?;
+    Ok(())
+}
+
+fn read_str<O: AsRef<automerge::ObjId>>(doc: &impl ReadDoc, obj: O, key: &str) -> Option<String> {
+    match doc.get(obj, key) {
+        Ok(Some((v, _))) => v.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+fn read_list(doc: &impl ReadDoc, obj: &ObjId) -> Vec<String> {
+    doc.list_range(obj, ..)
+        .filter_map(|item| item.value.into_value().as_str().map(str::to_string))
+        .collect()
+}
+
+fn read_list_at(doc: &impl ReadDoc, parent: &ObjId, key: &str) -> Vec<String> {
+    match doc.get(parent, key) {
+        Ok(Some((Value::Object(ObjType::List), obj))) => read_list(doc, &obj),
+        _ => Vec::new(),
+    }
+}
+
+fn read_keys(doc: &impl ReadDoc, key: &str) -> Vec<String> {
+    match doc.get(ROOT, key) {
+        Ok(Some((Value::Object(ObjType::Map), obj))) => doc.keys(&obj).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn read_date(doc: &impl ReadDoc, key: &str) -> Option<Date> {
+    read_str(doc, ROOT, key).and_then(|s| s.parse().ok())
+}
+
+/// Reads the materialised item from a document. Unknown vocabulary values
+/// (from a newer peer) are skipped rather than failing the whole item.
+pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
+    let id = read_str(doc, ROOT, "id")
+        .and_then(|s| s.parse::<ItemId>().ok())
+        .ok_or(DocError::NotAnItem("no id"))?;
+    let owner = read_str(doc, ROOT, "owner")
+        .and_then(|s| s.parse::<PublicKey>().ok())
+        .ok_or(DocError::NotAnItem("no owner"))?;
+    let version = match doc.get(ROOT, "version") {
+        Ok(Some((v, _))) => v.as_i64().unwrap_or(0).max(0) as u64,
+        _ => 0,
+    };
+    let body = match doc.get(ROOT, "body") {
+        Ok(Some((Value::Object(ObjType::Text), obj))) => doc.text(&obj).unwrap_or_default(),
+        _ => String::new(),
+    };
+    let parse_all = |key: &str| read_list_at(doc, &ROOT, key);
+    let qi = match doc.get(ROOT, "qi") {
+        Ok(Some((Value::Object(ObjType::Map), obj))) => Some(QiDetails {
+            aim: read_str(doc, &obj, "aim").unwrap_or_default(),
+            measures: read_list_at(doc, &obj, "measures"),
+            pdsa_cycles: read_list_at(doc, &obj, "pdsa_cycles"),
+            outcomes: read_str(doc, &obj, "outcomes").unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    let status = read_str(doc, ROOT, "status")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Status::Draft);
+    let content = ItemContent {
+        title: read_str(doc, ROOT, "title").unwrap_or_default(),
+        kind: read_str(doc, ROOT, "kind")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Kind::Other),
+        summary: read_str(doc, ROOT, "summary").unwrap_or_default(),
+        body,
+        pathways: parse_all("pathways")
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        settings: parse_all("settings")
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        nation: read_str(doc, ROOT, "nation")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Nation::England),
+        tags: parse_all("tags"),
+        approved_by: read_str(doc, ROOT, "approved_by"),
+        approved_on: read_date(doc, "approved_on"),
+        effective_from: read_date(doc, "effective_from"),
+        review_due: read_date(doc, "review_due").unwrap_or(Date::constant(2000, 1, 1)),
+        status,
+        qi,
+    };
+    let mut authors: Vec<PublicKey> = read_keys(doc, "authors")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    authors.sort();
+    let mut supersedes: Vec<ItemId> = read_keys(doc, "supersedes")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    supersedes.sort();
+    Ok(Item {
+        id,
+        owner,
+        version,
+        status,
+        content,
+        authors,
+        supersedes,
+        superseded_by: read_str(doc, ROOT, "superseded_by").and_then(|s| s.parse().ok()),
+        withdrawn_reason: read_str(doc, ROOT, "withdrawn_reason"),
+        adopted_from: read_str(doc, ROOT, "adopted_from").and_then(|s| s.parse().ok()),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::key::SecretKey;
+
+    pub(crate) fn sample_content() -> ItemContent {
+        ItemContent {
+            title: "Take-home naloxone on release".into(),
+            kind: Kind::Procedure,
+            summary: "Every person at risk of opioid overdose leaves with naloxone.".into(),
+            body: "# Purpose\n\nReduce deaths in the weeks after release.\n".into(),
+            pathways: vec![Pathway::SubstanceMisuse, Pathway::ReleaseContinuity],
+            settings: vec![Setting::LocalRemand],
+            nation: Nation::England,
+            tags: vec!["naloxone".into(), "release".into()],
+            approved_by: Some("Drugs and Therapeutics Committee".into()),
+            approved_on: Some(Date::constant(2026, 1, 10)),
+            effective_from: Some(Date::constant(2026, 2, 1)),
+            review_due: Date::constant(2027, 2, 1),
+            status: Status::Published,
+            qi: None,
+        }
+    }
+
+    #[test]
+    fn write_then_read_gives_back_the_content() {
+        let owner = SecretKey::from_seed([1; 32]).public();
+        let author = SecretKey::from_seed([2; 32]).public();
+        let id = ItemId::derive(&owner, &[9; 16]);
+        let mut doc = AutoCommit::new();
+        init_doc(&mut doc, id, &owner).expect("init");
+        let content = sample_content();
+        write_version(&mut doc, &content, &author).expect("write");
+        doc.commit();
+        let item = read_item(&doc).expect("read");
+        assert_eq!(item.content, content);
+        assert_eq!(item.version, 1);
+        assert_eq!(item.authors, vec![author]);
+        let mut revised = content.clone();
+        revised.body.push_str("\nNew paragraph.\n");
+        write_version(&mut doc, &revised, &author).expect("revise");
+        doc.commit();
+        let item = read_item(&doc).expect("read");
+        assert_eq!(item.version, 2);
+        assert_eq!(item.content.body, revised.body);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = sample_content();
+        c.title = " ".into();
+        assert_eq!(c.validate().expect_err("empty title").field, "title");
+        let mut c = sample_content();
+        c.kind = Kind::QiInitiative;
+        assert_eq!(c.validate().expect_err("qi needs aim").field, "aim");
+        let mut c = sample_content();
+        c.review_due = Date::constant(2026, 1, 1);
+        assert_eq!(c.validate().expect_err("review before effective").field, "review_due");
+    }
+}
