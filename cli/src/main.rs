@@ -1,2 +1,699 @@
-//! x
-fn main(){}
+//! `gatehouse`: the command line of a Gatehouse node.
+//!
+//! Site leads publish and revise their establishment's documents; clinicians
+//! list, search and read the whole network's library. Arguments are parsed
+//! by clap, checked into real values, then handed to the node library. Exit
+//! codes: 0 success, 1 usage error, 2 any other failure.
+
+mod render;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use gatehouse_node::filter::Filter;
+use gatehouse_node::home::Home;
+use gatehouse_node::library::{InitOptions, ItemView, Library};
+use gatehouse_protocol::jiff::Zoned;
+use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Share policies, procedures, guidelines and QI work between healthcare teams in secure settings",
+    long_about = None
+)]
+struct Cli {
+    /// The node's data directory [default: $GATEHOUSE_HOME, else the per-user data directory]
+    #[arg(long, global = true, env = "GATEHOUSE_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node: keys, a new network, this establishment admitted
+    Init(InitArgs),
+    /// Publish a new item from a Markdown file with YAML front matter
+    Publish {
+        /// The item file
+        file: PathBuf,
+        #[command(flatten)]
+        allow: AllowArgs,
+    },
+    /// Publish a new version of one of this establishment's items
+    Revise {
+        /// Item id (or a unique prefix of at least 6 characters)
+        id: String,
+        /// The item file
+        file: PathBuf,
+        #[command(flatten)]
+        allow: AllowArgs,
+    },
+    /// Mark an item superseded by a newer one
+    Supersede {
+        /// The item being replaced
+        id: String,
+        /// The item that replaces it
+        #[arg(long, value_name = "NEW_ID")]
+        by: String,
+    },
+    /// Withdraw an item
+    Withdraw {
+        /// The item
+        id: String,
+        /// Why it is withdrawn
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        allow: AllowArgs,
+    },
+    /// List items
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Show one item
+    Show {
+        /// Item id (or a unique prefix)
+        id: String,
+        /// Show this version instead of the latest
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Every version of an item: who signed it, when, what changed
+    History {
+        /// Item id (or a unique prefix)
+        id: String,
+    },
+    /// Full-text search, ranked
+    Search {
+        /// What to look for
+        query: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Most results to show
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// This establishment's items due for review
+    Due {
+        /// How far ahead to look, e.g. 90d, 12w, 6m
+        #[arg(long, default_value = "90d", value_parser = parse_period)]
+        within: i64,
+    },
+    /// The establishments in the network
+    Establishments,
+    /// What this node holds, and anything pending or rejected
+    Status,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// The establishment's name, e.g. "HMP Northgate"
+    #[arg(long)]
+    establishment: String,
+    /// Its setting type
+    #[arg(long, default_value = "local-remand", value_parser = parse_vocab::<Setting>)]
+    setting: Setting,
+    /// Its nation
+    #[arg(long, default_value = "england", value_parser = parse_vocab::<Nation>)]
+    nation: Nation,
+    /// Name of the network this node founds
+    #[arg(long, default_value = "Gatehouse network")]
+    network_name: String,
+    /// Who holds the first publishing key
+    #[arg(long, default_value = "Healthcare manager")]
+    member_name: String,
+}
+
+#[derive(Args)]
+struct AllowArgs {
+    /// Accept this text though it looks like a patient identifier (a reviewed false positive); repeatable
+    #[arg(long = "allow-identifier", value_name = "TEXT")]
+    allowed: Vec<String>,
+}
+
+#[derive(Args, Default)]
+struct FilterArgs {
+    /// Only this kind
+    #[arg(long, value_parser = parse_vocab::<Kind>)]
+    kind: Option<Kind>,
+    /// Only this care pathway
+    #[arg(long, value_parser = parse_vocab::<Pathway>)]
+    pathway: Option<Pathway>,
+    /// Only items for this setting type
+    #[arg(long, value_parser = parse_vocab::<Setting>)]
+    setting: Option<Setting>,
+    /// Only this nation
+    #[arg(long, value_parser = parse_vocab::<Nation>)]
+    nation: Option<Nation>,
+    /// Only this establishment (name or part of it, or its key)
+    #[arg(long)]
+    establishment: Option<String>,
+    /// Only this status
+    #[arg(long, value_parser = parse_vocab::<Status>)]
+    status: Option<Status>,
+    /// Only items whose review is due before this date (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    review_due_before: Option<Date>,
+}
+
+fn parse_vocab<T: std::str::FromStr>(s: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| e.to_string())
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a date; write YYYY-MM-DD"))
+}
+
+/// "90d", "12w", "6m" (30-day months), "1y" or a bare number of days.
+fn parse_period(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, "d"),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a period; write e.g. 90d, 12w, 6m"))?;
+    let days = match unit {
+        "d" => 1,
+        "w" => 7,
+        "m" => 30,
+        "y" => 365,
+        _ => return Err(format!("{s:?}: unit must be d, w, m or y")),
+    };
+    n.checked_mul(days)
+        .filter(|d| *d <= 36_500)
+        .ok_or_else(|| format!("{s:?} is too long a period"))
+}
+
+/// A failure the user caused by how they called the command (exit 1).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+fn default_home() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("org", "Gatehouse", "gatehouse")
+        .map(|d| d.data_dir().to_path_buf())
+        .context("no home directory to keep the node's data in; pass --home DIR")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = Home::new(match cli.home {
+        Some(h) => h,
+        None => default_home()?,
+    });
+    let mut out = io::stdout().lock();
+    let json = cli.json;
+    match cli.command {
+        Command::Init(args) => {
+            let (_, report) = Library::init(
+                &home,
+                &InitOptions {
+                    establishment: args.establishment,
+                    setting: args.setting,
+                    nation: args.nation,
+                    network_name: args.network_name,
+                    member_name: args.member_name,
+                },
+            )?;
+            if json {
+                return print_json(&mut out, &report);
+            }
+            writeln!(out, "Initialised a Gatehouse node in {}", report.home)?;
+            writeln!(
+                out,
+                "network        {} ({})",
+                report.network_name, report.network
+            )?;
+            writeln!(out, "admin key      {}", report.admin_key)?;
+            writeln!(out, "establishment  {}", report.establishment_key)?;
+            writeln!(out, "publishing key {}", report.member_key)?;
+            writeln!(out, "node key       {}", report.node_key)?;
+            writeln!(
+                out,
+                "\nSecret keys are in {} (readable by you only). Keep a copy of establishment.key and admin.key somewhere safe and offline.",
+                home.keys_dir().display()
+            )?;
+            Ok(())
+        }
+        Command::Publish { file, allow } => {
+            let content = read_draft(&file, &allow.allowed)?;
+            let mut lib = Library::open(&home)?;
+            let id = lib
+                .publish(&content, &allow.allowed)
+                .with_context(|| format!("{}", file.display()))?;
+            if json {
+                return print_json(&mut out, &serde_json::json!({ "id": id }));
+            }
+            writeln!(out, "{id}")?;
+            Ok(())
+        }
+        Command::Revise { id, file, allow } => {
+            let content = read_draft(&file, &allow.allowed)?;
+            let mut lib = Library::open(&home)?;
+            let id = lib.resolve(&id)?;
+            let version = lib
+                .revise(&id, &content, &allow.allowed)
+                .with_context(|| format!("{}", file.display()))?;
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "version": version }),
+                );
+            }
+            writeln!(out, "{id} is now at version {version}")?;
+            Ok(())
+        }
+        Command::Supersede { id, by } => {
+            let mut lib = Library::open(&home)?;
+            let old = lib.resolve(&id)?;
+            let new = lib.resolve(&by)?;
+            lib.supersede(&old, &new)?;
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": old, "superseded_by": new }),
+                );
+            }
+            writeln!(out, "{old} is superseded by {new}")?;
+            Ok(())
+        }
+        Command::Withdraw { id, reason, allow } => {
+            let mut lib = Library::open(&home)?;
+            let id = lib.resolve(&id)?;
+            lib.withdraw(&id, &reason, &allow.allowed)?;
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "status": "withdrawn" }),
+                );
+            }
+            writeln!(out, "{id} is withdrawn")?;
+            Ok(())
+        }
+        Command::List { filter } => {
+            let lib = Library::open(&home)?;
+            let filter = build_filter(&lib, filter)?;
+            let items = lib.list(&filter)?;
+            if json {
+                return print_json(&mut out, &serde_json::json!({ "items": items }));
+            }
+            if items.is_empty() {
+                writeln!(out, "No items match.")?;
+            }
+            for v in &items {
+                write_item_line(&mut out, v)?;
+            }
+            Ok(())
+        }
+        Command::Show { id, version } => {
+            let lib = Library::open(&home)?;
+            let id = lib.resolve(&id)?;
+            let view = lib.get(&id, version)?;
+            if json {
+                return print_json(&mut out, &view);
+            }
+            write_item(&mut out, &view)
+        }
+        Command::History { id } => {
+            let lib = Library::open(&home)?;
+            let id = lib.resolve(&id)?;
+            let versions = lib.history(&id)?;
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "versions": versions }),
+                );
+            }
+            for v in &versions {
+                writeln!(
+                    out,
+                    "v{:<3} {:<10} {}  {} ({}), {}",
+                    v.version,
+                    v.action,
+                    v.at,
+                    v.signer.name.as_deref().unwrap_or("unknown key"),
+                    v.signer.key.short(),
+                    v.establishment
+                        .name
+                        .as_deref()
+                        .unwrap_or("unknown establishment"),
+                )?;
+                let mut what = v.changed.join(", ");
+                if v.lines_added + v.lines_removed > 0 {
+                    what.push_str(&format!(
+                        " (body +{} -{} lines)",
+                        v.lines_added, v.lines_removed
+                    ));
+                }
+                writeln!(out, "     changed: {what}")?;
+            }
+            Ok(())
+        }
+        Command::Search {
+            query,
+            filter,
+            limit,
+        } => {
+            if query.trim().is_empty() {
+                return Err(usage("give something to search for"));
+            }
+            let lib = Library::open(&home)?;
+            let filter = build_filter(&lib, filter)?;
+            let results = lib.search(&query, &filter, limit)?;
+            if json {
+                return print_json(&mut out, &results);
+            }
+            if results.results.is_empty() {
+                writeln!(out, "Nothing found for {query:?}.")?;
+                return Ok(());
+            }
+            writeln!(
+                out,
+                "{} of {} matching items:\n",
+                results.results.len(),
+                results.total
+            )?;
+            let tty = io::stdout().is_terminal();
+            for r in &results.results {
+                write_item_line(&mut out, &r.view)?;
+                writeln!(out, "    {}\n", highlight(&r.snippet, &r.highlights, tty))?;
+            }
+            Ok(())
+        }
+        Command::Due { within } => {
+            let lib = Library::open(&home)?;
+            let today = Zoned::now().date();
+            let due = lib.due(today, within)?;
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "today": today, "within_days": within, "items": due }),
+                );
+            }
+            if due.is_empty() {
+                writeln!(
+                    out,
+                    "Nothing of this establishment's is due for review within {within} days."
+                )?;
+            }
+            for d in &due {
+                let when = if d.days_left < 0 {
+                    format!("OVERDUE by {} days", -d.days_left)
+                } else {
+                    format!("due in {} days", d.days_left)
+                };
+                writeln!(
+                    out,
+                    "{}  {}  {}  {}",
+                    d.view.item.content.review_due,
+                    d.view.item.id.short(),
+                    d.view.item.content.title,
+                    when
+                )?;
+            }
+            Ok(())
+        }
+        Command::Establishments => {
+            let lib = Library::open(&home)?;
+            let list = lib.establishments()?;
+            if json {
+                return print_json(&mut out, &serde_json::json!({ "establishments": list }));
+            }
+            for e in &list {
+                writeln!(
+                    out,
+                    "{:<40} {:<32} {:<10} {:>3} items  {}",
+                    e.name,
+                    e.setting.label(),
+                    e.nation.label(),
+                    e.items,
+                    e.key.short()
+                )?;
+            }
+            Ok(())
+        }
+        Command::Status => {
+            let lib = Library::open(&home)?;
+            let s = lib.status()?;
+            if json {
+                return print_json(&mut out, &s);
+            }
+            writeln!(
+                out,
+                "network        {} ({})",
+                s.network_name.as_deref().unwrap_or("?"),
+                s.network
+            )?;
+            writeln!(
+                out,
+                "establishment  {}",
+                s.establishment.name.as_deref().unwrap_or("not admitted")
+            )?;
+            writeln!(out, "envelopes      {}", s.envelopes)?;
+            writeln!(out, "certificates   {}", s.certificates)?;
+            writeln!(out, "items          {}", s.items)?;
+            for (reason, n) in &s.pending {
+                writeln!(out, "pending        {n}: {reason}")?;
+            }
+            for (reason, n) in &s.rejected {
+                writeln!(out, "rejected       {n}: {reason}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_draft(
+    file: &Path,
+    allowed: &[String],
+) -> anyhow::Result<gatehouse_protocol::item::ItemContent> {
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 text (byte {})",
+            file.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    gatehouse_node::draft::parse(&text, allowed).with_context(|| format!("{}", file.display()))
+}
+
+fn build_filter(lib: &Library, f: FilterArgs) -> anyhow::Result<Filter> {
+    let owners = match f.establishment {
+        None => None,
+        Some(name) => {
+            let keys = lib.find_establishments(&name);
+            if keys.is_empty() {
+                bail!(UsageError(format!(
+                    "no establishment matches {name:?}; see `gatehouse establishments`"
+                )));
+            }
+            Some(keys)
+        }
+    };
+    Ok(Filter {
+        kind: f.kind,
+        pathway: f.pathway,
+        setting: f.setting,
+        status: f.status,
+        nation: f.nation,
+        owners,
+        review_due_before: f.review_due_before,
+    })
+}
+
+fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_item_line(out: &mut impl Write, v: &ItemView) -> anyhow::Result<()> {
+    let c = &v.item.content;
+    writeln!(
+        out,
+        "{}  {:<13} v{:<3} {:<10} {}  [{}]",
+        v.item.id.short(),
+        c.kind.label(),
+        v.item.version,
+        c.status.slug(),
+        c.title,
+        v.establishment
+            .name
+            .as_deref()
+            .unwrap_or("unknown establishment"),
+    )?;
+    Ok(())
+}
+
+fn highlight(snippet: &str, ranges: &[(usize, usize)], tty: bool) -> String {
+    let (open, close) = if tty {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("**", "**")
+    };
+    let mut out = String::new();
+    let mut last = 0;
+    for &(s, e) in ranges {
+        if s < last
+            || e > snippet.len()
+            || !snippet.is_char_boundary(s)
+            || !snippet.is_char_boundary(e)
+        {
+            continue;
+        }
+        out.push_str(&snippet[last..s]);
+        out.push_str(open);
+        out.push_str(&snippet[s..e]);
+        out.push_str(close);
+        last = e;
+    }
+    out.push_str(&snippet[last..]);
+    out.replace('\n', " ")
+}
+
+fn write_item(out: &mut impl Write, v: &ItemView) -> anyhow::Result<()> {
+    let i = &v.item;
+    let c = &i.content;
+    writeln!(out, "{}", c.title)?;
+    writeln!(out, "{}", "=".repeat(c.title.chars().count()))?;
+    let est = v
+        .establishment
+        .name
+        .as_deref()
+        .unwrap_or("unknown establishment");
+    let row = |out: &mut dyn Write, k: &str, val: &str| writeln!(out, "{k:<16}{val}");
+    row(out, "id", &i.id.to_hex())?;
+    row(out, "kind", c.kind.label())?;
+    row(out, "status", c.status.label())?;
+    if let Some(next) = i.superseded_by {
+        row(out, "superseded by", &next.to_hex())?;
+    }
+    if let Some(reason) = &i.withdrawn_reason {
+        row(out, "withdrawn", reason)?;
+    }
+    row(out, "version", &i.version.to_string())?;
+    row(out, "establishment", est)?;
+    let signers: Vec<String> = v
+        .signed_by
+        .iter()
+        .map(|n| {
+            format!(
+                "{} ({})",
+                n.name.as_deref().unwrap_or("unknown key"),
+                n.key.short()
+            )
+        })
+        .collect();
+    row(
+        out,
+        "signed by",
+        &format!("{} of {est}", signers.join(", ")),
+    )?;
+    row(out, "nation", c.nation.label())?;
+    row(
+        out,
+        "pathways",
+        &c.pathways
+            .iter()
+            .map(|p| p.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )?;
+    row(
+        out,
+        "settings",
+        &c.settings
+            .iter()
+            .map(|s| s.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )?;
+    if !c.tags.is_empty() {
+        row(out, "tags", &c.tags.join(", "))?;
+    }
+    if let Some(a) = &c.approved_by {
+        row(out, "approved by", a)?;
+    }
+    if let Some(d) = c.approved_on {
+        row(out, "approved on", &d.to_string())?;
+    }
+    if let Some(d) = c.effective_from {
+        row(out, "effective from", &d.to_string())?;
+    }
+    row(out, "review due", &c.review_due.to_string())?;
+    for s in &i.supersedes {
+        row(out, "supersedes", &s.to_hex())?;
+    }
+    writeln!(out, "\n{}\n", c.summary)?;
+    if let Some(qi) = &c.qi {
+        writeln!(out, "Aim\n---\n{}\n", qi.aim)?;
+        writeln!(out, "Measures\n--------")?;
+        for m in &qi.measures {
+            writeln!(out, "• {m}")?;
+        }
+        writeln!(out, "\nPDSA cycles\n-----------")?;
+        for p in &qi.pdsa_cycles {
+            writeln!(out, "• {p}")?;
+        }
+        writeln!(out, "\nOutcomes\n--------\n{}\n", qi.outcomes)?;
+    }
+    writeln!(out, "{}", render::markdown_to_text(&c.body))?;
+    Ok(())
+}

@@ -1,1 +1,12 @@
-//! x
+//! The Gatehouse node: storage, the materialised library and its search
+//! index. The CLI uses this crate directly when no daemon runs; the daemon
+//! will serve the same [`library::Library`] over its local API.
+
+pub mod draft;
+pub mod filter;
+pub mod home;
+pub mod library;
+pub mod search;
+pub mod store;
+
+pub use library::Library;

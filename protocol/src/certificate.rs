@@ -120,7 +120,10 @@ fn read_name(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeEr
     Ok(s.to_string())
 }
 
-fn read_slug<T: std::str::FromStr>(r: &mut Reader<'_>, field: &'static str) -> Result<T, DecodeError> {
+fn read_slug<T: std::str::FromStr>(
+    r: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<T, DecodeError> {
     let s = r.str(field, 64)?;
     s.parse().map_err(|_| DecodeError::Invalid {
         field,

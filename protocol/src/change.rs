@@ -66,12 +66,11 @@ impl ChangePayload {
                 reason: "item id is not derived from its owner and salt",
             });
         }
-        let change = automerge::Change::from_bytes(raw.to_vec()).map_err(|_| {
-            DecodeError::Invalid {
+        let change =
+            automerge::Change::from_bytes(raw.to_vec()).map_err(|_| DecodeError::Invalid {
                 field: "change",
                 reason: "not an Automerge change",
-            }
-        })?;
+            })?;
         Ok(Self {
             item,
             owner,

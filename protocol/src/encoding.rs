@@ -243,7 +243,11 @@ mod tests {
     #[test]
     fn round_trip_of_each_primitive() {
         let mut w = Writer::new();
-        w.u8(7).u32(0xdead_beef).u64(42).fixed(&[1, 2, 3]).str("café");
+        w.u8(7)
+            .u32(0xdead_beef)
+            .u64(42)
+            .fixed(&[1, 2, 3])
+            .str("café");
         w.seq(&[1u32, 2, 3], |w, v| {
             w.u32(*v);
         });

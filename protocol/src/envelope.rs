@@ -77,8 +77,8 @@ impl EnvelopeKind {
 /// The typed payload of an envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    /// A change to a library item.
-    Change(ChangePayload),
+    /// A change to a library item (boxed: an Automerge change is large).
+    Change(Box<ChangePayload>),
     /// A trust certificate.
     Certificate(Certificate),
 }
@@ -101,7 +101,7 @@ impl Body {
 
     fn decode(kind: EnvelopeKind, bytes: &[u8]) -> Result<Self, DecodeError> {
         Ok(match kind {
-            EnvelopeKind::Change => Body::Change(ChangePayload::decode(bytes)?),
+            EnvelopeKind::Change => Body::Change(Box::new(ChangePayload::decode(bytes)?)),
             EnvelopeKind::Certificate => Body::Certificate(Certificate::decode(bytes)?),
         })
     }
@@ -320,7 +320,10 @@ mod tests {
             name: "Deputy healthcare manager".into(),
             role: MemberRole::Person,
         }));
-        (Verified::sign(body, &est, &network, 1_700_000_000_000), network)
+        (
+            Verified::sign(body, &est, &network, 1_700_000_000_000),
+            network,
+        )
     }
 
     #[test]

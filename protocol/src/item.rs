@@ -9,7 +9,7 @@
 //! input, not a promise.
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT, ScalarValue, Value};
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -55,7 +55,8 @@ pub struct ItemContent {
     pub kind: Kind,
     /// One or two sentences.
     pub summary: String,
-    /// The Markdown body.
+    /// The Markdown body (left out of JSON when empty, as in listings).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub body: String,
     /// Care pathways (at least one).
     pub pathways: Vec<Pathway>,
@@ -192,7 +193,8 @@ impl ItemContent {
                 }
                 check_len("aim", &qi.aim, MAX_FIELD_CHARS)?;
                 check_len("outcomes", &qi.outcomes, MAX_FIELD_CHARS)?;
-                for (field, list) in [("measures", &qi.measures), ("pdsa_cycles", &qi.pdsa_cycles)] {
+                for (field, list) in [("measures", &qi.measures), ("pdsa_cycles", &qi.pdsa_cycles)]
+                {
                     if list.is_empty() {
                         return Err(field_err(field, "name at least one"));
                     }
@@ -223,9 +225,7 @@ pub struct Item {
     /// Version number: how many versions have been published (concurrent
     /// revisions each count).
     pub version: u64,
-    /// Current status.
-    pub status: Status,
-    /// The content of the current version.
+    /// The content of the current version (its `status` is the item's status).
     #[serde(flatten)]
     pub content: ItemContent,
     /// Keys of everyone who has signed a version.
@@ -330,18 +330,34 @@ pub fn write_version(
         doc,
         &ROOT,
         "pathways",
-        &slugs(&content.pathways.iter().map(|p| p.slug()).collect::<Vec<_>>()),
+        &slugs(
+            &content
+                .pathways
+                .iter()
+                .map(|p| p.slug())
+                .collect::<Vec<_>>(),
+        ),
     )?;
     put_list(
         doc,
         &ROOT,
         "settings",
-        &slugs(&content.settings.iter().map(|p| p.slug()).collect::<Vec<_>>()),
+        &slugs(
+            &content
+                .settings
+                .iter()
+                .map(|p| p.slug())
+                .collect::<Vec<_>>(),
+        ),
     )?;
     put_str_if_changed(doc, &ROOT, "nation", content.nation.slug())?;
     put_list(doc, &ROOT, "tags", &content.tags)?;
     put_opt(doc, "approved_by", content.approved_by.clone())?;
-    put_opt(doc, "approved_on", content.approved_on.map(|d| d.to_string()))?;
+    put_opt(
+        doc,
+        "approved_on",
+        content.approved_on.map(|d| d.to_string()),
+    )?;
     put_opt(
         doc,
         "effective_from",
@@ -517,7 +533,6 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         id,
         owner,
         version,
-        status,
         content,
         authors,
         supersedes,
@@ -584,6 +599,9 @@ pub(crate) mod tests {
         assert_eq!(c.validate().expect_err("qi needs aim").field, "aim");
         let mut c = sample_content();
         c.review_due = Date::constant(2026, 1, 1);
-        assert_eq!(c.validate().expect_err("review before effective").field, "review_due");
+        assert_eq!(
+            c.validate().expect_err("review before effective").field,
+            "review_due"
+        );
     }
 }

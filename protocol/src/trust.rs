@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::certificate::{Certificate, MemberRole};
 use crate::envelope::{Body, Verified};
@@ -18,7 +18,7 @@ use crate::key::PublicKey;
 use crate::vocab::{Nation, Setting};
 
 /// Why an envelope is waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum PendingReason {
     /// The network's genesis certificate has not arrived.
@@ -32,7 +32,7 @@ pub enum PendingReason {
 }
 
 /// Why an envelope has no effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum RejectReason {
     /// A second genesis for a network that already has one.
@@ -64,7 +64,7 @@ impl std::fmt::Display for RejectReason {
 }
 
 /// The decision on one envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(tag = "state", content = "reason", rename_all = "kebab-case")]
 pub enum Judgement {
     /// In effect.
@@ -319,19 +319,18 @@ mod tests {
         let signer = key(signer);
         let salt = [signer.public().as_bytes()[0]; 16];
         let item = ItemId::derive(&owner, &salt);
-        let mut doc =
-            automerge::AutoCommit::new().with_actor(actor_id(&signer.public(), &[7; 16]));
+        let mut doc = automerge::AutoCommit::new().with_actor(actor_id(&signer.public(), &[7; 16]));
         init_doc(&mut doc, item, &owner).expect("init");
         write_version(&mut doc, &sample_content(), &signer.public()).expect("write");
         doc.commit();
         let change = doc.get_last_local_change().expect("a change");
         Verified::sign(
-            Body::Change(ChangePayload {
+            Body::Change(Box::new(ChangePayload {
                 item,
                 owner,
                 salt,
                 change,
-            }),
+            })),
             &signer,
             &net.id,
             4,

@@ -211,7 +211,9 @@ mod tests {
             assert_eq!(k.slug().parse::<Kind>(), Ok(*k));
         }
         assert_eq!("QI initiative".parse::<Kind>(), Ok(Kind::QiInitiative));
-        let err = "prison-cat-e".parse::<Setting>().expect_err("unknown setting");
+        let err = "prison-cat-e"
+            .parse::<Setting>()
+            .expect_err("unknown setting");
         assert!(err.to_string().contains("prison-cat-a"), "{err}");
     }
 }

@@ -1,0 +1,341 @@
+//! Reading an item from a Markdown file with a YAML front-matter block, the
+//! static-site convention site leads already know:
+//!
+//! ```text
+//! ---
+//! title: Take-home naloxone on release
+//! kind: procedure
+//! ...
+//! ---
+//! # Markdown body
+//! ```
+//!
+//! Unknown keys and unknown vocabulary values are refused, and every error
+//! names the key and the line, so a typo is fixed in seconds rather than
+//! filed under nothing. The whole file is scanned for patient identifiers
+//! before anything else.
+
+use gatehouse_protocol::identifier::{IdentifierKind, find_identifiers_allowing};
+use gatehouse_protocol::item::{ItemContent, QiDetails};
+use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::vocab::{Kind, Status};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Largest item file read, in bytes.
+pub const MAX_DRAFT_BYTES: usize = 512 * 1024;
+
+/// Why a file is not a publishable item.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DraftError {
+    /// The file does not start with a `---` line.
+    #[error(
+        "line 1: the file must start with a front-matter block: a line `---`, the YAML keys, and another `---`"
+    )]
+    NoFrontMatter,
+    /// The closing `---` is missing.
+    #[error("line {0}: the front-matter block opened here is never closed with a `---` line")]
+    Unterminated(usize),
+    /// The YAML does not parse or has the wrong shape.
+    #[error("line {line}, column {column}: {message}")]
+    Yaml {
+        /// 1-based line in the file.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// A key's value breaks a rule.
+    #[error("line {line}: {field}: {message}")]
+    Field {
+        /// The key.
+        field: String,
+        /// 1-based line of the key in the file (0 when absent).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file holds what looks like a patient identifier.
+    #[error(
+        "line {line}, column {column}: looks like a {kind} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}"
+    )]
+    Identifier {
+        /// What sort.
+        kind: IdentifierKind,
+        /// The matched text.
+        text: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// The file is too large.
+    #[error("the file is {0} bytes, over the limit of {MAX_DRAFT_BYTES}")]
+    TooLarge(usize),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    title: String,
+    kind: String,
+    summary: String,
+    pathways: Vec<String>,
+    settings: Vec<String>,
+    nation: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    approved_by: Option<String>,
+    approved_on: Option<String>,
+    effective_from: Option<String>,
+    review_due: String,
+    status: Option<String>,
+    aim: Option<String>,
+    measures: Option<Vec<String>>,
+    pdsa_cycles: Option<Vec<String>>,
+    outcomes: Option<String>,
+}
+
+struct Located<'a> {
+    yaml: &'a str,
+    first_line: usize,
+}
+
+impl Located<'_> {
+    /// The file line of `key:` in the front matter, or 0.
+    fn line_of(&self, key: &str) -> usize {
+        self.yaml
+            .lines()
+            .position(|l| {
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with(':'))
+            })
+            .map_or(0, |i| self.first_line + i)
+    }
+
+    fn err(&self, field: &str, message: impl Into<String>) -> DraftError {
+        DraftError::Field {
+            field: field.to_string(),
+            line: self.line_of(field),
+            message: message.into(),
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(&self, field: &str, v: &str) -> Result<T, DraftError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        v.parse()
+            .map_err(|e: T::Err| self.err(field, e.to_string()))
+    }
+
+    fn date(&self, field: &str, v: &str) -> Result<Date, DraftError> {
+        v.trim()
+            .parse()
+            .map_err(|_| self.err(field, format!("{v:?} is not a date; write YYYY-MM-DD")))
+    }
+}
+
+/// Splits a file into its front matter (with the line it starts on) and body.
+fn split(text: &str) -> Result<(&str, usize, &str), DraftError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.split_inclusive('\n');
+    match lines.next() {
+        Some(first) if first.trim_end() == "---" => {}
+        _ => return Err(DraftError::NoFrontMatter),
+    }
+    let start = text.find('\n').map_or(text.len(), |i| i + 1);
+    let mut offset = start;
+    for (i, line) in lines.enumerate() {
+        if line.trim_end() == "---" {
+            let yaml = &text[start..offset];
+            let body = &text[offset + line.len()..];
+            let _ = i;
+            return Ok((yaml, 2, body));
+        }
+        offset += line.len();
+    }
+    Err(DraftError::Unterminated(1))
+}
+
+/// Reads an item file. `allowed` lists reviewed false-positive identifiers.
+pub fn parse(text: &str, allowed: &[String]) -> Result<ItemContent, DraftError> {
+    if text.len() > MAX_DRAFT_BYTES {
+        return Err(DraftError::TooLarge(text.len()));
+    }
+    if let Some(m) = find_identifiers_allowing(text, allowed).into_iter().next() {
+        return Err(DraftError::Identifier {
+            kind: m.kind,
+            text: m.text,
+            line: m.line,
+            column: m.column,
+        });
+    }
+    let (yaml, first_line, body) = split(text)?;
+    let at = Located { yaml, first_line };
+    let fm: FrontMatter = serde_yaml_ng::from_str(yaml).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map_or((first_line, 1), |l| (l.line() + first_line - 1, l.column()));
+        DraftError::Yaml {
+            line,
+            column,
+            message: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    })?;
+    let kind: Kind = at.parse("kind", &fm.kind)?;
+    let status = match &fm.status {
+        Some(s) => at.parse::<Status>("status", s)?,
+        None => Status::Published,
+    };
+    let qi_keys = [
+        ("aim", fm.aim.is_some()),
+        ("measures", fm.measures.is_some()),
+        ("pdsa_cycles", fm.pdsa_cycles.is_some()),
+        ("outcomes", fm.outcomes.is_some()),
+    ];
+    let qi = if kind == Kind::QiInitiative {
+        if let Some((missing, _)) = qi_keys.iter().find(|(_, present)| !present) {
+            return Err(at.err(
+                missing,
+                "a qi-initiative needs aim, measures, pdsa_cycles and outcomes",
+            ));
+        }
+        Some(QiDetails {
+            aim: fm.aim.unwrap_or_default(),
+            measures: fm.measures.unwrap_or_default(),
+            pdsa_cycles: fm.pdsa_cycles.unwrap_or_default(),
+            outcomes: fm.outcomes.unwrap_or_default(),
+        })
+    } else {
+        if let Some((present, _)) = qi_keys.iter().find(|(_, present)| *present) {
+            return Err(at.err(present, "only items of kind qi-initiative have this key"));
+        }
+        None
+    };
+    let content = ItemContent {
+        title: fm.title.trim().to_string(),
+        kind,
+        summary: fm.summary.trim().to_string(),
+        body: body.trim_start_matches(['\r', '\n']).to_string(),
+        pathways: fm
+            .pathways
+            .iter()
+            .map(|p| at.parse("pathways", p))
+            .collect::<Result<_, _>>()?,
+        settings: fm
+            .settings
+            .iter()
+            .map(|s| at.parse("settings", s))
+            .collect::<Result<_, _>>()?,
+        nation: at.parse("nation", &fm.nation)?,
+        tags: fm.tags.iter().map(|t| t.trim().to_lowercase()).collect(),
+        approved_by: fm.approved_by.map(|s| s.trim().to_string()),
+        approved_on: fm
+            .approved_on
+            .map(|d| at.date("approved_on", &d))
+            .transpose()?,
+        effective_from: fm
+            .effective_from
+            .map(|d| at.date("effective_from", &d))
+            .transpose()?,
+        review_due: at.date("review_due", &fm.review_due)?,
+        status,
+        qi,
+    };
+    content.validate().map_err(|e| at.err(e.field, e.reason))?;
+    Ok(content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "---\ntitle: Take-home naloxone\nkind: procedure\nsummary: Naloxone for everyone at risk on release.\npathways: [substance-misuse, release-continuity]\nsettings: [local-remand]\nnation: england\ntags: [Naloxone, release]\napproved_by: Drugs and Therapeutics Committee\napproved_on: 2026-01-10\neffective_from: 2026-02-01\nreview_due: 2027-02-01\n---\n\n# Purpose\n\nReduce deaths after release.\n";
+
+    #[test]
+    fn reads_a_good_file() {
+        let c = parse(GOOD, &[]).expect("parses");
+        assert_eq!(c.title, "Take-home naloxone");
+        assert_eq!(c.kind, Kind::Procedure);
+        assert_eq!(c.tags, vec!["naloxone", "release"]);
+        assert!(c.body.starts_with("# Purpose"));
+        assert_eq!(c.status, Status::Published);
+    }
+
+    #[test]
+    fn unknown_key_names_the_line() {
+        let text = GOOD.replace("nation: england\n", "nation: england\nowner_phone: x\n");
+        let err = parse(&text, &[]).expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("owner_phone"), "{msg}");
+        assert!(matches!(err, DraftError::Yaml { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn bad_vocabulary_names_the_field_and_line() {
+        let text = GOOD.replace("settings: [local-remand]", "settings: [prison-cat-z]");
+        match parse(&text, &[]) {
+            Err(DraftError::Field {
+                field,
+                line,
+                message,
+            }) => {
+                assert_eq!(field, "settings");
+                assert_eq!(line, 6);
+                assert!(message.contains("prison-cat-a"), "{message}");
+            }
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_date_and_missing_block() {
+        let text = GOOD.replace("review_due: 2027-02-01", "review_due: next spring");
+        assert!(
+            matches!(parse(&text, &[]), Err(DraftError::Field { field, .. }) if field == "review_due")
+        );
+        assert_eq!(
+            parse("# Just markdown\n", &[]),
+            Err(DraftError::NoFrontMatter)
+        );
+        assert!(matches!(
+            parse("---\ntitle: x\n", &[]),
+            Err(DraftError::Unterminated(_))
+        ));
+    }
+
+    #[test]
+    fn identifiers_are_refused_with_position_unless_allowed() {
+        let text = GOOD.replace("Reduce deaths", "Prisoner A9999ZZ: reduce deaths");
+        match parse(&text, &[]) {
+            Err(DraftError::Identifier {
+                kind, line, column, ..
+            }) => {
+                assert_eq!(kind, IdentifierKind::PrisonNumber);
+                assert_eq!((line, column), (17, 10));
+            }
+            other => panic!("expected an identifier error, got {other:?}"),
+        }
+        assert!(parse(&text, &["A9999ZZ".to_string()]).is_ok());
+    }
+
+    #[test]
+    fn qi_keys_only_on_qi_items() {
+        let text = GOOD.replace(
+            "nation: england\n",
+            "nation: england\naim: fewer missed doses\n",
+        );
+        assert!(
+            matches!(parse(&text, &[]), Err(DraftError::Field { field, .. }) if field == "aim")
+        );
+        let qi = GOOD.replace("kind: procedure", "kind: qi-initiative");
+        assert!(matches!(parse(&qi, &[]), Err(DraftError::Field { field, .. }) if field == "aim"));
+    }
+}

@@ -1,0 +1,39 @@
+//! The filters `list`, `search` and `due` share.
+
+use gatehouse_protocol::item::Item;
+use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
+
+/// Conditions an item must meet; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Kind of document.
+    pub kind: Option<Kind>,
+    /// Has this care pathway.
+    pub pathway: Option<Pathway>,
+    /// Applies to this setting type.
+    pub setting: Option<Setting>,
+    /// Has this status.
+    pub status: Option<Status>,
+    /// Follows this nation's guidance.
+    pub nation: Option<Nation>,
+    /// Owned by one of these establishments.
+    pub owners: Option<Vec<PublicKey>>,
+    /// Review due strictly before this date.
+    pub review_due_before: Option<Date>,
+}
+
+impl Filter {
+    /// Whether `item` meets every condition.
+    pub fn matches(&self, item: &Item) -> bool {
+        let c = &item.content;
+        self.kind.is_none_or(|k| c.kind == k)
+            && self.pathway.is_none_or(|p| c.pathways.contains(&p))
+            && self.setting.is_none_or(|s| c.settings.contains(&s))
+            && self.status.is_none_or(|s| c.status == s)
+            && self.nation.is_none_or(|n| c.nation == n)
+            && self.owners.as_ref().is_none_or(|o| o.contains(&item.owner))
+            && self.review_due_before.is_none_or(|d| c.review_due < d)
+    }
+}

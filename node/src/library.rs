@@ -1,0 +1,1435 @@
+//! The library of one node: every operation the CLI (and later the daemon's
+//! API) performs on it.
+//!
+//! The library owns the store, the trust view and the search index. All
+//! state changes enter through one door, [`Library::accept`], which stores
+//! a verified envelope, judges it against the trust view and re-materialises
+//! the items it touches; locally made changes are judged *before* they are
+//! stored, so an unauthorised publish leaves nothing behind. An operation
+//! returns only after the store is flushed, so what it acknowledged survives
+//! a crash; derived state (item documents, catalog, search index) is marked
+//! dirty first and rebuilt at start-up if a crash interrupted it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use gatehouse_protocol::automerge::transaction::CommitOptions;
+use gatehouse_protocol::automerge::{self, AutoCommit};
+use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesis, MemberRole};
+use gatehouse_protocol::change::{ACTOR_SUFFIX_BYTES, ChangePayload, actor_id};
+use gatehouse_protocol::envelope::{Body, Envelope, Verified, VerifyError};
+use gatehouse_protocol::id::{EnvelopeId, ItemId, NetworkId};
+use gatehouse_protocol::identifier::{IdentifierKind, find_identifiers_allowing};
+use gatehouse_protocol::item::{self, DocError, FieldError, Item, ItemContent};
+use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::trust::{Judgement, TrustView};
+use gatehouse_protocol::vocab::{Nation, Setting, Status};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::filter::Filter;
+use crate::home::{Home, HomeError, generate_key, random_bytes};
+use crate::search::{Hits, SearchError, SearchIndex};
+use crate::store::{SledStore, Store, StoreError, Tree, Write};
+
+/// Shortest item-id prefix accepted in place of a whole id.
+pub const MIN_ID_PREFIX_CHARS: usize = 6;
+/// Longest withdrawal reason, in characters.
+pub const MAX_REASON_CHARS: usize = 1_000;
+
+/// What went wrong in a library operation.
+#[derive(Debug, Error)]
+pub enum LibraryError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The search index failed.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    /// The data directory or a key file failed.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// No node has been initialised in the data directory.
+    #[error("no gatehouse node in {0}; run `gatehouse init` first")]
+    NotInitialised(String),
+    /// A node already exists in the data directory.
+    #[error("a gatehouse node already exists in {0}")]
+    AlreadyInitialised(String),
+    /// No item has this id.
+    #[error("no item {0}")]
+    UnknownItem(String),
+    /// An id prefix matches more than one item.
+    #[error("item id prefix {prefix} matches {count} items; give more characters")]
+    AmbiguousId {
+        /// The prefix given.
+        prefix: String,
+        /// How many items it matches.
+        count: usize,
+    },
+    /// The item belongs to another establishment.
+    #[error(
+        "item {item} belongs to {owner}; only its own establishment can change it (adopt it instead)"
+    )]
+    NotOwner {
+        /// The item.
+        item: ItemId,
+        /// Its owning establishment's name.
+        owner: String,
+    },
+    /// This node has no publishing key.
+    #[error("this node has no publishing key (keys/member.key)")]
+    NoSigningKey,
+    /// A field breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// Text holds what looks like a patient identifier.
+    #[error(
+        "{field} holds what looks like a {kind} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}"
+    )]
+    Identifier {
+        /// The field at fault.
+        field: &'static str,
+        /// What sort of identifier.
+        kind: IdentifierKind,
+        /// The matched text.
+        text: String,
+    },
+    /// The item can no longer be revised.
+    #[error("item {id} is {status}; publish a new item instead")]
+    Closed {
+        /// The item.
+        id: ItemId,
+        /// Its status.
+        status: Status,
+    },
+    /// A revision that changes nothing.
+    #[error("nothing changed in item {0}")]
+    NoChange(ItemId),
+    /// The item has no such version.
+    #[error("item {id} has no version {version} (latest is {latest})")]
+    NoSuchVersion {
+        /// The item.
+        id: ItemId,
+        /// The version asked for.
+        version: u64,
+        /// The latest version.
+        latest: u64,
+    },
+    /// This node's own key is not authorised for the change.
+    #[error("this node's key may not make that change: {0:?}")]
+    NotAuthorised(Judgement),
+    /// An envelope from outside was refused.
+    #[error(transparent)]
+    Refused(#[from] VerifyError),
+    /// An item document failed.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    /// Automerge refused a change set.
+    #[error("item document: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    /// Stored data is not what this code wrote.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+type Result<T, E = LibraryError> = std::result::Result<T, E>;
+
+/// The node's configuration, kept in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeConfig {
+    /// The network this node belongs to.
+    pub network: NetworkId,
+    /// This node's establishment.
+    pub establishment: PublicKey,
+    /// The publishing key on this node, if any.
+    pub member: Option<PublicKey>,
+    /// The node's own key.
+    pub node: PublicKey,
+    /// The per-node suffix of this node's Automerge actor ids (hex).
+    pub actor_suffix: String,
+}
+
+/// What `init` needs.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The establishment's name.
+    pub establishment: String,
+    /// Its setting type.
+    pub setting: Setting,
+    /// Its nation.
+    pub nation: Nation,
+    /// The name of the network founded.
+    pub network_name: String,
+    /// Who holds the first publishing key, e.g. "Healthcare manager".
+    pub member_name: String,
+}
+
+/// The public keys made by `init`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    /// The data directory.
+    pub home: String,
+    /// The network founded.
+    pub network: NetworkId,
+    /// Its name.
+    pub network_name: String,
+    /// The admin key.
+    pub admin_key: PublicKey,
+    /// The establishment key.
+    pub establishment_key: PublicKey,
+    /// The publishing key.
+    pub member_key: PublicKey,
+    /// The node key.
+    pub node_key: PublicKey,
+}
+
+/// A key with the name trust gives it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Named {
+    /// The key.
+    pub key: PublicKey,
+    /// Its name, if known.
+    pub name: Option<String>,
+}
+
+/// An item as shown to people and in JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemView {
+    /// The item.
+    #[serde(flatten)]
+    pub item: Item,
+    /// The owning establishment.
+    pub establishment: Named,
+    /// Who signed versions.
+    pub signed_by: Vec<Named>,
+}
+
+/// One entry of an item's history: one signed change.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionEntry {
+    /// The version the item was at after this change.
+    pub version: u64,
+    /// publish, revise, supersede, withdraw.
+    pub action: String,
+    /// The envelope that carried it.
+    pub envelope: EnvelopeId,
+    /// The signing key and its holder.
+    pub signer: Named,
+    /// The establishment the signer acts for.
+    pub establishment: Named,
+    /// When the signer says it was made (RFC 3339).
+    pub at: String,
+    /// Fields whose value changed.
+    pub changed: Vec<String>,
+    /// Body lines added.
+    pub lines_added: usize,
+    /// Body lines removed.
+    pub lines_removed: usize,
+}
+
+/// A search hit with its item.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// The item.
+    #[serde(flatten)]
+    pub view: ItemView,
+    /// BM25 score.
+    pub score: f32,
+    /// Passage around the matches.
+    pub snippet: String,
+    /// Byte ranges of the snippet that matched.
+    pub highlights: Vec<(usize, usize)>,
+}
+
+/// Search results.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResults {
+    /// Matching items in all.
+    pub total: usize,
+    /// The best of them.
+    pub results: Vec<SearchResult>,
+}
+
+/// An item due for review.
+#[derive(Debug, Clone, Serialize)]
+pub struct DueItem {
+    /// The item.
+    #[serde(flatten)]
+    pub view: ItemView,
+    /// Days until review is due; negative when overdue.
+    pub days_left: i64,
+}
+
+/// What happened to one envelope offered to the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    /// Its id.
+    pub id: EnvelopeId,
+    /// Whether it was new here.
+    pub new: bool,
+    /// Its judgement now.
+    pub judgement: Judgement,
+}
+
+/// Counts for `gatehouse status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// The network.
+    pub network: NetworkId,
+    /// Its name.
+    pub network_name: Option<String>,
+    /// This node's establishment.
+    pub establishment: Named,
+    /// Envelopes held.
+    pub envelopes: usize,
+    /// Certificates held.
+    pub certificates: usize,
+    /// Items in the library.
+    pub items: usize,
+    /// Envelopes waiting for what they depend on, by reason.
+    pub pending: BTreeMap<String, usize>,
+    /// Envelopes with no effect, by reason.
+    pub rejected: BTreeMap<String, usize>,
+}
+
+/// An admitted establishment and how many items it owns.
+#[derive(Debug, Clone, Serialize)]
+pub struct EstablishmentSummary {
+    /// Its key.
+    pub key: PublicKey,
+    /// Its name.
+    pub name: String,
+    /// Setting type.
+    pub setting: Setting,
+    /// Nation.
+    pub nation: Nation,
+    /// Items it owns.
+    pub items: usize,
+    /// Delegated keys.
+    pub members: Vec<Named>,
+}
+
+struct Signer {
+    member: SecretKey,
+    actor_suffix: [u8; ACTOR_SUFFIX_BYTES],
+}
+
+/// The library of one node.
+pub struct Library {
+    store: Arc<dyn Store>,
+    config: NodeConfig,
+    trust: TrustView,
+    index: SearchIndex,
+    signer: Option<Signer>,
+    now_ms: fn() -> u64,
+    dirty: BTreeSet<ItemId>,
+}
+
+fn system_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+const CONFIG_KEY: &[u8] = b"node";
+
+fn change_key(item: &ItemId, env: &EnvelopeId) -> Vec<u8> {
+    let mut k = item.as_bytes().to_vec();
+    k.extend_from_slice(env.as_bytes());
+    k
+}
+
+impl Library {
+    /// Creates a node in `home`: keys, a new network with this node's
+    /// establishment admitted, and the first publishing key delegated.
+    pub fn init(home: &Home, opts: &InitOptions) -> Result<(Self, InitReport)> {
+        if home.is_initialised() {
+            return Err(LibraryError::AlreadyInitialised(
+                home.root().display().to_string(),
+            ));
+        }
+        for (field, v) in [
+            ("establishment", &opts.establishment),
+            ("network name", &opts.network_name),
+            ("member name", &opts.member_name),
+        ] {
+            if v.trim().is_empty() || v.len() > gatehouse_protocol::certificate::MAX_NAME_BYTES {
+                return Err(LibraryError::Invalid(FieldError {
+                    field,
+                    reason: format!(
+                        "must be 1 to {} bytes",
+                        gatehouse_protocol::certificate::MAX_NAME_BYTES
+                    ),
+                }));
+            }
+        }
+        home.create()?;
+        let admin = generate_key()?;
+        let establishment = generate_key()?;
+        let member = generate_key()?;
+        let node = generate_key()?;
+        home.write_key("admin", &admin)?;
+        home.write_key("establishment", &establishment)?;
+        home.write_key("member", &member)?;
+        home.write_key("node", &node)?;
+        let genesis = Genesis {
+            name: opts.network_name.clone(),
+            admins: vec![admin.public()],
+            threshold: 1,
+            nonce: random_bytes()?,
+        };
+        let network = genesis.network_id();
+        let config = NodeConfig {
+            network,
+            establishment: establishment.public(),
+            member: Some(member.public()),
+            node: node.public(),
+            actor_suffix: hex::encode(random_bytes::<ACTOR_SUFFIX_BYTES>()?),
+        };
+        let store = SledStore::open(&home.store_dir())?;
+        store.apply(vec![(
+            Tree::Config,
+            CONFIG_KEY.to_vec(),
+            Some(serde_json::to_vec(&config).map_err(|e| LibraryError::Corrupt(e.to_string()))?),
+        )])?;
+        let index = SearchIndex::open(&home.index_dir())?;
+        let member_key = member.public();
+        let mut lib = Self::assemble(Arc::new(store), config, index, Some(member))?;
+        let now = (lib.now_ms)();
+        let certs = [
+            Verified::sign(
+                Body::Certificate(Certificate::Genesis(genesis)),
+                &admin,
+                &network,
+                now,
+            ),
+            Verified::sign(
+                Body::Certificate(Certificate::Admit(Admission {
+                    establishment: establishment.public(),
+                    name: opts.establishment.clone(),
+                    setting: opts.setting,
+                    nation: opts.nation,
+                })),
+                &admin,
+                &network,
+                now,
+            ),
+            Verified::sign(
+                Body::Certificate(Certificate::Delegate(Delegation {
+                    establishment: establishment.public(),
+                    member: member_key,
+                    name: opts.member_name.clone(),
+                    role: MemberRole::Person,
+                })),
+                &establishment,
+                &network,
+                now,
+            ),
+            Verified::sign(
+                Body::Certificate(Certificate::Delegate(Delegation {
+                    establishment: establishment.public(),
+                    member: node.public(),
+                    name: format!("{} node", opts.establishment),
+                    role: MemberRole::Device,
+                })),
+                &establishment,
+                &network,
+                now,
+            ),
+        ];
+        for c in certs {
+            lib.accept(c)?;
+        }
+        lib.finish()?;
+        let report = InitReport {
+            home: home.root().display().to_string(),
+            network,
+            network_name: opts.network_name.clone(),
+            admin_key: admin.public(),
+            establishment_key: establishment.public(),
+            member_key,
+            node_key: node.public(),
+        };
+        Ok((lib, report))
+    }
+
+    /// Opens the node in `home`, rebuilding whatever derived state is missing.
+    pub fn open(home: &Home) -> Result<Self> {
+        if !home.is_initialised() {
+            return Err(LibraryError::NotInitialised(
+                home.root().display().to_string(),
+            ));
+        }
+        let store = SledStore::open(&home.store_dir())?;
+        let config: NodeConfig = match store.get(Tree::Config, CONFIG_KEY)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| LibraryError::Corrupt(format!("node config: {e}")))?,
+            None => {
+                return Err(LibraryError::NotInitialised(
+                    home.root().display().to_string(),
+                ));
+            }
+        };
+        let member = home.read_key("member")?;
+        let index = match SearchIndex::open(&home.index_dir()) {
+            Ok(index) => index,
+            Err(e) => {
+                tracing::warn!("search index unusable ({e}); rebuilding it");
+                let dir = home.index_dir();
+                std::fs::remove_dir_all(&dir).map_err(|source| {
+                    LibraryError::Home(HomeError::Io {
+                        path: dir.clone(),
+                        source,
+                    })
+                })?;
+                SearchIndex::open(&dir)?
+            }
+        };
+        let mut lib = Self::assemble(Arc::new(store), config, index, member)?;
+        lib.recover()?;
+        Ok(lib)
+    }
+
+    /// A library over any store and index (tests and simulation).
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        config: NodeConfig,
+        index: SearchIndex,
+        member: Option<SecretKey>,
+    ) -> Result<Self> {
+        store.apply(vec![(
+            Tree::Config,
+            CONFIG_KEY.to_vec(),
+            Some(serde_json::to_vec(&config).map_err(|e| LibraryError::Corrupt(e.to_string()))?),
+        )])?;
+        let mut lib = Self::assemble(store, config, index, member)?;
+        lib.recover()?;
+        Ok(lib)
+    }
+
+    fn assemble(
+        store: Arc<dyn Store>,
+        config: NodeConfig,
+        index: SearchIndex,
+        member: Option<SecretKey>,
+    ) -> Result<Self> {
+        let mut suffix = [0u8; ACTOR_SUFFIX_BYTES];
+        hex::decode_to_slice(&config.actor_suffix, &mut suffix)
+            .map_err(|_| LibraryError::Corrupt("actor suffix in node config".into()))?;
+        let signer = member.map(|member| Signer {
+            member,
+            actor_suffix: suffix,
+        });
+        let mut lib = Self {
+            store,
+            config,
+            trust: TrustView::default(),
+            index,
+            signer,
+            now_ms: system_now_ms,
+            dirty: BTreeSet::new(),
+        };
+        lib.reload_trust()?;
+        Ok(lib)
+    }
+
+    /// Brings derived state in line with the envelopes after an unclean stop.
+    fn recover(&mut self) -> Result<()> {
+        let mut rebuild: BTreeSet<ItemId> = BTreeSet::new();
+        for (k, _) in self.store.scan(Tree::Dirty, b"")? {
+            if let Ok(bytes) = <[u8; 16]>::try_from(k.as_slice()) {
+                rebuild.insert(ItemId(bytes));
+            }
+        }
+        let items_with_changes = self.items_with_changes()?;
+        let catalogued = self.store.len(Tree::Catalog)?;
+        let accepted_items = items_with_changes.len();
+        if catalogued > accepted_items {
+            // Entries for items we hold no change of: the catalog is not ours.
+            self.store.clear(Tree::Catalog)?;
+        }
+        for item in &items_with_changes {
+            if self
+                .store
+                .get(Tree::Catalog, item.to_hex().as_bytes())?
+                .is_none()
+            {
+                rebuild.insert(*item);
+            }
+        }
+        let reindex = self.index.len() != self.store.len(Tree::Catalog)? || !rebuild.is_empty();
+        if !rebuild.is_empty() {
+            tracing::info!(items = rebuild.len(), "rebuilding derived state");
+        }
+        for item in rebuild {
+            self.materialise(item)?;
+        }
+        if reindex && self.index.len() != self.store.len(Tree::Catalog)? {
+            self.reindex_all()?;
+        }
+        self.finish()
+    }
+
+    fn items_with_changes(&self) -> Result<BTreeSet<ItemId>> {
+        let mut out = BTreeSet::new();
+        for (k, _) in self.store.scan(Tree::ItemChanges, b"")? {
+            if let Ok(bytes) = <[u8; 16]>::try_from(&k[..16.min(k.len())]) {
+                out.insert(ItemId(bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the search index from the item documents.
+    pub fn reindex_all(&mut self) -> Result<()> {
+        self.index.clear()?;
+        for (k, _) in self.store.scan(Tree::Catalog, b"")? {
+            let Some(id) = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| s.parse::<ItemId>().ok())
+            else {
+                continue;
+            };
+            if let Some(item) = self.load_item(&id)? {
+                self.index.upsert(&item)?;
+            }
+        }
+        self.index.commit()?;
+        Ok(())
+    }
+
+    /// This node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The current trust view.
+    pub fn trust(&self) -> &TrustView {
+        &self.trust
+    }
+
+    fn reload_trust(&mut self) -> Result<()> {
+        let mut certs = Vec::new();
+        for (k, _) in self.store.scan(Tree::Certificates, b"")? {
+            let id = EnvelopeId(
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))?,
+            );
+            certs.push(self.load_envelope(&id)?);
+        }
+        self.trust = TrustView::build(&self.config.network, &certs);
+        Ok(())
+    }
+
+    fn load_envelope(&self, id: &EnvelopeId) -> Result<Verified> {
+        let bytes = self
+            .store
+            .get(Tree::Envelopes, id.as_bytes())?
+            .ok_or_else(|| {
+                LibraryError::Corrupt(format!("envelope {id} is indexed but missing"))
+            })?;
+        // Stored envelopes were verified before they were written; verifying
+        // again on the way back in catches damage on disk.
+        let env = Envelope::open(&bytes, &self.config.network)
+            .map_err(|e| LibraryError::Corrupt(format!("envelope {id}: {e}")))?;
+        if env.id() != *id {
+            return Err(LibraryError::Corrupt(format!(
+                "envelope {id} hashes to {}",
+                env.id()
+            )));
+        }
+        Ok(env)
+    }
+
+    /// Offers envelope bytes from outside (a bundle, a peer): verifies,
+    /// stores and applies. A refused envelope changes nothing.
+    pub fn ingest(&mut self, bytes: &[u8]) -> Result<Accepted> {
+        let env = Envelope::open(bytes, &self.config.network)?;
+        let out = self.accept(env)?;
+        self.finish()?;
+        Ok(out)
+    }
+
+    /// Whether the envelope is held.
+    pub fn has_envelope(&self, id: &EnvelopeId) -> Result<bool> {
+        Ok(self.store.get(Tree::Envelopes, id.as_bytes())?.is_some())
+    }
+
+    /// The bytes of every envelope held, certificates first (so an importer
+    /// can judge the rest as it reads them).
+    pub fn export(&self) -> Result<Vec<Vec<u8>>> {
+        let certs: BTreeSet<Vec<u8>> = self
+            .store
+            .scan(Tree::Certificates, b"")?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut first = Vec::new();
+        let mut rest = Vec::new();
+        for (k, v) in self.store.scan(Tree::Envelopes, b"")? {
+            if certs.contains(&k) {
+                first.push(v);
+            } else {
+                rest.push(v);
+            }
+        }
+        first.extend(rest);
+        Ok(first)
+    }
+
+    /// Stores a verified envelope, judges it and updates what it affects.
+    /// Callers run [`Library::finish`] after a batch.
+    fn accept(&mut self, env: Verified) -> Result<Accepted> {
+        let id = env.id();
+        if self.has_envelope(&id)? {
+            let judgement = match self.store.get(Tree::Judgements, id.as_bytes())? {
+                Some(j) => serde_json::from_slice(&j)
+                    .map_err(|e| LibraryError::Corrupt(format!("judgement of {id}: {e}")))?,
+                None => Judgement::Accepted,
+            };
+            return Ok(Accepted {
+                id,
+                new: false,
+                judgement,
+            });
+        }
+        let mut batch: Vec<Write> = vec![(
+            Tree::Envelopes,
+            id.as_bytes().to_vec(),
+            Some(env.bytes().to_vec()),
+        )];
+        match env.body() {
+            Body::Certificate(_) => {
+                batch.push((Tree::Certificates, id.as_bytes().to_vec(), Some(Vec::new())));
+            }
+            Body::Change(c) => {
+                batch.push((
+                    Tree::ItemChanges,
+                    change_key(&c.item, &id),
+                    Some(Vec::new()),
+                ));
+                batch.push((Tree::Dirty, c.item.as_bytes().to_vec(), Some(Vec::new())));
+            }
+        }
+        self.store.apply(batch)?;
+        let judgement = match env.body() {
+            Body::Certificate(_) => {
+                self.reload_trust()?;
+                let j = self.trust.judge(&env);
+                self.record_judgement(&id, j)?;
+                self.rejudge_waiting()?;
+                j
+            }
+            Body::Change(c) => {
+                let j = self.trust.judge(&env);
+                self.record_judgement(&id, j)?;
+                let item = c.item;
+                self.materialise(item)?;
+                j
+            }
+        };
+        Ok(Accepted {
+            id,
+            new: true,
+            judgement,
+        })
+    }
+
+    fn record_judgement(&self, id: &EnvelopeId, j: Judgement) -> Result<()> {
+        let value = match j {
+            Judgement::Accepted => None,
+            other => {
+                Some(serde_json::to_vec(&other).map_err(|e| LibraryError::Corrupt(e.to_string()))?)
+            }
+        };
+        self.store
+            .apply(vec![(Tree::Judgements, id.as_bytes().to_vec(), value)])?;
+        Ok(())
+    }
+
+    /// Re-judges every envelope not yet accepted, after trust changed.
+    fn rejudge_waiting(&mut self) -> Result<()> {
+        let mut touched = BTreeSet::new();
+        for (k, _) in self.store.scan(Tree::Judgements, b"")? {
+            let id = EnvelopeId(
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map_err(|_| LibraryError::Corrupt("judgement key".into()))?,
+            );
+            let env = self.load_envelope(&id)?;
+            let j = self.trust.judge(&env);
+            self.record_judgement(&id, j)?;
+            if let (Judgement::Accepted, Body::Change(c)) = (j, env.body()) {
+                touched.insert(c.item);
+            }
+        }
+        for item in touched {
+            self.materialise(item)?;
+        }
+        Ok(())
+    }
+
+    /// The accepted change envelopes of an item.
+    fn accepted_changes(&self, item: &ItemId) -> Result<Vec<Verified>> {
+        let mut out = Vec::new();
+        for (k, _) in self.store.scan(Tree::ItemChanges, item.as_bytes())? {
+            let id = EnvelopeId(
+                <[u8; 32]>::try_from(&k[16..])
+                    .map_err(|_| LibraryError::Corrupt("item change key".into()))?,
+            );
+            if self.store.get(Tree::Judgements, id.as_bytes())?.is_none() {
+                out.push(self.load_envelope(&id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds an item's document, catalog entry and index entry from its
+    /// accepted changes.
+    fn materialise(&mut self, item: ItemId) -> Result<()> {
+        let changes: Vec<automerge::Change> = self
+            .accepted_changes(&item)?
+            .into_iter()
+            .filter_map(|e| match e.body() {
+                Body::Change(c) => Some(c.change.clone()),
+                Body::Certificate(_) => None,
+            })
+            .collect();
+        let key_hex = item.to_hex();
+        if changes.is_empty() {
+            self.store.apply(vec![
+                (Tree::ItemDocs, item.as_bytes().to_vec(), None),
+                (Tree::Catalog, key_hex.into_bytes(), None),
+            ])?;
+            self.dirty.insert(item);
+            return Ok(());
+        }
+        let mut doc = AutoCommit::new();
+        doc.apply_changes(changes)?;
+        let mut read = match item::read_item(&doc) {
+            Ok(i) if i.id == item => i,
+            // Changes whose first (creating) change has not arrived yet.
+            _ => {
+                self.store.apply(vec![
+                    (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
+                    (Tree::Catalog, key_hex.into_bytes(), None),
+                ])?;
+                self.dirty.insert(item);
+                return Ok(());
+            }
+        };
+        self.index.upsert(&read)?;
+        read.content.body.clear();
+        let catalog =
+            serde_json::to_vec(&read).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
+        self.store.apply(vec![
+            (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
+            (Tree::Catalog, key_hex.into_bytes(), Some(catalog)),
+        ])?;
+        self.dirty.insert(item);
+        Ok(())
+    }
+
+    /// Commits the index, clears the dirty marks and flushes the store.
+    fn finish(&mut self) -> Result<()> {
+        self.index.commit()?;
+        let clears: Vec<Write> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|i| (Tree::Dirty, i.as_bytes().to_vec(), None))
+            .collect();
+        if !clears.is_empty() {
+            self.store.apply(clears)?;
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+
+    fn signer(&self) -> Result<&Signer> {
+        self.signer.as_ref().ok_or(LibraryError::NoSigningKey)
+    }
+
+    fn check_identifiers(content: &ItemContent, allowed: &[String]) -> Result<()> {
+        let mut fields: Vec<(&'static str, &str)> = vec![
+            ("title", &content.title),
+            ("summary", &content.summary),
+            ("body", &content.body),
+        ];
+        for t in &content.tags {
+            fields.push(("tags", t));
+        }
+        if let Some(a) = &content.approved_by {
+            fields.push(("approved_by", a));
+        }
+        if let Some(qi) = &content.qi {
+            fields.push(("aim", &qi.aim));
+            fields.push(("outcomes", &qi.outcomes));
+            for m in &qi.measures {
+                fields.push(("measures", m));
+            }
+            for p in &qi.pdsa_cycles {
+                fields.push(("pdsa_cycles", p));
+            }
+        }
+        for (field, text) in fields {
+            if let Some(m) = find_identifiers_allowing(text, allowed).into_iter().next() {
+                return Err(LibraryError::Identifier {
+                    field,
+                    kind: m.kind,
+                    text: m.text,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs a change to `item` made in `doc`, checks this node may make it,
+    /// and stores it durably.
+    fn commit_change(
+        &mut self,
+        item: ItemId,
+        owner: PublicKey,
+        salt: [u8; 16],
+        doc: &mut AutoCommit,
+        action: &str,
+    ) -> Result<EnvelopeId> {
+        let now = (self.now_ms)();
+        doc.commit_with(
+            CommitOptions::default()
+                .with_message(action)
+                .with_time(i64::try_from(now / 1000).unwrap_or(i64::MAX)),
+        );
+        let change = doc
+            .get_last_local_change()
+            .ok_or_else(|| LibraryError::Corrupt("no change was made".into()))?;
+        let signer = self.signer()?;
+        let env = Verified::sign(
+            Body::Change(Box::new(ChangePayload {
+                item,
+                owner,
+                salt,
+                change,
+            })),
+            &signer.member,
+            &self.config.network,
+            now,
+        );
+        let j = self.trust.judge(&env);
+        if j != Judgement::Accepted {
+            return Err(LibraryError::NotAuthorised(j));
+        }
+        let out = self.accept(env)?;
+        self.finish()?;
+        Ok(out.id)
+    }
+
+    /// Publishes a new item owned by this node's establishment. Returns once
+    /// the change is durable.
+    pub fn publish(&mut self, content: &ItemContent, allowed: &[String]) -> Result<ItemId> {
+        content.validate()?;
+        Self::check_identifiers(content, allowed)?;
+        let signer = self.signer()?;
+        let owner = self.config.establishment;
+        let salt: [u8; 16] = random_bytes()?;
+        let id = ItemId::derive(&owner, &salt);
+        let mut doc =
+            AutoCommit::new().with_actor(actor_id(&signer.member.public(), &signer.actor_suffix));
+        let author = signer.member.public();
+        item::init_doc(&mut doc, id, &owner)?;
+        item::write_version(&mut doc, content, &author)?;
+        self.commit_change(id, owner, salt, &mut doc, "publish")?;
+        Ok(id)
+    }
+
+    /// Loads an item's document ready for a local change, checking that this
+    /// node's establishment owns it.
+    fn doc_for_change(&self, id: &ItemId) -> Result<(AutoCommit, Item, [u8; 16])> {
+        let bytes = self
+            .store
+            .get(Tree::ItemDocs, id.as_bytes())?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let mut doc = AutoCommit::load(&bytes)?;
+        let current = item::read_item(&doc)?;
+        if current.owner != self.config.establishment {
+            return Err(LibraryError::NotOwner {
+                item: *id,
+                owner: self.establishment_name(&current.owner),
+            });
+        }
+        let signer = self.signer()?;
+        doc.set_actor(actor_id(&signer.member.public(), &signer.actor_suffix));
+        let salt = self
+            .accepted_changes(id)?
+            .iter()
+            .find_map(|e| match e.body() {
+                Body::Change(c) => Some(c.salt),
+                Body::Certificate(_) => None,
+            })
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        Ok((doc, current, salt))
+    }
+
+    /// Makes a new version of an item. Returns the new version number.
+    pub fn revise(
+        &mut self,
+        id: &ItemId,
+        content: &ItemContent,
+        allowed: &[String],
+    ) -> Result<u64> {
+        content.validate()?;
+        Self::check_identifiers(content, allowed)?;
+        let (mut doc, current, salt) = self.doc_for_change(id)?;
+        if matches!(
+            current.content.status,
+            Status::Superseded | Status::Withdrawn
+        ) {
+            return Err(LibraryError::Closed {
+                id: *id,
+                status: current.content.status,
+            });
+        }
+        if current.content == *content {
+            return Err(LibraryError::NoChange(*id));
+        }
+        let author = self.signer()?.member.public();
+        item::write_version(&mut doc, content, &author)?;
+        self.commit_change(*id, current.owner, salt, &mut doc, "revise")?;
+        Ok(self.get(id, None)?.item.version)
+    }
+
+    /// Marks `old` superseded by `new`, and `new` as superseding `old` when
+    /// this establishment owns both.
+    pub fn supersede(&mut self, old: &ItemId, new: &ItemId) -> Result<()> {
+        if old == new {
+            return Err(LibraryError::Invalid(FieldError {
+                field: "by",
+                reason: "an item cannot supersede itself".into(),
+            }));
+        }
+        let successor = self.get(new, None)?;
+        let (mut doc, current, salt) = self.doc_for_change(old)?;
+        if current.content.status == Status::Withdrawn {
+            return Err(LibraryError::Closed {
+                id: *old,
+                status: current.content.status,
+            });
+        }
+        let author = self.signer()?.member.public();
+        item::write_superseded(&mut doc, *new, &author)?;
+        self.commit_change(*old, current.owner, salt, &mut doc, "supersede")?;
+        if successor.item.owner == self.config.establishment {
+            let (mut doc, current, salt) = self.doc_for_change(new)?;
+            item::write_supersedes(&mut doc, *old)?;
+            self.commit_change(*new, current.owner, salt, &mut doc, "supersedes")?;
+        }
+        Ok(())
+    }
+
+    /// Withdraws an item, with the reason.
+    pub fn withdraw(&mut self, id: &ItemId, reason: &str, allowed: &[String]) -> Result<()> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(LibraryError::Invalid(FieldError {
+                field: "reason",
+                reason: format!("give a reason of 1 to {MAX_REASON_CHARS} characters"),
+            }));
+        }
+        if let Some(m) = find_identifiers_allowing(reason, allowed)
+            .into_iter()
+            .next()
+        {
+            return Err(LibraryError::Identifier {
+                field: "reason",
+                kind: m.kind,
+                text: m.text,
+            });
+        }
+        let (mut doc, current, salt) = self.doc_for_change(id)?;
+        if current.content.status == Status::Withdrawn {
+            return Err(LibraryError::Closed {
+                id: *id,
+                status: current.content.status,
+            });
+        }
+        let author = self.signer()?.member.public();
+        item::write_withdrawn(&mut doc, reason, &author)?;
+        self.commit_change(*id, current.owner, salt, &mut doc, "withdraw")?;
+        Ok(())
+    }
+
+    /// Resolves a whole id or a unique prefix of at least
+    /// [`MIN_ID_PREFIX_CHARS`] hex characters.
+    pub fn resolve(&self, text: &str) -> Result<ItemId> {
+        let text = text.trim().to_ascii_lowercase();
+        if let Ok(id) = text.parse::<ItemId>() {
+            return Ok(id);
+        }
+        if text.len() < MIN_ID_PREFIX_CHARS || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(LibraryError::UnknownItem(text));
+        }
+        let matches = self.store.scan(Tree::Catalog, text.as_bytes())?;
+        match matches.len() {
+            0 => Err(LibraryError::UnknownItem(text)),
+            1 => std::str::from_utf8(&matches[0].0)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| LibraryError::Corrupt("catalog key".into())),
+            count => Err(LibraryError::AmbiguousId {
+                prefix: text,
+                count,
+            }),
+        }
+    }
+
+    fn establishment_name(&self, key: &PublicKey) -> String {
+        self.trust.establishments.get(key).map_or_else(
+            || format!("establishment {}", key.short()),
+            |e| e.name.clone(),
+        )
+    }
+
+    fn named_establishment(&self, key: &PublicKey) -> Named {
+        Named {
+            key: *key,
+            name: self.trust.establishments.get(key).map(|e| e.name.clone()),
+        }
+    }
+
+    fn named_member(&self, establishment: &PublicKey, key: &PublicKey) -> Named {
+        Named {
+            key: *key,
+            name: self
+                .trust
+                .member(establishment, key)
+                .map(|m| m.name.clone()),
+        }
+    }
+
+    fn view(&self, item: Item) -> ItemView {
+        ItemView {
+            establishment: self.named_establishment(&item.owner),
+            signed_by: item
+                .authors
+                .iter()
+                .map(|a| self.named_member(&item.owner, a))
+                .collect(),
+            item,
+        }
+    }
+
+    fn load_item(&self, id: &ItemId) -> Result<Option<Item>> {
+        if self
+            .store
+            .get(Tree::Catalog, id.to_hex().as_bytes())?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.get(Tree::ItemDocs, id.as_bytes())? else {
+            return Ok(None);
+        };
+        let doc = AutoCommit::load(&bytes)?;
+        Ok(Some(item::read_item(&doc)?))
+    }
+
+    /// An item, at its latest version or at `version`.
+    pub fn get(&self, id: &ItemId, version: Option<u64>) -> Result<ItemView> {
+        let latest = self
+            .load_item(id)?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let Some(wanted) = version else {
+            return Ok(self.view(latest));
+        };
+        let bytes = self
+            .store
+            .get(Tree::ItemDocs, id.as_bytes())?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let mut doc = AutoCommit::load(&bytes)?;
+        for change in doc.get_changes(&[]) {
+            let mut at = doc.fork_at(&[change.hash()])?;
+            at.commit();
+            if let Ok(it) = item::read_item(&at)
+                && it.version == wanted
+            {
+                return Ok(self.view(it));
+            }
+        }
+        Err(LibraryError::NoSuchVersion {
+            id: *id,
+            version: wanted,
+            latest: latest.version,
+        })
+    }
+
+    /// Every signed change of an item, oldest first, with what it changed.
+    pub fn history(&self, id: &ItemId) -> Result<Vec<VersionEntry>> {
+        let envelopes = self.accepted_changes(id)?;
+        if envelopes.is_empty() || self.load_item(id)?.is_none() {
+            return Err(LibraryError::UnknownItem(id.to_hex()));
+        }
+        let mut by_hash = BTreeMap::new();
+        for e in &envelopes {
+            if let Body::Change(c) = e.body() {
+                by_hash.insert(c.change.hash(), e);
+            }
+        }
+        let bytes = self
+            .store
+            .get(Tree::ItemDocs, id.as_bytes())?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let mut doc = AutoCommit::load(&bytes)?;
+        let mut out = Vec::new();
+        for change in doc.get_changes(&[]) {
+            let Some(env) = by_hash.get(&change.hash()) else {
+                continue;
+            };
+            let mut before = doc.fork_at(change.deps())?;
+            let mut after = doc.fork_at(&[change.hash()])?;
+            before.commit();
+            after.commit();
+            let before = item::read_item(&before).ok();
+            let Ok(after) = item::read_item(&after) else {
+                continue;
+            };
+            let (changed, added, removed) = describe_change(before.as_ref(), &after);
+            let owner = after.owner;
+            out.push(VersionEntry {
+                version: after.version,
+                action: change.message().unwrap_or("change").to_string(),
+                envelope: env.id(),
+                signer: self.named_member(&owner, &env.signer()),
+                establishment: self.named_establishment(&owner),
+                at: format_ms(env.created_ms()),
+                changed,
+                lines_added: added,
+                lines_removed: removed,
+            });
+        }
+        Ok(out)
+    }
+
+    fn catalog(&self) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan(Tree::Catalog, b"")? {
+            let item: Item = serde_json::from_slice::<CatalogEntry>(&v)
+                .map_err(|e| {
+                    LibraryError::Corrupt(format!(
+                        "catalog entry {}: {e}",
+                        String::from_utf8_lossy(&k)
+                    ))
+                })?
+                .into_item();
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    /// Items meeting `filter`, newest review date last.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<ItemView>> {
+        let mut items: Vec<Item> = self
+            .catalog()?
+            .into_iter()
+            .filter(|i| filter.matches(i))
+            .collect();
+        items.sort_by(|a, b| {
+            self.establishment_name(&a.owner)
+                .cmp(&self.establishment_name(&b.owner))
+                .then_with(|| a.content.title.cmp(&b.content.title))
+        });
+        Ok(items.into_iter().map(|i| self.view(i)).collect())
+    }
+
+    /// Ranked full-text search.
+    pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<SearchResults> {
+        let Hits { total, hits } = self.index.search(query, filter, limit)?;
+        let mut results = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let Some(bytes) = self.store.get(Tree::Catalog, hit.id.to_hex().as_bytes())? else {
+                continue;
+            };
+            let item = serde_json::from_slice::<CatalogEntry>(&bytes)
+                .map_err(|e| LibraryError::Corrupt(format!("catalog entry {}: {e}", hit.id)))?
+                .into_item();
+            results.push(SearchResult {
+                view: self.view(item),
+                score: hit.score,
+                snippet: hit.snippet,
+                highlights: hit.highlights,
+            });
+        }
+        Ok(SearchResults { total, results })
+    }
+
+    /// This establishment's items in force (draft or published) whose review
+    /// falls on or before `today + within_days`, soonest first.
+    pub fn due(&self, today: Date, within_days: i64) -> Result<Vec<DueItem>> {
+        let mut out: Vec<DueItem> = self
+            .catalog()?
+            .into_iter()
+            .filter(|i| i.owner == self.config.establishment)
+            .filter(|i| matches!(i.content.status, Status::Draft | Status::Published))
+            .filter_map(|i| {
+                let days = today
+                    .until(i.content.review_due)
+                    .map_or(0, |s| i64::from(s.get_days()));
+                (days <= within_days).then(|| DueItem {
+                    view: self.view(i),
+                    days_left: days,
+                })
+            })
+            .collect();
+        out.sort_by_key(|d| (d.days_left, d.view.item.content.title.clone()));
+        Ok(out)
+    }
+
+    /// Admitted establishments with their item counts.
+    pub fn establishments(&self) -> Result<Vec<EstablishmentSummary>> {
+        let mut counts: BTreeMap<PublicKey, usize> = BTreeMap::new();
+        for item in self.catalog()? {
+            *counts.entry(item.owner).or_default() += 1;
+        }
+        let mut out: Vec<EstablishmentSummary> = self
+            .trust
+            .establishments
+            .values()
+            .map(|e| EstablishmentSummary {
+                key: e.key,
+                name: e.name.clone(),
+                setting: e.setting,
+                nation: e.nation,
+                items: counts.get(&e.key).copied().unwrap_or(0),
+                members: self
+                    .trust
+                    .members
+                    .values()
+                    .filter(|m| m.establishment == e.key)
+                    .map(|m| Named {
+                        key: m.key,
+                        name: Some(m.name.clone()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Establishments whose name contains `text` (case-insensitive), or whose
+    /// key is `text`.
+    pub fn find_establishments(&self, text: &str) -> Vec<PublicKey> {
+        let needle = text.trim().to_lowercase();
+        self.trust
+            .establishments
+            .values()
+            .filter(|e| e.name.to_lowercase().contains(&needle) || e.key.to_hex() == needle)
+            .map(|e| e.key)
+            .collect()
+    }
+
+    /// Counts of what this node holds.
+    pub fn status(&self) -> Result<StatusReport> {
+        let mut pending = BTreeMap::new();
+        let mut rejected = BTreeMap::new();
+        for (_, v) in self.store.scan(Tree::Judgements, b"")? {
+            match serde_json::from_slice::<Judgement>(&v) {
+                Ok(Judgement::Pending(r)) => *pending.entry(r.to_string()).or_insert(0) += 1,
+                Ok(Judgement::Rejected(r)) => *rejected.entry(r.to_string()).or_insert(0) += 1,
+                Ok(Judgement::Accepted) => {}
+                Err(e) => return Err(LibraryError::Corrupt(format!("judgement: {e}"))),
+            }
+        }
+        Ok(StatusReport {
+            network: self.config.network,
+            network_name: self.trust.network_name.clone(),
+            establishment: self.named_establishment(&self.config.establishment),
+            envelopes: self.store.len(Tree::Envelopes)?,
+            certificates: self.store.len(Tree::Certificates)?,
+            items: self.store.len(Tree::Catalog)?,
+            pending,
+            rejected,
+        })
+    }
+}
+
+/// The catalog stores [`Item`] as JSON without its body.
+#[derive(Deserialize)]
+struct CatalogEntry {
+    id: ItemId,
+    owner: PublicKey,
+    version: u64,
+    #[serde(flatten)]
+    content: ItemContent,
+    authors: Vec<PublicKey>,
+    supersedes: Vec<ItemId>,
+    superseded_by: Option<ItemId>,
+    withdrawn_reason: Option<String>,
+    adopted_from: Option<ItemId>,
+}
+
+impl CatalogEntry {
+    fn into_item(self) -> Item {
+        Item {
+            id: self.id,
+            owner: self.owner,
+            version: self.version,
+            content: self.content,
+            authors: self.authors,
+            supersedes: self.supersedes,
+            superseded_by: self.superseded_by,
+            withdrawn_reason: self.withdrawn_reason,
+            adopted_from: self.adopted_from,
+        }
+    }
+}
+
+/// RFC 3339 text for a claimed time in milliseconds.
+pub fn format_ms(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| gatehouse_protocol::jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| "unknown".into(), |t| t.to_string())
+}
+
+/// Which fields differ between two versions, and body lines added/removed.
+fn describe_change(before: Option<&Item>, after: &Item) -> (Vec<String>, usize, usize) {
+    let Some(before) = before else {
+        let lines = after.content.body.lines().count();
+        return (vec!["created".into()], lines, 0);
+    };
+    let (b, a) = (&before.content, &after.content);
+    let mut changed = Vec::new();
+    let mut check = |name: &str, differs: bool| {
+        if differs {
+            changed.push(name.to_string());
+        }
+    };
+    check("title", b.title != a.title);
+    check("kind", b.kind != a.kind);
+    check("summary", b.summary != a.summary);
+    check("body", b.body != a.body);
+    check("pathways", b.pathways != a.pathways);
+    check("settings", b.settings != a.settings);
+    check("nation", b.nation != a.nation);
+    check("tags", b.tags != a.tags);
+    check("approved_by", b.approved_by != a.approved_by);
+    check("approved_on", b.approved_on != a.approved_on);
+    check("effective_from", b.effective_from != a.effective_from);
+    check("review_due", b.review_due != a.review_due);
+    check("status", b.status != a.status);
+    check("qi", b.qi != a.qi);
+    check("superseded_by", before.superseded_by != after.superseded_by);
+    check("supersedes", before.supersedes != after.supersedes);
+    check(
+        "withdrawn_reason",
+        before.withdrawn_reason != after.withdrawn_reason,
+    );
+    let diff = similar::TextDiff::from_lines(&b.body, &a.body);
+    let (mut added, mut removed) = (0, 0);
+    for change in diff.iter_all_changes() {
+        match change.tag() {
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    (changed, added, removed)
+}

@@ -1,0 +1,300 @@
+//! Storage behind a small trait: a sled backend for nodes, an in-memory one
+//! for tests and simulation.
+//!
+//! The store is a handful of named trees of byte keys and values. Envelopes
+//! (by id) are the primary data; every other tree is derived and can be
+//! rebuilt from them. [`Store::apply`] writes a batch atomically across
+//! trees, and [`Store::flush`] returns only when what was written is on disk,
+//! which is what lets a publish be acknowledged only once it is durable.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use thiserror::Error;
+
+/// The trees of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tree {
+    /// Envelope id → envelope bytes. Primary data.
+    Envelopes,
+    /// Certificate envelope ids (value empty).
+    Certificates,
+    /// `item id ‖ envelope id` for every change envelope of an item.
+    ItemChanges,
+    /// Item id → saved Automerge document of accepted changes (derived).
+    ItemDocs,
+    /// Item id (hex) → JSON of the item without its body (derived).
+    Catalog,
+    /// Envelope id → JSON judgement, for envelopes not accepted (derived).
+    Judgements,
+    /// Item ids whose derived state must be rebuilt (crash recovery).
+    Dirty,
+    /// Node configuration.
+    Config,
+}
+
+impl Tree {
+    /// Every tree.
+    pub const ALL: [Tree; 8] = [
+        Tree::Envelopes,
+        Tree::Certificates,
+        Tree::ItemChanges,
+        Tree::ItemDocs,
+        Tree::Catalog,
+        Tree::Judgements,
+        Tree::Dirty,
+        Tree::Config,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Tree::Envelopes => "envelopes",
+            Tree::Certificates => "certificates",
+            Tree::ItemChanges => "item_changes",
+            Tree::ItemDocs => "item_docs",
+            Tree::Catalog => "catalog",
+            Tree::Judgements => "judgements",
+            Tree::Dirty => "dirty",
+            Tree::Config => "config",
+        }
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The sled database failed (disk full, permissions, corruption).
+    #[error("storage failed: {0}")]
+    Sled(#[from] sled::Error),
+    /// Another process holds the database.
+    #[error(
+        "the data directory {0} is in use by another gatehouse process (stop the node, or use the CLI through it)"
+    )]
+    Locked(String),
+}
+
+/// Key-value pairs returned by a scan, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+type Trees = BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// One write in a batch: `None` deletes.
+pub type Write = (Tree, Vec<u8>, Option<Vec<u8>>);
+
+/// Key-value storage in named trees.
+pub trait Store: Send + Sync {
+    /// The value under `key`.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError>;
+    /// Writes a batch atomically: all of it or none of it.
+    fn apply(&self, batch: Vec<Write>) -> Result<(), StoreError>;
+    /// Returns once everything written is durable.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// How many entries a tree holds.
+    fn len(&self, tree: Tree) -> Result<usize, StoreError>;
+    /// Removes every entry of a derived tree (for a rebuild).
+    fn clear(&self, tree: Tree) -> Result<(), StoreError>;
+}
+
+/// The sled backend.
+pub struct SledStore {
+    db: sled::Db,
+    trees: BTreeMap<Tree, sled::Tree>,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                StoreError::Locked(dir.display().to_string())
+            }
+            sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                StoreError::Locked(dir.display().to_string())
+            }
+            e => StoreError::Sled(e),
+        })?;
+        let mut trees = BTreeMap::new();
+        for t in Tree::ALL {
+            trees.insert(t, db.open_tree(t.name())?);
+        }
+        Ok(Self { db, trees })
+    }
+
+    fn tree(&self, t: Tree) -> &sled::Tree {
+        // Every variant is opened in `open`.
+        &self.trees[&t]
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError> {
+        self.tree(tree)
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+            .collect()
+    }
+
+    fn apply(&self, batch: Vec<Write>) -> Result<(), StoreError> {
+        use sled::Transactional;
+        let mut per_tree: BTreeMap<Tree, sled::Batch> = BTreeMap::new();
+        for (t, k, v) in batch {
+            let b = per_tree.entry(t).or_default();
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        let trees: Vec<&sled::Tree> = per_tree.keys().map(|t| self.tree(*t)).collect();
+        let batches: Vec<&sled::Batch> = per_tree.values().collect();
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                for (tree, batch) in tx.iter().zip(&batches) {
+                    tree.apply_batch(batch)?;
+                }
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
+                }
+            })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn len(&self, tree: Tree) -> Result<usize, StoreError> {
+        Ok(self.tree(tree).len())
+    }
+
+    fn clear(&self, tree: Tree) -> Result<(), StoreError> {
+        self.tree(tree).clear()?;
+        Ok(())
+    }
+}
+
+/// The in-memory backend.
+#[derive(Default)]
+pub struct MemoryStore {
+    trees: Mutex<Trees>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Trees) -> R) -> R {
+        // A poisoned lock only means another test thread panicked; the map
+        // itself is always left whole by the operations below.
+        let mut guard = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|t| t.get(&tree).and_then(|m| m.get(key).cloned())))
+    }
+
+    fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError> {
+        Ok(self.with(|t| {
+            t.get(&tree)
+                .map(|m| {
+                    m.range(prefix.to_vec()..)
+                        .take_while(|(k, _)| k.starts_with(prefix))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }))
+    }
+
+    fn apply(&self, batch: Vec<Write>) -> Result<(), StoreError> {
+        self.with(|t| {
+            for (tree, k, v) in batch {
+                let m = t.entry(tree).or_default();
+                match v {
+                    Some(v) => m.insert(k, v),
+                    None => m.remove(&k),
+                };
+            }
+        });
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn len(&self, tree: Tree) -> Result<usize, StoreError> {
+        Ok(self.with(|t| t.get(&tree).map_or(0, BTreeMap::len)))
+    }
+
+    fn clear(&self, tree: Tree) -> Result<(), StoreError> {
+        self.with(|t| t.remove(&tree));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(store: &dyn Store) {
+        store
+            .apply(vec![
+                (Tree::Envelopes, b"a1".to_vec(), Some(b"x".to_vec())),
+                (Tree::Envelopes, b"a2".to_vec(), Some(b"y".to_vec())),
+                (Tree::Envelopes, b"b1".to_vec(), Some(b"z".to_vec())),
+                (Tree::Config, b"k".to_vec(), Some(b"v".to_vec())),
+            ])
+            .expect("apply");
+        store.flush().expect("flush");
+        assert_eq!(
+            store.get(Tree::Config, b"k").expect("get"),
+            Some(b"v".to_vec())
+        );
+        let scanned = store.scan(Tree::Envelopes, b"a").expect("scan");
+        assert_eq!(scanned.len(), 2);
+        assert_eq!(store.len(Tree::Envelopes).expect("len"), 3);
+        store
+            .apply(vec![(Tree::Envelopes, b"a1".to_vec(), None)])
+            .expect("delete");
+        assert_eq!(store.get(Tree::Envelopes, b"a1").expect("get"), None);
+        store.clear(Tree::Config).expect("clear");
+        assert_eq!(store.len(Tree::Config).expect("len"), 0);
+    }
+
+    #[test]
+    fn memory_backend() {
+        exercise(&MemoryStore::new());
+    }
+
+    #[test]
+    fn sled_backend_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = SledStore::open(dir.path()).expect("open");
+            exercise(&s);
+        }
+        let s = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            s.get(Tree::Envelopes, b"a2").expect("get"),
+            Some(b"y".to_vec())
+        );
+        assert_eq!(s.len(Tree::Envelopes).expect("len"), 2);
+    }
+}
