@@ -115,6 +115,15 @@ enum Command {
     Establishments,
     /// What this node holds, and anything pending or rejected
     Status,
+    /// Make a demonstration node holding the sample library of six establishments
+    Demo {
+        /// Where to make it [default: a new directory under the system temp directory]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The sample library to load
+        #[arg(long, value_name = "DIR")]
+        samples: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -488,6 +497,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Demo { dir, samples } => demo(&mut out, json, dir, samples),
         Command::Status => {
             let lib = Library::open(&home)?;
             let s = lib.status()?;
@@ -517,6 +527,77 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn demo(
+    out: &mut impl Write,
+    json: bool,
+    dir: Option<PathBuf>,
+    samples: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let samples = samples.unwrap_or_else(gatehouse_node::sample::default_sample_dir);
+    let establishments = gatehouse_node::sample::read_sample_dir(&samples)
+        .with_context(|| format!("reading the sample library in {}", samples.display()))?;
+    let own = establishments
+        .iter()
+        .find(|e| e.name == "HMP Northgate")
+        .or_else(|| establishments.first())
+        .with_context(|| format!("no establishments in {}", samples.display()))?;
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("gatehouse-demo-{}", hex_suffix()?)),
+    };
+    let home = Home::new(&dir);
+    let (mut lib, report) = Library::init(
+        &home,
+        &InitOptions {
+            establishment: own.name.clone(),
+            setting: own.setting,
+            nation: own.nation,
+            network_name: "Gatehouse demo network".into(),
+            member_name: "Healthcare manager".into(),
+        },
+    )?;
+    let admin = home
+        .read_key("admin")?
+        .context("the admin key made by init is missing")?;
+    let loaded = gatehouse_node::sample::populate(&mut lib, &admin, &establishments)?;
+    if json {
+        return print_json(
+            out,
+            &serde_json::json!({ "home": report.home, "network": report.network, "items": loaded.len() }),
+        );
+    }
+    writeln!(
+        out,
+        "A demo node for {} is ready in {}, holding {} items from {} establishments.\n",
+        own.name,
+        dir.display(),
+        loaded.len(),
+        establishments.len()
+    )?;
+    writeln!(out, "Try:")?;
+    let g = format!("gatehouse --home {}", dir.display());
+    for example in [
+        "establishments",
+        "list --pathway substance-misuse",
+        "search \"naloxone on release\"",
+        "search \"alcohol withdrawal\" --nation scotland",
+        "due --within 90d",
+        "status",
+    ] {
+        writeln!(out, "  {g} {example}")?;
+    }
+    if let Some((_, _, id)) = loaded.first() {
+        writeln!(out, "  {g} show {}", id.short())?;
+        writeln!(out, "  {g} history {}", id.short())?;
+    }
+    Ok(())
+}
+
+fn hex_suffix() -> anyhow::Result<String> {
+    let bytes: [u8; 4] = gatehouse_node::home::random_bytes()?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn read_draft(

@@ -6,6 +6,7 @@ pub mod draft;
 pub mod filter;
 pub mod home;
 pub mod library;
+pub mod sample;
 pub mod search;
 pub mod store;
 

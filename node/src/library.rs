@@ -928,16 +928,42 @@ impl Library {
         content.validate()?;
         Self::check_identifiers(content, allowed)?;
         let signer = self.signer()?;
-        let owner = self.config.establishment;
-        let salt: [u8; 16] = random_bytes()?;
-        let id = ItemId::derive(&owner, &salt);
-        let mut doc =
-            AutoCommit::new().with_actor(actor_id(&signer.member.public(), &signer.actor_suffix));
-        let author = signer.member.public();
-        item::init_doc(&mut doc, id, &owner)?;
-        item::write_version(&mut doc, content, &author)?;
-        self.commit_change(id, owner, salt, &mut doc, "publish")?;
+        let env = new_item(
+            content,
+            &signer.member,
+            &signer.actor_suffix,
+            self.config.establishment,
+            &self.config.network,
+            (self.now_ms)(),
+        )?;
+        let id = match env.body() {
+            Body::Change(c) => c.item,
+            Body::Certificate(_) => return Err(LibraryError::Corrupt("not a change".into())),
+        };
+        let j = self.trust.judge(&env);
+        if j != Judgement::Accepted {
+            return Err(LibraryError::NotAuthorised(j));
+        }
+        self.accept(env)?;
+        self.finish()?;
         Ok(id)
+    }
+
+    /// Stores many verified envelopes (from a bundle, a peer or a fixture)
+    /// and flushes once at the end.
+    pub fn ingest_many(&mut self, envelopes: Vec<Verified>) -> Result<Vec<Accepted>> {
+        let mut out = Vec::with_capacity(envelopes.len());
+        for env in envelopes {
+            if env.network() != self.config.network {
+                return Err(LibraryError::Refused(VerifyError::WrongNetwork {
+                    expected: self.config.network,
+                    got: env.network(),
+                }));
+            }
+            out.push(self.accept(env)?);
+        }
+        self.finish()?;
+        Ok(out)
     }
 
     /// Loads an item's document ready for a local change, checking that this
@@ -1379,6 +1405,42 @@ impl CatalogEntry {
             adopted_from: self.adopted_from,
         }
     }
+}
+
+/// Signs the change that creates a new item owned by `owner`, written by
+/// `member` from the node whose actor suffix is `suffix`.
+pub fn new_item(
+    content: &ItemContent,
+    member: &SecretKey,
+    suffix: &[u8; ACTOR_SUFFIX_BYTES],
+    owner: PublicKey,
+    network: &NetworkId,
+    now_ms: u64,
+) -> Result<Verified> {
+    let salt: [u8; 16] = random_bytes()?;
+    let id = ItemId::derive(&owner, &salt);
+    let mut doc = AutoCommit::new().with_actor(actor_id(&member.public(), suffix));
+    item::init_doc(&mut doc, id, &owner)?;
+    item::write_version(&mut doc, content, &member.public())?;
+    doc.commit_with(
+        CommitOptions::default()
+            .with_message("publish")
+            .with_time(i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)),
+    );
+    let change = doc
+        .get_last_local_change()
+        .ok_or_else(|| LibraryError::Corrupt("no change was made".into()))?;
+    Ok(Verified::sign(
+        Body::Change(Box::new(ChangePayload {
+            item: id,
+            owner,
+            salt,
+            change,
+        })),
+        member,
+        network,
+        now_ms,
+    ))
 }
 
 /// RFC 3339 text for a claimed time in milliseconds.
