@@ -55,7 +55,13 @@ pub enum SampleError {
     },
     /// The library refused something.
     #[error(transparent)]
-    Library(#[from] LibraryError),
+    Library(Box<LibraryError>),
+}
+
+impl From<LibraryError> for SampleError {
+    fn from(e: LibraryError) -> Self {
+        SampleError::Library(Box::new(e))
+    }
 }
 
 /// One establishment of the sample library.
