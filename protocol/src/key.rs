@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::{Signer, Verifier};
+use ed25519_dalek::Signer;
 use thiserror::Error;
 
 /// A public key in text form that is not 64 hex characters of a valid point.
@@ -57,7 +57,7 @@ impl PublicKey {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(sig);
-        vk.verify_strict(msg, &sig).is_ok() && vk.verify(msg, &sig).is_ok()
+        vk.verify_strict(msg, &sig).is_ok()
     }
 }
 

@@ -1,0 +1,279 @@
+//! Library benchmarks: envelope verify-and-apply throughput next to the raw
+//! ed25519 verify rate, search latency (p50/p99) over 10k and 100k synthetic
+//! items, and publish-to-searchable latency.
+//!
+//! `cargo bench -p gatehouse-node --bench library`. Criterion prints its
+//! usual estimates; the percentile figures criterion does not give are
+//! printed as `BENCH {json}` lines. `GATEHOUSE_BENCH_SIZES=10000` limits the
+//! search sizes.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use gatehouse_node::filter::Filter;
+use gatehouse_node::library::{Library, NodeConfig, new_item};
+use gatehouse_node::sample::synthetic_content;
+use gatehouse_node::search::SearchIndex;
+use gatehouse_node::store::MemoryStore;
+use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesis, MemberRole};
+use gatehouse_protocol::envelope::{Body, Verified};
+use gatehouse_protocol::id::NetworkId;
+use gatehouse_protocol::item::read_item;
+use gatehouse_protocol::key::SecretKey;
+use gatehouse_protocol::vocab::{Nation, Setting};
+
+struct Net {
+    network: NetworkId,
+    certs: Vec<Verified>,
+    establishment: SecretKey,
+    member: SecretKey,
+}
+
+fn network() -> Net {
+    let admin = SecretKey::from_seed([1; 32]);
+    let establishment = SecretKey::from_seed([2; 32]);
+    let member = SecretKey::from_seed([3; 32]);
+    let genesis = Genesis {
+        name: "Bench network".into(),
+        admins: vec![admin.public()],
+        threshold: 1,
+        nonce: [0; 16],
+    };
+    let network = genesis.network_id();
+    let certs = vec![
+        Verified::sign(
+            Body::Certificate(Certificate::Genesis(genesis)),
+            &admin,
+            &network,
+            1,
+        ),
+        Verified::sign(
+            Body::Certificate(Certificate::Admit(Admission {
+                establishment: establishment.public(),
+                name: "HMP Bench".into(),
+                setting: Setting::LocalRemand,
+                nation: Nation::England,
+            })),
+            &admin,
+            &network,
+            1,
+        ),
+        Verified::sign(
+            Body::Certificate(Certificate::Delegate(Delegation {
+                establishment: establishment.public(),
+                member: member.public(),
+                name: "Healthcare manager".into(),
+                role: MemberRole::Person,
+            })),
+            &establishment,
+            &network,
+            1,
+        ),
+    ];
+    Net {
+        network,
+        certs,
+        establishment,
+        member,
+    }
+}
+
+fn library(net: &Net, member: Option<SecretKey>) -> Library {
+    let config = NodeConfig {
+        network: net.network,
+        establishment: net.establishment.public(),
+        member: member.as_ref().map(SecretKey::public),
+        node: net.member.public(),
+        actor_suffix: "00112233445566778899aabbccddeeff".into(),
+    };
+    let mut lib = Library::with_store(
+        Arc::new(MemoryStore::new()),
+        config,
+        SearchIndex::in_memory().expect("index"),
+        member,
+    )
+    .expect("library");
+    lib.ingest_many(net.certs.clone()).expect("certificates");
+    lib
+}
+
+fn items(net: &Net, n: u64) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            new_item(
+                &synthetic_content(i),
+                &net.member,
+                &[7; 16],
+                net.establishment.public(),
+                &net.network,
+                1_700_000_000_000,
+            )
+            .expect("item")
+            .bytes()
+            .to_vec()
+        })
+        .collect()
+}
+
+fn bench_verify_and_apply(c: &mut Criterion) {
+    let net = network();
+    let envelopes = items(&net, 200);
+    let mut g = c.benchmark_group("envelopes");
+    g.throughput(Throughput::Elements(envelopes.len() as u64));
+    g.sample_size(10);
+    g.bench_function("raw ed25519 verify", |b| {
+        // The same number of signatures over messages of the same lengths.
+        let signed: Vec<(Vec<u8>, [u8; 64])> = envelopes
+            .iter()
+            .map(|e| {
+                let msg = e[..e.len() - 64].to_vec();
+                let sig = net.member.sign(&msg);
+                (msg, sig)
+            })
+            .collect();
+        let key = net.member.public();
+        b.iter(|| {
+            for (msg, sig) in &signed {
+                assert!(key.verify(black_box(msg), sig));
+            }
+        });
+    });
+    g.bench_function("decode, verify, judge, store and apply", |b| {
+        b.iter_batched(
+            || library(&net, None),
+            |mut lib| {
+                for e in &envelopes {
+                    lib.ingest(e).expect("ingest");
+                }
+                lib
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1e3
+}
+
+const QUERIES: &[&str] = &[
+    "naloxone release",
+    "alcohol withdrawal",
+    "opioid substitution therapy",
+    "clozapine monitoring",
+    "dental triage waiting list",
+    "self-harm observation ACCT",
+    "hepatitis",
+    "interpreter language",
+    "missed hospital appointments escort",
+    "controlled drugs audit",
+    "diabetes",
+    "frailty falls",
+];
+
+fn bench_search(c: &mut Criterion) {
+    let sizes: Vec<u64> = std::env::var("GATEHOUSE_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    let net = network();
+    for size in sizes {
+        let mut index = SearchIndex::in_memory().expect("index");
+        let started = Instant::now();
+        for i in 0..size {
+            let env = new_item(
+                &synthetic_content(i),
+                &net.member,
+                &[7; 16],
+                net.establishment.public(),
+                &net.network,
+                1,
+            )
+            .expect("item");
+            let Body::Change(c) = env.body() else {
+                continue;
+            };
+            let mut doc = gatehouse_protocol::automerge::AutoCommit::new();
+            doc.apply_changes([c.change.clone()]).expect("apply");
+            index
+                .upsert(&read_item(&doc).expect("item"))
+                .expect("upsert");
+        }
+        index.commit().expect("commit");
+        let build_s = started.elapsed().as_secs_f64();
+        let filter = Filter::default();
+        let mut latencies = Vec::new();
+        for round in 0..50 {
+            for q in QUERIES {
+                let t = Instant::now();
+                let hits = index.search(q, &filter, 10).expect("search");
+                latencies.push(t.elapsed());
+                if round == 0 {
+                    black_box(hits);
+                }
+            }
+        }
+        latencies.sort();
+        println!(
+            "BENCH {{\"bench\":\"search\",\"items\":{size},\"queries\":{},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"index_build_s\":{build_s:.1}}}",
+            latencies.len(),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0),
+        );
+        let mut g = c.benchmark_group(format!("search {size} items"));
+        g.sample_size(20);
+        g.bench_function("12 clinician queries, top 10 with snippets", |b| {
+            b.iter(|| {
+                for q in QUERIES {
+                    black_box(index.search(q, &filter, 10).expect("search"));
+                }
+            });
+        });
+        g.finish();
+    }
+}
+
+fn bench_publish_to_searchable(c: &mut Criterion) {
+    let net = network();
+    let mut lib = library(&net, Some(SecretKey::from_seed([3; 32])));
+    let mut n = 1_000_000u64;
+    let mut latencies = Vec::new();
+    let mut g = c.benchmark_group("publish");
+    g.sample_size(20);
+    g.bench_function("publish until searchable", |b| {
+        b.iter(|| {
+            n += 1;
+            let content = synthetic_content(n);
+            let t = Instant::now();
+            let id = lib.publish(&content, &[]).expect("publish");
+            let hits = lib
+                .search(&format!("\"{}\"", content.title), &Filter::default(), 5)
+                .expect("search");
+            assert!(hits.results.iter().any(|r| r.view.item.id == id));
+            latencies.push(t.elapsed());
+        });
+    });
+    g.finish();
+    latencies.sort();
+    if !latencies.is_empty() {
+        println!(
+            "BENCH {{\"bench\":\"publish_to_searchable\",\"publishes\":{},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
+            latencies.len(),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+        );
+    }
+}
+
+criterion_group!(
+    benches,
+    bench_verify_and_apply,
+    bench_publish_to_searchable,
+    bench_search
+);
+criterion_main!(benches);

@@ -1,0 +1,174 @@
+//! Library behaviour across restarts, damaged derived state, tampered input
+//! and delivery order, on real sled stores and in-memory ones.
+
+use std::sync::Arc;
+
+use gatehouse_node::filter::Filter;
+use gatehouse_node::home::Home;
+use gatehouse_node::library::{InitOptions, Library, LibraryError, NodeConfig};
+use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
+use gatehouse_node::search::SearchIndex;
+use gatehouse_node::store::MemoryStore;
+use gatehouse_protocol::envelope::Envelope;
+use gatehouse_protocol::vocab::{Nation, Setting};
+use proptest::prelude::*;
+
+fn options(name: &str) -> InitOptions {
+    InitOptions {
+        establishment: name.into(),
+        setting: Setting::LocalRemand,
+        nation: Nation::England,
+        network_name: "Test network".into(),
+        member_name: "Healthcare manager".into(),
+    }
+}
+
+/// A node in a temp dir holding the whole sample library.
+fn sample_node() -> (tempfile::TempDir, Home) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::new(dir.path().join("node"));
+    let (mut lib, _) = Library::init(&home, &options("HMP Northgate")).expect("init");
+    let admin = home.read_key("admin").expect("read").expect("admin key");
+    let ests = read_sample_dir(&default_sample_dir()).expect("samples");
+    populate(&mut lib, &admin, &ests).expect("populate");
+    (dir, home)
+}
+
+fn listing(lib: &Library) -> String {
+    serde_json::to_string(&lib.list(&Filter::default()).expect("list")).expect("json")
+}
+
+#[test]
+fn reopening_gives_back_exactly_what_was_there() {
+    let (_dir, home) = sample_node();
+    let (before, status_before) = {
+        let lib = Library::open(&home).expect("open");
+        (listing(&lib), lib.status().expect("status"))
+    };
+    let lib = Library::open(&home).expect("reopen");
+    assert_eq!(listing(&lib), before);
+    let status = lib.status().expect("status");
+    assert_eq!(status.envelopes, status_before.envelopes);
+    assert_eq!(status.items, 36.max(status_before.items));
+}
+
+#[test]
+fn a_lost_search_index_is_rebuilt_at_start_up() {
+    let (_dir, home) = sample_node();
+    std::fs::remove_dir_all(home.index_dir()).expect("remove index");
+    let lib = Library::open(&home).expect("open");
+    let hits = lib
+        .search("naloxone", &Filter::default(), 10)
+        .expect("search");
+    assert!(hits.total >= 2, "{} hits after rebuild", hits.total);
+}
+
+#[test]
+fn a_damaged_search_index_is_rebuilt_at_start_up() {
+    let (_dir, home) = sample_node();
+    for entry in std::fs::read_dir(home.index_dir()).expect("index dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::write(&path, b"{ not json").expect("damage");
+        }
+    }
+    let lib = Library::open(&home).expect("open");
+    assert!(
+        lib.search("naloxone", &Filter::default(), 10)
+            .expect("search")
+            .total
+            >= 2
+    );
+}
+
+#[test]
+fn tampered_envelopes_are_refused_and_change_nothing() {
+    let (_dir, home) = sample_node();
+    let mut lib = Library::open(&home).expect("open");
+    let before = lib.status().expect("status");
+    let envelopes = lib.export().expect("export");
+    let mut changed = envelopes.last().expect("an envelope").clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 0x01;
+    assert!(lib.ingest(&changed).is_err());
+    changed.truncate(mid);
+    assert!(lib.ingest(&changed).is_err());
+    assert!(lib.ingest(b"").is_err());
+    let after = lib.status().expect("status");
+    assert_eq!(after.envelopes, before.envelopes);
+    assert!(after.pending.is_empty() && after.rejected.is_empty());
+}
+
+#[test]
+fn an_envelope_from_another_network_is_refused() {
+    let (_dir, home) = sample_node();
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let other = Home::new(dir2.path().join("other"));
+    let (other_lib, _) = Library::init(&other, &options("HMP Elsewhere")).expect("init");
+    let foreign = other_lib.export().expect("export");
+    let mut lib = Library::open(&home).expect("open");
+    let err = lib.ingest(&foreign[0]).expect_err("foreign network");
+    assert!(err.to_string().contains("network"), "{err}");
+}
+
+#[test]
+fn an_item_owned_elsewhere_cannot_be_revised_here() {
+    let (_dir, home) = sample_node();
+    let mut lib = Library::open(&home).expect("open");
+    let own = lib.config().establishment;
+    let foreign = lib
+        .list(&Filter::default())
+        .expect("list")
+        .into_iter()
+        .find(|v| v.item.owner != own)
+        .expect("an item of another establishment");
+    let err = lib
+        .revise(&foreign.item.id, &foreign.item.content, &[])
+        .expect_err("not ours");
+    assert!(matches!(err, LibraryError::NotOwner { .. }), "{err}");
+}
+
+fn memory_library(config: &NodeConfig) -> Library {
+    Library::with_store(
+        Arc::new(MemoryStore::new()),
+        config.clone(),
+        SearchIndex::in_memory().expect("index"),
+        None,
+    )
+    .expect("library")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, .. ProptestConfig::default() })]
+
+    /// Two nodes given the same envelopes in different orders, with
+    /// duplicates, hold the same library and the same pending set.
+    #[test]
+    fn delivery_order_does_not_matter(seed in any::<u64>()) {
+        let (_dir, home) = sample_node();
+        let source = Library::open(&home).expect("open");
+        let envelopes = source.export().expect("export");
+        let expected = listing(&source);
+        let config = source.config().clone();
+        drop(source);
+
+        let mut shuffled = envelopes.clone();
+        shuffled.extend(envelopes.iter().take(5).cloned());
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let mut lib = memory_library(&config);
+        for bytes in &shuffled {
+            Envelope::decode(bytes).expect("decodes");
+            lib.ingest(bytes).expect("ingest");
+        }
+        prop_assert_eq!(listing(&lib), expected);
+        let status = lib.status().expect("status");
+        prop_assert!(status.pending.is_empty(), "{:?}", status.pending);
+        prop_assert_eq!(status.envelopes, envelopes.len());
+    }
+}
