@@ -46,8 +46,8 @@ pub enum DraftError {
         /// What the parser said.
         message: String,
     },
-    /// A key's value breaks a rule.
-    #[error("line {line}: {field}: {message}")]
+    /// A key's value breaks a rule (or a required key is missing: line 0).
+    #[error("{}{field}: {message}", if *line == 0 { "front matter: ".to_string() } else { format!("line {line}: ") })]
     Field {
         /// The key.
         field: String,
@@ -58,7 +58,7 @@ pub enum DraftError {
     },
     /// The file holds what looks like a patient identifier.
     #[error(
-        "line {line}, column {column}: looks like a {kind} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}"
+        "line {line}, column {column}: looks like {} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}", kind.with_article()
     )]
     Identifier {
         /// What sort.

@@ -85,7 +85,7 @@ pub enum LibraryError {
     Invalid(#[from] FieldError),
     /// Text holds what looks like a patient identifier.
     #[error(
-        "{field} holds what looks like a {kind} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}"
+        "{field} holds what looks like {} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}", kind.with_article()
     )]
     Identifier {
         /// The field at fault.

@@ -51,6 +51,18 @@ impl IdentifierKind {
     }
 }
 
+impl IdentifierKind {
+    /// The label with its indefinite article, for messages: "an NHS number".
+    #[must_use]
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::NhsNumber => "an NHS number",
+            Self::ChiNumber => "a CHI number",
+            Self::PrisonNumber => "a prison number",
+        }
+    }
+}
+
 impl fmt::Display for IdentifierKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())

@@ -1,0 +1,855 @@
+//! End-to-end tests of the `gatehouse` command line: each test runs the built
+//! binary against a fresh data directory and checks what a user would see.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/library");
+const ESTABLISHMENT: &str = "HMP Example";
+
+/// The naloxone procedure used throughout.
+const NALOXONE: &str = "hmp-northgate/05-take-home-naloxone-on-release.md";
+/// A policy, review due 2026-04-01.
+const POLICY: &str = "hmp-northgate/01-in-possession-medication-risk-assessment.md";
+/// A procedure, review due 2027-01-15.
+const SCREENING: &str = "hmp-northgate/02-first-night-health-screening.md";
+/// A guideline, review due 2027-06-30; does not mention naloxone.
+const ALCOHOL: &str = "hmp-northgate/03-alcohol-withdrawal-ciwa-ar.md";
+/// A procedure that mentions naloxone in passing.
+const OST: &str = "hmp-northgate/04-ost-induction-and-titration.md";
+/// A QI initiative, review due 2027-05-31.
+const QI: &str = "hmp-northgate/07-reducing-missed-hospital-appointments-pdsa.md";
+
+fn sample(rel: &str) -> PathBuf {
+    Path::new(SAMPLES).join(rel)
+}
+
+fn read_sample(rel: &str) -> String {
+    std::fs::read_to_string(sample(rel)).expect("read sample file")
+}
+
+/// A data directory for the node and a directory for item files.
+struct Fixture {
+    home: TempDir,
+    files: TempDir,
+}
+
+impl Fixture {
+    /// A fresh directory with no node in it.
+    fn empty() -> Self {
+        Self {
+            home: tempfile::tempdir().expect("make home dir"),
+            files: tempfile::tempdir().expect("make files dir"),
+        }
+    }
+
+    /// A fresh node for [`ESTABLISHMENT`].
+    fn new() -> Self {
+        let f = Self::empty();
+        f.ok(&["init", "--establishment", ESTABLISHMENT]);
+        f
+    }
+
+    fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--home")
+            .arg(self.home())
+            .args(args)
+            .env_remove("GATEHOUSE_HOME")
+            .output()
+            .expect("run gatehouse")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "gatehouse {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("stdout is UTF-8")
+    }
+
+    /// Runs with `--json`, asserts success and parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let text = self.ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: bad JSON {e}: {text}"))
+    }
+
+    /// Runs, asserts the exit code and returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "gatehouse {args:?}: wrong exit code\nstdout: {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+
+    /// Writes an item file and returns its path.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.files.path().join(name);
+        std::fs::write(&path, text).expect("write item file");
+        path
+    }
+
+    /// Publishes a file and returns the new item's id.
+    fn publish(&self, file: &Path) -> String {
+        let v = self.json(&["publish", path_str(file)]);
+        str_of(&v["id"]).to_string()
+    }
+
+    fn publish_sample(&self, rel: &str) -> String {
+        self.publish(&sample(rel))
+    }
+
+    fn list(&self, filters: &[&str]) -> Vec<Value> {
+        let mut args = vec!["list"];
+        args.extend_from_slice(filters);
+        items(&self.json(&args)["items"])
+    }
+
+    fn list_ids(&self, filters: &[&str]) -> BTreeSet<String> {
+        self.list(filters)
+            .iter()
+            .map(|v| str_of(&v["id"]).to_string())
+            .collect()
+    }
+
+    fn envelopes(&self) -> u64 {
+        self.json(&["status"])["envelopes"]
+            .as_u64()
+            .expect("status has an envelope count")
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v}"))
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {v}"))
+        .clone()
+}
+
+fn ids(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn is_hex_key(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// An item file with the given fields and body (line 1 is `---`, title is
+/// line 2, kind 3, summary 4, pathways 5, settings 6, nation 7, review_due 8,
+/// closing `---` 9, blank 10, body from line 11).
+fn draft(title: &str, kind: &str, review_due: &str, body: &str) -> String {
+    format!(
+        "---\ntitle: {title}\nkind: {kind}\nsummary: A short test item.\npathways: [primary-care]\nsettings: [local-remand]\nnation: england\nreview_due: {review_due}\n---\n\n{body}\n"
+    )
+}
+
+/// A valid NHS number in the never-issued 999 range, grouped 3-3-4.
+fn test_nhs_number() -> String {
+    for tail in 0..1000u32 {
+        let first_nine = format!("999{:06}", 123_000 + tail);
+        let sum: u32 = first_nine
+            .chars()
+            .zip((2..=10u32).rev())
+            .map(|(c, w)| c.to_digit(10).expect("digit") * w)
+            .sum();
+        let check = match 11 - sum % 11 {
+            11 => 0,
+            10 => continue,
+            c => c,
+        };
+        let digits = format!("{first_nine}{check}");
+        return format!("{} {} {}", &digits[..3], &digits[3..6], &digits[6..]);
+    }
+    panic!("no valid 999-range NHS number found");
+}
+
+fn today() -> jiff::civil::Date {
+    jiff::Zoned::now().date()
+}
+
+fn days_from_today(n: i64) -> String {
+    today()
+        .checked_add(jiff::Span::new().days(n))
+        .expect("date in range")
+        .to_string()
+}
+
+#[test]
+fn init_prints_public_keys_and_keeps_secret_keys_private() {
+    let f = Fixture::empty();
+    let text = f.ok(&["init", "--establishment", ESTABLISHMENT]);
+    let status = f.json(&["status"]);
+    let est_key = str_of(&status["establishment"]["key"]);
+    assert!(is_hex_key(est_key), "{status}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("establishment") && l.contains(est_key)),
+        "init should print the establishment key {est_key}:\n{text}"
+    );
+    assert!(text.contains("publishing key"), "{text}");
+    assert_eq!(str_of(&status["establishment"]["name"]), ESTABLISHMENT);
+
+    // The secret seeds never appear on screen.
+    let keys = f.home().join("keys");
+    for name in ["admin", "establishment", "member", "node"] {
+        let path = keys.join(format!("{name}.key"));
+        let secret = std::fs::read_to_string(&path).expect("read key file");
+        let seed = secret.lines().last().expect("key file has a seed line");
+        assert!(!text.contains(seed.trim()), "{name} secret printed by init");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("key file metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{} mode {mode:o}", path.display());
+        }
+    }
+
+    // A second init in the same directory is refused and changes nothing.
+    let err = f.fails(&["init", "--establishment", "HMP Other"], 2);
+    assert!(err.contains("already exists"), "{err}");
+    let again = f.json(&["status"]);
+    assert_eq!(str_of(&again["establishment"]["key"]), est_key);
+    assert_eq!(str_of(&again["establishment"]["name"]), ESTABLISHMENT);
+}
+
+#[test]
+fn init_json_gives_the_public_keys() {
+    let f = Fixture::empty();
+    let v = f.json(&["init", "--establishment", ESTABLISHMENT]);
+    for field in ["network", "establishment_key", "member_key"] {
+        assert!(is_hex_key(str_of(&v[field])), "{field} in {v}");
+    }
+    let status = f.json(&["status"]);
+    assert_eq!(status["network"], v["network"]);
+    assert_eq!(status["establishment"]["key"], v["establishment_key"]);
+}
+
+#[test]
+fn publish_then_list_shows_the_item() {
+    let f = Fixture::new();
+    let out = f.json(&["publish", path_str(&sample(NALOXONE))]);
+    let id = str_of(&out["id"]);
+    assert_eq!(id.len(), 32, "{out}");
+
+    let list = f.list(&[]);
+    assert_eq!(list.len(), 1, "{list:?}");
+    let item = &list[0];
+    assert_eq!(str_of(&item["id"]), id);
+    assert_eq!(str_of(&item["title"]), "Take-home naloxone on release");
+    assert_eq!(str_of(&item["kind"]), "procedure");
+    assert_eq!(str_of(&item["status"]), "published");
+    assert_eq!(item["version"], 1);
+    assert_eq!(str_of(&item["establishment"]["name"]), ESTABLISHMENT);
+    assert_eq!(str_of(&item["review_due"]), "2027-03-31");
+    assert_eq!(str_of(&item["signed_by"][0]["name"]), "Healthcare manager");
+
+    // The text listing names it too.
+    let text = f.ok(&["list"]);
+    assert!(text.contains("Take-home naloxone on release"), "{text}");
+    assert!(text.contains(&id[..8]), "{text}");
+}
+
+#[test]
+fn revise_keeps_old_versions_and_records_history() {
+    let f = Fixture::new();
+    let id = f.publish_sample(NALOXONE);
+    let original = read_sample(NALOXONE);
+    let revised = original
+        .replace(
+            "title: Take-home naloxone on release",
+            "title: Take-home naloxone kits on release",
+        )
+        .replace("15-minute session", "20-minute session");
+    assert_ne!(original, revised);
+    let file = f.write("revised.md", &revised);
+
+    let out = f.json(&["revise", &id, path_str(&file)]);
+    assert_eq!(out["version"], 2, "{out}");
+
+    let old = f.json(&["show", &id, "--version", "1"]);
+    assert_eq!(old["version"], 1);
+    assert_eq!(str_of(&old["title"]), "Take-home naloxone on release");
+    assert!(str_of(&old["body"]).contains("15-minute session"));
+
+    let new = f.json(&["show", &id]);
+    assert_eq!(new["version"], 2);
+    assert_eq!(str_of(&new["title"]), "Take-home naloxone kits on release");
+    let body = str_of(&new["body"]);
+    assert!(body.contains("20-minute session"), "{body}");
+    assert!(!body.contains("15-minute session"), "{body}");
+
+    let history = f.json(&["history", &id]);
+    let versions = items(&history["versions"]);
+    assert_eq!(versions.len(), 2, "{history}");
+    for (v, (n, action)) in versions.iter().zip([(1, "publish"), (2, "revise")]) {
+        assert_eq!(v["version"], n, "{v}");
+        assert_eq!(str_of(&v["action"]), action, "{v}");
+        assert_eq!(str_of(&v["signer"]["name"]), "Healthcare manager");
+        assert_eq!(str_of(&v["establishment"]["name"]), ESTABLISHMENT);
+    }
+    let changed: BTreeSet<&str> = versions[1]["changed"]
+        .as_array()
+        .expect("changed is a list")
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(changed, BTreeSet::from(["title", "body"]));
+    assert_eq!(versions[1]["lines_added"], 1);
+    assert_eq!(versions[1]["lines_removed"], 1);
+
+    // The listing follows the latest version.
+    let list = f.list(&[]);
+    assert_eq!(list[0]["version"], 2);
+    assert_eq!(
+        str_of(&list[0]["title"]),
+        "Take-home naloxone kits on release"
+    );
+
+    // Revising with the same content again is refused and stores nothing.
+    let before = f.envelopes();
+    let err = f.fails(&["revise", &id, path_str(&file)], 2);
+    assert!(err.contains("nothing changed"), "{err}");
+    assert_eq!(f.envelopes(), before);
+    assert_eq!(f.json(&["show", &id])["version"], 2);
+
+    // A version that does not exist is an error, not the latest.
+    let err = f.fails(&["show", &id, "--version", "3"], 2);
+    assert!(err.contains("no version 3"), "{err}");
+}
+
+#[test]
+fn id_prefix_resolves_and_unknown_id_is_named() {
+    let f = Fixture::new();
+    let id = f.publish_sample(NALOXONE);
+    let prefix = &id[..8];
+
+    let shown = f.json(&["show", prefix]);
+    assert_eq!(str_of(&shown["id"]), id);
+    assert_eq!(str_of(&shown["title"]), "Take-home naloxone on release");
+    let history = f.json(&["history", prefix]);
+    assert_eq!(str_of(&history["id"]), id);
+
+    // An 8-character prefix that matches nothing.
+    let unknown = if prefix == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let err = f.fails(&["show", unknown], 2);
+    assert!(err.contains(&format!("no item {unknown}")), "{err}");
+
+    // A whole id that matches nothing.
+    let whole = "0123456789abcdef0123456789abcdef";
+    if whole != id {
+        let err = f.fails(&["show", whole], 2);
+        assert!(err.contains(whole), "{err}");
+    }
+}
+
+#[test]
+fn search_ranks_and_filters() {
+    let f = Fixture::new();
+    let naloxone = f.publish_sample(NALOXONE);
+    let ost = f.publish_sample(OST);
+    f.publish_sample(ALCOHOL);
+    f.publish_sample(QI);
+
+    let found = f.json(&["search", "naloxone"]);
+    let results = items(&found["results"]);
+    assert!(results.len() >= 2, "{found}");
+    assert_eq!(str_of(&results[0]["id"]), naloxone, "naloxone item first");
+    let snippet = str_of(&results[0]["snippet"]);
+    assert!(
+        snippet.to_lowercase().contains("naloxone"),
+        "snippet should show the match: {snippet:?}"
+    );
+    let result_ids: BTreeSet<String> = results
+        .iter()
+        .map(|r| str_of(&r["id"]).to_string())
+        .collect();
+    assert_eq!(result_ids, ids(&[&naloxone, &ost]));
+    assert_eq!(found["total"], 2);
+
+    // Both matches are procedures; no guideline mentions naloxone.
+    let procedures = f.json(&["search", "naloxone", "--kind", "procedure"]);
+    assert_eq!(items(&procedures["results"]).len(), 2, "{procedures}");
+    let guidelines = f.json(&["search", "naloxone", "--kind", "guideline"]);
+    assert!(items(&guidelines["results"]).is_empty(), "{guidelines}");
+
+    // Only the naloxone procedure is on the release pathway.
+    let release = f.json(&["search", "naloxone", "--pathway", "release-continuity"]);
+    let release = items(&release["results"]);
+    assert_eq!(release.len(), 1, "{release:?}");
+    assert_eq!(str_of(&release[0]["id"]), naloxone);
+
+    // A made-up kind is a usage error listing the real ones.
+    let err = f.fails(&["search", "naloxone", "--kind", "bogus"], 1);
+    assert!(err.contains("bogus"), "{err}");
+    for kind in ["policy", "procedure", "guideline", "qi-initiative"] {
+        assert!(err.contains(kind), "{kind} missing from: {err}");
+    }
+
+    // An empty query is a usage error.
+    let err = f.fails(&["search", "   "], 1);
+    assert!(err.contains("search for"), "{err}");
+}
+
+#[test]
+fn list_filters_narrow_the_listing() {
+    let f = Fixture::new();
+    let policy = f.publish_sample(POLICY); // review 2026-04-01
+    let alcohol = f.publish_sample(ALCOHOL); // guideline, review 2027-06-30
+    let naloxone = f.publish_sample(NALOXONE); // procedure, review 2027-03-31
+    let qi = f.publish_sample(QI); // review 2027-05-31
+    f.ok(&[
+        "withdraw",
+        &alcohol,
+        "--reason",
+        "Replaced by regional guideline",
+    ]);
+
+    assert_eq!(f.list_ids(&["--kind", "policy"]), ids(&[&policy]));
+    assert_eq!(f.list_ids(&["--kind", "qi-initiative"]), ids(&[&qi]));
+    assert_eq!(f.list_ids(&["--status", "withdrawn"]), ids(&[&alcohol]));
+    assert_eq!(
+        f.list_ids(&["--status", "published"]),
+        ids(&[&policy, &naloxone, &qi])
+    );
+    // Review due strictly before the date.
+    assert_eq!(
+        f.list_ids(&["--review-due-before", "2027-03-31"]),
+        ids(&[&policy])
+    );
+    assert_eq!(
+        f.list_ids(&["--review-due-before", "2027-04-01"]),
+        ids(&[&policy, &naloxone])
+    );
+    // Filters combine.
+    assert_eq!(
+        f.list_ids(&["--kind", "procedure", "--review-due-before", "2027-04-01"]),
+        ids(&[&naloxone])
+    );
+    // Establishment by part of its name, any case.
+    assert_eq!(f.list_ids(&["--establishment", "example"]).len(), 4);
+    let err = f.fails(&["list", "--establishment", "Nowhere Prison"], 1);
+    assert!(err.contains("Nowhere Prison"), "{err}");
+
+    let err = f.fails(&["list", "--review-due-before", "next week"], 1);
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+
+    let none = f.ok(&["list", "--kind", "pathway"]);
+    assert!(none.contains("No items match"), "{none}");
+}
+
+#[test]
+fn supersede_and_withdraw_change_status() {
+    let f = Fixture::new();
+    let old = f.publish_sample(POLICY);
+    let new = f.publish_sample(SCREENING);
+    let other = f.publish_sample(ALCOHOL);
+
+    let out = f.json(&["supersede", &old, "--by", &new]);
+    assert_eq!(str_of(&out["superseded_by"]), new);
+
+    let a = f.json(&["show", &old]);
+    assert_eq!(str_of(&a["status"]), "superseded");
+    assert_eq!(str_of(&a["superseded_by"]), new);
+    let b = f.json(&["show", &new]);
+    assert_eq!(str_of(&b["status"]), "published");
+    let supersedes: Vec<&str> = b["supersedes"]
+        .as_array()
+        .expect("supersedes is a list")
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(supersedes, vec![old.as_str()]);
+    let text = f.ok(&["show", &old]);
+    assert!(text.contains(&format!("superseded by   {new}")), "{text}");
+
+    // A superseded item can no longer be revised.
+    let before = f.envelopes();
+    let changed = read_sample(POLICY).replace(
+        "title: In-possession medication risk assessment",
+        "title: In-possession medication risk assessment (2026)",
+    );
+    let file = f.write("changed.md", &changed);
+    let err = f.fails(&["revise", &old, path_str(&file)], 2);
+    assert!(err.contains("superseded"), "{err}");
+    assert_eq!(f.envelopes(), before);
+    assert_eq!(f.json(&["show", &old])["version"], 1);
+
+    // Withdrawal keeps the reason.
+    let reason = "Replaced by the regional alcohol pathway";
+    let out = f.json(&["withdraw", &other, "--reason", reason]);
+    assert_eq!(str_of(&out["status"]), "withdrawn");
+    let c = f.json(&["show", &other]);
+    assert_eq!(str_of(&c["status"]), "withdrawn");
+    assert_eq!(str_of(&c["withdrawn_reason"]), reason);
+    let text = f.ok(&["show", &other]);
+    assert!(text.contains(reason), "{text}");
+    let history = f.json(&["history", &other]);
+    let last = items(&history["versions"])
+        .last()
+        .cloned()
+        .expect("history has entries");
+    assert_eq!(str_of(&last["action"]), "withdraw");
+
+    // Withdrawing twice is refused.
+    let err = f.fails(&["withdraw", &other, "--reason", "again"], 2);
+    assert!(err.contains("withdrawn"), "{err}");
+}
+
+#[test]
+fn due_lists_only_items_within_the_period() {
+    let f = Fixture::new();
+    let overdue = f.publish(&f.write(
+        "overdue.md",
+        &draft("Overdue policy", "policy", &days_from_today(-10), "Body."),
+    ));
+    let soon = f.publish(&f.write(
+        "soon.md",
+        &draft("Soon procedure", "procedure", &days_from_today(30), "Body."),
+    ));
+    let later = f.publish(&f.write(
+        "later.md",
+        &draft(
+            "Later guideline",
+            "guideline",
+            &days_from_today(200),
+            "Body.",
+        ),
+    ));
+    let withdrawn = f.publish(&f.write(
+        "withdrawn.md",
+        &draft("Withdrawn policy", "policy", &days_from_today(5), "Body."),
+    ));
+    f.ok(&["withdraw", &withdrawn, "--reason", "No longer needed"]);
+
+    let due = f.json(&["due", "--within", "90d"]);
+    assert_eq!(str_of(&due["today"]), today().to_string());
+    assert_eq!(due["within_days"], 90);
+    let listed = items(&due["items"]);
+    let got: Vec<(&str, i64)> = listed
+        .iter()
+        .map(|v| {
+            (
+                str_of(&v["id"]),
+                v["days_left"].as_i64().expect("days_left is a number"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(overdue.as_str(), -10), (soon.as_str(), 30)],
+        "{due}"
+    );
+
+    let text = f.ok(&["due", "--within", "90d"]);
+    assert!(text.contains("OVERDUE by 10 days"), "{text}");
+    assert!(text.contains("due in 30 days"), "{text}");
+    assert!(!text.contains("Later guideline"), "{text}");
+
+    let year = f.json(&["due", "--within", "1y"]);
+    let ids_in_year: BTreeSet<String> = items(&year["items"])
+        .iter()
+        .map(|v| str_of(&v["id"]).to_string())
+        .collect();
+    assert_eq!(ids_in_year, ids(&[&overdue, &soon, &later]));
+
+    let err = f.fails(&["due", "--within", "soon"], 1);
+    assert!(err.contains("period"), "{err}");
+}
+
+#[test]
+fn nhs_number_in_body_is_refused_unless_allowed() {
+    let f = Fixture::new();
+    let nhs = test_nhs_number();
+    let text = draft(
+        "Clinic letter template",
+        "procedure",
+        "2027-06-01",
+        &format!("# Template\n\nExample record: {nhs} was reviewed."),
+    );
+    let (line, column) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(&nhs).map(|c| (i + 1, c + 1)))
+        .expect("number is in the text");
+    let file = f.write("letter.md", &text);
+    let before = f.envelopes();
+
+    let err = f.fails(&["publish", path_str(&file)], 2);
+    assert!(
+        err.contains(&format!("line {line}, column {column}")),
+        "expected line {line}, column {column}: {err}"
+    );
+    assert!(err.contains("NHS number"), "{err}");
+    assert!(err.contains(&nhs), "{err}");
+    assert!(f.list(&[]).is_empty(), "nothing should be stored");
+    assert_eq!(f.envelopes(), before);
+    let found = f.json(&["search", "template"]);
+    assert!(items(&found["results"]).is_empty(), "{found}");
+
+    let out = f.json(&[
+        "publish",
+        path_str(&file),
+        "--allow-identifier",
+        nhs.as_str(),
+    ]);
+    let id = str_of(&out["id"]);
+    assert_eq!(f.list_ids(&[]), ids(&[id]));
+    assert!(str_of(&f.json(&["show", id])["body"]).contains(&nhs));
+}
+
+#[test]
+fn prison_number_in_title_is_refused() {
+    let f = Fixture::new();
+    let text = draft("Care plan for A9999ZZ", "procedure", "2027-06-01", "Body.");
+    let file = f.write("title.md", &text);
+    let before = f.envelopes();
+
+    let err = f.fails(&["publish", path_str(&file)], 2);
+    assert!(err.contains("line 2, column 22"), "{err}");
+    assert!(err.contains("prison number"), "{err}");
+    assert!(err.contains("A9999ZZ"), "{err}");
+    assert!(f.list(&[]).is_empty());
+    assert_eq!(f.envelopes(), before);
+
+    // Revising an existing item with it is refused too.
+    let id = f.publish(&f.write(
+        "clean.md",
+        &draft("Care plan", "procedure", "2027-06-01", "Body."),
+    ));
+    let err = f.fails(&["revise", &id, path_str(&file)], 2);
+    assert!(err.contains("prison number"), "{err}");
+    assert_eq!(str_of(&f.json(&["show", &id])["title"]), "Care plan");
+}
+
+#[test]
+fn malformed_front_matter_is_refused_with_the_field_and_line() {
+    let f = Fixture::new();
+    let good = draft("Good item", "procedure", "2027-06-01", "Body.");
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "no front matter",
+            good.replacen("---\n", "", 1),
+            vec!["line 1", "front-matter block"],
+        ),
+        (
+            "unclosed front matter",
+            "---\ntitle: Good item\nkind: procedure\n".to_string(),
+            vec!["never closed"],
+        ),
+        (
+            "unknown key",
+            good.replace("nation: england\n", "nation: england\nowner_phone: 0123\n"),
+            vec!["line 8", "owner_phone"],
+        ),
+        (
+            "unknown pathway",
+            good.replace("[primary-care]", "[primary-care, prison-gardening]"),
+            vec!["line 5", "pathways", "prison-gardening", "substance-misuse"],
+        ),
+        (
+            "unknown kind",
+            good.replace("kind: procedure", "kind: memo"),
+            vec!["line 3", "kind", "memo"],
+        ),
+        (
+            "bad date",
+            good.replace("review_due: 2027-06-01", "review_due: next spring"),
+            vec!["line 8", "review_due", "YYYY-MM-DD"],
+        ),
+        (
+            "impossible date",
+            good.replace("review_due: 2027-06-01", "review_due: 2027-02-30"),
+            vec!["line 8", "review_due"],
+        ),
+        (
+            "missing title",
+            good.replace("title: Good item\n", ""),
+            vec!["title"],
+        ),
+        (
+            "qi-initiative without QI keys",
+            good.replace("kind: procedure", "kind: qi-initiative"),
+            vec!["aim", "qi-initiative"],
+        ),
+        (
+            "qi-initiative with aim only",
+            good.replace(
+                "kind: procedure",
+                "kind: qi-initiative\naim: Fewer missed doses",
+            ),
+            vec!["measures", "qi-initiative"],
+        ),
+        (
+            "QI key on a procedure",
+            good.replace(
+                "nation: england\n",
+                "nation: england\naim: Fewer missed doses\n",
+            ),
+            vec!["line 8", "aim"],
+        ),
+    ];
+    let before = f.envelopes();
+    for (name, text, wanted) in cases {
+        let file = f.write("bad.md", &text);
+        let err = f.fails(&["publish", path_str(&file)], 2);
+        for w in wanted {
+            assert!(err.contains(w), "{name}: expected {w:?} in: {err}");
+        }
+        assert!(f.list(&[]).is_empty(), "{name}: something was stored");
+        assert_eq!(f.envelopes(), before, "{name}: envelope count changed");
+    }
+    // The good file itself is accepted, so the refusals were about the faults.
+    f.publish(&f.write("good.md", &good));
+}
+
+/// A missing key has no line; the message should not send the user to
+/// "line 0" of their file.
+#[test]
+fn missing_qi_key_is_not_reported_at_line_0() {
+    let f = Fixture::new();
+    let text = draft("QI item", "qi-initiative", "2027-06-01", "Body.");
+    let err = f.fails(&["publish", path_str(&f.write("qi.md", &text))], 2);
+    assert!(err.contains("aim"), "{err}");
+    assert!(!err.contains("line 0"), "{err}");
+}
+
+#[test]
+fn commands_without_a_node_say_to_run_init() {
+    let f = Fixture::empty();
+    for args in [
+        &["list"][..],
+        &["status"][..],
+        &["search", "naloxone"][..],
+        &["publish", path_str(&sample(NALOXONE))][..],
+    ] {
+        let err = f.fails(args, 2);
+        assert!(err.contains("gatehouse init"), "{args:?}: {err}");
+    }
+    // Asking did not create a node.
+    assert!(!f.home().join("store").exists());
+}
+
+#[test]
+fn published_items_survive_reopening() {
+    let f = Fixture::new();
+    let id = f.publish_sample(NALOXONE);
+    f.publish_sample(QI);
+    let first = f.ok(&["--json", "list"]);
+    let second = f.ok(&["--json", "list"]);
+    assert_eq!(first, second);
+    let list: Value = serde_json::from_str(&second).expect("list JSON");
+    assert_eq!(items(&list["items"]).len(), 2);
+    assert!(second.contains(&id));
+    // The search index is reopened too.
+    let found = f.json(&["search", "naloxone"]);
+    assert_eq!(str_of(&found["results"][0]["id"]), id);
+    // And the QI details.
+    let qi = f.list(&["--kind", "qi-initiative"]);
+    assert_eq!(qi.len(), 1);
+    assert_eq!(items(&qi[0]["qi"]["pdsa_cycles"]).len(), 4);
+}
+
+#[test]
+fn demo_builds_a_network_of_six_establishments() {
+    let f = Fixture::empty();
+    let out = Command::new(BIN)
+        .args(["--json", "demo", "--dir"])
+        .arg(f.home())
+        .env_remove("GATEHOUSE_HOME")
+        .output()
+        .expect("run gatehouse demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let demo: Value = serde_json::from_slice(&out.stdout).expect("demo JSON");
+    assert!(demo["items"].as_u64().expect("item count") > 0, "{demo}");
+
+    let est = f.json(&["establishments"]);
+    let list = items(&est["establishments"]);
+    assert_eq!(list.len(), 6, "{est}");
+    let names: BTreeSet<&str> = list.iter().map(|e| str_of(&e["name"])).collect();
+    assert!(names.contains("HMP Northgate"), "{names:?}");
+    assert_eq!(
+        f.json(&["status"])["establishment"]["name"],
+        "HMP Northgate"
+    );
+
+    let found = f.json(&["search", "naloxone"]);
+    let from: BTreeSet<&str> = items(&found["results"])
+        .iter()
+        .map(|r| str_of(&r["establishment"]["name"]))
+        .map(|s| {
+            names
+                .get(s)
+                .copied()
+                .expect("result from a known establishment")
+        })
+        .collect();
+    assert!(from.len() >= 2, "{found}");
+
+    // The demo refuses to overwrite itself.
+    let again = Command::new(BIN)
+        .args(["demo", "--dir"])
+        .arg(f.home())
+        .env_remove("GATEHOUSE_HOME")
+        .output()
+        .expect("run gatehouse demo again");
+    assert_eq!(again.status.code(), Some(2));
+}
+
+#[test]
+fn usage_errors_and_help() {
+    let f = Fixture::empty();
+    let err = f.fails(&[], 1);
+    assert!(err.contains("Usage"), "{err}");
+    let err = f.fails(&["frobnicate"], 1);
+    assert!(err.contains("frobnicate"), "{err}");
+    let err = f.fails(&["show"], 1);
+    assert!(err.contains("<ID>"), "{err}");
+
+    let help = f.ok(&["--help"]);
+    assert!(help.contains("Usage: gatehouse"), "{help}");
+    for cmd in ["init", "publish", "search", "due"] {
+        assert!(help.contains(cmd), "{cmd} missing from help");
+    }
+    let version = f.ok(&["--version"]);
+    assert!(version.starts_with("gatehouse "), "{version}");
+}
