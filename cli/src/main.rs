@@ -6,6 +6,7 @@
 //! codes: 0 success, 1 usage error, 2 any other failure.
 
 mod render;
+mod trust_cmd;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,31 @@ enum Command {
     Establishments,
     /// What this node holds, and anything pending or rejected
     Status,
+    /// The network: its admins and admin-set changes
+    Network {
+        #[command(subcommand)]
+        cmd: trust_cmd::NetworkCommand,
+    },
+    /// For network admins: admit establishments, revoke keys
+    Trust {
+        #[command(subcommand)]
+        cmd: trust_cmd::TrustCommand,
+    },
+    /// For site leads: who may publish for this establishment
+    Member {
+        #[command(subcommand)]
+        cmd: trust_cmd::MemberCommand,
+    },
+    /// Make, show and rotate keys
+    Key {
+        #[command(subcommand)]
+        cmd: trust_cmd::KeyCommand,
+    },
+    /// Move envelopes by file, for sites without a connection
+    Bundle {
+        #[command(subcommand)]
+        cmd: trust_cmd::BundleCommand,
+    },
     /// Make a demonstration node holding the sample library of six establishments
     Demo {
         /// Where to make it [default: a new directory under the system temp directory]
@@ -128,9 +154,13 @@ enum Command {
 
 #[derive(Args)]
 struct InitArgs {
-    /// The establishment's name, e.g. "HMP Northgate"
-    #[arg(long)]
-    establishment: String,
+    /// The establishment's name, e.g. "HMP Northgate" (founds a new network)
+    #[arg(long, required_unless_present = "join", conflicts_with = "join")]
+    establishment: Option<String>,
+    /// Join an existing network with an invitation bundle from its admin
+    /// (needs the key it admits in keys/: `gatehouse key generate establishment`)
+    #[arg(long, value_name = "FILE")]
+    join: Option<PathBuf>,
     /// Its setting type
     #[arg(long, default_value = "local-remand", value_parser = parse_vocab::<Setting>)]
     setting: Setting,
@@ -269,37 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     let json = cli.json;
     match cli.command {
-        Command::Init(args) => {
-            let (_, report) = Library::init(
-                &home,
-                &InitOptions {
-                    establishment: args.establishment,
-                    setting: args.setting,
-                    nation: args.nation,
-                    network_name: args.network_name,
-                    member_name: args.member_name,
-                },
-            )?;
-            if json {
-                return print_json(&mut out, &report);
-            }
-            writeln!(out, "Initialised a Gatehouse node in {}", report.home)?;
-            writeln!(
-                out,
-                "network        {} ({})",
-                report.network_name, report.network
-            )?;
-            writeln!(out, "admin key      {}", report.admin_key)?;
-            writeln!(out, "establishment  {}", report.establishment_key)?;
-            writeln!(out, "publishing key {}", report.member_key)?;
-            writeln!(out, "node key       {}", report.node_key)?;
-            writeln!(
-                out,
-                "\nSecret keys are in {} (readable by you only). Keep a copy of establishment.key and admin.key somewhere safe and offline.",
-                home.keys_dir().display()
-            )?;
-            Ok(())
-        }
+        Command::Init(args) => init(&home, &mut out, json, args),
         Command::Publish { file, allow } => {
             let content = read_draft(&file, &allow.allowed)?;
             let mut lib = Library::open(&home)?;
@@ -492,12 +492,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     e.setting.label(),
                     e.nation.label(),
                     e.items,
-                    e.key.short()
+                    e.id.short()
                 )?;
             }
             Ok(())
         }
         Command::Demo { dir, samples } => demo(&mut out, json, dir, samples),
+        Command::Network { cmd } => trust_cmd::network(&home, &mut out, json, cmd),
+        Command::Trust { cmd } => trust_cmd::trust(&home, &mut out, json, cmd),
+        Command::Member { cmd } => trust_cmd::member(&home, &mut out, json, cmd),
+        Command::Key { cmd } => trust_cmd::key(&home, &mut out, json, cmd),
+        Command::Bundle { cmd } => trust_cmd::bundle(&home, &mut out, json, cmd),
         Command::Status => {
             let lib = Library::open(&home)?;
             let s = lib.status()?;
@@ -527,6 +532,80 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn init(home: &Home, out: &mut impl Write, json: bool, args: InitArgs) -> anyhow::Result<()> {
+    if let Some(file) = args.join {
+        let invite =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let (_, report) = Library::join(home, &invite, &args.member_name)
+            .with_context(|| format!("joining with {}", file.display()))?;
+        if json {
+            return print_json(out, &report);
+        }
+        writeln!(
+            out,
+            "Joined network {} ({}) as {} ({})",
+            report.network_name.as_deref().unwrap_or("?"),
+            report.network,
+            report.establishment_name,
+            report.establishment_id
+        )?;
+        if let Some(m) = report.member_key {
+            writeln!(out, "publishing key {m}")?;
+        }
+        writeln!(out, "node key       {}", report.node_key)?;
+        if !report.node_delegated {
+            writeln!(
+                out,
+                "This node has no establishment key, so its node key is not delegated yet: ask your site lead to run `gatehouse member add --role device --key {} --name \"...\"`.",
+                report.node_key
+            )?;
+        }
+        writeln!(
+            out,
+            "Imported {} envelopes ({} new).",
+            report.imported.read, report.imported.new
+        )?;
+        return Ok(());
+    }
+    let establishment = args
+        .establishment
+        .ok_or_else(|| usage("give --establishment NAME to found a network, or --join FILE"))?;
+    let (_, report) = Library::init(
+        home,
+        &InitOptions {
+            establishment: establishment.clone(),
+            setting: args.setting,
+            nation: args.nation,
+            network_name: args.network_name,
+            member_name: args.member_name,
+        },
+    )?;
+    if json {
+        return print_json(out, &report);
+    }
+    writeln!(out, "Initialised a Gatehouse node in {}", report.home)?;
+    writeln!(
+        out,
+        "network           {} ({})",
+        report.network_name, report.network
+    )?;
+    writeln!(
+        out,
+        "establishment     {} ({establishment})",
+        report.establishment_id
+    )?;
+    writeln!(out, "admin key         {}", report.admin_key)?;
+    writeln!(out, "establishment key {}", report.establishment_key)?;
+    writeln!(out, "publishing key    {}", report.member_key)?;
+    writeln!(out, "node key          {}", report.node_key)?;
+    writeln!(
+        out,
+        "\nSecret keys are in {} (readable by you only). Keep a copy of establishment.key and admin.key somewhere safe and offline.",
+        home.keys_dir().display()
+    )?;
+    Ok(())
 }
 
 fn demo(

@@ -208,12 +208,17 @@ fn init_prints_public_keys_and_keeps_secret_keys_private() {
     let f = Fixture::empty();
     let text = f.ok(&["init", "--establishment", ESTABLISHMENT]);
     let status = f.json(&["status"]);
-    let est_key = str_of(&status["establishment"]["key"]);
-    assert!(is_hex_key(est_key), "{status}");
+    let est_id = str_of(&status["establishment"]["id"]);
+    assert_eq!(est_id.len(), 32, "{status}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("establishment") && l.contains(est_key)),
-        "init should print the establishment key {est_key}:\n{text}"
+            .any(|l| l.starts_with("establishment") && l.contains(est_id)),
+        "init should print the establishment id {est_id}:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("establishment key") && l.split_whitespace().any(is_hex_key)),
+        "init should print the establishment key:\n{text}"
     );
     assert!(text.contains("publishing key"), "{text}");
     assert_eq!(str_of(&status["establishment"]["name"]), ESTABLISHMENT);
@@ -240,7 +245,7 @@ fn init_prints_public_keys_and_keeps_secret_keys_private() {
     let err = f.fails(&["init", "--establishment", "HMP Other"], 2);
     assert!(err.contains("already exists"), "{err}");
     let again = f.json(&["status"]);
-    assert_eq!(str_of(&again["establishment"]["key"]), est_key);
+    assert_eq!(str_of(&again["establishment"]["id"]), est_id);
     assert_eq!(str_of(&again["establishment"]["name"]), ESTABLISHMENT);
 }
 
@@ -253,7 +258,7 @@ fn init_json_gives_the_public_keys() {
     }
     let status = f.json(&["status"]);
     assert_eq!(status["network"], v["network"]);
-    assert_eq!(status["establishment"]["key"], v["establishment_key"]);
+    assert_eq!(status["establishment"]["id"], v["establishment_id"]);
 }
 
 #[test]

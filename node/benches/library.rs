@@ -19,15 +19,15 @@ use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::MemoryStore;
 use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesis, MemberRole};
 use gatehouse_protocol::envelope::{Body, Verified};
-use gatehouse_protocol::id::NetworkId;
+use gatehouse_protocol::id::{EstablishmentId, NetworkId};
 use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::SecretKey;
 use gatehouse_protocol::vocab::{Nation, Setting};
 
 struct Net {
     network: NetworkId,
+    est_id: EstablishmentId,
     certs: Vec<Verified>,
-    establishment: SecretKey,
     member: SecretKey,
 }
 
@@ -42,6 +42,7 @@ fn network() -> Net {
         nonce: [0; 16],
     };
     let network = genesis.network_id();
+    let est_id = EstablishmentId([2; 16]);
     let certs = vec![
         Verified::sign(
             Body::Certificate(Certificate::Genesis(genesis)),
@@ -51,7 +52,8 @@ fn network() -> Net {
         ),
         Verified::sign(
             Body::Certificate(Certificate::Admit(Admission {
-                establishment: establishment.public(),
+                establishment: est_id,
+                key: establishment.public(),
                 name: "HMP Bench".into(),
                 setting: Setting::LocalRemand,
                 nation: Nation::England,
@@ -62,7 +64,7 @@ fn network() -> Net {
         ),
         Verified::sign(
             Body::Certificate(Certificate::Delegate(Delegation {
-                establishment: establishment.public(),
+                establishment: est_id,
                 member: member.public(),
                 name: "Healthcare manager".into(),
                 role: MemberRole::Person,
@@ -74,8 +76,8 @@ fn network() -> Net {
     ];
     Net {
         network,
+        est_id,
         certs,
-        establishment,
         member,
     }
 }
@@ -83,7 +85,7 @@ fn network() -> Net {
 fn library(net: &Net, member: Option<SecretKey>) -> Library {
     let config = NodeConfig {
         network: net.network,
-        establishment: net.establishment.public(),
+        establishment: net.est_id,
         member: member.as_ref().map(SecretKey::public),
         node: net.member.public(),
         actor_suffix: "00112233445566778899aabbccddeeff".into(),
@@ -106,7 +108,7 @@ fn items(net: &Net, n: u64) -> Vec<Vec<u8>> {
                 &synthetic_content(i),
                 &net.member,
                 &[7; 16],
-                net.establishment.public(),
+                net.est_id,
                 &net.network,
                 1_700_000_000_000,
             )
@@ -140,18 +142,38 @@ fn bench_verify_and_apply(c: &mut Criterion) {
             }
         });
     });
-    g.bench_function("decode, verify, judge, store and apply", |b| {
-        b.iter_batched(
-            || library(&net, None),
-            |mut lib| {
-                for e in &envelopes {
-                    lib.ingest(e).expect("ingest");
-                }
-                lib
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    // The way bundles and peers deliver envelopes: a batch, with one
+    // flush and one index commit at the end.
+    let file = gatehouse_node::bundle::write(&net.network, &envelopes);
+    g.bench_function(
+        "decode, verify, judge, store, apply and index (batch)",
+        |b| {
+            b.iter_batched(
+                || library(&net, None),
+                |mut lib| {
+                    let report = gatehouse_node::bundle::import(&mut lib, &file).expect("import");
+                    assert_eq!(report.new, envelopes.len());
+                    lib
+                },
+                BatchSize::PerIteration,
+            );
+        },
+    );
+    g.bench_function(
+        "decode, verify, judge, store, apply and index (one at a time)",
+        |b| {
+            b.iter_batched(
+                || library(&net, None),
+                |mut lib| {
+                    for e in &envelopes {
+                        lib.ingest(e).expect("ingest");
+                    }
+                    lib
+                },
+                BatchSize::PerIteration,
+            );
+        },
+    );
     g.finish();
 }
 
@@ -189,7 +211,7 @@ fn bench_search(c: &mut Criterion) {
                 &synthetic_content(i),
                 &net.member,
                 &[7; 16],
-                net.establishment.public(),
+                net.est_id,
                 &net.network,
                 1,
             )

@@ -1,8 +1,8 @@
 //! The filters `list`, `search` and `due` share.
 
+use gatehouse_protocol::id::EstablishmentId;
 use gatehouse_protocol::item::Item;
 use gatehouse_protocol::jiff::civil::Date;
-use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 
 /// Conditions an item must meet; `None` means any.
@@ -19,7 +19,7 @@ pub struct Filter {
     /// Follows this nation's guidance.
     pub nation: Option<Nation>,
     /// Owned by one of these establishments.
-    pub owners: Option<Vec<PublicKey>>,
+    pub owners: Option<Vec<EstablishmentId>>,
     /// Review due strictly before this date.
     pub review_due_before: Option<Date>,
 }

@@ -2,6 +2,8 @@
 //! index. The CLI uses this crate directly when no daemon runs; the daemon
 //! will serve the same [`library::Library`] over its local API.
 
+pub mod authority;
+pub mod bundle;
 pub mod draft;
 pub mod filter;
 pub mod home;

@@ -18,7 +18,7 @@ use gatehouse_protocol::automerge::{self, AutoCommit};
 use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesis, MemberRole};
 use gatehouse_protocol::change::{ACTOR_SUFFIX_BYTES, ChangePayload, actor_id};
 use gatehouse_protocol::envelope::{Body, Envelope, Verified, VerifyError};
-use gatehouse_protocol::id::{EnvelopeId, ItemId, NetworkId};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
 use gatehouse_protocol::identifier::{IdentifierKind, find_identifiers_allowing};
 use gatehouse_protocol::item::{self, DocError, FieldError, Item, ItemContent};
 use gatehouse_protocol::jiff::civil::Date;
@@ -35,6 +35,9 @@ use crate::store::{SledStore, Store, StoreError, Tree, Write};
 
 /// Shortest item-id prefix accepted in place of a whole id.
 pub const MIN_ID_PREFIX_CHARS: usize = 6;
+/// Most envelopes held that are not in effect (pending or rejected). Past
+/// this, further ones are refused until trust catches up.
+pub const MAX_UNACCEPTED_ENVELOPES: usize = 10_000;
 /// Longest withdrawal reason, in characters.
 pub const MAX_REASON_CHARS: usize = 1_000;
 
@@ -116,6 +119,20 @@ pub enum LibraryError {
         /// The latest version.
         latest: u64,
     },
+    /// The invitation does not admit or delegate any key in the data directory.
+    #[error("{0}")]
+    NotInvited(String),
+    /// A bundle could not be read.
+    #[error("bundle: {0}")]
+    Bundle(String),
+    /// No envelope has this id.
+    #[error("no envelope {0} is held here")]
+    UnknownEnvelope(EnvelopeId),
+    /// Too many envelopes are waiting or without effect.
+    #[error(
+        "{MAX_UNACCEPTED_ENVELOPES} envelopes are already pending or rejected; refusing another ({0})"
+    )]
+    PoolFull(Judgement),
     /// This node's own key is not authorised for the change.
     #[error("this node's key may not make that change: {0:?}")]
     NotAuthorised(Judgement),
@@ -141,7 +158,7 @@ pub struct NodeConfig {
     /// The network this node belongs to.
     pub network: NetworkId,
     /// This node's establishment.
-    pub establishment: PublicKey,
+    pub establishment: EstablishmentId,
     /// The publishing key on this node, if any.
     pub member: Option<PublicKey>,
     /// The node's own key.
@@ -176,6 +193,8 @@ pub struct InitReport {
     pub network_name: String,
     /// The admin key.
     pub admin_key: PublicKey,
+    /// The establishment's id.
+    pub establishment_id: EstablishmentId,
     /// The establishment key.
     pub establishment_key: PublicKey,
     /// The publishing key.
@@ -193,6 +212,15 @@ pub struct Named {
     pub name: Option<String>,
 }
 
+/// An establishment with the name trust gives it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EstablishmentRef {
+    /// Its id.
+    pub id: EstablishmentId,
+    /// Its name, if admitted.
+    pub name: Option<String>,
+}
+
 /// An item as shown to people and in JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemView {
@@ -200,7 +228,7 @@ pub struct ItemView {
     #[serde(flatten)]
     pub item: Item,
     /// The owning establishment.
-    pub establishment: Named,
+    pub establishment: EstablishmentRef,
     /// Who signed versions.
     pub signed_by: Vec<Named>,
 }
@@ -217,7 +245,7 @@ pub struct VersionEntry {
     /// The signing key and its holder.
     pub signer: Named,
     /// The establishment the signer acts for.
-    pub establishment: Named,
+    pub establishment: EstablishmentRef,
     /// When the signer says it was made (RFC 3339).
     pub at: String,
     /// Fields whose value changed.
@@ -280,7 +308,7 @@ pub struct StatusReport {
     /// Its name.
     pub network_name: Option<String>,
     /// This node's establishment.
-    pub establishment: Named,
+    pub establishment: EstablishmentRef,
     /// Envelopes held.
     pub envelopes: usize,
     /// Certificates held.
@@ -296,8 +324,8 @@ pub struct StatusReport {
 /// An admitted establishment and how many items it owns.
 #[derive(Debug, Clone, Serialize)]
 pub struct EstablishmentSummary {
-    /// Its key.
-    pub key: PublicKey,
+    /// Its id.
+    pub id: EstablishmentId,
     /// Its name.
     pub name: String,
     /// Setting type.
@@ -306,8 +334,25 @@ pub struct EstablishmentSummary {
     pub nation: Nation,
     /// Items it owns.
     pub items: usize,
+    /// Whether the admins removed it.
+    pub removed: bool,
+    /// Its establishment keys.
+    pub keys: Vec<KeyInfo>,
     /// Delegated keys.
-    pub members: Vec<Named>,
+    pub members: Vec<KeyInfo>,
+}
+
+/// A key of an establishment, as listed by `trust` and `member` commands.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// The key.
+    pub key: PublicKey,
+    /// Who holds it.
+    pub name: Option<String>,
+    /// person, device or establishment.
+    pub role: String,
+    /// Whether it has been revoked.
+    pub revoked: bool,
 }
 
 struct Signer {
@@ -324,6 +369,7 @@ pub struct Library {
     signer: Option<Signer>,
     now_ms: fn() -> u64,
     dirty: BTreeSet<ItemId>,
+    trust_stale: bool,
 }
 
 fn system_now_ms() -> u64 {
@@ -333,6 +379,16 @@ fn system_now_ms() -> u64 {
 }
 
 const CONFIG_KEY: &[u8] = b"node";
+
+fn judgement_write(id: &EnvelopeId, j: Judgement) -> Result<Write> {
+    let value = match j {
+        Judgement::Accepted => None,
+        other => {
+            Some(serde_json::to_vec(&other).map_err(|e| LibraryError::Corrupt(e.to_string()))?)
+        }
+    };
+    Ok((Tree::Judgements, id.as_bytes().to_vec(), value))
+}
 
 fn change_key(item: &ItemId, env: &EnvelopeId) -> Vec<u8> {
     let mut k = item.as_bytes().to_vec();
@@ -367,6 +423,7 @@ impl Library {
         home.create()?;
         let admin = generate_key()?;
         let establishment = generate_key()?;
+        let establishment_id = EstablishmentId(random_bytes()?);
         let member = generate_key()?;
         let node = generate_key()?;
         home.write_key("admin", &admin)?;
@@ -382,7 +439,7 @@ impl Library {
         let network = genesis.network_id();
         let config = NodeConfig {
             network,
-            establishment: establishment.public(),
+            establishment: establishment_id,
             member: Some(member.public()),
             node: node.public(),
             actor_suffix: hex::encode(random_bytes::<ACTOR_SUFFIX_BYTES>()?),
@@ -406,7 +463,8 @@ impl Library {
             ),
             Verified::sign(
                 Body::Certificate(Certificate::Admit(Admission {
-                    establishment: establishment.public(),
+                    establishment: establishment_id,
+                    key: establishment.public(),
                     name: opts.establishment.clone(),
                     setting: opts.setting,
                     nation: opts.nation,
@@ -417,7 +475,7 @@ impl Library {
             ),
             Verified::sign(
                 Body::Certificate(Certificate::Delegate(Delegation {
-                    establishment: establishment.public(),
+                    establishment: establishment_id,
                     member: member_key,
                     name: opts.member_name.clone(),
                     role: MemberRole::Person,
@@ -428,7 +486,7 @@ impl Library {
             ),
             Verified::sign(
                 Body::Certificate(Certificate::Delegate(Delegation {
-                    establishment: establishment.public(),
+                    establishment: establishment_id,
                     member: node.public(),
                     name: format!("{} node", opts.establishment),
                     role: MemberRole::Device,
@@ -438,15 +496,13 @@ impl Library {
                 now,
             ),
         ];
-        for c in certs {
-            lib.accept(c)?;
-        }
-        lib.finish()?;
+        lib.ingest_many(certs.to_vec())?;
         let report = InitReport {
             home: home.root().display().to_string(),
             network,
             network_name: opts.network_name.clone(),
             admin_key: admin.public(),
+            establishment_id,
             establishment_key: establishment.public(),
             member_key,
             node_key: node.public(),
@@ -508,6 +564,48 @@ impl Library {
         Ok(lib)
     }
 
+    /// Opens a fresh sled store and index in `home` with `config`.
+    pub(crate) fn create_in(
+        home: &Home,
+        config: NodeConfig,
+        member: Option<SecretKey>,
+    ) -> Result<Self> {
+        let store = SledStore::open(&home.store_dir())?;
+        store.apply(vec![(
+            Tree::Config,
+            CONFIG_KEY.to_vec(),
+            Some(serde_json::to_vec(&config).map_err(|e| LibraryError::Corrupt(e.to_string()))?),
+        )])?;
+        let index = SearchIndex::open(&home.index_dir())?;
+        Self::assemble(Arc::new(store), config, index, member)
+    }
+
+    /// Records a new publishing key for this node (after a rotation).
+    pub(crate) fn set_member(&mut self, member: SecretKey) -> Result<()> {
+        self.config.member = Some(member.public());
+        self.store.apply(vec![(
+            Tree::Config,
+            CONFIG_KEY.to_vec(),
+            Some(
+                serde_json::to_vec(&self.config)
+                    .map_err(|e| LibraryError::Corrupt(e.to_string()))?,
+            ),
+        )])?;
+        self.store.flush()?;
+        if let Some(s) = self.signer.as_mut() {
+            s.member = member;
+        } else {
+            let mut suffix = [0u8; ACTOR_SUFFIX_BYTES];
+            hex::decode_to_slice(&self.config.actor_suffix, &mut suffix)
+                .map_err(|_| LibraryError::Corrupt("actor suffix in node config".into()))?;
+            self.signer = Some(Signer {
+                member,
+                actor_suffix: suffix,
+            });
+        }
+        Ok(())
+    }
+
     fn assemble(
         store: Arc<dyn Store>,
         config: NodeConfig,
@@ -529,6 +627,7 @@ impl Library {
             signer,
             now_ms: system_now_ms,
             dirty: BTreeSet::new(),
+            trust_stale: false,
         };
         lib.reload_trust()?;
         Ok(lib)
@@ -543,9 +642,7 @@ impl Library {
             }
         }
         let items_with_changes = self.items_with_changes()?;
-        let catalogued = self.store.len(Tree::Catalog)?;
-        let accepted_items = items_with_changes.len();
-        if catalogued > accepted_items {
+        if self.store.len(Tree::Catalog)? > items_with_changes.len() {
             // Entries for items we hold no change of: the catalog is not ours.
             self.store.clear(Tree::Catalog)?;
         }
@@ -558,17 +655,16 @@ impl Library {
                 rebuild.insert(*item);
             }
         }
-        let reindex = self.index.len() != self.store.len(Tree::Catalog)? || !rebuild.is_empty();
         if !rebuild.is_empty() {
             tracing::info!(items = rebuild.len(), "rebuilding derived state");
         }
-        for item in rebuild {
-            self.materialise(item)?;
-        }
-        if reindex && self.index.len() != self.store.len(Tree::Catalog)? {
+        self.dirty.extend(rebuild);
+        self.finish()?;
+        if self.index.len() != self.store.len(Tree::Catalog)? {
+            tracing::info!("search index out of step with the catalog; rebuilding it");
             self.reindex_all()?;
         }
-        self.finish()
+        Ok(())
     }
 
     fn items_with_changes(&self) -> Result<BTreeSet<ItemId>> {
@@ -599,6 +695,11 @@ impl Library {
         Ok(())
     }
 
+    /// The clock used for claimed times.
+    pub(crate) fn now(&self) -> u64 {
+        (self.now_ms)()
+    }
+
     /// This node's configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config
@@ -610,14 +711,7 @@ impl Library {
     }
 
     fn reload_trust(&mut self) -> Result<()> {
-        let mut certs = Vec::new();
-        for (k, _) in self.store.scan(Tree::Certificates, b"")? {
-            let id = EnvelopeId(
-                <[u8; 32]>::try_from(k.as_slice())
-                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))?,
-            );
-            certs.push(self.load_envelope(&id)?);
-        }
+        let certs = self.certificates()?;
         self.trust = TrustView::build(&self.config.network, &certs);
         Ok(())
     }
@@ -678,21 +772,30 @@ impl Library {
         Ok(first)
     }
 
-    /// Stores a verified envelope, judges it and updates what it affects.
-    /// Callers run [`Library::finish`] after a batch.
-    fn accept(&mut self, env: Verified) -> Result<Accepted> {
+    /// Stores a verified envelope and judges it. Derived state (trust,
+    /// items, index) catches up in [`Library::finish`], once per batch.
+    pub(crate) fn accept(&mut self, env: Verified) -> Result<Accepted> {
         let id = env.id();
         if self.has_envelope(&id)? {
-            let judgement = match self.store.get(Tree::Judgements, id.as_bytes())? {
-                Some(j) => serde_json::from_slice(&j)
-                    .map_err(|e| LibraryError::Corrupt(format!("judgement of {id}: {e}")))?,
-                None => Judgement::Accepted,
-            };
             return Ok(Accepted {
                 id,
                 new: false,
-                judgement,
+                judgement: self.judgement_of(&id)?,
             });
+        }
+        let judgement = match env.body() {
+            Body::Change(c) => self.trust.judge_change(&id, &env.signer(), &c.owner),
+            // A certificate's effect depends on the others; judged in `finish`.
+            Body::Certificate(_) => {
+                let mut certs = self.certificates()?;
+                certs.push(env.clone());
+                TrustView::build(&self.config.network, &certs).judge(&env)
+            }
+        };
+        if judgement != Judgement::Accepted
+            && self.store.len(Tree::Judgements)? >= MAX_UNACCEPTED_ENVELOPES
+        {
+            return Err(LibraryError::PoolFull(judgement));
         }
         let mut batch: Vec<Write> = vec![(
             Tree::Envelopes,
@@ -702,33 +805,25 @@ impl Library {
         match env.body() {
             Body::Certificate(_) => {
                 batch.push((Tree::Certificates, id.as_bytes().to_vec(), Some(Vec::new())));
+                self.trust_stale = true;
             }
             Body::Change(c) => {
+                let mut facts = Vec::with_capacity(64);
+                facts.extend_from_slice(env.signer().as_bytes());
+                facts.extend_from_slice(c.owner.as_bytes());
+                facts.extend_from_slice(c.item.as_bytes());
+                batch.push((Tree::ChangeFacts, id.as_bytes().to_vec(), Some(facts)));
                 batch.push((
                     Tree::ItemChanges,
                     change_key(&c.item, &id),
                     Some(Vec::new()),
                 ));
                 batch.push((Tree::Dirty, c.item.as_bytes().to_vec(), Some(Vec::new())));
+                self.dirty.insert(c.item);
             }
         }
+        batch.push(judgement_write(&id, judgement)?);
         self.store.apply(batch)?;
-        let judgement = match env.body() {
-            Body::Certificate(_) => {
-                self.reload_trust()?;
-                let j = self.trust.judge(&env);
-                self.record_judgement(&id, j)?;
-                self.rejudge_waiting()?;
-                j
-            }
-            Body::Change(c) => {
-                let j = self.trust.judge(&env);
-                self.record_judgement(&id, j)?;
-                let item = c.item;
-                self.materialise(item)?;
-                j
-            }
-        };
         Ok(Accepted {
             id,
             new: true,
@@ -736,36 +831,82 @@ impl Library {
         })
     }
 
-    fn record_judgement(&self, id: &EnvelopeId, j: Judgement) -> Result<()> {
-        let value = match j {
-            Judgement::Accepted => None,
-            other => {
-                Some(serde_json::to_vec(&other).map_err(|e| LibraryError::Corrupt(e.to_string()))?)
-            }
-        };
-        self.store
-            .apply(vec![(Tree::Judgements, id.as_bytes().to_vec(), value)])?;
-        Ok(())
+    /// The judgement recorded for a held envelope.
+    pub fn judgement_of(&self, id: &EnvelopeId) -> Result<Judgement> {
+        match self.store.get(Tree::Judgements, id.as_bytes())? {
+            Some(j) => serde_json::from_slice(&j)
+                .map_err(|e| LibraryError::Corrupt(format!("judgement of {id}: {e}"))),
+            None => Ok(Judgement::Accepted),
+        }
     }
 
-    /// Re-judges every envelope not yet accepted, after trust changed.
-    fn rejudge_waiting(&mut self) -> Result<()> {
-        let mut touched = BTreeSet::new();
-        for (k, _) in self.store.scan(Tree::Judgements, b"")? {
+    /// The ids of every certificate held.
+    pub fn certificate_ids(&self) -> Result<BTreeSet<EnvelopeId>> {
+        self.store
+            .scan(Tree::Certificates, b"")?
+            .into_iter()
+            .map(|(k, _)| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map(EnvelopeId)
+                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))
+            })
+            .collect()
+    }
+
+    /// Every certificate held.
+    pub(crate) fn certificates(&self) -> Result<Vec<Verified>> {
+        let mut certs = Vec::new();
+        for (k, _) in self.store.scan(Tree::Certificates, b"")? {
             let id = EnvelopeId(
                 <[u8; 32]>::try_from(k.as_slice())
-                    .map_err(|_| LibraryError::Corrupt("judgement key".into()))?,
+                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))?,
             );
-            let env = self.load_envelope(&id)?;
-            let j = self.trust.judge(&env);
-            self.record_judgement(&id, j)?;
-            if let (Judgement::Accepted, Body::Change(c)) = (j, env.body()) {
-                touched.insert(c.item);
+            certs.push(self.load_envelope(&id)?);
+        }
+        Ok(certs)
+    }
+
+    /// The facts of every change held: (id, signer, owner, item).
+    pub(crate) fn change_facts(
+        &self,
+    ) -> Result<Vec<(EnvelopeId, PublicKey, EstablishmentId, ItemId)>> {
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan(Tree::ChangeFacts, b"")? {
+            let bad = || LibraryError::Corrupt("change facts".into());
+            let id = EnvelopeId(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| bad())?);
+            if v.len() != 64 {
+                return Err(bad());
+            }
+            let signer = PublicKey::from_bytes(<[u8; 32]>::try_from(&v[..32]).map_err(|_| bad())?)
+                .map_err(|_| bad())?;
+            let owner = EstablishmentId(<[u8; 16]>::try_from(&v[32..48]).map_err(|_| bad())?);
+            let item = ItemId(<[u8; 16]>::try_from(&v[48..]).map_err(|_| bad())?);
+            out.push((id, signer, owner, item));
+        }
+        Ok(out)
+    }
+
+    /// Re-judges every envelope after trust changed, marking the items whose
+    /// set of accepted changes moved.
+    fn rejudge_all(&mut self) -> Result<()> {
+        let mut writes = Vec::new();
+        for (id, j) in self.trust.certificate_judgements() {
+            if *j != self.judgement_of(id)? {
+                writes.push(judgement_write(id, *j)?);
             }
         }
-        for item in touched {
-            self.materialise(item)?;
+        for (id, signer, owner, item) in self.change_facts()? {
+            let now = self.trust.judge_change(&id, &signer, &owner);
+            let before = self.judgement_of(&id)?;
+            if now != before {
+                writes.push(judgement_write(&id, now)?);
+                if (now == Judgement::Accepted) != (before == Judgement::Accepted) {
+                    self.dirty.insert(item);
+                    writes.push((Tree::Dirty, item.as_bytes().to_vec(), Some(Vec::new())));
+                }
+            }
         }
+        self.store.apply(writes)?;
         Ok(())
     }
 
@@ -797,11 +938,11 @@ impl Library {
             .collect();
         let key_hex = item.to_hex();
         if changes.is_empty() {
+            self.index.remove(&item)?;
             self.store.apply(vec![
                 (Tree::ItemDocs, item.as_bytes().to_vec(), None),
                 (Tree::Catalog, key_hex.into_bytes(), None),
             ])?;
-            self.dirty.insert(item);
             return Ok(());
         }
         let mut doc = AutoCommit::new();
@@ -810,11 +951,11 @@ impl Library {
             Ok(i) if i.id == item => i,
             // Changes whose first (creating) change has not arrived yet.
             _ => {
+                self.index.remove(&item)?;
                 self.store.apply(vec![
                     (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
                     (Tree::Catalog, key_hex.into_bytes(), None),
                 ])?;
-                self.dirty.insert(item);
                 return Ok(());
             }
         };
@@ -826,12 +967,22 @@ impl Library {
             (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
             (Tree::Catalog, key_hex.into_bytes(), Some(catalog)),
         ])?;
-        self.dirty.insert(item);
         Ok(())
     }
 
-    /// Commits the index, clears the dirty marks and flushes the store.
-    fn finish(&mut self) -> Result<()> {
+    /// Brings derived state up to date with what `accept` stored: trust
+    /// (when a certificate arrived), the judgement of every envelope, the
+    /// items that changed and the search index; then clears the dirty marks
+    /// and flushes the store.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        if self.trust_stale {
+            self.reload_trust()?;
+            self.rejudge_all()?;
+            self.trust_stale = false;
+        }
+        for item in self.dirty.clone() {
+            self.materialise(item)?;
+        }
         self.index.commit()?;
         let clears: Vec<Write> = std::mem::take(&mut self.dirty)
             .into_iter()
@@ -887,7 +1038,7 @@ impl Library {
     fn commit_change(
         &mut self,
         item: ItemId,
-        owner: PublicKey,
+        owner: EstablishmentId,
         salt: [u8; 16],
         doc: &mut AutoCommit,
         action: &str,
@@ -1106,28 +1257,33 @@ impl Library {
         }
     }
 
-    fn establishment_name(&self, key: &PublicKey) -> String {
-        self.trust.establishments.get(key).map_or_else(
-            || format!("establishment {}", key.short()),
+    fn establishment_name(&self, id: &EstablishmentId) -> String {
+        self.trust.establishments.get(id).map_or_else(
+            || format!("establishment {}", id.short()),
             |e| e.name.clone(),
         )
     }
 
-    fn named_establishment(&self, key: &PublicKey) -> Named {
-        Named {
-            key: *key,
-            name: self.trust.establishments.get(key).map(|e| e.name.clone()),
+    pub(crate) fn named_establishment(&self, id: &EstablishmentId) -> EstablishmentRef {
+        EstablishmentRef {
+            id: *id,
+            name: self.trust.establishments.get(id).map(|e| e.name.clone()),
         }
     }
 
-    fn named_member(&self, establishment: &PublicKey, key: &PublicKey) -> Named {
-        Named {
-            key: *key,
-            name: self
-                .trust
-                .member(establishment, key)
-                .map(|m| m.name.clone()),
-        }
+    pub(crate) fn named_member(&self, establishment: &EstablishmentId, key: &PublicKey) -> Named {
+        let name = self
+            .trust
+            .member(establishment, key)
+            .map(|m| m.name.clone())
+            .or_else(|| {
+                self.trust
+                    .establishments
+                    .get(establishment)
+                    .filter(|e| e.keys.contains(key))
+                    .map(|e| format!("{} establishment key", e.name))
+            });
+        Named { key: *key, name }
     }
 
     fn view(&self, item: Item) -> ItemView {
@@ -1309,7 +1465,7 @@ impl Library {
 
     /// Admitted establishments with their item counts.
     pub fn establishments(&self) -> Result<Vec<EstablishmentSummary>> {
-        let mut counts: BTreeMap<PublicKey, usize> = BTreeMap::new();
+        let mut counts: BTreeMap<EstablishmentId, usize> = BTreeMap::new();
         for item in self.catalog()? {
             *counts.entry(item.owner).or_default() += 1;
         }
@@ -1318,19 +1474,33 @@ impl Library {
             .establishments
             .values()
             .map(|e| EstablishmentSummary {
-                key: e.key,
+                id: e.id,
                 name: e.name.clone(),
                 setting: e.setting,
                 nation: e.nation,
-                items: counts.get(&e.key).copied().unwrap_or(0),
+                items: counts.get(&e.id).copied().unwrap_or(0),
+                removed: e.removed,
+                keys: e
+                    .keys
+                    .iter()
+                    .filter(|k| !self.trust.members.contains_key(&(e.id, **k)))
+                    .map(|k| KeyInfo {
+                        key: *k,
+                        name: None,
+                        role: "establishment".into(),
+                        revoked: self.trust.revoked_keys.contains_key(k),
+                    })
+                    .collect(),
                 members: self
                     .trust
                     .members
                     .values()
-                    .filter(|m| m.establishment == e.key)
-                    .map(|m| Named {
+                    .filter(|m| m.establishment == e.id)
+                    .map(|m| KeyInfo {
                         key: m.key,
                         name: Some(m.name.clone()),
+                        role: m.role.slug().into(),
+                        revoked: m.revoked,
                     })
                     .collect(),
             })
@@ -1340,14 +1510,14 @@ impl Library {
     }
 
     /// Establishments whose name contains `text` (case-insensitive), or whose
-    /// key is `text`.
-    pub fn find_establishments(&self, text: &str) -> Vec<PublicKey> {
+    /// id is `text`.
+    pub fn find_establishments(&self, text: &str) -> Vec<EstablishmentId> {
         let needle = text.trim().to_lowercase();
         self.trust
             .establishments
             .values()
-            .filter(|e| e.name.to_lowercase().contains(&needle) || e.key.to_hex() == needle)
-            .map(|e| e.key)
+            .filter(|e| e.name.to_lowercase().contains(&needle) || e.id.to_hex() == needle)
+            .map(|e| e.id)
             .collect()
     }
 
@@ -1380,7 +1550,7 @@ impl Library {
 #[derive(Deserialize)]
 struct CatalogEntry {
     id: ItemId,
-    owner: PublicKey,
+    owner: EstablishmentId,
     version: u64,
     #[serde(flatten)]
     content: ItemContent,
@@ -1413,7 +1583,7 @@ pub fn new_item(
     content: &ItemContent,
     member: &SecretKey,
     suffix: &[u8; ACTOR_SUFFIX_BYTES],
-    owner: PublicKey,
+    owner: EstablishmentId,
     network: &NetworkId,
     now_ms: u64,
 ) -> Result<Verified> {

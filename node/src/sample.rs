@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, MemberRole};
 use gatehouse_protocol::envelope::{Body, Verified};
-use gatehouse_protocol::id::ItemId;
+use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use gatehouse_protocol::item::{ItemContent, QiDetails};
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::key::SecretKey;
@@ -174,13 +174,15 @@ pub fn populate(
             continue;
         }
         let est_key = generate_key().map_err(LibraryError::from)?;
+        let est_id = EstablishmentId(random_bytes().map_err(LibraryError::from)?);
         let member = generate_key().map_err(LibraryError::from)?;
         let suffix = random_bytes().map_err(LibraryError::from)?;
         let now = now_ms();
         let mut envs = vec![
             Verified::sign(
                 Body::Certificate(Certificate::Admit(Admission {
-                    establishment: est_key.public(),
+                    establishment: est_id,
+                    key: est_key.public(),
                     name: est.name.clone(),
                     setting: est.setting,
                     nation: est.nation,
@@ -191,7 +193,7 @@ pub fn populate(
             ),
             Verified::sign(
                 Body::Certificate(Certificate::Delegate(Delegation {
-                    establishment: est_key.public(),
+                    establishment: est_id,
                     member: member.public(),
                     name: "Healthcare manager".into(),
                     role: MemberRole::Person,
@@ -203,7 +205,7 @@ pub fn populate(
         ];
         let mut ids = Vec::new();
         for (path, content) in &est.items {
-            let env = new_item(content, &member, &suffix, est_key.public(), &network, now)?;
+            let env = new_item(content, &member, &suffix, est_id, &network, now)?;
             if let Body::Change(c) = env.body() {
                 ids.push((est.slug.clone(), path.clone(), c.item));
             }

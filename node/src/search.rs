@@ -209,6 +209,14 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Removes one item; call [`SearchIndex::commit`] to make it visible.
+    pub fn remove(&mut self, id: &ItemId) -> Result<(), SearchError> {
+        let f = self.fields;
+        self.writer()?
+            .delete_term(Term::from_field_text(f.id, &id.to_hex()));
+        Ok(())
+    }
+
     /// Removes everything (before a rebuild).
     pub fn clear(&mut self) -> Result<(), SearchError> {
         self.writer()?.delete_all_documents()?;

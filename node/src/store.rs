@@ -22,6 +22,9 @@ pub enum Tree {
     Certificates,
     /// `item id ‖ envelope id` for every change envelope of an item.
     ItemChanges,
+    /// Change envelope id → signer ‖ owner ‖ item, to re-judge changes
+    /// without decoding them.
+    ChangeFacts,
     /// Item id → saved Automerge document of accepted changes (derived).
     ItemDocs,
     /// Item id (hex) → JSON of the item without its body (derived).
@@ -36,9 +39,10 @@ pub enum Tree {
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 8] = [
+    pub const ALL: [Tree; 9] = [
         Tree::Envelopes,
         Tree::Certificates,
+        Tree::ChangeFacts,
         Tree::ItemChanges,
         Tree::ItemDocs,
         Tree::Catalog,
@@ -51,6 +55,7 @@ impl Tree {
         match self {
             Tree::Envelopes => "envelopes",
             Tree::Certificates => "certificates",
+            Tree::ChangeFacts => "change_facts",
             Tree::ItemChanges => "item_changes",
             Tree::ItemDocs => "item_docs",
             Tree::Catalog => "catalog",
@@ -143,6 +148,10 @@ impl Store for SledStore {
 
     fn apply(&self, batch: Vec<Write>) -> Result<(), StoreError> {
         use sled::Transactional;
+        // sled's multi-tree transaction needs at least one tree.
+        if batch.is_empty() {
+            return Ok(());
+        }
         let mut per_tree: BTreeMap<Tree, sled::Batch> = BTreeMap::new();
         for (t, k, v) in batch {
             let b = per_tree.entry(t).or_default();
@@ -273,6 +282,7 @@ mod tests {
         store
             .apply(vec![(Tree::Envelopes, b"a1".to_vec(), None)])
             .expect("delete");
+        store.apply(Vec::new()).expect("an empty batch is a no-op");
         assert_eq!(store.get(Tree::Envelopes, b"a1").expect("get"), None);
         store.clear(Tree::Config).expect("clear");
         assert_eq!(store.len(Tree::Config).expect("len"), 0);

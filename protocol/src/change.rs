@@ -9,7 +9,7 @@
 
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::envelope::VerifyError;
-use crate::id::ItemId;
+use crate::id::{EstablishmentId, ItemId};
 use crate::key::PublicKey;
 
 /// Bytes of the per-node suffix of an actor id.
@@ -23,7 +23,7 @@ pub struct ChangePayload {
     /// The item changed.
     pub item: ItemId,
     /// The establishment that owns the item.
-    pub owner: PublicKey,
+    pub owner: EstablishmentId,
     /// The salt the item id was derived from.
     pub salt: [u8; 16],
     /// The change, as Automerge encodes it.
@@ -53,10 +53,7 @@ impl ChangePayload {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let item = ItemId(r.fixed()?);
-        let owner = PublicKey::from_bytes(r.fixed()?).map_err(|_| DecodeError::Invalid {
-            field: "owner",
-            reason: "not an ed25519 public key",
-        })?;
+        let owner = EstablishmentId(r.fixed()?);
         let salt = r.fixed()?;
         let raw = r.bytes("change", MAX_CHANGE_BYTES)?;
         r.finish()?;

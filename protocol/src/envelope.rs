@@ -143,6 +143,13 @@ pub enum VerifyError {
     Unbound(&'static str),
 }
 
+/// The claimed creation time of an envelope, read from its header without
+/// decoding the rest (for choosing what to export); `None` if too short.
+pub fn peek_created_ms(bytes: &[u8]) -> Option<u64> {
+    let raw: [u8; 8] = bytes.get(66..74)?.try_into().ok()?;
+    Some(u64::from_be_bytes(raw))
+}
+
 impl Envelope {
     /// Parses an envelope, checking sizes and structure but not the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -315,7 +322,7 @@ mod tests {
         let est = SecretKey::from_seed([1; 32]);
         let person = SecretKey::from_seed([2; 32]);
         let body = Body::Certificate(Certificate::Delegate(Delegation {
-            establishment: est.public(),
+            establishment: crate::id::EstablishmentId([1; 16]),
             member: person.public(),
             name: "Deputy healthcare manager".into(),
             role: MemberRole::Person,
@@ -330,6 +337,7 @@ mod tests {
     fn round_trip() {
         let (env, network) = sample();
         let back = Envelope::open(env.bytes(), &network).expect("verifies");
+        assert_eq!(peek_created_ms(env.bytes()), Some(1_700_000_000_000));
         assert_eq!(back, env);
         assert_eq!(back.id(), EnvelopeId::of(env.bytes()));
     }

@@ -102,6 +102,12 @@ hex_id!(
     /// The id of a network: the hash of its genesis certificate's body.
     NetworkId, 32, "network id"
 );
+hex_id!(
+    /// The stable id of an establishment, chosen when it is first admitted.
+    /// Its keys may change (rotation, staff turnover); its id and the items
+    /// it owns do not.
+    EstablishmentId, 16, "establishment id"
+);
 
 impl EnvelopeId {
     /// The id of the envelope with these exact bytes.
@@ -113,7 +119,7 @@ impl EnvelopeId {
 impl ItemId {
     /// An item id binds its owner: anyone can check that a change's claimed
     /// owner is the one the id was made for.
-    pub fn derive(owner: &crate::key::PublicKey, salt: &[u8; 16]) -> Self {
+    pub fn derive(owner: &EstablishmentId, salt: &[u8; 16]) -> Self {
         let mut h = blake3::Hasher::new();
         h.update(b"gatehouse/v1/item-id\0");
         h.update(owner.as_bytes());

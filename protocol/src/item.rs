@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::id::ItemId;
+use crate::id::{EstablishmentId, ItemId};
 use crate::key::PublicKey;
 use crate::vocab::{Kind, Nation, Pathway, Setting, Status};
 
@@ -220,8 +220,8 @@ impl ItemContent {
 pub struct Item {
     /// Item id.
     pub id: ItemId,
-    /// The owning establishment's key.
-    pub owner: PublicKey,
+    /// The owning establishment.
+    pub owner: EstablishmentId,
     /// Version number: how many versions have been published (concurrent
     /// revisions each count).
     pub version: u64,
@@ -255,7 +255,7 @@ pub enum DocError {
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Writes the identity of a new item into an empty document.
-pub fn init_doc(doc: &mut AutoCommit, id: ItemId, owner: &PublicKey) -> Result<(), DocError> {
+pub fn init_doc(doc: &mut AutoCommit, id: ItemId, owner: &EstablishmentId) -> Result<(), DocError> {
     doc.put(ROOT, "schema", SCHEMA_VERSION)?;
     doc.put(ROOT, "id", id.to_hex())?;
     doc.put(ROOT, "owner", owner.to_hex())?;
@@ -470,7 +470,7 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         .and_then(|s| s.parse::<ItemId>().ok())
         .ok_or(DocError::NotAnItem("no id"))?;
     let owner = read_str(doc, ROOT, "owner")
-        .and_then(|s| s.parse::<PublicKey>().ok())
+        .and_then(|s| s.parse::<EstablishmentId>().ok())
         .ok_or(DocError::NotAnItem("no owner"))?;
     let version = match doc.get(ROOT, "version") {
         Ok(Some((v, _))) => v.as_i64().unwrap_or(0).max(0) as u64,
@@ -568,7 +568,7 @@ pub(crate) mod tests {
 
     #[test]
     fn write_then_read_gives_back_the_content() {
-        let owner = SecretKey::from_seed([1; 32]).public();
+        let owner = EstablishmentId([1; 16]);
         let author = SecretKey::from_seed([2; 32]).public();
         let id = ItemId::derive(&owner, &[9; 16]);
         let mut doc = AutoCommit::new();

@@ -2,18 +2,33 @@
 //!
 //! Validity is a pure function of the *set* of envelopes a node holds, never
 //! of the order they arrived in or of any clock. [`TrustView::build`] takes
-//! every verified certificate and works out the admins, the admitted
-//! establishments and the delegated keys; [`TrustView::judge`] then decides
-//! each envelope. An envelope whose authority is not (yet) established is
-//! [`Judgement::Pending`]: kept, re-judged whenever the set grows.
+//! every verified certificate and works out, in fixed phases:
+//!
+//! 1. the admin chain: from the genesis, each admin-set change that names
+//!    the current head and carries the signatures (its signer plus
+//!    endorsements) of a threshold of the current admins; when two qualify,
+//!    the lowest envelope id wins on every node;
+//! 2. admissions by admins (an admin removed from the set keeps only the
+//!    certificates its removal listed);
+//! 3. each establishment's keys: admitted keys, and keys delegated with the
+//!    establishment role by one of them;
+//! 4. revocations, by an admin, by a key of the same establishment, or by
+//!    the key itself. A revoked key's envelopes stay valid only if every
+//!    revocation of it lists them (so "compromised, keep nothing" beats
+//!    "left, keep everything");
+//! 5. the delegations still in force, and so who may change which items.
+//!
+//! [`TrustView::judge`] then decides any envelope. An envelope whose
+//! authority is not (yet) established is [`Judgement::Pending`]: kept, and
+//! re-judged whenever the set grows.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::certificate::{Certificate, MemberRole};
+use crate::certificate::{Certificate, MemberRole, RevokeTarget};
 use crate::envelope::{Body, Verified};
-use crate::id::{EnvelopeId, NetworkId};
+use crate::id::{EnvelopeId, EstablishmentId, NetworkId};
 use crate::key::PublicKey;
 use crate::vocab::{Nation, Setting};
 
@@ -27,8 +42,16 @@ pub enum PendingReason {
     SignerNotAdmin,
     /// The establishment named has not been admitted.
     EstablishmentNotAdmitted,
-    /// The signer has no delegation from any establishment.
+    /// The signer has no delegation from the item's establishment.
     SignerNotDelegated,
+    /// A delegation signed by a key that is not (yet) one of the establishment's keys.
+    SignerNotEstablishmentKey,
+    /// A revocation by a key without the authority for it.
+    SignerCannotRevoke,
+    /// An admin-set change without a threshold of signatures yet.
+    NeedsEndorsements,
+    /// An admin-set change that follows a link not (yet) in the chain.
+    PreviousAdminSetUnknown,
 }
 
 /// Why an envelope has no effect.
@@ -39,6 +62,14 @@ pub enum RejectReason {
     DuplicateGenesis,
     /// The signer acts for another establishment, not the item's owner.
     SignerOfAnotherEstablishment,
+    /// The signing key was revoked and this envelope is not among those kept.
+    KeyRevoked,
+    /// The establishment was removed and this envelope is not among those kept.
+    EstablishmentRemoved,
+    /// The signer was removed from the admin set and this certificate is not kept.
+    AdminRemoved,
+    /// Another admin-set change following the same link was chosen.
+    AdminSetForkNotChosen,
 }
 
 impl std::fmt::Display for PendingReason {
@@ -47,7 +78,19 @@ impl std::fmt::Display for PendingReason {
             PendingReason::NoGenesis => "the network's genesis certificate has not arrived",
             PendingReason::SignerNotAdmin => "the signer is not a network admin",
             PendingReason::EstablishmentNotAdmitted => "the establishment is not admitted",
-            PendingReason::SignerNotDelegated => "the signer's key has no delegation",
+            PendingReason::SignerNotDelegated => {
+                "the signer's key has no delegation from the item's establishment"
+            }
+            PendingReason::SignerNotEstablishmentKey => {
+                "the delegation is not signed by a key of its establishment"
+            }
+            PendingReason::SignerCannotRevoke => "the signer has no authority to revoke that",
+            PendingReason::NeedsEndorsements => {
+                "the admin-set change has fewer admin signatures than the threshold"
+            }
+            PendingReason::PreviousAdminSetUnknown => {
+                "the admin-set change follows a link that is not in the chain"
+            }
         })
     }
 }
@@ -58,6 +101,18 @@ impl std::fmt::Display for RejectReason {
             RejectReason::DuplicateGenesis => "a network has exactly one genesis",
             RejectReason::SignerOfAnotherEstablishment => {
                 "the signer is delegated by another establishment, not the item's owner"
+            }
+            RejectReason::KeyRevoked => {
+                "signed by a revoked key, and not among the envelopes it kept"
+            }
+            RejectReason::EstablishmentRemoved => {
+                "the establishment was removed, and this is not among the envelopes it kept"
+            }
+            RejectReason::AdminRemoved => {
+                "signed by a removed admin, and not among the certificates it kept"
+            }
+            RejectReason::AdminSetForkNotChosen => {
+                "another admin-set change following the same link was chosen"
             }
         })
     }
@@ -75,19 +130,31 @@ pub enum Judgement {
     Rejected(RejectReason),
 }
 
+impl std::fmt::Display for Judgement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Judgement::Accepted => f.write_str("accepted"),
+            Judgement::Pending(r) => write!(f, "pending: {r}"),
+            Judgement::Rejected(r) => write!(f, "rejected: {r}"),
+        }
+    }
+}
+
 /// An admitted establishment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Establishment {
-    /// Its key.
-    pub key: PublicKey,
+    /// Its stable id.
+    pub id: EstablishmentId,
     /// Its name.
     pub name: String,
     /// Setting type.
     pub setting: Setting,
     /// Nation.
     pub nation: Nation,
-    /// The admission certificate in effect.
-    pub admitted_by: EnvelopeId,
+    /// Its establishment keys (admitted or delegated with that role), revoked ones included.
+    pub keys: BTreeSet<PublicKey>,
+    /// Whether the admins removed it.
+    pub removed: bool,
 }
 
 /// A key delegated by an establishment.
@@ -96,13 +163,26 @@ pub struct Member {
     /// The member's key.
     pub key: PublicKey,
     /// The establishment it acts for.
-    pub establishment: PublicKey,
+    pub establishment: EstablishmentId,
     /// Who or what holds it.
     pub name: String,
-    /// Person or device.
+    /// Person, device or establishment key.
     pub role: MemberRole,
     /// The delegation certificate.
     pub delegated_by: EnvelopeId,
+    /// Whether the key has been revoked.
+    pub revoked: bool,
+}
+
+/// A revocation in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Revoked {
+    /// Envelopes that stay valid (the intersection over every revocation).
+    pub keep: BTreeSet<EnvelopeId>,
+    /// The revocation certificates.
+    pub by: BTreeSet<EnvelopeId>,
+    /// Their reasons.
+    pub reasons: Vec<String>,
 }
 
 /// The trust state implied by a set of certificates.
@@ -110,316 +190,477 @@ pub struct Member {
 pub struct TrustView {
     /// The network's name, once its genesis is known.
     pub network_name: Option<String>,
-    /// The admin keys.
+    /// The current admin keys.
     pub admins: BTreeSet<PublicKey>,
-    /// Admin-set change threshold.
+    /// Signatures needed to change the admin set.
     pub threshold: u8,
-    /// Admitted establishments by key.
-    pub establishments: BTreeMap<PublicKey, Establishment>,
-    /// Delegated keys, by (establishment, member).
-    pub members: BTreeMap<(PublicKey, PublicKey), Member>,
-    genesis: Option<EnvelopeId>,
+    /// The admin chain: genesis, then each admin-set change in force.
+    pub admin_chain: Vec<EnvelopeId>,
+    /// Admitted establishments.
+    pub establishments: BTreeMap<EstablishmentId, Establishment>,
+    /// Delegations in force, by (establishment, member key).
+    pub members: BTreeMap<(EstablishmentId, PublicKey), Member>,
+    /// Revoked keys.
+    pub revoked_keys: BTreeMap<PublicKey, Revoked>,
+    /// Removed establishments.
+    pub removed: BTreeMap<EstablishmentId, Revoked>,
+    /// Admins removed from the set, with the certificates of theirs kept.
+    pub removed_admins: BTreeMap<PublicKey, BTreeSet<EnvelopeId>>,
+    #[serde(skip)]
+    certs: BTreeMap<EnvelopeId, Judgement>,
+    #[serde(skip)]
+    ever_admins: BTreeSet<PublicKey>,
+}
+
+struct Cert<'a> {
+    id: EnvelopeId,
+    signer: PublicKey,
+    created_ms: u64,
+    cert: &'a Certificate,
 }
 
 impl TrustView {
     /// Works out the trust state from every certificate held, in any order.
-    pub fn build<'a>(network: &NetworkId, certs: impl IntoIterator<Item = &'a Verified>) -> Self {
-        // Sort by id so that every tie-break below is independent of arrival order.
-        let mut certs: Vec<&Verified> = certs
+    pub fn build<'a>(
+        network: &NetworkId,
+        envelopes: impl IntoIterator<Item = &'a Verified>,
+    ) -> Self {
+        let mut certs: Vec<Cert<'_>> = envelopes
             .into_iter()
-            .filter(|e| e.network() == *network && matches!(e.body(), Body::Certificate(_)))
-            .collect();
-        certs.sort_by_key(|e| e.id());
-        certs.dedup_by_key(|e| e.id());
-        let mut view = TrustView::default();
-        for env in &certs {
-            if let Body::Certificate(Certificate::Genesis(g)) = env.body()
-                && g.network_id() == *network
-                && view.genesis.is_none()
-            {
-                view.genesis = Some(env.id());
-                view.network_name = Some(g.name.clone());
-                view.admins = g.admins.iter().copied().collect();
-                view.threshold = g.threshold;
-            }
-        }
-        // Admissions: by an admin. Several for one establishment (a rename):
-        // the latest claimed time wins, ties by id, the same on every node.
-        let mut admissions: Vec<&&Verified> = certs
-            .iter()
-            .filter(|e| {
-                matches!(e.body(), Body::Certificate(Certificate::Admit(_)))
-                    && view.admins.contains(&e.signer())
+            .filter(|e| e.network() == *network)
+            .filter_map(|e| match e.body() {
+                Body::Certificate(cert) => Some(Cert {
+                    id: e.id(),
+                    signer: e.signer(),
+                    created_ms: e.created_ms(),
+                    cert,
+                }),
+                Body::Change(_) => None,
             })
             .collect();
-        admissions.sort_by_key(|e| (e.created_ms(), e.id()));
-        for env in admissions {
-            if let Body::Certificate(Certificate::Admit(a)) = env.body() {
-                view.establishments.insert(
-                    a.establishment,
-                    Establishment {
-                        key: a.establishment,
+        // Sorted by id: every tie-break below is independent of arrival order.
+        certs.sort_by_key(|c| c.id);
+        certs.dedup_by_key(|c| c.id);
+        let mut view = TrustView::default();
+        let Some(genesis) = certs.iter().find_map(|c| match c.cert {
+            Certificate::Genesis(g) if g.network_id() == *network => Some((c.id, g)),
+            _ => None,
+        }) else {
+            for c in &certs {
+                view.certs
+                    .insert(c.id, Judgement::Pending(PendingReason::NoGenesis));
+            }
+            return view;
+        };
+        view.network_name = Some(genesis.1.name.clone());
+        view.admin_chain.push(genesis.0);
+        view.admins = genesis.1.admins.iter().copied().collect();
+        view.threshold = genesis.1.threshold;
+        view.ever_admins = view.admins.clone();
+        view.follow_admin_chain(&certs);
+        view.judge_admin_certificates(&certs);
+        view.admit(&certs);
+        let pre_keys = view.establishment_keys(&certs, false);
+        view.revoke(&certs, &pre_keys);
+        let keys = view.establishment_keys(&certs, true);
+        view.delegate(&certs, &keys);
+        view
+    }
+
+    fn follow_admin_chain(&mut self, certs: &[Cert<'_>]) {
+        let mut endorsers: BTreeMap<EnvelopeId, BTreeSet<PublicKey>> = BTreeMap::new();
+        for c in certs {
+            if let Certificate::Endorse(e) = c.cert {
+                endorsers.entry(e.target).or_default().insert(c.signer);
+            }
+        }
+        let links: Vec<&Cert<'_>> = certs
+            .iter()
+            .filter(|c| matches!(c.cert, Certificate::AdminSet(_)))
+            .collect();
+        // Each step moves the head to a link never used before, so the chain
+        // is at most as long as the number of links.
+        for _ in 0..links.len() {
+            let head = *self.admin_chain.last().unwrap_or(&EnvelopeId([0; 32]));
+            let mut qualifying = Vec::new();
+            for link in &links {
+                let Certificate::AdminSet(change) = link.cert else {
+                    continue;
+                };
+                if change.previous != head {
+                    continue;
+                }
+                let mut signers: BTreeSet<PublicKey> =
+                    endorsers.get(&link.id).cloned().unwrap_or_default();
+                signers.insert(link.signer);
+                let count = signers.intersection(&self.admins).count();
+                if count >= usize::from(self.threshold) {
+                    qualifying.push((link.id, change));
+                } else {
+                    self.certs.insert(
+                        link.id,
+                        Judgement::Pending(PendingReason::NeedsEndorsements),
+                    );
+                }
+            }
+            let Some(&(chosen, change)) = qualifying.iter().min_by_key(|(id, _)| *id) else {
+                break;
+            };
+            for (id, _) in &qualifying {
+                if *id != chosen {
+                    self.certs.insert(
+                        *id,
+                        Judgement::Rejected(RejectReason::AdminSetForkNotChosen),
+                    );
+                }
+            }
+            let next: BTreeSet<PublicKey> = change.admins.iter().copied().collect();
+            for gone in self.admins.difference(&next) {
+                self.removed_admins
+                    .insert(*gone, change.keep.iter().copied().collect());
+            }
+            for back in &next {
+                self.removed_admins.remove(back);
+            }
+            self.admins = next;
+            self.threshold = change.threshold;
+            self.ever_admins.extend(self.admins.iter().copied());
+            self.admin_chain.push(chosen);
+            self.certs.insert(chosen, Judgement::Accepted);
+        }
+    }
+
+    /// Whether `signer` may sign admin certificates, for the certificate `id`.
+    fn admin_ok(&self, signer: &PublicKey, id: &EnvelopeId) -> Judgement {
+        if self.admins.contains(signer) {
+            Judgement::Accepted
+        } else if let Some(keep) = self.removed_admins.get(signer) {
+            if keep.contains(id) {
+                Judgement::Accepted
+            } else {
+                Judgement::Rejected(RejectReason::AdminRemoved)
+            }
+        } else {
+            Judgement::Pending(PendingReason::SignerNotAdmin)
+        }
+    }
+
+    fn judge_admin_certificates(&mut self, certs: &[Cert<'_>]) {
+        for c in certs {
+            let j = match c.cert {
+                Certificate::Genesis(_) => {
+                    if self.admin_chain.first() == Some(&c.id) {
+                        Judgement::Accepted
+                    } else {
+                        Judgement::Rejected(RejectReason::DuplicateGenesis)
+                    }
+                }
+                Certificate::AdminSet(_) => match self.certs.get(&c.id) {
+                    Some(j) => *j,
+                    None => Judgement::Pending(PendingReason::PreviousAdminSetUnknown),
+                },
+                Certificate::Endorse(_) => {
+                    if self.ever_admins.contains(&c.signer) {
+                        Judgement::Accepted
+                    } else {
+                        Judgement::Pending(PendingReason::SignerNotAdmin)
+                    }
+                }
+                _ => continue,
+            };
+            self.certs.insert(c.id, j);
+        }
+    }
+
+    fn admit(&mut self, certs: &[Cert<'_>]) {
+        let mut admissions: Vec<&Cert<'_>> = Vec::new();
+        for c in certs {
+            if let Certificate::Admit(_) = c.cert {
+                let j = self.admin_ok(&c.signer, &c.id);
+                self.certs.insert(c.id, j);
+                if j == Judgement::Accepted {
+                    admissions.push(c);
+                }
+            }
+        }
+        // The latest claimed admission names the establishment; ties by id.
+        admissions.sort_by_key(|c| (c.created_ms, c.id));
+        for c in admissions {
+            if let Certificate::Admit(a) = c.cert {
+                let e = self
+                    .establishments
+                    .entry(a.establishment)
+                    .or_insert_with(|| Establishment {
+                        id: a.establishment,
                         name: a.name.clone(),
                         setting: a.setting,
                         nation: a.nation,
-                        admitted_by: env.id(),
-                    },
-                );
+                        keys: BTreeSet::new(),
+                        removed: false,
+                    });
+                e.name = a.name.clone();
+                e.setting = a.setting;
+                e.nation = a.nation;
+                e.keys.insert(a.key);
             }
         }
-        let mut delegations: Vec<&&Verified> = certs
+    }
+
+    /// Whether an envelope `id` signed by `key` for establishment `est`
+    /// survives the revocations.
+    fn authority_ok(&self, key: &PublicKey, est: &EstablishmentId, id: &EnvelopeId) -> Judgement {
+        if let Some(r) = self.removed.get(est)
+            && !r.keep.contains(id)
+        {
+            return Judgement::Rejected(RejectReason::EstablishmentRemoved);
+        }
+        if let Some(r) = self.revoked_keys.get(key)
+            && !r.keep.contains(id)
+        {
+            return Judgement::Rejected(RejectReason::KeyRevoked);
+        }
+        Judgement::Accepted
+    }
+
+    /// Each establishment's keys: admitted ones, then (to a fixpoint) keys
+    /// delegated with the establishment role by one of them. With
+    /// `revocations`, a delegation counts only if its signer's authority
+    /// survives them.
+    fn establishment_keys(
+        &self,
+        certs: &[Cert<'_>],
+        revocations: bool,
+    ) -> BTreeMap<EstablishmentId, BTreeSet<PublicKey>> {
+        let mut keys: BTreeMap<EstablishmentId, BTreeSet<PublicKey>> = self
+            .establishments
             .iter()
-            .filter(|e| matches!(e.body(), Body::Certificate(Certificate::Delegate(_))))
+            .map(|(id, e)| (*id, e.keys.clone()))
             .collect();
-        delegations.sort_by_key(|e| (e.created_ms(), e.id()));
-        for env in delegations {
-            if let Body::Certificate(Certificate::Delegate(d)) = env.body()
-                && view.establishments.contains_key(&d.establishment)
+        loop {
+            let mut grew = false;
+            for c in certs {
+                let Certificate::Delegate(d) = c.cert else {
+                    continue;
+                };
+                if d.role != MemberRole::Establishment {
+                    continue;
+                }
+                let Some(set) = keys.get_mut(&d.establishment) else {
+                    continue;
+                };
+                if set.contains(&c.signer)
+                    && !set.contains(&d.member)
+                    && (!revocations
+                        || self.authority_ok(&c.signer, &d.establishment, &c.id)
+                            == Judgement::Accepted)
+                {
+                    set.insert(d.member);
+                    grew = true;
+                }
+            }
+            if !grew {
+                return keys;
+            }
+        }
+    }
+
+    fn revoke(
+        &mut self,
+        certs: &[Cert<'_>],
+        keys: &BTreeMap<EstablishmentId, BTreeSet<PublicKey>>,
+    ) {
+        // Which establishments each key belongs to, before revocations.
+        let mut belongs: BTreeMap<PublicKey, BTreeSet<EstablishmentId>> = BTreeMap::new();
+        for (est, set) in keys {
+            for k in set {
+                belongs.entry(*k).or_default().insert(*est);
+            }
+        }
+        for c in certs {
+            if let Certificate::Delegate(d) = c.cert
+                && keys
+                    .get(&d.establishment)
+                    .is_some_and(|s| s.contains(&c.signer))
             {
-                view.members.insert(
+                belongs.entry(d.member).or_default().insert(d.establishment);
+            }
+        }
+        let mut keep_key: BTreeMap<PublicKey, Revoked> = BTreeMap::new();
+        let mut keep_est: BTreeMap<EstablishmentId, Revoked> = BTreeMap::new();
+        for c in certs {
+            let Certificate::Revoke(r) = c.cert else {
+                continue;
+            };
+            let by_admin = self.admin_ok(&c.signer, &c.id) == Judgement::Accepted;
+            let allowed = match &r.target {
+                RevokeTarget::Establishment(_) => by_admin,
+                RevokeTarget::Key(k) => {
+                    by_admin
+                        || *k == c.signer
+                        || belongs.get(k).is_some_and(|ests| {
+                            ests.iter()
+                                .any(|e| keys.get(e).is_some_and(|s| s.contains(&c.signer)))
+                        })
+                }
+            };
+            if !allowed {
+                self.certs
+                    .insert(c.id, Judgement::Pending(PendingReason::SignerCannotRevoke));
+                continue;
+            }
+            self.certs.insert(c.id, Judgement::Accepted);
+            let keep: BTreeSet<EnvelopeId> = r.keep.iter().copied().collect();
+            let entry = match &r.target {
+                RevokeTarget::Key(k) => keep_key.entry(*k).or_insert_with(|| Revoked {
+                    keep: keep.clone(),
+                    ..Revoked::default()
+                }),
+                RevokeTarget::Establishment(e) => keep_est.entry(*e).or_insert_with(|| Revoked {
+                    keep: keep.clone(),
+                    ..Revoked::default()
+                }),
+            };
+            entry.keep = entry.keep.intersection(&keep).copied().collect();
+            entry.by.insert(c.id);
+            if !r.reason.is_empty() {
+                entry.reasons.push(r.reason.clone());
+            }
+        }
+        self.revoked_keys = keep_key;
+        self.removed = keep_est;
+        for (id, e) in self.establishments.iter_mut() {
+            e.removed = self.removed.contains_key(id);
+        }
+    }
+
+    fn delegate(
+        &mut self,
+        certs: &[Cert<'_>],
+        keys: &BTreeMap<EstablishmentId, BTreeSet<PublicKey>>,
+    ) {
+        for (id, set) in keys {
+            if let Some(e) = self.establishments.get_mut(id) {
+                e.keys = set.clone();
+            }
+        }
+        // Several delegations of one key: the latest claimed names it; ties by id.
+        let mut delegations: Vec<&Cert<'_>> = certs
+            .iter()
+            .filter(|c| matches!(c.cert, Certificate::Delegate(_)))
+            .collect();
+        delegations.sort_by_key(|c| (c.created_ms, c.id));
+        for c in delegations {
+            let Certificate::Delegate(d) = c.cert else {
+                continue;
+            };
+            let j = if !self.establishments.contains_key(&d.establishment) {
+                Judgement::Pending(PendingReason::EstablishmentNotAdmitted)
+            } else if !keys
+                .get(&d.establishment)
+                .is_some_and(|s| s.contains(&c.signer))
+            {
+                Judgement::Pending(PendingReason::SignerNotEstablishmentKey)
+            } else {
+                self.authority_ok(&c.signer, &d.establishment, &c.id)
+            };
+            self.certs.insert(c.id, j);
+            if j == Judgement::Accepted {
+                self.members.insert(
                     (d.establishment, d.member),
                     Member {
                         key: d.member,
                         establishment: d.establishment,
                         name: d.name.clone(),
                         role: d.role,
-                        delegated_by: env.id(),
+                        delegated_by: c.id,
+                        revoked: self.revoked_keys.contains_key(&d.member),
                     },
                 );
             }
         }
-        view
     }
 
     /// Whether this view has the network's genesis.
     pub fn has_genesis(&self) -> bool {
-        self.genesis.is_some()
+        !self.admin_chain.is_empty()
     }
 
-    /// The delegation of `member` by `establishment`, if in effect.
-    pub fn member(&self, establishment: &PublicKey, member: &PublicKey) -> Option<&Member> {
+    /// The delegation of `member` by `establishment`, if in force.
+    pub fn member(&self, establishment: &EstablishmentId, member: &PublicKey) -> Option<&Member> {
         self.members.get(&(*establishment, *member))
     }
 
-    /// Every establishment `member` is delegated by.
-    pub fn establishments_of(&self, member: &PublicKey) -> Vec<&Establishment> {
-        self.members
+    /// Whether `key` is one of `establishment`'s keys (admitted, or
+    /// delegated in any role), revoked or not.
+    pub fn is_key_of(&self, establishment: &EstablishmentId, key: &PublicKey) -> bool {
+        self.members.contains_key(&(*establishment, *key))
+            || self
+                .establishments
+                .get(establishment)
+                .is_some_and(|e| e.keys.contains(key))
+    }
+
+    /// Every establishment `key` belongs to.
+    pub fn establishments_of(&self, key: &PublicKey) -> Vec<&Establishment> {
+        self.establishments
             .values()
-            .filter(|m| m.key == *member)
-            .filter_map(|m| self.establishments.get(&m.establishment))
+            .filter(|e| self.is_key_of(&e.id, key))
             .collect()
     }
 
-    /// Decides one envelope against this view.
-    pub fn judge(&self, env: &Verified) -> Judgement {
-        if self.genesis.is_none() {
+    /// Whether `key` may act now for `establishment` (a key of it, not
+    /// revoked, the establishment not removed).
+    pub fn can_act(&self, establishment: &EstablishmentId, key: &PublicKey) -> bool {
+        self.is_key_of(establishment, key)
+            && !self.revoked_keys.contains_key(key)
+            && !self.removed.contains_key(establishment)
+    }
+
+    /// Decides a change envelope from its facts: id, signer, owning establishment.
+    pub fn judge_change(
+        &self,
+        id: &EnvelopeId,
+        signer: &PublicKey,
+        owner: &EstablishmentId,
+    ) -> Judgement {
+        if !self.has_genesis() {
             return Judgement::Pending(PendingReason::NoGenesis);
         }
-        match env.body() {
-            Body::Certificate(Certificate::Genesis(_)) => {
-                if Some(env.id()) == self.genesis {
-                    Judgement::Accepted
-                } else {
-                    Judgement::Rejected(RejectReason::DuplicateGenesis)
-                }
-            }
-            Body::Certificate(Certificate::Admit(_)) => {
-                if self.admins.contains(&env.signer()) {
-                    Judgement::Accepted
-                } else {
-                    Judgement::Pending(PendingReason::SignerNotAdmin)
-                }
-            }
-            Body::Certificate(Certificate::Delegate(d)) => {
-                if self.establishments.contains_key(&d.establishment) {
-                    Judgement::Accepted
-                } else {
-                    Judgement::Pending(PendingReason::EstablishmentNotAdmitted)
-                }
-            }
-            Body::Change(c) => {
-                if !self.establishments.contains_key(&c.owner) {
-                    Judgement::Pending(PendingReason::EstablishmentNotAdmitted)
-                } else if self.member(&c.owner, &env.signer()).is_some() {
-                    Judgement::Accepted
-                } else if self.members.values().any(|m| m.key == env.signer()) {
-                    Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
-                } else {
-                    Judgement::Pending(PendingReason::SignerNotDelegated)
-                }
-            }
+        if !self.establishments.contains_key(owner) {
+            return Judgement::Pending(PendingReason::EstablishmentNotAdmitted);
         }
+        if !self.is_key_of(owner, signer) {
+            return if self
+                .establishments
+                .keys()
+                .any(|e| self.is_key_of(e, signer))
+            {
+                Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
+            } else {
+                Judgement::Pending(PendingReason::SignerNotDelegated)
+            };
+        }
+        self.authority_ok(signer, owner, id)
+    }
+
+    /// Decides one envelope. A certificate is judged as of the set this view
+    /// was built from; one not in that set is pending.
+    pub fn judge(&self, env: &Verified) -> Judgement {
+        match env.body() {
+            Body::Change(c) => self.judge_change(&env.id(), &env.signer(), &c.owner),
+            Body::Certificate(_) => match self.certs.get(&env.id()) {
+                Some(j) => *j,
+                None if !self.has_genesis() => Judgement::Pending(PendingReason::NoGenesis),
+                None => Judgement::Pending(PendingReason::SignerNotAdmin),
+            },
+        }
+    }
+
+    /// The judgement of every certificate this view was built from.
+    pub fn certificate_judgements(&self) -> &BTreeMap<EnvelopeId, Judgement> {
+        &self.certs
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::certificate::{Admission, Delegation, Genesis};
-    use crate::change::{ChangePayload, actor_id};
-    use crate::id::ItemId;
-    use crate::item::{init_doc, tests::sample_content, write_version};
-    use crate::key::SecretKey;
-    use crate::vocab::{Nation, Setting};
-    use proptest::prelude::*;
-
-    struct Net {
-        id: NetworkId,
-        certs: Vec<Verified>,
-    }
-
-    fn key(n: u8) -> SecretKey {
-        SecretKey::from_seed([n; 32])
-    }
-
-    fn network() -> Net {
-        let admin = key(1);
-        let genesis = Genesis {
-            name: "Test network".into(),
-            admins: vec![admin.public()],
-            threshold: 1,
-            nonce: [0; 16],
-        };
-        let id = genesis.network_id();
-        let mut certs = vec![Verified::sign(
-            Body::Certificate(Certificate::Genesis(genesis)),
-            &admin,
-            &id,
-            1,
-        )];
-        for (est, person, name) in [(10u8, 11u8, "HMP A"), (20, 21, "HMP B")] {
-            certs.push(Verified::sign(
-                Body::Certificate(Certificate::Admit(Admission {
-                    establishment: key(est).public(),
-                    name: name.into(),
-                    setting: Setting::LocalRemand,
-                    nation: Nation::England,
-                })),
-                &admin,
-                &id,
-                2,
-            ));
-            certs.push(Verified::sign(
-                Body::Certificate(Certificate::Delegate(Delegation {
-                    establishment: key(est).public(),
-                    member: key(person).public(),
-                    name: "Healthcare manager".into(),
-                    role: MemberRole::Person,
-                })),
-                &key(est),
-                &id,
-                3,
-            ));
-        }
-        Net { id, certs }
-    }
-
-    fn change(net: &Net, owner: u8, signer: u8) -> Verified {
-        let owner = key(owner).public();
-        let signer = key(signer);
-        let salt = [signer.public().as_bytes()[0]; 16];
-        let item = ItemId::derive(&owner, &salt);
-        let mut doc = automerge::AutoCommit::new().with_actor(actor_id(&signer.public(), &[7; 16]));
-        init_doc(&mut doc, item, &owner).expect("init");
-        write_version(&mut doc, &sample_content(), &signer.public()).expect("write");
-        doc.commit();
-        let change = doc.get_last_local_change().expect("a change");
-        Verified::sign(
-            Body::Change(Box::new(ChangePayload {
-                item,
-                owner,
-                salt,
-                change,
-            })),
-            &signer,
-            &net.id,
-            4,
-        )
-    }
-
-    #[test]
-    fn delegated_key_is_accepted_for_its_own_establishment_only() {
-        let net = network();
-        let view = TrustView::build(&net.id, &net.certs);
-        assert_eq!(view.establishments.len(), 2);
-        assert_eq!(view.judge(&change(&net, 10, 11)), Judgement::Accepted);
-        assert_eq!(
-            view.judge(&change(&net, 10, 21)),
-            Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
-        );
-        assert_eq!(
-            view.judge(&change(&net, 10, 99)),
-            Judgement::Pending(PendingReason::SignerNotDelegated)
-        );
-        // The establishment key itself signs certificates, not changes.
-        assert_eq!(
-            view.judge(&change(&net, 10, 10)),
-            Judgement::Pending(PendingReason::SignerNotDelegated)
-        );
-    }
-
-    #[test]
-    fn change_waits_for_its_delegation() {
-        let net = network();
-        let without: Vec<Verified> = net
-            .certs
-            .iter()
-            .filter(|c| !matches!(c.body(), Body::Certificate(Certificate::Delegate(_))))
-            .cloned()
-            .collect();
-        let view = TrustView::build(&net.id, &without);
-        assert_eq!(
-            view.judge(&change(&net, 10, 11)),
-            Judgement::Pending(PendingReason::SignerNotDelegated)
-        );
-    }
-
-    #[test]
-    fn admission_by_a_non_admin_has_no_effect() {
-        let net = network();
-        let rogue = Verified::sign(
-            Body::Certificate(Certificate::Admit(Admission {
-                establishment: key(30).public(),
-                name: "HMP Rogue".into(),
-                setting: Setting::PrisonCatC,
-                nation: Nation::Wales,
-            })),
-            &key(10),
-            &net.id,
-            5,
-        );
-        let mut certs = net.certs.clone();
-        certs.push(rogue.clone());
-        let view = TrustView::build(&net.id, &certs);
-        assert!(!view.establishments.contains_key(&key(30).public()));
-        assert_eq!(
-            view.judge(&rogue),
-            Judgement::Pending(PendingReason::SignerNotAdmin)
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn any_delivery_order_gives_the_same_view(seed in any::<u64>(), dups in 0usize..4) {
-            let net = network();
-            let mut certs = net.certs.clone();
-            for i in 0..dups {
-                certs.push(net.certs[i % net.certs.len()].clone());
-            }
-            // A deterministic shuffle from the seed.
-            let mut state = seed | 1;
-            for i in (1..certs.len()).rev() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                certs.swap(i, (state % (i as u64 + 1)) as usize);
-            }
-            let a = TrustView::build(&net.id, &net.certs);
-            let b = TrustView::build(&net.id, &certs);
-            prop_assert_eq!(&a, &b);
-            for c in [change(&net, 10, 11), change(&net, 20, 11)] {
-                prop_assert_eq!(a.judge(&c), b.judge(&c));
-            }
-        }
-    }
-}
+mod tests;

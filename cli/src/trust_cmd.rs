@@ -1,0 +1,704 @@
+//! The trust commands: `network`, `trust` (admins), `member` (site leads),
+//! `key` and `bundle`.
+//!
+//! Each loads the secret key its role needs from the data directory's
+//! `keys/` folder and says which file it needed when it is missing, so an
+//! admin key or an establishment key can live offline and be copied in only
+//! when a certificate must be signed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use gatehouse_node::authority::History;
+use gatehouse_node::bundle;
+use gatehouse_node::home::{Home, generate_key};
+use gatehouse_node::library::Library;
+use gatehouse_protocol::certificate::MemberRole;
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId};
+use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::vocab::{Nation, Setting};
+
+use crate::{UsageError, parse_date, parse_vocab, print_json, usage};
+
+/// `gatehouse network ...`
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// The network's id, name, admin set and admin chain
+    Show,
+    /// Propose a new admin set (signed with keys/admin.key); it takes effect once a threshold of the current admins sign or endorse it
+    Admins {
+        /// Add this admin key (repeatable)
+        #[arg(long = "add", value_name = "KEY")]
+        add: Vec<PublicKey>,
+        /// Remove this admin key (repeatable)
+        #[arg(long = "remove", value_name = "KEY")]
+        remove: Vec<PublicKey>,
+        /// Signatures needed for the next change [default: a majority of the new set]
+        #[arg(long)]
+        threshold: Option<u8>,
+        /// The removed admins' keys were compromised: keep none of their certificates
+        #[arg(long)]
+        compromised: bool,
+    },
+    /// Endorse an admin-set change another admin proposed (signed with keys/admin.key)
+    Endorse {
+        /// The admin-set change's envelope id
+        id: EnvelopeId,
+    },
+}
+
+/// `gatehouse trust ...`
+#[derive(Subcommand)]
+pub enum TrustCommand {
+    /// Admit an establishment, by its establishment key (signed with keys/admin.key)
+    Admit {
+        /// The establishment key (from `gatehouse key generate establishment` at the site)
+        #[arg(long)]
+        key: PublicKey,
+        /// The establishment's name
+        #[arg(long)]
+        name: String,
+        /// Its setting type
+        #[arg(long, default_value = "local-remand", value_parser = parse_vocab::<Setting>)]
+        setting: Setting,
+        /// Its nation
+        #[arg(long, default_value = "england", value_parser = parse_vocab::<Nation>)]
+        nation: Nation,
+        /// Add the key to this already admitted establishment instead
+        #[arg(long, value_name = "ESTABLISHMENT_ID")]
+        to: Option<EstablishmentId>,
+        /// Write an invitation bundle for `gatehouse init --join FILE`
+        #[arg(long, value_name = "FILE")]
+        invite: Option<PathBuf>,
+        /// Put the whole library in the invitation, not just the certificates
+        #[arg(long)]
+        with_library: bool,
+    },
+    /// Revoke a key, or remove an establishment (signed with keys/admin.key)
+    Revoke {
+        /// The key to revoke
+        #[arg(
+            long,
+            conflicts_with = "establishment",
+            required_unless_present = "establishment"
+        )]
+        key: Option<PublicKey>,
+        /// The establishment to remove (name, part of it, or id)
+        #[arg(long)]
+        establishment: Option<String>,
+        /// The key was lost or compromised: nothing it signed stays valid
+        #[arg(long)]
+        compromised: bool,
+        /// Why, for the audit trail
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Every establishment, its keys and their state
+    List,
+    /// One establishment (name, part of it, or id) with its keys and certificates
+    Show {
+        /// Establishment name or id
+        establishment: String,
+    },
+}
+
+/// `gatehouse member ...`
+#[derive(Subcommand)]
+pub enum MemberCommand {
+    /// Delegate a key to act for this establishment (signed with keys/establishment.key)
+    Add {
+        /// The person's or device's public key (from `gatehouse key generate member`)
+        #[arg(long)]
+        key: PublicKey,
+        /// Who holds it, e.g. "Deputy healthcare manager"
+        #[arg(long)]
+        name: String,
+        /// person, device or establishment (may delegate and revoke in turn)
+        #[arg(long, default_value = "person", value_parser = parse_vocab::<MemberRole>)]
+        role: MemberRole,
+        /// Write an invitation bundle for that person's own node (`gatehouse init --join FILE`)
+        #[arg(long, value_name = "FILE")]
+        invite: Option<PathBuf>,
+        /// Put the whole library in the invitation, not just the certificates
+        #[arg(long)]
+        with_library: bool,
+    },
+    /// Revoke a member's key (signed with keys/establishment.key)
+    Remove {
+        /// The key
+        key: PublicKey,
+        /// The key was lost or compromised: nothing it signed stays valid
+        #[arg(long)]
+        compromised: bool,
+        /// Why, for the audit trail
+        #[arg(long, default_value = "left the service")]
+        reason: String,
+    },
+    /// This establishment's keys
+    List,
+}
+
+/// `gatehouse key ...`
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Make a key in keys/ (before `init --join`, or for a new admin) and print its public key
+    Generate {
+        /// establishment, member or admin
+        #[arg(value_parser = ["establishment", "member", "admin"])]
+        which: String,
+    },
+    /// The public keys in keys/
+    Show,
+    /// Replace this node's publishing key, or the establishment key, keeping the old key's history
+    Rotate {
+        /// member or establishment
+        #[arg(value_parser = ["member", "establishment"])]
+        which: String,
+    },
+}
+
+/// `gatehouse bundle ...`
+#[derive(Subcommand)]
+pub enum BundleCommand {
+    /// Write envelopes to a file, for a site without a connection
+    Export {
+        /// The file to write
+        file: PathBuf,
+        /// Only envelopes made on or after this date (certificates are always included)
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        since: Option<Date>,
+    },
+    /// Verify and store the envelopes in a bundle file
+    Import {
+        /// The bundle file
+        file: PathBuf,
+    },
+}
+
+fn need_key(home: &Home, name: &str, role: &str) -> anyhow::Result<SecretKey> {
+    home.read_key(name)?.with_context(|| {
+        format!(
+            "this needs the {role} key, {}; copy it there (it can be kept offline otherwise)",
+            home.key_path(name).display()
+        )
+    })
+}
+
+fn history(compromised: bool) -> History {
+    if compromised {
+        History::Discard
+    } else {
+        History::Keep
+    }
+}
+
+fn resolve_establishment(lib: &Library, text: &str) -> anyhow::Result<EstablishmentId> {
+    let found = lib.find_establishments(text);
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(usage(format!(
+            "no establishment matches {text:?}; see `gatehouse trust list`"
+        ))),
+        many => Err(usage(format!(
+            "{text:?} matches {} establishments; give more of the name, or the id",
+            many.len()
+        ))),
+    }
+}
+
+fn write_bundle(lib: &Library, file: &Path, with_library: bool) -> anyhow::Result<usize> {
+    let envelopes = if with_library {
+        bundle::select(lib, None)?
+    } else {
+        let certs = lib.certificate_ids()?;
+        lib.export()?
+            .into_iter()
+            .filter(|b| certs.contains(&EnvelopeId::of(b)))
+            .collect()
+    };
+    write_file(file, &bundle::write(&lib.config().network, &envelopes))?;
+    Ok(envelopes.len())
+}
+
+/// Writes a file whole or not at all: to a temporary name, synced, renamed.
+fn write_file(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = file.with_extension("partial");
+    {
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(())
+}
+
+pub fn network(
+    home: &Home,
+    out: &mut impl Write,
+    json: bool,
+    cmd: NetworkCommand,
+) -> anyhow::Result<()> {
+    let mut lib = Library::open(home)?;
+    match cmd {
+        NetworkCommand::Show => {
+            let t = lib.trust();
+            let value = serde_json::json!({
+                "network": lib.config().network,
+                "name": t.network_name,
+                "admins": t.admins,
+                "threshold": t.threshold,
+                "admin_chain": t.admin_chain,
+                "removed_admins": t.removed_admins.keys().collect::<Vec<_>>(),
+            });
+            if json {
+                return print_json(out, &value);
+            }
+            writeln!(
+                out,
+                "network    {} ({})",
+                t.network_name.as_deref().unwrap_or("?"),
+                lib.config().network
+            )?;
+            writeln!(
+                out,
+                "admins     {} of {} must sign a change of the admin set",
+                t.threshold,
+                t.admins.len()
+            )?;
+            for a in &t.admins {
+                writeln!(out, "  {a}")?;
+            }
+            writeln!(out, "admin chain ({} links)", t.admin_chain.len())?;
+            for link in &t.admin_chain {
+                writeln!(out, "  {link}")?;
+            }
+            Ok(())
+        }
+        NetworkCommand::Admins {
+            add,
+            remove,
+            threshold,
+            compromised,
+        } => {
+            let admin = need_key(home, "admin", "network admin")?;
+            let mut admins: Vec<PublicKey> = lib
+                .trust()
+                .admins
+                .iter()
+                .filter(|a| !remove.contains(a))
+                .copied()
+                .collect();
+            for a in add {
+                if !admins.contains(&a) {
+                    admins.push(a);
+                }
+            }
+            let threshold = match threshold {
+                Some(t) => t,
+                None => u8::try_from(admins.len() / 2 + 1).unwrap_or(u8::MAX),
+            };
+            let issued = lib.change_admins(&admin, admins, threshold, history(compromised))?;
+            if json {
+                return print_json(out, &issued);
+            }
+            writeln!(out, "admin-set change {}: {}", issued.id, issued.judgement)?;
+            if issued.judgement != gatehouse_protocol::trust::Judgement::Accepted {
+                writeln!(
+                    out,
+                    "Other admins endorse it with `gatehouse network endorse {}` once it reaches them.",
+                    issued.id
+                )?;
+            }
+            Ok(())
+        }
+        NetworkCommand::Endorse { id } => {
+            let admin = need_key(home, "admin", "network admin")?;
+            let judgement = lib.endorse(&admin, id)?;
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "id": id, "judgement": judgement }),
+                );
+            }
+            writeln!(out, "endorsed {id}; the change is now {judgement}")?;
+            Ok(())
+        }
+    }
+}
+
+pub fn trust(
+    home: &Home,
+    out: &mut impl Write,
+    json: bool,
+    cmd: TrustCommand,
+) -> anyhow::Result<()> {
+    let mut lib = Library::open(home)?;
+    match cmd {
+        TrustCommand::Admit {
+            key,
+            name,
+            setting,
+            nation,
+            to,
+            invite,
+            with_library,
+        } => {
+            let admin = need_key(home, "admin", "network admin")?;
+            let (id, issued) = lib.admit(&admin, key, &name, setting, nation, to)?;
+            let bundled = match &invite {
+                Some(file) => Some(write_bundle(&lib, file, with_library)?),
+                None => None,
+            };
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "establishment": id, "certificate": issued.id, "invite": invite, "envelopes_in_invite": bundled }),
+                );
+            }
+            writeln!(out, "admitted {name} as establishment {id}")?;
+            if let (Some(file), Some(n)) = (invite, bundled) {
+                writeln!(
+                    out,
+                    "invitation with {n} envelopes written to {}; the site runs `gatehouse init --join {}`",
+                    file.display(),
+                    file.display()
+                )?;
+            }
+            Ok(())
+        }
+        TrustCommand::Revoke {
+            key,
+            establishment,
+            compromised,
+            reason,
+        } => {
+            let admin = need_key(home, "admin", "network admin")?;
+            let issued = match (key, establishment) {
+                (Some(key), _) => lib.revoke_key(&admin, key, history(compromised), &reason)?,
+                (None, Some(text)) => {
+                    let id = resolve_establishment(&lib, &text)?;
+                    lib.remove_establishment(&admin, id, history(compromised), &reason)?
+                }
+                (None, None) => bail!(UsageError("give --key or --establishment".into())),
+            };
+            if json {
+                return print_json(out, &issued);
+            }
+            writeln!(
+                out,
+                "revoked ({}); {} earlier envelopes stay valid",
+                issued.id, issued.kept
+            )?;
+            Ok(())
+        }
+        TrustCommand::List => {
+            let list = lib.establishments()?;
+            if json {
+                return print_json(out, &serde_json::json!({ "establishments": list }));
+            }
+            for e in &list {
+                writeln!(
+                    out,
+                    "{} {}{} ({}, {})",
+                    e.id.short(),
+                    e.name,
+                    if e.removed { " [removed]" } else { "" },
+                    e.setting.label(),
+                    e.nation.label()
+                )?;
+                for k in e.keys.iter().chain(&e.members) {
+                    writeln!(
+                        out,
+                        "    {} {:<13} {}{}",
+                        k.key.short(),
+                        k.role,
+                        k.name.as_deref().unwrap_or(""),
+                        if k.revoked { " [revoked]" } else { "" }
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        TrustCommand::Show { establishment } => {
+            let id = resolve_establishment(&lib, &establishment)?;
+            let list = lib.establishments()?;
+            let e = list
+                .iter()
+                .find(|e| e.id == id)
+                .context("establishment vanished")?;
+            let removed = lib.trust().removed.get(&id);
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "establishment": e, "removal": removed }),
+                );
+            }
+            writeln!(out, "{} ({})", e.name, e.id)?;
+            writeln!(out, "setting   {}", e.setting.label())?;
+            writeln!(out, "nation    {}", e.nation.label())?;
+            writeln!(out, "items     {}", e.items)?;
+            if let Some(r) = removed {
+                writeln!(out, "REMOVED   {}", r.reasons.join("; "))?;
+            }
+            for k in e.keys.iter().chain(&e.members) {
+                writeln!(
+                    out,
+                    "key       {} {} {}{}",
+                    k.key,
+                    k.role,
+                    k.name.as_deref().unwrap_or(""),
+                    if k.revoked { " [revoked]" } else { "" }
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn member(
+    home: &Home,
+    out: &mut impl Write,
+    json: bool,
+    cmd: MemberCommand,
+) -> anyhow::Result<()> {
+    let mut lib = Library::open(home)?;
+    let est = lib.config().establishment;
+    match cmd {
+        MemberCommand::Add {
+            key,
+            name,
+            role,
+            invite,
+            with_library,
+        } => {
+            let signer = need_key(home, "establishment", "establishment")?;
+            let issued = lib.delegate(&signer, est, key, &name, role)?;
+            let bundled = match &invite {
+                Some(file) => Some(write_bundle(&lib, file, with_library)?),
+                None => None,
+            };
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "certificate": issued.id, "key": key, "invite": invite, "envelopes_in_invite": bundled }),
+                );
+            }
+            writeln!(
+                out,
+                "{name} ({}) may now act as {}",
+                key.short(),
+                role.slug()
+            )?;
+            if let (Some(file), Some(n)) = (invite, bundled) {
+                writeln!(
+                    out,
+                    "invitation with {n} envelopes written to {}",
+                    file.display()
+                )?;
+            }
+            Ok(())
+        }
+        MemberCommand::Remove {
+            key,
+            compromised,
+            reason,
+        } => {
+            let signer = need_key(home, "establishment", "establishment")?;
+            let issued = lib.revoke_key(&signer, key, history(compromised), &reason)?;
+            if json {
+                return print_json(out, &issued);
+            }
+            writeln!(
+                out,
+                "revoked {} ({}); {} earlier envelopes it signed stay valid",
+                key.short(),
+                issued.id,
+                issued.kept
+            )?;
+            Ok(())
+        }
+        MemberCommand::List => {
+            let list = lib.establishments()?;
+            let Some(e) = list.iter().find(|e| e.id == est) else {
+                bail!("this node's establishment is not admitted");
+            };
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "establishment": e.id, "keys": e.keys, "members": e.members }),
+                );
+            }
+            for k in e.keys.iter().chain(&e.members) {
+                writeln!(
+                    out,
+                    "{} {:<13} {}{}",
+                    k.key,
+                    k.role,
+                    k.name.as_deref().unwrap_or(""),
+                    if k.revoked { " [revoked]" } else { "" }
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn key(home: &Home, out: &mut impl Write, json: bool, cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Generate { which } => {
+            home.create()?;
+            if home.read_key(&which)?.is_some() {
+                bail!(
+                    "{} already exists; a key is never overwritten",
+                    home.key_path(&which).display()
+                );
+            }
+            let key = generate_key()?;
+            let path = home.write_key(&which, &key)?;
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "key": key.public(), "file": path }),
+                );
+            }
+            writeln!(out, "{}", key.public())?;
+            Ok(())
+        }
+        KeyCommand::Show => {
+            let mut keys = serde_json::Map::new();
+            for name in ["admin", "establishment", "member", "node"] {
+                if let Some(k) = home.read_key(name)? {
+                    keys.insert(name.to_string(), serde_json::json!(k.public()));
+                }
+            }
+            if json {
+                return print_json(out, &keys);
+            }
+            for (name, k) in &keys {
+                writeln!(out, "{name:<14} {}", k.as_str().unwrap_or_default())?;
+            }
+            Ok(())
+        }
+        KeyCommand::Rotate { which } => {
+            let mut lib = Library::open(home)?;
+            let est_key = need_key(home, "establishment", "establishment")?;
+            let old_short = home
+                .read_key(&which)?
+                .map_or_else(|| "unknown".to_string(), |k| k.public().short());
+            let fresh = generate_key()?;
+            // The new key is on disk before any certificate names it, so a
+            // crash never leaves a delegated key nobody holds.
+            home.write_key(&format!("{which}.next"), &fresh)?;
+            let new_public = if which == "member" {
+                lib.rotate_member(&est_key, SecretKey::from_seed(fresh.to_seed()))?
+            } else {
+                lib.rotate_establishment(&est_key, &fresh)?
+            };
+            let old = home.key_path(&which);
+            let retired = home
+                .keys_dir()
+                .join(format!("{which}.retired-{old_short}.key"));
+            std::fs::rename(&old, &retired)
+                .with_context(|| format!("moving {} aside", old.display()))?;
+            std::fs::rename(home.key_path(&format!("{which}.next")), &old)
+                .with_context(|| format!("installing the new {}", old.display()))?;
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "key": new_public, "retired": retired }),
+                );
+            }
+            writeln!(
+                out,
+                "new {which} key {new_public}; the old one is revoked (its history kept) and kept as {}",
+                retired.display()
+            )?;
+            Ok(())
+        }
+    }
+}
+
+pub fn bundle(
+    home: &Home,
+    out: &mut impl Write,
+    json: bool,
+    cmd: BundleCommand,
+) -> anyhow::Result<()> {
+    let mut lib = Library::open(home)?;
+    match cmd {
+        BundleCommand::Export { file, since } => {
+            let since_ms = since.map(|d| {
+                d.to_zoned(gatehouse_protocol::jiff::tz::TimeZone::UTC)
+                    .map(|z| z.timestamp().as_millisecond().max(0) as u64)
+                    .unwrap_or(0)
+            });
+            let envelopes = bundle::select(&lib, since_ms)?;
+            let bytes = bundle::write(&lib.config().network, &envelopes);
+            write_file(&file, &bytes)?;
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "file": file, "envelopes": envelopes.len(), "bytes": bytes.len() }),
+                );
+            }
+            writeln!(
+                out,
+                "{} envelopes ({} bytes) written to {}",
+                envelopes.len(),
+                bytes.len(),
+                file.display()
+            )?;
+            Ok(())
+        }
+        BundleCommand::Import { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let report =
+                bundle::import(&mut lib, &bytes).with_context(|| format!("{}", file.display()))?;
+            if json {
+                print_json(out, &report)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: {} read, {} new, {} already held",
+                    file.display(),
+                    report.read,
+                    report.new,
+                    report.duplicate
+                )?;
+                for (reason, n) in &report.pending {
+                    writeln!(out, "  pending  {n}: {reason}")?;
+                }
+                for (reason, n) in &report.rejected {
+                    writeln!(out, "  rejected {n}: {reason}")?;
+                }
+                for r in &report.refusals {
+                    writeln!(
+                        out,
+                        "  refused  entry {} at byte {}{}: {}",
+                        r.index,
+                        r.offset,
+                        r.id.map(|i| format!(" ({})", i.short()))
+                            .unwrap_or_default(),
+                        r.reason
+                    )?;
+                }
+                if let Some(b) = &report.broken {
+                    writeln!(out, "  the file is damaged: {b}")?;
+                }
+            }
+            if let Some(b) = report.broken {
+                bail!(
+                    "{}: {b}; the valid envelopes before the damage were stored",
+                    file.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
