@@ -370,6 +370,9 @@ pub struct Library {
     now_ms: fn() -> u64,
     dirty: BTreeSet<ItemId>,
     trust_stale: bool,
+    /// Changes accepted in the current batch, so `finish` need not read
+    /// them back from disk.
+    fresh: BTreeMap<EnvelopeId, Verified>,
 }
 
 fn system_now_ms() -> u64 {
@@ -379,6 +382,11 @@ fn system_now_ms() -> u64 {
 }
 
 const CONFIG_KEY: &[u8] = b"node";
+
+fn config_write(config: &NodeConfig) -> Result<Write> {
+    let bytes = serde_json::to_vec(config).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
+    Ok((Tree::Config, CONFIG_KEY.to_vec(), Some(bytes)))
+}
 
 fn judgement_write(id: &EnvelopeId, j: Judgement) -> Result<Write> {
     let value = match j {
@@ -444,15 +452,8 @@ impl Library {
             node: node.public(),
             actor_suffix: hex::encode(random_bytes::<ACTOR_SUFFIX_BYTES>()?),
         };
-        let store = SledStore::open(&home.store_dir())?;
-        store.apply(vec![(
-            Tree::Config,
-            CONFIG_KEY.to_vec(),
-            Some(serde_json::to_vec(&config).map_err(|e| LibraryError::Corrupt(e.to_string()))?),
-        )])?;
-        let index = SearchIndex::open(&home.index_dir())?;
         let member_key = member.public();
-        let mut lib = Self::assemble(Arc::new(store), config, index, Some(member))?;
+        let mut lib = Self::create_in(home, config, Some(member))?;
         let now = (lib.now_ms)();
         let certs = [
             Verified::sign(
@@ -554,11 +555,7 @@ impl Library {
         index: SearchIndex,
         member: Option<SecretKey>,
     ) -> Result<Self> {
-        store.apply(vec![(
-            Tree::Config,
-            CONFIG_KEY.to_vec(),
-            Some(serde_json::to_vec(&config).map_err(|e| LibraryError::Corrupt(e.to_string()))?),
-        )])?;
+        store.apply(vec![config_write(&config)?])?;
         let mut lib = Self::assemble(store, config, index, member)?;
         lib.recover()?;
         Ok(lib)
@@ -571,11 +568,7 @@ impl Library {
         member: Option<SecretKey>,
     ) -> Result<Self> {
         let store = SledStore::open(&home.store_dir())?;
-        store.apply(vec![(
-            Tree::Config,
-            CONFIG_KEY.to_vec(),
-            Some(serde_json::to_vec(&config).map_err(|e| LibraryError::Corrupt(e.to_string()))?),
-        )])?;
+        store.apply(vec![config_write(&config)?])?;
         let index = SearchIndex::open(&home.index_dir())?;
         Self::assemble(Arc::new(store), config, index, member)
     }
@@ -583,14 +576,7 @@ impl Library {
     /// Records a new publishing key for this node (after a rotation).
     pub(crate) fn set_member(&mut self, member: SecretKey) -> Result<()> {
         self.config.member = Some(member.public());
-        self.store.apply(vec![(
-            Tree::Config,
-            CONFIG_KEY.to_vec(),
-            Some(
-                serde_json::to_vec(&self.config)
-                    .map_err(|e| LibraryError::Corrupt(e.to_string()))?,
-            ),
-        )])?;
+        self.store.apply(vec![config_write(&self.config)?])?;
         self.store.flush()?;
         if let Some(s) = self.signer.as_mut() {
             s.member = member;
@@ -628,6 +614,7 @@ impl Library {
             now_ms: system_now_ms,
             dirty: BTreeSet::new(),
             trust_stale: false,
+            fresh: BTreeMap::new(),
         };
         lib.reload_trust()?;
         Ok(lib)
@@ -723,17 +710,10 @@ impl Library {
             .ok_or_else(|| {
                 LibraryError::Corrupt(format!("envelope {id} is indexed but missing"))
             })?;
-        // Stored envelopes were verified before they were written; verifying
-        // again on the way back in catches damage on disk.
-        let env = Envelope::open(&bytes, &self.config.network)
-            .map_err(|e| LibraryError::Corrupt(format!("envelope {id}: {e}")))?;
-        if env.id() != *id {
-            return Err(LibraryError::Corrupt(format!(
-                "envelope {id} hashes to {}",
-                env.id()
-            )));
-        }
-        Ok(env)
+        // Stored envelopes were verified before they were written; the hash
+        // check on the way back in catches damage on disk.
+        Envelope::reopen(&bytes, id, &self.config.network)
+            .map_err(|e| LibraryError::Corrupt(format!("envelope {id}: {e}")))
     }
 
     /// Offers envelope bytes from outside (a bundle, a peer): verifies,
@@ -823,6 +803,9 @@ impl Library {
             }
         }
         batch.push(judgement_write(&id, judgement)?);
+        if matches!(env.body(), Body::Change(_)) {
+            self.fresh.insert(id, env);
+        }
         self.store.apply(batch)?;
         Ok(Accepted {
             id,
@@ -919,7 +902,10 @@ impl Library {
                     .map_err(|_| LibraryError::Corrupt("item change key".into()))?,
             );
             if self.store.get(Tree::Judgements, id.as_bytes())?.is_none() {
-                out.push(self.load_envelope(&id)?);
+                match self.fresh.get(&id) {
+                    Some(env) => out.push(env.clone()),
+                    None => out.push(self.load_envelope(&id)?),
+                }
             }
         }
         Ok(out)
@@ -983,6 +969,7 @@ impl Library {
         for item in self.dirty.clone() {
             self.materialise(item)?;
         }
+        self.fresh.clear();
         self.index.commit()?;
         let clears: Vec<Write> = std::mem::take(&mut self.dirty)
             .into_iter()

@@ -223,6 +223,30 @@ impl Envelope {
         Ok(Verified(self))
     }
 
+    /// Reopens bytes that were verified before being stored under `id`:
+    /// instead of the signature, checks that the bytes still hash to `id`
+    /// (so damage on disk is caught) and belong to `network`. Only for a
+    /// store that admits nothing but [`Verified`] envelopes.
+    pub fn reopen(
+        bytes: &[u8],
+        id: &EnvelopeId,
+        network: &NetworkId,
+    ) -> Result<Verified, VerifyError> {
+        let env = Self::decode(bytes)?;
+        if env.id != *id {
+            return Err(VerifyError::Unbound(
+                "stored bytes no longer hash to their id",
+            ));
+        }
+        if env.network != *network {
+            return Err(VerifyError::WrongNetwork {
+                expected: *network,
+                got: env.network,
+            });
+        }
+        Ok(Verified(env))
+    }
+
     /// Decodes and verifies in one step.
     pub fn open(bytes: &[u8], network: &NetworkId) -> Result<Verified, VerifyError> {
         Self::decode(bytes)?.verify(network)
@@ -340,6 +364,13 @@ mod tests {
         assert_eq!(peek_created_ms(env.bytes()), Some(1_700_000_000_000));
         assert_eq!(back, env);
         assert_eq!(back.id(), EnvelopeId::of(env.bytes()));
+    }
+
+    #[test]
+    fn reopening_checks_the_hash() {
+        let (env, network) = sample();
+        assert!(Envelope::reopen(env.bytes(), &env.id(), &network).is_ok());
+        assert!(Envelope::reopen(env.bytes(), &EnvelopeId([0; 32]), &network).is_err());
     }
 
     #[test]
