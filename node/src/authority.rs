@@ -123,6 +123,20 @@ impl Library {
         role: MemberRole,
     ) -> Result<Issued> {
         check_name("name", name)?;
+        if let Some(other) = self
+            .trust()
+            .establishments_of(&member)
+            .into_iter()
+            .find(|e| e.id != establishment)
+        {
+            return Err(invalid(
+                "key",
+                &format!(
+                    "{member} already acts for {}; each key acts for one establishment",
+                    other.name
+                ),
+            ));
+        }
         if self.trust().revoked_keys.contains_key(&member) {
             return Err(LibraryError::Invalid(
                 gatehouse_protocol::item::FieldError {

@@ -485,8 +485,16 @@ impl TrustView {
                 belongs.entry(d.member).or_default().insert(d.establishment);
             }
         }
-        let mut keep_key: BTreeMap<PublicKey, Revoked> = BTreeMap::new();
-        let mut keep_est: BTreeMap<EstablishmentId, Revoked> = BTreeMap::new();
+        // Candidates: revocations whose signer had the authority for them,
+        // judged before any revocation takes effect.
+        struct Candidate<'c> {
+            id: EnvelopeId,
+            signer: PublicKey,
+            by_admin: bool,
+            revocation: &'c crate::certificate::Revocation,
+            keep: BTreeSet<EnvelopeId>,
+        }
+        let mut candidates: Vec<Candidate<'_>> = Vec::new();
         for c in certs {
             let Certificate::Revoke(r) = c.cert else {
                 continue;
@@ -494,12 +502,17 @@ impl TrustView {
             let by_admin = self.admin_ok(&c.signer, &c.id) == Judgement::Accepted;
             let allowed = match &r.target {
                 RevokeTarget::Establishment(_) => by_admin,
+                // An establishment key may revoke a key only if every
+                // establishment that key acts for is its own: no site can
+                // revoke another site's key by delegating it first.
                 RevokeTarget::Key(k) => {
                     by_admin
                         || *k == c.signer
                         || belongs.get(k).is_some_and(|ests| {
-                            ests.iter()
-                                .any(|e| keys.get(e).is_some_and(|s| s.contains(&c.signer)))
+                            !ests.is_empty()
+                                && ests
+                                    .iter()
+                                    .all(|e| keys.get(e).is_some_and(|s| s.contains(&c.signer)))
                         })
                 }
             };
@@ -508,22 +521,90 @@ impl TrustView {
                     .insert(c.id, Judgement::Pending(PendingReason::SignerCannotRevoke));
                 continue;
             }
+            candidates.push(Candidate {
+                id: c.id,
+                signer: c.signer,
+                by_admin,
+                revocation: r,
+                keep: r.keep.iter().copied().collect(),
+            });
+        }
+        // A revocation signed by a key that is itself revoked counts only if
+        // the revocation of its signer keeps it. Resolved as a fixpoint from
+        // the revocations nobody contests (admins' are never contested);
+        // what stays undecided is a cycle (two keys revoking each other),
+        // and then both take effect: an admin re-admits the site.
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum State {
+            Undecided,
+            Effective,
+            Defeated,
+        }
+        let attacks = |attacker: &Candidate<'_>, victim: &Candidate<'_>| -> bool {
+            if victim.by_admin || attacker.keep.contains(&victim.id) {
+                return false;
+            }
+            match &attacker.revocation.target {
+                RevokeTarget::Key(k) => *k == victim.signer,
+                RevokeTarget::Establishment(e) => belongs
+                    .get(&victim.signer)
+                    .is_some_and(|ests| ests.contains(e)),
+            }
+        };
+        let mut state: Vec<State> = candidates
+            .iter()
+            .map(|c| {
+                if c.by_admin {
+                    State::Effective
+                } else {
+                    State::Undecided
+                }
+            })
+            .collect();
+        loop {
+            let mut changed = false;
+            for v in 0..candidates.len() {
+                if state[v] != State::Undecided {
+                    continue;
+                }
+                let attackers: Vec<usize> = (0..candidates.len())
+                    .filter(|a| attacks(&candidates[*a], &candidates[v]))
+                    .collect();
+                if attackers.iter().any(|a| state[*a] == State::Effective) {
+                    state[v] = State::Defeated;
+                    changed = true;
+                } else if attackers.iter().all(|a| state[*a] == State::Defeated) {
+                    state[v] = State::Effective;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut keep_key: BTreeMap<PublicKey, Revoked> = BTreeMap::new();
+        let mut keep_est: BTreeMap<EstablishmentId, Revoked> = BTreeMap::new();
+        for (c, s) in candidates.iter().zip(&state) {
+            if *s == State::Defeated {
+                self.certs
+                    .insert(c.id, Judgement::Rejected(RejectReason::KeyRevoked));
+                continue;
+            }
             self.certs.insert(c.id, Judgement::Accepted);
-            let keep: BTreeSet<EnvelopeId> = r.keep.iter().copied().collect();
-            let entry = match &r.target {
+            let entry = match &c.revocation.target {
                 RevokeTarget::Key(k) => keep_key.entry(*k).or_insert_with(|| Revoked {
-                    keep: keep.clone(),
+                    keep: c.keep.clone(),
                     ..Revoked::default()
                 }),
                 RevokeTarget::Establishment(e) => keep_est.entry(*e).or_insert_with(|| Revoked {
-                    keep: keep.clone(),
+                    keep: c.keep.clone(),
                     ..Revoked::default()
                 }),
             };
-            entry.keep = entry.keep.intersection(&keep).copied().collect();
+            entry.keep = entry.keep.intersection(&c.keep).copied().collect();
             entry.by.insert(c.id);
-            if !r.reason.is_empty() {
-                entry.reasons.push(r.reason.clone());
+            if !c.revocation.reason.is_empty() {
+                entry.reasons.push(c.revocation.reason.clone());
             }
         }
         self.revoked_keys = keep_key;

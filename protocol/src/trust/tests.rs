@@ -271,6 +271,60 @@ fn an_establishment_key_is_rotated_without_stranding_the_site() {
     );
 }
 
+#[test]
+fn a_site_cannot_revoke_another_sites_key_by_delegating_it_first() {
+    let mut net = Net::new(1);
+    net.delegate(20, 20, 11, MemberRole::Person);
+    let attempt = net.revoke_key(20, 11, vec![]);
+    let view = net.view();
+    assert_eq!(
+        view.judge(&attempt),
+        Judgement::Pending(PendingReason::SignerCannotRevoke)
+    );
+    assert_eq!(view.judge(&net.change(10, 11, 1)), Judgement::Accepted);
+}
+
+#[test]
+fn a_revoked_key_cannot_revoke_others_unless_its_revocation_keeps_that() {
+    let mut net = Net::new(1);
+    // Key 13 becomes an establishment key of 10, then revokes the old key 10.
+    net.delegate(10, 10, 13, MemberRole::Establishment);
+    let keep: Vec<EnvelopeId> = net
+        .certs
+        .iter()
+        .filter(|c| c.signer() == key(10).public())
+        .map(Verified::id)
+        .collect();
+    let rotation = net.revoke_key(13, 10, keep);
+    // The old key, after the fact, tries to revoke the site lead (11).
+    let late = net.revoke_key(10, 11, vec![]);
+    let view = net.view();
+    assert_eq!(view.judge(&rotation), Judgement::Accepted);
+    assert_eq!(
+        view.judge(&late),
+        Judgement::Rejected(RejectReason::KeyRevoked)
+    );
+    assert_eq!(view.judge(&net.change(10, 11, 1)), Judgement::Accepted);
+}
+
+#[test]
+fn two_keys_revoking_each_other_are_both_revoked_and_an_admin_restores_the_site() {
+    let mut net = Net::new(1);
+    net.delegate(10, 10, 13, MemberRole::Establishment);
+    net.revoke_key(13, 10, vec![]);
+    net.revoke_key(10, 13, vec![]);
+    let view = net.view();
+    assert!(view.revoked_keys.contains_key(&key(10).public()));
+    assert!(view.revoked_keys.contains_key(&key(13).public()));
+    // An admin admits a fresh key for the site, which carries on.
+    net.admit(1, 10, 16, "HMP A");
+    net.delegate(10, 16, 17, MemberRole::Person);
+    assert_eq!(
+        net.view().judge(&net.change(10, 17, 1)),
+        Judgement::Accepted
+    );
+}
+
 fn admin_change(
     net: &mut Net,
     signer: u8,
