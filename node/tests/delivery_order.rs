@@ -1,0 +1,272 @@
+//! Validity is a function of the set of envelopes: nodes given the same
+//! certificates and changes (revocations with kept and discarded history,
+//! changes waiting for a delegation, changes signed for the wrong
+//! establishment) in any order, with duplicates, one by one or in batches,
+//! end with the same library, the same pending set and the same rejections.
+
+use std::sync::Arc;
+
+use gatehouse_node::bundle;
+use gatehouse_node::filter::Filter;
+use gatehouse_node::library::{Library, NodeConfig, new_item};
+use gatehouse_node::sample::synthetic_content;
+use gatehouse_node::search::SearchIndex;
+use gatehouse_node::store::MemoryStore;
+use gatehouse_protocol::automerge::AutoCommit;
+use gatehouse_protocol::automerge::transaction::CommitOptions;
+use gatehouse_protocol::certificate::{
+    Admission, Certificate, Delegation, Genesis, MemberRole, Revocation, RevokeTarget,
+};
+use gatehouse_protocol::change::{ChangePayload, actor_id};
+use gatehouse_protocol::envelope::{Body, Verified};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
+use gatehouse_protocol::item::write_version;
+use gatehouse_protocol::key::SecretKey;
+use gatehouse_protocol::trust::Judgement;
+use gatehouse_protocol::vocab::{Nation, Setting};
+use proptest::prelude::*;
+
+fn key(n: u8) -> SecretKey {
+    SecretKey::from_seed([n; 32])
+}
+
+struct World {
+    network: NetworkId,
+    envelopes: Vec<Verified>,
+}
+
+fn cert(w: &mut World, signer: u8, c: Certificate) -> EnvelopeId {
+    let env = Verified::sign(Body::Certificate(c), &key(signer), &w.network, 1);
+    let id = env.id();
+    w.envelopes.push(env);
+    id
+}
+
+fn item(w: &mut World, signer: u8, owner: EstablishmentId, n: u64) -> Verified {
+    let env = new_item(
+        &synthetic_content(n),
+        &key(signer),
+        &[signer; 16],
+        owner,
+        &w.network,
+        2,
+    )
+    .expect("item");
+    w.envelopes.push(env.clone());
+    env
+}
+
+/// A revision of `first` (an item's creating change) signed by `signer`.
+fn revision(w: &mut World, first: &Verified, signer: u8, n: u64) -> EnvelopeId {
+    let Body::Change(c) = first.body() else {
+        panic!("not a change");
+    };
+    let mut doc = AutoCommit::new().with_actor(actor_id(&key(signer).public(), &[signer; 16]));
+    doc.apply_changes([c.change.clone()]).expect("apply");
+    write_version(&mut doc, &synthetic_content(n), &key(signer).public()).expect("write");
+    doc.commit_with(CommitOptions::default().with_message("revise"));
+    let change = doc.get_last_local_change().expect("change");
+    let env = Verified::sign(
+        Body::Change(Box::new(ChangePayload {
+            item: c.item,
+            owner: c.owner,
+            salt: c.salt,
+            change,
+        })),
+        &key(signer),
+        &w.network,
+        3,
+    );
+    let id = env.id();
+    w.envelopes.push(env);
+    id
+}
+
+/// Admin 1; establishments A (key 10) and B (key 20); people 11 (A), 21
+/// and 22 (B), 12 (A, later compromised); 99 never delegated.
+fn world() -> (World, EstablishmentId) {
+    let genesis = Genesis {
+        name: "Order test".into(),
+        admins: vec![key(1).public()],
+        threshold: 1,
+        nonce: [4; 16],
+    };
+    let network = genesis.network_id();
+    let mut w = World {
+        network,
+        envelopes: Vec::new(),
+    };
+    cert(&mut w, 1, Certificate::Genesis(genesis));
+    let (a, b) = (EstablishmentId([10; 16]), EstablishmentId([20; 16]));
+    for (est, k, name) in [(a, 10u8, "HMP A"), (b, 20, "HMP B")] {
+        cert(
+            &mut w,
+            1,
+            Certificate::Admit(Admission {
+                establishment: est,
+                key: key(k).public(),
+                name: name.into(),
+                setting: Setting::LocalRemand,
+                nation: Nation::England,
+            }),
+        );
+    }
+    for (est, signer, member) in [(a, 10u8, 11u8), (b, 20, 21), (b, 20, 22), (a, 10, 12)] {
+        cert(
+            &mut w,
+            signer,
+            Certificate::Delegate(Delegation {
+                establishment: est,
+                member: key(member).public(),
+                name: format!("person {member}"),
+                role: MemberRole::Person,
+            }),
+        );
+    }
+    let a1 = item(&mut w, 11, a, 1);
+    item(&mut w, 21, b, 2);
+    // The deputy (22) publishes twice and revises; only the first is kept.
+    let kept = item(&mut w, 22, b, 3);
+    revision(&mut w, &kept, 22, 4);
+    item(&mut w, 22, b, 5);
+    cert(
+        &mut w,
+        20,
+        Certificate::Revoke(Revocation {
+            target: RevokeTarget::Key(key(22).public()),
+            keep: vec![kept.id()],
+            reason: "left".into(),
+        }),
+    );
+    // A compromised key: its item vanishes.
+    item(&mut w, 12, a, 6);
+    cert(
+        &mut w,
+        10,
+        Certificate::Revoke(Revocation {
+            target: RevokeTarget::Key(key(12).public()),
+            keep: vec![],
+            reason: "lost".into(),
+        }),
+    );
+    // A revision of A's item by B's person: another establishment's key.
+    revision(&mut w, &a1, 21, 7);
+    // A change by a key nobody delegated: pending.
+    item(&mut w, 99, a, 8);
+    (w, a)
+}
+
+fn library(network: NetworkId, own: EstablishmentId) -> Library {
+    Library::with_store(
+        Arc::new(MemoryStore::new()),
+        NodeConfig {
+            network,
+            establishment: own,
+            member: None,
+            node: key(50).public(),
+            actor_suffix: "000102030405060708090a0b0c0d0e0f".into(),
+        },
+        SearchIndex::in_memory().expect("index"),
+        None,
+    )
+    .expect("library")
+}
+
+/// Everything a user could observe, as one string.
+fn observed(lib: &Library, ids: &[EnvelopeId]) -> String {
+    let list = serde_json::to_string(&lib.list(&Filter::default()).expect("list")).expect("json");
+    let status = lib.status().expect("status");
+    let judgements: Vec<Judgement> = ids
+        .iter()
+        .map(|id| lib.judgement_of(id).expect("judgement"))
+        .collect();
+    format!(
+        "{list}\n{:?}\n{:?}\n{}\n{judgements:?}",
+        status.pending, status.rejected, status.envelopes
+    )
+}
+
+fn shuffled(envelopes: &[Verified], seed: u64, dups: usize) -> Vec<Vec<u8>> {
+    let mut all: Vec<Vec<u8>> = envelopes.iter().map(|e| e.bytes().to_vec()).collect();
+    for i in 0..dups {
+        all.push(envelopes[(i * 7) % envelopes.len()].bytes().to_vec());
+    }
+    let mut state = seed | 1;
+    for i in (1..all.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        all.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    all
+}
+
+#[test]
+fn the_scenario_ends_as_designed() {
+    let (w, own) = world();
+    let mut lib = library(w.network, own);
+    for e in &w.envelopes {
+        lib.ingest(e.bytes()).expect("ingest");
+    }
+    let titles: Vec<String> = lib
+        .list(&Filter::default())
+        .expect("list")
+        .iter()
+        .map(|v| v.item.content.title.clone())
+        .collect();
+    // Items 1, 2 and the deputy's kept item 3 remain, each at its first version.
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    for n in [1, 2, 3] {
+        assert!(
+            titles.contains(&synthetic_content(n).title),
+            "item {n} missing from {titles:?}"
+        );
+    }
+    let status = lib.status().expect("status");
+    assert_eq!(
+        status.pending.values().sum::<usize>(),
+        1,
+        "{:?}",
+        status.pending
+    );
+    // The deputy's revision and second item, the compromised item, and the
+    // revision signed by another establishment's key.
+    assert_eq!(
+        status.rejected.values().sum::<usize>(),
+        4,
+        "{:?}",
+        status.rejected
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    #[test]
+    fn nodes_agree_whatever_the_order(seed in any::<u64>(), dups in 0usize..8) {
+        let (w, own) = world();
+        let ids: Vec<EnvelopeId> = w.envelopes.iter().map(Verified::id).collect();
+        let mut reference = library(w.network, own);
+        for e in &w.envelopes {
+            reference.ingest(e.bytes()).expect("ingest");
+        }
+        let expected = observed(&reference, &ids);
+
+        // One at a time, shuffled, with duplicates.
+        let mut one_by_one = library(w.network, own);
+        for bytes in shuffled(&w.envelopes, seed, dups) {
+            one_by_one.ingest(&bytes).expect("ingest");
+        }
+        prop_assert_eq!(observed(&one_by_one, &ids), expected.clone());
+
+        // In two bundles, split at a random point, imported in either order.
+        let order = shuffled(&w.envelopes, seed.rotate_left(17), dups);
+        let cut = (seed as usize) % order.len();
+        let (first, second) = order.split_at(cut);
+        let mut batched = library(w.network, own);
+        for part in [second, first] {
+            bundle::import(&mut batched, &bundle::write(&w.network, part)).expect("import");
+        }
+        prop_assert_eq!(observed(&batched, &ids), expected);
+    }
+}
