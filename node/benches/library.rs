@@ -142,6 +142,15 @@ fn bench_verify_and_apply(c: &mut Criterion) {
             }
         });
     });
+    g.bench_function("decode and verify (Automerge change parsed)", |b| {
+        b.iter(|| {
+            for e in &envelopes {
+                black_box(
+                    gatehouse_protocol::envelope::Envelope::open(e, &net.network).expect("valid"),
+                );
+            }
+        });
+    });
     // The way bundles and peers deliver envelopes: a batch, with one
     // flush and one index commit at the end.
     let file = gatehouse_node::bundle::write(&net.network, &envelopes);
