@@ -5,6 +5,9 @@
 //! by clap, checked into real values, then handed to the node library. Exit
 //! codes: 0 success, 1 usage error, 2 any other failure.
 
+mod ctx;
+mod daemon;
+mod demo;
 mod render;
 mod trust_cmd;
 
@@ -41,7 +44,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Create a node: keys, a new network, this establishment admitted
     Init(InitArgs),
     /// Publish a new item from a Markdown file with YAML front matter
@@ -114,8 +117,12 @@ enum Command {
     },
     /// The establishments in the network
     Establishments,
-    /// What this node holds, and anything pending or rejected
-    Status,
+    /// What this node holds, anything pending or rejected, and its peers
+    Status {
+        /// Warn when no reconciliation with any peer has completed for this long (e.g. 24h, 3d)
+        #[arg(long, default_value = "1d", value_parser = parse_duration_ms)]
+        stale_after: u64,
+    },
     /// The network: its admins and admin-set changes
     Network {
         #[command(subcommand)]
@@ -141,7 +148,17 @@ enum Command {
         #[command(subcommand)]
         cmd: trust_cmd::BundleCommand,
     },
-    /// Make a demonstration node holding the sample library of six establishments
+    /// The peer book: addresses this node dials and keeps dialling
+    Peers {
+        #[command(subcommand)]
+        cmd: PeersCommand,
+    },
+    /// Run the node: replication with peers, and the local API the CLI uses while it runs
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCommand,
+    },
+    /// Run a local demo network of three nodes made from the sample library, until Ctrl-C
     Demo {
         /// Where to make it [default: a new directory under the system temp directory]
         #[arg(long, value_name = "DIR")]
@@ -149,11 +166,48 @@ enum Command {
         /// The sample library to load
         #[arg(long, value_name = "DIR")]
         samples: Option<PathBuf>,
+        /// Stop once the new item has arrived everywhere instead of running until Ctrl-C
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
+#[derive(Subcommand)]
+pub(crate) enum PeersCommand {
+    /// Remember a peer's address, e.g. /ip4/192.0.2.7/tcp/4001
+    Add {
+        /// The multiaddress
+        address: libp2p::Multiaddr,
+    },
+    /// Forget a peer's address
+    Remove {
+        /// The multiaddress
+        address: String,
+    },
+    /// Remembered peers, and connected ones when the node runs
+    List,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Start the node and keep it running until Ctrl-C or SIGTERM
+    Run(daemon::RunArgs),
+}
+
+impl Command {
+    /// Whether the command needs the library (and so goes through the
+    /// running node when there is one).
+    fn uses_library(&self) -> bool {
+        match self {
+            Command::Init(_) | Command::Demo { .. } | Command::Node { .. } => false,
+            Command::Key { cmd } => matches!(cmd, trust_cmd::KeyCommand::Rotate { .. }),
+            _ => true,
+        }
+    }
+}
+
 #[derive(Args)]
-struct InitArgs {
+pub(crate) struct InitArgs {
     /// The establishment's name, e.g. "HMP Northgate" (founds a new network)
     #[arg(long, required_unless_present = "join", conflicts_with = "join")]
     establishment: Option<String>,
@@ -217,6 +271,24 @@ where
 fn parse_date(s: &str) -> Result<Date, String> {
     s.parse()
         .map_err(|_| format!("{s:?} is not a date; write YYYY-MM-DD"))
+}
+
+/// "30m", "24h", "3d" as milliseconds.
+fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split]
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. 30m, 24h, 3d"))?;
+    let unit_ms = match &s[split..] {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" | "" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("{s:?}: unknown unit {other:?}; use s, m, h or d")),
+    };
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 /// "90d", "12w", "6m" (30-day months), "1y" or a bare number of days.
@@ -292,17 +364,40 @@ fn default_home() -> anyhow::Result<PathBuf> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let home = Home::new(match cli.home {
-        Some(h) => h,
+    let home = Home::new(match &cli.home {
+        Some(h) => h.clone(),
         None => default_home()?,
     });
+    if let Command::Node {
+        cmd: NodeCommand::Run(args),
+    } = cli.command
+    {
+        return daemon::run(home, args);
+    }
+    if cli.command.uses_library()
+        && let Some(reply) = daemon::forward(&home)?
+    {
+        return reply;
+    }
+    let mut ctx = ctx::Ctx::direct(home);
     let mut out = io::stdout().lock();
-    let json = cli.json;
-    match cli.command {
+    execute(cli.command, &mut ctx, &mut out, cli.json)
+}
+
+/// Runs one command in `ctx`, writing what it prints to `out`.
+pub(crate) fn execute(
+    command: Command,
+    ctx: &mut ctx::Ctx<'_>,
+    mut out: &mut dyn Write,
+    json: bool,
+) -> anyhow::Result<()> {
+    let home = ctx.home.clone();
+    match command {
         Command::Init(args) => init(&home, &mut out, json, args),
         Command::Publish { file, allow } => {
+            let file = ctx.path(&file);
             let content = read_draft(&file, &allow.allowed)?;
-            let mut lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let id = lib
                 .publish(&content, &allow.allowed)
                 .with_context(|| format!("{}", file.display()))?;
@@ -313,8 +408,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Revise { id, file, allow } => {
+            let file = ctx.path(&file);
             let content = read_draft(&file, &allow.allowed)?;
-            let mut lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let id = lib.resolve(&id)?;
             let version = lib
                 .revise(&id, &content, &allow.allowed)
@@ -329,7 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Supersede { id, by } => {
-            let mut lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let old = lib.resolve(&id)?;
             let new = lib.resolve(&by)?;
             lib.supersede(&old, &new)?;
@@ -343,7 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Withdraw { id, reason, allow } => {
-            let mut lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let id = lib.resolve(&id)?;
             lib.withdraw(&id, &reason, &allow.allowed)?;
             if json {
@@ -356,8 +452,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::List { filter } => {
-            let lib = Library::open(&home)?;
-            let filter = build_filter(&lib, filter)?;
+            let lib = ctx.lib()?;
+            let filter = build_filter(lib, filter)?;
             let items = lib.list(&filter)?;
             if json {
                 return print_json(&mut out, &serde_json::json!({ "items": items }));
@@ -371,7 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Show { id, version } => {
-            let lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let id = lib.resolve(&id)?;
             let view = lib.get(&id, version)?;
             if json {
@@ -380,7 +476,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             write_item(&mut out, &view)
         }
         Command::History { id } => {
-            let lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let id = lib.resolve(&id)?;
             let versions = lib.history(&id)?;
             if json {
@@ -422,8 +518,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if query.trim().is_empty() {
                 return Err(usage("give something to search for"));
             }
-            let lib = Library::open(&home)?;
-            let filter = build_filter(&lib, filter)?;
+            let lib = ctx.lib()?;
+            let filter = build_filter(lib, filter)?;
             let results = lib.search(&query, &filter, limit)?;
             if json {
                 return print_json(&mut out, &results);
@@ -446,7 +542,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Due { within } => {
-            let lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let today = Zoned::now().date();
             let due = lib.due(today, within)?;
             if json {
@@ -479,7 +575,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Establishments => {
-            let lib = Library::open(&home)?;
+            let lib = ctx.lib()?;
             let list = lib.establishments()?;
             if json {
                 return print_json(&mut out, &serde_json::json!({ "establishments": list }));
@@ -497,17 +593,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo { dir, samples } => demo(&mut out, json, dir, samples),
-        Command::Network { cmd } => trust_cmd::network(&home, &mut out, json, cmd),
-        Command::Trust { cmd } => trust_cmd::trust(&home, &mut out, json, cmd),
-        Command::Member { cmd } => trust_cmd::member(&home, &mut out, json, cmd),
-        Command::Key { cmd } => trust_cmd::key(&home, &mut out, json, cmd),
-        Command::Bundle { cmd } => trust_cmd::bundle(&home, &mut out, json, cmd),
-        Command::Status => {
-            let lib = Library::open(&home)?;
+        Command::Demo {
+            dir,
+            samples,
+            no_wait,
+        } => {
+            let _ = json;
+            demo::run(
+                out,
+                dir,
+                samples.unwrap_or_else(gatehouse_node::sample::default_sample_dir),
+                no_wait,
+            )
+        }
+        Command::Network { cmd } => trust_cmd::network(ctx, &mut out, json, cmd),
+        Command::Trust { cmd } => trust_cmd::trust(ctx, &mut out, json, cmd),
+        Command::Member { cmd } => trust_cmd::member(ctx, &mut out, json, cmd),
+        Command::Key { cmd } => trust_cmd::key(ctx, &mut out, json, cmd),
+        Command::Bundle { cmd } => trust_cmd::bundle(ctx, &mut out, json, cmd),
+        Command::Peers { cmd } => peers(ctx, &mut out, json, cmd),
+        Command::Node { .. } => Err(usage(
+            "`gatehouse node run` starts the node; it is not run inside one",
+        )),
+        Command::Status { stale_after } => {
+            let net = ctx.net.clone();
+            let lib = ctx.lib()?;
             let s = lib.status()?;
+            let last_sync_ms = lib
+                .peers()?
+                .iter()
+                .filter_map(|p| p.last_sync_ms)
+                .chain(net.as_ref().and_then(|n| n.last_sync_ms))
+                .max();
+            let now = u64::try_from(gatehouse_protocol::jiff::Timestamp::now().as_millisecond())
+                .unwrap_or(0);
+            let stale = last_sync_ms.is_none_or(|t| now.saturating_sub(t) > stale_after);
+            let warning = stale.then(|| match last_sync_ms {
+                None => "this node has never reconciled with a peer: its view of trust may be out of date".to_string(),
+                Some(t) => format!(
+                    "no reconciliation with any peer since {}: this node's view of trust may be out of date",
+                    gatehouse_node::library::format_ms(t)
+                ),
+            });
             if json {
-                return print_json(&mut out, &s);
+                let mut v = serde_json::to_value(&s)?;
+                v["node_running"] = serde_json::json!(net.is_some());
+                v["network_state"] = serde_json::to_value(&net)?;
+                v["last_sync_ms"] = serde_json::json!(last_sync_ms);
+                v["warning"] = serde_json::json!(warning);
+                return print_json(&mut out, &v);
             }
             writeln!(
                 out,
@@ -528,6 +662,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for (reason, n) in &s.rejected {
                 writeln!(out, "rejected       {n}: {reason}")?;
+            }
+            match &net {
+                None => writeln!(
+                    out,
+                    "node           not running (start it with `gatehouse node run`)"
+                )?,
+                Some(n) => {
+                    writeln!(out, "node           running as {}", n.peer_id)?;
+                    for a in &n.listening {
+                        writeln!(out, "listening      {a}")?;
+                    }
+                    let connected = n.peers.values().filter(|p| p.connected).count();
+                    writeln!(out, "peers          {connected} connected")?;
+                    for (id, p) in n.peers.iter().filter(|(_, p)| p.connected) {
+                        writeln!(
+                            out,
+                            "  {} {}  last sync {}",
+                            p.establishment.as_deref().unwrap_or("?"),
+                            id,
+                            p.last_sync_ms.map_or_else(
+                                || "not yet".to_string(),
+                                gatehouse_node::library::format_ms
+                            )
+                        )?;
+                    }
+                    if n.forged_received > 0 {
+                        writeln!(
+                            out,
+                            "forged         {} envelopes refused from peers",
+                            n.forged_received
+                        )?;
+                    }
+                    if n.refused_connections > 0 {
+                        writeln!(
+                            out,
+                            "refused        {} connections from unadmitted nodes",
+                            n.refused_connections
+                        )?;
+                    }
+                }
+            }
+            if let Some(w) = warning {
+                writeln!(out, "WARNING        {w}")?;
             }
             Ok(())
         }
@@ -608,75 +785,82 @@ fn init(home: &Home, out: &mut impl Write, json: bool, args: InitArgs) -> anyhow
     Ok(())
 }
 
-fn demo(
+fn peers(
+    ctx: &mut ctx::Ctx<'_>,
     out: &mut impl Write,
     json: bool,
-    dir: Option<PathBuf>,
-    samples: Option<PathBuf>,
+    cmd: PeersCommand,
 ) -> anyhow::Result<()> {
-    let samples = samples.unwrap_or_else(gatehouse_node::sample::default_sample_dir);
-    let establishments = gatehouse_node::sample::read_sample_dir(&samples)
-        .with_context(|| format!("reading the sample library in {}", samples.display()))?;
-    let own = establishments
-        .iter()
-        .find(|e| e.name == "HMP Northgate")
-        .or_else(|| establishments.first())
-        .with_context(|| format!("no establishments in {}", samples.display()))?;
-    let dir = match dir {
-        Some(d) => d,
-        None => std::env::temp_dir().join(format!("gatehouse-demo-{}", hex_suffix()?)),
-    };
-    let home = Home::new(&dir);
-    let (mut lib, report) = Library::init(
-        &home,
-        &InitOptions {
-            establishment: own.name.clone(),
-            setting: own.setting,
-            nation: own.nation,
-            network_name: "Gatehouse demo network".into(),
-            member_name: "Healthcare manager".into(),
-        },
-    )?;
-    let admin = home
-        .read_key("admin")?
-        .context("the admin key made by init is missing")?;
-    let loaded = gatehouse_node::sample::populate(&mut lib, &admin, &establishments)?;
-    if json {
-        return print_json(
-            out,
-            &serde_json::json!({ "home": report.home, "network": report.network, "items": loaded.len() }),
-        );
+    let net = ctx.net.clone();
+    let lib = ctx.lib()?;
+    match cmd {
+        PeersCommand::Add { address } => {
+            let added = lib.add_peer(&address.to_string())?;
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "address": address.to_string(), "added": added }),
+                );
+            }
+            if added {
+                writeln!(out, "remembered {address}")?;
+            } else {
+                writeln!(out, "{address} was already in the peer book")?;
+            }
+            Ok(())
+        }
+        PeersCommand::Remove { address } => {
+            if !lib.remove_peer(&address)? {
+                bail!(UsageError(format!("{address} is not in the peer book")));
+            }
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "address": address, "removed": true }),
+                );
+            }
+            writeln!(out, "forgot {address}")?;
+            Ok(())
+        }
+        PeersCommand::List => {
+            let book = lib.peers()?;
+            if json {
+                return print_json(out, &serde_json::json!({ "book": book, "network": net }));
+            }
+            for p in &book {
+                writeln!(
+                    out,
+                    "{}  last sync {}",
+                    p.address,
+                    p.last_sync_ms
+                        .map_or_else(|| "never".to_string(), gatehouse_node::library::format_ms)
+                )?;
+            }
+            match &net {
+                None => writeln!(out, "(the node is not running: no connections)")?,
+                Some(n) => {
+                    for (id, p) in &n.peers {
+                        writeln!(
+                            out,
+                            "{} {} {}  last sync {}",
+                            if p.connected {
+                                "connected   "
+                            } else {
+                                "disconnected"
+                            },
+                            p.establishment.as_deref().unwrap_or("?"),
+                            id,
+                            p.last_sync_ms.map_or_else(
+                                || "never".to_string(),
+                                gatehouse_node::library::format_ms
+                            )
+                        )?;
+                    }
+                }
+            }
+            Ok(())
+        }
     }
-    writeln!(
-        out,
-        "A demo node for {} is ready in {}, holding {} items from {} establishments.\n",
-        own.name,
-        dir.display(),
-        loaded.len(),
-        establishments.len()
-    )?;
-    writeln!(out, "Try:")?;
-    let g = format!("gatehouse --home {}", dir.display());
-    for example in [
-        "establishments",
-        "list --pathway substance-misuse",
-        "search \"naloxone on release\"",
-        "search \"alcohol withdrawal\" --nation scotland",
-        "due --within 90d",
-        "status",
-    ] {
-        writeln!(out, "  {g} {example}")?;
-    }
-    if let Some((_, _, id)) = loaded.first() {
-        writeln!(out, "  {g} show {}", id.short())?;
-        writeln!(out, "  {g} history {}", id.short())?;
-    }
-    Ok(())
-}
-
-fn hex_suffix() -> anyhow::Result<String> {
-    let bytes: [u8; 4] = gatehouse_node::home::random_bytes()?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn read_draft(

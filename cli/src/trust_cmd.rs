@@ -21,6 +21,7 @@ use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
 use gatehouse_protocol::vocab::{Nation, Setting};
 
+use crate::ctx::Ctx;
 use crate::{UsageError, parse_date, parse_vocab, print_json, usage};
 
 /// `gatehouse network ...`
@@ -238,12 +239,13 @@ fn write_file(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 pub fn network(
-    home: &Home,
+    ctx: &mut Ctx<'_>,
     out: &mut impl Write,
     json: bool,
     cmd: NetworkCommand,
 ) -> anyhow::Result<()> {
-    let mut lib = Library::open(home)?;
+    let home = &ctx.home.clone();
+    let lib = ctx.lib()?;
     match cmd {
         NetworkCommand::Show => {
             let t = lib.trust();
@@ -332,12 +334,14 @@ pub fn network(
 }
 
 pub fn trust(
-    home: &Home,
+    ctx: &mut Ctx<'_>,
     out: &mut impl Write,
     json: bool,
     cmd: TrustCommand,
 ) -> anyhow::Result<()> {
-    let mut lib = Library::open(home)?;
+    let home = &ctx.home.clone();
+    let paths = ctx.resolver();
+    let lib = ctx.lib()?;
     match cmd {
         TrustCommand::Admit {
             key,
@@ -351,7 +355,7 @@ pub fn trust(
             let admin = need_key(home, "admin", "network admin")?;
             let (id, issued) = lib.admit(&admin, key, &name, setting, nation, to)?;
             let bundled = match &invite {
-                Some(file) => Some(write_bundle(&lib, file, with_library)?),
+                Some(file) => Some(write_bundle(lib, &paths.path(file), with_library)?),
                 None => None,
             };
             if json {
@@ -381,7 +385,7 @@ pub fn trust(
             let issued = match (key, establishment) {
                 (Some(key), _) => lib.revoke_key(&admin, key, history(compromised), &reason)?,
                 (None, Some(text)) => {
-                    let id = resolve_establishment(&lib, &text)?;
+                    let id = resolve_establishment(lib, &text)?;
                     lib.remove_establishment(&admin, id, history(compromised), &reason)?
                 }
                 (None, None) => bail!(UsageError("give --key or --establishment".into())),
@@ -425,7 +429,7 @@ pub fn trust(
             Ok(())
         }
         TrustCommand::Show { establishment } => {
-            let id = resolve_establishment(&lib, &establishment)?;
+            let id = resolve_establishment(lib, &establishment)?;
             let list = lib.establishments()?;
             let e = list
                 .iter()
@@ -461,12 +465,14 @@ pub fn trust(
 }
 
 pub fn member(
-    home: &Home,
+    ctx: &mut Ctx<'_>,
     out: &mut impl Write,
     json: bool,
     cmd: MemberCommand,
 ) -> anyhow::Result<()> {
-    let mut lib = Library::open(home)?;
+    let home = &ctx.home.clone();
+    let paths = ctx.resolver();
+    let lib = ctx.lib()?;
     let est = lib.config().establishment;
     match cmd {
         MemberCommand::Add {
@@ -479,7 +485,7 @@ pub fn member(
             let signer = need_key(home, "establishment", "establishment")?;
             let issued = lib.delegate(&signer, est, key, &name, role)?;
             let bundled = match &invite {
-                Some(file) => Some(write_bundle(&lib, file, with_library)?),
+                Some(file) => Some(write_bundle(lib, &paths.path(file), with_library)?),
                 None => None,
             };
             if json {
@@ -548,7 +554,13 @@ pub fn member(
     }
 }
 
-pub fn key(home: &Home, out: &mut impl Write, json: bool, cmd: KeyCommand) -> anyhow::Result<()> {
+pub fn key(
+    ctx: &mut Ctx<'_>,
+    out: &mut impl Write,
+    json: bool,
+    cmd: KeyCommand,
+) -> anyhow::Result<()> {
+    let home = &ctx.home.clone();
     match cmd {
         KeyCommand::Generate { which } => {
             home.create()?;
@@ -585,7 +597,7 @@ pub fn key(home: &Home, out: &mut impl Write, json: bool, cmd: KeyCommand) -> an
             Ok(())
         }
         KeyCommand::Rotate { which } => {
-            let mut lib = Library::open(home)?;
+            let lib = ctx.lib()?;
             let est_key = need_key(home, "establishment", "establishment")?;
             let old_short = home
                 .read_key(&which)?
@@ -624,20 +636,22 @@ pub fn key(home: &Home, out: &mut impl Write, json: bool, cmd: KeyCommand) -> an
 }
 
 pub fn bundle(
-    home: &Home,
+    ctx: &mut Ctx<'_>,
     out: &mut impl Write,
     json: bool,
     cmd: BundleCommand,
 ) -> anyhow::Result<()> {
-    let mut lib = Library::open(home)?;
+    let paths = ctx.resolver();
+    let lib = ctx.lib()?;
     match cmd {
         BundleCommand::Export { file, since } => {
+            let file = paths.path(&file);
             let since_ms = since.map(|d| {
                 d.to_zoned(gatehouse_protocol::jiff::tz::TimeZone::UTC)
                     .map(|z| z.timestamp().as_millisecond().max(0) as u64)
                     .unwrap_or(0)
             });
-            let envelopes = bundle::select(&lib, since_ms)?;
+            let envelopes = bundle::select(lib, since_ms)?;
             let bytes = bundle::write(&lib.config().network, &envelopes);
             write_file(&file, &bytes)?;
             if json {
@@ -656,10 +670,11 @@ pub fn bundle(
             Ok(())
         }
         BundleCommand::Import { file } => {
+            let file = paths.path(&file);
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let report =
-                bundle::import(&mut lib, &bytes).with_context(|| format!("{}", file.display()))?;
+                bundle::import(lib, &bytes).with_context(|| format!("{}", file.display()))?;
             if json {
                 print_json(out, &report)?;
             } else {

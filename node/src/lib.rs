@@ -8,6 +8,8 @@ pub mod draft;
 pub mod filter;
 pub mod home;
 pub mod library;
+pub mod net;
+pub mod runtime;
 pub mod sample;
 pub mod search;
 pub mod store;

@@ -46,10 +46,10 @@ pub const MAX_REASON_CHARS: usize = 1_000;
 pub enum LibraryError {
     /// Storage failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     /// The search index failed.
     #[error(transparent)]
-    Search(#[from] SearchError),
+    Search(Box<SearchError>),
     /// The data directory or a key file failed.
     #[error(transparent)]
     Home(#[from] HomeError),
@@ -138,19 +138,37 @@ pub enum LibraryError {
     NotAuthorised(Judgement),
     /// An envelope from outside was refused.
     #[error(transparent)]
-    Refused(#[from] VerifyError),
+    Refused(Box<VerifyError>),
     /// An item document failed.
     #[error(transparent)]
-    Doc(#[from] DocError),
+    Doc(Box<DocError>),
     /// Automerge refused a change set.
     #[error("item document: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
     /// Stored data is not what this code wrote.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
 }
 
 type Result<T, E = LibraryError> = std::result::Result<T, E>;
+
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty)),+ $(,)?) => {
+        $(impl From<$ty> for LibraryError {
+            fn from(e: $ty) -> Self {
+                LibraryError::$variant(Box::new(e))
+            }
+        })+
+    };
+}
+
+boxed_from!(
+    Store(StoreError),
+    Search(SearchError),
+    Refused(VerifyError),
+    Doc(DocError),
+    Automerge(automerge::AutomergeError),
+);
 
 /// The node's configuration, kept in the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -298,7 +316,24 @@ pub struct Accepted {
     pub new: bool,
     /// Its judgement now.
     pub judgement: Judgement,
+    /// Whether it is a certificate (trust may have changed).
+    pub certificate: bool,
 }
+
+/// A remembered peer address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// The multiaddress.
+    pub address: String,
+    /// The PeerId last seen there.
+    pub peer_id: Option<String>,
+    /// When this node last completed a reconciliation with it (ms since the epoch).
+    pub last_sync_ms: Option<u64>,
+}
+
+/// Most envelope ids remembered for announcing to peers; past this the
+/// oldest are dropped (anti-entropy still delivers them).
+pub const MAX_OUTBOX: usize = 10_000;
 
 /// Counts for `gatehouse status`.
 #[derive(Debug, Clone, Serialize)]
@@ -373,6 +408,8 @@ pub struct Library {
     /// Changes accepted in the current batch, so `finish` need not read
     /// them back from disk.
     fresh: BTreeMap<EnvelopeId, Verified>,
+    /// Envelopes made or imported here, not yet announced to peers.
+    outbox: Vec<EnvelopeId>,
 }
 
 fn system_now_ms() -> u64 {
@@ -615,6 +652,7 @@ impl Library {
             dirty: BTreeSet::new(),
             trust_stale: false,
             fresh: BTreeMap::new(),
+            outbox: Vec::new(),
         };
         lib.reload_trust()?;
         Ok(lib)
@@ -755,12 +793,23 @@ impl Library {
     /// Stores a verified envelope and judges it. Derived state (trust,
     /// items, index) catches up in [`Library::finish`], once per batch.
     pub(crate) fn accept(&mut self, env: Verified) -> Result<Accepted> {
+        let out = self.accept_from(env)?;
+        if out.new && self.outbox.len() < MAX_OUTBOX {
+            self.outbox.push(out.id);
+        }
+        Ok(out)
+    }
+
+    /// Like `accept`, for envelopes that came from a peer (not announced again).
+    fn accept_from(&mut self, env: Verified) -> Result<Accepted> {
         let id = env.id();
+        let certificate = matches!(env.body(), Body::Certificate(_));
         if self.has_envelope(&id)? {
             return Ok(Accepted {
                 id,
                 new: false,
                 judgement: self.judgement_of(&id)?,
+                certificate,
             });
         }
         let judgement = match env.body() {
@@ -811,7 +860,113 @@ impl Library {
             id,
             new: true,
             judgement,
+            certificate,
         })
+    }
+
+    /// Verifies and stores envelope bytes from a peer, leaving derived state
+    /// to [`Library::settle`] (one flush for a whole batch).
+    pub fn ingest_deferred(&mut self, bytes: &[u8]) -> Result<Accepted> {
+        let env = Envelope::open(bytes, &self.config.network)?;
+        self.accept_from(env)
+    }
+
+    /// Applies everything stored since the last settle and flushes.
+    pub fn settle(&mut self) -> Result<()> {
+        self.finish()
+    }
+
+    /// Envelopes made or imported here since the last call, to announce.
+    pub fn take_outbox(&mut self) -> Vec<EnvelopeId> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The ids of every envelope held, sorted.
+    pub fn envelope_ids(&self) -> Result<Vec<EnvelopeId>> {
+        self.store
+            .scan(Tree::Envelopes, b"")?
+            .into_iter()
+            .map(|(k, _)| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map(EnvelopeId)
+                    .map_err(|_| LibraryError::Corrupt("envelope key".into()))
+            })
+            .collect()
+    }
+
+    /// The bytes of those of `ids` held here, in order.
+    pub fn envelope_bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(b) = self.store.get(Tree::Envelopes, id.as_bytes())? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The peer book.
+    pub fn peers(&self) -> Result<Vec<PeerEntry>> {
+        self.store
+            .scan(Tree::Peers, b"")?
+            .into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| LibraryError::Corrupt(format!("peer book: {e}")))
+            })
+            .collect()
+    }
+
+    /// Remembers a peer address (a multiaddress, checked by the caller).
+    pub fn add_peer(&mut self, address: &str) -> Result<bool> {
+        if self.store.get(Tree::Peers, address.as_bytes())?.is_some() {
+            return Ok(false);
+        }
+        let entry = PeerEntry {
+            address: address.to_string(),
+            peer_id: None,
+            last_sync_ms: None,
+        };
+        self.put_peer(&entry)?;
+        Ok(true)
+    }
+
+    /// Forgets a peer address.
+    pub fn remove_peer(&mut self, address: &str) -> Result<bool> {
+        let had = self.store.get(Tree::Peers, address.as_bytes())?.is_some();
+        self.store
+            .apply(vec![(Tree::Peers, address.as_bytes().to_vec(), None)])?;
+        self.store.flush()?;
+        Ok(had)
+    }
+
+    fn put_peer(&mut self, entry: &PeerEntry) -> Result<()> {
+        let bytes = serde_json::to_vec(entry).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
+        self.store.apply(vec![(
+            Tree::Peers,
+            entry.address.as_bytes().to_vec(),
+            Some(bytes),
+        )])?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Records a completed reconciliation with a peer seen at `addresses`
+    /// (updating remembered addresses of that peer).
+    pub fn record_sync(&mut self, peer_id: &str, addresses: &[String], now_ms: u64) -> Result<()> {
+        let mut entries = self.peers()?;
+        let mut touched = false;
+        for e in entries.iter_mut() {
+            if e.peer_id.as_deref() == Some(peer_id) || addresses.contains(&e.address) {
+                e.peer_id = Some(peer_id.to_string());
+                e.last_sync_ms = Some(now_ms);
+                touched = true;
+            }
+        }
+        for e in entries.iter().filter(|_| touched) {
+            self.put_peer(e)?;
+        }
+        Ok(())
     }
 
     /// The judgement recorded for a held envelope.
@@ -834,6 +989,12 @@ impl Library {
                     .map_err(|_| LibraryError::Corrupt("certificate key".into()))
             })
             .collect()
+    }
+
+    /// The bytes of every certificate held.
+    pub fn certificate_bytes(&self) -> Result<Vec<Vec<u8>>> {
+        let ids: Vec<EnvelopeId> = self.certificate_ids()?.into_iter().collect();
+        self.envelope_bytes(&ids)
     }
 
     /// Every certificate held.
@@ -1093,10 +1254,11 @@ impl Library {
         let mut out = Vec::with_capacity(envelopes.len());
         for env in envelopes {
             if env.network() != self.config.network {
-                return Err(LibraryError::Refused(VerifyError::WrongNetwork {
+                return Err(VerifyError::WrongNetwork {
                     expected: self.config.network,
                     got: env.network(),
-                }));
+                }
+                .into());
             }
             out.push(self.accept(env)?);
         }

@@ -35,11 +35,13 @@ pub enum Tree {
     Dirty,
     /// Node configuration.
     Config,
+    /// The peer book: multiaddress → JSON entry.
+    Peers,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 9] = [
+    pub const ALL: [Tree; 10] = [
         Tree::Envelopes,
         Tree::Certificates,
         Tree::ChangeFacts,
@@ -49,6 +51,7 @@ impl Tree {
         Tree::Judgements,
         Tree::Dirty,
         Tree::Config,
+        Tree::Peers,
     ];
 
     fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Tree {
             Tree::Judgements => "judgements",
             Tree::Dirty => "dirty",
             Tree::Config => "config",
+            Tree::Peers => "peers",
         }
     }
 }

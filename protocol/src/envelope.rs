@@ -266,6 +266,11 @@ impl Envelope {
     pub fn signer(&self) -> PublicKey {
         self.signer
     }
+
+    /// The envelope kind.
+    pub fn kind(&self) -> EnvelopeKind {
+        self.kind
+    }
 }
 
 /// An envelope whose signature verified for this network. Only

@@ -13,6 +13,8 @@ pub mod id;
 pub mod identifier;
 pub mod item;
 pub mod key;
+pub mod reconcile;
+pub mod sync;
 pub mod trust;
 pub mod vocab;
 

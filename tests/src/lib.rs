@@ -2,4 +2,8 @@
 //!
 //! Single-node behaviour is tested beside its code (`protocol`, `node`) and
 //! end to end through the CLI (`cli/tests`). This crate holds what needs
-//! several nodes at once.
+//! several real nodes at once: [`cluster`] builds a network of sites the
+//! way real sites join one (admission, invitation, join) and starts their
+//! nodes on loopback.
+
+pub mod cluster;

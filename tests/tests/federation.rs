@@ -1,0 +1,323 @@
+//! Real nodes, real libp2p connections on loopback: replication through
+//! intermediate sites, gating of unadmitted nodes, catch-up after being
+//! offline, concurrent edits, forged envelopes and revocations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_node::bundle;
+use gatehouse_node::filter::Filter;
+use gatehouse_node::home::generate_key;
+use gatehouse_node::library::{Library, NodeConfig};
+use gatehouse_node::runtime::RunningNode;
+use gatehouse_node::sample::synthetic_content;
+use gatehouse_node::search::SearchIndex;
+use gatehouse_node::store::MemoryStore;
+use gatehouse_protocol::certificate::MemberRole;
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId};
+use gatehouse_tests::cluster::{Cluster, address, holds, library_json, loopback, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Starts a node, retrying while a just-stopped node still holds its store.
+async fn restart(
+    cluster: &Cluster,
+    i: usize,
+    bootstrap: Vec<gatehouse_node::net::Multiaddr>,
+) -> RunningNode {
+    let mut last = None;
+    for _ in 0..100 {
+        match cluster.start(i, bootstrap.clone()).await {
+            Ok(n) => return n,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node {i} would not start: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_published_at_a_is_searchable_at_c_through_b() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 3).expect("cluster");
+    let a = cluster.start(0, vec![]).await.expect("start a");
+    let b = cluster
+        .start(1, vec![address(&a).await.expect("a")])
+        .await
+        .expect("start b");
+    let c = cluster
+        .start(2, vec![address(&b).await.expect("b")])
+        .await
+        .expect("start c");
+    let mut content = synthetic_content(7);
+    content.title = "Take-home naloxone on release, line test".into();
+    let id = a
+        .local(|lib| lib.publish(&content, &[]))
+        .await
+        .expect("publish");
+    wait_until(DEADLINE, "the item to be searchable at C", || {
+        c.lock()
+            .search("naloxone line test", &Filter::default(), 5)
+            .map(|r| r.results.iter().any(|h| h.view.item.id == id))
+            .unwrap_or(false)
+    })
+    .await
+    .expect("replicated");
+    // C never connected to A: it got the item through B.
+    let c_status = c.net.status();
+    assert!(
+        !c_status.peers.contains_key(&a.net.status().peer_id)
+            || !c_status.peers[&a.net.status().peer_id].connected,
+        "C should only be connected to B"
+    );
+    for n in [&a, &b, &c] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_was_never_admitted_obtains_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 2).expect("cluster");
+    let a = cluster.start(0, vec![]).await.expect("start a");
+    let b = cluster
+        .start(1, vec![address(&a).await.expect("a")])
+        .await
+        .expect("start b");
+    let id = a
+        .local(|lib| lib.publish(&synthetic_content(1), &[]))
+        .await
+        .expect("publish");
+    wait_until(DEADLINE, "the item at B", || holds(&b, &id))
+        .await
+        .expect("b");
+
+    // A rogue node: it knows the network's certificates (they are not
+    // secret) but its key was never delegated.
+    let (network, certs) = {
+        let lib = a.lock();
+        (
+            lib.config().network,
+            lib.certificate_bytes().expect("certs"),
+        )
+    };
+    let rogue_key = generate_key().expect("key");
+    let mut rogue_lib = Library::with_store(
+        Arc::new(MemoryStore::new()),
+        NodeConfig {
+            network,
+            establishment: EstablishmentId([9; 16]),
+            member: None,
+            node: rogue_key.public(),
+            actor_suffix: "0f0e0d0c0b0a09080706050403020100".into(),
+        },
+        SearchIndex::in_memory().expect("index"),
+        None,
+    )
+    .expect("rogue library");
+    bundle::import(&mut rogue_lib, &bundle::write(&network, &certs)).expect("certs");
+    let held_before = rogue_lib.status().expect("status").envelopes;
+    let rogue = RunningNode::start_with(
+        rogue_lib,
+        &rogue_key,
+        loopback(vec![
+            address(&a).await.expect("a"),
+            address(&b).await.expect("b"),
+        ]),
+    )
+    .await
+    .expect("rogue");
+    wait_until(DEADLINE, "A and B to refuse the rogue", || {
+        a.net.status().refused_connections >= 1 && b.net.status().refused_connections >= 1
+    })
+    .await
+    .expect("refused");
+    rogue.net.reconcile_now().await;
+    let status = rogue.lock().status().expect("status");
+    assert_eq!(
+        status.envelopes, held_before,
+        "the rogue obtained envelopes"
+    );
+    assert_eq!(status.items, 0);
+    for n in [&a, &b, &rogue] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_was_offline_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 3).expect("cluster");
+    let a = cluster.start(0, vec![]).await.expect("start a");
+    let a_addr = address(&a).await.expect("a");
+    let c = cluster
+        .start(2, vec![a_addr.clone()])
+        .await
+        .expect("start c");
+    wait_until(DEADLINE, "C to sync with A", || {
+        c.net.status().last_sync_ms.is_some()
+    })
+    .await
+    .expect("first sync");
+    c.stop().await;
+    drop(c);
+
+    // 200 items published and each revised while C is away.
+    let ids = a
+        .local(|lib| {
+            let mut ids = Vec::new();
+            for n in 0..200u64 {
+                ids.push(lib.publish(&synthetic_content(n), &[])?);
+            }
+            for (n, id) in ids.iter().enumerate() {
+                let mut revised = synthetic_content(n as u64);
+                revised.summary = format!("{} Revised.", revised.summary);
+                lib.revise(id, &revised, &[])?;
+            }
+            Ok::<_, gatehouse_node::library::LibraryError>(ids)
+        })
+        .await
+        .expect("publish and revise");
+    assert_eq!(ids.len(), 200);
+
+    let c = restart(&cluster, 2, vec![a_addr]).await;
+    let want = library_json(&a);
+    wait_until(Duration::from_secs(180), "C's library to equal A's", || {
+        library_json(&c) == want
+    })
+    .await
+    .expect("caught up");
+    let items = c.lock().list(&Filter::default()).expect("list");
+    assert_eq!(items.len(), 200);
+    assert!(items.iter().all(|v| v.item.version == 2));
+    a.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_envelope_is_not_stored_not_forwarded_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 3).expect("cluster");
+    // B - A - C: A sits between the forger and C.
+    let a = cluster.start(0, vec![]).await.expect("start a");
+    let a_addr = address(&a).await.expect("a");
+    let b = cluster
+        .start(1, vec![a_addr.clone()])
+        .await
+        .expect("start b");
+    let c = cluster.start(2, vec![a_addr]).await.expect("start c");
+    let first = b
+        .local(|lib| lib.publish(&synthetic_content(3), &[]))
+        .await
+        .expect("publish");
+    wait_until(DEADLINE, "the first item at C", || holds(&c, &first))
+        .await
+        .expect("c");
+    // A validly signed envelope with one byte of its payload changed.
+    let mut forged = {
+        let lib = b.lock();
+        let ids = lib.envelope_ids().expect("ids");
+        let bytes = lib.envelope_bytes(&ids).expect("bytes");
+        bytes.into_iter().max_by_key(Vec::len).expect("an envelope")
+    };
+    let at = forged.len() / 2;
+    forged[at] ^= 0x20;
+    let forged_id = EnvelopeId::of(&forged);
+    b.net.gossip_raw(forged).await;
+    wait_until(DEADLINE, "A to count the forgery", || {
+        a.net.status().forged_received >= 1
+    })
+    .await
+    .expect("counted");
+    // Something genuine published after it reaches C; the forgery never does.
+    let second = b
+        .local(|lib| lib.publish(&synthetic_content(4), &[]))
+        .await
+        .expect("publish");
+    wait_until(DEADLINE, "the second item at C", || holds(&c, &second))
+        .await
+        .expect("c");
+    assert!(!a.lock().has_envelope(&forged_id).expect("has"));
+    assert!(!c.lock().has_envelope(&forged_id).expect("has"));
+    assert_eq!(c.net.status().forged_received, 0);
+    for n in [&a, &b, &c] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_offline_edits_at_one_site_merge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 2).expect("cluster");
+    // A second node of site 1, for its deputy.
+    let deputy_home = gatehouse_node::home::Home::new(dir.path().join("site-1-deputy"));
+    deputy_home.create().expect("home");
+    let deputy = generate_key().expect("key");
+    deputy_home.write_key("member", &deputy).expect("write");
+    let (item, invite) = {
+        let mut lib = Library::open(&cluster.homes[1]).expect("open");
+        let est = cluster.homes[1]
+            .read_key("establishment")
+            .expect("read")
+            .expect("establishment key");
+        let est_id = lib.config().establishment;
+        lib.delegate(&est, est_id, deputy.public(), "Deputy", MemberRole::Person)
+            .expect("delegate");
+        let item = lib.publish(&synthetic_content(10), &[]).expect("publish");
+        (
+            item,
+            bundle::write(&lib.config().network, &lib.export().expect("export")),
+        )
+    };
+    Library::join(&deputy_home, &invite, "Deputy").expect("join");
+    // Both edit the same item while apart.
+    {
+        let mut lead = Library::open(&cluster.homes[1]).expect("open");
+        let mut c = lead.get(&item, None).expect("get").item.content;
+        c.body = format!("Lead's opening paragraph.\n\n{}", c.body);
+        lead.revise(&item, &c, &[]).expect("lead revises");
+        let mut dep = Library::open(&deputy_home).expect("open");
+        let mut c = dep.get(&item, None).expect("get").item.content;
+        c.body = format!("{}\n\nDeputy's closing paragraph.\n", c.body);
+        dep.revise(&item, &c, &[]).expect("deputy revises");
+        // The deputy's node key needs a delegation to be admitted.
+        let node_key = gatehouse_node::home::Home::read_key(&deputy_home, "node")
+            .expect("read")
+            .expect("node key");
+        let est = cluster.homes[1]
+            .read_key("establishment")
+            .expect("read")
+            .expect("establishment key");
+        let est_id = lead.config().establishment;
+        lead.delegate(
+            &est,
+            est_id,
+            node_key.public(),
+            "Deputy's node",
+            MemberRole::Device,
+        )
+        .expect("delegate node");
+    }
+    let lead = cluster.start(1, vec![]).await.expect("lead");
+    let dep = RunningNode::start(
+        &deputy_home,
+        loopback(vec![address(&lead).await.expect("addr")]),
+    )
+    .await
+    .expect("deputy");
+    wait_until(DEADLINE, "both nodes to hold the merged item", || {
+        let a = lead.lock().get(&item, None).map(|v| v.item);
+        let b = dep.lock().get(&item, None).map(|v| v.item);
+        matches!((a, b), (Ok(a), Ok(b)) if a == b && a.version == 3)
+    })
+    .await
+    .expect("merged");
+    let merged = lead.lock().get(&item, None).expect("get").item.content.body;
+    assert!(merged.starts_with("Lead's opening paragraph."), "{merged}");
+    assert!(
+        merged.trim_end().ends_with("Deputy's closing paragraph."),
+        "{merged}"
+    );
+    lead.stop().await;
+    dep.stop().await;
+}
