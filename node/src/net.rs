@@ -142,6 +142,10 @@ pub struct NetStatus {
     pub forged_received: u64,
     /// Connections closed because the peer is not admitted.
     pub refused_connections: u64,
+    /// Gossip messages received.
+    pub gossip_received: u64,
+    /// Gossip messages received whose envelope was already held.
+    pub gossip_duplicates: u64,
     /// When this node last completed a reconciliation with anyone.
     pub last_sync_ms: Option<u64>,
 }
@@ -653,7 +657,12 @@ impl EventLoop {
         let acceptance = if !self.admitted.contains_key(&from) {
             MessageAcceptance::Reject
         } else {
-            match self.ingest(&from, vec![data]) {
+            let got = self.ingest(&from, vec![data]);
+            self.set_status(|s| {
+                s.gossip_received += 1;
+                s.gossip_duplicates += got.duplicates as u64;
+            });
+            match got {
                 Ingested {
                     forged: 0,
                     accepted,
@@ -678,14 +687,14 @@ impl EventLoop {
             let mut lib = self.lib();
             for bytes in &envelopes {
                 match lib.ingest_deferred(bytes) {
-                    Ok(a) if a.new => {
+                    Ok(a) if !a.new => out.duplicates += 1,
+                    Ok(a) => {
                         out.stored += 1;
                         if a.judgement == Judgement::Accepted {
                             out.accepted += 1;
                         }
                         certificates |= a.certificate;
                     }
-                    Ok(_) => {}
                     Err(LibraryError::Refused(e)) => {
                         tracing::warn!(%peer, "refused an envelope: {e}");
                         out.forged += 1;
@@ -1065,6 +1074,7 @@ impl EventLoop {
 #[derive(Default)]
 struct Ingested {
     stored: usize,
+    duplicates: usize,
     accepted: usize,
     forged: u32,
 }

@@ -1,0 +1,262 @@
+//! The network benchmark harness: starts N real nodes on loopback in a
+//! sparse random topology and prints JSON figures.
+//!
+//! ```text
+//! cargo run --release -p gatehouse-tests --bin harness -- [--nodes 20] [--messages 30] [--catch-up 1000] [--seed 7]
+//! ```
+//!
+//! Figures:
+//! - publish-to-everywhere latency (p50, p99) and gossip duplicates
+//!   received per node per message;
+//! - reconciliation bytes and round trips for identical sets of 10k and
+//!   100k envelope ids, and for d = 1, 10, 100, 1000 differences on 10k,
+//!   next to the encoded size of the missing envelopes (the protocol is
+//!   sans-IO, so these are exact byte counts of the messages nodes send);
+//! - catch-up time for a node that missed 1,000 changes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use gatehouse_node::library::new_item;
+use gatehouse_node::runtime::RunningNode;
+use gatehouse_node::sample::synthetic_content;
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
+use gatehouse_protocol::key::SecretKey;
+use gatehouse_protocol::reconcile::{Message, Reconciler};
+use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
+use gatehouse_tests::cluster::{Cluster, address, holds, wait_until};
+
+struct Args {
+    nodes: usize,
+    messages: usize,
+    catch_up: u64,
+    seed: u64,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        nodes: 20,
+        messages: 30,
+        catch_up: 1_000,
+        seed: 7,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--nodes" => a.nodes = value.parse()?,
+            "--messages" => a.messages = value.parse()?,
+            "--catch-up" => a.catch_up = value.parse()?,
+            "--seed" => a.seed = value.parse()?,
+            other => anyhow::bail!("unknown option {other}"),
+        }
+    }
+    anyhow::ensure!((2..=50).contains(&a.nodes), "--nodes must be 2 to 50");
+    Ok(a)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn ids(n: usize, salt: u64) -> Vec<EnvelopeId> {
+    let mut v: Vec<EnvelopeId> = (0..n as u64)
+        .map(|i| {
+            let mut b = i.to_le_bytes().to_vec();
+            b.extend_from_slice(&salt.to_le_bytes());
+            EnvelopeId::of(&b)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs reconciliation between two id sets; returns (bytes both ways including
+/// the sync framing, round trips, ids the initiator learned it lacks).
+fn reconcile(ours: &[EnvelopeId], theirs: &[EnvelopeId]) -> anyhow::Result<(usize, usize, usize)> {
+    let a = Reconciler::new(ours);
+    let b = Reconciler::new(theirs);
+    let mut msg = a.initiate();
+    let mut bytes = 0;
+    let mut trips = 0;
+    let mut need = 0;
+    loop {
+        let req = SyncRequest::Reconcile(msg.encode()).encode();
+        bytes += req.len() + 4;
+        trips += 1;
+        let step = b.respond(&Message::decode(&msg.encode())?)?;
+        let resp = SyncResponse::Reconcile(step.reply.as_ref().map(Message::encode)).encode();
+        bytes += resp.len() + 4;
+        let Some(reply) = step.reply else { break };
+        let back = a.respond(&reply)?;
+        need += back.need.len();
+        match back.reply {
+            Some(m) => msg = m,
+            None => break,
+        }
+    }
+    Ok((bytes, trips, need))
+}
+
+fn reconcile_figures() -> anyhow::Result<serde_json::Value> {
+    let mut identical = Vec::new();
+    for n in [10_000usize, 100_000] {
+        let set = ids(n, 1);
+        let (bytes, trips, _) = reconcile(&set, &set)?;
+        identical.push(serde_json::json!({ "ids": n, "bytes": bytes, "round_trips": trips }));
+    }
+    // Realistic envelopes for the missing ones: new synthetic items.
+    let member = SecretKey::from_seed([3; 32]);
+    let network = NetworkId([1; 32]);
+    let mut differences = Vec::new();
+    for d in [1usize, 10, 100, 1000] {
+        let base = ids(10_000, 2);
+        let missing: Vec<Vec<u8>> = (0..d as u64)
+            .map(|i| {
+                new_item(&synthetic_content(i), &member, &[1; 16], EstablishmentId([2; 16]), &network, 1)
+                    .map(|e| e.bytes().to_vec())
+            })
+            .collect::<Result<_, _>>()?;
+        let mut theirs = base.clone();
+        theirs.extend(missing.iter().map(|b| EnvelopeId::of(b)));
+        theirs.sort();
+        let (recon_bytes, trips, need) = reconcile(&base, &theirs)?;
+        anyhow::ensure!(need == d, "reconciliation found {need} of {d} differences");
+        let envelope_bytes: usize = missing.iter().map(Vec::len).sum();
+        let fetch_ids: Vec<EnvelopeId> = missing.iter().map(|b| EnvelopeId::of(b)).collect();
+        let fetch_bytes: usize = fetch_ids
+            .chunks(gatehouse_protocol::sync::MAX_FETCH_IDS)
+            .map(|c| SyncRequest::Fetch(c.to_vec()).encode().len() + 4)
+            .sum::<usize>()
+            + SyncResponse::Envelopes(missing.clone()).encode().len()
+            + 4;
+        let wire = recon_bytes + fetch_bytes;
+        differences.push(serde_json::json!({
+            "base_ids": 10_000,
+            "differences": d,
+            "reconcile_bytes": recon_bytes,
+            "round_trips": trips,
+            "missing_envelope_bytes": envelope_bytes,
+            "wire_bytes_including_transfer": wire,
+            "wire_over_envelopes": (wire as f64 / envelope_bytes as f64 * 1000.0).round() / 1000.0,
+        }));
+    }
+    Ok(serde_json::json!({ "identical": identical, "differences": differences }))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let dir = tempfile::tempdir()?;
+    let started = Instant::now();
+    let cluster = Cluster::new(dir.path(), args.nodes)?;
+    eprintln!("made {} sites in {:.1} s", args.nodes, started.elapsed().as_secs_f64());
+    let mut rng = Rng(args.seed | 1);
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut addrs: Vec<gatehouse_node::net::Multiaddr> = Vec::new();
+    for i in 0..args.nodes {
+        let mut bootstrap = Vec::new();
+        for _ in 0..3.min(i) {
+            bootstrap.push(addrs[rng.below(i)].clone());
+        }
+        bootstrap.dedup();
+        let node = cluster.start(i, bootstrap).await?;
+        addrs.push(address(&node).await?);
+        nodes.push(node);
+    }
+    let count = |n: &RunningNode| n.lock().status().map(|s| s.envelopes).unwrap_or(0);
+    let converge = wait_until(Duration::from_secs(300), "the network to converge", || {
+        let c0 = count(&nodes[0]);
+        nodes.iter().all(|n| count(n) == c0)
+            && c0 > 3 * args.nodes
+    })
+    .await?;
+    eprintln!("converged in {:.1} s", converge.as_secs_f64());
+    let dup_before: u64 = nodes.iter().map(|n| n.net.status().gossip_duplicates).sum();
+    let mut latencies = Vec::new();
+    for m in 0..args.messages {
+        let at = rng.below(nodes.len());
+        let content = synthetic_content(10_000 + m as u64);
+        let t = Instant::now();
+        let id = nodes[at].local(|lib| lib.publish(&content, &[])).await?;
+        wait_until(Duration::from_secs(120), "the item everywhere", || {
+            nodes.iter().all(|n| holds(n, &id))
+        })
+        .await?;
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    let dup_after: u64 = nodes.iter().map(|n| n.net.status().gossip_duplicates).sum();
+    let duplicates_per_node_per_message =
+        (dup_after - dup_before) as f64 / (args.nodes as f64 * args.messages.max(1) as f64);
+
+    // Catch-up: the last node misses `catch_up` changes.
+    let last = args.nodes - 1;
+    nodes[last].stop().await;
+    let stopped = nodes.remove(last);
+    drop(stopped);
+    nodes[0]
+        .local(|lib| {
+            for i in 0..args.catch_up {
+                lib.publish(&synthetic_content(50_000 + i), &[])?;
+            }
+            Ok::<_, gatehouse_node::library::LibraryError>(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let want = count(&nodes[0]);
+    let mut restarted = None;
+    for _ in 0..200 {
+        match cluster.start(last, vec![addrs[0].clone()]).await {
+            Ok(n) => {
+                restarted = Some(n);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let restarted = restarted.context("the stopped node would not restart")?;
+    let t = Instant::now();
+    wait_until(Duration::from_secs(600), "the node to catch up", || count(&restarted) >= want).await?;
+    let catch_up = t.elapsed();
+
+    let report = serde_json::json!({
+        "nodes": args.nodes,
+        "topology": "each node dials up to 3 random earlier nodes",
+        "publish_to_everywhere_ms": {
+            "messages": args.messages,
+            "p50": (percentile(&latencies, 0.5) * 10.0).round() / 10.0,
+            "p99": (percentile(&latencies, 0.99) * 10.0).round() / 10.0,
+        },
+        "gossip_duplicates_per_node_per_message": (duplicates_per_node_per_message * 100.0).round() / 100.0,
+        "reconciliation": reconcile_figures()?,
+        "catch_up": {
+            "missed_changes": args.catch_up,
+            "seconds": (catch_up.as_secs_f64() * 10.0).round() / 10.0,
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    for n in nodes.iter().chain(std::iter::once(&restarted)) {
+        n.stop().await;
+    }
+    Ok(())
+}
