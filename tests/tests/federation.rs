@@ -321,3 +321,95 @@ async fn concurrent_offline_edits_at_one_site_merge() {
     lead.stop().await;
     dep.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_made_while_a_node_is_offline_wins_when_it_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 3).expect("cluster");
+    // Site 1's deputy publishes from their own node (D), which is offline
+    // when the site lead revokes their key.
+    let deputy_home = gatehouse_node::home::Home::new(dir.path().join("deputy"));
+    deputy_home.create().expect("home");
+    let deputy = generate_key().expect("key");
+    deputy_home.write_key("member", &deputy).expect("write");
+    let invite = {
+        let mut lib = Library::open(&cluster.homes[1]).expect("open");
+        let est = cluster.homes[1]
+            .read_key("establishment")
+            .expect("read")
+            .expect("establishment key");
+        let est_id = lib.config().establishment;
+        lib.delegate(&est, est_id, deputy.public(), "Deputy", MemberRole::Person)
+            .expect("delegate");
+        bundle::write(&lib.config().network, &lib.export().expect("export"))
+    };
+    Library::join(&deputy_home, &invite, "Deputy").expect("join");
+    let early = Library::open(&deputy_home)
+        .expect("open")
+        .publish(&synthetic_content(20), &[])
+        .expect("deputy publishes");
+
+    // A, B and C meet; C then goes away.
+    let a = cluster.start(0, vec![]).await.expect("a");
+    let a_addr = address(&a).await.expect("addr");
+    let b = cluster.start(1, vec![a_addr.clone()]).await.expect("b");
+    let c = cluster.start(2, vec![a_addr.clone()]).await.expect("c");
+    wait_until(DEADLINE, "C to sync", || {
+        c.net.status().last_sync_ms.is_some()
+    })
+    .await
+    .expect("sync");
+    c.stop().await;
+    drop(c);
+
+    // The deputy's early item reaches B; then the lead revokes the deputy.
+    let d_lib = Library::open(&deputy_home).expect("open");
+    let d_bundle = bundle::write(&d_lib.config().network, &d_lib.export().expect("export"));
+    drop(d_lib);
+    b.local(|lib| bundle::import(lib, &d_bundle).map(|_| ()))
+        .await
+        .expect("import");
+    let est = cluster.homes[1]
+        .read_key("establishment")
+        .expect("read")
+        .expect("establishment key");
+    b.local(|lib| {
+        lib.revoke_key(
+            &est,
+            deputy.public(),
+            gatehouse_node::authority::History::Keep,
+            "left",
+        )
+        .map(|_| ())
+    })
+    .await
+    .expect("revoke");
+    // The deputy, unaware, publishes again; that reaches B too.
+    let late = Library::open(&deputy_home)
+        .expect("open")
+        .publish(&synthetic_content(21), &[])
+        .expect("deputy publishes again");
+    let d_lib = Library::open(&deputy_home).expect("open");
+    let d_bundle = bundle::write(&d_lib.config().network, &d_lib.export().expect("export"));
+    drop(d_lib);
+    b.local(|lib| bundle::import(lib, &d_bundle).map(|_| ()))
+        .await
+        .expect("import");
+    wait_until(DEADLINE, "A to hold the early item", || holds(&a, &early))
+        .await
+        .expect("a");
+
+    // C returns: it ends with A's library: the early item, not the late one.
+    let c = restart(&cluster, 2, vec![a_addr]).await;
+    let want = library_json(&a);
+    wait_until(DEADLINE, "C's library to equal A's", || {
+        library_json(&c) == want
+    })
+    .await
+    .expect("converged");
+    assert!(holds(&c, &early));
+    assert!(!holds(&c, &late));
+    for n in [&a, &b, &c] {
+        n.stop().await;
+    }
+}

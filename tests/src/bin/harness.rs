@@ -132,8 +132,15 @@ fn reconcile_figures() -> anyhow::Result<serde_json::Value> {
         let base = ids(10_000, 2);
         let missing: Vec<Vec<u8>> = (0..d as u64)
             .map(|i| {
-                new_item(&synthetic_content(i), &member, &[1; 16], EstablishmentId([2; 16]), &network, 1)
-                    .map(|e| e.bytes().to_vec())
+                new_item(
+                    &synthetic_content(i),
+                    &member,
+                    &[1; 16],
+                    EstablishmentId([2; 16]),
+                    &network,
+                    1,
+                )
+                .map(|e| e.bytes().to_vec())
             })
             .collect::<Result<_, _>>()?;
         let mut theirs = base.clone();
@@ -169,7 +176,11 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
     let cluster = Cluster::new(dir.path(), args.nodes)?;
-    eprintln!("made {} sites in {:.1} s", args.nodes, started.elapsed().as_secs_f64());
+    eprintln!(
+        "made {} sites in {:.1} s",
+        args.nodes,
+        started.elapsed().as_secs_f64()
+    );
     let mut rng = Rng(args.seed | 1);
     let mut nodes: Vec<RunningNode> = Vec::new();
     let mut addrs: Vec<gatehouse_node::net::Multiaddr> = Vec::new();
@@ -186,8 +197,7 @@ async fn main() -> anyhow::Result<()> {
     let count = |n: &RunningNode| n.lock().status().map(|s| s.envelopes).unwrap_or(0);
     let converge = wait_until(Duration::from_secs(300), "the network to converge", || {
         let c0 = count(&nodes[0]);
-        nodes.iter().all(|n| count(n) == c0)
-            && c0 > 3 * args.nodes
+        nodes.iter().all(|n| count(n) == c0) && c0 > 3 * args.nodes
     })
     .await?;
     eprintln!("converged in {:.1} s", converge.as_secs_f64());
@@ -236,7 +246,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let restarted = restarted.context("the stopped node would not restart")?;
     let t = Instant::now();
-    wait_until(Duration::from_secs(600), "the node to catch up", || count(&restarted) >= want).await?;
+    wait_until(Duration::from_secs(600), "the node to catch up", || {
+        count(&restarted) >= want
+    })
+    .await?;
     let catch_up = t.elapsed();
 
     let report = serde_json::json!({

@@ -1,0 +1,152 @@
+//! While `gatehouse node run` runs, every command goes through it and gives
+//! the same results as without it; SIGTERM stops it cleanly.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn sample(rel: &str) -> String {
+    format!("{}/../samples/library/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(home: &Path, cwd: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("GATEHOUSE_HOME")
+        .output()
+        .expect("run gatehouse");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(home: &Path, cwd: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = run(home, cwd, &all);
+    assert!(ok, "gatehouse {args:?} failed: {err}");
+    serde_json::from_str(&out).expect("JSON output")
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn commands_go_through_the_running_node_with_the_same_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("node");
+    let cwd = dir.path();
+    json(&home, cwd, &["init", "--establishment", "HMP Northgate"]);
+    for f in [
+        "hmp-northgate/05-take-home-naloxone-on-release.md",
+        "hmp-northgate/03-alcohol-withdrawal-ciwa-ar.md",
+    ] {
+        json(&home, cwd, &["publish", &sample(f)]);
+    }
+    let queries: [&[&str]; 4] = [
+        &["list"],
+        &["search", "naloxone"],
+        &["establishments"],
+        &["due", "--within", "3650d"],
+    ];
+    let direct: Vec<Value> = queries.iter().map(|q| json(&home, cwd, q)).collect();
+
+    let child = Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .args([
+            "node",
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+        ])
+        .env_remove("GATEHOUSE_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the node");
+    let mut daemon = Daemon(child);
+    let socket = home.join("node.sock");
+    wait_for("the node's control socket", || socket.exists());
+
+    for (q, want) in queries.iter().zip(&direct) {
+        assert_eq!(
+            &json(&home, cwd, q),
+            want,
+            "gatehouse {q:?} differs through the node"
+        );
+    }
+    let status = json(&home, cwd, &["status"]);
+    assert_eq!(status["node_running"], true, "{status}");
+    assert!(
+        status["network_state"]["listening"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{status}"
+    );
+    // A relative path is read from the caller's directory, not the node's.
+    std::fs::copy(
+        sample("hmp-northgate/02-first-night-health-screening.md"),
+        dir.path().join("screening.md"),
+    )
+    .expect("copy");
+    let published = json(&home, cwd, &["publish", "screening.md"]);
+    let id = published["id"].as_str().expect("id").to_string();
+    let shown = json(&home, cwd, &["show", &id]);
+    assert!(
+        shown["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("screening")),
+        "{shown}"
+    );
+    // Errors come back with their exit code.
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .args(["show", "ffffffffffff"])
+        .env_remove("GATEHOUSE_HOME")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no item"));
+
+    // SIGTERM: a clean stop, and the data directory works directly again.
+    let pid = daemon.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = daemon.0.wait().expect("wait");
+    assert!(status.success(), "the node exited with {status}");
+    assert!(!socket.exists(), "the control socket was left behind");
+    let items = json(&home, cwd, &["list"]);
+    assert_eq!(items["items"].as_array().map(Vec::len), Some(3));
+}
