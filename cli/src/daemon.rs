@@ -46,6 +46,13 @@ pub struct RunArgs {
     /// Do not discover peers on the local network with mDNS
     #[arg(long)]
     pub no_mdns: bool,
+    /// Listen through this relay, for a site that cannot accept inbound
+    /// connections (`/ip4/.../tcp/.../p2p/RELAY_PEER_ID`; repeatable)
+    #[arg(long, value_name = "MULTIADDR")]
+    pub relay: Vec<Multiaddr>,
+    /// Do not relay connections for other admitted nodes
+    #[arg(long)]
+    pub no_relay_server: bool,
     /// Seconds between reconciliations with each peer
     #[arg(long, default_value_t = 60)]
     pub reconcile_secs: u64,
@@ -63,6 +70,8 @@ impl RunArgs {
         }
         c.bootstrap = self.bootstrap.clone();
         c.mdns = !self.no_mdns;
+        c.relays = self.relay.clone();
+        c.relay_server = !self.no_relay_server;
         c.reconcile_every = Duration::from_secs(self.reconcile_secs.max(1));
         c
     }

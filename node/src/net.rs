@@ -13,6 +13,11 @@
 //!   topic (message id = envelope id); received messages are validated by
 //!   ingesting them: accepted ones are forwarded, pending ones ignored,
 //!   forged ones rejected (which lowers the sender's score) and counted.
+//! - Reachability: mDNS on a LAN, bootstrap and remembered peers (redialled
+//!   with backoff), and relays: every node can relay for admitted nodes
+//!   (bounded circuits), a node given `relays` listens through them once
+//!   connected, and DCUtR upgrades relayed connections to direct ones where
+//!   the network allows.
 //! - Anti-entropy: on connecting, and every `reconcile_every`, the node
 //!   reconciles its envelope set with each peer ([`gatehouse_protocol::reconcile`]
 //!   over [`gatehouse_protocol::sync`] messages), fetches what it lacks and
@@ -39,9 +44,12 @@ use gatehouse_protocol::sync::{
 use gatehouse_protocol::trust::Judgement;
 pub use libp2p::Multiaddr;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
-use libp2p::{PeerId, StreamProtocol, Swarm, identify, identity, mdns, noise, ping, tcp, yamux};
+use libp2p::{
+    PeerId, StreamProtocol, Swarm, dcutr, identify, identity, mdns, noise, ping, relay, tcp, yamux,
+};
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -63,6 +71,10 @@ pub const MAX_REDIAL_BACKOFF_SECS: u64 = 300;
 pub const PROBATION_SECS: u64 = 10;
 /// Most certificates an unadmitted peer may push.
 pub const MAX_PROBATION_CERTIFICATES: usize = 64;
+/// Longest a relayed circuit may last before it is renewed.
+pub const MAX_CIRCUIT_SECS: u64 = 3_600;
+/// Most bytes one relayed circuit may carry.
+pub const MAX_CIRCUIT_BYTES: u64 = 256 * 1024 * 1024;
 /// Forged envelopes tolerated from one peer before it is disconnected.
 pub const MAX_FORGED_PER_PEER: u32 = 3;
 
@@ -87,6 +99,11 @@ pub struct NetConfig {
     pub reconcile_every: Duration,
     /// How long an unadmitted peer may stay connected to prove its admission.
     pub probation: Duration,
+    /// Relays to listen through (`/ip4/.../tcp/.../p2p/RELAY_PEER_ID`), for
+    /// a site that cannot accept inbound connections.
+    pub relays: Vec<Multiaddr>,
+    /// Serve as a relay for other admitted nodes.
+    pub relay_server: bool,
 }
 
 impl Default for NetConfig {
@@ -104,6 +121,8 @@ impl Default for NetConfig {
             mdns: true,
             reconcile_every: Duration::from_secs(60),
             probation: Duration::from_secs(PROBATION_SECS),
+            relays: Vec::new(),
+            relay_server: true,
         }
     }
 }
@@ -296,6 +315,9 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     mdns: Toggle<mdns::tokio::Behaviour>,
+    relay_client: relay::client::Behaviour,
+    relay: Toggle<relay::Behaviour>,
+    dcutr: dcutr::Behaviour,
 }
 
 /// The libp2p identity of a node key.
@@ -345,6 +367,7 @@ pub async fn start(
     let network = lock(&lib).config().network;
     let topic = IdentTopic::new(format!("gatehouse/{network}"));
     let mdns_on = config.mdns;
+    let relay_on = config.relay_server;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -354,7 +377,9 @@ pub async fn start(
         )
         .map_err(|e| NetError::Swarm(e.to_string()))?
         .with_quic()
-        .with_behaviour(|key| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Swarm(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(ValidationMode::Strict)
                 .validate_messages()
@@ -404,6 +429,18 @@ pub async fn start(
                 )),
                 ping: ping::Behaviour::default(),
                 mdns: Toggle::from(mdns),
+                relay_client,
+                relay: Toggle::from(relay_on.then(|| {
+                    relay::Behaviour::new(
+                        key.public().to_peer_id(),
+                        relay::Config {
+                            max_circuit_duration: Duration::from_secs(MAX_CIRCUIT_SECS),
+                            max_circuit_bytes: MAX_CIRCUIT_BYTES,
+                            ..relay::Config::default()
+                        },
+                    )
+                })),
+                dcutr: dcutr::Behaviour::new(key.public().to_peer_id()),
             })
         })
         .map_err(|e| NetError::Swarm(e.to_string()))?
@@ -418,6 +455,12 @@ pub async fn start(
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NetError::Swarm(format!("cannot listen on {addr}: {e}")))?;
+    }
+    for relay in &config.relays {
+        // Listening through a relay starts once it is connected and admitted.
+        swarm
+            .dial(relay.clone())
+            .map_err(|e| NetError::Swarm(format!("cannot dial relay {relay}: {e}")))?;
     }
     let status = Arc::new(Mutex::new(NetStatus {
         peer_id: swarm.local_peer_id().to_string(),
@@ -589,6 +632,10 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                // Relayed peers are told these addresses in their reservations.
+                if !address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.set_status(|s| s.listening.push(address.to_string()));
             }
             SwarmEvent::ConnectionEstablished {
@@ -622,6 +669,7 @@ impl EventLoop {
                 if endpoint.is_dialer() {
                     self.start_session(peer_id);
                 }
+                self.listen_via(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -649,6 +697,22 @@ impl EventLoop {
                 message,
             })) => self.on_gossip(propagation_source, message_id, message.data),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                tracing::debug!(?event, "relay client");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => {
+                tracing::debug!(?event, "relay server");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => {
+                tracing::debug!(?event, "hole punching");
+            }
+            SwarmEvent::ListenerError { error, .. } => tracing::warn!("listener error: {error}"),
+            SwarmEvent::ListenerClosed {
+                reason, addresses, ..
+            } => tracing::info!(?reason, ?addresses, "listener closed"),
+            SwarmEvent::OutgoingConnectionError { error, .. } => {
+                tracing::debug!("dial failed: {error}");
+            }
             _ => {}
         }
     }
@@ -767,6 +831,23 @@ impl EventLoop {
     }
 
     /// A peer on probation became admitted: treat it as newly connected.
+    /// Listens through `peer` if it is one of the configured relays.
+    fn listen_via(&mut self, peer: PeerId) {
+        let relays: Vec<Multiaddr> = self
+            .config
+            .relays
+            .iter()
+            .filter(|a| a.iter().any(|p| p == Protocol::P2p(peer)))
+            .cloned()
+            .collect();
+        for relay in relays {
+            let circuit = relay.with(Protocol::P2pCircuit);
+            if let Err(e) = self.swarm.listen_on(circuit.clone()) {
+                tracing::warn!(%circuit, "cannot listen through the relay: {e}");
+            }
+        }
+    }
+
     fn admit_probationer(&mut self, peer: PeerId) {
         if self.probation.remove(&peer).is_some() && self.admitted.contains_key(&peer) {
             let establishment = self.admitted.get(&peer).cloned();
@@ -784,6 +865,7 @@ impl EventLoop {
                 p.establishment = establishment;
             });
             self.start_session(peer);
+            self.listen_via(peer);
         }
     }
 

@@ -413,3 +413,56 @@ async fn a_revocation_made_while_a_node_is_offline_wins_when_it_returns() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_that_cannot_accept_connections_takes_part_through_a_relay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 3).expect("cluster");
+    let a = cluster.start(0, vec![]).await.expect("a");
+    let b = cluster
+        .start(1, vec![address(&a).await.expect("a")])
+        .await
+        .expect("b");
+    let relay = address(&b).await.expect("b");
+    // C listens on no address of its own: only through B.
+    let mut config = loopback(vec![relay.clone()]);
+    config.listen.clear();
+    config.relays = vec![relay.clone()];
+    let c = RunningNode::start(&cluster.homes[2], config)
+        .await
+        .expect("c");
+    wait_until(DEADLINE, "C's relayed address", || {
+        c.net
+            .status()
+            .listening
+            .iter()
+            .any(|a| a.contains("p2p-circuit"))
+    })
+    .await
+    .expect("reservation");
+    let c_peer = c.net.status().peer_id;
+    // A reaches C through B's relay.
+    let circuit: gatehouse_node::net::Multiaddr = format!("{relay}/p2p-circuit/p2p/{c_peer}")
+        .parse()
+        .expect("circuit address");
+    a.net.dial(circuit).await;
+    wait_until(DEADLINE, "A to sync with C over the relay", || {
+        a.net
+            .status()
+            .peers
+            .get(&c_peer)
+            .is_some_and(|p| p.connected && p.last_sync_ms.is_some())
+    })
+    .await
+    .expect("relayed sync");
+    let id = c
+        .local(|lib| lib.publish(&synthetic_content(30), &[]))
+        .await
+        .expect("publish");
+    wait_until(DEADLINE, "C's item at A", || holds(&a, &id))
+        .await
+        .expect("a");
+    for n in [&a, &b, &c] {
+        n.stop().await;
+    }
+}
