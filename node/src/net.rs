@@ -71,6 +71,9 @@ pub const MAX_REDIAL_BACKOFF_SECS: u64 = 300;
 pub const PROBATION_SECS: u64 = 10;
 /// Most certificates an unadmitted peer may push.
 pub const MAX_PROBATION_CERTIFICATES: usize = 64;
+/// How often envelopes received by gossip are applied to items and the
+/// index, in milliseconds.
+pub const SETTLE_EVERY_MS: u64 = 200;
 /// Longest a relayed circuit may last before it is renewed.
 pub const MAX_CIRCUIT_SECS: u64 = 3_600;
 /// Most bytes one relayed circuit may carry.
@@ -354,6 +357,8 @@ struct EventLoop {
     redial: HashMap<Multiaddr, (tokio::time::Instant, u64)>,
     /// Unadmitted peers: when their probation ends, and whether they pushed.
     probation: HashMap<PeerId, (tokio::time::Instant, bool)>,
+    /// Envelopes stored but not yet applied to items and the index.
+    unsettled: bool,
 }
 
 /// Starts the network task for the node whose key is `node_key`.
@@ -479,6 +484,7 @@ pub async fn start(
         config,
         redial: HashMap::new(),
         probation: HashMap::new(),
+        unsettled: false,
     };
     event_loop.refresh_admitted();
     for addr in event_loop.config.bootstrap.clone() {
@@ -496,6 +502,7 @@ impl EventLoop {
         let mut reconcile = tokio::time::interval(self.config.reconcile_every);
         reconcile.tick().await;
         let mut redial = tokio::time::interval(Duration::from_secs(2));
+        let mut settle = tokio::time::interval(Duration::from_millis(SETTLE_EVERY_MS));
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
@@ -509,17 +516,28 @@ impl EventLoop {
                     Some(Command::Dial(addr)) => self.dial(addr),
                     Some(Command::ReconcileNow) => self.reconcile_all(),
                     Some(Command::Shutdown(done)) => {
+                        self.settle();
                         let _ = done.send(());
                         return;
                     }
                     None => return,
                 },
                 _ = reconcile.tick() => self.reconcile_all(),
+                _ = settle.tick() => self.settle(),
                 _ = redial.tick() => {
                     self.redial_due();
                     self.end_probations();
                 }
             }
+        }
+    }
+
+    /// Applies envelopes stored from gossip since the last tick.
+    fn settle(&mut self) {
+        if std::mem::take(&mut self.unsettled)
+            && let Err(e) = self.lib().settle()
+        {
+            tracing::error!("could not apply received envelopes: {e}");
         }
     }
 
@@ -721,7 +739,7 @@ impl EventLoop {
         let acceptance = if !self.admitted.contains_key(&from) {
             MessageAcceptance::Reject
         } else {
-            let got = self.ingest(&from, vec![data]);
+            let got = self.ingest_with(&from, vec![data], true);
             self.set_status(|s| {
                 s.gossip_received += 1;
                 s.gossip_duplicates += got.duplicates as u64;
@@ -745,6 +763,15 @@ impl EventLoop {
 
     /// Verifies and stores envelopes from `peer`, counting forgeries.
     fn ingest(&mut self, peer: &PeerId, envelopes: Vec<Vec<u8>>) -> Ingested {
+        self.ingest_with(peer, envelopes, false)
+    }
+
+    /// Verifies and stores envelopes; with `defer`, items and the index are
+    /// brought up to date on the next settle tick instead of now (gossip
+    /// arrives one envelope at a time; settling each would commit the
+    /// index each time). Certificates always settle at once, since trust
+    /// decides who may connect.
+    fn ingest_with(&mut self, peer: &PeerId, envelopes: Vec<Vec<u8>>, defer: bool) -> Ingested {
         let mut out = Ingested::default();
         let mut certificates = false;
         {
@@ -766,9 +793,14 @@ impl EventLoop {
                     Err(e) => tracing::warn!(%peer, "could not store an envelope: {e}"),
                 }
             }
-            if let Err(e) = lib.settle() {
+            if (!defer || certificates)
+                && let Err(e) = lib.settle()
+            {
                 tracing::error!("could not apply received envelopes: {e}");
             }
+        }
+        if defer && !certificates {
+            self.unsettled = true;
         }
         let (stored, forged) = (out.stored, out.forged);
         self.peer_status(peer, |p| {
