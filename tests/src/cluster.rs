@@ -10,6 +10,7 @@ use gatehouse_node::home::{Home, generate_key};
 use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::net::{Multiaddr, NetConfig};
 use gatehouse_node::runtime::RunningNode;
+use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::key::SecretKey;
 use gatehouse_protocol::vocab::{Nation, Setting};
@@ -67,6 +68,28 @@ impl Cluster {
             homes,
             admin,
         })
+    }
+
+    /// Gives a person of site `i` a node of their own (`name` under the
+    /// cluster's directory): their key is delegated by the site's
+    /// establishment key and their node joins with the site's envelopes.
+    /// Returns the new node's data directory and the person's key.
+    pub fn add_member_node(&self, i: usize, name: &str) -> anyhow::Result<(Home, SecretKey)> {
+        let home = Home::new(self.dir.join(name));
+        home.create()?;
+        let person = generate_key()?;
+        home.write_key("member", &person)?;
+        let invite = {
+            let mut lib = Library::open(&self.homes[i])?;
+            let est = self.homes[i]
+                .read_key("establishment")?
+                .context("establishment key")?;
+            let est_id = lib.config().establishment;
+            lib.delegate(&est, est_id, person.public(), name, MemberRole::Person)?;
+            bundle::write(&lib.config().network, &lib.export()?)
+        };
+        Library::join(&home, &invite, name)?;
+        Ok((home, person))
     }
 
     /// Starts site `i`'s node on loopback, dialling `bootstrap`.

@@ -250,26 +250,11 @@ async fn concurrent_offline_edits_at_one_site_merge() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::new(dir.path(), 2).expect("cluster");
     // A second node of site 1, for its deputy.
-    let deputy_home = gatehouse_node::home::Home::new(dir.path().join("site-1-deputy"));
-    deputy_home.create().expect("home");
-    let deputy = generate_key().expect("key");
-    deputy_home.write_key("member", &deputy).expect("write");
-    let (item, invite) = {
-        let mut lib = Library::open(&cluster.homes[1]).expect("open");
-        let est = cluster.homes[1]
-            .read_key("establishment")
-            .expect("read")
-            .expect("establishment key");
-        let est_id = lib.config().establishment;
-        lib.delegate(&est, est_id, deputy.public(), "Deputy", MemberRole::Person)
-            .expect("delegate");
-        let item = lib.publish(&synthetic_content(10), &[]).expect("publish");
-        (
-            item,
-            bundle::write(&lib.config().network, &lib.export().expect("export")),
-        )
-    };
-    Library::join(&deputy_home, &invite, "Deputy").expect("join");
+    let item = Library::open(&cluster.homes[1])
+        .expect("open")
+        .publish(&synthetic_content(10), &[])
+        .expect("publish");
+    let (deputy_home, _) = cluster.add_member_node(1, "Deputy").expect("deputy node");
     // Both edit the same item while apart.
     {
         let mut lead = Library::open(&cluster.homes[1]).expect("open");
@@ -328,22 +313,7 @@ async fn a_revocation_made_while_a_node_is_offline_wins_when_it_returns() {
     let cluster = Cluster::new(dir.path(), 3).expect("cluster");
     // Site 1's deputy publishes from their own node (D), which is offline
     // when the site lead revokes their key.
-    let deputy_home = gatehouse_node::home::Home::new(dir.path().join("deputy"));
-    deputy_home.create().expect("home");
-    let deputy = generate_key().expect("key");
-    deputy_home.write_key("member", &deputy).expect("write");
-    let invite = {
-        let mut lib = Library::open(&cluster.homes[1]).expect("open");
-        let est = cluster.homes[1]
-            .read_key("establishment")
-            .expect("read")
-            .expect("establishment key");
-        let est_id = lib.config().establishment;
-        lib.delegate(&est, est_id, deputy.public(), "Deputy", MemberRole::Person)
-            .expect("delegate");
-        bundle::write(&lib.config().network, &lib.export().expect("export"))
-    };
-    Library::join(&deputy_home, &invite, "Deputy").expect("join");
+    let (deputy_home, deputy) = cluster.add_member_node(1, "Deputy").expect("deputy node");
     let early = Library::open(&deputy_home)
         .expect("open")
         .publish(&synthetic_content(20), &[])
