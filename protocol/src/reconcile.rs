@@ -11,7 +11,7 @@
 //! - `Skip`: nothing more to say about this range (it is settled).
 //! - `Fingerprint`: the sender's fingerprint of its ids in the range — blake3
 //!   (domain `gatehouse/v1/reconcile-fp`) of the ids' sum as 256-bit
-//!   little-endian integers mod 2^256 and their count, truncated to 16 bytes.
+//!   little-endian integers mod 2^256 and their count, truncated to 8 bytes.
 //! - `IdList`: all of the sender's ids in the range (sent when few).
 //! - `Difference`: the answer to an `IdList`: `have`, the sender's ids in the
 //!   range that the list lacks, and `lack`, the ids of the list the sender
@@ -55,7 +55,7 @@
 //! bound, the rest being zero, and the last of them must not be zero (so each
 //! bound has one encoding). Senders choose the shortest prefix that separates
 //! two neighbouring ids, usually 2 or 3 bytes. Tags: 0 `Skip`, 1 `Pending`,
-//! 2 `Fingerprint` (16 bytes), 3 `IdList` (`u32` count, 32-byte ids),
+//! 2 `Fingerprint` (8 bytes), 3 `IdList` (`u32` count, 32-byte ids),
 //! 4 `Difference` (two such lists: `have`, then `lack`). Ranges strictly
 //! increase, the last ends past every id, and each list is strictly
 //! increasing and inside its range; anything else is refused.
@@ -89,6 +89,10 @@ const TARGET_MESSAGE_BYTES: usize = MAX_RECONCILE_MESSAGE_BYTES / 2;
 const HEADER_BYTES: usize = 1 + 4;
 /// Domain separation of fingerprints.
 const FINGERPRINT_DOMAIN: &[u8] = b"gatehouse/v1/reconcile-fp\0";
+/// Bytes of a range fingerprint. 64 bits: two different sets of one range
+/// agree by accident with probability 2^-64 per comparison, and a miss
+/// only delays that range to a round where the sets have changed.
+const FINGERPRINT_BYTES: usize = 8;
 
 const TAG_SKIP: u8 = 0;
 const TAG_PENDING: u8 = 1;
@@ -238,7 +242,7 @@ impl Bound {
 enum Mode {
     Skip,
     Pending,
-    Fingerprint([u8; 16]),
+    Fingerprint([u8; FINGERPRINT_BYTES]),
     IdList(Vec<EnvelopeId>),
     Difference {
         have: Vec<EnvelopeId>,
@@ -258,7 +262,7 @@ impl Mode {
     fn payload_len(&self) -> usize {
         match self {
             Mode::Skip | Mode::Pending => 0,
-            Mode::Fingerprint(_) => 16,
+            Mode::Fingerprint(_) => FINGERPRINT_BYTES,
             Mode::IdList(ids) => 4 + 32 * ids.len(),
             Mode::Difference { have, lack } => 8 + 32 * (have.len() + lack.len()),
         }
@@ -353,7 +357,7 @@ impl Message {
             let mode = match r.u8()? {
                 TAG_SKIP => Mode::Skip,
                 TAG_PENDING => Mode::Pending,
-                TAG_FINGERPRINT => Mode::Fingerprint(r.fixed::<16>()?),
+                TAG_FINGERPRINT => Mode::Fingerprint(r.fixed::<FINGERPRINT_BYTES>()?),
                 TAG_ID_LIST => Mode::IdList(read_ids(r)?),
                 TAG_DIFFERENCE => Mode::Difference {
                     have: read_ids(r)?,
@@ -772,7 +776,7 @@ impl<'a> Reconciler<'a> {
     }
 
     /// The fingerprint of `ids[lo..hi]`.
-    fn fingerprint(&self, lo: usize, hi: usize) -> [u8; 16] {
+    fn fingerprint(&self, lo: usize, hi: usize) -> [u8; FINGERPRINT_BYTES] {
         let sum = sub_sums(&self.sums[hi], &self.sums[lo]);
         let mut h = blake3::Hasher::new();
         h.update(FINGERPRINT_DOMAIN);
@@ -780,8 +784,8 @@ impl<'a> Reconciler<'a> {
             h.update(&limb.to_le_bytes());
         }
         h.update(&((hi - lo) as u64).to_le_bytes());
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        let mut out = [0u8; FINGERPRINT_BYTES];
+        out.copy_from_slice(&h.finalize().as_bytes()[..FINGERPRINT_BYTES]);
         out
     }
 }
@@ -919,7 +923,7 @@ mod tests {
         };
 
         let opening = ra.initiate();
-        assert_eq!(opening.encode().len(), 23);
+        assert_eq!(opening.encode().len(), 7 + FINGERPRINT_BYTES);
         let m2 = quiet(&rb, &opening);
         assert_eq!(fps(&m2), 16);
         let m3 = quiet(&ra, &m2);
@@ -1093,7 +1097,10 @@ mod tests {
             h.update(&limb.to_le_bytes());
         }
         h.update(&10u64.to_le_bytes());
-        assert_eq!(r.fingerprint(10, 20), h.finalize().as_bytes()[..16]);
+        assert_eq!(
+            r.fingerprint(10, 20),
+            h.finalize().as_bytes()[..FINGERPRINT_BYTES]
+        );
         let sub = set[10..20].to_vec();
         assert_eq!(
             Reconciler::new(&sub).fingerprint(0, 10),
