@@ -5,6 +5,9 @@
 //! summary, body and tags are searched with English stemming and field
 //! boosts; kind, status, nation, owner, pathways and settings are exact-match
 //! filter fields; review dates are a numeric field for range filters.
+//! Common abbreviations of the field are expanded both ways, and short
+//! queries also match by prefix and with one typo, ranked below exact
+//! matches.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -33,6 +36,56 @@ pub const MAX_SEARCH_RESULTS: usize = 500;
 pub const SNIPPET_MAX_CHARS: usize = 180;
 /// Longest query accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 1_000;
+/// Queries of at most this many words also match by prefix and with one
+/// typo (fuzzy matches rank below exact ones).
+pub const FUZZY_MAX_WORDS: usize = 3;
+/// Words shorter than this are never matched fuzzily (too many neighbours).
+pub const FUZZY_MIN_CHARS: usize = 4;
+
+/// Abbreviations clinicians in secure settings use, with their long forms.
+/// A query with either side also searches for the other.
+pub const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("ipra", "in possession risk assessment"),
+    ("ost", "opioid substitution therapy"),
+    ("mat", "medication assisted treatment"),
+    ("acct", "assessment care in custody and teamwork"),
+    ("acdt", "assessment care in detention and teamwork"),
+    ("irc", "immigration removal centre"),
+    ("yoi", "young offender institution"),
+    ("stc", "secure training centre"),
+    ("pdsa", "plan do study act"),
+    ("qi", "quality improvement"),
+    ("tto", "to take out"),
+    ("ciwa", "clinical institute withdrawal assessment"),
+    ("news2", "national early warning score"),
+    ("hcv", "hepatitis c"),
+    ("bbv", "blood borne virus"),
+    ("nrt", "nicotine replacement therapy"),
+    ("dna", "did not attend"),
+    ("smi", "serious mental illness"),
+    ("thn", "take home naloxone"),
+];
+
+/// The query with the other form of every abbreviation it holds added.
+pub fn expand_abbreviations(query: &str) -> String {
+    let normal: String = query
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    let words: Vec<&str> = normal.split_whitespace().collect();
+    let spaced = format!(" {} ", words.join(" "));
+    let mut out = query.to_string();
+    for (short, long) in ABBREVIATIONS {
+        if words.contains(short) {
+            out.push_str(&format!(" \"{long}\""));
+        } else if spaced.contains(&format!(" {long} ")) {
+            out.push(' ');
+            out.push_str(short);
+        }
+    }
+    out
+}
 
 /// A search index failure.
 #[derive(Debug, Error)]
@@ -248,13 +301,42 @@ impl SearchIndex {
             )));
         }
         let f = self.fields;
-        let mut parser =
-            QueryParser::for_index(&self.index, vec![f.title, f.summary, f.body, f.tags]);
-        parser.set_field_boost(f.title, 3.0);
-        parser.set_field_boost(f.tags, 2.0);
-        parser.set_field_boost(f.summary, 1.5);
-        let (text_query, _errors) = parser.parse_query_lenient(query);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query.box_clone())];
+        let parser = |fuzzy: bool| {
+            let mut p =
+                QueryParser::for_index(&self.index, vec![f.title, f.summary, f.body, f.tags]);
+            p.set_field_boost(f.title, 3.0);
+            p.set_field_boost(f.tags, 2.0);
+            p.set_field_boost(f.summary, 1.5);
+            if fuzzy {
+                for field in [f.title, f.summary, f.body, f.tags] {
+                    p.set_field_fuzzy(field, true, 1, true);
+                }
+            }
+            p
+        };
+        let expanded = expand_abbreviations(query);
+        let (text_query, _errors) = parser(false).parse_query_lenient(&expanded);
+        let words: Vec<&str> = query.split_whitespace().collect();
+        let long: Vec<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| {
+                w.chars().count() >= FUZZY_MIN_CHARS && w.chars().all(char::is_alphanumeric)
+            })
+            .collect();
+        let matching: Box<dyn Query> = if words.len() <= FUZZY_MAX_WORDS && !long.is_empty() {
+            let (fuzzy, _) = parser(true).parse_query_lenient(&long.join(" "));
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Should, text_query.box_clone()),
+                (
+                    Occur::Should,
+                    Box::new(tantivy::query::BoostQuery::new(fuzzy, 0.3)),
+                ),
+            ]))
+        } else {
+            text_query.box_clone()
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, matching)];
         let any_of = |field: Field, values: Vec<String>| -> Box<dyn Query> {
             Box::new(BooleanQuery::new(
                 values
@@ -333,5 +415,19 @@ impl SearchIndex {
             });
         }
         Ok(Hits { total, hits })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abbreviations_expand_both_ways() {
+        assert!(expand_abbreviations("IPRA audit").contains("\"in possession risk assessment\""));
+        assert!(expand_abbreviations("In-possession risk assessment").ends_with(" ipra"));
+        assert_eq!(expand_abbreviations("naloxone"), "naloxone");
+        // Only whole words: "most" holds "ost" but is not OST.
+        assert_eq!(expand_abbreviations("most"), "most");
     }
 }
