@@ -97,8 +97,17 @@ pub fn forward(home: &Home) -> anyhow::Result<Option<anyhow::Result<()>>> {
     let Ok(mut stream) = UnixStream::connect(&path) else {
         return Ok(None);
     };
+    let argv = std::env::args_os()
+        .map(|a| {
+            a.into_string().map_err(|a| {
+                anyhow::anyhow!(
+                    "the argument {a:?} is not UTF-8 and cannot be sent to the running node"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<String>>>()?;
     let request = Request {
-        argv: std::env::args().collect(),
+        argv,
         cwd: std::env::current_dir().context("no current directory")?,
     };
     serde_json::to_writer(&mut stream, &request)?;
