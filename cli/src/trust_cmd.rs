@@ -210,6 +210,26 @@ fn resolve_establishment(lib: &Library, text: &str) -> anyhow::Result<Establishm
     }
 }
 
+/// One line per key of an establishment: key, role, holder, revoked mark.
+fn write_keys(
+    out: &mut impl Write,
+    prefix: &str,
+    e: &gatehouse_node::library::EstablishmentSummary,
+    short: bool,
+) -> anyhow::Result<()> {
+    for k in e.keys.iter().chain(&e.members) {
+        let key = if short { k.key.short() } else { k.key.to_hex() };
+        writeln!(
+            out,
+            "{prefix}{key} {:<13} {}{}",
+            k.role,
+            k.name.as_deref().unwrap_or(""),
+            if k.revoked { " [revoked]" } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
 fn write_bundle(lib: &Library, file: &Path, with_library: bool) -> anyhow::Result<usize> {
     let envelopes = if with_library {
         bundle::select(lib, None)?
@@ -415,16 +435,7 @@ pub fn trust(
                     e.setting.label(),
                     e.nation.label()
                 )?;
-                for k in e.keys.iter().chain(&e.members) {
-                    writeln!(
-                        out,
-                        "    {} {:<13} {}{}",
-                        k.key.short(),
-                        k.role,
-                        k.name.as_deref().unwrap_or(""),
-                        if k.revoked { " [revoked]" } else { "" }
-                    )?;
-                }
+                write_keys(out, "    ", e, true)?;
             }
             Ok(())
         }
@@ -449,16 +460,7 @@ pub fn trust(
             if let Some(r) = removed {
                 writeln!(out, "REMOVED   {}", r.reasons.join("; "))?;
             }
-            for k in e.keys.iter().chain(&e.members) {
-                writeln!(
-                    out,
-                    "key       {} {} {}{}",
-                    k.key,
-                    k.role,
-                    k.name.as_deref().unwrap_or(""),
-                    if k.revoked { " [revoked]" } else { "" }
-                )?;
-            }
+            write_keys(out, "key       ", e, false)?;
             Ok(())
         }
     }
@@ -539,16 +541,7 @@ pub fn member(
                     &serde_json::json!({ "establishment": e.id, "keys": e.keys, "members": e.members }),
                 );
             }
-            for k in e.keys.iter().chain(&e.members) {
-                writeln!(
-                    out,
-                    "{} {:<13} {}{}",
-                    k.key,
-                    k.role,
-                    k.name.as_deref().unwrap_or(""),
-                    if k.revoked { " [revoked]" } else { "" }
-                )?;
-            }
+            write_keys(out, "", e, false)?;
             Ok(())
         }
     }
