@@ -316,7 +316,9 @@ pub struct Accepted {
     pub new: bool,
     /// Its judgement now.
     pub judgement: Judgement,
-    /// Whether it is a certificate (trust may have changed).
+    /// Whether it is a certificate (trust may have changed). A new
+    /// certificate's judgement is only known once the batch is applied
+    /// ([`Library::judgement_of`] after [`Library::settle`]).
     pub certificate: bool,
 }
 
@@ -760,7 +762,10 @@ impl Library {
         let env = Envelope::open(bytes, &self.config.network)?;
         let out = self.accept(env)?;
         self.finish()?;
-        Ok(out)
+        Ok(Accepted {
+            judgement: self.judgement_of(&out.id)?,
+            ..out
+        })
     }
 
     /// Whether the envelope is held.
@@ -812,18 +817,20 @@ impl Library {
                 certificate,
             });
         }
+        let pool_full = self.store.len(Tree::Judgements)? >= MAX_UNACCEPTED_ENVELOPES;
         let judgement = match env.body() {
             Body::Change(c) => self.trust.judge_change(&id, &env.signer(), &c.owner),
-            // A certificate's effect depends on the others; judged in `finish`.
-            Body::Certificate(_) => {
+            // A certificate's effect depends on all the others: `finish`
+            // rebuilds trust once per batch and records its judgement then.
+            // Only a full pool needs it judged now, to refuse it.
+            Body::Certificate(_) if pool_full => {
                 let mut certs = self.certificates()?;
                 certs.push(env.clone());
                 TrustView::build(&self.config.network, &certs).judge(&env)
             }
+            Body::Certificate(_) => Judgement::Accepted,
         };
-        if judgement != Judgement::Accepted
-            && self.store.len(Tree::Judgements)? >= MAX_UNACCEPTED_ENVELOPES
-        {
+        if judgement != Judgement::Accepted && pool_full {
             return Err(LibraryError::PoolFull(judgement));
         }
         let mut batch: Vec<Write> = vec![(

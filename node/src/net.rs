@@ -774,6 +774,7 @@ impl EventLoop {
     fn ingest_with(&mut self, peer: &PeerId, envelopes: Vec<Vec<u8>>, defer: bool) -> Ingested {
         let mut out = Ingested::default();
         let mut certificates = false;
+        let mut new_certificates = Vec::new();
         {
             let mut lib = self.lib();
             for bytes in &envelopes {
@@ -781,10 +782,12 @@ impl EventLoop {
                     Ok(a) if !a.new => out.duplicates += 1,
                     Ok(a) => {
                         out.stored += 1;
-                        if a.judgement == Judgement::Accepted {
+                        if a.certificate {
+                            certificates = true;
+                            new_certificates.push(a.id);
+                        } else if a.judgement == Judgement::Accepted {
                             out.accepted += 1;
                         }
-                        certificates |= a.certificate;
                     }
                     Err(LibraryError::Refused(e)) => {
                         tracing::warn!(%peer, "refused an envelope: {e}");
@@ -798,6 +801,11 @@ impl EventLoop {
             {
                 tracing::error!("could not apply received envelopes: {e}");
             }
+            // Certificates are judged when the batch is applied.
+            out.accepted += new_certificates
+                .iter()
+                .filter(|id| matches!(lib.judgement_of(id), Ok(Judgement::Accepted)))
+                .count();
         }
         if defer && !certificates {
             self.unsettled = true;
