@@ -11,6 +11,7 @@
 //! directory directly and give the same results.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use clap::{Args, Parser};
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetConfig;
 use gatehouse_node::runtime::RunningNode;
+use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebServer, WebState};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -33,6 +35,9 @@ pub const MAX_CONTROL_REQUEST_BYTES: u64 = 1024 * 1024;
 pub const MAX_CONTROL_CONNECTIONS: usize = 16;
 /// Name of the control socket in the data directory.
 pub const SOCKET: &str = "node.sock";
+/// Name of the file, in the data directory, that holds the address the
+/// running node serves its web page and API on.
+pub const WEB_ADDR_FILE: &str = "web.addr";
 
 /// `gatehouse node run` options.
 #[derive(Args, Clone)]
@@ -56,6 +61,13 @@ pub struct RunArgs {
     /// Seconds between reconciliations with each peer
     #[arg(long, default_value_t = 60)]
     pub reconcile_secs: u64,
+    /// Serve the web page and JSON API on this address; loopback by
+    /// default, `0.0.0.0:8480` serves the site's network
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_WEB_LISTEN)]
+    pub web_listen: SocketAddr,
+    /// Do not serve the web page and JSON API
+    #[arg(long)]
+    pub no_web: bool,
     /// Log format
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -151,9 +163,24 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let node = RunningNode::start(&home, args.net_config()).await?;
         let socket = serve_control(&home, node.clone()).await?;
+        let web = if args.no_web {
+            None
+        } else {
+            match serve_web(&home, &node, args.web_listen).await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&socket);
+                    node.stop().await;
+                    return Err(e);
+                }
+            }
+        };
         tracing::info!(peer_id = %node.net.status().peer_id, "node running; Ctrl-C to stop");
         shutdown_signal().await;
         tracing::info!("stopping");
+        if let Some(w) = web {
+            stop_web(&home, w).await;
+        }
         node.stop().await;
         let _ = std::fs::remove_file(&socket);
         node.lock().settle()?;
@@ -180,6 +207,34 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Serves the web page and API for `node` on `addr`, and records the
+/// address bound in the data directory for the CLI.
+pub async fn serve_web(
+    home: &Home,
+    node: &RunningNode,
+    addr: SocketAddr,
+) -> anyhow::Result<WebServer> {
+    let state = WebState {
+        library: node.library.clone(),
+        net: Some(node.net.clone()),
+    };
+    let server = WebServer::start(addr, state).await.map_err(|e| {
+        anyhow::anyhow!(UsageError(format!(
+            "{e}; choose another address with --web-listen, or use --no-web"
+        )))
+    })?;
+    let file = home.root().join(WEB_ADDR_FILE);
+    std::fs::write(&file, format!("{}\n", server.addr))
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(server)
+}
+
+/// Stops the web server and removes its address file.
+pub async fn stop_web(home: &Home, server: WebServer) {
+    let _ = std::fs::remove_file(home.root().join(WEB_ADDR_FILE));
+    server.stop().await;
 }
 
 /// Listens on the control socket; returns its path.

@@ -23,6 +23,9 @@ use gatehouse_node::sample::{SampleEstablishment, read_sample_dir};
 
 use crate::daemon;
 
+/// The web port of the demo's node A (B and C take the next two when free).
+pub const DEMO_WEB_PORT: u16 = 8480;
+
 /// How long the demo waits for replication before giving up.
 const DEMO_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -142,8 +145,9 @@ pub fn run(
         .build()?;
     runtime.block_on(async {
         let mut nodes: Vec<RunningNode> = Vec::new();
+        let mut webs = Vec::new();
         let mut previous: Option<String> = None;
-        for home in &homes {
+        for (n, home) in homes.iter().enumerate() {
             let node = RunningNode::start(home, net_config(previous.as_deref())?).await?;
             wait_for("a listen address", || !node.net.status().listening.is_empty()).await?;
             let addr = format!(
@@ -152,6 +156,13 @@ pub fn run(
                 node.net.status().peer_id
             );
             daemon::serve_control(home, node.clone()).await?;
+            // The usual web port and the next two if free, any port if not.
+            let port = DEMO_WEB_PORT + u16::try_from(n).unwrap_or(0);
+            let web = match daemon::serve_web(home, &node, ([127, 0, 0, 1], port).into()).await {
+                Ok(w) => w,
+                Err(_) => daemon::serve_web(home, &node, ([127, 0, 0, 1], 0).into()).await?,
+            };
+            webs.push(web);
             previous = Some(addr);
             nodes.push(node);
         }
@@ -185,7 +196,16 @@ pub fn run(
             content.title,
             started.elapsed().as_millis()
         )?;
+        let urls: Vec<String> = webs.iter().map(|w| format!("http://{}/", w.addr)).collect();
+        writeln!(out, "Each node serves the library to browsers:")?;
+        for (url, label) in urls.iter().zip(["A", "B", "C"]) {
+            writeln!(out, "  node {label}  {url}")?;
+        }
+        writeln!(out, "  for example {}search?q=naloxone\n", urls[2])?;
         if no_wait {
+            for (home, web) in homes.iter().zip(webs) {
+                daemon::stop_web(home, web).await;
+            }
             for node in &nodes {
                 node.stop().await;
                 node.lock().settle()?;
@@ -215,6 +235,9 @@ pub fn run(
         )?;
         out.flush()?;
         let _ = tokio::signal::ctrl_c().await;
+        for (home, web) in homes.iter().zip(webs) {
+            daemon::stop_web(home, web).await;
+        }
         for node in &nodes {
             node.stop().await;
             let _ = node.lock().settle();

@@ -86,6 +86,8 @@ fn commands_go_through_the_running_node_with_the_same_results() {
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
+            "--web-listen",
+            "127.0.0.1:0",
         ])
         .env_remove("GATEHOUSE_HOME")
         .stdout(Stdio::null())

@@ -30,7 +30,7 @@ use thiserror::Error;
 
 use crate::filter::Filter;
 use crate::home::{Home, HomeError, generate_key, random_bytes};
-use crate::search::{Hits, SearchError, SearchIndex};
+use crate::search::{FacetCount, Hits, SearchError, SearchIndex, SearchRequest, Sort};
 use crate::store::{SledStore, Store, StoreError, Tree, Write};
 
 /// Shortest item-id prefix accepted in place of a whole id.
@@ -249,6 +249,10 @@ pub struct ItemView {
     pub establishment: EstablishmentRef,
     /// Who signed versions.
     pub signed_by: Vec<Named>,
+    /// When the version shown was signed (ms since the epoch, as its signer claims).
+    pub updated_ms: u64,
+    /// The same, as RFC 3339.
+    pub updated: String,
 }
 
 /// One entry of an item's history: one signed change.
@@ -295,6 +299,20 @@ pub struct SearchResults {
     pub total: usize,
     /// The best of them.
     pub results: Vec<SearchResult>,
+}
+
+/// One page of search results, with facet counts over every match.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchPage {
+    /// Total and this page's results.
+    #[serde(flatten)]
+    pub results: SearchResults,
+    /// Results skipped before this page.
+    pub offset: usize,
+    /// The order of results.
+    pub sort: Sort,
+    /// For each facet, the values matching items hold and how many hold each.
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
 }
 
 /// An item due for review.
@@ -421,6 +439,12 @@ fn system_now_ms() -> u64 {
 }
 
 const CONFIG_KEY: &[u8] = b"node";
+/// Key, in the config tree, of the layout of derived state (catalog and
+/// index) last built; a different layout is rebuilt from the envelopes.
+const DERIVED_LAYOUT_KEY: &[u8] = b"derived-layout";
+/// The layout of derived state this code writes (2: catalog entries and the
+/// index carry when each item was last updated, and the index its facets).
+const DERIVED_LAYOUT: &[u8] = b"2";
 
 fn config_write(config: &NodeConfig) -> Result<Write> {
     let bytes = serde_json::to_vec(config).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
@@ -662,6 +686,14 @@ impl Library {
 
     /// Brings derived state in line with the envelopes after an unclean stop.
     fn recover(&mut self) -> Result<()> {
+        let layout_current =
+            self.store.get(Tree::Config, DERIVED_LAYOUT_KEY)?.as_deref() == Some(DERIVED_LAYOUT);
+        if !layout_current {
+            tracing::info!("derived state has an older layout; rebuilding it");
+            self.store.clear(Tree::Catalog)?;
+            self.index.clear()?;
+            self.index.commit()?;
+        }
         let mut rebuild: BTreeSet<ItemId> = BTreeSet::new();
         for (k, _) in self.store.scan(Tree::Dirty, b"")? {
             if let Ok(bytes) = <[u8; 16]>::try_from(k.as_slice()) {
@@ -691,6 +723,14 @@ impl Library {
             tracing::info!("search index out of step with the catalog; rebuilding it");
             self.reindex_all()?;
         }
+        if !layout_current {
+            self.store.apply(vec![(
+                Tree::Config,
+                DERIVED_LAYOUT_KEY.to_vec(),
+                Some(DERIVED_LAYOUT.to_vec()),
+            )])?;
+            self.store.flush()?;
+        }
         Ok(())
     }
 
@@ -714,8 +754,8 @@ impl Library {
             else {
                 continue;
             };
-            if let Some(item) = self.load_item(&id)? {
-                self.index.upsert(&item)?;
+            if let Some((item, updated_ms)) = self.load_item(&id)? {
+                self.index.upsert(&item, updated_ms)?;
             }
         }
         self.index.commit()?;
@@ -1082,8 +1122,9 @@ impl Library {
     /// Rebuilds an item's document, catalog entry and index entry from its
     /// accepted changes.
     fn materialise(&mut self, item: ItemId) -> Result<()> {
-        let changes: Vec<automerge::Change> = self
-            .accepted_changes(&item)?
+        let accepted = self.accepted_changes(&item)?;
+        let updated_ms = accepted.iter().map(Verified::created_ms).max().unwrap_or(0);
+        let changes: Vec<automerge::Change> = accepted
             .into_iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some(c.change.clone()),
@@ -1113,10 +1154,13 @@ impl Library {
                 return Ok(());
             }
         };
-        self.index.upsert(&read)?;
+        self.index.upsert(&read, updated_ms)?;
         read.content.body.clear();
-        let catalog =
-            serde_json::to_vec(&read).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
+        let catalog = serde_json::to_vec(&CatalogRecord {
+            item: &read,
+            updated_ms,
+        })
+        .map_err(|e| LibraryError::Corrupt(e.to_string()))?;
         self.store.apply(vec![
             (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
             (Tree::Catalog, key_hex.into_bytes(), Some(catalog)),
@@ -1442,8 +1486,10 @@ impl Library {
         Named { key: *key, name }
     }
 
-    fn view(&self, item: Item) -> ItemView {
+    fn view(&self, item: Item, updated_ms: u64) -> ItemView {
         ItemView {
+            updated_ms,
+            updated: format_ms(updated_ms),
             establishment: self.named_establishment(&item.owner),
             signed_by: item
                 .authors
@@ -1454,29 +1500,35 @@ impl Library {
         }
     }
 
-    fn load_item(&self, id: &ItemId) -> Result<Option<Item>> {
-        if self
-            .store
-            .get(Tree::Catalog, id.to_hex().as_bytes())?
-            .is_none()
-        {
+    /// An item with its body, and when it was last updated.
+    fn load_item(&self, id: &ItemId) -> Result<Option<(Item, u64)>> {
+        let Some(entry) = self.store.get(Tree::Catalog, id.to_hex().as_bytes())? else {
             return Ok(None);
-        }
+        };
+        let updated_ms = catalog_entry(id, &entry)?.updated_ms;
         let Some(bytes) = self.store.get(Tree::ItemDocs, id.as_bytes())? else {
             return Ok(None);
         };
         let doc = AutoCommit::load(&bytes)?;
-        Ok(Some(item::read_item(&doc)?))
+        Ok(Some((item::read_item(&doc)?, updated_ms)))
     }
 
     /// An item, at its latest version or at `version`.
     pub fn get(&self, id: &ItemId, version: Option<u64>) -> Result<ItemView> {
-        let latest = self
+        let (latest, updated_ms) = self
             .load_item(id)?
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         let Some(wanted) = version else {
-            return Ok(self.view(latest));
+            return Ok(self.view(latest, updated_ms));
         };
+        let signed_at: BTreeMap<automerge::ChangeHash, u64> = self
+            .accepted_changes(id)?
+            .iter()
+            .filter_map(|e| match e.body() {
+                Body::Change(c) => Some((c.change.hash(), e.created_ms())),
+                Body::Certificate(_) => None,
+            })
+            .collect();
         let bytes = self
             .store
             .get(Tree::ItemDocs, id.as_bytes())?
@@ -1488,7 +1540,8 @@ impl Library {
             if let Ok(it) = item::read_item(&at)
                 && it.version == wanted
             {
-                return Ok(self.view(it));
+                let at_ms = signed_at.get(&change.hash()).copied().unwrap_or(0);
+                return Ok(self.view(it, at_ms));
             }
         }
         Err(LibraryError::NoSuchVersion {
@@ -1545,56 +1598,78 @@ impl Library {
         Ok(out)
     }
 
-    fn catalog(&self) -> Result<Vec<Item>> {
+    /// Every item (without bodies), with when it was last updated.
+    fn catalog(&self) -> Result<Vec<(Item, u64)>> {
         let mut out = Vec::new();
         for (k, v) in self.store.scan(Tree::Catalog, b"")? {
-            let item: Item = serde_json::from_slice::<CatalogEntry>(&v)
-                .map_err(|e| {
-                    LibraryError::Corrupt(format!(
-                        "catalog entry {}: {e}",
-                        String::from_utf8_lossy(&k)
-                    ))
-                })?
-                .into_item();
-            out.push(item);
+            let entry = serde_json::from_slice::<CatalogEntry>(&v).map_err(|e| {
+                LibraryError::Corrupt(format!(
+                    "catalog entry {}: {e}",
+                    String::from_utf8_lossy(&k)
+                ))
+            })?;
+            let updated_ms = entry.updated_ms;
+            out.push((entry.into_item(), updated_ms));
         }
         Ok(out)
     }
 
     /// Items meeting `filter`, newest review date last.
     pub fn list(&self, filter: &Filter) -> Result<Vec<ItemView>> {
-        let mut items: Vec<Item> = self
+        let mut items: Vec<(Item, u64)> = self
             .catalog()?
             .into_iter()
-            .filter(|i| filter.matches(i))
+            .filter(|(i, _)| filter.matches(i))
             .collect();
-        items.sort_by(|a, b| {
+        items.sort_by(|(a, _), (b, _)| {
             self.establishment_name(&a.owner)
                 .cmp(&self.establishment_name(&b.owner))
                 .then_with(|| a.content.title.cmp(&b.content.title))
         });
-        Ok(items.into_iter().map(|i| self.view(i)).collect())
+        Ok(items.into_iter().map(|(i, t)| self.view(i, t)).collect())
     }
 
     /// Ranked full-text search.
     pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<SearchResults> {
-        let Hits { total, hits } = self.index.search(query, filter, limit)?;
+        Ok(self
+            .find(&SearchRequest {
+                query,
+                filter,
+                sort: Sort::Relevance,
+                offset: 0,
+                limit,
+            })?
+            .results)
+    }
+
+    /// One page of search results in the requested order, with facet
+    /// counts over every match.
+    pub fn find(&self, req: &SearchRequest<'_>) -> Result<SearchPage> {
+        let Hits {
+            total,
+            hits,
+            facets,
+        } = self.index.find(req)?;
         let mut results = Vec::with_capacity(hits.len());
         for hit in hits {
             let Some(bytes) = self.store.get(Tree::Catalog, hit.id.to_hex().as_bytes())? else {
                 continue;
             };
-            let item = serde_json::from_slice::<CatalogEntry>(&bytes)
-                .map_err(|e| LibraryError::Corrupt(format!("catalog entry {}: {e}", hit.id)))?
-                .into_item();
+            let entry = catalog_entry(&hit.id, &bytes)?;
+            let updated_ms = entry.updated_ms;
             results.push(SearchResult {
-                view: self.view(item),
+                view: self.view(entry.into_item(), updated_ms),
                 score: hit.score,
                 snippet: hit.snippet,
                 highlights: hit.highlights,
             });
         }
-        Ok(SearchResults { total, results })
+        Ok(SearchPage {
+            results: SearchResults { total, results },
+            offset: req.offset,
+            sort: req.sort,
+            facets,
+        })
     }
 
     /// This establishment's items in force (draft or published) whose review
@@ -1603,14 +1678,14 @@ impl Library {
         let mut out: Vec<DueItem> = self
             .catalog()?
             .into_iter()
-            .filter(|i| i.owner == self.config.establishment)
-            .filter(|i| matches!(i.content.status, Status::Draft | Status::Published))
-            .filter_map(|i| {
+            .filter(|(i, _)| i.owner == self.config.establishment)
+            .filter(|(i, _)| matches!(i.content.status, Status::Draft | Status::Published))
+            .filter_map(|(i, updated_ms)| {
                 let days = today
                     .until(i.content.review_due)
                     .map_or(0, |s| i64::from(s.get_days()));
                 (days <= within_days).then(|| DueItem {
-                    view: self.view(i),
+                    view: self.view(i, updated_ms),
                     days_left: days,
                 })
             })
@@ -1622,7 +1697,7 @@ impl Library {
     /// Admitted establishments with their item counts.
     pub fn establishments(&self) -> Result<Vec<EstablishmentSummary>> {
         let mut counts: BTreeMap<EstablishmentId, usize> = BTreeMap::new();
-        for item in self.catalog()? {
+        for (item, _) in self.catalog()? {
             *counts.entry(item.owner).or_default() += 1;
         }
         let mut out: Vec<EstablishmentSummary> = self
@@ -1702,9 +1777,19 @@ impl Library {
     }
 }
 
-/// The catalog stores [`Item`] as JSON without its body.
+/// The catalog stores [`Item`] as JSON without its body, with when it was
+/// last updated.
+#[derive(Serialize)]
+struct CatalogRecord<'a> {
+    #[serde(flatten)]
+    item: &'a Item,
+    updated_ms: u64,
+}
+
+/// A catalog entry read back.
 #[derive(Deserialize)]
 struct CatalogEntry {
+    updated_ms: u64,
     id: ItemId,
     owner: EstablishmentId,
     version: u64,
@@ -1715,6 +1800,11 @@ struct CatalogEntry {
     superseded_by: Option<ItemId>,
     withdrawn_reason: Option<String>,
     adopted_from: Option<ItemId>,
+}
+
+fn catalog_entry(id: &ItemId, bytes: &[u8]) -> Result<CatalogEntry> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| LibraryError::Corrupt(format!("catalog entry {id}: {e}")))
 }
 
 impl CatalogEntry {

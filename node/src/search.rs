@@ -7,23 +7,28 @@
 //! filter fields; review dates are a numeric field for range filters.
 //! Common abbreviations of the field are expanded both ways, and short
 //! queries also match by prefix and with one typo, ranked below exact
-//! matches.
+//! matches. Searches return facet counts (kind, pathway, setting, nation,
+//! owner, status) for everything that matched, and can be ordered by
+//! relevance, last update or review date, one page at a time.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::Item;
 use gatehouse_protocol::jiff::civil::Date;
-use serde::Serialize;
-use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
-    Value,
+    FAST, Facet, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema,
+    TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+};
 use thiserror::Error;
 
 use crate::filter::Filter;
@@ -32,6 +37,11 @@ use crate::filter::Filter;
 pub const INDEX_WRITER_BUDGET_BYTES: usize = 32 * 1024 * 1024;
 /// Most results one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 500;
+/// Deepest result reachable by paging (offset plus page size): ranking
+/// costs grow with it, and nobody reads result 10,001.
+pub const MAX_SEARCH_WINDOW: usize = 10_000;
+/// The facets every search counts, in the order pages show them.
+pub const FACETS: [&str; 6] = ["kind", "pathway", "setting", "nation", "owner", "status"];
 /// Longest snippet, in characters.
 pub const SNIPPET_MAX_CHARS: usize = 180;
 /// Longest query accepted, in bytes.
@@ -101,6 +111,71 @@ pub enum SearchError {
     BadQuery(String),
 }
 
+/// How search results are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Best match first (an empty query lists most recently updated first).
+    #[default]
+    Relevance,
+    /// Most recently updated first.
+    Updated,
+    /// Review due soonest first.
+    ReviewDue,
+}
+
+impl Sort {
+    /// Every order, as offered to people.
+    pub const ALL: [Sort; 3] = [Sort::Relevance, Sort::Updated, Sort::ReviewDue];
+
+    /// The name used in URLs and JSON.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Sort::Relevance => "relevance",
+            Sort::Updated => "updated",
+            Sort::ReviewDue => "review_due",
+        }
+    }
+
+    /// The name shown to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Relevance => "Best match",
+            Sort::Updated => "Recently updated",
+            Sort::ReviewDue => "Review date",
+        }
+    }
+
+    /// The order named `slug`.
+    pub fn from_slug(slug: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|s| s.slug() == slug)
+    }
+}
+
+/// One search: the words, the filters, the order and the page wanted.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchRequest<'a> {
+    /// What to look for; empty lists everything that passes the filter.
+    pub query: &'a str,
+    /// Conditions on the items.
+    pub filter: &'a Filter,
+    /// The order of results.
+    pub sort: Sort,
+    /// Results to skip (paging).
+    pub offset: usize,
+    /// Results wanted, at most [`MAX_SEARCH_RESULTS`].
+    pub limit: usize,
+}
+
+/// How many matching items have one value of a facet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacetCount {
+    /// The value (a vocabulary slug, or an establishment id for `owner`).
+    pub value: String,
+    /// Matching items with it.
+    pub count: u64,
+}
+
 /// One search hit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
@@ -119,8 +194,11 @@ pub struct Hit {
 pub struct Hits {
     /// Items matching in all.
     pub total: usize,
-    /// The best `limit` of them, best first.
+    /// The requested page of them, in the requested order.
     pub hits: Vec<Hit>,
+    /// For each of [`FACETS`], the values held by matching items and how
+    /// many have each, most first.
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
 }
 
 #[derive(Clone, Copy)]
@@ -137,6 +215,8 @@ struct Fields {
     pathway: Field,
     setting: Field,
     review_due: Field,
+    updated: Field,
+    facet: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -160,7 +240,9 @@ fn schema() -> (Schema, Fields) {
         owner: sb.add_text_field("owner", STRING),
         pathway: sb.add_text_field("pathway", STRING),
         setting: sb.add_text_field("setting", STRING),
-        review_due: sb.add_i64_field("review_due", INDEXED),
+        review_due: sb.add_i64_field("review_due", INDEXED | FAST),
+        updated: sb.add_i64_field("updated", FAST),
+        facet: sb.add_facet_field("facet", FacetOptions::default()),
     };
     (sb.build(), fields)
 }
@@ -234,14 +316,15 @@ impl SearchIndex {
         self.len() == 0
     }
 
-    /// Adds or replaces items; call [`SearchIndex::commit`] to make them visible.
-    pub fn upsert(&mut self, item: &Item) -> Result<(), SearchError> {
+    /// Adds or replaces an item, last updated at `updated_ms`; call
+    /// [`SearchIndex::commit`] to make it visible.
+    pub fn upsert(&mut self, item: &Item, updated_ms: u64) -> Result<(), SearchError> {
         let f = self.fields;
         let mut doc = TantivyDocument::default();
         doc.add_text(f.id, item.id.to_hex());
         doc.add_text(f.title, &item.content.title);
         doc.add_text(f.summary, &item.content.summary);
-        doc.add_text(f.body, &item.content.body);
+        doc.add_text(f.body, crate::markdown::plain_text(&item.content.body));
         for t in &item.content.tags {
             doc.add_text(f.tags, t);
         }
@@ -256,6 +339,19 @@ impl SearchIndex {
             doc.add_text(f.setting, s.slug());
         }
         doc.add_i64(f.review_due, day_number(item.content.review_due));
+        doc.add_i64(f.updated, i64::try_from(updated_ms).unwrap_or(i64::MAX));
+        let c = &item.content;
+        let mut facets = vec![
+            ("kind", c.kind.slug().to_string()),
+            ("status", c.status.slug().to_string()),
+            ("nation", c.nation.slug().to_string()),
+            ("owner", item.owner.to_hex()),
+        ];
+        facets.extend(c.pathways.iter().map(|p| ("pathway", p.slug().to_string())));
+        facets.extend(c.settings.iter().map(|s| ("setting", s.slug().to_string())));
+        for (dimension, value) in facets {
+            doc.add_facet(f.facet, Facet::from_path([dimension, value.as_str()]));
+        }
         let w = self.writer()?;
         w.delete_term(Term::from_field_text(f.id, &item.id.to_hex()));
         w.add_document(doc)?;
@@ -292,100 +388,97 @@ impl SearchIndex {
         ))
     }
 
-    /// Ranked search with filters.
+    /// Ranked search with filters: the best `limit` items.
     pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<Hits, SearchError> {
+        self.find(&SearchRequest {
+            query,
+            filter,
+            sort: Sort::Relevance,
+            offset: 0,
+            limit,
+        })
+    }
+
+    /// One page of results for `req`, with facet counts over every match.
+    pub fn find(&self, req: &SearchRequest<'_>) -> Result<Hits, SearchError> {
+        let query = req.query.trim();
         if query.len() > MAX_QUERY_BYTES {
             return Err(SearchError::BadQuery(format!(
                 "query is {} bytes, over the limit of {MAX_QUERY_BYTES}",
                 query.len()
             )));
         }
+        let limit = req.limit.clamp(1, MAX_SEARCH_RESULTS);
+        if req.offset.saturating_add(limit) > MAX_SEARCH_WINDOW {
+            return Err(SearchError::BadQuery(format!(
+                "results beyond the first {MAX_SEARCH_WINDOW} cannot be paged to; narrow the search"
+            )));
+        }
         let f = self.fields;
-        let parser = |fuzzy: bool| {
-            let mut p =
-                QueryParser::for_index(&self.index, vec![f.title, f.summary, f.body, f.tags]);
-            p.set_field_boost(f.title, 3.0);
-            p.set_field_boost(f.tags, 2.0);
-            p.set_field_boost(f.summary, 1.5);
-            if fuzzy {
-                for field in [f.title, f.summary, f.body, f.tags] {
-                    p.set_field_fuzzy(field, true, 1, true);
-                }
-            }
-            p
-        };
-        let expanded = expand_abbreviations(query);
-        let (text_query, _errors) = parser(false).parse_query_lenient(&expanded);
-        let words: Vec<&str> = query.split_whitespace().collect();
-        let long: Vec<&str> = words
-            .iter()
-            .copied()
-            .filter(|w| {
-                w.chars().count() >= FUZZY_MIN_CHARS && w.chars().all(char::is_alphanumeric)
-            })
-            .collect();
-        let matching: Box<dyn Query> = if words.len() <= FUZZY_MAX_WORDS && !long.is_empty() {
-            let (fuzzy, _) = parser(true).parse_query_lenient(&long.join(" "));
-            Box::new(BooleanQuery::new(vec![
-                (Occur::Should, text_query.box_clone()),
-                (
-                    Occur::Should,
-                    Box::new(tantivy::query::BoostQuery::new(fuzzy, 0.3)),
-                ),
-            ]))
-        } else {
-            text_query.box_clone()
+        let text_query = (!query.is_empty()).then(|| self.text_query(query));
+        let matching: Box<dyn Query> = match &text_query {
+            Some(q) => self.with_fuzzy(query, q.box_clone()),
+            None => Box::new(AllQuery),
         };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, matching)];
-        let any_of = |field: Field, values: Vec<String>| -> Box<dyn Query> {
-            Box::new(BooleanQuery::new(
-                values
-                    .iter()
-                    .map(|v| (Occur::Should, self.term(field, v)))
-                    .collect(),
-            ))
-        };
-        if let Some(k) = filter.kind {
-            clauses.push((Occur::Must, self.term(f.kind, k.slug())));
-        }
-        if let Some(s) = filter.status {
-            clauses.push((Occur::Must, self.term(f.status, s.slug())));
-        }
-        if let Some(n) = filter.nation {
-            clauses.push((Occur::Must, self.term(f.nation, n.slug())));
-        }
-        if let Some(p) = filter.pathway {
-            clauses.push((Occur::Must, self.term(f.pathway, p.slug())));
-        }
-        if let Some(s) = filter.setting {
-            clauses.push((Occur::Must, self.term(f.setting, s.slug())));
-        }
-        if let Some(owners) = &filter.owners {
-            clauses.push((
-                Occur::Must,
-                any_of(f.owner, owners.iter().map(|o| o.to_hex()).collect()),
-            ));
-        }
-        if let Some(before) = filter.review_due_before {
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    Bound::Unbounded,
-                    Bound::Excluded(Term::from_field_i64(f.review_due, day_number(before))),
-                )),
-            ));
-        }
-        let query = BooleanQuery::new(clauses);
+        clauses.extend(
+            self.filter_clauses(req.filter)
+                .into_iter()
+                .map(|q| (Occur::Must, q)),
+        );
+        let query_all = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let limit = limit.clamp(1, MAX_SEARCH_RESULTS);
-        let (top, total) = searcher.search(
-            &query,
-            &(TopDocs::with_limit(limit).order_by_score(), Count),
-        )?;
-        let mut body_snippets = SnippetGenerator::create(&searcher, &*text_query, f.body)?;
-        body_snippets.set_max_num_chars(SNIPPET_MAX_CHARS);
-        let mut summary_snippets = SnippetGenerator::create(&searcher, &*text_query, f.summary)?;
-        summary_snippets.set_max_num_chars(SNIPPET_MAX_CHARS);
+        let window = TopDocs::with_limit(limit).and_offset(req.offset);
+        let mut facets = FacetCollector::for_field("facet");
+        for dimension in FACETS {
+            facets.add_facet(Facet::from_path([dimension]));
+        }
+        let sort = match (req.sort, &text_query) {
+            (Sort::Relevance, None) => Sort::Updated,
+            (s, _) => s,
+        };
+        let unscored = |top: Vec<(Option<i64>, DocAddress)>| -> Vec<(f32, DocAddress)> {
+            top.into_iter().map(|(_, a)| (0.0, a)).collect()
+        };
+        let (top, total, facet_counts): (Vec<(f32, DocAddress)>, usize, FacetCounts) = match sort {
+            Sort::Relevance => {
+                searcher.search(&query_all, &(window.order_by_score(), Count, facets))?
+            }
+            Sort::Updated => {
+                let by = window.order_by_fast_field::<i64>("updated", Order::Desc);
+                let (top, n, fc) = searcher.search(&query_all, &(by, Count, facets))?;
+                (unscored(top), n, fc)
+            }
+            Sort::ReviewDue => {
+                let by = window.order_by_fast_field::<i64>("review_due", Order::Asc);
+                let (top, n, fc) = searcher.search(&query_all, &(by, Count, facets))?;
+                (unscored(top), n, fc)
+            }
+        };
+        let mut facet_out = BTreeMap::new();
+        for dimension in FACETS {
+            let mut counts: Vec<FacetCount> = facet_counts
+                .get(Facet::from_path([dimension]))
+                .filter_map(|(facet, count)| {
+                    facet.to_path().last().map(|v| FacetCount {
+                        value: (*v).to_string(),
+                        count,
+                    })
+                })
+                .collect();
+            counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            facet_out.insert(dimension.to_string(), counts);
+        }
+        let snippets = match &text_query {
+            Some(q) => {
+                let mut body = SnippetGenerator::create(&searcher, &**q, f.body)?;
+                body.set_max_num_chars(SNIPPET_MAX_CHARS);
+                let mut summary = SnippetGenerator::create(&searcher, &**q, f.summary)?;
+                summary.set_max_num_chars(SNIPPET_MAX_CHARS);
+                Some((body, summary))
+            }
+            None => None,
+        };
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -396,25 +489,122 @@ impl SearchIndex {
             else {
                 continue;
             };
-            let mut snippet = body_snippets.snippet_from_doc(&doc);
-            if snippet.highlighted().is_empty() {
-                let from_summary = summary_snippets.snippet_from_doc(&doc);
-                if !from_summary.highlighted().is_empty() || snippet.fragment().is_empty() {
-                    snippet = from_summary;
+            let (snippet, highlights) = match &snippets {
+                Some((body, summary)) => {
+                    let mut snippet = body.snippet_from_doc(&doc);
+                    if snippet.highlighted().is_empty() {
+                        let from_summary = summary.snippet_from_doc(&doc);
+                        if !from_summary.highlighted().is_empty() || snippet.fragment().is_empty() {
+                            snippet = from_summary;
+                        }
+                    }
+                    let ranges = snippet
+                        .highlighted()
+                        .iter()
+                        .map(|r| (r.start, r.end))
+                        .collect();
+                    (snippet.fragment().to_string(), ranges)
                 }
-            }
+                None => (
+                    doc.get_first(f.summary)
+                        .and_then(|v| v.as_str())
+                        .map(|s| s.chars().take(SNIPPET_MAX_CHARS).collect())
+                        .unwrap_or_default(),
+                    Vec::new(),
+                ),
+            };
             hits.push(Hit {
                 id,
                 score,
-                snippet: snippet.fragment().to_string(),
-                highlights: snippet
-                    .highlighted()
-                    .iter()
-                    .map(|r| (r.start, r.end))
-                    .collect(),
+                snippet,
+                highlights,
             });
         }
-        Ok(Hits { total, hits })
+        Ok(Hits {
+            total,
+            hits,
+            facets: facet_out,
+        })
+    }
+
+    fn parser(&self, fuzzy: bool) -> QueryParser {
+        let f = self.fields;
+        let mut p = QueryParser::for_index(&self.index, vec![f.title, f.summary, f.body, f.tags]);
+        p.set_field_boost(f.title, 3.0);
+        p.set_field_boost(f.tags, 2.0);
+        p.set_field_boost(f.summary, 1.5);
+        if fuzzy {
+            for field in [f.title, f.summary, f.body, f.tags] {
+                p.set_field_fuzzy(field, true, 1, true);
+            }
+        }
+        p
+    }
+
+    /// The words of `query`, with abbreviations expanded (used for snippets).
+    fn text_query(&self, query: &str) -> Box<dyn Query> {
+        self.parser(false)
+            .parse_query_lenient(&expand_abbreviations(query))
+            .0
+    }
+
+    /// `exact`, plus prefix and one-typo matches of the longer words of a
+    /// short query, ranked below exact matches.
+    fn with_fuzzy(&self, query: &str, exact: Box<dyn Query>) -> Box<dyn Query> {
+        let words: Vec<&str> = query.split_whitespace().collect();
+        let long: Vec<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| {
+                w.chars().count() >= FUZZY_MIN_CHARS && w.chars().all(char::is_alphanumeric)
+            })
+            .collect();
+        if words.len() > FUZZY_MAX_WORDS || long.is_empty() {
+            return exact;
+        }
+        let (fuzzy, _) = self.parser(true).parse_query_lenient(&long.join(" "));
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Should, exact),
+            (
+                Occur::Should,
+                Box::new(tantivy::query::BoostQuery::new(fuzzy, 0.3)),
+            ),
+        ]))
+    }
+
+    fn filter_clauses(&self, filter: &Filter) -> Vec<Box<dyn Query>> {
+        let f = self.fields;
+        let mut out: Vec<Box<dyn Query>> = Vec::new();
+        if let Some(k) = filter.kind {
+            out.push(self.term(f.kind, k.slug()));
+        }
+        if let Some(s) = filter.status {
+            out.push(self.term(f.status, s.slug()));
+        }
+        if let Some(n) = filter.nation {
+            out.push(self.term(f.nation, n.slug()));
+        }
+        if let Some(p) = filter.pathway {
+            out.push(self.term(f.pathway, p.slug()));
+        }
+        if let Some(s) = filter.setting {
+            out.push(self.term(f.setting, s.slug()));
+        }
+        if let Some(owners) = &filter.owners {
+            out.push(Box::new(BooleanQuery::new(
+                owners
+                    .iter()
+                    .map(|o| (Occur::Should, self.term(f.owner, &o.to_hex())))
+                    .collect(),
+            )));
+        }
+        if let Some(before) = filter.review_due_before {
+            out.push(Box::new(RangeQuery::new(
+                Bound::Unbounded,
+                Bound::Excluded(Term::from_field_i64(f.review_due, day_number(before))),
+            )));
+        }
+        out
     }
 }
 

@@ -1,0 +1,147 @@
+//! Markdown from any site: turned into HTML that is safe to show, or into
+//! plain text for the search index.
+//!
+//! Item bodies are written at other establishments, so they are untrusted:
+//! after Markdown rendering, the HTML is cleaned with ammonia to an allow
+//! list of tags and attributes. Nothing can run (no script, no event
+//! handler attributes, no `javascript:` or other non-web links) and nothing
+//! is fetched from elsewhere: images are replaced by their description, so a
+//! page never calls out to a remote server.
+
+use std::collections::HashSet;
+
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+
+/// Link schemes kept in rendered bodies.
+const LINK_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
+
+fn options() -> Options {
+    let mut options = Options::empty();
+    options.insert(Options::ENABLE_TABLES);
+    options.insert(Options::ENABLE_STRIKETHROUGH);
+    options.insert(Options::ENABLE_TASKLISTS);
+    options
+}
+
+fn demote(level: HeadingLevel, by: usize) -> HeadingLevel {
+    use HeadingLevel::{H1, H2, H3, H4, H5, H6};
+    let levels = [H1, H2, H3, H4, H5, H6];
+    let at = levels.iter().position(|l| *l == level).unwrap_or(0);
+    levels[(at + by).min(levels.len() - 1)]
+}
+
+/// Renders untrusted Markdown to sanitised HTML, its headings moved down
+/// `heading_offset` levels so they sit under the page's own headings.
+pub fn render(markdown: &str, heading_offset: usize) -> String {
+    let events = Parser::new_ext(markdown, options()).map(|event| match event {
+        Event::Start(Tag::Image { .. }) => Event::Text("[image: ".into()),
+        Event::End(TagEnd::Image) => Event::Text("]".into()),
+        Event::Start(Tag::Heading {
+            level,
+            id,
+            classes,
+            attrs,
+        }) => Event::Start(Tag::Heading {
+            level: demote(level, heading_offset),
+            id,
+            classes,
+            attrs,
+        }),
+        Event::End(TagEnd::Heading(level)) => {
+            Event::End(TagEnd::Heading(demote(level, heading_offset)))
+        }
+        other => other,
+    });
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events);
+    ammonia::Builder::default()
+        .rm_tags(["img"])
+        .url_schemes(HashSet::from(LINK_SCHEMES))
+        .url_relative(ammonia::UrlRelative::Deny)
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .clean(&html)
+        .to_string()
+}
+
+/// The words of a Markdown text without its markup (for the search index
+/// and its snippets): blocks end in a newline, inline markup disappears.
+pub fn plain_text(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    for event in Parser::new_ext(markdown, options()) {
+        match event {
+            Event::Text(t) | Event::Code(t) => out.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => out.push(' '),
+            Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::TableRow
+                | TagEnd::TableHead
+                | TagEnd::CodeBlock
+                | TagEnd::BlockQuote(_),
+            ) => out.push('\n'),
+            Event::End(TagEnd::TableCell) => out.push_str(" · "),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+
+    #[test]
+    fn nothing_active_survives() {
+        let html = render(
+            concat!(
+                "# Title\n\n",
+                "<script>alert(1)</script>\n\n",
+                "<p onclick=\"alert(2)\">para</p>\n\n",
+                "[click](javascript:alert(3)) and [ok](https://example.org/a)\n\n",
+                "![a chart](https://tracker.example/pixel.png)\n\n",
+                "<img src=x onerror=alert(4)>\n\n",
+                "<iframe src=\"https://example.org\"></iframe>\n",
+            ),
+            0,
+        );
+        for banned in [
+            "<script",
+            "onclick",
+            "javascript:",
+            "<img",
+            "onerror",
+            "<iframe",
+            "pixel.png",
+        ] {
+            assert!(!html.contains(banned), "{banned} survived in {html}");
+        }
+        assert!(html.contains("<h1>Title</h1>"));
+        assert!(html.contains("[image: a chart]"));
+        assert!(html.contains(r#"href="https://example.org/a""#));
+        assert!(html.contains("noopener"));
+    }
+
+    #[test]
+    fn headings_sit_under_the_page_headings() {
+        assert!(
+            render("# A\n\n## B\n\n###### C\n", 2).contains("<h3>A</h3>\n<h4>B</h4>\n<h6>C</h6>")
+        );
+    }
+
+    #[test]
+    fn plain_text_drops_markup() {
+        assert_eq!(
+            super::plain_text(
+                "# Title\n\nSome **bold** and [a link](https://x.org).\n\n- one\n- two\n"
+            ),
+            "Title\nSome bold and a link.\none\ntwo\n"
+        );
+    }
+
+    #[test]
+    fn tables_and_lists_render() {
+        let html = render("| a | b |\n|---|---|\n| 1 | 2 |\n\n- one\n- two\n", 0);
+        assert!(html.contains("<table>") && html.contains("<li>one</li>"));
+    }
+}

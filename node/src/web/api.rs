@@ -1,0 +1,213 @@
+//! The JSON API under `/api/v1`.
+//!
+//! Shapes are the library's own serialised types (the same the CLI prints
+//! with `--json`) and are described by `openapi.json`, served at
+//! `/api/v1/openapi.json`. Errors are `{"error": "..."}` with 400 for bad
+//! parameters, 404 for unknown items, versions and routes.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{WebError, WebState, item_id, parse_search, version_number};
+use crate::diff::{ItemDiff, diff};
+use crate::library::{
+    EstablishmentSummary, ItemView, Library, PeerEntry, SearchPage, StatusReport, VersionEntry,
+};
+use crate::net::NetStatus;
+use crate::search::SearchRequest;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        (
+            self.status(),
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+type ApiResult<T> = Result<Json<T>, WebError>;
+
+/// The API's routes.
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/items/{id}", get(item))
+        .route("/api/v1/items/{id}/versions/{version}", get(item_version))
+        .route("/api/v1/items/{id}/history", get(history))
+        .route("/api/v1/items/{id}/diff", get(item_diff))
+        .route("/api/v1/establishments", get(establishments))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1", get(unknown))
+        .route("/api/v1/{*rest}", get(unknown))
+}
+
+async fn unknown() -> WebError {
+    WebError::NotFound("no such API route; see /api/v1/openapi.json".into())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// Runs a search for query-string `pairs` on `lib`.
+pub fn run_search(
+    lib: &Library,
+    pairs: &[(String, String)],
+    web_page: bool,
+) -> Result<(super::SearchParams, SearchPage), WebError> {
+    let p = parse_search(pairs, web_page)?;
+    let page = lib.find(&SearchRequest {
+        query: &p.q,
+        filter: &p.filter,
+        sort: p.sort,
+        offset: p.offset,
+        limit: p.limit,
+    })?;
+    Ok((p, page))
+}
+
+async fn search(
+    State(state): State<WebState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<SearchPage> {
+    state
+        .read(move |lib| Ok(Json(run_search(lib, &pairs, false)?.1)))
+        .await
+}
+
+async fn item(State(state): State<WebState>, Path(id): Path<String>) -> ApiResult<ItemView> {
+    state
+        .read(move |lib| Ok(Json(lib.get(&item_id(lib, &id)?, None)?)))
+        .await
+}
+
+async fn item_version(
+    State(state): State<WebState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<ItemView> {
+    state
+        .read(move |lib| {
+            let id = item_id(lib, &id)?;
+            let n = version_number("version", &version)?;
+            Ok(Json(lib.get(&id, Some(n))?))
+        })
+        .await
+}
+
+async fn history(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<VersionEntry>> {
+    state
+        .read(move |lib| Ok(Json(lib.history(&item_id(lib, &id)?)?)))
+        .await
+}
+
+/// The versions a diff request names: `to` defaults to the latest, `from`
+/// to the one before `to`.
+pub fn diff_between(
+    lib: &Library,
+    id: &str,
+    pairs: &[(String, String)],
+) -> Result<(ItemView, ItemView, ItemDiff), WebError> {
+    let id = item_id(lib, id)?;
+    let (mut from, mut to) = (None, None);
+    for (key, value) in pairs {
+        let value = value.trim();
+        match key.as_str() {
+            _ if value.is_empty() => {}
+            "from" => from = Some(version_number("from", value)?),
+            "to" => to = Some(version_number("to", value)?),
+            other => {
+                return Err(WebError::BadRequest(format!(
+                    "unknown parameter {other:?}; expected from, to"
+                )));
+            }
+        }
+    }
+    let latest = lib.get(&id, None)?;
+    let to = to.unwrap_or(latest.item.version);
+    let from = match from {
+        Some(f) => f,
+        None if to > 1 => to - 1,
+        None => {
+            return Err(WebError::BadRequest(
+                "version 1 has nothing before it; give from and to".into(),
+            ));
+        }
+    };
+    let (old, new) = (lib.get(&id, Some(from))?, lib.get(&id, Some(to))?);
+    let d = diff(&old, &new);
+    Ok((old, new, d))
+}
+
+async fn item_diff(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<ItemDiff> {
+    state
+        .read(move |lib| Ok(Json(diff_between(lib, &id, &pairs)?.2)))
+        .await
+}
+
+async fn establishments(State(state): State<WebState>) -> ApiResult<Vec<EstablishmentSummary>> {
+    state.read(|lib| Ok(Json(lib.establishments()?))).await
+}
+
+/// What `GET /api/v1/status` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    /// What the library holds.
+    #[serde(flatten)]
+    pub library: StatusReport,
+    /// Whether the network runs in this process.
+    pub node_running: bool,
+    /// The network's state, when it runs.
+    pub network_state: Option<NetStatus>,
+    /// Remembered peer addresses.
+    pub peer_book: Vec<PeerEntry>,
+    /// The last completed reconciliation with any peer (ms since the epoch).
+    pub last_sync_ms: Option<u64>,
+}
+
+/// The node's status as the API and the network page show it.
+pub fn node_status(lib: &Library, net: Option<NetStatus>) -> Result<NodeStatus, WebError> {
+    let peer_book = lib.peers()?;
+    let last_sync_ms = peer_book
+        .iter()
+        .filter_map(|p| p.last_sync_ms)
+        .chain(net.as_ref().and_then(|n| n.last_sync_ms))
+        .max();
+    Ok(NodeStatus {
+        library: lib.status()?,
+        node_running: net.is_some(),
+        network_state: net,
+        peer_book,
+        last_sync_ms,
+    })
+}
+
+async fn status(State(state): State<WebState>) -> Result<Response, WebError> {
+    let net = state.net.as_ref().map(crate::net::NetHandle::status);
+    let s = state.read(move |lib| node_status(lib, net)).await?;
+    Ok((StatusCode::OK, Json(s)).into_response())
+}

@@ -1,0 +1,341 @@
+//! The node's web page and JSON API (axum).
+//!
+//! Clinicians read the library in a browser: server-rendered HTML that
+//! needs no JavaScript, styled by one small stylesheet, served with a strict
+//! Content-Security-Policy. Programs (and the CLI, while the node runs) use
+//! the JSON API under `/api/v1`, described by the OpenAPI document at
+//! `/api/v1/openapi.json`. Everything here is read-only: publishing stays
+//! with the CLI and the control socket.
+//!
+//! Handlers lock the library on tokio's blocking pool, so a slow query never
+//! stalls the runtime that also drives the network.
+
+pub mod api;
+pub mod pages;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use gatehouse_protocol::id::{EstablishmentId, ItemId};
+use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use crate::filter::Filter;
+use crate::library::{Library, LibraryError, MIN_ID_PREFIX_CHARS};
+use crate::net::NetHandle;
+use crate::search::{MAX_SEARCH_RESULTS, SearchError, Sort};
+
+/// The address the web page listens on unless told otherwise: loopback only.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8480";
+/// Results on one page of the web search.
+pub const PAGE_SIZE: usize = 10;
+/// Results the API returns when no `limit` is given.
+pub const DEFAULT_API_LIMIT: usize = 20;
+
+/// The policy every response is sent with: nothing but this node's own
+/// stylesheet loads, no script runs, forms post only here, and no other
+/// site may frame the page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
+     img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// What the web handlers share.
+#[derive(Clone)]
+pub struct WebState {
+    /// The library (shared with the network task, if any).
+    pub library: Arc<Mutex<Library>>,
+    /// The network, when the node runs one.
+    pub net: Option<NetHandle>,
+}
+
+impl WebState {
+    /// Runs `f` on the locked library on the blocking pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Library) -> Result<T, WebError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let library = self.library.clone();
+        tokio::task::spawn_blocking(move || {
+            let lib = library.lock().unwrap_or_else(|p| p.into_inner());
+            f(&lib)
+        })
+        .await
+        .map_err(|e| WebError::Internal(format!("request task failed: {e}")))?
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Error)]
+pub enum WebError {
+    /// The request's parameters are wrong (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such item, version or page (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Something broke on this node (500); logged.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl WebError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<LibraryError> for WebError {
+    fn from(e: LibraryError) -> Self {
+        match e {
+            LibraryError::UnknownItem(_) | LibraryError::NoSuchVersion { .. } => {
+                WebError::NotFound(e.to_string())
+            }
+            LibraryError::AmbiguousId { .. } => WebError::BadRequest(e.to_string()),
+            LibraryError::Search(s) if matches!(*s, SearchError::BadQuery(_)) => {
+                WebError::BadRequest(s.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "web request failed");
+                WebError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+/// Reads an item id (or an unambiguous prefix of at least
+/// [`MIN_ID_PREFIX_CHARS`] hex characters) from a path.
+pub fn item_id(lib: &Library, text: &str) -> Result<ItemId, WebError> {
+    let ok = (MIN_ID_PREFIX_CHARS..=32).contains(&text.len())
+        && text.chars().all(|c| c.is_ascii_hexdigit());
+    if !ok {
+        return Err(WebError::BadRequest(format!(
+            "{text:?} is not an item id (32 hex characters, or at least {MIN_ID_PREFIX_CHARS} of them)"
+        )));
+    }
+    Ok(lib.resolve(text)?)
+}
+
+/// A version number from a path or query.
+pub fn version_number(name: &str, text: &str) -> Result<u64, WebError> {
+    match text.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(WebError::BadRequest(format!(
+            "{name} must be a version number (1 or more), not {text:?}"
+        ))),
+    }
+}
+
+/// A search as asked for in a query string.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchParams {
+    /// The words.
+    pub q: String,
+    /// Facet and other filters.
+    pub filter: Filter,
+    /// Order.
+    pub sort: Sort,
+    /// Results to skip.
+    pub offset: usize,
+    /// Results wanted.
+    pub limit: usize,
+}
+
+fn parse_one<T: std::str::FromStr>(
+    slot: &mut Option<T>,
+    key: &str,
+    value: &str,
+) -> Result<(), WebError>
+where
+    T::Err: std::fmt::Display,
+{
+    if slot.is_some() {
+        return Err(WebError::BadRequest(format!("give {key} at most once")));
+    }
+    *slot = Some(
+        value
+            .parse()
+            .map_err(|e| WebError::BadRequest(format!("{key}: {e}")))?,
+    );
+    Ok(())
+}
+
+fn parse_count(key: &str, value: &str) -> Result<usize, WebError> {
+    value
+        .parse::<usize>()
+        .map_err(|_| WebError::BadRequest(format!("{key} must be a whole number, not {value:?}")))
+}
+
+/// Reads search parameters. The API pages with `offset` and `limit`; the
+/// web page with `page` (from 1, [`PAGE_SIZE`] results each). Empty values
+/// (as a form sends for "any") are ignored; unknown parameters are refused,
+/// so a misspelt filter never silently widens a search.
+pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<SearchParams, WebError> {
+    let mut p = SearchParams {
+        limit: if web_page {
+            PAGE_SIZE
+        } else {
+            DEFAULT_API_LIMIT
+        },
+        ..SearchParams::default()
+    };
+    let (mut kind, mut pathway, mut setting, mut status, mut nation) = (
+        None::<Kind>,
+        None::<Pathway>,
+        None::<Setting>,
+        None::<Status>,
+        None::<Nation>,
+    );
+    let mut owners: Vec<EstablishmentId> = Vec::new();
+    for (key, value) in pairs {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match key.as_str() {
+            "q" => p.q = value.to_string(),
+            "kind" => parse_one(&mut kind, key, value)?,
+            "pathway" => parse_one(&mut pathway, key, value)?,
+            "setting" => parse_one(&mut setting, key, value)?,
+            "status" => parse_one(&mut status, key, value)?,
+            "nation" => parse_one(&mut nation, key, value)?,
+            "owner" => owners.push(value.parse().map_err(|_| {
+                WebError::BadRequest(format!("owner must be an establishment id, not {value:?}"))
+            })?),
+            "sort" => {
+                p.sort = Sort::from_slug(value).ok_or_else(|| {
+                    WebError::BadRequest(format!(
+                        "sort must be one of {}, not {value:?}",
+                        Sort::ALL.map(Sort::slug).join(", ")
+                    ))
+                })?;
+            }
+            "offset" if !web_page => p.offset = parse_count(key, value)?,
+            "limit" if !web_page => {
+                p.limit = parse_count(key, value)?;
+                if p.limit == 0 || p.limit > MAX_SEARCH_RESULTS {
+                    return Err(WebError::BadRequest(format!(
+                        "limit must be from 1 to {MAX_SEARCH_RESULTS}"
+                    )));
+                }
+            }
+            "page" if web_page => {
+                let page = parse_count(key, value)?;
+                if page == 0 {
+                    return Err(WebError::BadRequest("page numbers start at 1".into()));
+                }
+                p.offset = (page - 1).saturating_mul(PAGE_SIZE);
+            }
+            other => {
+                return Err(WebError::BadRequest(format!(
+                    "unknown parameter {other:?}; expected q, kind, pathway, setting, nation, owner, status, sort, {}",
+                    if web_page { "page" } else { "offset, limit" }
+                )));
+            }
+        }
+    }
+    p.filter = Filter {
+        kind,
+        pathway,
+        setting,
+        status,
+        nation,
+        owners: (!owners.is_empty()).then_some(owners),
+        review_due_before: None,
+    };
+    Ok(p)
+}
+
+/// Adds the security headers every response carries.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// Every route: the web page and the API.
+pub fn router(state: WebState) -> Router {
+    pages::routes()
+        .merge(api::routes())
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// A failure starting the web server.
+#[derive(Debug, Error)]
+#[error("cannot serve the web page on {addr}: {source}")]
+pub struct ServeError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// The running web server.
+pub struct WebServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebServer {
+    /// Binds `addr` and serves the page and API until [`WebServer::stop`].
+    pub async fn start(addr: SocketAddr, state: WebState) -> Result<Self, ServeError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| ServeError { addr, source })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(state);
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "web server stopped");
+            }
+        });
+        tracing::info!(address = %format!("http://{bound}/"), "web page served");
+        Ok(Self {
+            addr: bound,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops serving and waits for open requests to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}

@@ -1,0 +1,1000 @@
+//! The web page: server-rendered HTML (maud), no JavaScript.
+//!
+//! Every page shares one layout: a skip link, a header with the main
+//! navigation, one `h1`, and headings in order below it. Facets, sorting and
+//! paging are plain links and GET forms, so the page works by keyboard, on
+//! old browsers and with scripts blocked.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use gatehouse_protocol::id::{EstablishmentId, ItemId};
+use gatehouse_protocol::jiff::Zoned;
+use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::api::{diff_between, node_status, run_search};
+use super::{PAGE_SIZE, SearchParams, WebError, WebState, item_id, version_number};
+use crate::diff::{ItemDiff, LineChange};
+use crate::library::{ItemView, Library, SearchResult, VersionEntry, format_ms};
+use crate::markdown;
+use crate::search::{FACETS, FacetCount, Sort};
+
+/// The stylesheet.
+pub const STYLESHEET: &str = include_str!("style.css");
+/// Items shown in each list on the home page.
+pub const HOME_LIST_LEN: usize = 8;
+/// How far ahead the home page looks for reviews due, in days.
+pub const HOME_DUE_WITHIN_DAYS: i64 = 90;
+/// Items listed under each establishment in the directory.
+pub const DIRECTORY_ITEMS: usize = 5;
+
+/// The page's routes.
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/search", get(search))
+        .route("/items/{id}", get(item))
+        .route("/items/{id}/diff", get(item_diff))
+        .route("/establishments", get(establishments))
+        .route("/network", get(network))
+        .route("/static/style.css", get(stylesheet))
+        .fallback(not_found)
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+}
+
+/// Which part of the navigation a page belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Home,
+    Search,
+    Establishments,
+    Network,
+    None,
+}
+
+/// The network and establishment this node serves, for the header.
+struct Site {
+    network: String,
+    establishment: String,
+}
+
+fn site(lib: &Library) -> Site {
+    let est = lib.config().establishment;
+    Site {
+        network: lib
+            .trust()
+            .network_name
+            .clone()
+            .unwrap_or_else(|| "Gatehouse network".into()),
+        establishment: lib
+            .trust()
+            .establishments
+            .get(&est)
+            .map_or_else(|| "this node (not yet admitted)".into(), |e| e.name.clone()),
+    }
+}
+
+fn layout(site: &Site, section: Section, title: &str, content: Markup) -> Markup {
+    let nav = [
+        (Section::Home, "/", "Home"),
+        (Section::Search, "/search", "Search"),
+        (Section::Establishments, "/establishments", "Establishments"),
+        (Section::Network, "/network", "Network"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en-GB" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " – Gatehouse" }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body {
+                a.skip-link href="#main" { "Skip to main content" }
+                header.header {
+                    div.width.header-row {
+                        a.brand href="/" { "Gatehouse" }
+                        span.header-site { (site.network) " · " (site.establishment) }
+                    }
+                    nav.nav aria-label="Main" {
+                        ul.width {
+                            @for (s, href, label) in nav {
+                                li {
+                                    @if s == section {
+                                        a href=(href) aria-current="page" { (label) }
+                                    } @else {
+                                        a href=(href) { (label) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                main #main .width tabindex="-1" { (content) }
+                footer.footer {
+                    div.width {
+                        p { "A read-only view of the library held by this node. Documents are published with the "
+                            code { "gatehouse" } " command." }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+/// Renders an error as a page of its own.
+fn error_page(site: Option<&Site>, e: &WebError) -> Response {
+    let title = match e {
+        WebError::BadRequest(_) => "There is a problem with this request",
+        WebError::NotFound(_) => "Page not found",
+        WebError::Internal(_) => "Sorry, there is a problem with this node",
+    };
+    let fallback = Site {
+        network: "Gatehouse".into(),
+        establishment: String::new(),
+    };
+    let content = html! {
+        h1 { (title) }
+        div.error-summary role="alert" { p { (e.to_string()) } }
+        p { a href="/" { "Go to the home page" } " or " a href="/search" { "search the library" } "." }
+    };
+    page(
+        e.status(),
+        layout(site.unwrap_or(&fallback), Section::None, title, content),
+    )
+}
+
+async fn not_found(State(state): State<WebState>) -> Response {
+    let site = state.read(|lib| Ok(site(lib))).await.ok();
+    error_page(
+        site.as_ref(),
+        &WebError::NotFound("There is no page at this address.".into()),
+    )
+}
+
+/// Runs a page renderer on the library; errors become error pages.
+async fn render(
+    state: &WebState,
+    f: impl FnOnce(&Library, &Site) -> Result<Markup, WebError> + Send + 'static,
+) -> Response {
+    let result = state
+        .read(move |lib| {
+            let s = site(lib);
+            Ok(match f(lib, &s) {
+                Ok(m) => Ok(m),
+                Err(e) => Err((s, e)),
+            })
+        })
+        .await;
+    match result {
+        Ok(Ok(markup)) => page(StatusCode::OK, markup),
+        Ok(Err((s, e))) => error_page(Some(&s), &e),
+        Err(e) => error_page(None, &e),
+    }
+}
+
+fn establishment_name(lib: &Library, id: &EstablishmentId) -> String {
+    lib.trust().establishments.get(id).map_or_else(
+        || format!("establishment {}", id.short()),
+        |e| e.name.clone(),
+    )
+}
+
+/// The label of facet `dimension`'s `value`.
+fn facet_label(lib: &Library, dimension: &str, value: &str) -> String {
+    let label = match dimension {
+        "kind" => Kind::from_str(value).ok().map(|v| v.label().to_string()),
+        "pathway" => Pathway::from_str(value).ok().map(|v| v.label().to_string()),
+        "setting" => Setting::from_str(value).ok().map(|v| v.label().to_string()),
+        "nation" => Nation::from_str(value).ok().map(|v| v.label().to_string()),
+        "status" => Status::from_str(value).ok().map(|v| v.label().to_string()),
+        "owner" => EstablishmentId::from_str(value)
+            .ok()
+            .map(|id| establishment_name(lib, &id)),
+        _ => None,
+    };
+    label.unwrap_or_else(|| value.to_string())
+}
+
+fn facet_title(dimension: &str) -> &'static str {
+    match dimension {
+        "kind" => "Kind",
+        "pathway" => "Care pathway",
+        "setting" => "Setting type",
+        "nation" => "Nation",
+        "owner" => "Establishment",
+        "status" => "Status",
+        _ => "Other",
+    }
+}
+
+fn date_of(rfc3339: &str) -> &str {
+    rfc3339.get(..10).unwrap_or(rfc3339)
+}
+
+fn date_ms(ms: u64) -> String {
+    date_of(&format_ms(ms)).to_string()
+}
+
+fn badge(status: Status) -> Markup {
+    html! { strong class={ "badge badge-" (status.slug()) } { (status.label()) } }
+}
+
+fn item_link(id: &ItemId, title: &str) -> Markup {
+    html! { a href={ "/items/" (id.to_hex()) } { (title) } }
+}
+
+/// A search result or listing entry.
+fn result_card(v: &ItemView, snippet: Option<(&str, &[(usize, usize)])>) -> Markup {
+    let c = &v.item.content;
+    html! {
+        li.result {
+            h3.result-title { (item_link(&v.item.id, &c.title)) }
+            p.result-meta {
+                (badge(c.status)) " "
+                span { (c.kind.label()) } " · "
+                span { (v.establishment.name.as_deref().unwrap_or("unknown establishment")) } " · "
+                span { "version " (v.item.version) } " · "
+                span { "updated " (date_of(&v.updated)) }
+            }
+            @match snippet {
+                Some((text, ranges)) if !text.is_empty() => p.snippet { (highlighted(text, ranges)) },
+                _ => p.snippet { (c.summary) },
+            }
+        }
+    }
+}
+
+/// `text` with the byte ranges `ranges` wrapped in `mark`.
+fn highlighted(text: &str, ranges: &[(usize, usize)]) -> Markup {
+    let mut parts: Vec<(bool, &str)> = Vec::new();
+    let mut at = 0;
+    for &(start, end) in ranges {
+        if start < at || end < start {
+            continue;
+        }
+        if let (Some(before), Some(hit)) = (text.get(at..start), text.get(start..end)) {
+            parts.push((false, before));
+            parts.push((true, hit));
+            at = end;
+        }
+    }
+    parts.push((false, text.get(at..).unwrap_or("")));
+    html! {
+        @for (hit, part) in parts {
+            @if hit { mark { (part) } } @else { (part) }
+        }
+    }
+}
+
+fn search_form(q: &str, hidden: &[(String, String)]) -> Markup {
+    html! {
+        form.search-form action="/search" method="get" role="search" {
+            label.label for="q" { "Search the library" }
+            div.hint #q-hint { "For example: naloxone, IPRA, self-harm observations" }
+            div.search-row {
+                input.input #q type="search" name="q" value=(q) aria-describedby="q-hint" autocomplete="off";
+                @for (k, v) in hidden {
+                    input type="hidden" name=(k) value=(v);
+                }
+                button.button type="submit" { "Search" }
+            }
+        }
+    }
+}
+
+async fn home(State(state): State<WebState>) -> Response {
+    render(&state, |lib, site_info| {
+        let recent = lib.find(&crate::search::SearchRequest {
+            query: "",
+            filter: &crate::filter::Filter::default(),
+            sort: Sort::Updated,
+            offset: 0,
+            limit: HOME_LIST_LEN,
+        })?;
+        let today = Zoned::now().date();
+        let due = lib.due(today, HOME_DUE_WITHIN_DAYS)?;
+        let content = html! {
+            h1 { "Find policies, procedures and QI work from across the network" }
+            p.lead { "Search the documents that establishments in " (site_info.network)
+                " share: how other sites handle a clinical problem, and what they learned." }
+            (search_form("", &[]))
+            div.columns {
+                section.column aria-labelledby="recent-heading" {
+                    h2 #recent-heading { "Recently published or updated" }
+                    @if recent.results.results.is_empty() {
+                        p { "Nothing has been published yet." }
+                    } @else {
+                        ul.results {
+                            @for r in &recent.results.results { (result_card(&r.view, None)) }
+                        }
+                        p { a href="/search?sort=updated" { "Everything, most recently updated first" } }
+                    }
+                }
+                section.column aria-labelledby="due-heading" {
+                    h2 #due-heading { "Due for review at " (site_info.establishment) }
+                    @if due.is_empty() {
+                        p { "Nothing here is due for review in the next " (HOME_DUE_WITHIN_DAYS) " days." }
+                    } @else {
+                        ul.results {
+                            @for d in due.iter().take(HOME_LIST_LEN) {
+                                li.result {
+                                    h3.result-title { (item_link(&d.view.item.id, &d.view.item.content.title)) }
+                                    p.result-meta {
+                                        @if d.days_left < 0 {
+                                            strong.badge.badge-overdue { "Overdue" } " "
+                                            "review was due " (d.view.item.content.review_due) " (" ((-d.days_left)) " days ago)"
+                                        } @else {
+                                            "review due " (d.view.item.content.review_due) " (in " (d.days_left) " days)"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        @if due.len() > HOME_LIST_LEN {
+                            p { (due.len() - HOME_LIST_LEN) " more: run " code { "gatehouse due" } "." }
+                        }
+                    }
+                }
+            }
+        };
+        Ok(layout(site_info, Section::Home, "Home", content))
+    })
+    .await
+}
+
+/// Query-string pairs that reproduce `p` (page 1).
+fn params_pairs(p: &SearchParams) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if !p.q.is_empty() {
+        out.push(("q".into(), p.q.clone()));
+    }
+    let f = &p.filter;
+    let mut push = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            out.push((k.to_string(), v.to_string()));
+        }
+    };
+    push("kind", f.kind.map(Kind::slug));
+    push("pathway", f.pathway.map(Pathway::slug));
+    push("setting", f.setting.map(Setting::slug));
+    push("nation", f.nation.map(Nation::slug));
+    push("status", f.status.map(Status::slug));
+    for o in f.owners.iter().flatten() {
+        out.push(("owner".into(), o.to_hex()));
+    }
+    if p.sort != Sort::Relevance {
+        out.push(("sort".into(), p.sort.slug().into()));
+    }
+    out
+}
+
+fn search_href(pairs: &[(String, String)]) -> String {
+    match serde_urlencoded::to_string(pairs) {
+        Ok(q) if !q.is_empty() => format!("/search?{q}"),
+        _ => "/search".into(),
+    }
+}
+
+/// `pairs` with facet `dimension` set to `value` (or removed when `None`).
+fn with_facet(
+    pairs: &[(String, String)],
+    dimension: &str,
+    value: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k != dimension)
+        .cloned()
+        .collect();
+    if let Some(v) = value {
+        out.push((dimension.to_string(), v.to_string()));
+    }
+    out
+}
+
+fn selected_facet(p: &SearchParams, dimension: &str) -> Vec<String> {
+    let f = &p.filter;
+    match dimension {
+        "kind" => f.kind.map(|v| v.slug().to_string()).into_iter().collect(),
+        "pathway" => f
+            .pathway
+            .map(|v| v.slug().to_string())
+            .into_iter()
+            .collect(),
+        "setting" => f
+            .setting
+            .map(|v| v.slug().to_string())
+            .into_iter()
+            .collect(),
+        "nation" => f.nation.map(|v| v.slug().to_string()).into_iter().collect(),
+        "status" => f.status.map(|v| v.slug().to_string()).into_iter().collect(),
+        "owner" => f
+            .owners
+            .iter()
+            .flatten()
+            .map(EstablishmentId::to_hex)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn facets_panel(
+    lib: &Library,
+    p: &SearchParams,
+    facets: &BTreeMap<String, Vec<FacetCount>>,
+) -> Markup {
+    let pairs = params_pairs(p);
+    html! {
+        nav.facets aria-labelledby="facets-heading" {
+            h2 #facets-heading { "Narrow your results" }
+            @for dimension in FACETS {
+                @let selected = selected_facet(p, dimension);
+                @let values = facets.get(dimension).map(Vec::as_slice).unwrap_or(&[]);
+                @if !values.is_empty() || !selected.is_empty() {
+                    h3.facet-title { (facet_title(dimension)) }
+                    ul.facet-list {
+                        @for v in &selected {
+                            li.facet-selected {
+                                strong { (facet_label(lib, dimension, v)) }
+                                " "
+                                a href=(search_href(&with_facet(&pairs, dimension, None))) {
+                                    "Remove" span.visually-hidden { " filter " (facet_title(dimension)) ": " (facet_label(lib, dimension, v)) }
+                                }
+                            }
+                        }
+                        @if selected.is_empty() {
+                            @for fc in values {
+                                li {
+                                    a href=(search_href(&with_facet(&pairs, dimension, Some(&fc.value)))) {
+                                        (facet_label(lib, dimension, &fc.value))
+                                    }
+                                    " " span.count { "(" (fc.count) ")" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pagination(p: &SearchParams, total: usize) -> Markup {
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let current = p.offset / PAGE_SIZE + 1;
+    let pairs = params_pairs(p);
+    let href = |n: usize| {
+        let mut q = pairs.clone();
+        if n > 1 {
+            q.push(("page".into(), n.to_string()));
+        }
+        search_href(&q)
+    };
+    let first = current.saturating_sub(3).max(1);
+    let last = (current + 3).min(pages);
+    html! {
+        @if pages > 1 {
+            nav.pagination aria-label="Results pages" {
+                ul {
+                    @if current > 1 {
+                        li { a href=(href(current - 1)) rel="prev" { "Previous" span.visually-hidden { " page" } } }
+                    }
+                    @for n in first..=last {
+                        li {
+                            @if n == current {
+                                a href=(href(n)) aria-current="page" { span.visually-hidden { "Page " } (n) }
+                            } @else {
+                                a href=(href(n)) { span.visually-hidden { "Page " } (n) }
+                            }
+                        }
+                    }
+                    @if current < pages {
+                        li { a href=(href(current + 1)) rel="next" { "Next" span.visually-hidden { " page" } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn search(
+    State(state): State<WebState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    render(&state, move |lib, site_info| {
+        let (p, found) = run_search(lib, &pairs, true)?;
+        let total = found.results.total;
+        let results: &[SearchResult] = &found.results.results;
+        let keep: Vec<(String, String)> = params_pairs(&p)
+            .into_iter()
+            .filter(|(k, _)| k != "q" && k != "sort")
+            .collect();
+        let title = if p.q.is_empty() {
+            "Browse the library".to_string()
+        } else {
+            format!("Search results for “{}”", p.q)
+        };
+        let from = p.offset + 1;
+        let to = p.offset + results.len();
+        let content = html! {
+            h1 { (title) }
+            (search_form(&p.q, &keep))
+            div.search-layout {
+                (facets_panel(lib, &p, &found.facets))
+                div.search-results {
+                    form.sort-form action="/search" method="get" {
+                        @for (k, v) in params_pairs(&p).iter().filter(|(k, _)| k != "sort") {
+                            input type="hidden" name=(k) value=(v);
+                        }
+                        label.label-inline for="sort" { "Sort by" }
+                        select.select #sort name="sort" {
+                            @for s in Sort::ALL {
+                                @if s == p.sort {
+                                    option value=(s.slug()) selected { (s.label()) }
+                                } @else {
+                                    option value=(s.slug()) { (s.label()) }
+                                }
+                            }
+                        }
+                        button.button.button-secondary type="submit" { "Sort" }
+                    }
+                    p.result-count role="status" {
+                        @if total == 0 {
+                            "No items match."
+                        } @else if results.is_empty() {
+                            "There are " (total) " matching items, but not on this page. "
+                            a href=(search_href(&params_pairs(&p))) { "Go to the first page" } "."
+                        } @else {
+                            "Showing " (from) " to " (to) " of " (total) " matching "
+                            @if total == 1 { "item" } @else { "items" } "."
+                        }
+                    }
+                    @if total == 0 {
+                        div.panel {
+                            h2 { "Try" }
+                            ul {
+                                li { "fewer or different words" }
+                                li { "removing a filter" }
+                                li { "the long form of an abbreviation, or the other way round" }
+                            }
+                        }
+                    }
+                    h2.visually-hidden { "Results" }
+                    ol.results start=(from) {
+                        @for r in results {
+                            (result_card(&r.view, Some((&r.snippet, &r.highlights))))
+                        }
+                    }
+                    (pagination(&p, total))
+                }
+            }
+        };
+        Ok(layout(site_info, Section::Search, &title, content))
+    })
+    .await
+}
+
+fn summary_row(key: &str, value: Markup) -> Markup {
+    html! { div.summary-row { dt { (key) } dd { (value) } } }
+}
+
+fn list_or_none<T>(items: &[T], f: impl Fn(&T) -> String) -> Markup {
+    html! {
+        @if items.is_empty() { "None" } @else { (items.iter().map(f).collect::<Vec<_>>().join(", ")) }
+    }
+}
+
+fn opt_text(v: Option<String>) -> Markup {
+    html! { @match v { Some(v) => (v), None => span.muted { "Not given" } } }
+}
+
+fn title_of(lib: &Library, id: &ItemId) -> String {
+    lib.get(id, None)
+        .map_or_else(|_| format!("item {}", id.short()), |v| v.item.content.title)
+}
+
+fn verified_panel(view: &ItemView, entry: Option<&VersionEntry>) -> Markup {
+    html! {
+        div.verified {
+            h2.verified-title { "Verified" }
+            @match entry {
+                Some(e) => p {
+                    "Version " (e.version) " was signed by "
+                    strong { (e.signer.name.as_deref().unwrap_or("an unnamed key")) }
+                    " for " strong { (e.establishment.name.as_deref().unwrap_or("an unknown establishment")) }
+                    " on " (date_of(&e.at)) ". "
+                    "The ed25519 signature was checked when this node received it, and the key is trusted by the network's admins."
+                    br;
+                    span.muted { "Signing key " code { (e.signer.key.short()) } " · envelope " code { (e.envelope.short()) } }
+                },
+                None => p { "Owned by " (view.establishment.name.as_deref().unwrap_or("an unknown establishment")) "." },
+            }
+        }
+    }
+}
+
+fn history_table(id: &ItemId, history: &[VersionEntry], shown: u64) -> Markup {
+    html! {
+        table.table {
+            caption.visually-hidden { "Every signed change to this item, oldest first" }
+            thead { tr { th scope="col" { "Version" } th scope="col" { "Date" } th scope="col" { "Change" }
+                th scope="col" { "Signed by" } th scope="col" { "What changed" } } }
+            tbody {
+                @for e in history {
+                    tr {
+                        td {
+                            @if e.version == shown { strong { (e.version) " (shown)" } }
+                            @else { a href={ "/items/" (id.to_hex()) "?version=" (e.version) } { "Version " (e.version) } }
+                        }
+                        td { (date_of(&e.at)) }
+                        td { (e.action) }
+                        td { (e.signer.name.as_deref().unwrap_or("unnamed key")) br; span.muted { (e.establishment.name.as_deref().unwrap_or("")) } }
+                        td {
+                            (e.changed.join(", "))
+                            @if e.lines_added + e.lines_removed > 0 {
+                                " (" "+" (e.lines_added) " / −" (e.lines_removed) " lines)"
+                            }
+                            @if e.version > 1 {
+                                " " a href={ "/items/" (id.to_hex()) "/diff?from=" (e.version - 1) "&to=" (e.version) } {
+                                    "Compare" span.visually-hidden { " version " (e.version - 1) " with " (e.version) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn compare_form(id: &ItemId, versions: &[u64], from: u64, to: u64) -> Markup {
+    let select = |name: &str, label: &str, chosen: u64| {
+        html! {
+            div.form-group {
+                label.label for={ "compare-" (name) } { (label) }
+                select.select id={ "compare-" (name) } name=(name) {
+                    @for v in versions {
+                        @if *v == chosen { option value=(v) selected { "Version " (v) } }
+                        @else { option value=(v) { "Version " (v) } }
+                    }
+                }
+            }
+        }
+    };
+    html! {
+        form.compare-form action={ "/items/" (id.to_hex()) "/diff" } method="get" {
+            (select("from", "Compare version", from))
+            (select("to", "with version", to))
+            button.button.button-secondary type="submit" { "Compare versions" }
+        }
+    }
+}
+
+async fn item(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    render(&state, move |lib, site_info| {
+        let id = item_id(lib, &id)?;
+        let mut version = None;
+        for (k, v) in &pairs {
+            match k.as_str() {
+                "version" if !v.trim().is_empty() => version = Some(version_number("version", v.trim())?),
+                "version" => {}
+                other => return Err(WebError::BadRequest(format!("unknown parameter {other:?}; expected version"))),
+            }
+        }
+        let latest = lib.get(&id, None)?;
+        let view = match version {
+            Some(n) => lib.get(&id, Some(n))?,
+            None => latest.clone(),
+        };
+        let history = lib.history(&id)?;
+        let c = &view.item.content;
+        let it = &view.item;
+        let signed = history.iter().rev().find(|e| e.version == it.version);
+        let mut versions: Vec<u64> = history.iter().map(|e| e.version).collect();
+        versions.dedup();
+        let compare_to = latest.item.version;
+        let compare_from = if it.version < compare_to { it.version } else { compare_to.saturating_sub(1).max(1) };
+        let content = html! {
+            nav.breadcrumbs aria-label="Breadcrumb" {
+                ol {
+                    li { a href="/" { "Home" } }
+                    li { a href={ "/search?owner=" (it.owner.to_hex()) } { (view.establishment.name.as_deref().unwrap_or("Establishment")) } }
+                }
+            }
+            span.caption { (c.kind.label()) " · " (view.establishment.name.as_deref().unwrap_or("unknown establishment")) }
+            h1 { (c.title) }
+            p.status-line { (badge(c.status)) " " span { "Version " (it.version) } " · " span { "Review due " (c.review_due) } }
+            @if version.is_some() && it.version != latest.item.version {
+                div.notice role="note" {
+                    p { strong { "You are reading version " (it.version) "." } " The current version is " (latest.item.version) ". "
+                        a href={ "/items/" (it.id.to_hex()) } { "Read the current version" } "." }
+                }
+            }
+            @if let Some(next) = latest.item.superseded_by {
+                div.notice.notice-superseded role="note" {
+                    h2.notice-title { "This item has been superseded" }
+                    p { "It is replaced by " (item_link(&next, &title_of(lib, &next))) "." }
+                }
+            }
+            @if let Some(reason) = &latest.item.withdrawn_reason {
+                div.notice.notice-withdrawn role="note" {
+                    h2.notice-title { "This item has been withdrawn" }
+                    p { "Reason: " (reason) }
+                    p { "Do not follow it." }
+                }
+            }
+            p.lead { (c.summary) }
+            (verified_panel(&view, signed))
+            div.body {
+                h2 { "Document" }
+                div.prose { (PreEscaped(markdown::render(&c.body, 2))) }
+            }
+            @if let Some(qi) = &c.qi {
+                section aria-labelledby="qi-heading" {
+                    h2 #qi-heading { "Quality improvement" }
+                    dl.summary {
+                        (summary_row("Aim", html! { (qi.aim) }))
+                        (summary_row("Measures", html! { ul { @for m in &qi.measures { li { (m) } } } }))
+                        (summary_row("PDSA cycles", html! { ol { @for m in &qi.pdsa_cycles { li { (m) } } } }))
+                        (summary_row("Outcomes", html! { (qi.outcomes) }))
+                    }
+                }
+            }
+            section aria-labelledby="details-heading" {
+                h2 #details-heading { "Details" }
+                dl.summary {
+                    (summary_row("Owner", html! { a href={ "/search?owner=" (it.owner.to_hex()) } { (view.establishment.name.as_deref().unwrap_or("unknown")) } }))
+                    (summary_row("Kind", html! { (c.kind.label()) }))
+                    (summary_row("Status", badge(c.status)))
+                    (summary_row("Version", html! { (it.version) }))
+                    (summary_row("Care pathways", list_or_none(&c.pathways, |p| p.label().to_string())))
+                    (summary_row("Settings", list_or_none(&c.settings, |s| s.label().to_string())))
+                    (summary_row("Nation", html! { (c.nation.label()) }))
+                    (summary_row("Tags", list_or_none(&c.tags, Clone::clone)))
+                    (summary_row("Approved by", opt_text(c.approved_by.clone())))
+                    (summary_row("Approved on", opt_text(c.approved_on.map(|d| d.to_string()))))
+                    (summary_row("Effective from", opt_text(c.effective_from.map(|d| d.to_string()))))
+                    (summary_row("Review due", html! { (c.review_due) }))
+                    (summary_row("Last updated", html! { (date_ms(view.updated_ms)) }))
+                    (summary_row("Signed by", list_or_none(&view.signed_by, |n| n.name.clone().unwrap_or_else(|| n.key.short()))))
+                    @if !it.supersedes.is_empty() {
+                        (summary_row("Replaces", html! { @for (i, old) in it.supersedes.iter().enumerate() {
+                            @if i > 0 { ", " } (item_link(old, &title_of(lib, old))) } }))
+                    }
+                    @if let Some(next) = it.superseded_by {
+                        (summary_row("Replaced by", item_link(&next, &title_of(lib, &next))))
+                    }
+                    @if let Some(reason) = &it.withdrawn_reason {
+                        (summary_row("Withdrawn because", html! { (reason) }))
+                    }
+                    @if let Some(origin) = it.adopted_from {
+                        (summary_row("Adopted from", item_link(&origin, &title_of(lib, &origin))))
+                    }
+                    (summary_row("Item id", html! { code { (it.id.to_hex()) } }))
+                }
+            }
+            section.no-print aria-labelledby="history-heading" {
+                h2 #history-heading { "Version history" }
+                (history_table(&it.id, &history, it.version))
+                @if versions.len() > 1 {
+                    (compare_form(&it.id, &versions, compare_from, compare_to))
+                }
+            }
+        };
+        Ok(layout(site_info, Section::None, &c.title, content))
+    })
+    .await
+}
+
+fn diff_view(d: &ItemDiff) -> Markup {
+    html! {
+        section aria-labelledby="fields-heading" {
+            h2 #fields-heading { "Details that changed" }
+            @if d.fields.is_empty() {
+                p { "No details changed." }
+            } @else {
+                table.table {
+                    thead { tr { th scope="col" { "Field" } th scope="col" { "Version " (d.from) } th scope="col" { "Version " (d.to) } } }
+                    tbody {
+                        @for f in &d.fields {
+                            tr { th scope="row" { (f.field) } td.del-cell { (f.before) } td.ins-cell { (f.after) } }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="body-heading" {
+            h2 #body-heading { "Document text" }
+            @if d.hunks.is_empty() {
+                p { "The text did not change." }
+            } @else {
+                p { (d.lines_added) " lines added, " (d.lines_removed) " lines removed. "
+                    "Removed lines are marked “Removed” and struck through; added lines are marked “Added”." }
+                @for h in &d.hunks {
+                    div.diff {
+                        @for line in &h.lines {
+                            @match line.change {
+                                LineChange::Same => div.diff-line { span.diff-marker aria-hidden="true" { " " } span { (line.text) } },
+                                LineChange::Added => div.diff-line.diff-added {
+                                    span.diff-marker aria-hidden="true" { "+" } span.visually-hidden { "Added: " } ins { (line.text) } },
+                                LineChange::Removed => div.diff-line.diff-removed {
+                                    span.diff-marker aria-hidden="true" { "−" } span.visually-hidden { "Removed: " } del { (line.text) } },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn item_diff(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    render(&state, move |lib, site_info| {
+        let (_old, new, d) = diff_between(lib, &id, &pairs)?;
+        let title = format!("Changes from version {} to {}", d.from, d.to);
+        let history = lib.history(&new.item.id)?;
+        let mut versions: Vec<u64> = history.iter().map(|e| e.version).collect();
+        versions.dedup();
+        let content = html! {
+            nav.breadcrumbs aria-label="Breadcrumb" {
+                ol {
+                    li { a href="/" { "Home" } }
+                    li { (item_link(&new.item.id, &new.item.content.title)) }
+                }
+            }
+            span.caption { (new.item.content.title) }
+            h1 { (title) }
+            (compare_form(&new.item.id, &versions, d.from, d.to))
+            (diff_view(&d))
+            p { a href={ "/items/" (new.item.id.to_hex()) } { "Back to " (new.item.content.title) } }
+        };
+        Ok(layout(site_info, Section::None, &title, content))
+    })
+    .await
+}
+
+async fn establishments(State(state): State<WebState>) -> Response {
+    render(&state, |lib, site_info| {
+        let list = lib.establishments()?;
+        let filter_for = |id: EstablishmentId| crate::filter::Filter {
+            owners: Some(vec![id]),
+            ..Default::default()
+        };
+        let content = html! {
+            h1 { "Establishments" }
+            p.lead { (list.len()) " establishments are admitted to " (site_info.network) "." }
+            @for e in &list {
+                @let items = lib.find(&crate::search::SearchRequest {
+                    query: "", filter: &filter_for(e.id), sort: Sort::Updated, offset: 0, limit: DIRECTORY_ITEMS,
+                })?;
+                section.establishment aria-labelledby={ "est-" (e.id.to_hex()) } {
+                    h2 id={ "est-" (e.id.to_hex()) } { (e.name) @if e.removed { " " strong.badge.badge-withdrawn { "Removed" } } }
+                    dl.summary {
+                        (summary_row("Setting type", html! { (e.setting.label()) }))
+                        (summary_row("Nation", html! { (e.nation.label()) }))
+                        (summary_row("Items", html! { (e.items) }))
+                        (summary_row("Members", html! { (e.members.iter().filter(|m| !m.revoked).count()) " current keys" }))
+                    }
+                    @if !items.results.results.is_empty() {
+                        h3 { "Recently updated" }
+                        ul.plain-list {
+                            @for r in &items.results.results {
+                                li { (item_link(&r.view.item.id, &r.view.item.content.title)) " " (badge(r.view.item.content.status)) }
+                            }
+                        }
+                    }
+                    @if e.items > 0 {
+                        p { a href={ "/search?owner=" (e.id.to_hex()) } { "All " (e.items) " items from " (e.name) } }
+                    }
+                }
+            }
+        };
+        Ok(layout(site_info, Section::Establishments, "Establishments", content))
+    })
+    .await
+}
+
+async fn network(State(state): State<WebState>) -> Response {
+    let net = state.net.as_ref().map(crate::net::NetHandle::status);
+    render(&state, move |lib, site_info| {
+        let s = node_status(lib, net)?;
+        let content = html! {
+            h1 { "Network" }
+            section aria-labelledby="held-heading" {
+                h2 #held-heading { "What this node holds" }
+                dl.summary {
+                    (summary_row("Network", html! { (s.library.network_name.as_deref().unwrap_or("unnamed")) " " code { (s.library.network.short()) } }))
+                    (summary_row("Establishment", html! { (site_info.establishment) }))
+                    (summary_row("Items", html! { (s.library.items) }))
+                    (summary_row("Envelopes held", html! { (s.library.envelopes) }))
+                    (summary_row("Certificates", html! { (s.library.certificates) }))
+                    (summary_row("Pending", html! {
+                        @if s.library.pending.is_empty() { "None" }
+                        @else { ul { @for (why, n) in &s.library.pending { li { (n) ": " (why) } } } }
+                    }))
+                    (summary_row("Rejected", html! {
+                        @if s.library.rejected.is_empty() { "None" }
+                        @else { ul { @for (why, n) in &s.library.rejected { li { (n) ": " (why) } } } }
+                    }))
+                    (summary_row("Last sync", html! { @match s.last_sync_ms { Some(t) => (format_ms(t)), None => "Never" } }))
+                }
+            }
+            section aria-labelledby="peers-heading" {
+                h2 #peers-heading { "Peers" }
+                @match &s.network_state {
+                    None => p { "The network is not running in this process: start the node with " code { "gatehouse node run" } "." },
+                    Some(n) => {
+                        p { "This node is " code { (n.peer_id) } "." }
+                        @if n.peers.is_empty() {
+                            p { "No peers seen yet." }
+                        } @else {
+                            table.table {
+                                caption.visually-hidden { "Peers this node has seen" }
+                                thead { tr { th scope="col" { "Peer" } th scope="col" { "Establishment" } th scope="col" { "Connected" }
+                                    th scope="col" { "Last sync" } th scope="col" { "Received" } th scope="col" { "Sent" } } }
+                                tbody {
+                                    @for (id, p) in &n.peers {
+                                        tr {
+                                            td { code { (id.get(id.len().saturating_sub(8)..).unwrap_or(id)) } }
+                                            td { (p.establishment.as_deref().unwrap_or(if p.admitted { "admitted" } else { "not admitted" })) }
+                                            td { @if p.connected { "Yes" } @else { "No" } }
+                                            td { @match p.last_sync_ms { Some(t) => (format_ms(t)), None => "Never" } }
+                                            td { (p.envelopes_received) }
+                                            td { (p.envelopes_sent) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        p { "Forged or malformed envelopes received: " (n.forged_received)
+                            ". Connections refused (not admitted): " (n.refused_connections) "." }
+                    }
+                }
+            }
+            section aria-labelledby="book-heading" {
+                h2 #book-heading { "Peer book" }
+                @if s.peer_book.is_empty() {
+                    p { "No addresses remembered. Add one with " code { "gatehouse peers add" } "." }
+                } @else {
+                    ul.plain-list {
+                        @for p in &s.peer_book {
+                            li { code { (p.address) } " · last sync "
+                                @match p.last_sync_ms { Some(t) => (format_ms(t)), None => "never" } }
+                        }
+                    }
+                }
+            }
+        };
+        Ok(layout(site_info, Section::Network, "Network", content))
+    })
+    .await
+}
