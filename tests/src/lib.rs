@@ -4,6 +4,8 @@
 //! end to end through the CLI (`cli/tests`). This crate holds what needs
 //! several real nodes at once: [`cluster`] builds a network of sites the
 //! way real sites join one (admission, invitation, join) and starts their
-//! nodes on loopback.
+//! nodes on loopback; [`library_site`] serves one node's library over HTTP
+//! for the web and browser tests.
 
 pub mod cluster;
+pub mod library_site;

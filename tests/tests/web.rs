@@ -4,141 +4,15 @@
 //! One node (the sample library plus items revised, superseded, withdrawn
 //! and one with a hostile body) is served on loopback for all tests.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use gatehouse_node::draft;
-use gatehouse_node::home::Home;
-use gatehouse_node::library::{InitOptions, Library};
-use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
-use gatehouse_node::web::{CONTENT_SECURITY_POLICY, WebServer, WebState};
-use gatehouse_protocol::id::ItemId;
-use gatehouse_protocol::vocab::{Nation, Setting};
+use gatehouse_node::web::CONTENT_SECURITY_POLICY;
+use gatehouse_tests::library_site::{HOSTILE_BODY, LibrarySite, content};
 use serde_json::Value;
 
-struct Fixture {
-    base: String,
-    library: Arc<Mutex<Library>>,
-    revised: ItemId,
-    old: ItemId,
-    new: ItemId,
-    withdrawn: ItemId,
-    hostile: ItemId,
-    _dir: tempfile::TempDir,
-}
-
-fn draft_text(title: &str, review_due: &str, body: &str) -> String {
-    format!(
-        "---\ntitle: {title}\nkind: procedure\nsummary: A procedure written for the web tests.\n\
-         pathways: [substance-misuse]\nsettings: [local-remand]\nnation: england\n\
-         tags: [web-test]\nreview_due: {review_due}\n---\n\n{body}"
-    )
-}
-
-fn content(title: &str, review_due: &str, body: &str) -> gatehouse_protocol::item::ItemContent {
-    draft::parse(&draft_text(title, review_due, body), &[]).expect("draft")
-}
-
-const HOSTILE_BODY: &str = "# Hostile\n\n<script>document.title='owned'</script>\n\n\
-<p onmouseover=\"alert(1)\">hover</p>\n\n[click me](javascript:alert(2))\n\n\
-![tracker](https://tracker.example/pixel.png)\n\n<img src=\"https://tracker.example/a.png\" onerror=\"alert(3)\">\n\n\
-<a href=\"https://example.org/ok\">a fair link</a>\n";
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let home = Home::new(dir.path().join("node"));
-        let (mut lib, _) = Library::init(
-            &home,
-            &InitOptions {
-                establishment: "HMP Northgate".into(),
-                setting: Setting::LocalRemand,
-                nation: Nation::England,
-                network_name: "Test network".into(),
-                member_name: "Healthcare manager".into(),
-            },
-        )
-        .expect("init");
-        let admin = home.read_key("admin").expect("read").expect("admin key");
-        let ests = read_sample_dir(&default_sample_dir()).expect("samples");
-        populate(&mut lib, &admin, &ests).expect("populate");
-
-        let body1 = "## Steps\n\nCheck the kit.\nRecord the supply.\n";
-        let revised = lib
-            .publish(&content("Web test wound care", "2027-01-01", body1), &[])
-            .expect("publish");
-        let body2 = "## Steps\n\nCheck the kit and its expiry date.\nRecord the supply.\n";
-        lib.revise(
-            &revised,
-            &content("Web test wound care", "2027-01-01", body2),
-            &[],
-        )
-        .expect("revise 2");
-        let body3 = format!("{body2}Tell the pharmacist.\n");
-        lib.revise(
-            &revised,
-            &content("Web test wound care", "2027-06-30", &body3),
-            &[],
-        )
-        .expect("revise 3");
-
-        let old = lib
-            .publish(
-                &content("Web test old procedure", "2027-01-01", "Old.\n"),
-                &[],
-            )
-            .expect("publish old");
-        let new = lib
-            .publish(
-                &content("Web test new procedure", "2027-01-01", "New.\n"),
-                &[],
-            )
-            .expect("publish new");
-        lib.supersede(&old, &new).expect("supersede");
-        let withdrawn = lib
-            .publish(&content("Web test withdrawn", "2027-01-01", "Gone.\n"), &[])
-            .expect("publish");
-        lib.withdraw(&withdrawn, "Replaced by the regional formulary", &[])
-            .expect("withdraw");
-        let hostile = lib
-            .publish(
-                &content(
-                    "Web test <script>alert(9)</script> title",
-                    "2027-01-01",
-                    HOSTILE_BODY,
-                ),
-                &[],
-            )
-            .expect("publish hostile");
-
-        let library = Arc::new(Mutex::new(lib));
-        let state = WebState {
-            library: library.clone(),
-            net: None,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async move {
-                let server = WebServer::start("127.0.0.1:0".parse().expect("addr"), state)
-                    .await
-                    .expect("serve");
-                tx.send(server.addr).expect("send");
-                std::future::pending::<()>().await;
-            });
-        });
-        let addr = rx.recv().expect("server address");
-        Fixture {
-            base: format!("http://{addr}"),
-            library,
-            revised,
-            old,
-            new,
-            withdrawn,
-            hostile,
-            _dir: dir,
-        }
-    })
+fn fixture() -> &'static LibrarySite {
+    static SITE: OnceLock<LibrarySite> = OnceLock::new();
+    SITE.get_or_init(|| LibrarySite::start().expect("serve the test library"))
 }
 
 struct Got {

@@ -1,0 +1,147 @@
+//! One node's library served over HTTP on loopback, for the web tests: the
+//! sample library plus items that show every state a page must handle
+//! (revised twice, superseded, withdrawn, and one with a hostile body).
+
+use std::sync::{Arc, Mutex};
+
+use gatehouse_node::draft;
+use gatehouse_node::home::Home;
+use gatehouse_node::library::{InitOptions, Library};
+use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
+use gatehouse_node::web::{WebServer, WebState};
+use gatehouse_protocol::id::ItemId;
+use gatehouse_protocol::item::ItemContent;
+use gatehouse_protocol::vocab::{Nation, Setting};
+
+/// A Markdown body with a script, event handlers, a `javascript:` link and
+/// remote images, none of which may be active on the page.
+pub const HOSTILE_BODY: &str = "# Hostile\n\n<script>document.title='owned'</script>\n\n\
+<p onmouseover=\"alert(1)\">hover</p>\n\n[click me](javascript:alert(2))\n\n\
+![tracker](https://tracker.example/pixel.png)\n\n<img src=\"https://tracker.example/a.png\" onerror=\"alert(3)\">\n\n\
+<a href=\"https://example.org/ok\">a fair link</a>\n";
+
+/// The served node and the ids of its special items.
+pub struct LibrarySite {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The library behind the server.
+    pub library: Arc<Mutex<Library>>,
+    /// Published, then revised twice (version 3; the review date moved).
+    pub revised: ItemId,
+    /// Superseded by `new`.
+    pub old: ItemId,
+    /// Supersedes `old`.
+    pub new: ItemId,
+    /// Withdrawn.
+    pub withdrawn: ItemId,
+    /// Its body is [`HOSTILE_BODY`] and its title holds a script tag.
+    pub hostile: ItemId,
+    _dir: tempfile::TempDir,
+}
+
+/// Item content for the web tests, owned by the node's establishment.
+pub fn content(title: &str, review_due: &str, body: &str) -> ItemContent {
+    let text = format!(
+        "---\ntitle: {title}\nkind: procedure\nsummary: A procedure written for the web tests.\n\
+         pathways: [substance-misuse]\nsettings: [local-remand]\nnation: england\n\
+         tags: [web-test]\nreview_due: {review_due}\n---\n\n{body}"
+    );
+    draft::parse(&text, &[]).expect("a valid draft")
+}
+
+impl LibrarySite {
+    /// Builds the library (HMP Northgate's node) and serves it on a
+    /// background thread for the life of the test process.
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let home = Home::new(dir.path().join("node"));
+        let (mut lib, _) = Library::init(
+            &home,
+            &InitOptions {
+                establishment: "HMP Northgate".into(),
+                setting: Setting::LocalRemand,
+                nation: Nation::England,
+                network_name: "Test network".into(),
+                member_name: "Healthcare manager".into(),
+            },
+        )?;
+        let admin = home
+            .read_key("admin")?
+            .ok_or_else(|| anyhow::anyhow!("no admin key"))?;
+        populate(&mut lib, &admin, &read_sample_dir(&default_sample_dir())?)?;
+
+        let body1 = "## Steps\n\nCheck the kit.\nRecord the supply.\n";
+        let revised = lib.publish(&content("Web test wound care", "2027-01-01", body1), &[])?;
+        let body2 = "## Steps\n\nCheck the kit and its expiry date.\nRecord the supply.\n";
+        lib.revise(
+            &revised,
+            &content("Web test wound care", "2027-01-01", body2),
+            &[],
+        )?;
+        let body3 = format!("{body2}Tell the pharmacist.\n");
+        lib.revise(
+            &revised,
+            &content("Web test wound care", "2027-06-30", &body3),
+            &[],
+        )?;
+        let old = lib.publish(
+            &content("Web test old procedure", "2027-01-01", "Old.\n"),
+            &[],
+        )?;
+        let new = lib.publish(
+            &content("Web test new procedure", "2027-01-01", "New.\n"),
+            &[],
+        )?;
+        lib.supersede(&old, &new)?;
+        let withdrawn =
+            lib.publish(&content("Web test withdrawn", "2027-01-01", "Gone.\n"), &[])?;
+        lib.withdraw(&withdrawn, "Replaced by the regional formulary", &[])?;
+        let hostile = lib.publish(
+            &content(
+                "Web test <script>alert(9)</script> title",
+                "2027-01-01",
+                HOSTILE_BODY,
+            ),
+            &[],
+        )?;
+
+        let library = Arc::new(Mutex::new(lib));
+        let state = WebState {
+            library: library.clone(),
+            net: None,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let served = tokio::runtime::Runtime::new().map(|rt| {
+                rt.block_on(async move {
+                    match WebServer::start(([127, 0, 0, 1], 0).into(), state).await {
+                        Ok(server) => {
+                            let _ = tx.send(Ok(server.addr));
+                            std::future::pending::<()>().await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                        }
+                    }
+                });
+            });
+            if let Err(e) = served {
+                eprintln!("no runtime for the web server: {e}");
+            }
+        });
+        let addr = rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the web server thread stopped"))?
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Self {
+            base: format!("http://{addr}"),
+            library,
+            revised,
+            old,
+            new,
+            withdrawn,
+            hostile,
+            _dir: dir,
+        })
+    }
+}

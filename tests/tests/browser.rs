@@ -1,0 +1,437 @@
+//! The web page in a real headless Chromium, driven over WebDriver
+//! (chromedriver): a clinician searches, narrows by a facet, opens an item,
+//! reads its history and a diff, and follows a superseded item to its
+//! successor. axe-core runs inside every page visited; no serious or
+//! critical violation is allowed.
+//!
+//! Needs Chromium and ChromeDriver (Debian's `chromium` and
+//! `chromium-driver`) and axe-core (`npm ci` in `tests/browser`); `.ci/run`
+//! installs all three. `GATEHOUSE_CHROMIUM`, `GATEHOUSE_CHROMEDRIVER` and
+//! `GATEHOUSE_AXE` point elsewhere.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use gatehouse_tests::library_site::LibrarySite;
+use serde_json::{Value, json};
+
+fn site() -> &'static LibrarySite {
+    static SITE: OnceLock<LibrarySite> = OnceLock::new();
+    SITE.get_or_init(|| LibrarySite::start().expect("serve the test library"))
+}
+
+fn path_from_env(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+fn require(path: &Path, what: &str) {
+    assert!(
+        path.exists(),
+        "{what} is not at {}: install it (`.ci/run` does: apt-get install chromium chromium-driver; \
+         npm ci in tests/browser)",
+        path.display()
+    );
+}
+
+/// A chromedriver process, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn browser() -> (Driver, Client) {
+    let chromium = path_from_env("GATEHOUSE_CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = path_from_env("GATEHOUSE_CHROMEDRIVER", "/usr/bin/chromedriver");
+    require(&chromium, "Chromium");
+    require(&chromedriver, "ChromeDriver");
+    let port = free_port();
+    let child = Command::new(&chromedriver)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: profile,
+    };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "chromedriver did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", driver._profile.path().display()),
+            ]
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session in Chromium");
+    (driver, client)
+}
+
+fn axe_source() -> String {
+    let path = path_from_env(
+        "GATEHOUSE_AXE",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/browser/node_modules/axe-core/axe.min.js"
+        ),
+    );
+    require(&path, "axe-core");
+    std::fs::read_to_string(&path).expect("read axe-core")
+}
+
+/// Runs axe-core in the current page; fails on serious or critical
+/// violations of WCAG 2.2 A/AA (and axe's best practices), naming each.
+async fn assert_accessible(c: &Client, page: &str) {
+    static AXE: OnceLock<String> = OnceLock::new();
+    let source = AXE.get_or_init(axe_source);
+    c.execute(&format!("{source}\nreturn typeof axe;"), vec![])
+        .await
+        .expect("inject axe-core");
+    let result = c
+        .execute_async(
+            r"const done = arguments[arguments.length - 1];
+              axe.run(document, { runOnly: { type: 'tag', values:
+                  ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } })
+                .then(r => done({ passes: r.passes.length, violations: r.violations.map(v => ({
+                    id: v.id, impact: v.impact, help: v.help,
+                    nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) })) }))
+                .catch(e => done({ error: String(e) }));",
+            vec![],
+        )
+        .await
+        .expect("run axe-core");
+    assert!(result["error"].is_null(), "{page}: axe failed: {result}");
+    assert!(
+        result["passes"].as_u64().unwrap_or(0) > 10,
+        "{page}: axe checked nothing: {result}"
+    );
+    let violations = result["violations"].as_array().cloned().unwrap_or_default();
+    for v in &violations {
+        eprintln!(
+            "{page}: axe {} ({}): {} at {}",
+            v["id"], v["impact"], v["help"], v["nodes"]
+        );
+    }
+    let bad: Vec<&Value> = violations
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{page}: serious or critical accessibility violations: {bad:?}"
+    );
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.expect("find") {
+        out.push(e.text().await.expect("text"));
+    }
+    out
+}
+
+/// Waits until the browser has left `before` and the new page has loaded.
+async fn wait_for_navigation(c: &Client, before: &str) {
+    let started = Instant::now();
+    loop {
+        let url = c.current_url().await.expect("url");
+        let ready = c
+            .execute("return document.readyState;", vec![])
+            .await
+            .expect("readyState");
+        if url.as_str() != before && ready == json!("complete") {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still at {before}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Clicks the element at `locator` and waits for the page it leads to.
+async fn click_to_navigate(c: &Client, locator: Locator<'_>, what: &str) {
+    let before = c.current_url().await.expect("url").to_string();
+    c.find(locator)
+        .await
+        .unwrap_or_else(|e| panic!("no {what}: {e}"))
+        .click()
+        .await
+        .expect("click");
+    wait_for_navigation(c, &before).await;
+}
+
+async fn click_link(c: &Client, scope: &str, label: &str) {
+    let xpath = format!("{scope}//a[normalize-space()={label:?}]");
+    click_to_navigate(
+        c,
+        Locator::XPath(&xpath),
+        &format!("link {label:?} in {scope}"),
+    )
+    .await;
+}
+
+/// Searches from the current page, through the header's Search link when
+/// the page has no search box of its own.
+async fn search_for(c: &Client, words: &str) {
+    if c.find(Locator::Id("q")).await.is_err() {
+        click_link(c, "//nav[@aria-label='Main']", "Search").await;
+    }
+    let q = c.find(Locator::Id("q")).await.expect("the search box");
+    q.clear().await.expect("clear");
+    q.send_keys(words).await.expect("type");
+    click_to_navigate(c, Locator::Css("form.search-form button"), "search button").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clinician_finds_reads_and_compares_a_policy() {
+    let site = site();
+    let (_driver, c) = browser().await;
+    c.goto(&format!("{}/", site.base)).await.expect("home");
+    assert_accessible(&c, "home").await;
+
+    // Search for naloxone from the home page.
+    search_for(&c, "naloxone").await;
+    assert_eq!(text(&c, "h1").await, "Search results for “naloxone”");
+    let all = text(&c, "p.result-count").await;
+    assert!(
+        !c.find_all(Locator::Css("ol.results mark"))
+            .await
+            .expect("marks")
+            .is_empty()
+    );
+    assert_accessible(&c, "search").await;
+
+    // Narrow by kind.
+    click_link(&c, "//nav[contains(@class,'facets')]", "Procedure").await;
+    assert!(
+        c.current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .contains("kind=procedure")
+    );
+    let narrowed = text(&c, "p.result-count").await;
+    assert_ne!(narrowed, all, "the facet narrowed the results");
+    let metas = texts(&c, "ol.results .result-meta").await;
+    assert!(
+        !metas.is_empty() && metas.iter().all(|m| m.contains("Procedure")),
+        "{metas:?}"
+    );
+
+    // Open an item from another establishment: verified signer, details, history.
+    click_link(
+        &c,
+        "//ol[contains(@class,'results')]",
+        "Take-home naloxone on release",
+    )
+    .await;
+    assert_eq!(text(&c, "h1").await, "Take-home naloxone on release");
+    let verified = text(&c, ".verified").await;
+    assert!(
+        verified.contains("signed by") && verified.contains("HMP Northgate"),
+        "{verified}"
+    );
+    assert!(
+        !texts(&c, "#history-heading + table tbody tr")
+            .await
+            .is_empty()
+    );
+    assert_accessible(&c, "item").await;
+
+    // A revised item: its history and a diff between two versions.
+    search_for(&c, "wound care").await;
+    click_link(
+        &c,
+        "//ol[contains(@class,'results')]",
+        "Web test wound care",
+    )
+    .await;
+    let rows = texts(&c, "#history-heading + table tbody tr").await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    c.find(Locator::Id("compare-from"))
+        .await
+        .expect("from")
+        .select_by_value("1")
+        .await
+        .expect("choose version 1");
+    c.find(Locator::Id("compare-to"))
+        .await
+        .expect("to")
+        .select_by_value("3")
+        .await
+        .expect("choose version 3");
+    click_to_navigate(
+        &c,
+        Locator::Css("form.compare-form button"),
+        "compare button",
+    )
+    .await;
+    assert_eq!(text(&c, "h1").await, "Changes from version 1 to 3");
+    assert!(
+        texts(&c, ".diff-added ins")
+            .await
+            .contains(&"Tell the pharmacist.".to_string())
+    );
+    assert!(
+        texts(&c, ".diff-removed del")
+            .await
+            .contains(&"Check the kit.".to_string())
+    );
+    assert_accessible(&c, "diff").await;
+
+    // A superseded item points to its successor.
+    search_for(&c, "web test old procedure").await;
+    click_link(
+        &c,
+        "//ol[contains(@class,'results')]",
+        "Web test old procedure",
+    )
+    .await;
+    assert!(text(&c, ".notice-superseded").await.contains("superseded"));
+    click_link(
+        &c,
+        "//div[contains(@class,'notice-superseded')]",
+        "Web test new procedure",
+    )
+    .await;
+    assert_eq!(text(&c, "h1").await, "Web test new procedure");
+    assert!(
+        c.current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .ends_with(&site.new.to_hex())
+    );
+
+    for page in ["establishments", "network"] {
+        c.goto(&format!("{}/{page}", site.base))
+            .await
+            .expect("page");
+        assert_accessible(&c, page).await;
+    }
+    c.goto(&format!("{}/search?q=zzzzqqqq", site.base))
+        .await
+        .expect("no results");
+    assert_eq!(text(&c, "p.result-count").await, "No items match.");
+    assert_accessible(&c, "no results").await;
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_item_runs_nothing_and_loads_nothing_in_the_browser() {
+    let site = site();
+    let (_driver, c) = browser().await;
+    c.goto(&format!("{}/items/{}", site.base, site.hostile))
+        .await
+        .expect("item");
+    let title = c.title().await.expect("title");
+    assert!(
+        title.starts_with("Web test <script>alert(9)</script> title"),
+        "{title}"
+    );
+    let scripts = c
+        .execute(
+            "return document.scripts.length + document.images.length;",
+            vec![],
+        )
+        .await
+        .expect("count");
+    assert_eq!(scripts, json!(0));
+    let handlers = c
+        .execute(
+            "return [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length;",
+            vec![],
+        )
+        .await
+        .expect("handlers");
+    assert_eq!(handlers, json!(0));
+    let links = c
+        .execute("return [...document.links].map(a => a.href).filter(h => !h.startsWith('http')).length;", vec![])
+        .await
+        .expect("links");
+    assert_eq!(links, json!(0));
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyboard_users_skip_to_content_and_see_where_focus_is() {
+    let site = site();
+    let (_driver, c) = browser().await;
+    c.goto(&format!("{}/search?q=naloxone", site.base))
+        .await
+        .expect("search");
+    let body = c.find(Locator::Css("body")).await.expect("body");
+    body.send_keys(&Key::Tab.to_string()).await.expect("tab");
+    let focused = c
+        .execute("return [document.activeElement.className, document.activeElement.textContent, getComputedStyle(document.activeElement).backgroundColor];", vec![])
+        .await
+        .expect("active element");
+    assert_eq!(focused[0], "skip-link", "{focused}");
+    assert_eq!(focused[1], "Skip to main content");
+    assert_eq!(focused[2], "rgb(255, 235, 59)", "focus is shown in yellow");
+    c.active_element()
+        .await
+        .expect("active")
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .expect("enter");
+    assert!(
+        c.current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .ends_with("#main")
+    );
+    c.close().await.expect("close");
+}
