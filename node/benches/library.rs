@@ -9,78 +9,20 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::{Net, QUERIES, items, network, percentile, sizes};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use gatehouse_node::filter::Filter;
 use gatehouse_node::library::{Library, NodeConfig, new_item};
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::MemoryStore;
-use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesis, MemberRole};
-use gatehouse_protocol::envelope::{Body, Verified};
-use gatehouse_protocol::id::{EstablishmentId, NetworkId};
+use gatehouse_protocol::envelope::Body;
 use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::SecretKey;
-use gatehouse_protocol::vocab::{Nation, Setting};
 
-struct Net {
-    network: NetworkId,
-    est_id: EstablishmentId,
-    certs: Vec<Verified>,
-    member: SecretKey,
-}
-
-fn network() -> Net {
-    let admin = SecretKey::from_seed([1; 32]);
-    let establishment = SecretKey::from_seed([2; 32]);
-    let member = SecretKey::from_seed([3; 32]);
-    let genesis = Genesis {
-        name: "Bench network".into(),
-        admins: vec![admin.public()],
-        threshold: 1,
-        nonce: [0; 16],
-    };
-    let network = genesis.network_id();
-    let est_id = EstablishmentId([2; 16]);
-    let certs = vec![
-        Verified::sign(
-            Body::Certificate(Certificate::Genesis(genesis)),
-            &admin,
-            &network,
-            1,
-        ),
-        Verified::sign(
-            Body::Certificate(Certificate::Admit(Admission {
-                establishment: est_id,
-                key: establishment.public(),
-                name: "HMP Bench".into(),
-                setting: Setting::LocalRemand,
-                nation: Nation::England,
-            })),
-            &admin,
-            &network,
-            1,
-        ),
-        Verified::sign(
-            Body::Certificate(Certificate::Delegate(Delegation {
-                establishment: est_id,
-                member: member.public(),
-                name: "Healthcare manager".into(),
-                role: MemberRole::Person,
-            })),
-            &establishment,
-            &network,
-            1,
-        ),
-    ];
-    Net {
-        network,
-        est_id,
-        certs,
-        member,
-    }
-}
+mod common;
 
 fn library(net: &Net, member: Option<SecretKey>) -> Library {
     let config = NodeConfig {
@@ -99,24 +41,6 @@ fn library(net: &Net, member: Option<SecretKey>) -> Library {
     .expect("library");
     lib.ingest_many(net.certs.clone()).expect("certificates");
     lib
-}
-
-fn items(net: &Net, n: u64) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            new_item(
-                &synthetic_content(i),
-                &net.member,
-                &[7; 16],
-                net.est_id,
-                &net.network,
-                1_700_000_000_000,
-            )
-            .expect("item")
-            .bytes()
-            .to_vec()
-        })
-        .collect()
 }
 
 fn bench_verify_and_apply(c: &mut Criterion) {
@@ -186,33 +110,9 @@ fn bench_verify_and_apply(c: &mut Criterion) {
     g.finish();
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx].as_secs_f64() * 1e3
-}
-
-const QUERIES: &[&str] = &[
-    "naloxone release",
-    "alcohol withdrawal",
-    "opioid substitution therapy",
-    "clozapine monitoring",
-    "dental triage waiting list",
-    "self-harm observation ACCT",
-    "hepatitis",
-    "interpreter language",
-    "missed hospital appointments escort",
-    "controlled drugs audit",
-    "diabetes",
-    "frailty falls",
-];
-
 fn bench_search(c: &mut Criterion) {
-    let sizes: Vec<u64> = std::env::var("GATEHOUSE_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![10_000, 100_000]);
     let net = network();
-    for size in sizes {
+    for size in sizes() {
         let mut index = SearchIndex::in_memory().expect("index");
         let started = Instant::now();
         for i in 0..size {
