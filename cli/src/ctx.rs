@@ -12,6 +12,8 @@ use gatehouse_node::home::Home;
 use gatehouse_node::library::Library;
 use gatehouse_node::net::NetStatus;
 
+use crate::reader::{Api, Reader};
+
 /// The context a command runs in.
 pub struct Ctx<'a> {
     /// The data directory.
@@ -21,6 +23,7 @@ pub struct Ctx<'a> {
     shared: Option<&'a Mutex<Library>>,
     guard: Option<MutexGuard<'a, Library>>,
     opened: Option<Library>,
+    api: Option<Api>,
     /// The network's state, when running inside the node.
     pub net: Option<NetStatus>,
 }
@@ -34,7 +37,16 @@ impl<'a> Ctx<'a> {
             shared: None,
             guard: None,
             opened: None,
+            api: None,
             net: None,
+        }
+    }
+
+    /// Read-only commands answered by the running node's JSON API.
+    pub fn api(home: Home, api: Api) -> Self {
+        Self {
+            api: Some(api),
+            ..Self::direct(home)
         }
     }
 
@@ -46,6 +58,7 @@ impl<'a> Ctx<'a> {
             shared: Some(library),
             guard: None,
             opened: None,
+            api: None,
             net: Some(net),
         }
     }
@@ -64,6 +77,19 @@ impl<'a> Ctx<'a> {
         self.opened
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("library not open"))
+    }
+
+    /// Where read-only commands get the library's contents: the node's API
+    /// when this context has one, the library otherwise.
+    pub fn reader(&mut self) -> anyhow::Result<&mut dyn Reader> {
+        if self.api.is_some() {
+            return self
+                .api
+                .as_mut()
+                .map(|a| a as &mut dyn Reader)
+                .ok_or_else(|| anyhow::anyhow!("no API"));
+        }
+        Ok(self.lib()?)
     }
 
     /// A path given on the command line, resolved for where the command runs.

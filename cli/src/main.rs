@@ -8,6 +8,7 @@
 mod ctx;
 mod daemon;
 mod demo;
+mod reader;
 mod render;
 mod trust_cmd;
 
@@ -23,6 +24,7 @@ use gatehouse_node::library::{InitOptions, ItemView, Library};
 use gatehouse_protocol::jiff::Zoned;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
+use reader::Reader;
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -197,6 +199,18 @@ pub(crate) enum NodeCommand {
 impl Command {
     /// Whether the command needs the library (and so goes through the
     /// running node when there is one).
+    /// Whether the command only reads items and establishments, so the
+    /// running node's JSON API can answer it.
+    fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Search { .. }
+                | Command::Show { .. }
+                | Command::History { .. }
+                | Command::Establishments
+        )
+    }
+
     fn uses_library(&self) -> bool {
         match self {
             Command::Init(_) | Command::Demo { .. } | Command::Node { .. } => false,
@@ -374,6 +388,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return daemon::run(home, args);
     }
+    if cli.command.reads_only()
+        && let Some(api) = reader::Api::connect(&home)
+    {
+        let mut ctx = ctx::Ctx::api(home, api);
+        return execute(cli.command, &mut ctx, &mut io::stdout().lock(), cli.json);
+    }
     if cli.command.uses_library()
         && let Some(reply) = daemon::forward(&home)?
     {
@@ -453,7 +473,7 @@ pub(crate) fn execute(
         }
         Command::List { filter } => {
             let lib = ctx.lib()?;
-            let filter = build_filter(lib, filter)?;
+            let filter = build_filter(&mut *lib, filter)?;
             let items = lib.list(&filter)?;
             if json {
                 return print_json(&mut out, &serde_json::json!({ "items": items }));
@@ -467,18 +487,14 @@ pub(crate) fn execute(
             Ok(())
         }
         Command::Show { id, version } => {
-            let lib = ctx.lib()?;
-            let id = lib.resolve(&id)?;
-            let view = lib.get(&id, version)?;
+            let view = ctx.reader()?.item(&id, version)?;
             if json {
                 return print_json(&mut out, &view);
             }
             write_item(&mut out, &view)
         }
         Command::History { id } => {
-            let lib = ctx.lib()?;
-            let id = lib.resolve(&id)?;
-            let versions = lib.history(&id)?;
+            let (id, versions) = ctx.reader()?.history(&id)?;
             if json {
                 return print_json(
                     &mut out,
@@ -518,9 +534,9 @@ pub(crate) fn execute(
             if query.trim().is_empty() {
                 return Err(usage("give something to search for"));
             }
-            let lib = ctx.lib()?;
-            let filter = build_filter(lib, filter)?;
-            let results = lib.search(&query, &filter, limit)?;
+            let reader = ctx.reader()?;
+            let filter = build_filter(reader, filter)?;
+            let results = reader.search(&query, &filter, limit)?;
             if json {
                 return print_json(&mut out, &results);
             }
@@ -575,8 +591,7 @@ pub(crate) fn execute(
             Ok(())
         }
         Command::Establishments => {
-            let lib = ctx.lib()?;
-            let list = lib.establishments()?;
+            let list = ctx.reader()?.establishments()?;
             if json {
                 return print_json(&mut out, &serde_json::json!({ "establishments": list }));
             }
@@ -878,11 +893,11 @@ fn read_draft(
     gatehouse_node::draft::parse(&text, allowed).with_context(|| format!("{}", file.display()))
 }
 
-fn build_filter(lib: &Library, f: FilterArgs) -> anyhow::Result<Filter> {
+fn build_filter(reader: &mut dyn Reader, f: FilterArgs) -> anyhow::Result<Filter> {
     let owners = match f.establishment {
         None => None,
         Some(name) => {
-            let keys = lib.find_establishments(&name);
+            let keys = reader.find_establishments(&name)?;
             if keys.is_empty() {
                 bail!(UsageError(format!(
                     "no establishment matches {name:?}; see `gatehouse establishments`"

@@ -1,5 +1,6 @@
-//! While `gatehouse node run` runs, every command goes through it and gives
-//! the same results as without it; SIGTERM stops it cleanly.
+//! While `gatehouse node run` runs, every command goes through it (reads
+//! through its JSON API, the rest through its control socket) and gives the
+//! same results as without it; SIGTERM stops it cleanly.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -69,11 +70,28 @@ fn commands_go_through_the_running_node_with_the_same_results() {
     ] {
         json(&home, cwd, &["publish", &sample(f)]);
     }
-    let queries: [&[&str]; 4] = [
+    let found = json(&home, cwd, &["search", "naloxone"]);
+    let id = found["results"][0]["id"]
+        .as_str()
+        .expect("an item")
+        .to_string();
+    let prefix = &id[..8];
+    let queries: [&[&str]; 8] = [
         &["list"],
         &["search", "naloxone"],
+        &[
+            "search",
+            "withdrawal",
+            "--kind",
+            "guideline",
+            "--establishment",
+            "northgate",
+        ],
         &["establishments"],
         &["due", "--within", "3650d"],
+        &["show", prefix],
+        &["show", prefix, "--version", "1"],
+        &["history", prefix],
     ];
     let direct: Vec<Value> = queries.iter().map(|q| json(&home, cwd, q)).collect();
 
@@ -105,6 +123,25 @@ fn commands_go_through_the_running_node_with_the_same_results() {
             "gatehouse {q:?} differs through the node"
         );
     }
+    // Reads are answered by the node's JSON API: with the control socket
+    // out of the way they still work, while a write cannot reach the node.
+    let web_addr = home.join("web.addr");
+    assert!(web_addr.exists(), "the node records its web address");
+    let aside = home.join("node.sock.aside");
+    std::fs::rename(&socket, &aside).expect("move the socket");
+    for q in &queries[1..4] {
+        let i = queries.iter().position(|x| x == q).expect("query");
+        assert_eq!(
+            &json(&home, cwd, q),
+            &direct[i],
+            "gatehouse {q:?} through the API"
+        );
+    }
+    assert_eq!(json(&home, cwd, &["history", prefix]), direct[7]);
+    let (wrote, _, _) = run(&home, cwd, &["withdraw", prefix, "--reason", "test"]);
+    assert!(!wrote, "a write needs the control socket");
+    std::fs::rename(&aside, &socket).expect("put the socket back");
+
     let status = json(&home, cwd, &["status"]);
     assert_eq!(status["node_running"], true, "{status}");
     assert!(
@@ -149,6 +186,7 @@ fn commands_go_through_the_running_node_with_the_same_results() {
     let status = daemon.0.wait().expect("wait");
     assert!(status.success(), "the node exited with {status}");
     assert!(!socket.exists(), "the control socket was left behind");
+    assert!(!web_addr.exists(), "the web address file was left behind");
     let items = json(&home, cwd, &["list"]);
     assert_eq!(items["items"].as_array().map(Vec::len), Some(3));
 }

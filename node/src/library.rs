@@ -222,7 +222,7 @@ pub struct InitReport {
 }
 
 /// A key with the name trust gives it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Named {
     /// The key.
     pub key: PublicKey,
@@ -231,7 +231,7 @@ pub struct Named {
 }
 
 /// An establishment with the name trust gives it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EstablishmentRef {
     /// Its id.
     pub id: EstablishmentId,
@@ -240,7 +240,7 @@ pub struct EstablishmentRef {
 }
 
 /// An item as shown to people and in JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemView {
     /// The item.
     #[serde(flatten)]
@@ -256,7 +256,7 @@ pub struct ItemView {
 }
 
 /// One entry of an item's history: one signed change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionEntry {
     /// The version the item was at after this change.
     pub version: u64,
@@ -279,7 +279,7 @@ pub struct VersionEntry {
 }
 
 /// A search hit with its item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchResult {
     /// The item.
     #[serde(flatten)]
@@ -293,7 +293,7 @@ pub struct SearchResult {
 }
 
 /// Search results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchResults {
     /// Matching items in all.
     pub total: usize,
@@ -377,7 +377,7 @@ pub struct StatusReport {
 }
 
 /// An admitted establishment and how many items it owns.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EstablishmentSummary {
     /// Its id.
     pub id: EstablishmentId,
@@ -398,7 +398,7 @@ pub struct EstablishmentSummary {
 }
 
 /// A key of an establishment, as listed by `trust` and `member` commands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyInfo {
     /// The key.
     pub key: PublicKey,

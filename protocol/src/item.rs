@@ -216,7 +216,7 @@ impl ItemContent {
 }
 
 /// The materialised state of an item, as read from its document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     /// Item id.
     pub id: ItemId,

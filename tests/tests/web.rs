@@ -163,6 +163,16 @@ fn api_search_filters_counts_facets_sorts_and_pages() {
         .collect();
     assert!(dues.windows(2).all(|w| w[0] <= w[1]), "{dues:?}");
 
+    let due_soon = ok_json("/api/v1/search?review_due_before=2026-06-01&limit=500");
+    assert!(due_soon["total"].as_u64().expect("total") > 0);
+    assert!(
+        due_soon["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["review_due"].as_str().expect("date") < "2026-06-01")
+    );
+
     // No words: everything passing the filter, newest first.
     let browse = ok_json("/api/v1/search?status=withdrawn");
     assert_eq!(titles(&browse), ["Web test withdrawn"]);
@@ -209,6 +219,7 @@ fn bad_parameters_get_400_with_a_message() {
         "/api/v1/search?q=x&colour=blue",
         "/api/v1/search?q=x&kind=policy&kind=procedure",
         "/api/v1/search?owner=northgate",
+        "/api/v1/search?review_due_before=soon",
         "/api/v1/items/not-an-id",
         "/api/v1/items/abc",
         "/api/v1/items/00000000000000000000000000000000/versions/0",

@@ -194,6 +194,7 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
         None::<Nation>,
     );
     let mut owners: Vec<EstablishmentId> = Vec::new();
+    let mut review_due_before = None;
     for (key, value) in pairs {
         let value = value.trim();
         if value.is_empty() {
@@ -206,6 +207,7 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
             "setting" => parse_one(&mut setting, key, value)?,
             "status" => parse_one(&mut status, key, value)?,
             "nation" => parse_one(&mut nation, key, value)?,
+            "review_due_before" => parse_one(&mut review_due_before, key, value)?,
             "owner" => owners.push(value.parse().map_err(|_| {
                 WebError::BadRequest(format!("owner must be an establishment id, not {value:?}"))
             })?),
@@ -235,7 +237,7 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
             }
             other => {
                 return Err(WebError::BadRequest(format!(
-                    "unknown parameter {other:?}; expected q, kind, pathway, setting, nation, owner, status, sort, {}",
+                    "unknown parameter {other:?}; expected q, kind, pathway, setting, nation, owner, status, review_due_before, sort, {}",
                     if web_page { "page" } else { "offset, limit" }
                 )));
             }
@@ -248,7 +250,7 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
         status,
         nation,
         owners: (!owners.is_empty()).then_some(owners),
-        review_due_before: None,
+        review_due_before,
     };
     Ok(p)
 }

@@ -383,6 +383,9 @@ fn params_pairs(p: &SearchParams) -> Vec<(String, String)> {
     for o in f.owners.iter().flatten() {
         out.push(("owner".into(), o.to_hex()));
     }
+    if let Some(d) = f.review_due_before {
+        out.push(("review_due_before".into(), d.to_string()));
+    }
     if p.sort != Sort::Relevance {
         out.push(("sort".into(), p.sort.slug().into()));
     }
