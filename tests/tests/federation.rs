@@ -13,6 +13,7 @@ use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::MemoryStore;
+use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId};
 use gatehouse_tests::cluster::{Cluster, address, holds, library_json, loopback, wait_until};
@@ -49,20 +50,83 @@ async fn an_item_published_at_a_is_searchable_at_c_through_b() {
         .start(2, vec![address(&b).await.expect("b")])
         .await
         .expect("start c");
+    // C's clinicians search through its web API.
+    let web = WebServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        WebState {
+            library: c.library.clone(),
+            net: Some(c.net.clone()),
+        },
+    )
+    .await
+    .expect("serve C's web page");
+    let client = reqwest::Client::new();
+    let search = |q: &'static str| {
+        let url = format!("http://{}/api/v1/search", web.addr);
+        let client = client.clone();
+        async move {
+            let page: serde_json::Value = client
+                .get(url)
+                .query(&[("q", q)])
+                .send()
+                .await
+                .expect("search C")
+                .json()
+                .await
+                .expect("JSON");
+            page["results"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .map(|h| {
+                            (
+                                h["id"].as_str().unwrap_or("").to_string(),
+                                h["version"].as_u64(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
     let mut content = synthetic_content(7);
     content.title = "Take-home naloxone on release, line test".into();
     let id = a
         .local(|lib| lib.publish(&content, &[]))
         .await
         .expect("publish");
-    wait_until(DEADLINE, "the item to be searchable at C", || {
-        c.lock()
-            .search("naloxone line test", &Filter::default(), 5)
-            .map(|r| r.results.iter().any(|h| h.view.item.id == id))
-            .unwrap_or(false)
-    })
-    .await
-    .expect("replicated");
+    let published = std::time::Instant::now();
+    let want = (id.to_hex(), Some(1));
+    while !search("naloxone line test").await.contains(&want) {
+        assert!(
+            published.elapsed() < DEADLINE,
+            "the item never became searchable at C"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "published at A, found through C's web API after {:?}",
+        published.elapsed()
+    );
+    // A revision at A shows in C's index, under its new words.
+    content.summary = "Now also covers the quinquennial refresher.".into();
+    a.local(|lib| lib.revise(&id, &content, &[]))
+        .await
+        .expect("revise");
+    let revised = std::time::Instant::now();
+    let want = (id.to_hex(), Some(2));
+    while !search("quinquennial").await.contains(&want) {
+        assert!(
+            revised.elapsed() < DEADLINE,
+            "the revision never reached C's index"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "revised at A, found through C's web API after {:?}",
+        revised.elapsed()
+    );
+    web.stop().await;
     // C never connected to A: it got the item through B.
     let c_status = c.net.status();
     assert!(
