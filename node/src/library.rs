@@ -1638,6 +1638,7 @@ impl Library {
                 sort: Sort::Relevance,
                 offset: 0,
                 limit,
+                facets: false,
             })?
             .results)
     }

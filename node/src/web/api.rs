@@ -80,6 +80,7 @@ pub fn run_search(
         sort: p.sort,
         offset: p.offset,
         limit: p.limit,
+        facets: true,
     })?;
     Ok((p, page))
 }

@@ -311,6 +311,7 @@ async fn home(State(state): State<WebState>) -> Response {
             sort: Sort::Updated,
             offset: 0,
             limit: HOME_LIST_LEN,
+            facets: false,
         })?;
         let today = Zoned::now().date();
         let due = lib.due(today, HOME_DUE_WITHIN_DAYS)?;
@@ -897,7 +898,7 @@ async fn establishments(State(state): State<WebState>) -> Response {
             p.lead { (list.len()) " establishments are admitted to " (site_info.network) "." }
             @for e in &list {
                 @let items = lib.find(&crate::search::SearchRequest {
-                    query: "", filter: &filter_for(e.id), sort: Sort::Updated, offset: 0, limit: DIRECTORY_ITEMS,
+                    query: "", filter: &filter_for(e.id), sort: Sort::Updated, offset: 0, limit: DIRECTORY_ITEMS, facets: false,
                 })?;
                 section.establishment aria-labelledby={ "est-" (e.id.to_hex()) } {
                     h2 id={ "est-" (e.id.to_hex()) } { (e.name) @if e.removed { " " strong.badge.badge-withdrawn { "Removed" } } }
