@@ -115,6 +115,23 @@ fn search_page_highlights_terms_and_offers_facets_with_counts() {
 }
 
 #[test]
+fn search_page_pages_through_results() {
+    let first = ok_html("/search?sort=updated");
+    let total = ok_json("/api/v1/search?sort=updated")["total"]
+        .as_u64()
+        .expect("total");
+    assert!(total > 20, "{total} items");
+    assert!(first.contains(&format!("Showing 1 to 10 of {total} matching items.")));
+    assert!(first.contains(r#"<a href="/search?sort=updated&amp;page=2" rel="next">Next"#));
+    let second = ok_html("/search?sort=updated&page=2");
+    assert!(second.contains(&format!("Showing 11 to 20 of {total} matching items.")));
+    assert!(second.contains(r#"<a href="/search?sort=updated" rel="prev">Previous"#));
+    assert!(second.contains(r#"<ol class="results" start="11">"#));
+    let beyond = ok_html("/search?sort=updated&page=99");
+    assert!(beyond.contains("but not on this page"));
+}
+
+#[test]
 fn api_search_filters_counts_facets_sorts_and_pages() {
     let all = ok_json("/api/v1/search?q=naloxone&limit=50");
     let total = all["total"].as_u64().expect("total");
