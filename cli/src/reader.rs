@@ -13,6 +13,7 @@ use gatehouse_node::home::Home;
 use gatehouse_node::library::{
     EstablishmentSummary, ItemView, Library, SearchResults, VersionEntry,
 };
+use gatehouse_node::search::MAX_SEARCH_RESULTS;
 use gatehouse_node::web::api::ErrorBody;
 use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
@@ -78,8 +79,13 @@ pub struct Api {
 }
 
 impl Api {
-    /// The API of the node running for `home`, if it serves one and answers.
+    /// The API of the node running for `home`, if it serves one and answers
+    /// as this data directory's node (its libp2p identity is this
+    /// directory's node key); a stale address file, or another program on
+    /// that port, is not trusted.
     pub fn connect(home: &Home) -> Option<Api> {
+        let node_key = home.read_key("node").ok()??;
+        let expected = gatehouse_node::net::peer_id_of(&node_key.public())?.to_string();
         let addr = std::fs::read_to_string(home.root().join(WEB_ADDR_FILE)).ok()?;
         let client = reqwest::blocking::Client::builder()
             .timeout(API_TIMEOUT)
@@ -90,13 +96,16 @@ impl Api {
             base: format!("http://{}/api/v1", addr.trim()),
             client,
         };
-        api.client
+        let status: serde_json::Value = api
+            .client
             .get(format!("{}/status", api.base))
             .timeout(Duration::from_secs(2))
             .send()
             .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| api)
+            .filter(|r| r.status().is_success())?
+            .json()
+            .ok()?;
+        (status["network_state"]["peer_id"].as_str() == Some(expected.as_str())).then_some(api)
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
@@ -122,7 +131,10 @@ impl Api {
 
     fn id_path(id: &str) -> anyhow::Result<String> {
         let id = id.trim().to_ascii_lowercase();
-        anyhow::ensure!(id.chars().all(|c| c.is_ascii_hexdigit()), "no item {id}");
+        anyhow::ensure!(
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "no item {id}"
+        );
         Ok(format!("/items/{id}"))
     }
 }
@@ -171,7 +183,8 @@ impl Reader for Api {
     ) -> anyhow::Result<SearchResults> {
         let mut q = filter_query(filter);
         q.push(("q", query.to_string()));
-        q.push(("limit", limit.to_string()));
+        q.push(("limit", limit.clamp(1, MAX_SEARCH_RESULTS).to_string()));
+        q.push(("facets", "false".to_string()));
         self.get("/search", &q)
     }
 

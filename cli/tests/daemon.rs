@@ -189,4 +189,42 @@ fn commands_go_through_the_running_node_with_the_same_results() {
     assert!(!web_addr.exists(), "the web address file was left behind");
     let items = json(&home, cwd, &["list"]);
     assert_eq!(items["items"].as_array().map(Vec::len), Some(3));
+    // An address file left by a killed node (here pointing at another
+    // node's web server, which answers as a different node) is not trusted.
+    let other = dir.path().join("other");
+    json(&other, cwd, &["init", "--establishment", "HMP Elsewhere"]);
+    let child = Command::new(BIN)
+        .arg("--home")
+        .arg(&other)
+        .args([
+            "node",
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+        ])
+        .args(["--web-listen", "127.0.0.1:0"])
+        .env_remove("GATEHOUSE_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the other node");
+    let _other_node = Daemon(child);
+    let other_addr = other.join("web.addr");
+    wait_for("the other node's web server", || other_addr.exists());
+    std::fs::copy(&other_addr, &web_addr).expect("plant a stale address");
+    let ids = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let here = json(&home, cwd, &["search", "naloxone"]);
+    assert_eq!(
+        ids(&here),
+        ids(&direct[1]),
+        "read from this node's own library"
+    );
 }

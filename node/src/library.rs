@@ -631,7 +631,14 @@ impl Library {
         member: Option<SecretKey>,
     ) -> Result<Self> {
         let store = SledStore::open(&home.store_dir())?;
-        store.apply(vec![config_write(&config)?])?;
+        store.apply(vec![
+            config_write(&config)?,
+            (
+                Tree::Config,
+                DERIVED_LAYOUT_KEY.to_vec(),
+                Some(DERIVED_LAYOUT.to_vec()),
+            ),
+        ])?;
         let index = SearchIndex::open(&home.index_dir())?;
         Self::assemble(Arc::new(store), config, index, member)
     }
@@ -1123,7 +1130,14 @@ impl Library {
     /// accepted changes.
     fn materialise(&mut self, item: ItemId) -> Result<()> {
         let accepted = self.accepted_changes(&item)?;
-        let updated_ms = accepted.iter().map(Verified::created_ms).max().unwrap_or(0);
+        // Signers' clocks are their own: a time claimed in the future is
+        // not allowed to pin an item to the top of "recently updated".
+        let updated_ms = accepted
+            .iter()
+            .map(Verified::created_ms)
+            .max()
+            .unwrap_or(0)
+            .min(self.now());
         let changes: Vec<automerge::Change> = accepted
             .into_iter()
             .filter_map(|e| match e.body() {
@@ -1518,8 +1532,12 @@ impl Library {
         let (latest, updated_ms) = self
             .load_item(id)?
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
-        let Some(wanted) = version else {
-            return Ok(self.view(latest, updated_ms));
+        let wanted = match version {
+            // Concurrent revisions both count, so the latest version number
+            // may be reached only by their merge, not by any one change.
+            None => return Ok(self.view(latest, updated_ms)),
+            Some(v) if v == latest.version => return Ok(self.view(latest, updated_ms)),
+            Some(v) => v,
         };
         let signed_at: BTreeMap<automerge::ChangeHash, u64> = self
             .accepted_changes(id)?
@@ -1668,7 +1686,7 @@ impl Library {
         Ok(SearchPage {
             results: SearchResults { total, results },
             offset: req.offset,
-            sort: req.sort,
+            sort: req.sort.effective(req.query),
             facets,
         })
     }
@@ -1790,6 +1808,7 @@ struct CatalogRecord<'a> {
 /// A catalog entry read back.
 #[derive(Deserialize)]
 struct CatalogEntry {
+    #[serde(default)]
     updated_ms: u64,
     id: ItemId,
     owner: EstablishmentId,

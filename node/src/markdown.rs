@@ -14,6 +14,33 @@ use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 /// Link schemes kept in rendered bodies.
 const LINK_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
+/// The tags a body may keep besides headings: what Markdown produces, and
+/// no landmarks, so raw HTML in a body cannot pose as the page's
+/// navigation or asides.
+const ALLOWED_TAGS: [&str; 20] = [
+    "p",
+    "br",
+    "hr",
+    "em",
+    "strong",
+    "del",
+    "s",
+    "a",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "code",
+    "pre",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+];
+/// Heading tags, highest first.
+const HEADINGS: [&str; 6] = ["h1", "h2", "h3", "h4", "h5", "h6"];
 
 fn options() -> Options {
     let mut options = Options::empty();
@@ -54,8 +81,11 @@ pub fn render(markdown: &str, heading_offset: usize) -> String {
     });
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
+    // Headings above the offset are dropped even when written as raw HTML.
+    let mut tags: HashSet<&str> = HashSet::from(ALLOWED_TAGS);
+    tags.extend(HEADINGS.iter().skip(heading_offset.min(HEADINGS.len() - 1)));
     ammonia::Builder::default()
-        .rm_tags(["img"])
+        .tags(tags)
         .url_schemes(HashSet::from(LINK_SCHEMES))
         .url_relative(ammonia::UrlRelative::Deny)
         .link_rel(Some("noopener noreferrer nofollow"))
@@ -101,9 +131,10 @@ mod tests {
                 "[click](javascript:alert(3)) and [ok](https://example.org/a)\n\n",
                 "![a chart](https://tracker.example/pixel.png)\n\n",
                 "<img src=x onerror=alert(4)>\n\n",
-                "<iframe src=\"https://example.org\"></iframe>\n",
+                "<iframe src=\"https://example.org\"></iframe>\n\n",
+                "<h1>Fake page heading</h1><nav>fake menu</nav><aside>x</aside><style>p{}</style>\n",
             ),
-            0,
+            2,
         );
         for banned in [
             "<script",
@@ -113,10 +144,19 @@ mod tests {
             "onerror",
             "<iframe",
             "pixel.png",
+            "<h1",
+            "<h2",
+            "<nav",
+            "<aside",
+            "<style",
         ] {
             assert!(!html.contains(banned), "{banned} survived in {html}");
         }
-        assert!(html.contains("<h1>Title</h1>"));
+        assert!(html.contains("<h3>Title</h3>"));
+        assert!(
+            html.contains("Fake page heading"),
+            "the words of a raw heading stay"
+        );
         assert!(html.contains("[image: a chart]"));
         assert!(html.contains(r#"href="https://example.org/a""#));
         assert!(html.contains("noopener"));

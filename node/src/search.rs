@@ -146,6 +146,16 @@ impl Sort {
         }
     }
 
+    /// The order results really come in for `query`: an empty query has no
+    /// relevance, so it lists most recently updated first.
+    pub fn effective(self, query: &str) -> Sort {
+        if self == Sort::Relevance && query.trim().is_empty() {
+            Sort::Updated
+        } else {
+            self
+        }
+    }
+
     /// The order named `slug`.
     pub fn from_slug(slug: &str) -> Option<Sort> {
         Sort::ALL.into_iter().find(|s| s.slug() == slug)
@@ -440,10 +450,7 @@ impl SearchIndex {
             }
             c
         });
-        let sort = match (req.sort, &text_query) {
-            (Sort::Relevance, None) => Sort::Updated,
-            (s, _) => s,
-        };
+        let sort = req.sort.effective(query);
         let unscored = |top: Vec<(Option<i64>, DocAddress)>| -> Vec<(f32, DocAddress)> {
             top.into_iter().map(|(_, a)| (0.0, a)).collect()
         };

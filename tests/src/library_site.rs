@@ -13,12 +13,14 @@ use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::vocab::{Nation, Setting};
 
-/// A Markdown body with a script, event handlers, a `javascript:` link and
-/// remote images, none of which may be active on the page.
+/// A Markdown body with a script, event handlers, a `javascript:` link,
+/// remote images, a raw page heading, a navigation landmark and a style
+/// sheet, none of which may be active on the page.
 pub const HOSTILE_BODY: &str = "# Hostile\n\n<script>document.title='owned'</script>\n\n\
 <p onmouseover=\"alert(1)\">hover</p>\n\n[click me](javascript:alert(2))\n\n\
 ![tracker](https://tracker.example/pixel.png)\n\n<img src=\"https://tracker.example/a.png\" onerror=\"alert(3)\">\n\n\
-<a href=\"https://example.org/ok\">a fair link</a>\n";
+<a href=\"https://example.org/ok\">a fair link</a>\n\n\
+<h1>Fake page heading</h1><nav aria-label=\"Main\">fake menu</nav><style>body{display:none}</style>\n";
 
 /// The served node and the ids of its special items.
 pub struct LibrarySite {

@@ -367,6 +367,17 @@ async fn concurrent_offline_edits_at_one_site_merge() {
         merged.trim_end().ends_with("Deputy's closing paragraph."),
         "{merged}"
     );
+    // Version 3 exists only as the merge of the two revisions: it can still
+    // be asked for by number, and the diff from version 2 reads both edits.
+    {
+        let lib = lead.lock();
+        let v3 = lib.get(&item, Some(3)).expect("version 3 by number");
+        assert_eq!(v3.item.content.body, merged);
+        let v2 = lib.get(&item, Some(2)).expect("version 2");
+        let d = gatehouse_node::diff::diff(&v2, &v3);
+        assert_eq!((d.from, d.to), (2, 3));
+        assert!(d.lines_added >= 1, "{d:?}");
+    }
     lead.stop().await;
     dep.stop().await;
 }

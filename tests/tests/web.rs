@@ -427,6 +427,9 @@ fn a_hostile_body_renders_with_nothing_active() {
         "javascript:",
         "<img",
         "tracker.example",
+        "<h1",
+        "<nav",
+        "<style",
     ] {
         assert!(!body.contains(banned), "{banned} survived: {body}");
     }
@@ -443,6 +446,54 @@ fn a_hostile_body_renders_with_nothing_active() {
         api["body"].as_str().map(str::trim_end),
         Some(HOSTILE_BODY.trim_end())
     );
+}
+
+#[test]
+fn requests_for_another_host_name_are_refused() {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/api/v1/status", fixture().base);
+    let rebound = client
+        .get(&url)
+        .header("Host", "attacker.example:8480")
+        .send()
+        .expect("request");
+    assert_eq!(rebound.status().as_u16(), 421);
+    assert!(rebound.text().expect("body").contains("loopback only"));
+    for host in ["localhost:8480", "127.0.0.1", "[::1]:8480"] {
+        let ok = client
+            .get(&url)
+            .header("Host", host)
+            .send()
+            .expect("request");
+        assert_eq!(ok.status().as_u16(), 200, "Host: {host}");
+    }
+}
+
+#[test]
+fn api_routes_refuse_parameters_they_do_not_take_and_backwards_diffs() {
+    let f = fixture();
+    for path in [
+        format!("/api/v1/items/{}?version=1", f.revised),
+        format!("/api/v1/items/{}/history?all=1", f.revised),
+        "/api/v1/establishments?name=x".to_string(),
+        "/api/v1/status?verbose=1".to_string(),
+        format!("/api/v1/items/{}/diff?from=3&to=1", f.revised),
+        format!("/api/v1/items/{}/diff?from=2&to=2", f.revised),
+        "/api/v1/search?q=a&q=b".to_string(),
+        "/api/v1/search?q=a&facets=maybe".to_string(),
+    ] {
+        let g = get(&path);
+        assert_eq!(g.status, 400, "GET {path}: {}", g.text);
+    }
+    let plain = ok_json("/api/v1/search?q=naloxone&facets=false");
+    assert!(
+        plain["facets"]
+            .as_object()
+            .is_some_and(serde_json::Map::is_empty)
+    );
+    assert!(plain["total"].as_u64().expect("total") > 0);
+    let browse = ok_json("/api/v1/search");
+    assert_eq!(browse["sort"], "updated", "no words: listed by update");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{WebError, WebState, item_id, parse_search, version_number};
+use super::{WebError, WebState, item_id, no_parameters, parse_search, version_number};
 use crate::diff::{ItemDiff, diff};
 use crate::library::{
     EstablishmentSummary, ItemView, Library, PeerEntry, SearchPage, StatusReport, VersionEntry,
@@ -80,7 +80,7 @@ pub fn run_search(
         sort: p.sort,
         offset: p.offset,
         limit: p.limit,
-        facets: true,
+        facets: p.facets,
     })?;
     Ok((p, page))
 }
@@ -94,7 +94,12 @@ async fn search(
         .await
 }
 
-async fn item(State(state): State<WebState>, Path(id): Path<String>) -> ApiResult<ItemView> {
+async fn item(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<ItemView> {
+    no_parameters(&pairs)?;
     state
         .read(move |lib| Ok(Json(lib.get(&item_id(lib, &id)?, None)?)))
         .await
@@ -103,7 +108,9 @@ async fn item(State(state): State<WebState>, Path(id): Path<String>) -> ApiResul
 async fn item_version(
     State(state): State<WebState>,
     Path((id, version)): Path<(String, String)>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<ItemView> {
+    no_parameters(&pairs)?;
     state
         .read(move |lib| {
             let id = item_id(lib, &id)?;
@@ -116,7 +123,9 @@ async fn item_version(
 async fn history(
     State(state): State<WebState>,
     Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<Vec<VersionEntry>> {
+    no_parameters(&pairs)?;
     state
         .read(move |lib| Ok(Json(lib.history(&item_id(lib, &id)?)?)))
         .await
@@ -155,6 +164,11 @@ pub fn diff_between(
             ));
         }
     };
+    if from >= to {
+        return Err(WebError::BadRequest(format!(
+            "from ({from}) must be an earlier version than to ({to})"
+        )));
+    }
     let (old, new) = (lib.get(&id, Some(from))?, lib.get(&id, Some(to))?);
     let d = diff(&old, &new);
     Ok((old, new, d))
@@ -170,7 +184,11 @@ async fn item_diff(
         .await
 }
 
-async fn establishments(State(state): State<WebState>) -> ApiResult<Vec<EstablishmentSummary>> {
+async fn establishments(
+    State(state): State<WebState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Vec<EstablishmentSummary>> {
+    no_parameters(&pairs)?;
     state.read(|lib| Ok(Json(lib.establishments()?))).await
 }
 
@@ -207,7 +225,11 @@ pub fn node_status(lib: &Library, net: Option<NetStatus>) -> Result<NodeStatus, 
     })
 }
 
-async fn status(State(state): State<WebState>) -> Result<Response, WebError> {
+async fn status(
+    State(state): State<WebState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    no_parameters(&pairs)?;
     let net = state.net.as_ref().map(crate::net::NetHandle::status);
     let s = state.read(move |lib| node_status(lib, net)).await?;
     Ok((StatusCode::OK, Json(s)).into_response())

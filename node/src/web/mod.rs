@@ -17,8 +17,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use thiserror::Error;
@@ -35,6 +37,9 @@ pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8480";
 pub const PAGE_SIZE: usize = 10;
 /// Results the API returns when no `limit` is given.
 pub const DEFAULT_API_LIMIT: usize = 20;
+/// Requests handled at once; more wait their turn, so a flood of requests
+/// cannot starve the network task of the library lock.
+pub const MAX_CONCURRENT_REQUESTS: usize = 16;
 
 /// The policy every response is sent with: nothing but this node's own
 /// stylesheet loads, no script runs, forms post only here, and no other
@@ -63,9 +68,16 @@ impl WebState {
             f(&lib)
         })
         .await
-        .map_err(|e| WebError::Internal(format!("request task failed: {e}")))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "web request task failed");
+            WebError::Internal(INTERNAL_MESSAGE.into())
+        })?
     }
 }
+
+/// What a client is told when something breaks here (the detail goes to
+/// the node's log, not to the client).
+pub const INTERNAL_MESSAGE: &str = "this node could not answer; its log says why";
 
 /// Why a request failed.
 #[derive(Debug, Error)]
@@ -104,7 +116,7 @@ impl From<LibraryError> for WebError {
             }
             other => {
                 tracing::error!(error = %other, "web request failed");
-                WebError::Internal(other.to_string())
+                WebError::Internal(INTERNAL_MESSAGE.into())
             }
         }
     }
@@ -121,6 +133,16 @@ pub fn item_id(lib: &Library, text: &str) -> Result<ItemId, WebError> {
         )));
     }
     Ok(lib.resolve(text)?)
+}
+
+/// Refuses query parameters on routes that take none.
+pub fn no_parameters(pairs: &[(String, String)]) -> Result<(), WebError> {
+    match pairs.first() {
+        None => Ok(()),
+        Some((key, _)) => Err(WebError::BadRequest(format!(
+            "unknown parameter {key:?}; this address takes no parameters"
+        ))),
+    }
 }
 
 /// A version number from a path or query.
@@ -146,6 +168,8 @@ pub struct SearchParams {
     pub offset: usize,
     /// Results wanted.
     pub limit: usize,
+    /// Whether to count facets (the API's `facets=false` skips them).
+    pub facets: bool,
 }
 
 fn parse_one<T: std::str::FromStr>(
@@ -184,6 +208,7 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
         } else {
             DEFAULT_API_LIMIT
         },
+        facets: true,
         ..SearchParams::default()
     };
     let (mut kind, mut pathway, mut setting, mut status, mut nation) = (
@@ -195,10 +220,14 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
     );
     let mut owners: Vec<EstablishmentId> = Vec::new();
     let mut review_due_before = None;
+    let mut seen = std::collections::BTreeSet::new();
     for (key, value) in pairs {
         let value = value.trim();
         if value.is_empty() {
             continue;
+        }
+        if key != "owner" && !seen.insert(key.as_str()) {
+            return Err(WebError::BadRequest(format!("give {key} at most once")));
         }
         match key.as_str() {
             "q" => p.q = value.to_string(),
@@ -220,6 +249,17 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
                 })?;
             }
             "offset" if !web_page => p.offset = parse_count(key, value)?,
+            "facets" if !web_page => {
+                p.facets = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(WebError::BadRequest(format!(
+                            "facets must be true or false, not {value:?}"
+                        )));
+                    }
+                };
+            }
             "limit" if !web_page => {
                 p.limit = parse_count(key, value)?;
                 if p.limit == 0 || p.limit > MAX_SEARCH_RESULTS {
@@ -238,7 +278,11 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
             other => {
                 return Err(WebError::BadRequest(format!(
                     "unknown parameter {other:?}; expected q, kind, pathway, setting, nation, owner, status, review_due_before, sort, {}",
-                    if web_page { "page" } else { "offset, limit" }
+                    if web_page {
+                        "page"
+                    } else {
+                        "offset, limit, facets"
+                    }
                 )));
             }
         }
@@ -275,13 +319,59 @@ async fn security_headers(mut response: Response) -> Response {
         HeaderName::from_static("cross-origin-opener-policy"),
         HeaderValue::from_static("same-origin"),
     );
+    h.insert(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
     response
 }
 
-/// Every route: the web page and the API.
-pub fn router(state: WebState) -> Router {
-    pages::routes()
-        .merge(api::routes())
+/// Whether an HTTP `Host` header names this machine's loopback interface.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses requests that name another host: a node serving loopback only
+/// answers to loopback names, so a web page elsewhere cannot reach it by
+/// pointing its own domain at 127.0.0.1 (DNS rebinding).
+async fn loopback_hosts_only(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if is_loopback_host(host) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        "this node serves its web page on loopback only; use http://127.0.0.1 or http://localhost",
+    )
+        .into_response()
+}
+
+/// Every route: the web page and the API. `loopback_only` refuses requests
+/// whose `Host` is not a loopback name.
+pub fn router(state: WebState, loopback_only: bool) -> Router {
+    let routes =
+        pages::routes()
+            .merge(api::routes())
+            .layer(tower::limit::ConcurrencyLimitLayer::new(
+                MAX_CONCURRENT_REQUESTS,
+            ));
+    let routes = if loopback_only {
+        routes.layer(axum::middleware::from_fn(loopback_hosts_only))
+    } else {
+        routes
+    };
+    routes
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -314,7 +404,7 @@ impl WebServer {
             .local_addr()
             .map_err(|source| ServeError { addr, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router(state);
+        let app = router(state, bound.ip().is_loopback());
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {

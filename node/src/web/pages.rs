@@ -400,21 +400,28 @@ fn search_href(pairs: &[(String, String)]) -> String {
     }
 }
 
-/// `pairs` with facet `dimension` set to `value` (or removed when `None`).
-fn with_facet(
-    pairs: &[(String, String)],
-    dimension: &str,
-    value: Option<&str>,
-) -> Vec<(String, String)> {
+/// `pairs` with facet `dimension` set to `value`.
+fn with_facet(pairs: &[(String, String)], dimension: &str, value: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = pairs
         .iter()
         .filter(|(k, _)| k != dimension)
         .cloned()
         .collect();
-    if let Some(v) = value {
-        out.push((dimension.to_string(), v.to_string()));
-    }
+    out.push((dimension.to_string(), value.to_string()));
     out
+}
+
+/// `pairs` without the one filter `dimension=value`.
+fn without_facet(
+    pairs: &[(String, String)],
+    dimension: &str,
+    value: &str,
+) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .filter(|(k, v)| !(k == dimension && v == value))
+        .cloned()
+        .collect()
 }
 
 fn selected_facet(p: &SearchParams, dimension: &str) -> Vec<String> {
@@ -462,7 +469,7 @@ fn facets_panel(
                             li.facet-selected {
                                 strong { (facet_label(lib, dimension, v)) }
                                 " "
-                                a href=(search_href(&with_facet(&pairs, dimension, None))) {
+                                a href=(search_href(&without_facet(&pairs, dimension, v))) {
                                     "Remove" span.visually-hidden { " filter " (facet_title(dimension)) ": " (facet_label(lib, dimension, v)) }
                                 }
                             }
@@ -470,7 +477,7 @@ fn facets_panel(
                         @if selected.is_empty() {
                             @for fc in values {
                                 li {
-                                    a href=(search_href(&with_facet(&pairs, dimension, Some(&fc.value)))) {
+                                    a href=(search_href(&with_facet(&pairs, dimension, &fc.value))) {
                                         (facet_label(lib, dimension, &fc.value))
                                     }
                                     " " span.count { "(" (fc.count) ")" }
@@ -534,15 +541,21 @@ async fn search(
             .into_iter()
             .filter(|(k, _)| k != "q" && k != "sort")
             .collect();
-        let title = if p.q.is_empty() {
+        let heading = if p.q.is_empty() {
             "Browse the library".to_string()
         } else {
             format!("Search results for “{}”", p.q)
         };
+        let page_no = p.offset / PAGE_SIZE + 1;
+        let title = if page_no > 1 {
+            format!("{heading} (page {page_no})")
+        } else {
+            heading.clone()
+        };
         let from = p.offset + 1;
         let to = p.offset + results.len();
         let content = html! {
-            h1 { (title) }
+            h1 { (heading) }
             (search_form(&p.q, &keep))
             div.search-layout {
                 (facets_panel(lib, &p, &found.facets))
@@ -584,10 +597,12 @@ async fn search(
                             }
                         }
                     }
-                    h2.visually-hidden { "Results" }
-                    ol.results start=(from) {
-                        @for r in results {
-                            (result_card(&r.view, Some((&r.snippet, &r.highlights))))
+                    @if !results.is_empty() {
+                        h2.visually-hidden { "Results" }
+                        ol.results start=(from) {
+                            @for r in results {
+                                (result_card(&r.view, Some((&r.snippet, &r.highlights))))
+                            }
                         }
                     }
                     (pagination(&p, total))
@@ -672,6 +687,15 @@ fn history_table(id: &ItemId, history: &[VersionEntry], shown: u64) -> Markup {
     }
 }
 
+/// Every version that can be shown: those changes reached, and the latest.
+fn version_numbers(history: &[VersionEntry], latest: u64) -> Vec<u64> {
+    let mut versions: Vec<u64> = history.iter().map(|e| e.version).collect();
+    versions.push(latest);
+    versions.sort_unstable();
+    versions.dedup();
+    versions
+}
+
 fn compare_form(id: &ItemId, versions: &[u64], from: u64, to: u64) -> Markup {
     let select = |name: &str, label: &str, chosen: u64| {
         html! {
@@ -718,9 +742,14 @@ async fn item(
         let history = lib.history(&id)?;
         let c = &view.item.content;
         let it = &view.item;
-        let signed = history.iter().rev().find(|e| e.version == it.version);
-        let mut versions: Vec<u64> = history.iter().map(|e| e.version).collect();
-        versions.dedup();
+        // The latest version may be a merge of concurrent revisions, reached
+        // by no single change: its last change is what was signed last.
+        let signed = history
+            .iter()
+            .rev()
+            .find(|e| e.version == it.version)
+            .or_else(|| history.last().filter(|_| it.version == latest.item.version));
+        let versions = version_numbers(&history, latest.item.version);
         let compare_to = latest.item.version;
         let compare_from = if it.version < compare_to { it.version } else { compare_to.saturating_sub(1).max(1) };
         let content = html! {
@@ -864,10 +893,11 @@ async fn item_diff(
 ) -> Response {
     render(&state, move |lib, site_info| {
         let (_old, new, d) = diff_between(lib, &id, &pairs)?;
-        let title = format!("Changes from version {} to {}", d.from, d.to);
+        let heading = format!("Changes from version {} to {}", d.from, d.to);
+        let title = format!("{heading}: {}", new.item.content.title);
         let history = lib.history(&new.item.id)?;
-        let mut versions: Vec<u64> = history.iter().map(|e| e.version).collect();
-        versions.dedup();
+        let latest = lib.get(&new.item.id, None)?.item.version;
+        let versions = version_numbers(&history, latest);
         let content = html! {
             nav.breadcrumbs aria-label="Breadcrumb" {
                 ol {
@@ -876,7 +906,7 @@ async fn item_diff(
                 }
             }
             span.caption { (new.item.content.title) }
-            h1 { (title) }
+            h1 { (heading) }
             (compare_form(&new.item.id, &versions, d.from, d.to))
             (diff_view(&d))
             p { a href={ "/items/" (new.item.id.to_hex()) } { "Back to " (new.item.content.title) } }
@@ -968,7 +998,7 @@ async fn network(State(state): State<WebState>) -> Response {
                                 tbody {
                                     @for (id, p) in &n.peers {
                                         tr {
-                                            td { code { (id.get(id.len().saturating_sub(8)..).unwrap_or(id)) } }
+                                            th scope="row" { code { (id.get(id.len().saturating_sub(8)..).unwrap_or(id)) } }
                                             td { (p.establishment.as_deref().unwrap_or(if p.admitted { "admitted" } else { "not admitted" })) }
                                             td { @if p.connected { "Yes" } @else { "No" } }
                                             td { @match p.last_sync_ms { Some(t) => (format_ms(t)), None => "Never" } }
