@@ -16,7 +16,6 @@ use gatehouse_node::library::{
 use gatehouse_node::search::MAX_SEARCH_RESULTS;
 use gatehouse_node::web::api::ErrorBody;
 use gatehouse_protocol::id::{EstablishmentId, ItemId};
-use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use serde::de::DeserializeOwned;
 
 use crate::daemon::WEB_ADDR_FILE;
@@ -139,41 +138,6 @@ impl Api {
     }
 }
 
-/// Query parameters of the API's search for `filter`.
-fn filter_query(filter: &Filter) -> Vec<(&'static str, String)> {
-    let mut q = Vec::new();
-    q.extend(filter.kind.map(|v| ("kind", Kind::slug(v).to_string())));
-    q.extend(
-        filter
-            .pathway
-            .map(|v| ("pathway", Pathway::slug(v).to_string())),
-    );
-    q.extend(
-        filter
-            .setting
-            .map(|v| ("setting", Setting::slug(v).to_string())),
-    );
-    q.extend(
-        filter
-            .status
-            .map(|v| ("status", Status::slug(v).to_string())),
-    );
-    q.extend(
-        filter
-            .nation
-            .map(|v| ("nation", Nation::slug(v).to_string())),
-    );
-    for o in filter.owners.iter().flatten() {
-        q.push(("owner", o.to_hex()));
-    }
-    q.extend(
-        filter
-            .review_due_before
-            .map(|d| ("review_due_before", d.to_string())),
-    );
-    q
-}
-
 impl Reader for Api {
     fn search(
         &mut self,
@@ -181,7 +145,7 @@ impl Reader for Api {
         filter: &Filter,
         limit: usize,
     ) -> anyhow::Result<SearchResults> {
-        let mut q = filter_query(filter);
+        let mut q = filter.query_pairs();
         q.push(("q", query.to_string()));
         q.push(("limit", limit.clamp(1, MAX_SEARCH_RESULTS).to_string()));
         q.push(("facets", "false".to_string()));

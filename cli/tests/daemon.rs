@@ -58,6 +58,27 @@ impl Drop for Daemon {
     }
 }
 
+/// Starts `gatehouse node run` for `home` on loopback ports chosen by the system.
+fn start_node(home: &Path) -> Daemon {
+    let child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args([
+            "node",
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+        ])
+        .args(["--web-listen", "127.0.0.1:0"])
+        .env_remove("GATEHOUSE_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the node");
+    Daemon(child)
+}
+
 #[test]
 fn commands_go_through_the_running_node_with_the_same_results() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -95,24 +116,7 @@ fn commands_go_through_the_running_node_with_the_same_results() {
     ];
     let direct: Vec<Value> = queries.iter().map(|q| json(&home, cwd, q)).collect();
 
-    let child = Command::new(BIN)
-        .arg("--home")
-        .arg(&home)
-        .args([
-            "node",
-            "run",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--web-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("GATEHOUSE_HOME")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the node");
-    let mut daemon = Daemon(child);
+    let mut daemon = start_node(&home);
     let socket = home.join("node.sock");
     wait_for("the node's control socket", || socket.exists());
 
@@ -193,23 +197,7 @@ fn commands_go_through_the_running_node_with_the_same_results() {
     // node's web server, which answers as a different node) is not trusted.
     let other = dir.path().join("other");
     json(&other, cwd, &["init", "--establishment", "HMP Elsewhere"]);
-    let child = Command::new(BIN)
-        .arg("--home")
-        .arg(&other)
-        .args([
-            "node",
-            "run",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-        ])
-        .args(["--web-listen", "127.0.0.1:0"])
-        .env_remove("GATEHOUSE_HOME")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the other node");
-    let _other_node = Daemon(child);
+    let _other_node = start_node(&other);
     let other_addr = other.join("web.addr");
     wait_for("the other node's web server", || other_addr.exists());
     std::fs::copy(&other_addr, &web_addr).expect("plant a stale address");

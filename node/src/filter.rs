@@ -25,6 +25,28 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The query-string parameters of the web search and API that ask for
+    /// this filter (what `web::parse_search` reads back).
+    pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out: Vec<(&'static str, String)> = [
+            ("kind", self.kind.map(Kind::slug)),
+            ("pathway", self.pathway.map(Pathway::slug)),
+            ("setting", self.setting.map(Setting::slug)),
+            ("nation", self.nation.map(Nation::slug)),
+            ("status", self.status.map(Status::slug)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v.to_string())))
+        .collect();
+        for o in self.owners.iter().flatten() {
+            out.push(("owner", o.to_hex()));
+        }
+        if let Some(d) = self.review_due_before {
+            out.push(("review_due_before", d.to_string()));
+        }
+        out
+    }
+
     /// Whether `item` meets every condition.
     pub fn matches(&self, item: &Item) -> bool {
         let c = &item.content;

@@ -15,7 +15,7 @@ use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::MemoryStore;
 use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_protocol::certificate::MemberRole;
-use gatehouse_protocol::id::{EnvelopeId, EstablishmentId};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId};
 use gatehouse_tests::cluster::{Cluster, address, holds, library_json, loopback, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -35,6 +35,41 @@ async fn restart(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("node {i} would not start: {last:?}");
+}
+
+/// Searches a node's web API for `q` until `id` at `version` is among the
+/// results; returns how long that took.
+async fn found_on_web(
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    q: &str,
+    id: &ItemId,
+    version: u64,
+) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let page: serde_json::Value = client
+            .get(format!("http://{addr}/api/v1/search"))
+            .query(&[("q", q)])
+            .send()
+            .await
+            .expect("search")
+            .json()
+            .await
+            .expect("JSON");
+        let found = page["results"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|h| h["id"] == id.to_hex().as_str() && h["version"] == version)
+        });
+        if found {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{q:?} never found version {version} of {id} through the web API"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,71 +96,21 @@ async fn an_item_published_at_a_is_searchable_at_c_through_b() {
     .await
     .expect("serve C's web page");
     let client = reqwest::Client::new();
-    let search = |q: &'static str| {
-        let url = format!("http://{}/api/v1/search", web.addr);
-        let client = client.clone();
-        async move {
-            let page: serde_json::Value = client
-                .get(url)
-                .query(&[("q", q)])
-                .send()
-                .await
-                .expect("search C")
-                .json()
-                .await
-                .expect("JSON");
-            page["results"]
-                .as_array()
-                .map(|r| {
-                    r.iter()
-                        .map(|h| {
-                            (
-                                h["id"].as_str().unwrap_or("").to_string(),
-                                h["version"].as_u64(),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        }
-    };
     let mut content = synthetic_content(7);
     content.title = "Take-home naloxone on release, line test".into();
     let id = a
         .local(|lib| lib.publish(&content, &[]))
         .await
         .expect("publish");
-    let published = std::time::Instant::now();
-    let want = (id.to_hex(), Some(1));
-    while !search("naloxone line test").await.contains(&want) {
-        assert!(
-            published.elapsed() < DEADLINE,
-            "the item never became searchable at C"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    eprintln!(
-        "published at A, found through C's web API after {:?}",
-        published.elapsed()
-    );
+    let took = found_on_web(&client, web.addr, "naloxone line test", &id, 1).await;
+    eprintln!("published at A, found through C's web API after {took:?}");
     // A revision at A shows in C's index, under its new words.
     content.summary = "Now also covers the quinquennial refresher.".into();
     a.local(|lib| lib.revise(&id, &content, &[]))
         .await
         .expect("revise");
-    let revised = std::time::Instant::now();
-    let want = (id.to_hex(), Some(2));
-    while !search("quinquennial").await.contains(&want) {
-        assert!(
-            revised.elapsed() < DEADLINE,
-            "the revision never reached C's index"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    eprintln!(
-        "revised at A, found through C's web API after {:?}",
-        revised.elapsed()
-    );
+    let took = found_on_web(&client, web.addr, "quinquennial", &id, 2).await;
+    eprintln!("revised at A, found through C's web API after {took:?}");
     web.stop().await;
     // C never connected to A: it got the item through B.
     let c_status = c.net.status();

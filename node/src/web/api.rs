@@ -131,13 +131,23 @@ async fn history(
         .await
 }
 
+/// Two versions compared.
+pub struct Compared {
+    /// The newer version.
+    pub newer: ItemView,
+    /// The item's latest version number.
+    pub latest: u64,
+    /// What changed.
+    pub diff: ItemDiff,
+}
+
 /// The versions a diff request names: `to` defaults to the latest, `from`
 /// to the one before `to`.
 pub fn diff_between(
     lib: &Library,
     id: &str,
     pairs: &[(String, String)],
-) -> Result<(ItemView, ItemView, ItemDiff), WebError> {
+) -> Result<Compared, WebError> {
     let id = item_id(lib, id)?;
     let (mut from, mut to) = (None, None);
     for (key, value) in pairs {
@@ -171,7 +181,11 @@ pub fn diff_between(
     }
     let (old, new) = (lib.get(&id, Some(from))?, lib.get(&id, Some(to))?);
     let d = diff(&old, &new);
-    Ok((old, new, d))
+    Ok(Compared {
+        newer: new,
+        latest: latest.item.version,
+        diff: d,
+    })
 }
 
 async fn item_diff(
@@ -180,7 +194,7 @@ async fn item_diff(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<ItemDiff> {
     state
-        .read(move |lib| Ok(Json(diff_between(lib, &id, &pairs)?.2)))
+        .read(move |lib| Ok(Json(diff_between(lib, &id, &pairs)?.diff)))
         .await
 }
 

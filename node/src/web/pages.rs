@@ -18,7 +18,7 @@ use gatehouse_protocol::jiff::Zoned;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::api::{diff_between, node_status, run_search};
+use super::api::{Compared, diff_between, node_status, run_search};
 use super::{PAGE_SIZE, SearchParams, WebError, WebState, item_id, version_number};
 use crate::diff::{ItemDiff, LineChange};
 use crate::library::{ItemView, Library, SearchResult, VersionEntry, format_ms};
@@ -370,23 +370,12 @@ fn params_pairs(p: &SearchParams) -> Vec<(String, String)> {
     if !p.q.is_empty() {
         out.push(("q".into(), p.q.clone()));
     }
-    let f = &p.filter;
-    let mut push = |k: &str, v: Option<&str>| {
-        if let Some(v) = v {
-            out.push((k.to_string(), v.to_string()));
-        }
-    };
-    push("kind", f.kind.map(Kind::slug));
-    push("pathway", f.pathway.map(Pathway::slug));
-    push("setting", f.setting.map(Setting::slug));
-    push("nation", f.nation.map(Nation::slug));
-    push("status", f.status.map(Status::slug));
-    for o in f.owners.iter().flatten() {
-        out.push(("owner".into(), o.to_hex()));
-    }
-    if let Some(d) = f.review_due_before {
-        out.push(("review_due_before".into(), d.to_string()));
-    }
+    out.extend(
+        p.filter
+            .query_pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
     if p.sort != Sort::Relevance {
         out.push(("sort".into(), p.sort.slug().into()));
     }
@@ -892,11 +881,14 @@ async fn item_diff(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
     render(&state, move |lib, site_info| {
-        let (_old, new, d) = diff_between(lib, &id, &pairs)?;
+        let Compared {
+            newer: new,
+            latest,
+            diff: d,
+        } = diff_between(lib, &id, &pairs)?;
         let heading = format!("Changes from version {} to {}", d.from, d.to);
         let title = format!("{heading}: {}", new.item.content.title);
         let history = lib.history(&new.item.id)?;
-        let latest = lib.get(&new.item.id, None)?.item.version;
         let versions = version_numbers(&history, latest);
         let content = html! {
             nav.breadcrumbs aria-label="Breadcrumb" {
