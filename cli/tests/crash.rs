@@ -129,3 +129,138 @@ fn acknowledged_publishes_survive_kill_9_at_any_moment() {
         items.len()
     );
 }
+
+/// Copies a data directory (the store and index of a stopped node).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("make copy dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// What a user sees of a library, compactly: each item listed (id,
+/// version, status, title), the counts of envelopes, certificates, items,
+/// pending and rejected, and a search's total.
+fn library_seen(home: &std::path::Path) -> String {
+    let listed = json(home, &["list"]);
+    let mut lines: Vec<String> = listed["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} v{} {} {}",
+                        i["id"], i["version"], i["status"], i["title"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    lines.sort();
+    let status = json(home, &["status"]);
+    for key in ["envelopes", "certificates", "items", "pending", "rejected"] {
+        lines.push(format!("{key}: {}", status[key]));
+    }
+    let hits = json(home, &["search", "medication", "--limit", "100"]);
+    lines.push(format!("search hits: {}", hits["total"]));
+    lines.join("\n")
+}
+
+/// `bundle import` killed with SIGKILL at spread moments, then run again to
+/// the end: every home ends with exactly the library of an uninterrupted
+/// import, and opens without manual repair. `GATEHOUSE_CRASH_ITERATIONS`
+/// sets how many kills (the README's crash run uses 100).
+#[test]
+fn bundle_import_killed_at_any_moment_ends_with_the_same_library() {
+    use gatehouse_node::home::Home;
+    use gatehouse_node::library::{InitOptions, Library};
+    use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
+
+    let iterations: u64 = std::env::var("GATEHOUSE_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source");
+    let blank = dir.path().join("blank");
+    {
+        let home = Home::new(source.clone());
+        let (mut lib, _) = Library::init(
+            &home,
+            &InitOptions {
+                establishment: "HMP Northgate".into(),
+                setting: gatehouse_protocol::vocab::Setting::LocalRemand,
+                nation: gatehouse_protocol::vocab::Nation::England,
+                network_name: "Crash network".into(),
+                member_name: "Healthcare manager".into(),
+            },
+        )
+        .expect("init");
+        drop(lib);
+        // A home of the same network holding only its founding certificates.
+        copy_dir(&source, &blank);
+        lib = Library::open(&home).expect("open");
+        let admin = home.read_key("admin").expect("read").expect("admin key");
+        let samples = read_sample_dir(&default_sample_dir()).expect("samples");
+        populate(&mut lib, &admin, &samples).expect("populate");
+    }
+    let bundle = dir.path().join("all.bundle");
+    let exported = json(
+        &source,
+        &["bundle", "export", bundle.to_str().expect("path")],
+    );
+    assert!(
+        exported["envelopes"].as_u64().unwrap_or(0) > 40,
+        "{exported}"
+    );
+
+    let import = |home: &std::path::Path| {
+        gatehouse(home)
+            .args(["bundle", "import"])
+            .arg(&bundle)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn import")
+    };
+    let reference_home = dir.path().join("reference");
+    copy_dir(&blank, &reference_home);
+    let started = std::time::Instant::now();
+    assert!(import(&reference_home).wait().expect("wait").success());
+    let full_us = started.elapsed().as_micros() as u64;
+    let reference = library_seen(&reference_home);
+    assert!(reference.contains("items: 36"), "{reference}");
+
+    let mut interrupted = 0;
+    for round in 0..iterations {
+        let home = dir.path().join(format!("home-{round}"));
+        copy_dir(&blank, &home);
+        let mut child = import(&home);
+        // From "at once" to "after it would have finished".
+        std::thread::sleep(Duration::from_micros(full_us * ((round * 37) % 50) / 40));
+        let _ = child.kill();
+        if !child.wait().expect("wait").success() {
+            interrupted += 1;
+        }
+        // Opens as it is, without repair.
+        json(&home, &["status"]);
+        // Importing again brings it to exactly the uninterrupted library.
+        assert!(import(&home).wait().expect("wait").success());
+        assert_eq!(
+            library_seen(&home),
+            reference,
+            "round {round}: killed after {} µs",
+            full_us * ((round * 37) % 50) / 40
+        );
+        std::fs::remove_dir_all(&home).expect("remove home");
+    }
+    assert!(interrupted > 0, "no import was interrupted");
+    eprintln!("{interrupted} of {iterations} imports killed before they finished");
+}

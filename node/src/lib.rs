@@ -7,15 +7,18 @@ pub mod authority;
 pub mod bundle;
 pub mod diff;
 pub mod draft;
+pub mod error;
 pub mod filter;
 pub mod home;
 pub mod library;
 pub mod markdown;
 pub mod net;
+pub mod replica;
 pub mod runtime;
 pub mod sample;
 pub mod search;
 pub mod store;
+pub mod sync;
 pub mod web;
 
 pub use library::Library;

@@ -11,7 +11,9 @@
 //! dirty first and rebuilt at start-up if a crash interrupted it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gatehouse_protocol::automerge::transaction::CommitOptions;
 use gatehouse_protocol::automerge::{self, AutoCommit};
@@ -19,156 +21,27 @@ use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesi
 use gatehouse_protocol::change::{ACTOR_SUFFIX_BYTES, ChangePayload, actor_id};
 use gatehouse_protocol::envelope::{Body, Envelope, Verified, VerifyError};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
-use gatehouse_protocol::identifier::{IdentifierKind, find_identifiers_allowing};
-use gatehouse_protocol::item::{self, DocError, FieldError, Item, ItemContent};
+use gatehouse_protocol::identifier::find_identifiers_allowing;
+use gatehouse_protocol::item::{self, FieldError, Item, ItemContent};
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
 use gatehouse_protocol::trust::{Judgement, TrustView};
 use gatehouse_protocol::vocab::{Nation, Setting, Status};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
+pub use crate::error::LibraryError;
+use crate::error::Result;
 use crate::filter::Filter;
-use crate::home::{Home, HomeError, generate_key, random_bytes};
+use crate::home::{Home, generate_key, random_bytes};
+use crate::replica::Replica;
+pub use crate::replica::{Accepted, MAX_OUTBOX, MAX_UNACCEPTED_ENVELOPES};
 use crate::search::{FacetCount, Hits, SearchError, SearchIndex, SearchRequest, Sort};
-use crate::store::{SledStore, Store, StoreError, Tree, Write};
+use crate::store::{SledStore, Store, Tree, Write};
 
 /// Shortest item-id prefix accepted in place of a whole id.
 pub const MIN_ID_PREFIX_CHARS: usize = 6;
-/// Most envelopes held that are not in effect (pending or rejected). Past
-/// this, further ones are refused until trust catches up.
-pub const MAX_UNACCEPTED_ENVELOPES: usize = 10_000;
 /// Longest withdrawal reason, in characters.
 pub const MAX_REASON_CHARS: usize = 1_000;
-
-/// What went wrong in a library operation.
-#[derive(Debug, Error)]
-pub enum LibraryError {
-    /// Storage failed.
-    #[error(transparent)]
-    Store(Box<StoreError>),
-    /// The search index failed.
-    #[error(transparent)]
-    Search(Box<SearchError>),
-    /// The data directory or a key file failed.
-    #[error(transparent)]
-    Home(#[from] HomeError),
-    /// No node has been initialised in the data directory.
-    #[error("no gatehouse node in {0}; run `gatehouse init` first")]
-    NotInitialised(String),
-    /// A node already exists in the data directory.
-    #[error("a gatehouse node already exists in {0}")]
-    AlreadyInitialised(String),
-    /// No item has this id.
-    #[error("no item {0}")]
-    UnknownItem(String),
-    /// An id prefix matches more than one item.
-    #[error("item id prefix {prefix} matches {count} items; give more characters")]
-    AmbiguousId {
-        /// The prefix given.
-        prefix: String,
-        /// How many items it matches.
-        count: usize,
-    },
-    /// The item belongs to another establishment.
-    #[error(
-        "item {item} belongs to {owner}; only its own establishment can change it (adopt it instead)"
-    )]
-    NotOwner {
-        /// The item.
-        item: ItemId,
-        /// Its owning establishment's name.
-        owner: String,
-    },
-    /// This node has no publishing key.
-    #[error("this node has no publishing key (keys/member.key)")]
-    NoSigningKey,
-    /// A field breaks a rule.
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    /// Text holds what looks like a patient identifier.
-    #[error(
-        "{field} holds what looks like {} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}", kind.with_article()
-    )]
-    Identifier {
-        /// The field at fault.
-        field: &'static str,
-        /// What sort of identifier.
-        kind: IdentifierKind,
-        /// The matched text.
-        text: String,
-    },
-    /// The item can no longer be revised.
-    #[error("item {id} is {status}; publish a new item instead")]
-    Closed {
-        /// The item.
-        id: ItemId,
-        /// Its status.
-        status: Status,
-    },
-    /// A revision that changes nothing.
-    #[error("nothing changed in item {0}")]
-    NoChange(ItemId),
-    /// The item has no such version.
-    #[error("item {id} has no version {version} (latest is {latest})")]
-    NoSuchVersion {
-        /// The item.
-        id: ItemId,
-        /// The version asked for.
-        version: u64,
-        /// The latest version.
-        latest: u64,
-    },
-    /// The invitation does not admit or delegate any key in the data directory.
-    #[error("{0}")]
-    NotInvited(String),
-    /// A bundle could not be read.
-    #[error("bundle: {0}")]
-    Bundle(String),
-    /// No envelope has this id.
-    #[error("no envelope {0} is held here")]
-    UnknownEnvelope(EnvelopeId),
-    /// Too many envelopes are waiting or without effect.
-    #[error(
-        "{MAX_UNACCEPTED_ENVELOPES} envelopes are already pending or rejected; refusing another ({0})"
-    )]
-    PoolFull(Judgement),
-    /// This node's own key is not authorised for the change.
-    #[error("this node's key may not make that change: {0:?}")]
-    NotAuthorised(Judgement),
-    /// An envelope from outside was refused.
-    #[error(transparent)]
-    Refused(Box<VerifyError>),
-    /// An item document failed.
-    #[error(transparent)]
-    Doc(Box<DocError>),
-    /// Automerge refused a change set.
-    #[error("item document: {0}")]
-    Automerge(Box<automerge::AutomergeError>),
-    /// Stored data is not what this code wrote.
-    #[error("stored data is damaged: {0}")]
-    Corrupt(String),
-}
-
-type Result<T, E = LibraryError> = std::result::Result<T, E>;
-
-macro_rules! boxed_from {
-    ($($variant:ident($ty:ty)),+ $(,)?) => {
-        $(impl From<$ty> for LibraryError {
-            fn from(e: $ty) -> Self {
-                LibraryError::$variant(Box::new(e))
-            }
-        })+
-    };
-}
-
-boxed_from!(
-    Store(StoreError),
-    Search(SearchError),
-    Refused(VerifyError),
-    Doc(DocError),
-    Automerge(automerge::AutomergeError),
-);
 
 /// The node's configuration, kept in the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -325,21 +198,6 @@ pub struct DueItem {
     pub days_left: i64,
 }
 
-/// What happened to one envelope offered to the library.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Accepted {
-    /// Its id.
-    pub id: EnvelopeId,
-    /// Whether it was new here.
-    pub new: bool,
-    /// Its judgement now.
-    pub judgement: Judgement,
-    /// Whether it is a certificate (trust may have changed). A new
-    /// certificate's judgement is only known once the batch is applied
-    /// ([`Library::judgement_of`] after [`Library::settle`]).
-    pub certificate: bool,
-}
-
 /// A remembered peer address.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerEntry {
@@ -350,10 +208,6 @@ pub struct PeerEntry {
     /// When this node last completed a reconciliation with it (ms since the epoch).
     pub last_sync_ms: Option<u64>,
 }
-
-/// Most envelope ids remembered for announcing to peers; past this the
-/// oldest are dropped (anti-entropy still delivers them).
-pub const MAX_OUTBOX: usize = 10_000;
 
 /// Counts for `gatehouse status`.
 #[derive(Debug, Clone, Serialize)]
@@ -418,18 +272,17 @@ struct Signer {
 /// The library of one node.
 pub struct Library {
     store: Arc<dyn Store>,
+    replica: Replica,
     config: NodeConfig,
-    trust: TrustView,
     index: SearchIndex,
+    /// Where the index lives on disk (`None`: in memory).
+    index_dir: Option<PathBuf>,
+    /// An index write failed: the index is rebuilt at the end of the batch.
+    index_broken: bool,
+    /// A search failed: the index is rebuilt at the next write.
+    index_suspect: AtomicBool,
     signer: Option<Signer>,
     now_ms: fn() -> u64,
-    dirty: BTreeSet<ItemId>,
-    trust_stale: bool,
-    /// Changes accepted in the current batch, so `finish` need not read
-    /// them back from disk.
-    fresh: BTreeMap<EnvelopeId, Verified>,
-    /// Envelopes made or imported here, not yet announced to peers.
-    outbox: Vec<EnvelopeId>,
 }
 
 fn system_now_ms() -> u64 {
@@ -449,22 +302,6 @@ const DERIVED_LAYOUT: &[u8] = b"2";
 fn config_write(config: &NodeConfig) -> Result<Write> {
     let bytes = serde_json::to_vec(config).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
     Ok((Tree::Config, CONFIG_KEY.to_vec(), Some(bytes)))
-}
-
-fn judgement_write(id: &EnvelopeId, j: Judgement) -> Result<Write> {
-    let value = match j {
-        Judgement::Accepted => None,
-        other => {
-            Some(serde_json::to_vec(&other).map_err(|e| LibraryError::Corrupt(e.to_string()))?)
-        }
-    };
-    Ok((Tree::Judgements, id.as_bytes().to_vec(), value))
-}
-
-fn change_key(item: &ItemId, env: &EnvelopeId) -> Vec<u8> {
-    let mut k = item.as_bytes().to_vec();
-    k.extend_from_slice(env.as_bytes());
-    k
 }
 
 impl Library {
@@ -592,21 +429,17 @@ impl Library {
             }
         };
         let member = home.read_key("member")?;
-        let index = match SearchIndex::open(&home.index_dir()) {
-            Ok(index) => index,
+        let dir = home.index_dir();
+        let (index, verified) = match SearchIndex::open(&dir).and_then(|i| i.verify().map(|()| i)) {
+            Ok(index) => (index, true),
             Err(e) => {
-                tracing::warn!("search index unusable ({e}); rebuilding it");
-                let dir = home.index_dir();
-                std::fs::remove_dir_all(&dir).map_err(|source| {
-                    LibraryError::Home(HomeError::Io {
-                        path: dir.clone(),
-                        source,
-                    })
-                })?;
-                SearchIndex::open(&dir)?
+                tracing::warn!("search index unusable ({e}); rebuilding it from the library");
+                (fresh_index(&dir), false)
             }
         };
         let mut lib = Self::assemble(Arc::new(store), config, index, member)?;
+        lib.index_dir = Some(dir);
+        lib.index_broken = !verified;
         lib.recover()?;
         Ok(lib)
     }
@@ -640,7 +473,9 @@ impl Library {
             ),
         ])?;
         let index = SearchIndex::open(&home.index_dir())?;
-        Self::assemble(Arc::new(store), config, index, member)
+        let mut lib = Self::assemble(Arc::new(store), config, index, member)?;
+        lib.index_dir = Some(home.index_dir());
+        Ok(lib)
     }
 
     /// Records a new publishing key for this node (after a rotation).
@@ -675,31 +510,44 @@ impl Library {
             member,
             actor_suffix: suffix,
         });
-        let mut lib = Self {
+        let replica = Replica::open(store.clone(), config.network)?;
+        Ok(Self {
             store,
+            replica,
             config,
-            trust: TrustView::default(),
             index,
+            index_dir: None,
+            index_broken: false,
+            index_suspect: AtomicBool::new(false),
             signer,
             now_ms: system_now_ms,
-            dirty: BTreeSet::new(),
-            trust_stale: false,
-            fresh: BTreeMap::new(),
-            outbox: Vec::new(),
-        };
-        lib.reload_trust()?;
-        Ok(lib)
+        })
     }
 
-    /// Brings derived state in line with the envelopes after an unclean stop.
+    /// Brings derived state in line with the envelopes held, whatever a
+    /// crash interrupted: every envelope is judged again against the trust
+    /// view of the whole set, items whose accepted changes moved or whose
+    /// rebuild was cut short are rebuilt, and a damaged index is rebuilt.
+    /// A failure in derived state starts a rebuild of all of it from the
+    /// envelopes; only damage to the envelopes themselves is an error.
     fn recover(&mut self) -> Result<()> {
+        match self.bring_in_line() {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_derived() => {
+                tracing::warn!("derived state unusable ({e}); rebuilding it from the envelopes");
+                self.rebuild_from_envelopes()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn bring_in_line(&mut self) -> Result<()> {
         let layout_current =
             self.store.get(Tree::Config, DERIVED_LAYOUT_KEY)?.as_deref() == Some(DERIVED_LAYOUT);
         if !layout_current {
             tracing::info!("derived state has an older layout; rebuilding it");
             self.store.clear(Tree::Catalog)?;
-            self.index.clear()?;
-            self.index.commit()?;
+            self.index_broken = true;
         }
         let mut rebuild: BTreeSet<ItemId> = BTreeSet::new();
         for (k, _) in self.store.scan(Tree::Dirty, b"")? {
@@ -724,12 +572,15 @@ impl Library {
         if !rebuild.is_empty() {
             tracing::info!(items = rebuild.len(), "rebuilding derived state");
         }
-        self.dirty.extend(rebuild);
-        self.finish()?;
+        self.replica.mark_dirty(rebuild);
+        // Judgements stored before a crash may have been made against a
+        // trust view that lacked certificates of the same batch.
+        self.replica.rejudge_everything()?;
         if self.index.len() != self.store.len(Tree::Catalog)? {
             tracing::info!("search index out of step with the catalog; rebuilding it");
-            self.reindex_all()?;
+            self.index_broken = true;
         }
+        self.finish()?;
         if !layout_current {
             self.store.apply(vec![(
                 Tree::Config,
@@ -751,9 +602,26 @@ impl Library {
         Ok(out)
     }
 
-    /// Rebuilds the search index from the item documents.
+    /// Rebuilds the search index from the item documents, in a new index
+    /// directory. If the disk cannot hold it, the index is kept in memory
+    /// for this run (and rebuilt on disk at the next open).
     pub fn reindex_all(&mut self) -> Result<()> {
-        self.index.clear()?;
+        let old = std::mem::replace(&mut self.index, in_memory_index()?);
+        drop(old);
+        if let Some(dir) = &self.index_dir {
+            self.index = fresh_index(dir);
+        }
+        self.index_broken = false;
+        self.index_suspect.store(false, Ordering::Relaxed);
+        if let Err(e) = self.fill_index() {
+            tracing::warn!("cannot rebuild the search index on disk ({e}); keeping it in memory");
+            self.index = in_memory_index()?;
+            self.fill_index()?;
+        }
+        Ok(())
+    }
+
+    fn fill_index(&mut self) -> Result<()> {
         for (k, _) in self.store.scan(Tree::Catalog, b"")? {
             let Some(id) = std::str::from_utf8(&k)
                 .ok()
@@ -781,148 +649,97 @@ impl Library {
 
     /// The current trust view.
     pub fn trust(&self) -> &TrustView {
-        &self.trust
+        self.replica.trust()
     }
 
-    fn reload_trust(&mut self) -> Result<()> {
-        let certs = self.certificates()?;
-        self.trust = TrustView::build(&self.config.network, &certs);
+    /// The replica under the library: the envelopes held, their trust view
+    /// and judgements.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// The replica, to store envelopes from peers; call [`Library::settle`]
+    /// after a batch.
+    pub(crate) fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+
+    /// Runs a write on the search index. The index is derived state: a
+    /// failure (a full disk, files left by a killed commit) is logged and
+    /// the index rebuilt at the end of the batch, never fails the operation.
+    fn index_write(&mut self, f: impl FnOnce(&mut SearchIndex) -> Result<(), SearchError>) {
+        if self.index_broken {
+            return;
+        }
+        if let Err(e) = f(&mut self.index) {
+            tracing::warn!("search index write failed ({e}); it will be rebuilt");
+            self.index_broken = true;
+        }
+    }
+
+    /// Rebuilds every derived tree and the index from the envelopes alone.
+    /// Envelopes that fail their hash check are named in the error.
+    fn rebuild_from_envelopes(&mut self) -> Result<()> {
+        for tree in [
+            Tree::Certificates,
+            Tree::ChangeFacts,
+            Tree::ItemChanges,
+            Tree::ItemDocs,
+            Tree::Catalog,
+            Tree::Judgements,
+            Tree::Dirty,
+        ] {
+            self.store.clear(tree)?;
+        }
+        self.replica.forget_cached();
+        let mut damaged = Vec::new();
+        let mut items = BTreeSet::new();
+        for (k, bytes) in self.store.scan(Tree::Envelopes, b"")? {
+            let Ok(id) = <[u8; 32]>::try_from(k.as_slice()).map(EnvelopeId) else {
+                return Err(LibraryError::Corrupt("envelope key".into()));
+            };
+            match Envelope::reopen(&bytes, &id, &self.config.network) {
+                Ok(env) => {
+                    if let Body::Change(c) = env.body() {
+                        items.insert(c.item);
+                    }
+                    self.store.apply(Replica::derived_rows(&env))?;
+                }
+                Err(_) => damaged.push(id),
+            }
+        }
+        if !damaged.is_empty() {
+            return Err(LibraryError::DamagedEnvelopes { ids: damaged });
+        }
+        self.replica.rejudge_everything()?;
+        self.replica.mark_dirty(items);
+        self.index_broken = true;
+        self.finish()?;
+        self.store.apply(vec![(
+            Tree::Config,
+            DERIVED_LAYOUT_KEY.to_vec(),
+            Some(DERIVED_LAYOUT.to_vec()),
+        )])?;
+        self.store.flush()?;
         Ok(())
-    }
-
-    fn load_envelope(&self, id: &EnvelopeId) -> Result<Verified> {
-        let bytes = self
-            .store
-            .get(Tree::Envelopes, id.as_bytes())?
-            .ok_or_else(|| {
-                LibraryError::Corrupt(format!("envelope {id} is indexed but missing"))
-            })?;
-        // Stored envelopes were verified before they were written; the hash
-        // check on the way back in catches damage on disk.
-        Envelope::reopen(&bytes, id, &self.config.network)
-            .map_err(|e| LibraryError::Corrupt(format!("envelope {id}: {e}")))
     }
 
     /// Offers envelope bytes from outside (a bundle, a peer): verifies,
     /// stores and applies. A refused envelope changes nothing.
     pub fn ingest(&mut self, bytes: &[u8]) -> Result<Accepted> {
         let env = Envelope::open(bytes, &self.config.network)?;
-        let out = self.accept(env)?;
+        let out = self.replica.accept(env)?;
         self.finish()?;
         Ok(Accepted {
-            judgement: self.judgement_of(&out.id)?,
+            judgement: self.replica.judgement_of(&out.id)?,
             ..out
-        })
-    }
-
-    /// Whether the envelope is held.
-    pub fn has_envelope(&self, id: &EnvelopeId) -> Result<bool> {
-        Ok(self.store.get(Tree::Envelopes, id.as_bytes())?.is_some())
-    }
-
-    /// The bytes of every envelope held, certificates first (so an importer
-    /// can judge the rest as it reads them).
-    pub fn export(&self) -> Result<Vec<Vec<u8>>> {
-        let certs: BTreeSet<Vec<u8>> = self
-            .store
-            .scan(Tree::Certificates, b"")?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let mut first = Vec::new();
-        let mut rest = Vec::new();
-        for (k, v) in self.store.scan(Tree::Envelopes, b"")? {
-            if certs.contains(&k) {
-                first.push(v);
-            } else {
-                rest.push(v);
-            }
-        }
-        first.extend(rest);
-        Ok(first)
-    }
-
-    /// Stores a verified envelope and judges it. Derived state (trust,
-    /// items, index) catches up in [`Library::finish`], once per batch.
-    pub(crate) fn accept(&mut self, env: Verified) -> Result<Accepted> {
-        let out = self.accept_from(env)?;
-        if out.new && self.outbox.len() < MAX_OUTBOX {
-            self.outbox.push(out.id);
-        }
-        Ok(out)
-    }
-
-    /// Like `accept`, for envelopes that came from a peer (not announced again).
-    fn accept_from(&mut self, env: Verified) -> Result<Accepted> {
-        let id = env.id();
-        let certificate = matches!(env.body(), Body::Certificate(_));
-        if self.has_envelope(&id)? {
-            return Ok(Accepted {
-                id,
-                new: false,
-                judgement: self.judgement_of(&id)?,
-                certificate,
-            });
-        }
-        let pool_full = self.store.len(Tree::Judgements)? >= MAX_UNACCEPTED_ENVELOPES;
-        let judgement = match env.body() {
-            Body::Change(c) => self.trust.judge_change(&id, &env.signer(), &c.owner),
-            // A certificate's effect depends on all the others: `finish`
-            // rebuilds trust once per batch and records its judgement then.
-            // Only a full pool needs it judged now, to refuse it.
-            Body::Certificate(_) if pool_full => {
-                let mut certs = self.certificates()?;
-                certs.push(env.clone());
-                TrustView::build(&self.config.network, &certs).judge(&env)
-            }
-            Body::Certificate(_) => Judgement::Accepted,
-        };
-        if judgement != Judgement::Accepted && pool_full {
-            return Err(LibraryError::PoolFull(judgement));
-        }
-        let mut batch: Vec<Write> = vec![(
-            Tree::Envelopes,
-            id.as_bytes().to_vec(),
-            Some(env.bytes().to_vec()),
-        )];
-        match env.body() {
-            Body::Certificate(_) => {
-                batch.push((Tree::Certificates, id.as_bytes().to_vec(), Some(Vec::new())));
-                self.trust_stale = true;
-            }
-            Body::Change(c) => {
-                let mut facts = Vec::with_capacity(64);
-                facts.extend_from_slice(env.signer().as_bytes());
-                facts.extend_from_slice(c.owner.as_bytes());
-                facts.extend_from_slice(c.item.as_bytes());
-                batch.push((Tree::ChangeFacts, id.as_bytes().to_vec(), Some(facts)));
-                batch.push((
-                    Tree::ItemChanges,
-                    change_key(&c.item, &id),
-                    Some(Vec::new()),
-                ));
-                batch.push((Tree::Dirty, c.item.as_bytes().to_vec(), Some(Vec::new())));
-                self.dirty.insert(c.item);
-            }
-        }
-        batch.push(judgement_write(&id, judgement)?);
-        if matches!(env.body(), Body::Change(_)) {
-            self.fresh.insert(id, env);
-        }
-        self.store.apply(batch)?;
-        Ok(Accepted {
-            id,
-            new: true,
-            judgement,
-            certificate,
         })
     }
 
     /// Verifies and stores envelope bytes from a peer, leaving derived state
     /// to [`Library::settle`] (one flush for a whole batch).
     pub fn ingest_deferred(&mut self, bytes: &[u8]) -> Result<Accepted> {
-        let env = Envelope::open(bytes, &self.config.network)?;
-        self.accept_from(env)
+        self.replica.ingest(bytes)
     }
 
     /// Applies everything stored since the last settle and flushes.
@@ -930,33 +747,62 @@ impl Library {
         self.finish()
     }
 
+    /// Stores a verified envelope made or imported here (see
+    /// [`Replica::accept`]); [`Library::finish`] ends the batch.
+    pub(crate) fn accept(&mut self, env: Verified) -> Result<Accepted> {
+        self.replica.accept(env)
+    }
+
+    /// Whether the envelope is held.
+    pub fn has_envelope(&self, id: &EnvelopeId) -> Result<bool> {
+        self.replica.has_envelope(id)
+    }
+
+    /// The bytes of every envelope held, certificates first.
+    pub fn export(&self) -> Result<Vec<Vec<u8>>> {
+        self.replica.export()
+    }
+
     /// Envelopes made or imported here since the last call, to announce.
     pub fn take_outbox(&mut self) -> Vec<EnvelopeId> {
-        std::mem::take(&mut self.outbox)
+        self.replica.take_outbox()
     }
 
     /// The ids of every envelope held, sorted.
     pub fn envelope_ids(&self) -> Result<Vec<EnvelopeId>> {
-        self.store
-            .scan(Tree::Envelopes, b"")?
-            .into_iter()
-            .map(|(k, _)| {
-                <[u8; 32]>::try_from(k.as_slice())
-                    .map(EnvelopeId)
-                    .map_err(|_| LibraryError::Corrupt("envelope key".into()))
-            })
-            .collect()
+        self.replica.envelope_ids()
     }
 
     /// The bytes of those of `ids` held here, in order.
     pub fn envelope_bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(b) = self.store.get(Tree::Envelopes, id.as_bytes())? {
-                out.push(b);
-            }
-        }
-        Ok(out)
+        self.replica.envelope_bytes(ids)
+    }
+
+    /// The judgement recorded for a held envelope.
+    pub fn judgement_of(&self, id: &EnvelopeId) -> Result<Judgement> {
+        self.replica.judgement_of(id)
+    }
+
+    /// The ids of every certificate held.
+    pub fn certificate_ids(&self) -> Result<BTreeSet<EnvelopeId>> {
+        self.replica.certificate_ids()
+    }
+
+    /// The bytes of every certificate held.
+    pub fn certificate_bytes(&self) -> Result<Vec<Vec<u8>>> {
+        self.replica.certificate_bytes()
+    }
+
+    /// Every certificate held.
+    pub(crate) fn certificates(&self) -> Result<Vec<Verified>> {
+        self.replica.certificates()
+    }
+
+    /// The facts of every change held: (id, signer, owner, item).
+    pub(crate) fn change_facts(
+        &self,
+    ) -> Result<Vec<(EnvelopeId, PublicKey, EstablishmentId, ItemId)>> {
+        self.replica.change_facts()
     }
 
     /// The peer book.
@@ -1023,113 +869,10 @@ impl Library {
         Ok(())
     }
 
-    /// The judgement recorded for a held envelope.
-    pub fn judgement_of(&self, id: &EnvelopeId) -> Result<Judgement> {
-        match self.store.get(Tree::Judgements, id.as_bytes())? {
-            Some(j) => serde_json::from_slice(&j)
-                .map_err(|e| LibraryError::Corrupt(format!("judgement of {id}: {e}"))),
-            None => Ok(Judgement::Accepted),
-        }
-    }
-
-    /// The ids of every certificate held.
-    pub fn certificate_ids(&self) -> Result<BTreeSet<EnvelopeId>> {
-        self.store
-            .scan(Tree::Certificates, b"")?
-            .into_iter()
-            .map(|(k, _)| {
-                <[u8; 32]>::try_from(k.as_slice())
-                    .map(EnvelopeId)
-                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))
-            })
-            .collect()
-    }
-
-    /// The bytes of every certificate held.
-    pub fn certificate_bytes(&self) -> Result<Vec<Vec<u8>>> {
-        let ids: Vec<EnvelopeId> = self.certificate_ids()?.into_iter().collect();
-        self.envelope_bytes(&ids)
-    }
-
-    /// Every certificate held.
-    pub(crate) fn certificates(&self) -> Result<Vec<Verified>> {
-        let mut certs = Vec::new();
-        for (k, _) in self.store.scan(Tree::Certificates, b"")? {
-            let id = EnvelopeId(
-                <[u8; 32]>::try_from(k.as_slice())
-                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))?,
-            );
-            certs.push(self.load_envelope(&id)?);
-        }
-        Ok(certs)
-    }
-
-    /// The facts of every change held: (id, signer, owner, item).
-    pub(crate) fn change_facts(
-        &self,
-    ) -> Result<Vec<(EnvelopeId, PublicKey, EstablishmentId, ItemId)>> {
-        let mut out = Vec::new();
-        for (k, v) in self.store.scan(Tree::ChangeFacts, b"")? {
-            let bad = || LibraryError::Corrupt("change facts".into());
-            let id = EnvelopeId(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| bad())?);
-            if v.len() != 64 {
-                return Err(bad());
-            }
-            let signer = PublicKey::from_bytes(<[u8; 32]>::try_from(&v[..32]).map_err(|_| bad())?)
-                .map_err(|_| bad())?;
-            let owner = EstablishmentId(<[u8; 16]>::try_from(&v[32..48]).map_err(|_| bad())?);
-            let item = ItemId(<[u8; 16]>::try_from(&v[48..]).map_err(|_| bad())?);
-            out.push((id, signer, owner, item));
-        }
-        Ok(out)
-    }
-
-    /// Re-judges every envelope after trust changed, marking the items whose
-    /// set of accepted changes moved.
-    fn rejudge_all(&mut self) -> Result<()> {
-        let mut writes = Vec::new();
-        for (id, j) in self.trust.certificate_judgements() {
-            if *j != self.judgement_of(id)? {
-                writes.push(judgement_write(id, *j)?);
-            }
-        }
-        for (id, signer, owner, item) in self.change_facts()? {
-            let now = self.trust.judge_change(&id, &signer, &owner);
-            let before = self.judgement_of(&id)?;
-            if now != before {
-                writes.push(judgement_write(&id, now)?);
-                if (now == Judgement::Accepted) != (before == Judgement::Accepted) {
-                    self.dirty.insert(item);
-                    writes.push((Tree::Dirty, item.as_bytes().to_vec(), Some(Vec::new())));
-                }
-            }
-        }
-        self.store.apply(writes)?;
-        Ok(())
-    }
-
-    /// The accepted change envelopes of an item.
-    fn accepted_changes(&self, item: &ItemId) -> Result<Vec<Verified>> {
-        let mut out = Vec::new();
-        for (k, _) in self.store.scan(Tree::ItemChanges, item.as_bytes())? {
-            let id = EnvelopeId(
-                <[u8; 32]>::try_from(&k[16..])
-                    .map_err(|_| LibraryError::Corrupt("item change key".into()))?,
-            );
-            if self.store.get(Tree::Judgements, id.as_bytes())?.is_none() {
-                match self.fresh.get(&id) {
-                    Some(env) => out.push(env.clone()),
-                    None => out.push(self.load_envelope(&id)?),
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Rebuilds an item's document, catalog entry and index entry from its
     /// accepted changes.
     fn materialise(&mut self, item: ItemId) -> Result<()> {
-        let accepted = self.accepted_changes(&item)?;
+        let accepted = self.replica.accepted_changes(&item)?;
         // Signers' clocks are their own: a time claimed in the future is
         // not allowed to pin an item to the top of "recently updated".
         let updated_ms = accepted
@@ -1147,7 +890,7 @@ impl Library {
             .collect();
         let key_hex = item.to_hex();
         if changes.is_empty() {
-            self.index.remove(&item)?;
+            self.index_write(|i| i.remove(&item));
             self.store.apply(vec![
                 (Tree::ItemDocs, item.as_bytes().to_vec(), None),
                 (Tree::Catalog, key_hex.into_bytes(), None),
@@ -1160,7 +903,7 @@ impl Library {
             Ok(i) if i.id == item => i,
             // Changes whose first (creating) change has not arrived yet.
             _ => {
-                self.index.remove(&item)?;
+                self.index_write(|i| i.remove(&item));
                 self.store.apply(vec![
                     (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
                     (Tree::Catalog, key_hex.into_bytes(), None),
@@ -1168,7 +911,7 @@ impl Library {
                 return Ok(());
             }
         };
-        self.index.upsert(&read, updated_ms)?;
+        self.index_write(|i| i.upsert(&read, updated_ms));
         read.content.body.clear();
         let catalog = serde_json::to_vec(&CatalogRecord {
             item: &read,
@@ -1187,23 +930,18 @@ impl Library {
     /// items that changed and the search index; then clears the dirty marks
     /// and flushes the store.
     pub(crate) fn finish(&mut self) -> Result<()> {
-        if self.trust_stale {
-            self.reload_trust()?;
-            self.rejudge_all()?;
-            self.trust_stale = false;
-        }
-        for item in self.dirty.clone() {
+        self.replica.settle_trust()?;
+        let dirty: Vec<ItemId> = self.replica.dirty().iter().copied().collect();
+        for item in dirty {
             self.materialise(item)?;
         }
-        self.fresh.clear();
-        self.index.commit()?;
-        let clears: Vec<Write> = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .map(|i| (Tree::Dirty, i.as_bytes().to_vec(), None))
-            .collect();
-        if !clears.is_empty() {
-            self.store.apply(clears)?;
+        self.index_write(SearchIndex::commit);
+        if self.index_broken || self.index_suspect.load(Ordering::Relaxed) {
+            tracing::warn!("rebuilding the search index from the library");
+            self.reindex_all()?;
         }
+        // The dirty marks go only once the index holds what they covered.
+        self.replica.end_batch()?;
         self.store.flush()?;
         Ok(())
     }
@@ -1277,11 +1015,11 @@ impl Library {
             &self.config.network,
             now,
         );
-        let j = self.trust.judge(&env);
+        let j = self.replica.trust().judge(&env);
         if j != Judgement::Accepted {
             return Err(LibraryError::NotAuthorised(j));
         }
-        let out = self.accept(env)?;
+        let out = self.replica.accept(env)?;
         self.finish()?;
         Ok(out.id)
     }
@@ -1304,11 +1042,11 @@ impl Library {
             Body::Change(c) => c.item,
             Body::Certificate(_) => return Err(LibraryError::Corrupt("not a change".into())),
         };
-        let j = self.trust.judge(&env);
+        let j = self.replica.trust().judge(&env);
         if j != Judgement::Accepted {
             return Err(LibraryError::NotAuthorised(j));
         }
-        self.accept(env)?;
+        self.replica.accept(env)?;
         self.finish()?;
         Ok(id)
     }
@@ -1325,7 +1063,7 @@ impl Library {
                 }
                 .into());
             }
-            out.push(self.accept(env)?);
+            out.push(self.replica.accept(env)?);
         }
         self.finish()?;
         Ok(out)
@@ -1349,6 +1087,7 @@ impl Library {
         let signer = self.signer()?;
         doc.set_actor(actor_id(&signer.member.public(), &signer.actor_suffix));
         let salt = self
+            .replica
             .accepted_changes(id)?
             .iter()
             .find_map(|e| match e.body() {
@@ -1472,7 +1211,7 @@ impl Library {
     }
 
     fn establishment_name(&self, id: &EstablishmentId) -> String {
-        self.trust.establishments.get(id).map_or_else(
+        self.replica.trust().establishments.get(id).map_or_else(
             || format!("establishment {}", id.short()),
             |e| e.name.clone(),
         )
@@ -1481,17 +1220,24 @@ impl Library {
     pub(crate) fn named_establishment(&self, id: &EstablishmentId) -> EstablishmentRef {
         EstablishmentRef {
             id: *id,
-            name: self.trust.establishments.get(id).map(|e| e.name.clone()),
+            name: self
+                .replica
+                .trust()
+                .establishments
+                .get(id)
+                .map(|e| e.name.clone()),
         }
     }
 
     pub(crate) fn named_member(&self, establishment: &EstablishmentId, key: &PublicKey) -> Named {
         let name = self
-            .trust
+            .replica
+            .trust()
             .member(establishment, key)
             .map(|m| m.name.clone())
             .or_else(|| {
-                self.trust
+                self.replica
+                    .trust()
                     .establishments
                     .get(establishment)
                     .filter(|e| e.keys.contains(key))
@@ -1540,6 +1286,7 @@ impl Library {
             Some(v) => v,
         };
         let signed_at: BTreeMap<automerge::ChangeHash, u64> = self
+            .replica
             .accepted_changes(id)?
             .iter()
             .filter_map(|e| match e.body() {
@@ -1571,7 +1318,7 @@ impl Library {
 
     /// Every signed change of an item, oldest first, with what it changed.
     pub fn history(&self, id: &ItemId) -> Result<Vec<VersionEntry>> {
-        let envelopes = self.accepted_changes(id)?;
+        let envelopes = self.replica.accepted_changes(id)?;
         if envelopes.is_empty() || self.load_item(id)?.is_none() {
             return Err(LibraryError::UnknownItem(id.to_hex()));
         }
@@ -1668,7 +1415,12 @@ impl Library {
             total,
             hits,
             facets,
-        } = self.index.find(req)?;
+        } = self.index.find(req).inspect_err(|e| {
+            if !matches!(e, SearchError::BadQuery(_)) {
+                tracing::warn!("search failed ({e}); the index will be rebuilt");
+                self.index_suspect.store(true, Ordering::Relaxed);
+            }
+        })?;
         let mut results = Vec::with_capacity(hits.len());
         for hit in hits {
             let Some(bytes) = self.store.get(Tree::Catalog, hit.id.to_hex().as_bytes())? else {
@@ -1720,7 +1472,8 @@ impl Library {
             *counts.entry(item.owner).or_default() += 1;
         }
         let mut out: Vec<EstablishmentSummary> = self
-            .trust
+            .replica
+            .trust()
             .establishments
             .values()
             .map(|e| EstablishmentSummary {
@@ -1733,16 +1486,17 @@ impl Library {
                 keys: e
                     .keys
                     .iter()
-                    .filter(|k| !self.trust.members.contains_key(&(e.id, **k)))
+                    .filter(|k| !self.replica.trust().members.contains_key(&(e.id, **k)))
                     .map(|k| KeyInfo {
                         key: *k,
                         name: None,
                         role: "establishment".into(),
-                        revoked: self.trust.revoked_keys.contains_key(k),
+                        revoked: self.replica.trust().revoked_keys.contains_key(k),
                     })
                     .collect(),
                 members: self
-                    .trust
+                    .replica
+                    .trust()
                     .members
                     .values()
                     .filter(|m| m.establishment == e.id)
@@ -1763,7 +1517,8 @@ impl Library {
     /// id is `text`.
     pub fn find_establishments(&self, text: &str) -> Vec<EstablishmentId> {
         let needle = text.trim().to_lowercase();
-        self.trust
+        self.replica
+            .trust()
             .establishments
             .values()
             .filter(|e| e.name.to_lowercase().contains(&needle) || e.id.to_hex() == needle)
@@ -1785,7 +1540,7 @@ impl Library {
         }
         Ok(StatusReport {
             network: self.config.network,
-            network_name: self.trust.network_name.clone(),
+            network_name: self.replica.trust().network_name.clone(),
             establishment: self.named_establishment(&self.config.establishment),
             envelopes: self.store.len(Tree::Envelopes)?,
             certificates: self.store.len(Tree::Certificates)?,
@@ -1803,6 +1558,38 @@ struct CatalogRecord<'a> {
     #[serde(flatten)]
     item: &'a Item,
     updated_ms: u64,
+}
+
+/// An empty index in `dir`, removing whatever was there; in memory if the
+/// directory cannot be used (the node keeps working; the next open retries).
+fn fresh_index(dir: &std::path::Path) -> SearchIndex {
+    let on_disk = match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(SearchError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+    .and_then(|()| SearchIndex::open(dir));
+    match on_disk {
+        Ok(index) => index,
+        Err(e) => {
+            tracing::warn!(
+                "cannot make a search index in {} ({e}); keeping it in memory",
+                dir.display()
+            );
+            match SearchIndex::in_memory() {
+                Ok(index) => index,
+                // tantivy's RAM directory does not fail to create.
+                Err(e) => panic!("cannot create an in-memory search index: {e}"),
+            }
+        }
+    }
+}
+
+fn in_memory_index() -> Result<SearchIndex> {
+    Ok(SearchIndex::in_memory()?)
 }
 
 /// A catalog entry read back.
@@ -1853,7 +1640,28 @@ pub fn new_item(
     network: &NetworkId,
     now_ms: u64,
 ) -> Result<Verified> {
-    let salt: [u8; 16] = random_bytes()?;
+    new_item_with_salt(
+        content,
+        member,
+        suffix,
+        owner,
+        network,
+        now_ms,
+        random_bytes()?,
+    )
+}
+
+/// [`new_item`] with the item's salt given, for reproducible runs (the
+/// network simulation); a real item's salt is random.
+pub fn new_item_with_salt(
+    content: &ItemContent,
+    member: &SecretKey,
+    suffix: &[u8; ACTOR_SUFFIX_BYTES],
+    owner: EstablishmentId,
+    network: &NetworkId,
+    now_ms: u64,
+    salt: [u8; 16],
+) -> Result<Verified> {
     let id = ItemId::derive(&owner, &salt);
     let mut doc = AutoCommit::new().with_actor(actor_id(&member.public(), suffix));
     item::init_doc(&mut doc, id, &owner)?;

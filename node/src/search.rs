@@ -109,6 +109,17 @@ pub enum SearchError {
     /// The query is not usable.
     #[error("query: {0}")]
     BadQuery(String),
+    /// Index files fail their checksums.
+    #[error("search index files are damaged: {0}")]
+    Damaged(String),
+    /// The index directory could not be created or removed.
+    #[error("search index directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 /// How search results are ordered.
@@ -280,7 +291,10 @@ impl SearchIndex {
     /// Opens the index in `dir`, creating it if absent. An index with another
     /// schema (or damaged) is an error the caller answers by rebuilding.
     pub fn open(dir: &Path) -> Result<Self, SearchError> {
-        std::fs::create_dir_all(dir).map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|source| SearchError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
         let index = Index::open_or_create(directory, schema)?;
@@ -317,6 +331,18 @@ impl SearchIndex {
         self.writer
             .as_mut()
             .ok_or_else(|| SearchError::BadQuery("index writer unavailable".into()))
+    }
+
+    /// Checks every file of the index against its checksum, so damage is
+    /// found when the index is opened rather than by a later search.
+    pub fn verify(&self) -> Result<(), SearchError> {
+        let damaged = self.index.validate_checksum()?;
+        if damaged.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = damaged.iter().map(|p| p.display().to_string()).collect();
+        names.sort();
+        Err(SearchError::Damaged(names.join(", ")))
     }
 
     /// Number of items indexed.

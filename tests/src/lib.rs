@@ -5,7 +5,11 @@
 //! several real nodes at once: [`cluster`] builds a network of sites the
 //! way real sites join one (admission, invitation, join) and starts their
 //! nodes on loopback; [`library_site`] serves one node's library over HTTP
-//! for the web and browser tests.
+//! for the web and browser tests; [`sim`] runs hundreds of nodes' real
+//! sync cores over a seeded simulated network; [`scenario`] holds the
+//! simulation's scenarios, run by the tests and by `bin/simulate`.
 
 pub mod cluster;
 pub mod library_site;
+pub mod scenario;
+pub mod sim;

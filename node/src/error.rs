@@ -1,0 +1,173 @@
+//! What can go wrong in a library operation, shared by the replica, the
+//! projections and the operations built on them.
+
+use gatehouse_protocol::automerge;
+use gatehouse_protocol::envelope::VerifyError;
+use gatehouse_protocol::id::{EnvelopeId, ItemId};
+use gatehouse_protocol::identifier::IdentifierKind;
+use gatehouse_protocol::item::{DocError, FieldError};
+use gatehouse_protocol::trust::Judgement;
+use gatehouse_protocol::vocab::Status;
+use thiserror::Error;
+
+use crate::home::HomeError;
+use crate::replica::MAX_UNACCEPTED_ENVELOPES;
+use crate::search::SearchError;
+use crate::store::StoreError;
+
+/// What went wrong in a library operation.
+#[derive(Debug, Error)]
+pub enum LibraryError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    /// The search index failed.
+    #[error(transparent)]
+    Search(Box<SearchError>),
+    /// The data directory or a key file failed.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// No node has been initialised in the data directory.
+    #[error("no gatehouse node in {0}; run `gatehouse init` first")]
+    NotInitialised(String),
+    /// A node already exists in the data directory.
+    #[error("a gatehouse node already exists in {0}")]
+    AlreadyInitialised(String),
+    /// No item has this id.
+    #[error("no item {0}")]
+    UnknownItem(String),
+    /// An id prefix matches more than one item.
+    #[error("item id prefix {prefix} matches {count} items; give more characters")]
+    AmbiguousId {
+        /// The prefix given.
+        prefix: String,
+        /// How many items it matches.
+        count: usize,
+    },
+    /// The item belongs to another establishment.
+    #[error(
+        "item {item} belongs to {owner}; only its own establishment can change it (adopt it instead)"
+    )]
+    NotOwner {
+        /// The item.
+        item: ItemId,
+        /// Its owning establishment's name.
+        owner: String,
+    },
+    /// This node has no publishing key.
+    #[error("this node has no publishing key (keys/member.key)")]
+    NoSigningKey,
+    /// A field breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// Text holds what looks like a patient identifier.
+    #[error(
+        "{field} holds what looks like {} ({text:?}); patient identifiers never enter the library. If this is a reviewed false positive, pass --allow-identifier {text:?}", kind.with_article()
+    )]
+    Identifier {
+        /// The field at fault.
+        field: &'static str,
+        /// What sort of identifier.
+        kind: IdentifierKind,
+        /// The matched text.
+        text: String,
+    },
+    /// The item can no longer be revised.
+    #[error("item {id} is {status}; publish a new item instead")]
+    Closed {
+        /// The item.
+        id: ItemId,
+        /// Its status.
+        status: Status,
+    },
+    /// A revision that changes nothing.
+    #[error("nothing changed in item {0}")]
+    NoChange(ItemId),
+    /// The item has no such version.
+    #[error("item {id} has no version {version} (latest is {latest})")]
+    NoSuchVersion {
+        /// The item.
+        id: ItemId,
+        /// The version asked for.
+        version: u64,
+        /// The latest version.
+        latest: u64,
+    },
+    /// The invitation does not admit or delegate any key in the data directory.
+    #[error("{0}")]
+    NotInvited(String),
+    /// A bundle could not be read.
+    #[error("bundle: {0}")]
+    Bundle(String),
+    /// No envelope has this id.
+    #[error("no envelope {0} is held here")]
+    UnknownEnvelope(EnvelopeId),
+    /// Too many envelopes are waiting or without effect.
+    #[error(
+        "{MAX_UNACCEPTED_ENVELOPES} envelopes are already pending or rejected; refusing another ({0})"
+    )]
+    PoolFull(Judgement),
+    /// This node's own key is not authorised for the change.
+    #[error("this node's key may not make that change: {0:?}")]
+    NotAuthorised(Judgement),
+    /// An envelope from outside was refused.
+    #[error(transparent)]
+    Refused(Box<VerifyError>),
+    /// An item document failed.
+    #[error(transparent)]
+    Doc(Box<DocError>),
+    /// Automerge refused a change set.
+    #[error("item document: {0}")]
+    Automerge(Box<automerge::AutomergeError>),
+    /// Stored data is not what this code wrote.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// Envelopes (primary data) read back from disk fail their hash check.
+    #[error(
+        "{} envelope(s) held here are damaged on disk and cannot be trusted: {}. \
+         They are lost from this node; every peer that holds them can send them again. \
+         To recover: stop the node, move the data directory aside, create a new node \
+         with `gatehouse init --join` from a fresh invitation and let it sync from its peers",
+        ids.len(),
+        ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    DamagedEnvelopes {
+        /// The envelopes that fail their hash check.
+        ids: Vec<EnvelopeId>,
+    },
+}
+
+impl LibraryError {
+    /// Whether the failure is in state derived from the envelopes (item
+    /// documents, catalog, judgements, search index), which a rebuild from
+    /// the envelopes repairs; primary data and the disk itself are not.
+    pub fn is_derived(&self) -> bool {
+        matches!(
+            self,
+            LibraryError::Search(_)
+                | LibraryError::Doc(_)
+                | LibraryError::Automerge(_)
+                | LibraryError::Corrupt(_)
+        )
+    }
+}
+
+pub(crate) type Result<T, E = LibraryError> = std::result::Result<T, E>;
+
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty)),+ $(,)?) => {
+        $(impl From<$ty> for LibraryError {
+            fn from(e: $ty) -> Self {
+                LibraryError::$variant(Box::new(e))
+            }
+        })+
+    };
+}
+
+boxed_from!(
+    Store(StoreError),
+    Search(SearchError),
+    Refused(VerifyError),
+    Doc(DocError),
+    Automerge(automerge::AutomergeError),
+);

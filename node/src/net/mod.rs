@@ -1,0 +1,859 @@
+//! The peer-to-peer network: the libp2p shell around the sync core.
+//!
+//! Everything about *what* to send, to whom, and what a message means is
+//! decided by [`crate::sync::SyncCore`]; this module only moves bytes and
+//! timers. It turns swarm events into core inputs and carries out the
+//! core's outputs:
+//!
+//! - Transport: TCP and QUIC, Noise, Yamux; the node key is the libp2p
+//!   identity, so a connection's PeerId names the node at the other end.
+//! - Gossip: gossipsub on one topic per network (message id = envelope id);
+//!   each message is held until the core gives its verdict (accept and
+//!   forward, ignore, or reject, which lowers the sender's score). Peers
+//!   the core has not admitted are blacklisted for gossip.
+//! - Sync: a request-response protocol ([`codec`]) for the core's
+//!   reconcile, fetch and push messages, under versioned protocol names
+//!   negotiated by multistream-select ([`SYNC_PROTOCOLS`]).
+//! - Reachability: mDNS on a LAN, bootstrap and remembered peers (the core
+//!   decides when to redial), and relays: every node can relay for others
+//!   (bounded circuits), a node given `relays` listens through them once
+//!   they are admitted, and DCUtR upgrades relayed connections where the
+//!   network allows.
+//!
+//! The library is shared with the control API behind a `std` mutex that is
+//! never held across an `.await`.
+
+pub mod codec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use gatehouse_protocol::envelope::MAX_ENVELOPE_BYTES;
+use gatehouse_protocol::id::EnvelopeId;
+use gatehouse_protocol::key::{PublicKey, SecretKey};
+pub use libp2p::Multiaddr;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
+use libp2p::{
+    PeerId, StreamProtocol, Swarm, dcutr, identify, identity, mdns, noise, ping, relay, tcp, yamux,
+};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+use self::codec::SyncCodec;
+use crate::library::Library;
+use crate::sync::replica_set::{count_settled, ingest_batch, proof_bytes, would_admit};
+use crate::sync::{
+    EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict,
+    admission::admitted_nodes,
+};
+use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
+
+/// The sync protocol names this node speaks, newest first; a connection
+/// uses the newest both sides speak.
+pub const SYNC_PROTOCOLS: [&str; 1] = ["/gatehouse/sync/1"];
+/// Commands queued to the network task before senders wait.
+pub const COMMAND_QUEUE: usize = 256;
+/// How long a sync request may take.
+pub const REQUEST_TIMEOUT_SECS: u64 = 60;
+/// Concurrent sync streams per connection.
+pub const MAX_CONCURRENT_STREAMS: usize = 16;
+/// Seconds an unadmitted peer stays connected by default, to push the
+/// certificates that may admit it.
+pub const PROBATION_SECS: u64 = crate::sync::PROBATION_MS / 1000;
+/// How often envelopes received by gossip are applied to items and the
+/// index, in milliseconds.
+pub const SETTLE_EVERY_MS: u64 = 200;
+/// How often the core's timers are run, in milliseconds.
+pub const TICK_EVERY_MS: u64 = 500;
+/// Longest a relayed circuit may last before it is renewed.
+pub const MAX_CIRCUIT_SECS: u64 = 3_600;
+/// Most bytes one relayed circuit may carry.
+pub const MAX_CIRCUIT_BYTES: u64 = 256 * 1024 * 1024;
+/// Gossip messages awaiting the core's verdict; past this, the oldest is ignored.
+pub const MAX_PENDING_VERDICTS: usize = 4_096;
+
+/// A network failure at start-up.
+#[derive(Debug, Error)]
+pub enum NetError {
+    /// The swarm could not be built or could not listen.
+    #[error("network: {0}")]
+    Swarm(String),
+}
+
+/// How the network runs.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and to keep redialling.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Discover peers on the local network.
+    pub mdns: bool,
+    /// How often to reconcile with each connected peer.
+    pub reconcile_every: Duration,
+    /// How long an unadmitted peer may stay connected to prove its admission.
+    pub probation: Duration,
+    /// Relays to listen through (`/ip4/.../tcp/.../p2p/RELAY_PEER_ID`), for
+    /// a site that cannot accept inbound connections.
+    pub relays: Vec<Multiaddr>,
+    /// Serve as a relay for other admitted nodes.
+    pub relay_server: bool,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/0/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            reconcile_every: Duration::from_millis(crate::sync::RECONCILE_EVERY_MS),
+            probation: Duration::from_millis(crate::sync::PROBATION_MS),
+            relays: Vec::new(),
+            relay_server: true,
+        }
+    }
+}
+
+/// What one peer looks like from here.
+pub type PeerState = PeerStats;
+
+/// The network's state, for `gatehouse status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NetStatus {
+    /// This node's PeerId.
+    pub peer_id: String,
+    /// Addresses listened on.
+    pub listening: Vec<String>,
+    /// Peers by PeerId.
+    pub peers: BTreeMap<String, PeerState>,
+    /// Forged or malformed envelopes received, in all.
+    pub forged_received: u64,
+    /// Connections closed because the peer is not admitted.
+    pub refused_connections: u64,
+    /// Gossip messages received.
+    pub gossip_received: u64,
+    /// Gossip messages received whose envelope was already held.
+    pub gossip_duplicates: u64,
+    /// When this node last completed a reconciliation with anyone.
+    pub last_sync_ms: Option<u64>,
+}
+
+enum Command {
+    Announce(Vec<EnvelopeId>),
+    GossipRaw(Vec<u8>),
+    Dial(Multiaddr),
+    ReconcileNow,
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle to the running network task.
+#[derive(Clone)]
+pub struct NetHandle {
+    commands: mpsc::Sender<Command>,
+    status: Arc<Mutex<NetStatus>>,
+}
+
+impl NetHandle {
+    /// Gossips envelopes made here.
+    pub async fn announce(&self, ids: Vec<EnvelopeId>) {
+        if !ids.is_empty() {
+            let _ = self.commands.send(Command::Announce(ids)).await;
+        }
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) {
+        let _ = self.commands.send(Command::Dial(addr)).await;
+    }
+
+    /// Publishes bytes on the gossip topic exactly as given, unverified: for
+    /// tools and tests that probe how peers treat bad input.
+    pub async fn gossip_raw(&self, bytes: Vec<u8>) {
+        let _ = self.commands.send(Command::GossipRaw(bytes)).await;
+    }
+
+    /// Starts a reconciliation with every connected peer.
+    pub async fn reconcile_now(&self) {
+        let _ = self.commands.send(Command::ReconcileNow).await;
+    }
+
+    /// A copy of the network's state.
+    pub fn status(&self) -> NetStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Stops the network task and waits for it.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a panic elsewhere; the data is still whole.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<SyncCodec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+    relay_client: relay::client::Behaviour,
+    relay: Toggle<relay::Behaviour>,
+    dcutr: dcutr::Behaviour,
+}
+
+/// The libp2p identity of a node key.
+pub fn peer_id_of(key: &PublicKey) -> Option<PeerId> {
+    let ed = identity::ed25519::PublicKey::try_from_bytes(key.as_bytes()).ok()?;
+    Some(identity::PublicKey::from(ed).to_peer_id())
+}
+
+/// The node key behind a PeerId (PeerIds of ed25519 keys embed the key).
+pub fn key_of(peer: &PeerId) -> Option<PublicKey> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let public = identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    let ed = public.try_into_ed25519().ok()?;
+    PublicKey::from_bytes(ed.to_bytes()).ok()
+}
+
+/// The node's library as the sync core sees it. Gossip is stored at once
+/// and applied to items and the index on the next settle tick; everything
+/// else (and any certificate, since trust decides who may connect) is
+/// applied before the core hears the result.
+struct LibrarySet<'a> {
+    lib: MutexGuard<'a, Library>,
+    me: PublicKey,
+    unsettled: &'a mut bool,
+}
+
+impl EnvelopeSet for LibrarySet<'_> {
+    fn ids(&mut self) -> Result<Vec<EnvelopeId>, String> {
+        self.lib
+            .replica_mut()
+            .sorted_ids()
+            .map_err(|e| e.to_string())
+    }
+
+    fn bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>, String> {
+        self.lib.envelope_bytes(ids).map_err(|e| e.to_string())
+    }
+
+    fn ingest(&mut self, envelopes: Vec<Vec<u8>>, gossip: bool) -> Ingested {
+        let (mut out, fresh) = ingest_batch(self.lib.replica_mut(), envelopes);
+        if out.stored > 0 {
+            if gossip && !out.certificates {
+                *self.unsettled = true;
+                // Judged as far as they can be before applying: a change
+                // is final once stored, as no certificate came with it.
+                out.in_effect = fresh;
+                return out;
+            }
+            if let Err(e) = self.lib.settle() {
+                tracing::error!("could not apply received envelopes: {e}");
+            }
+        }
+        count_settled(self.lib.replica(), &mut out, &fresh);
+        out
+    }
+
+    fn admitted(&self) -> BTreeMap<PublicKey, String> {
+        admitted_nodes(self.lib.trust())
+    }
+
+    fn admission_proof(&self) -> Vec<Vec<u8>> {
+        proof_bytes(self.lib.replica(), &self.me)
+    }
+
+    fn would_admit(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> bool {
+        would_admit(self.lib.replica(), peer, offered)
+    }
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    core: SyncCore,
+    lib: Arc<Mutex<Library>>,
+    me: PublicKey,
+    commands: mpsc::Receiver<Command>,
+    status: Arc<Mutex<NetStatus>>,
+    topic: IdentTopic,
+    config: NetConfig,
+    /// Requests sent, by libp2p's id, to the core's.
+    outbound: HashMap<OutboundRequestId, u64>,
+    /// Requests received, awaiting the core's answer.
+    inbound: HashMap<u64, ResponseChannel<SyncResponse>>,
+    /// Gossip messages awaiting the core's verdict.
+    verdicts: HashMap<u64, gossipsub::MessageId>,
+    next_token: u64,
+    /// Envelopes stored but not yet applied to items and the index.
+    unsettled: bool,
+}
+
+/// Starts the network task for the node whose key is `node_key`.
+pub async fn start(
+    lib: Arc<Mutex<Library>>,
+    node_key: &SecretKey,
+    config: NetConfig,
+) -> Result<NetHandle, NetError> {
+    let keypair = identity::Keypair::ed25519_from_bytes(node_key.to_seed())
+        .map_err(|e| NetError::Swarm(e.to_string()))?;
+    let (network, me) = {
+        let lib = lock(&lib);
+        (lib.config().network, lib.config().node)
+    };
+    let topic = IdentTopic::new(format!("gatehouse/{network}"));
+    let mdns_on = config.mdns;
+    let relay_on = config.relay_server;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetError::Swarm(e.to_string()))?
+        .with_quic()
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Swarm(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(ValidationMode::Strict)
+                .validate_messages()
+                .max_transmit_size(MAX_ENVELOPE_BYTES + 1024)
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::from(EnvelopeId::of(&m.data).to_hex())
+                })
+                .heartbeat_interval(Duration::from_millis(500))
+                .build()
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            let mut gossipsub =
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+                    .map_err(io::Error::other)?;
+            let mut score = gossipsub::PeerScoreParams::default();
+            score.topics.insert(
+                IdentTopic::new(format!("gatehouse/{network}")).hash(),
+                gossipsub::TopicScoreParams {
+                    invalid_message_deliveries_weight: -100.0,
+                    invalid_message_deliveries_decay: 0.5,
+                    ..gossipsub::TopicScoreParams::default()
+                },
+            );
+            gossipsub
+                .with_peer_score(score, gossipsub::PeerScoreThresholds::default())
+                .map_err(io::Error::other)?;
+            let sync = request_response::Behaviour::with_codec(
+                SyncCodec,
+                SYNC_PROTOCOLS
+                    .iter()
+                    .map(|p| (StreamProtocol::new(p), ProtocolSupport::Full)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
+                    .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
+            );
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    key.public().to_peer_id(),
+                )?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                gossipsub,
+                sync,
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/gatehouse/1".into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::default(),
+                mdns: Toggle::from(mdns),
+                relay_client,
+                relay: Toggle::from(relay_on.then(|| {
+                    relay::Behaviour::new(
+                        key.public().to_peer_id(),
+                        relay::Config {
+                            max_circuit_duration: Duration::from_secs(MAX_CIRCUIT_SECS),
+                            max_circuit_bytes: MAX_CIRCUIT_BYTES,
+                            ..relay::Config::default()
+                        },
+                    )
+                })),
+                dcutr: dcutr::Behaviour::new(key.public().to_peer_id()),
+            })
+        })
+        .map_err(|e| NetError::Swarm(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| NetError::Swarm(e.to_string()))?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Swarm(format!("cannot listen on {addr}: {e}")))?;
+    }
+    for relay in &config.relays {
+        // Listening through a relay starts once it is connected and admitted.
+        swarm
+            .dial(relay.clone())
+            .map_err(|e| NetError::Swarm(format!("cannot dial relay {relay}: {e}")))?;
+    }
+    let status = Arc::new(Mutex::new(NetStatus {
+        peer_id: swarm.local_peer_id().to_string(),
+        ..NetStatus::default()
+    }));
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let sync_config = SyncConfig {
+        reconcile_every_ms: u64::try_from(config.reconcile_every.as_millis()).unwrap_or(u64::MAX),
+        probation_ms: u64::try_from(config.probation.as_millis()).unwrap_or(u64::MAX),
+        ..SyncConfig::default()
+    };
+    let seed = u64::from_be_bytes(
+        crate::home::random_bytes().map_err(|e| NetError::Swarm(e.to_string()))?,
+    );
+    let core = {
+        let mut unsettled = false;
+        let set = LibrarySet {
+            lib: lock(&lib),
+            me,
+            unsettled: &mut unsettled,
+        };
+        SyncCore::new(sync_config, seed, &set)
+    };
+    let mut event_loop = EventLoop {
+        swarm,
+        core,
+        lib,
+        me,
+        commands: rx,
+        status: status.clone(),
+        topic,
+        config,
+        outbound: HashMap::new(),
+        inbound: HashMap::new(),
+        verdicts: HashMap::new(),
+        next_token: 1,
+        unsettled: false,
+    };
+    for addr in event_loop.config.bootstrap.clone() {
+        event_loop.input(Input::Remember {
+            address: addr.to_string(),
+        });
+    }
+    event_loop.input(Input::Tick);
+    tokio::spawn(event_loop.run());
+    Ok(NetHandle {
+        commands: tx,
+        status,
+    })
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(TICK_EVERY_MS));
+        let mut settle = tokio::time::interval(Duration::from_millis(SETTLE_EVERY_MS));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Announce(ids)) => self.announce(ids),
+                    Some(Command::GossipRaw(bytes)) => self.publish(bytes),
+                    Some(Command::Dial(addr)) => {
+                        self.input(Input::Remember { address: addr.to_string() });
+                        self.dial(&addr.to_string());
+                    }
+                    Some(Command::ReconcileNow) => self.input(Input::ReconcileNow),
+                    Some(Command::Shutdown(done)) => {
+                        self.settle();
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                _ = settle.tick() => self.settle(),
+                _ = tick.tick() => {
+                    self.remember_peer_book();
+                    self.input(Input::Tick);
+                }
+            }
+        }
+    }
+
+    /// Gives the core one input and carries out what it says.
+    fn input(&mut self, input: Input) {
+        let now = now_ms();
+        let outputs = {
+            let mut set = LibrarySet {
+                lib: lock(&self.lib),
+                me: self.me,
+                unsettled: &mut self.unsettled,
+            };
+            self.core.handle(input, now, &mut set)
+        };
+        for output in outputs {
+            self.output(output);
+        }
+        self.publish_status();
+    }
+
+    fn output(&mut self, output: Output) {
+        match output {
+            Output::Send {
+                peer,
+                request,
+                message,
+            } => {
+                if let Some(peer_id) = peer_id_of(&peer) {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer_id, message);
+                    self.outbound.insert(id, request);
+                }
+            }
+            Output::Respond { inbound, response } => {
+                if let Some(channel) = self.inbound.remove(&inbound) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                }
+            }
+            Output::Verdict {
+                message,
+                from,
+                verdict,
+            } => {
+                let (Some(id), Some(peer_id)) = (self.verdicts.remove(&message), peer_id_of(&from))
+                else {
+                    return;
+                };
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &peer_id, acceptance);
+            }
+            Output::Publish { bytes } => self.publish(bytes),
+            Output::Dial { address } => self.dial(&address),
+            Output::Disconnect { peer } => {
+                if let Some(peer_id) = peer_id_of(&peer) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                }
+            }
+            Output::Admitted { peer } => {
+                if let Some(peer_id) = peer_id_of(&peer) {
+                    let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                    gossip.remove_blacklisted_peer(&peer_id);
+                    gossip.add_explicit_peer(&peer_id);
+                    self.listen_via(peer_id);
+                }
+            }
+            Output::Barred { peer } => {
+                if let Some(peer_id) = peer_id_of(&peer) {
+                    let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                    gossip.remove_explicit_peer(&peer_id);
+                    gossip.blacklist_peer(&peer_id);
+                }
+            }
+            Output::Synced {
+                peer,
+                addresses,
+                at_ms,
+            } => {
+                let Some(peer_id) = peer_id_of(&peer) else {
+                    return;
+                };
+                if let Err(e) = lock(&self.lib).record_sync(&peer_id.to_string(), &addresses, at_ms)
+                {
+                    tracing::warn!("cannot record the sync: {e}");
+                }
+            }
+        }
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn publish(&mut self, bytes: Vec<u8>) {
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            // No peers yet: anti-entropy delivers it when one connects.
+            tracing::debug!("gossip publish: {e}");
+        }
+    }
+
+    fn dial(&mut self, address: &str) {
+        match address.parse::<Multiaddr>() {
+            Ok(addr) => {
+                if let Err(e) = self.swarm.dial(addr) {
+                    tracing::debug!(%address, "dial failed: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(%address, "not a multiaddress: {e}"),
+        }
+    }
+
+    /// Applies envelopes stored from gossip since the last tick.
+    fn settle(&mut self) {
+        if std::mem::take(&mut self.unsettled)
+            && let Err(e) = lock(&self.lib).settle()
+        {
+            tracing::error!("could not apply received envelopes: {e}");
+        }
+    }
+
+    /// Addresses in the peer book are kept dialled like bootstrap ones.
+    fn remember_peer_book(&mut self) {
+        let book = match lock(&self.lib).peers() {
+            Ok(book) => book,
+            Err(e) => {
+                tracing::warn!("cannot read the peer book: {e}");
+                return;
+            }
+        };
+        for entry in book {
+            self.input(Input::Remember {
+                address: entry.address,
+            });
+        }
+    }
+
+    fn announce(&mut self, ids: Vec<EnvelopeId>) {
+        let envelopes = match lock(&self.lib).envelope_bytes(&ids) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("cannot read envelopes to announce: {e}");
+                return;
+            }
+        };
+        // A local trust command may have changed who is admitted.
+        self.input(Input::TrustChanged);
+        self.input(Input::Publish { envelopes });
+    }
+
+    fn publish_status(&mut self) {
+        let core = self.core.status();
+        let mut status = lock(&self.status);
+        status.peers = core
+            .peers
+            .iter()
+            .filter_map(|(k, v)| peer_id_of(k).map(|p| (p.to_string(), v.clone())))
+            .collect();
+        status.forged_received = core.forged_received;
+        status.refused_connections = core.refused_connections;
+        status.gossip_received = core.gossip_received;
+        status.gossip_duplicates = core.gossip_duplicates;
+        status.last_sync_ms = core.last_sync_ms;
+    }
+
+    /// Listens through `peer` if it is one of the configured relays.
+    fn listen_via(&mut self, peer: PeerId) {
+        let relays: Vec<Multiaddr> = self
+            .config
+            .relays
+            .iter()
+            .filter(|a| a.iter().any(|p| p == Protocol::P2p(peer)))
+            .cloned()
+            .collect();
+        for relay in relays {
+            let circuit = relay.with(Protocol::P2pCircuit);
+            if let Err(e) = self.swarm.listen_on(circuit.clone()) {
+                tracing::warn!(%circuit, "cannot listen through the relay: {e}");
+            }
+        }
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                // Relayed peers are told these addresses in their reservations.
+                if !address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                    self.swarm.add_external_address(address.clone());
+                }
+                lock(&self.status).listening.push(address.to_string());
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let Some(peer) = key_of(&peer_id) else {
+                    tracing::info!(%peer_id, "peer identity is not an ed25519 key; disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                };
+                if num_established.get() == 1 {
+                    self.input(Input::Connected {
+                        peer,
+                        address: endpoint.get_remote_address().to_string(),
+                        dialer: endpoint.is_dialer(),
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                if let Some(peer) = key_of(&peer_id) {
+                    self.input(Input::Disconnected { peer });
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .remove_explicit_peer(&peer_id);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer_id, addr) in found {
+                    if let Some(peer) = key_of(&peer_id) {
+                        self.input(Input::Discovered {
+                            peer,
+                            address: addr.to_string(),
+                        });
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let Some(from) = key_of(&propagation_source) else {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Reject,
+                        );
+                    return;
+                };
+                if self.verdicts.len() >= MAX_PENDING_VERDICTS {
+                    self.verdicts.clear();
+                }
+                let token = self.token();
+                self.verdicts.insert(token, message_id);
+                self.input(Input::Gossip {
+                    from,
+                    message: token,
+                    bytes: message.data,
+                });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                tracing::debug!(?event, "relay client");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => {
+                tracing::debug!(?event, "relay server");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => {
+                tracing::debug!(?event, "hole punching");
+            }
+            SwarmEvent::ListenerError { error, .. } => tracing::warn!("listener error: {error}"),
+            SwarmEvent::ListenerClosed {
+                reason, addresses, ..
+            } => tracing::info!(?reason, ?addresses, "listener closed"),
+            SwarmEvent::OutgoingConnectionError { error, .. } => {
+                tracing::debug!("dial failed: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Some(key) = key_of(&peer) else {
+                    return;
+                };
+                let token = self.token();
+                self.inbound.insert(token, channel);
+                self.input(Input::Request {
+                    peer: key,
+                    inbound: token,
+                    request,
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(request) = self.outbound.remove(&request_id) {
+                    self.input(Input::Response { request, response });
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "sync request failed: {error}");
+                if let Some(request) = self.outbound.remove(&request_id) {
+                    self.input(Input::RequestFailed { request });
+                }
+            }
+            _ => {}
+        }
+    }
+}

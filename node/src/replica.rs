@@ -1,0 +1,540 @@
+//! The replica: the one door for envelopes, and the only writer of them.
+//!
+//! A node's replicated state is the grow-only set of verified envelopes in
+//! its store. The replica holds that set, the trust view built from the
+//! certificates in it, and the judgement of every envelope. Everything it
+//! writes for one envelope (its bytes, its certificate or change facts, its
+//! judgement and its item's dirty mark) goes in one atomic batch.
+//!
+//! A change is judged when it is stored against the trust view of the moment,
+//! which may lack certificates stored earlier in the same batch; such a
+//! judgement is provisional. [`Replica::settle_trust`] rebuilds trust once per
+//! batch and judges the whole set again, and opening a store always does the
+//! same ([`Replica::rejudge_everything`]), so the judgements held are a
+//! function of the set held whatever a crash interrupted.
+//!
+//! Projections (item documents, the catalog, the search index) read from the
+//! replica and are told which items' accepted changes moved
+//! ([`Replica::dirty`]). The sync core and the network simulation use the
+//! replica without projections.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use gatehouse_protocol::envelope::{Body, Envelope, Verified};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
+use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::trust::{Judgement, TrustView};
+use serde::Serialize;
+
+use crate::error::{LibraryError, Result};
+use crate::store::{Store, Tree, Write};
+
+/// What happened to one envelope offered to the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    /// Its id.
+    pub id: EnvelopeId,
+    /// Whether it was new here.
+    pub new: bool,
+    /// Its judgement now.
+    pub judgement: Judgement,
+    /// Whether it is a certificate (trust may have changed). A new
+    /// certificate's judgement is only known once the batch is applied
+    /// ([`Replica::judgement_of`] after [`Replica::settle_trust`]).
+    pub certificate: bool,
+}
+
+/// Most envelope ids remembered for announcing to peers; past this the
+/// oldest are dropped (anti-entropy still delivers them).
+pub const MAX_OUTBOX: usize = 10_000;
+
+/// Most envelopes held that are not in effect (pending or rejected). Past
+/// this, further ones are refused until trust catches up.
+pub const MAX_UNACCEPTED_ENVELOPES: usize = 10_000;
+
+pub(crate) fn judgement_write(id: &EnvelopeId, j: Judgement) -> Result<Write> {
+    let value = match j {
+        Judgement::Accepted => None,
+        other => {
+            Some(serde_json::to_vec(&other).map_err(|e| LibraryError::Corrupt(e.to_string()))?)
+        }
+    };
+    Ok((Tree::Judgements, id.as_bytes().to_vec(), value))
+}
+
+pub(crate) fn change_key(item: &ItemId, env: &EnvelopeId) -> Vec<u8> {
+    let mut k = item.as_bytes().to_vec();
+    k.extend_from_slice(env.as_bytes());
+    k
+}
+
+/// The set of envelopes a node holds, with their trust view and judgements.
+pub struct Replica {
+    store: Arc<dyn Store>,
+    network: NetworkId,
+    trust: TrustView,
+    /// A certificate was stored since trust was last rebuilt.
+    trust_stale: bool,
+    /// Changes stored in the current batch, so projections need not read
+    /// them back from disk.
+    fresh: BTreeMap<EnvelopeId, Verified>,
+    /// Items whose accepted changes may have moved since projections last
+    /// caught up.
+    dirty: BTreeSet<ItemId>,
+    /// Envelopes made or imported here, not yet announced to peers.
+    outbox: Vec<EnvelopeId>,
+    /// The sorted ids of every envelope held, while no new one arrived.
+    ids: Option<Vec<EnvelopeId>>,
+    /// Every certificate held, decoded: trust is rebuilt from them after
+    /// every batch that brings one, and decoding them each time (a public
+    /// key decompression per key) would cost more than the rebuild.
+    certs: Option<BTreeMap<EnvelopeId, Verified>>,
+    /// The facts of every change held, decoded, for re-judging.
+    facts: Option<Vec<ChangeFact>>,
+}
+
+/// What judging a change needs: its id, signer, owning establishment and item.
+pub type ChangeFact = (EnvelopeId, PublicKey, EstablishmentId, ItemId);
+
+impl Replica {
+    /// The replica of `network` in `store`, with trust built from the
+    /// certificates held. Call [`Replica::rejudge_everything`] to bring
+    /// stored judgements in line after an unclean stop.
+    pub fn open(store: Arc<dyn Store>, network: NetworkId) -> Result<Self> {
+        let mut replica = Self {
+            store,
+            network,
+            trust: TrustView::default(),
+            trust_stale: false,
+            fresh: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            outbox: Vec::new(),
+            ids: None,
+            certs: None,
+            facts: None,
+        };
+        replica.reload_trust()?;
+        Ok(replica)
+    }
+
+    /// The store under the replica.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The network this replica belongs to.
+    pub fn network(&self) -> NetworkId {
+        self.network
+    }
+
+    /// The trust view of the certificates held (as of the last settle).
+    pub fn trust(&self) -> &TrustView {
+        &self.trust
+    }
+
+    /// Verifies envelope bytes from outside and stores them, without
+    /// announcing them again; a refused envelope changes nothing.
+    pub fn ingest(&mut self, bytes: &[u8]) -> Result<Accepted> {
+        // A copy of an envelope held is known by its hash alone: no need
+        // to decode and verify it again.
+        let id = EnvelopeId::of(bytes);
+        if self.has_envelope(&id)? {
+            return Ok(Accepted {
+                id,
+                new: false,
+                judgement: self.judgement_of(&id)?,
+                certificate: self.store.get(Tree::Certificates, id.as_bytes())?.is_some(),
+            });
+        }
+        let env = Envelope::open(bytes, &self.network)?;
+        self.accept_from(env)
+    }
+
+    /// Brings trust and every judgement in line with the set, if a
+    /// certificate arrived since the last time.
+    pub fn settle_trust(&mut self) -> Result<()> {
+        if self.trust_stale {
+            self.rejudge_everything()?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds trust and judges every envelope held again.
+    pub fn rejudge_everything(&mut self) -> Result<()> {
+        self.reload_trust()?;
+        self.rejudge_all()?;
+        self.trust_stale = false;
+        Ok(())
+    }
+
+    /// Items whose accepted changes may have moved since projections last
+    /// caught up.
+    pub fn dirty(&self) -> &BTreeSet<ItemId> {
+        &self.dirty
+    }
+
+    /// Marks items for projections to rebuild.
+    pub fn mark_dirty(&mut self, items: impl IntoIterator<Item = ItemId>) {
+        self.dirty.extend(items);
+    }
+
+    /// Ends a batch once projections have caught up: forgets the batch's
+    /// changes and clears the dirty marks, in the store too.
+    pub fn end_batch(&mut self) -> Result<()> {
+        self.fresh.clear();
+        let clears: Vec<Write> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|i| (Tree::Dirty, i.as_bytes().to_vec(), None))
+            .collect();
+        if !clears.is_empty() {
+            self.store.apply(clears)?;
+        }
+        Ok(())
+    }
+
+    /// Settles trust, ends the batch and flushes: for a replica that keeps
+    /// no projections (the network simulation).
+    pub fn settle(&mut self) -> Result<()> {
+        self.settle_trust()?;
+        self.end_batch()?;
+        self.flush()
+    }
+
+    /// The ids of every envelope held, sorted; kept between calls until a
+    /// new envelope arrives, since every reconcile message needs them.
+    pub fn sorted_ids(&mut self) -> Result<Vec<EnvelopeId>> {
+        if let Some(ids) = &self.ids {
+            return Ok(ids.clone());
+        }
+        let ids = self.envelope_ids()?;
+        self.ids = Some(ids.clone());
+        Ok(ids)
+    }
+
+    /// Returns once everything written is durable.
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Rebuilds the trust view from every certificate held.
+    pub fn reload_trust(&mut self) -> Result<()> {
+        if self.certs.is_none() {
+            let certs = self.read_certificates()?;
+            self.certs = Some(certs.into_iter().map(|c| (c.id(), c)).collect());
+        }
+        let certs: Vec<&Verified> = self.certs.iter().flat_map(|c| c.values()).collect();
+        self.trust = TrustView::build(&self.network, certs);
+        Ok(())
+    }
+
+    /// A held envelope, its hash checked against its id.
+    pub fn load_envelope(&self, id: &EnvelopeId) -> Result<Verified> {
+        let bytes = self
+            .store
+            .get(Tree::Envelopes, id.as_bytes())?
+            .ok_or_else(|| {
+                LibraryError::Corrupt(format!("envelope {id} is indexed but missing"))
+            })?;
+        // Stored envelopes were verified before they were written; the hash
+        // check on the way back in catches damage on disk.
+        Envelope::reopen(&bytes, id, &self.network)
+            .map_err(|_| LibraryError::DamagedEnvelopes { ids: vec![*id] })
+    }
+
+    /// The rows derived from one envelope when it is stored (besides its
+    /// bytes and judgement): the certificate list, or a change's facts,
+    /// its place in its item's change list and its item's dirty mark.
+    pub(crate) fn derived_rows(env: &Verified) -> Vec<Write> {
+        let id = env.id();
+        match env.body() {
+            Body::Certificate(_) => {
+                vec![(Tree::Certificates, id.as_bytes().to_vec(), Some(Vec::new()))]
+            }
+            Body::Change(c) => {
+                let mut facts = Vec::with_capacity(64);
+                facts.extend_from_slice(env.signer().as_bytes());
+                facts.extend_from_slice(c.owner.as_bytes());
+                facts.extend_from_slice(c.item.as_bytes());
+                vec![
+                    (Tree::ChangeFacts, id.as_bytes().to_vec(), Some(facts)),
+                    (
+                        Tree::ItemChanges,
+                        change_key(&c.item, &id),
+                        Some(Vec::new()),
+                    ),
+                    (Tree::Dirty, c.item.as_bytes().to_vec(), Some(Vec::new())),
+                ]
+            }
+        }
+    }
+
+    /// Whether the envelope is held.
+    pub fn has_envelope(&self, id: &EnvelopeId) -> Result<bool> {
+        Ok(self.store.get(Tree::Envelopes, id.as_bytes())?.is_some())
+    }
+
+    /// The bytes of every envelope held, certificates first (so an importer
+    /// can judge the rest as it reads them).
+    pub fn export(&self) -> Result<Vec<Vec<u8>>> {
+        let certs: BTreeSet<Vec<u8>> = self
+            .store
+            .scan(Tree::Certificates, b"")?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut first = Vec::new();
+        let mut rest = Vec::new();
+        for (k, v) in self.store.scan(Tree::Envelopes, b"")? {
+            if certs.contains(&k) {
+                first.push(v);
+            } else {
+                rest.push(v);
+            }
+        }
+        first.extend(rest);
+        Ok(first)
+    }
+
+    /// Stores a verified envelope made or imported here and judges it;
+    /// it is queued for announcing to peers. Trust and the judgements of
+    /// the whole set catch up in [`Replica::settle_trust`], once per batch.
+    pub fn accept(&mut self, env: Verified) -> Result<Accepted> {
+        let out = self.accept_from(env)?;
+        if out.new && self.outbox.len() < MAX_OUTBOX {
+            self.outbox.push(out.id);
+        }
+        Ok(out)
+    }
+
+    /// Like `accept`, for envelopes that came from a peer (not announced again).
+    pub fn accept_from(&mut self, env: Verified) -> Result<Accepted> {
+        let id = env.id();
+        let certificate = matches!(env.body(), Body::Certificate(_));
+        if self.has_envelope(&id)? {
+            return Ok(Accepted {
+                id,
+                new: false,
+                judgement: self.judgement_of(&id)?,
+                certificate,
+            });
+        }
+        let pool_full = self.store.len(Tree::Judgements)? >= MAX_UNACCEPTED_ENVELOPES;
+        let judgement = match env.body() {
+            Body::Change(c) => self.trust.judge_change(&id, &env.signer(), &c.owner),
+            // A certificate's effect depends on all the others: `finish`
+            // rebuilds trust once per batch and records its judgement then.
+            // Only a full pool needs it judged now, to refuse it.
+            Body::Certificate(_) if pool_full => {
+                let mut certs = self.certificates()?;
+                certs.push(env.clone());
+                TrustView::build(&self.network, &certs).judge(&env)
+            }
+            Body::Certificate(_) => Judgement::Accepted,
+        };
+        if judgement != Judgement::Accepted && pool_full {
+            return Err(LibraryError::PoolFull(judgement));
+        }
+        let mut batch: Vec<Write> = vec![(
+            Tree::Envelopes,
+            id.as_bytes().to_vec(),
+            Some(env.bytes().to_vec()),
+        )];
+        batch.extend(Self::derived_rows(&env));
+        match env.body() {
+            Body::Certificate(_) => self.trust_stale = true,
+            Body::Change(c) => {
+                self.dirty.insert(c.item);
+            }
+        }
+        batch.push(judgement_write(&id, judgement)?);
+        self.store.apply(batch)?;
+        self.ids = None;
+        match env.body() {
+            Body::Certificate(_) => {
+                if let Some(certs) = self.certs.as_mut() {
+                    certs.insert(id, env.clone());
+                }
+            }
+            Body::Change(c) => {
+                if let Some(facts) = self.facts.as_mut() {
+                    facts.push((id, env.signer(), c.owner, c.item));
+                }
+                self.fresh.insert(id, env);
+            }
+        }
+        Ok(Accepted {
+            id,
+            new: true,
+            judgement,
+            certificate,
+        })
+    }
+
+    /// Envelopes made or imported here since the last call, to announce.
+    pub fn take_outbox(&mut self) -> Vec<EnvelopeId> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The ids of every envelope held, sorted.
+    pub fn envelope_ids(&self) -> Result<Vec<EnvelopeId>> {
+        self.store
+            .scan(Tree::Envelopes, b"")?
+            .into_iter()
+            .map(|(k, _)| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map(EnvelopeId)
+                    .map_err(|_| LibraryError::Corrupt("envelope key".into()))
+            })
+            .collect()
+    }
+
+    /// The bytes of those of `ids` held here, in order.
+    pub fn envelope_bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(b) = self.store.get(Tree::Envelopes, id.as_bytes())? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The judgement recorded for a held envelope.
+    pub fn judgement_of(&self, id: &EnvelopeId) -> Result<Judgement> {
+        match self.store.get(Tree::Judgements, id.as_bytes())? {
+            Some(j) => serde_json::from_slice(&j)
+                .map_err(|e| LibraryError::Corrupt(format!("judgement of {id}: {e}"))),
+            None => Ok(Judgement::Accepted),
+        }
+    }
+
+    /// The ids of every certificate held.
+    pub fn certificate_ids(&self) -> Result<BTreeSet<EnvelopeId>> {
+        self.store
+            .scan(Tree::Certificates, b"")?
+            .into_iter()
+            .map(|(k, _)| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map(EnvelopeId)
+                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))
+            })
+            .collect()
+    }
+
+    /// The bytes of every certificate held.
+    pub fn certificate_bytes(&self) -> Result<Vec<Vec<u8>>> {
+        let ids: Vec<EnvelopeId> = self.certificate_ids()?.into_iter().collect();
+        self.envelope_bytes(&ids)
+    }
+
+    /// Every certificate held.
+    pub fn certificates(&self) -> Result<Vec<Verified>> {
+        if let Some(certs) = &self.certs {
+            return Ok(certs.values().cloned().collect());
+        }
+        self.read_certificates()
+    }
+
+    fn read_certificates(&self) -> Result<Vec<Verified>> {
+        let mut certs = Vec::new();
+        for (k, _) in self.store.scan(Tree::Certificates, b"")? {
+            let id = EnvelopeId(
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map_err(|_| LibraryError::Corrupt("certificate key".into()))?,
+            );
+            certs.push(self.load_envelope(&id)?);
+        }
+        Ok(certs)
+    }
+
+    /// Whether a held envelope is a certificate.
+    pub fn is_certificate(&self, id: &EnvelopeId) -> bool {
+        match &self.certs {
+            Some(certs) => certs.contains_key(id),
+            None => matches!(
+                self.store.get(Tree::Certificates, id.as_bytes()),
+                Ok(Some(_))
+            ),
+        }
+    }
+
+    /// Forgets what is kept decoded in memory, after derived trees were
+    /// rebuilt under the replica.
+    pub fn forget_cached(&mut self) {
+        self.ids = None;
+        self.certs = None;
+        self.facts = None;
+    }
+
+    /// The facts of every change held: (id, signer, owner, item).
+    pub fn change_facts(&self) -> Result<Vec<ChangeFact>> {
+        if let Some(facts) = &self.facts {
+            return Ok(facts.clone());
+        }
+        self.read_change_facts()
+    }
+
+    fn read_change_facts(&self) -> Result<Vec<ChangeFact>> {
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan(Tree::ChangeFacts, b"")? {
+            let bad = || LibraryError::Corrupt("change facts".into());
+            let id = EnvelopeId(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| bad())?);
+            if v.len() != 64 {
+                return Err(bad());
+            }
+            let signer = PublicKey::from_bytes(<[u8; 32]>::try_from(&v[..32]).map_err(|_| bad())?)
+                .map_err(|_| bad())?;
+            let owner = EstablishmentId(<[u8; 16]>::try_from(&v[32..48]).map_err(|_| bad())?);
+            let item = ItemId(<[u8; 16]>::try_from(&v[48..]).map_err(|_| bad())?);
+            out.push((id, signer, owner, item));
+        }
+        Ok(out)
+    }
+
+    /// Re-judges every envelope after trust changed, marking the items whose
+    /// set of accepted changes moved.
+    pub fn rejudge_all(&mut self) -> Result<()> {
+        if self.facts.is_none() {
+            self.facts = Some(self.read_change_facts()?);
+        }
+        let mut writes = Vec::new();
+        for (id, j) in self.trust.certificate_judgements() {
+            if *j != self.judgement_of(id)? {
+                writes.push(judgement_write(id, *j)?);
+            }
+        }
+        for (id, signer, owner, item) in self.change_facts()? {
+            let now = self.trust.judge_change(&id, &signer, &owner);
+            let before = self.judgement_of(&id)?;
+            if now != before {
+                writes.push(judgement_write(&id, now)?);
+                if (now == Judgement::Accepted) != (before == Judgement::Accepted) {
+                    self.dirty.insert(item);
+                    writes.push((Tree::Dirty, item.as_bytes().to_vec(), Some(Vec::new())));
+                }
+            }
+        }
+        self.store.apply(writes)?;
+        Ok(())
+    }
+
+    /// The accepted change envelopes of an item.
+    pub fn accepted_changes(&self, item: &ItemId) -> Result<Vec<Verified>> {
+        let mut out = Vec::new();
+        for (k, _) in self.store.scan(Tree::ItemChanges, item.as_bytes())? {
+            let id = EnvelopeId(
+                <[u8; 32]>::try_from(&k[16..])
+                    .map_err(|_| LibraryError::Corrupt("item change key".into()))?,
+            );
+            if self.store.get(Tree::Judgements, id.as_bytes())?.is_none() {
+                match self.fresh.get(&id) {
+                    Some(env) => out.push(env.clone()),
+                    None => out.push(self.load_envelope(&id)?),
+                }
+            }
+        }
+        Ok(out)
+    }
+}

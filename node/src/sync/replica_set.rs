@@ -1,0 +1,136 @@
+//! The core's view of a [`Replica`]: ingesting batches and classifying what
+//! became of each envelope, the admission proof of this node's key, and
+//! the scratch check of a stranger's proof. The node's library and the
+//! simulation's bare replicas share these.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gatehouse_protocol::envelope::{Envelope, Verified};
+use gatehouse_protocol::id::EnvelopeId;
+use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::trust::{Judgement, TrustView};
+
+use super::admission::{admission_proof, admitted_nodes};
+use super::{EnvelopeSet, Ingested};
+use crate::error::LibraryError;
+use crate::replica::Replica;
+
+/// Stores a batch of envelope bytes from a peer, without settling. Returns
+/// the tally and the new certificates, whose judgement is known only once
+/// the batch is settled ([`count_settled`]).
+pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested, Vec<EnvelopeId>) {
+    let mut out = Ingested::default();
+    let mut fresh = Vec::new();
+    for bytes in &envelopes {
+        match replica.ingest(bytes) {
+            Ok(a) if !a.new => out.duplicates += 1,
+            Ok(a) => {
+                out.stored += 1;
+                out.certificates |= a.certificate;
+                if !a.certificate && a.judgement == Judgement::Accepted {
+                    out.accepted += 1;
+                }
+                fresh.push(a.id);
+            }
+            Err(LibraryError::Refused(e)) => {
+                tracing::warn!("refused an envelope: {e}");
+                out.forged += 1;
+            }
+            Err(e) => tracing::warn!("could not store an envelope: {e}"),
+        }
+    }
+    (out, fresh)
+}
+
+/// Once the batch is applied: adds its certificates that took effect to
+/// the count, and lists every new envelope in effect.
+pub fn count_settled(replica: &Replica, out: &mut Ingested, fresh: &[EnvelopeId]) {
+    for id in fresh {
+        if matches!(replica.judgement_of(id), Ok(Judgement::Accepted)) {
+            if replica.is_certificate(id) {
+                out.accepted += 1;
+            }
+            out.in_effect.push(*id);
+        }
+    }
+}
+
+/// The bytes of the certificates that admit `node`.
+pub fn proof_bytes(replica: &Replica, node: &PublicKey) -> Vec<Vec<u8>> {
+    let certs = match replica.certificates() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot read certificates: {e}");
+            return Vec::new();
+        }
+    };
+    let ids = admission_proof(&certs, node);
+    let by_id: BTreeMap<EnvelopeId, &Verified> = certs.iter().map(|c| (c.id(), c)).collect();
+    ids.iter()
+        .filter_map(|id| by_id.get(id).map(|c| c.bytes().to_vec()))
+        .collect()
+}
+
+/// Whether `offered` certificates, with those held, admit `peer`.
+pub fn would_admit(replica: &Replica, peer: &PublicKey, offered: &[Vec<u8>]) -> bool {
+    let network = replica.network();
+    let mut certs = match replica.certificates() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot read certificates: {e}");
+            return false;
+        }
+    };
+    let held: BTreeSet<EnvelopeId> = certs.iter().map(Verified::id).collect();
+    for bytes in offered {
+        match Envelope::open(bytes, &network) {
+            Ok(v) if !held.contains(&v.id()) => certs.push(v),
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    admitted_nodes(&TrustView::build(&network, &certs)).contains_key(peer)
+}
+
+/// A replica with no projections, settled after every batch: what each
+/// node of the simulation runs.
+pub struct BareReplica {
+    /// The replica.
+    pub replica: Replica,
+    /// This node's own key.
+    pub node: PublicKey,
+    /// New envelopes stored from peers, in all.
+    pub received: u64,
+}
+
+impl EnvelopeSet for BareReplica {
+    fn ids(&mut self) -> Result<Vec<EnvelopeId>, String> {
+        self.replica.sorted_ids().map_err(|e| e.to_string())
+    }
+
+    fn bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>, String> {
+        self.replica.envelope_bytes(ids).map_err(|e| e.to_string())
+    }
+
+    fn ingest(&mut self, envelopes: Vec<Vec<u8>>, _gossip: bool) -> Ingested {
+        let (mut out, fresh) = ingest_batch(&mut self.replica, envelopes);
+        self.received += out.stored as u64;
+        if let Err(e) = self.replica.settle() {
+            tracing::error!("could not settle: {e}");
+        }
+        count_settled(&self.replica, &mut out, &fresh);
+        out
+    }
+
+    fn admitted(&self) -> BTreeMap<PublicKey, String> {
+        admitted_nodes(self.replica.trust())
+    }
+
+    fn admission_proof(&self) -> Vec<Vec<u8>> {
+        proof_bytes(&self.replica, &self.node)
+    }
+
+    fn would_admit(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> bool {
+        would_admit(&self.replica, peer, offered)
+    }
+}

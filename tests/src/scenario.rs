@@ -1,0 +1,288 @@
+//! The simulation's scenarios. Each builds a network in [`Sim`], does what
+//! the scenario says, checks what must hold, and returns its figures; the
+//! tests run them at a size that fits CI, `bin/simulate` at full size.
+
+use gatehouse_protocol::trust::Judgement;
+
+use crate::sim::{Sim, SimConfig};
+
+/// An hour of virtual time, ms.
+pub const HOUR_MS: u64 = 3_600_000;
+/// A day of virtual time, ms.
+pub const DAY_MS: u64 = 24 * HOUR_MS;
+
+/// What a scenario found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The scenario.
+    pub name: &'static str,
+    /// Its figures, one line.
+    pub figures: String,
+}
+
+type Checked = Result<Outcome, String>;
+
+fn fail(sim: &Sim, what: String) -> String {
+    format!(
+        "{what} (seed {}; replay with GATEHOUSE_SIM_SEED={})",
+        sim.config.seed, sim.config.seed
+    )
+}
+
+/// Sites join one at a time, `gap_ms` apart, and publish an item each.
+fn grow(sim: &mut Sim, nodes: usize, gap_ms: u64) {
+    for _ in 1..nodes {
+        let i = sim.join();
+        sim.run_for(gap_ms);
+        sim.publish(i);
+    }
+}
+
+fn converge(sim: &mut Sim, limit_ms: u64) -> Result<u64, String> {
+    match sim.run_until_converged(1_000, limit_ms) {
+        Some(took) => Ok(took),
+        None => {
+            let differ = differences(sim);
+            Err(fail(
+                sim,
+                format!(
+                    "not converged after {} s (now {} s): (site, lacks, extra) against site 0: {:?}; {}",
+                    limit_ms / 1000,
+                    sim.now_ms / 1000,
+                    &differ[..differ.len().min(20)],
+                    differ
+                        .iter()
+                        .take(3)
+                        .map(|(i, ..)| sim.describe(*i))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ))
+        }
+    }
+}
+
+fn everyone_admits_everyone(sim: &Sim, nodes: usize) -> Result<(), String> {
+    for i in 0..nodes {
+        for j in 0..nodes {
+            if sim.nodes[i].online && !sim.admits(i, j) {
+                return Err(fail(sim, format!("site {i} does not admit site {j}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `nodes` sites join one by one, 20 s apart, each publishing an item;
+/// every one is admitted everywhere and every site ends with every envelope.
+pub fn join_one_by_one(config: SimConfig, nodes: usize) -> Checked {
+    let mut sim = Sim::new(config);
+    let started = sim.now_ms;
+    grow(&mut sim, nodes, 20_000);
+    let joined = sim.now_ms - started;
+    let took = converge(&mut sim, 6 * HOUR_MS)?;
+    everyone_admits_everyone(&sim, nodes)?;
+    Ok(Outcome {
+        name: "join one by one",
+        figures: format!(
+            "{} after the last of {} s of joins",
+            sim.figures(Some(took)),
+            joined / 1000
+        ),
+    })
+}
+
+/// The network splits in two; each side publishes; the partition heals
+/// and every site ends with both sides' items.
+pub fn partition_heals(config: SimConfig, nodes: usize) -> Checked {
+    let mut sim = Sim::new(config);
+    grow(&mut sim, nodes, 2_000);
+    converge(&mut sim, 6 * HOUR_MS)?;
+    sim.partition(|i| u8::from(i % 2 == 1));
+    let mut published = Vec::new();
+    for i in (0..nodes).step_by((nodes / 10).max(1)) {
+        published.push(sim.publish(i));
+    }
+    sim.run_for(10 * 60_000);
+    sim.reset_stats();
+    sim.heal();
+    let took = converge(&mut sim, 6 * HOUR_MS)?;
+    for id in &published {
+        for i in 0..nodes {
+            if sim.judgement(i, id) != Some(Judgement::Accepted) {
+                return Err(fail(&sim, format!("site {i} lacks item envelope {id}")));
+            }
+        }
+    }
+    Ok(Outcome {
+        name: "partition heals",
+        figures: sim.figures(Some(took)),
+    })
+}
+
+/// A third of the network goes offline for 30 days; one offline site's
+/// lead keeps publishing there while the admin revokes that lead's key as
+/// compromised. When the third returns, the revocation wins everywhere:
+/// every site holds the same envelopes and rejects everything that key signed.
+pub fn revocation_while_a_third_is_offline(mut config: SimConfig, nodes: usize) -> Checked {
+    // Thirty days of reconciling every minute is millions of sessions of
+    // nothing; a quiet network reconciles less often, to the same effect.
+    config.sync.reconcile_every_ms = 6 * HOUR_MS;
+    config.sync.redial_max_ms = HOUR_MS;
+    let mut sim = Sim::new(config);
+    grow(&mut sim, nodes, 2_000);
+    converge(&mut sim, 12 * HOUR_MS)?;
+    let offline: Vec<usize> = (1..nodes).filter(|i| i % 3 == 1).collect();
+    let leaver = offline[0];
+    let early = sim.publish(leaver);
+    sim.run_for(60_000);
+    for &i in &offline {
+        sim.go_offline(i);
+    }
+    let late = sim.publish(leaver);
+    let revocation = sim.revoke_member(leaver);
+    sim.run_for(30 * DAY_MS);
+    sim.reset_stats();
+    for &i in &offline {
+        sim.come_back(i);
+    }
+    let took = converge(&mut sim, 12 * HOUR_MS)?;
+    for i in 0..nodes {
+        if sim.judgement(i, &revocation) != Some(Judgement::Accepted) {
+            return Err(fail(
+                &sim,
+                format!("site {i} does not hold the revocation in effect"),
+            ));
+        }
+        for id in [&early, &late] {
+            if !matches!(sim.judgement(i, id), Some(Judgement::Rejected(_))) {
+                return Err(fail(
+                    &sim,
+                    format!(
+                        "site {i} judges the revoked key's change {id} {:?}",
+                        sim.judgement(i, id)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Outcome {
+        name: "revocation while a third is offline",
+        figures: format!("{} after the third returned", sim.figures(Some(took))),
+    })
+}
+
+/// A node holding every certificate of the network, but whose key nobody
+/// delegated, dials ten sites: each refuses it, it obtains nothing and
+/// stores nothing anywhere.
+pub fn rogue_obtains_nothing(config: SimConfig, nodes: usize) -> Checked {
+    let mut sim = Sim::new(config);
+    grow(&mut sim, nodes, 2_000);
+    converge(&mut sim, 6 * HOUR_MS)?;
+    let reference = sim.ids(0);
+    let targets: Vec<usize> = (0..nodes).step_by((nodes / 10).max(1)).collect();
+    let rogue = sim.add_rogue(targets.clone());
+    let held_by_rogue = sim.ids(rogue);
+    sim.run_for(5 * 60_000);
+    if sim.ids(rogue) != held_by_rogue {
+        return Err(fail(&sim, "the rogue obtained envelopes".into()));
+    }
+    for i in 0..nodes {
+        if sim.ids(i) != reference {
+            return Err(fail(
+                &sim,
+                format!("site {i} stored something from the rogue"),
+            ));
+        }
+        if sim.lets_in(i, rogue) || sim.admits(i, rogue) {
+            return Err(fail(&sim, format!("site {i} admitted the rogue")));
+        }
+    }
+    let refused: u64 = targets
+        .iter()
+        .map(|t| sim.nodes[*t].core.status().refused_connections)
+        .sum();
+    if refused < targets.len() as u64 {
+        return Err(fail(
+            &sim,
+            format!("only {refused} refusals by {} sites dialled", targets.len()),
+        ));
+    }
+    Ok(Outcome {
+        name: "rogue obtains nothing",
+        figures: format!(
+            "{refused} connections refused by {} sites dialled",
+            targets.len()
+        ),
+    })
+}
+
+/// An admitted site floods its peers with forged envelopes: each peer cuts
+/// it off, nothing forged is stored, and the rest of the network carries on.
+pub fn admitted_peer_floods(config: SimConfig, nodes: usize) -> Checked {
+    let mut sim = Sim::new(config);
+    grow(&mut sim, nodes, 2_000);
+    converge(&mut sim, 6 * HOUR_MS)?;
+    let flooder = nodes / 2;
+    let peers: Vec<usize> = (0..nodes).filter(|j| sim.connected(flooder, *j)).collect();
+    for n in 0..50u8 {
+        // Real envelopes with one byte of the signature changed, and junk.
+        let mut forged = sim.certificate_bytes(0)[0].clone();
+        let last = forged.len() - 1;
+        forged[last] ^= n | 1;
+        sim.gossip_raw(flooder, forged);
+        sim.gossip_raw(flooder, vec![n; 100]);
+    }
+    sim.run_for(60_000);
+    for &p in &peers {
+        if sim.connected(flooder, p) {
+            return Err(fail(
+                &sim,
+                format!("site {p} is still connected to the flooder"),
+            ));
+        }
+    }
+    sim.reset_stats();
+    let fresh = sim.publish(1);
+    let others: Vec<usize> = (0..nodes).filter(|i| *i != flooder).collect();
+    sim.go_offline(flooder);
+    let took = converge(&mut sim, 6 * HOUR_MS)?;
+    for &i in &others {
+        if sim.judgement(i, &fresh) != Some(Judgement::Accepted) {
+            return Err(fail(
+                &sim,
+                format!("site {i} lacks the item published after the flood"),
+            ));
+        }
+    }
+    let forged: u64 = peers
+        .iter()
+        .map(|p| sim.nodes[*p].core.status().forged_received)
+        .sum();
+    Ok(Outcome {
+        name: "admitted peer floods",
+        figures: format!(
+            "{} | {} peers cut it off after {forged} forged envelopes in all",
+            sim.figures(Some(took)),
+            peers.len()
+        ),
+    })
+}
+
+/// Which online sites differ from site 0, and by how many envelopes.
+pub fn differences(sim: &mut Sim) -> Vec<(usize, usize, usize)> {
+    let reference: std::collections::BTreeSet<_> = sim.ids(0).into_iter().collect();
+    let mut out = Vec::new();
+    for i in 1..sim.nodes.len() {
+        if !sim.nodes[i].online {
+            continue;
+        }
+        let mine: std::collections::BTreeSet<_> = sim.ids(i).into_iter().collect();
+        let lacks = reference.difference(&mine).count();
+        let extra = mine.difference(&reference).count();
+        if lacks + extra > 0 {
+            out.push((i, lacks, extra));
+        }
+    }
+    out
+}
