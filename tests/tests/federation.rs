@@ -496,3 +496,124 @@ async fn a_site_that_cannot_accept_connections_takes_part_through_a_relay() {
         n.stop().await;
     }
 }
+
+/// A network of 40 admitted sites whose certificates (admission, lead and
+/// node delegations) the admin's node holds: far more than any one push of
+/// "the first certificates" would carry. Three new sites join one after
+/// another, each with only the admin's node as bootstrap; each is admitted
+/// on first contact and syncs both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sites_join_a_network_of_forty_through_the_admin_alone() {
+    use gatehouse_protocol::certificate::{Admission, Certificate, Delegation};
+    use gatehouse_protocol::envelope::{Body, Verified};
+    use gatehouse_protocol::vocab::{Nation, Setting};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 1).expect("cluster");
+    {
+        let mut lib = Library::open(&cluster.homes[0]).expect("open admin");
+        let network = lib.config().network;
+        let mut certs = Vec::new();
+        for s in 0..40 {
+            let est = generate_key().expect("key");
+            let id = EstablishmentId(gatehouse_node::home::random_bytes().expect("random"));
+            let sign = |c: Certificate, k: &gatehouse_protocol::key::SecretKey| {
+                Verified::sign(Body::Certificate(c), k, &network, 0)
+            };
+            certs.push(sign(
+                Certificate::Admit(Admission {
+                    establishment: id,
+                    key: est.public(),
+                    name: format!("HMP Existing {s}"),
+                    setting: Setting::PrisonCatB,
+                    nation: Nation::England,
+                }),
+                &cluster.admin,
+            ));
+            for role in [MemberRole::Person, MemberRole::Device] {
+                let member = generate_key().expect("key");
+                certs.push(sign(
+                    Certificate::Delegate(Delegation {
+                        establishment: id,
+                        member: member.public(),
+                        name: format!("HMP Existing {s} {role:?}"),
+                        role,
+                    }),
+                    &est,
+                ));
+            }
+        }
+        lib.ingest_many(certs)
+            .expect("store the network's certificates");
+        assert!(lib.certificate_ids().expect("ids").len() > 120);
+    }
+    let admin = cluster.start(0, vec![]).await.expect("start admin");
+    let admin_addr = address(&admin).await.expect("admin address");
+    let mut joined = Vec::new();
+    for n in 0..3 {
+        let name = format!("HMP Newcomer {n}");
+        let home = gatehouse_node::home::Home::new(dir.path().join(format!("new-{n}")));
+        home.create().expect("create home");
+        let est = generate_key().expect("key");
+        home.write_key("establishment", &est).expect("write key");
+        let invite = admin
+            .local(|lib| {
+                lib.admit(
+                    &cluster.admin,
+                    est.public(),
+                    &name,
+                    gatehouse_protocol::vocab::Setting::PrisonCatC,
+                    gatehouse_protocol::vocab::Nation::England,
+                    None,
+                )?;
+                Ok::<_, gatehouse_node::library::LibraryError>(bundle::write(
+                    &lib.config().network,
+                    &lib.certificate_bytes()?,
+                ))
+            })
+            .await
+            .expect("admit");
+        let (mut lib, _) = Library::join(&home, &invite, "Healthcare manager").expect("join");
+        let theirs = lib
+            .publish(&synthetic_content(100 + n), &[])
+            .expect("publish");
+        drop(lib);
+        let node = RunningNode::start(&home, loopback(vec![admin_addr.clone()]))
+            .await
+            .expect("start newcomer");
+        let ours = admin
+            .local(|lib| lib.publish(&synthetic_content(200 + n), &[]))
+            .await
+            .expect("publish at the admin");
+        let took = wait_until(DEADLINE, &format!("{name} to sync both ways"), || {
+            holds(&admin, &theirs) && holds(&node, &ours)
+        })
+        .await
+        .expect("sync both ways");
+        let peer = node.net.status().peer_id;
+        assert!(
+            admin
+                .net
+                .status()
+                .peers
+                .get(&peer)
+                .is_some_and(|p| p.admitted),
+            "the admin's node does not list {name} as admitted"
+        );
+        eprintln!("{name} admitted and synced both ways in {took:?}");
+        joined.push(node);
+    }
+    // The last newcomer holds everything the admin holds.
+    let last = joined.last().expect("joined");
+    wait_until(
+        DEADLINE,
+        "the last newcomer to hold the admin's envelopes",
+        || last.lock().envelope_ids().ok() == admin.lock().envelope_ids().ok(),
+    )
+    .await
+    .expect("whole set");
+    for node in &joined {
+        node.stop().await;
+    }
+    admin.stop().await;
+}
