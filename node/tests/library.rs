@@ -173,3 +173,155 @@ proptest! {
         prop_assert_eq!(status.envelopes, envelopes.len());
     }
 }
+
+/// Copies a stopped node's data directory.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("make copy dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+fn search_ids(lib: &Library, q: &str) -> Vec<String> {
+    let mut ids: Vec<String> = lib
+        .search(q, &Filter::default(), 100)
+        .expect("search")
+        .results
+        .iter()
+        .map(|r| r.view.item.id.to_hex())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Every file of the search index, damaged in turn (bytes overwritten in
+/// the middle, or cut short), is found at open and the index rebuilt:
+/// listing and search give what they gave before.
+#[test]
+fn damage_to_any_index_file_is_repaired_at_open() {
+    let (dir, home) = sample_node();
+    let (listed, found) = {
+        let lib = Library::open(&home).expect("open");
+        (listing(&lib), search_ids(&lib, "naloxone"))
+    };
+    assert!(!found.is_empty());
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(home.index_dir())
+        .expect("index dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file() && !p.ends_with(".tantivy-writer.lock"))
+        .collect();
+    assert!(files.len() > 3, "{files:?}");
+    for (n, file) in files.iter().enumerate() {
+        for cut in [false, true] {
+            let copy = Home::new(dir.path().join(format!("copy-{n}-{cut}")));
+            copy_dir(home.root(), copy.root());
+            let target = copy.index_dir().join(file.file_name().expect("name"));
+            let mut bytes = std::fs::read(&target).expect("read");
+            if bytes.is_empty() {
+                continue;
+            }
+            if cut {
+                bytes.truncate(bytes.len() / 2);
+            } else {
+                let mid = bytes.len() / 2;
+                let end = (mid + 16).min(bytes.len());
+                for b in &mut bytes[mid..end] {
+                    *b ^= 0xA5;
+                }
+            }
+            std::fs::write(&target, &bytes).expect("damage");
+            let lib = Library::open(&copy).unwrap_or_else(|e| {
+                panic!("{} damaged ({cut}): open failed: {e}", target.display())
+            });
+            assert_eq!(listing(&lib), listed, "{}", target.display());
+            assert_eq!(search_ids(&lib, "naloxone"), found, "{}", target.display());
+        }
+    }
+}
+
+/// A kill in the middle of an index commit can leave files the next
+/// commit collides with; the home still opens and every command works.
+#[test]
+fn stray_index_files_from_a_killed_commit_do_not_stop_the_node() {
+    let (_dir, home) = sample_node();
+    let found = search_ids(&Library::open(&home).expect("open"), "naloxone");
+    // Files a killed writer may leave: segment files no meta.json lists.
+    for name in [
+        "00000000000000000000000000000000.del",
+        "deadbeefdeadbeefdeadbeefdeadbeef.10.del",
+    ] {
+        std::fs::write(home.index_dir().join(name), b"left by a killed commit").expect("write");
+    }
+    let mut lib = Library::open(&home).expect("open with stray files");
+    assert_eq!(search_ids(&lib, "naloxone"), found);
+    // And writing still works.
+    let own = lib.config().establishment;
+    let mine = lib
+        .list(&Filter::default())
+        .expect("list")
+        .into_iter()
+        .find(|v| v.item.owner == own)
+        .expect("an item of ours");
+    let mut content = mine.item.content.clone();
+    content.summary.push_str(" Revised.");
+    lib.revise(&mine.item.id, &content, &[]).expect("revise");
+    assert_eq!(search_ids(&lib, "naloxone"), found);
+}
+
+/// Damage to an envelope on disk (primary data) is an error that names it,
+/// says it is lost here, and how to get it back from peers; it is never
+/// silently trusted or dropped.
+#[test]
+fn damage_to_a_stored_envelope_is_an_error_that_says_how_to_recover() {
+    use gatehouse_node::store::{SledStore, Store, Tree};
+    let (_dir, home) = sample_node();
+    let lib = Library::open(&home).expect("open");
+    let cert = *lib
+        .certificate_ids()
+        .expect("certificates")
+        .iter()
+        .next()
+        .expect("a certificate");
+    drop(lib);
+    {
+        let store = SledStore::open(&home.store_dir()).expect("store");
+        let mut bytes = store
+            .get(Tree::Envelopes, cert.as_bytes())
+            .expect("get")
+            .expect("held");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        store
+            .apply(vec![(
+                Tree::Envelopes,
+                cert.as_bytes().to_vec(),
+                Some(bytes),
+            )])
+            .expect("damage");
+        store.flush().expect("flush");
+    }
+    let err = match Library::open(&home) {
+        Ok(_) => panic!("a damaged envelope was trusted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&cert.to_string()), "{err}");
+    assert!(err.contains("damaged") && err.contains("peers"), "{err}");
+}
+
+/// Reading needs no publishing key: a node whose member key was taken away
+/// (a leaver's laptop) still lists, searches and reports status.
+#[test]
+fn reading_works_without_a_member_key() {
+    let (_dir, home) = sample_node();
+    let found = search_ids(&Library::open(&home).expect("open"), "naloxone");
+    std::fs::remove_file(home.key_path("member")).expect("remove member key");
+    let lib = Library::open(&home).expect("open without a member key");
+    assert_eq!(search_ids(&lib, "naloxone"), found);
+    assert_eq!(lib.status().expect("status").items, 36);
+}
