@@ -103,8 +103,10 @@ struct Reply {
 }
 
 /// Sends the current command to the running node, if there is one.
-/// `None`: no node runs, run the command directly.
-pub fn forward(home: &Home) -> anyhow::Result<Option<anyhow::Result<()>>> {
+/// `None`: no node runs, run the command directly. A `retry_key` is added
+/// to the command as `--idempotency-key`: if the node's answer is lost, the
+/// outcome is unknown, and the same key makes a retry safe.
+pub fn forward(home: &Home, retry_key: Option<&str>) -> anyhow::Result<Option<anyhow::Result<()>>> {
     let path = home.root().join(SOCKET);
     let Ok(mut stream) = UnixStream::connect(&path) else {
         return Ok(None);
@@ -118,6 +120,19 @@ pub fn forward(home: &Home) -> anyhow::Result<Option<anyhow::Result<()>>> {
             })
         })
         .collect::<anyhow::Result<Vec<String>>>()?;
+    let mut argv = argv;
+    if let Some(key) = retry_key {
+        argv.extend(["--idempotency-key".to_string(), key.to_string()]);
+    }
+    let unknown = |e: &dyn std::fmt::Display| match retry_key {
+        Some(key) => anyhow::anyhow!(
+            "{e}: the outcome is unknown, the node may or may not have published it. \
+             Run the same command with --idempotency-key {key} to retry without making a second item"
+        ),
+        None => anyhow::anyhow!(
+            "{e}: the outcome is unknown; check with `gatehouse list` before retrying"
+        ),
+    };
     let request = Request {
         argv,
         cwd: std::env::current_dir().context("no current directory")?,
@@ -126,11 +141,13 @@ pub fn forward(home: &Home) -> anyhow::Result<Option<anyhow::Result<()>>> {
     stream.write_all(b"\n")?;
     stream.flush()?;
     let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .context("the running node closed the control connection")?;
-    let reply: Reply =
-        serde_json::from_str(&line).context("a malformed reply from the running node")?;
+    match BufReader::new(stream).read_line(&mut line) {
+        Ok(0) => return Err(unknown(&"the running node closed the control connection")),
+        Ok(_) => {}
+        Err(e) => return Err(unknown(&format!("the control connection failed ({e})"))),
+    }
+    let reply: Reply = serde_json::from_str(&line)
+        .map_err(|e| unknown(&format!("a malformed reply from the running node ({e})")))?;
     std::io::stdout().write_all(reply.stdout.as_bytes())?;
     std::io::stdout().flush()?;
     if reply.code == 0 {

@@ -55,6 +55,11 @@ pub(crate) enum Command {
         file: PathBuf,
         #[command(flatten)]
         allow: AllowArgs,
+        /// Makes retrying safe: a publish with a key already used here
+        /// creates nothing new and prints the item it made (the CLI picks
+        /// one for you when it sends the command to a running node)
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
     },
     /// Publish a new version of one of this establishment's items
     Revise {
@@ -394,8 +399,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let mut ctx = ctx::Ctx::api(home, api);
         return execute(cli.command, &mut ctx, &mut io::stdout().lock(), cli.json);
     }
+    let retry_key = match &cli.command {
+        Command::Publish {
+            idempotency_key: None,
+            ..
+        } => Some(hex::encode(gatehouse_node::home::random_bytes::<16>()?)),
+        _ => None,
+    };
     if cli.command.uses_library()
-        && let Some(reply) = daemon::forward(&home)?
+        && let Some(reply) = daemon::forward(&home, retry_key.as_deref())?
     {
         return reply;
     }
@@ -414,13 +426,19 @@ pub(crate) fn execute(
     let home = ctx.home.clone();
     match command {
         Command::Init(args) => init(&home, &mut out, json, args),
-        Command::Publish { file, allow } => {
+        Command::Publish {
+            file,
+            allow,
+            idempotency_key,
+        } => {
             let file = ctx.path(&file);
             let content = read_draft(&file, &allow.allowed)?;
             let lib = ctx.lib()?;
-            let id = lib
-                .publish(&content, &allow.allowed)
-                .with_context(|| format!("{}", file.display()))?;
+            let id = match &idempotency_key {
+                Some(key) => lib.publish_once(&content, &allow.allowed, key),
+                None => lib.publish(&content, &allow.allowed),
+            }
+            .with_context(|| format!("{}", file.display()))?;
             if json {
                 return print_json(&mut out, &serde_json::json!({ "id": id }));
             }

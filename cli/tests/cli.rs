@@ -876,3 +876,38 @@ fn usage_errors_and_help() {
     let version = f.ok(&["--version"]);
     assert!(version.starts_with("gatehouse "), "{version}");
 }
+
+#[test]
+fn a_publish_retried_with_its_idempotency_key_makes_no_second_item() {
+    let f = Fixture::new();
+    let path = sample(NALOXONE);
+    let file = path.to_str().expect("path");
+    let first = f.json(&["publish", file, "--idempotency-key", "retry-1"]);
+    let again = f.json(&["publish", file, "--idempotency-key", "retry-1"]);
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(f.list(&[]).len(), 1);
+    // Another key is another item, as is a publish without one.
+    let other = f.json(&["publish", file, "--idempotency-key", "retry-2"]);
+    assert_ne!(other["id"], first["id"]);
+    f.publish_sample(NALOXONE);
+    assert_eq!(f.list(&[]).len(), 3);
+}
+
+#[test]
+fn a_command_waits_briefly_for_a_store_another_process_holds() {
+    let f = Fixture::new();
+    let home = gatehouse_node::home::Home::new(f.home().to_path_buf());
+    let held = gatehouse_node::store::SledStore::open(&home.store_dir()).expect("hold the store");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    let status = f.json(&["status"]);
+    assert!(
+        status["envelopes"].as_u64().is_some_and(|n| n > 0),
+        "{status}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1_000));
+    release.join().expect("release");
+}

@@ -11,7 +11,7 @@ use gatehouse_protocol::vocab::Status;
 use thiserror::Error;
 
 use crate::home::HomeError;
-use crate::replica::MAX_UNACCEPTED_ENVELOPES;
+use crate::replica::{MAX_UNACCEPTED_ENVELOPES, MAX_UNREAD_ENVELOPES};
 use crate::search::SearchError;
 use crate::store::StoreError;
 
@@ -107,6 +107,11 @@ pub enum LibraryError {
         "{MAX_UNACCEPTED_ENVELOPES} envelopes are already pending or rejected; refusing another ({0})"
     )]
     PoolFull(Judgement),
+    /// Too many envelopes of kinds this node does not read are held.
+    #[error(
+        "{MAX_UNREAD_ENVELOPES} envelopes of kinds this version does not read are already held; refusing another (upgrade gatehouse to read them)"
+    )]
+    UnreadFull,
     /// This node's own key is not authorised for the change.
     #[error("this node's key may not make that change: {0:?}")]
     NotAuthorised(Judgement),

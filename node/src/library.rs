@@ -885,7 +885,7 @@ impl Library {
             .into_iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some(c.change.clone()),
-                Body::Certificate(_) => None,
+                Body::Certificate(_) | Body::Unread { .. } => None,
             })
             .collect();
         let key_hex = item.to_hex();
@@ -1040,8 +1040,60 @@ impl Library {
         )?;
         let id = match env.body() {
             Body::Change(c) => c.item,
-            Body::Certificate(_) => return Err(LibraryError::Corrupt("not a change".into())),
+            Body::Certificate(_) | Body::Unread { .. } => {
+                return Err(LibraryError::Corrupt("not a change".into()));
+            }
         };
+        let j = self.replica.trust().judge(&env);
+        if j != Judgement::Accepted {
+            return Err(LibraryError::NotAuthorised(j));
+        }
+        self.replica.accept(env)?;
+        self.finish()?;
+        Ok(id)
+    }
+
+    /// Publishes a new item exactly once for `key`: the item's id is derived
+    /// from the key, so a retry with the same key (after a publish whose
+    /// outcome was unknown) finds the item already here and returns it
+    /// instead of making a second one.
+    pub fn publish_once(
+        &mut self,
+        content: &ItemContent,
+        allowed: &[String],
+        key: &str,
+    ) -> Result<ItemId> {
+        content.validate()?;
+        Self::check_identifiers(content, allowed)?;
+        let hash = blake3::hash(
+            &[
+                b"gatehouse/v1/idempotency\0".as_slice(),
+                self.config.establishment.as_bytes(),
+                key.as_bytes(),
+            ]
+            .concat(),
+        );
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&hash.as_bytes()[..16]);
+        let id = ItemId::derive(&self.config.establishment, &salt);
+        // Any change of the item held here means the key was used.
+        if !self
+            .store
+            .scan(Tree::ItemChanges, id.as_bytes())?
+            .is_empty()
+        {
+            return Ok(id);
+        }
+        let signer = self.signer()?;
+        let env = new_item_with_salt(
+            content,
+            &signer.member,
+            &signer.actor_suffix,
+            self.config.establishment,
+            &self.config.network,
+            (self.now_ms)(),
+            salt,
+        )?;
         let j = self.replica.trust().judge(&env);
         if j != Judgement::Accepted {
             return Err(LibraryError::NotAuthorised(j));
@@ -1092,7 +1144,7 @@ impl Library {
             .iter()
             .find_map(|e| match e.body() {
                 Body::Change(c) => Some(c.salt),
-                Body::Certificate(_) => None,
+                Body::Certificate(_) | Body::Unread { .. } => None,
             })
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         Ok((doc, current, salt))
@@ -1291,7 +1343,7 @@ impl Library {
             .iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some((c.change.hash(), e.created_ms())),
-                Body::Certificate(_) => None,
+                Body::Certificate(_) | Body::Unread { .. } => None,
             })
             .collect();
         let bytes = self

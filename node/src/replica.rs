@@ -52,6 +52,9 @@ pub const MAX_OUTBOX: usize = 10_000;
 /// Most envelopes held that are not in effect (pending or rejected). Past
 /// this, further ones are refused until trust catches up.
 pub const MAX_UNACCEPTED_ENVELOPES: usize = 10_000;
+/// Most envelopes held of kinds this node does not read; past this, more
+/// are refused (not counted as forgeries) until the node is upgraded.
+pub const MAX_UNREAD_ENVELOPES: usize = 100_000;
 
 pub(crate) fn judgement_write(id: &EnvelopeId, j: Judgement) -> Result<Write> {
     let value = match j {
@@ -249,6 +252,11 @@ impl Replica {
     pub(crate) fn derived_rows(env: &Verified) -> Vec<Write> {
         let id = env.id();
         match env.body() {
+            Body::Unread { .. } => vec![(
+                Tree::Unread,
+                id.as_bytes().to_vec(),
+                Some(env.signer().as_bytes().to_vec()),
+            )],
             Body::Certificate(_) => {
                 vec![(Tree::Certificates, id.as_bytes().to_vec(), Some(Vec::new()))]
             }
@@ -320,8 +328,14 @@ impl Replica {
                 certificate,
             });
         }
+        if matches!(env.body(), Body::Unread { .. })
+            && self.store.len(Tree::Unread)? >= MAX_UNREAD_ENVELOPES
+        {
+            return Err(LibraryError::UnreadFull);
+        }
         let pool_full = self.store.len(Tree::Judgements)? >= MAX_UNACCEPTED_ENVELOPES;
         let judgement = match env.body() {
+            Body::Unread { .. } => self.trust.judge_unread(&id, &env.signer()),
             Body::Change(c) => self.trust.judge_change(&id, &env.signer(), &c.owner),
             // A certificate's effect depends on all the others: `finish`
             // rebuilds trust once per batch and records its judgement then.
@@ -347,6 +361,7 @@ impl Replica {
             Body::Change(c) => {
                 self.dirty.insert(c.item);
             }
+            Body::Unread { .. } => {}
         }
         batch.push(judgement_write(&id, judgement)?);
         self.store.apply(batch)?;
@@ -363,6 +378,7 @@ impl Replica {
                 }
                 self.fresh.insert(id, env);
             }
+            Body::Unread { .. } => {}
         }
         Ok(Accepted {
             id,
@@ -514,6 +530,17 @@ impl Replica {
                     self.dirty.insert(item);
                     writes.push((Tree::Dirty, item.as_bytes().to_vec(), Some(Vec::new())));
                 }
+            }
+        }
+        for (k, v) in self.store.scan(Tree::Unread, b"")? {
+            let bad = || LibraryError::Corrupt("unread envelope facts".into());
+            let id = EnvelopeId(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| bad())?);
+            let signer =
+                PublicKey::from_bytes(<[u8; 32]>::try_from(v.as_slice()).map_err(|_| bad())?)
+                    .map_err(|_| bad())?;
+            let now = self.trust.judge_unread(&id, &signer);
+            if now != self.judgement_of(&id)? {
+                writes.push(judgement_write(&id, now)?);
             }
         }
         self.store.apply(writes)?;

@@ -37,11 +37,14 @@ pub enum Tree {
     Config,
     /// The peer book: multiaddress → JSON entry.
     Peers,
+    /// Envelope id → signer, for envelopes of kinds this node does not
+    /// read, to re-judge them.
+    Unread,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 11] = [
         Tree::Envelopes,
         Tree::Certificates,
         Tree::ChangeFacts,
@@ -52,6 +55,7 @@ impl Tree {
         Tree::Dirty,
         Tree::Config,
         Tree::Peers,
+        Tree::Unread,
     ];
 
     fn name(self) -> &'static str {
@@ -66,6 +70,7 @@ impl Tree {
             Tree::Dirty => "dirty",
             Tree::Config => "config",
             Tree::Peers => "peers",
+            Tree::Unread => "unread",
         }
     }
 }
@@ -113,9 +118,34 @@ pub struct SledStore {
     trees: BTreeMap<Tree, sled::Tree>,
 }
 
+/// How long opening a store waits for another process to let go of it
+/// (a CLI command that finishes, a node that is stopping) before saying
+/// the directory is in use.
+pub const LOCK_WAIT_MS: u64 = 5_000;
+
 impl SledStore {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir`, waiting up to
+    /// [`LOCK_WAIT_MS`] while another process holds it.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_waiting(dir, std::time::Duration::from_millis(LOCK_WAIT_MS))
+    }
+
+    /// Opens the database in `dir`, waiting up to `wait` while another
+    /// process holds it.
+    pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<Self, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            match Self::try_open(dir) {
+                Err(StoreError::Locked(d)) if started.elapsed() < wait => {
+                    tracing::debug!("{d} is in use; waiting");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open().map_err(|e| match e {
             sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
                 StoreError::Locked(dir.display().to_string())

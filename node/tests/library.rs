@@ -325,3 +325,77 @@ fn reading_works_without_a_member_key() {
     assert_eq!(search_ids(&lib, "naloxone"), found);
     assert_eq!(lib.status().expect("status").items, 36);
 }
+
+/// An envelope of a kind this version does not read (a later version's
+/// post, say), signed by an admitted key, is stored, judged on its signer,
+/// exported and carried to another node; unsigned-for or revoked, it has
+/// no effect; it is never taken for a forgery.
+#[test]
+fn envelopes_of_later_kinds_are_kept_and_judged_on_their_signer() {
+    use gatehouse_node::authority::History;
+    use gatehouse_protocol::envelope::{Body, Verified};
+    use gatehouse_protocol::trust::Judgement;
+
+    let (_dir, home) = sample_node();
+    let mut lib = Library::open(&home).expect("open");
+    let network = lib.config().network;
+    let member = home.read_key("member").expect("read").expect("member key");
+    let post = Verified::sign(
+        Body::Unread {
+            kind: 9,
+            payload: b"a question for other sites, in a format this version cannot read".to_vec(),
+        },
+        &member,
+        &network,
+        1,
+    );
+    let stranger = Verified::sign(
+        Body::Unread {
+            kind: 9,
+            payload: b"from nobody".to_vec(),
+        },
+        &gatehouse_node::home::generate_key().expect("key"),
+        &network,
+        1,
+    );
+    let before = lib.status().expect("status");
+    let got = lib.ingest(post.bytes()).expect("stored");
+    assert!(got.new);
+    assert_eq!(
+        lib.judgement_of(&post.id()).expect("judged"),
+        Judgement::Accepted
+    );
+    let got = lib.ingest(stranger.bytes()).expect("stored, not refused");
+    assert!(
+        matches!(got.judgement, Judgement::Pending(_)),
+        "{:?}",
+        got.judgement
+    );
+    assert_eq!(lib.status().expect("status").items, before.items);
+    // It travels: another node given the export holds it in effect.
+    let exported = lib.export().expect("export");
+    assert!(exported.iter().any(|e| e.as_slice() == post.bytes()));
+    let mut other = memory_library(lib.config());
+    for bytes in &exported {
+        other.ingest(bytes).expect("ingest");
+    }
+    assert_eq!(
+        other.judgement_of(&post.id()).expect("judged"),
+        Judgement::Accepted
+    );
+    // A compromised key's envelopes of any kind lose their effect.
+    let admin = home.read_key("admin").expect("read").expect("admin key");
+    lib.revoke_key(&admin, member.public(), History::Discard, "lost laptop")
+        .expect("revoke");
+    assert!(matches!(
+        lib.judgement_of(&post.id()).expect("judged"),
+        Judgement::Rejected(_)
+    ));
+    // And a reopened library judges it the same.
+    drop(lib);
+    let lib = Library::open(&home).expect("reopen");
+    assert!(matches!(
+        lib.judgement_of(&post.id()).expect("judged"),
+        Judgement::Rejected(_)
+    ));
+}

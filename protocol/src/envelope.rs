@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! version    u8        = 1
-//! kind       u8        1 = change, 2 = certificate
+//! kind       u8        1 = change, 2 = certificate, 3-255 = kinds added later
 //! network    [u8; 32]  network id
 //! signer     [u8; 32]  ed25519 public key
 //! created_ms u64       signer's clock, for display only
@@ -18,6 +18,14 @@
 //! all its bytes. [`Envelope::decode`] parses and bounds-checks;
 //! [`Envelope::verify`] turns an [`Envelope`] into a [`Verified`] one, and only
 //! a `Verified` envelope can be stored.
+//!
+//! The set of kinds is open. Kinds 1 and 2 sign under the domains
+//! `gatehouse/v1/change` and `gatehouse/v1/certificate`; every kind added
+//! later (posts, acknowledgements, adoptions, attachments) signs under
+//! `gatehouse/v1/kind-<tag>`, so a node that does not know a kind can still
+//! verify its signature. Such an envelope decodes to [`Body::Unread`]: its
+//! payload is kept as bytes, stored and forwarded, never interpreted, and
+//! judged only on who signed it.
 
 use thiserror::Error;
 
@@ -44,13 +52,21 @@ pub enum EnvelopeKind {
     Change,
     /// A trust certificate.
     Certificate,
+    /// A kind added after this code (tag 3 to 255): stored and forwarded
+    /// unread.
+    Other(u8),
 }
 
+/// The highest kind tag this code reads; later ones are [`EnvelopeKind::Other`].
+pub const MAX_READ_KIND: u8 = 2;
+
 impl EnvelopeKind {
-    fn tag(self) -> u8 {
+    /// The kind's tag on the wire.
+    pub fn tag(self) -> u8 {
         match self {
             EnvelopeKind::Change => 1,
             EnvelopeKind::Certificate => 2,
+            EnvelopeKind::Other(t) => t,
         }
     }
 
@@ -58,20 +74,28 @@ impl EnvelopeKind {
         match tag {
             1 => Ok(EnvelopeKind::Change),
             2 => Ok(EnvelopeKind::Certificate),
-            t => Err(DecodeError::UnknownTag {
+            0 => Err(DecodeError::UnknownTag {
                 field: "envelope kind",
-                tag: u64::from(t),
+                tag: 0,
             }),
+            t => Ok(EnvelopeKind::Other(t)),
         }
     }
 
     /// The domain-separation string for signatures over this kind.
-    pub fn domain(self) -> &'static [u8] {
+    pub fn domain(self) -> Vec<u8> {
         match self {
-            EnvelopeKind::Change => b"gatehouse/v1/change",
-            EnvelopeKind::Certificate => b"gatehouse/v1/certificate",
+            EnvelopeKind::Change => b"gatehouse/v1/change".to_vec(),
+            EnvelopeKind::Certificate => b"gatehouse/v1/certificate".to_vec(),
+            EnvelopeKind::Other(t) => format!("gatehouse/v1/kind-{t}").into_bytes(),
         }
     }
+}
+
+/// The kind tag of envelope bytes, read from the header without decoding
+/// the rest; `None` if too short.
+pub fn peek_kind_tag(bytes: &[u8]) -> Option<u8> {
+    bytes.get(1).copied()
 }
 
 /// The typed payload of an envelope.
@@ -81,6 +105,13 @@ pub enum Body {
     Change(Box<ChangePayload>),
     /// A trust certificate.
     Certificate(Certificate),
+    /// The payload of a kind this code does not read, kept as it arrived.
+    Unread {
+        /// The kind's tag (3 to 255).
+        kind: u8,
+        /// The payload bytes.
+        payload: Vec<u8>,
+    },
 }
 
 impl Body {
@@ -89,6 +120,7 @@ impl Body {
         match self {
             Body::Change(_) => EnvelopeKind::Change,
             Body::Certificate(_) => EnvelopeKind::Certificate,
+            Body::Unread { kind, .. } => EnvelopeKind::Other(*kind),
         }
     }
 
@@ -96,6 +128,7 @@ impl Body {
         match self {
             Body::Change(c) => c.encode(),
             Body::Certificate(c) => c.encode(),
+            Body::Unread { payload, .. } => payload.clone(),
         }
     }
 
@@ -103,6 +136,10 @@ impl Body {
         Ok(match kind {
             EnvelopeKind::Change => Body::Change(Box::new(ChangePayload::decode(bytes)?)),
             EnvelopeKind::Certificate => Body::Certificate(Certificate::decode(bytes)?),
+            EnvelopeKind::Other(kind) => Body::Unread {
+                kind,
+                payload: bytes.to_vec(),
+            },
         })
     }
 }
@@ -192,8 +229,9 @@ impl Envelope {
 
     /// The message the signature covers.
     fn signed_message(kind: EnvelopeKind, network: &NetworkId, unsigned: &[u8]) -> Vec<u8> {
-        let mut msg = Vec::with_capacity(kind.domain().len() + 33 + unsigned.len());
-        msg.extend_from_slice(kind.domain());
+        let domain = kind.domain();
+        let mut msg = Vec::with_capacity(domain.len() + 33 + unsigned.len());
+        msg.extend_from_slice(&domain);
         msg.push(0);
         msg.extend_from_slice(network.as_bytes());
         msg.extend_from_slice(unsigned);
@@ -219,6 +257,8 @@ impl Envelope {
         match &self.body {
             Body::Change(c) => c.check_bound_to(&self.signer)?,
             Body::Certificate(c) => c.check_bound_to(&self.signer, &self.network)?,
+            // Nothing here knows what binds it; its signature is checked.
+            Body::Unread { .. } => {}
         }
         Ok(Verified(self))
     }
@@ -376,6 +416,31 @@ mod tests {
         let (env, network) = sample();
         assert!(Envelope::reopen(env.bytes(), &env.id(), &network).is_ok());
         assert!(Envelope::reopen(env.bytes(), &EnvelopeId([0; 32]), &network).is_err());
+    }
+
+    #[test]
+    fn a_kind_added_later_verifies_and_keeps_its_payload() {
+        let (v, net) = sample();
+        let key = SecretKey::from_seed([9; 32]);
+        let body = Body::Unread {
+            kind: 7,
+            payload: b"a post this code cannot read".to_vec(),
+        };
+        let env = Verified::sign(body.clone(), &key, &net, 5);
+        let back = Envelope::open(env.bytes(), &net).expect("verifies");
+        assert_eq!(back.kind(), EnvelopeKind::Other(7));
+        assert_eq!(back.body(), &body);
+        // The domain is the kind's own: the same bytes as another kind fail.
+        let mut other = env.bytes().to_vec();
+        other[1] = 8;
+        assert!(matches!(
+            Envelope::open(&other, &net),
+            Err(VerifyError::BadSignature(_))
+        ));
+        // Kind 0 is no kind at all.
+        other[1] = 0;
+        assert!(Envelope::decode(&other).is_err());
+        drop(v);
     }
 
     #[test]

@@ -235,7 +235,7 @@ impl TrustView {
                     created_ms: e.created_ms(),
                     cert,
                 }),
-                Body::Change(_) => None,
+                Body::Change(_) | Body::Unread { .. } => None,
             })
             .collect();
         // Sorted by id: every tie-break below is independent of arrival order.
@@ -724,11 +724,33 @@ impl TrustView {
         self.authority_ok(signer, owner, id)
     }
 
+    /// Decides an envelope of a kind this code does not read, from its
+    /// signer alone: in effect while the signer is a key (of any role) of
+    /// an establishment whose authority covers it, exactly as a change by
+    /// that key would be; never more.
+    pub fn judge_unread(&self, id: &EnvelopeId, signer: &PublicKey) -> Judgement {
+        if !self.has_genesis() {
+            return Judgement::Pending(PendingReason::NoGenesis);
+        }
+        let mut first = None;
+        for est in self.establishments.keys() {
+            if self.is_key_of(est, signer) {
+                let j = self.authority_ok(signer, est, id);
+                if j == Judgement::Accepted {
+                    return j;
+                }
+                first.get_or_insert(j);
+            }
+        }
+        first.unwrap_or(Judgement::Pending(PendingReason::SignerNotDelegated))
+    }
+
     /// Decides one envelope. A certificate is judged as of the set this view
     /// was built from; one not in that set is pending.
     pub fn judge(&self, env: &Verified) -> Judgement {
         match env.body() {
             Body::Change(c) => self.judge_change(&env.id(), &env.signer(), &c.owner),
+            Body::Unread { .. } => self.judge_unread(&env.id(), &env.signer()),
             Body::Certificate(_) => match self.certs.get(&env.id()) {
                 Some(j) => *j,
                 None if !self.has_genesis() => Judgement::Pending(PendingReason::NoGenesis),

@@ -218,7 +218,8 @@ pub fn rogue_obtains_nothing(config: SimConfig, nodes: usize) -> Checked {
 }
 
 /// An admitted site floods its peers with forged envelopes: each peer cuts
-/// it off, nothing forged is stored, and the rest of the network carries on.
+/// it off, nothing forged is stored, and the rest of the network carries on,
+/// including an envelope of a kind no node reads, which reaches everyone.
 pub fn admitted_peer_floods(config: SimConfig, nodes: usize) -> Checked {
     let mut sim = Sim::new(config);
     grow(&mut sim, nodes, 2_000);
@@ -244,6 +245,9 @@ pub fn admitted_peer_floods(config: SimConfig, nodes: usize) -> Checked {
     }
     sim.reset_stats();
     let fresh = sim.publish(1);
+    // An envelope of a kind no node reads, signed by an admitted key: stored
+    // and passed on everywhere, never taken for a forgery.
+    let later_kind = sim.publish_unread(2);
     let others: Vec<usize> = (0..nodes).filter(|i| *i != flooder).collect();
     sim.go_offline(flooder);
     let took = converge(&mut sim, 6 * HOUR_MS)?;
@@ -252,6 +256,27 @@ pub fn admitted_peer_floods(config: SimConfig, nodes: usize) -> Checked {
             return Err(fail(
                 &sim,
                 format!("site {i} lacks the item published after the flood"),
+            ));
+        }
+        if sim.judgement(i, &later_kind) != Some(Judgement::Accepted) {
+            return Err(fail(
+                &sim,
+                format!("site {i} lacks the envelope of a later kind"),
+            ));
+        }
+    }
+    let site2 = sim.nodes[2].key.public();
+    for &i in &others {
+        let forged = sim.nodes[i]
+            .core
+            .status()
+            .peers
+            .get(&site2)
+            .map_or(0, |p| p.forged);
+        if forged > 0 {
+            return Err(fail(
+                &sim,
+                format!("site {i} counted site 2's envelope of a later kind as forged"),
             ));
         }
     }

@@ -454,6 +454,23 @@ impl Sim {
         id
     }
 
+    /// Site `i`'s lead signs an envelope of a kind no node here reads (as
+    /// a later version would), and gossips it; returns its id.
+    pub fn publish_unread(&mut self, i: usize) -> EnvelopeId {
+        let env = Verified::sign(
+            Body::Unread {
+                kind: 9,
+                payload: format!("a later kind, from site {i} at {}", self.now_ms).into_bytes(),
+            },
+            &self.nodes[i].member,
+            &self.network,
+            self.now_ms,
+        );
+        let id = env.id();
+        self.local(i, vec![env]);
+        id
+    }
+
     /// The admin revokes site `i`'s lead's key as compromised (nothing it
     /// signed stays valid), at site 0.
     pub fn revoke_member(&mut self, i: usize) -> EnvelopeId {

@@ -1,13 +1,38 @@
 //! The sync protocol on the wire: each request and response is a `u32`
 //! length, then its canonical bytes ([`gatehouse_protocol::sync`]),
 //! bounded by [`MAX_SYNC_MESSAGE_BYTES`].
+//!
+//! Versions are negotiated per stream by multistream-select from
+//! [`SYNC_PROTOCOLS`], newest first. Version 2 carries envelopes of every
+//! kind; a peer that speaks only version 1 reads just changes and
+//! certificates (and would count any other kind as a forgery), so on a
+//! version-1 stream envelopes of later kinds are left out.
 
 use std::io;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use gatehouse_protocol::envelope::{MAX_READ_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{MAX_SYNC_MESSAGE_BYTES, SyncRequest, SyncResponse};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
+
+/// The current sync protocol: every envelope kind.
+pub const SYNC_PROTOCOL_V2: &str = "/gatehouse/sync/2";
+/// The first sync protocol: changes and certificates only.
+pub const SYNC_PROTOCOL_V1: &str = "/gatehouse/sync/1";
+/// The sync protocols this node speaks, newest first.
+pub const SYNC_PROTOCOLS: [&str; 2] = [SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V1];
+
+/// Leaves out, for a version-1 peer, envelopes of kinds it cannot read.
+fn for_version(protocol: &StreamProtocol, envelopes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    if protocol.as_ref() != SYNC_PROTOCOL_V1 {
+        return envelopes;
+    }
+    envelopes
+        .into_iter()
+        .filter(|e| peek_kind_tag(e).is_some_and(|t| t <= MAX_READ_KIND))
+        .collect()
+}
 
 /// Frames sync messages: a `u32` length, then the canonical bytes.
 #[derive(Debug, Clone, Default)]
@@ -61,25 +86,50 @@ impl request_response::Codec for SyncCodec {
 
     async fn write_request<T>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
         req: SyncRequest,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
+        let req = match req {
+            SyncRequest::Push(envs) => SyncRequest::Push(for_version(protocol, envs)),
+            other => other,
+        };
         write_frame(io, &req.encode()).await
     }
 
     async fn write_response<T>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
         res: SyncResponse,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
+        let res = match res {
+            SyncResponse::Envelopes(envs) => SyncResponse::Envelopes(for_version(protocol, envs)),
+            other => other,
+        };
         write_frame(io, &res.encode()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_peer_is_sent_only_the_kinds_it_reads() {
+        let change = vec![1, 1, 0];
+        let certificate = vec![1, 2, 0];
+        let later = vec![1, 7, 0];
+        let all = vec![change.clone(), certificate.clone(), later.clone()];
+        let v1 = StreamProtocol::new(SYNC_PROTOCOL_V1);
+        let v2 = StreamProtocol::new(SYNC_PROTOCOL_V2);
+        assert_eq!(for_version(&v1, all.clone()), vec![change, certificate]);
+        assert_eq!(for_version(&v2, all.clone()), all);
     }
 }

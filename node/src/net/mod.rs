@@ -53,11 +53,10 @@ use crate::sync::{
     EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict,
     admission::admitted_nodes,
 };
+use gatehouse_protocol::envelope::{MAX_READ_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
 
-/// The sync protocol names this node speaks, newest first; a connection
-/// uses the newest both sides speak.
-pub const SYNC_PROTOCOLS: [&str; 1] = ["/gatehouse/sync/1"];
+pub use self::codec::SYNC_PROTOCOLS;
 /// Commands queued to the network task before senders wait.
 pub const COMMAND_QUEUE: usize = 256;
 /// How long a sync request may take.
@@ -306,6 +305,9 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     status: Arc<Mutex<NetStatus>>,
     topic: IdentTopic,
+    /// The topic for envelopes of kinds version-1 nodes do not read: they
+    /// never subscribe to it, so they are never sent one.
+    later_kinds: IdentTopic,
     config: NetConfig,
     /// Requests sent, by libp2p's id, to the core's.
     outbound: HashMap<OutboundRequestId, u64>,
@@ -331,6 +333,7 @@ pub async fn start(
         (lib.config().network, lib.config().node)
     };
     let topic = IdentTopic::new(format!("gatehouse/{network}"));
+    let later_kinds = IdentTopic::new(format!("gatehouse/{network}/later-kinds"));
     let mdns_on = config.mdns;
     let relay_on = config.relay_server;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -359,14 +362,19 @@ pub async fn start(
                 gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
                     .map_err(io::Error::other)?;
             let mut score = gossipsub::PeerScoreParams::default();
-            score.topics.insert(
-                IdentTopic::new(format!("gatehouse/{network}")).hash(),
-                gossipsub::TopicScoreParams {
-                    invalid_message_deliveries_weight: -100.0,
-                    invalid_message_deliveries_decay: 0.5,
-                    ..gossipsub::TopicScoreParams::default()
-                },
-            );
+            for name in [
+                format!("gatehouse/{network}"),
+                format!("gatehouse/{network}/later-kinds"),
+            ] {
+                score.topics.insert(
+                    IdentTopic::new(name).hash(),
+                    gossipsub::TopicScoreParams {
+                        invalid_message_deliveries_weight: -100.0,
+                        invalid_message_deliveries_decay: 0.5,
+                        ..gossipsub::TopicScoreParams::default()
+                    },
+                );
+            }
             gossipsub
                 .with_peer_score(score, gossipsub::PeerScoreThresholds::default())
                 .map_err(io::Error::other)?;
@@ -413,11 +421,13 @@ pub async fn start(
         .map_err(|e| NetError::Swarm(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
-    swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .map_err(|e| NetError::Swarm(e.to_string()))?;
+    for t in [&topic, &later_kinds] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(t)
+            .map_err(|e| NetError::Swarm(e.to_string()))?;
+    }
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -459,6 +469,7 @@ pub async fn start(
         commands: rx,
         status: status.clone(),
         topic,
+        later_kinds,
         config,
         outbound: HashMap::new(),
         inbound: HashMap::new(),
@@ -616,12 +627,12 @@ impl EventLoop {
     }
 
     fn publish(&mut self, bytes: Vec<u8>) {
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.topic.clone(), bytes)
-        {
+        let topic = if peek_kind_tag(&bytes).is_some_and(|t| t > MAX_READ_KIND) {
+            self.later_kinds.clone()
+        } else {
+            self.topic.clone()
+        };
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
             // No peers yet: anti-entropy delivers it when one connects.
             tracing::debug!("gossip publish: {e}");
         }
