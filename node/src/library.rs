@@ -582,13 +582,19 @@ impl Library {
         }
         self.finish()?;
         if !layout_current {
-            self.store.apply(vec![(
-                Tree::Config,
-                DERIVED_LAYOUT_KEY.to_vec(),
-                Some(DERIVED_LAYOUT.to_vec()),
-            )])?;
-            self.store.flush()?;
+            self.mark_layout_current()?;
         }
+        Ok(())
+    }
+
+    /// Records that derived state has this code's layout.
+    fn mark_layout_current(&mut self) -> Result<()> {
+        self.store.apply(vec![(
+            Tree::Config,
+            DERIVED_LAYOUT_KEY.to_vec(),
+            Some(DERIVED_LAYOUT.to_vec()),
+        )])?;
+        self.store.flush()?;
         Ok(())
     }
 
@@ -715,13 +721,7 @@ impl Library {
         self.replica.mark_dirty(items);
         self.index_broken = true;
         self.finish()?;
-        self.store.apply(vec![(
-            Tree::Config,
-            DERIVED_LAYOUT_KEY.to_vec(),
-            Some(DERIVED_LAYOUT.to_vec()),
-        )])?;
-        self.store.flush()?;
-        Ok(())
+        self.mark_layout_current()
     }
 
     /// Offers envelope bytes from outside (a bundle, a peer): verifies,
@@ -1027,30 +1027,7 @@ impl Library {
     /// Publishes a new item owned by this node's establishment. Returns once
     /// the change is durable.
     pub fn publish(&mut self, content: &ItemContent, allowed: &[String]) -> Result<ItemId> {
-        content.validate()?;
-        Self::check_identifiers(content, allowed)?;
-        let signer = self.signer()?;
-        let env = new_item(
-            content,
-            &signer.member,
-            &signer.actor_suffix,
-            self.config.establishment,
-            &self.config.network,
-            (self.now_ms)(),
-        )?;
-        let id = match env.body() {
-            Body::Change(c) => c.item,
-            Body::Certificate(_) | Body::Unread { .. } => {
-                return Err(LibraryError::Corrupt("not a change".into()));
-            }
-        };
-        let j = self.replica.trust().judge(&env);
-        if j != Judgement::Accepted {
-            return Err(LibraryError::NotAuthorised(j));
-        }
-        self.replica.accept(env)?;
-        self.finish()?;
-        Ok(id)
+        self.publish_with_salt(content, allowed, random_bytes()?)
     }
 
     /// Publishes a new item exactly once for `key`: the item's id is derived
@@ -1063,8 +1040,6 @@ impl Library {
         allowed: &[String],
         key: &str,
     ) -> Result<ItemId> {
-        content.validate()?;
-        Self::check_identifiers(content, allowed)?;
         let hash = blake3::hash(
             &[
                 b"gatehouse/v1/idempotency\0".as_slice(),
@@ -1084,6 +1059,17 @@ impl Library {
         {
             return Ok(id);
         }
+        self.publish_with_salt(content, allowed, salt)
+    }
+
+    fn publish_with_salt(
+        &mut self,
+        content: &ItemContent,
+        allowed: &[String],
+        salt: [u8; 16],
+    ) -> Result<ItemId> {
+        content.validate()?;
+        Self::check_identifiers(content, allowed)?;
         let signer = self.signer()?;
         let env = new_item_with_salt(
             content,
@@ -1094,6 +1080,7 @@ impl Library {
             (self.now_ms)(),
             salt,
         )?;
+        let id = ItemId::derive(&self.config.establishment, &salt);
         let j = self.replica.trust().judge(&env);
         if j != Judgement::Accepted {
             return Err(LibraryError::NotAuthorised(j));

@@ -340,25 +340,7 @@ impl Sim {
                 &establishment_key,
             ));
         }
-        let store = Arc::new(MemoryStore::new());
-        let replica = match Replica::open(store, self.network) {
-            Ok(r) => r,
-            Err(e) => panic!("an in-memory replica cannot fail to open: {e}"),
-        };
-        let mut set = BareReplica {
-            replica,
-            node: key.public(),
-            received: 0,
-        };
-        for env in own {
-            if let Err(e) = set.replica.accept(env) {
-                panic!("site {i} cannot store its own certificates: {e}");
-            }
-        }
-        if let Err(e) = set.replica.settle() {
-            panic!("site {i} cannot settle: {e}");
-        }
-        set.replica.take_outbox();
+        let set = bare_replica(self.network, &key, own);
         let core = SyncCore::new(self.config.sync.clone(), self.random(), &set);
         let mut bootstrap = Vec::new();
         if i > 0 {
@@ -734,25 +716,31 @@ impl Sim {
         }
         peers.truncate(self.config.gossip_degree);
         for j in peers {
-            let Some(&epoch) = self.links.get(&pair(i, j)) else {
-                continue;
-            };
-            self.stats.gossip_bytes += bytes.len() as u64;
-            if self.chance_ppm(self.config.loss_ppm) {
-                self.stats.lost += 1;
-                continue;
-            }
-            let at = self.now_ms + self.latency();
-            self.schedule(
-                at,
-                Event::Gossip {
-                    from: i,
-                    to: j,
-                    epoch,
-                    bytes: bytes.clone(),
-                },
-            );
+            self.send_gossip(i, j, bytes.clone());
         }
+    }
+
+    /// Sends one gossip copy from `i` to `j` over their connection, if
+    /// any, unless the network loses it.
+    fn send_gossip(&mut self, i: usize, j: usize, bytes: Vec<u8>) {
+        let Some(&epoch) = self.links.get(&pair(i, j)) else {
+            return;
+        };
+        self.stats.gossip_bytes += bytes.len() as u64;
+        if self.chance_ppm(self.config.loss_ppm) {
+            self.stats.lost += 1;
+            return;
+        }
+        let at = self.now_ms + self.latency();
+        self.schedule(
+            at,
+            Event::Gossip {
+                from: i,
+                to: j,
+                epoch,
+                bytes,
+            },
+        );
     }
 
     fn token(&mut self) -> u64 {
@@ -948,20 +936,7 @@ impl Sim {
         let invitation = self.invitation();
         let i = self.nodes.len();
         let key = SecretKey::from_seed(random_seed(&mut self.rng));
-        let store = Arc::new(MemoryStore::new());
-        let replica = match Replica::open(store, self.network) {
-            Ok(r) => r,
-            Err(e) => panic!("an in-memory replica cannot fail to open: {e}"),
-        };
-        let mut set = BareReplica {
-            replica,
-            node: key.public(),
-            received: 0,
-        };
-        for env in invitation {
-            let _ = set.replica.accept(env);
-        }
-        let _ = set.replica.settle();
+        let set = bare_replica(self.network, &key, invitation);
         let core = SyncCore::new(self.config.sync.clone(), self.random(), &set);
         self.index.insert(key.public(), i);
         self.nodes.push(SimNode {
@@ -999,19 +974,7 @@ impl Sim {
             })
             .collect();
         for j in peers {
-            let Some(&epoch) = self.links.get(&pair(i, j)) else {
-                continue;
-            };
-            let at = self.now_ms + self.latency();
-            self.schedule(
-                at,
-                Event::Gossip {
-                    from: i,
-                    to: j,
-                    epoch,
-                    bytes: bytes.clone(),
-                },
-            );
+            self.send_gossip(i, j, bytes.clone());
         }
     }
 
@@ -1082,6 +1045,30 @@ impl Sim {
             .map(|n| n.set.replica.envelope_ids().map_or(0, |v| v.len() as u64))
             .sum()
     }
+}
+
+/// A replica in memory holding `envelopes`, for the node whose key is `key`.
+fn bare_replica(network: NetworkId, key: &SecretKey, envelopes: Vec<Verified>) -> BareReplica {
+    let store = Arc::new(MemoryStore::new());
+    let replica = match Replica::open(store, network) {
+        Ok(r) => r,
+        Err(e) => panic!("an in-memory replica cannot fail to open: {e}"),
+    };
+    let mut set = BareReplica {
+        replica,
+        node: key.public(),
+        received: 0,
+    };
+    for env in envelopes {
+        if let Err(e) = set.replica.accept(env) {
+            panic!("a site cannot store its own envelopes: {e}");
+        }
+    }
+    if let Err(e) = set.replica.settle() {
+        panic!("a site cannot settle: {e}");
+    }
+    set.replica.take_outbox();
+    set
 }
 
 fn splitmix(state: &mut u64) -> u64 {
