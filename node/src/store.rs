@@ -81,6 +81,11 @@ pub enum StoreError {
     /// The sled database failed (disk full, permissions, corruption).
     #[error("storage failed: {0}")]
     Sled(#[from] sled::Error),
+    /// The disk is full.
+    #[error(
+        "the disk holding {0} is full: free some space and run the command again (nothing held was lost)"
+    )]
+    DiskFull(String),
     /// Another process holds the database.
     #[error(
         "the data directory {0} is in use by another gatehouse process (stop the node, or use the CLI through it)"
@@ -118,6 +123,28 @@ pub struct SledStore {
     trees: BTreeMap<Tree, sled::Tree>,
 }
 
+/// Removes snapshot files sled left half-written (`snap.*.generating`), as
+/// it does when the disk fills while it writes one: sled would otherwise
+/// refuse to open the store ever after ("read corrupted data"), though
+/// its log and older snapshot are whole.
+fn remove_unfinished_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(
+                "removing an unfinished store snapshot {name} (the disk filled while it was written)"
+            );
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!("cannot remove {name}: {e}");
+            }
+        }
+    }
+}
+
 /// How long opening a store waits for another process to let go of it
 /// (a CLI command that finishes, a node that is stopping) before saying
 /// the directory is in use.
@@ -146,12 +173,16 @@ impl SledStore {
     }
 
     fn try_open(dir: &Path) -> Result<Self, StoreError> {
+        remove_unfinished_snapshots(dir);
         let db = sled::Config::new().path(dir).open().map_err(|e| match e {
             sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
                 StoreError::Locked(dir.display().to_string())
             }
             sled::Error::Io(ref io) if io.to_string().contains("lock") => {
                 StoreError::Locked(dir.display().to_string())
+            }
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                StoreError::DiskFull(dir.display().to_string())
             }
             e => StoreError::Sled(e),
         })?;
@@ -340,5 +371,22 @@ mod tests {
             Some(b"y".to_vec())
         );
         assert_eq!(s.len(Tree::Envelopes).expect("len"), 2);
+    }
+
+    /// A snapshot sled left unfinished when the disk filled (seen: an empty
+    /// `snap.*.generating`, after which sled reported "read corrupted
+    /// data" at every open) does not stop the store from opening whole.
+    #[test]
+    fn an_unfinished_snapshot_does_not_brick_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = SledStore::open(dir.path()).expect("open");
+            exercise(&s);
+        }
+        let stray = dir.path().join("snap.00000000000FFFFF.generating");
+        std::fs::write(&stray, b"").expect("write");
+        let s = SledStore::open(dir.path()).expect("opens");
+        assert_eq!(s.len(Tree::Envelopes).expect("len"), 2);
+        assert!(!stray.exists());
     }
 }
