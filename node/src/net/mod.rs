@@ -270,10 +270,9 @@ impl EnvelopeSet for LibrarySet<'_> {
         let (mut out, fresh) = ingest_batch(self.lib.replica_mut(), envelopes);
         if out.stored > 0 {
             if gossip && !out.certificates {
+                // Applied on the next settle tick; gossipsub forwards what
+                // the verdict accepts, so nothing is listed to pass on.
                 *self.unsettled = true;
-                // Judged as far as they can be before applying: a change
-                // is final once stored, as no certificate came with it.
-                out.in_effect = fresh;
                 return out;
             }
             if let Err(e) = self.lib.settle() {

@@ -488,7 +488,13 @@ impl SyncCore {
                 self.admit(peer, now_ms, set);
             } else if was && !is {
                 tracing::info!(%peer, "peer is no longer admitted; disconnecting");
+                // Served nothing more while the connection closes.
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.admitted = false;
+                    p.session = None;
+                }
                 self.stats(&peer).admitted = false;
+                self.out.push(Output::Barred { peer });
                 self.out.push(Output::Disconnect { peer });
             }
         }
