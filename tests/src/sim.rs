@@ -1037,14 +1037,6 @@ impl Sim {
             s.events,
         )
     }
-
-    /// Envelopes held, summed over every site.
-    pub fn envelopes_held(&self) -> u64 {
-        self.nodes
-            .iter()
-            .map(|n| n.set.replica.envelope_ids().map_or(0, |v| v.len() as u64))
-            .sum()
-    }
 }
 
 /// A replica in memory holding `envelopes`, for the node whose key is `key`.

@@ -174,11 +174,6 @@ impl SyncCore {
         &self.status
     }
 
-    /// Whether `peer` is an admitted node, as far as this node knows.
-    pub fn is_admitted(&self, peer: &PublicKey) -> bool {
-        self.admitted.contains_key(peer)
-    }
-
     /// The connected peers that are admitted.
     pub fn admitted_peers(&self) -> Vec<PublicKey> {
         self.peers
