@@ -4,11 +4,11 @@
 //! The daemon owns the data directory (sled allows one process), so while
 //! it runs every `gatehouse` command that needs the library is sent to it
 //! over a Unix socket in the data directory (`node.sock`, mode 0600, so
-//! only the owner can use it). The daemon parses the same arguments and
-//! runs the same command code on the library it holds, then announces what
-//! the command stored to its peers; the caller prints the output and exits
-//! with the daemon's exit code. With no daemon, commands open the data
-//! directory directly and give the same results.
+//! only the owner can use it) as a typed op (`ops::Op`, one JSON line with
+//! the control version). The daemon runs it on the library it holds,
+//! announces what it stored to its peers and answers with a typed outcome
+//! or error; the caller renders it as it would have had it run the op
+//! itself. With no daemon, ops run on the data directory directly.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser};
+use clap::Args;
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetConfig;
 use gatehouse_node::runtime::RunningNode;
@@ -27,7 +27,9 @@ use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::{Cli, UsageError, ctx::Ctx, execute};
+use crate::UsageError;
+use crate::ctx::Ctx;
+use crate::ops::{Op, Outcome, operate};
 
 /// Largest control request, in bytes.
 pub const MAX_CONTROL_REQUEST_BYTES: u64 = 1024 * 1024;
@@ -89,42 +91,51 @@ impl RunArgs {
     }
 }
 
+/// The control protocol's version. A node answers only requests of its own
+/// version, and says so otherwise.
+pub const CONTROL_VERSION: u32 = 2;
+
+/// One line on the control socket, from the CLI.
 #[derive(Serialize, Deserialize)]
-struct Request {
-    argv: Vec<String>,
-    cwd: PathBuf,
+struct ControlRequest {
+    /// [`CONTROL_VERSION`] of the sender.
+    version: u32,
+    /// The sender's `gatehouse` version, for messages.
+    gatehouse: String,
+    /// What to do.
+    op: Op,
 }
 
+/// One line on the control socket, from the node.
 #[derive(Serialize, Deserialize)]
-struct Reply {
-    stdout: String,
-    stderr: String,
-    code: u8,
+enum ControlReply {
+    /// The op ran.
+    Done(Box<Outcome>),
+    /// It failed; `usage` when the caller is at fault (exit code 1).
+    Failed { usage: bool, message: String },
 }
 
-/// Sends the current command to the running node, if there is one.
-/// `None`: no node runs, run the command directly. A `retry_key` is added
-/// to the command as `--idempotency-key`: if the node's answer is lost, the
+/// Sends `op` to the running node, if there is one. `None`: no node runs,
+/// run the op directly. A publish carries an idempotency key (one is
+/// chosen when the user gave none): if the node's answer is lost, the
 /// outcome is unknown, and the same key makes a retry safe.
-pub fn forward(home: &Home, retry_key: Option<&str>) -> anyhow::Result<Option<anyhow::Result<()>>> {
+pub fn forward(home: &Home, op: &mut Op) -> anyhow::Result<Option<Outcome>> {
     let path = home.root().join(SOCKET);
     let Ok(mut stream) = UnixStream::connect(&path) else {
         return Ok(None);
     };
-    let argv = std::env::args_os()
-        .map(|a| {
-            a.into_string().map_err(|a| {
-                anyhow::anyhow!(
-                    "the argument {a:?} is not UTF-8 and cannot be sent to the running node"
-                )
-            })
-        })
-        .collect::<anyhow::Result<Vec<String>>>()?;
-    let mut argv = argv;
-    if let Some(key) = retry_key {
-        argv.extend(["--idempotency-key".to_string(), key.to_string()]);
-    }
-    let unknown = |e: &dyn std::fmt::Display| match retry_key {
+    let retry_key = match op {
+        Op::Publish {
+            idempotency_key, ..
+        } => Some(match idempotency_key {
+            Some(key) => key.clone(),
+            None => idempotency_key
+                .insert(hex::encode(gatehouse_node::home::random_bytes::<16>()?))
+                .clone(),
+        }),
+        _ => None,
+    };
+    let unknown = |e: &dyn std::fmt::Display| match &retry_key {
         Some(key) => anyhow::anyhow!(
             "{e}: the outcome is unknown, the node may or may not have published it. \
              Run the same command with --idempotency-key {key} to retry without making a second item"
@@ -133,12 +144,20 @@ pub fn forward(home: &Home, retry_key: Option<&str>) -> anyhow::Result<Option<an
             "{e}: the outcome is unknown; check with `gatehouse list` before retrying"
         ),
     };
-    let request = Request {
-        argv,
-        cwd: std::env::current_dir().context("no current directory")?,
+    let request = ControlRequest {
+        version: CONTROL_VERSION,
+        gatehouse: env!("CARGO_PKG_VERSION").to_string(),
+        op: op.clone(),
     };
-    serde_json::to_writer(&mut stream, &request)?;
-    stream.write_all(b"\n")?;
+    let mut bytes = serde_json::to_vec(&request)?;
+    bytes.push(b'\n');
+    if bytes.len() as u64 > MAX_CONTROL_REQUEST_BYTES {
+        anyhow::bail!(UsageError(format!(
+            "this command is {} bytes, more than the running node takes ({MAX_CONTROL_REQUEST_BYTES})",
+            bytes.len()
+        )));
+    }
+    stream.write_all(&bytes)?;
     stream.flush()?;
     let mut line = String::new();
     match BufReader::new(stream).read_line(&mut line) {
@@ -146,15 +165,16 @@ pub fn forward(home: &Home, retry_key: Option<&str>) -> anyhow::Result<Option<an
         Ok(_) => {}
         Err(e) => return Err(unknown(&format!("the control connection failed ({e})"))),
     }
-    let reply: Reply = serde_json::from_str(&line)
+    let reply: ControlReply = serde_json::from_str(&line)
         .map_err(|e| unknown(&format!("a malformed reply from the running node ({e})")))?;
-    std::io::stdout().write_all(reply.stdout.as_bytes())?;
-    std::io::stdout().flush()?;
-    if reply.code == 0 {
-        return Ok(Some(Ok(())));
+    match reply {
+        ControlReply::Done(outcome) => Ok(Some(*outcome)),
+        ControlReply::Failed {
+            usage: true,
+            message,
+        } => Err(UsageError(message).into()),
+        ControlReply::Failed { message, .. } => Err(anyhow::anyhow!(message)),
     }
-    eprint!("{}", reply.stderr);
-    std::process::exit(i32::from(reply.code));
 }
 
 fn init_tracing(format: &str) {
@@ -303,54 +323,50 @@ async fn serve_one(
     tokio::io::AsyncReadExt::take(tokio::io::BufReader::new(read), MAX_CONTROL_REQUEST_BYTES)
         .read_line(&mut line)
         .await?;
-    let request: Request = serde_json::from_str(&line).context("malformed control request")?;
-    let status = node.net.status();
-    let library = node.library.clone();
-    let (reply, fresh) = tokio::task::spawn_blocking(move || {
-        let mut stdout = Vec::new();
-        let code = match Cli::try_parse_from(&request.argv) {
-            Err(e) => {
-                return (
-                    Reply {
-                        stdout: String::new(),
-                        stderr: e.to_string(),
-                        code: 1,
-                    },
-                    Vec::new(),
-                );
-            }
-            Ok(cli) => {
-                let mut ctx = Ctx::shared(home, &library, request.cwd, status);
-                let result = execute(cli.command, &mut ctx, &mut stdout, cli.json);
+    let reply = match serde_json::from_str::<ControlRequest>(&line) {
+        Err(e) => ControlReply::Failed {
+            usage: true,
+            message: format!(
+                "the running node (gatehouse {}) cannot read this request ({e}); \
+                 use the same version of gatehouse as the node, or restart the node",
+                env!("CARGO_PKG_VERSION")
+            ),
+        },
+        Ok(request) if request.version != CONTROL_VERSION => ControlReply::Failed {
+            usage: true,
+            message: format!(
+                "this gatehouse ({}) speaks control version {} and the running node (gatehouse {}) \
+                 version {CONTROL_VERSION}; use the node's version of gatehouse, or restart the node",
+                request.gatehouse,
+                request.version,
+                env!("CARGO_PKG_VERSION")
+            ),
+        },
+        Ok(request) => {
+            let status = node.net.status();
+            let library = node.library.clone();
+            let (reply, fresh) = tokio::task::spawn_blocking(move || {
+                let mut ctx = Ctx::shared(home, &library, status);
+                let result = operate(request.op, &mut ctx);
                 drop(ctx);
-                match result {
-                    Ok(()) => (0, String::new()),
-                    Err(e) => (
-                        if e.downcast_ref::<UsageError>().is_some() {
-                            1
-                        } else {
-                            2
-                        },
-                        format!("error: {e:#}\n"),
-                    ),
-                }
-            }
-        };
-        let fresh = library
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take_outbox();
-        (
-            Reply {
-                stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                stderr: code.1,
-                code: code.0,
-            },
-            fresh,
-        )
-    })
-    .await?;
-    node.net.announce(fresh).await;
+                let reply = match result {
+                    Ok(outcome) => ControlReply::Done(Box::new(outcome)),
+                    Err(e) => ControlReply::Failed {
+                        usage: e.downcast_ref::<UsageError>().is_some(),
+                        message: format!("{e:#}"),
+                    },
+                };
+                let fresh = library
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take_outbox();
+                (reply, fresh)
+            })
+            .await?;
+            node.net.announce(fresh).await;
+            reply
+        }
+    };
     let mut bytes = serde_json::to_vec(&reply)?;
     bytes.push(b'\n');
     write.write_all(&bytes).await?;

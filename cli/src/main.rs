@@ -8,11 +8,13 @@
 mod ctx;
 mod daemon;
 mod demo;
+mod ops;
+mod output;
 mod reader;
 mod render;
 mod trust_cmd;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,12 +22,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use gatehouse_node::filter::Filter;
 use gatehouse_node::home::Home;
-use gatehouse_node::library::{InitOptions, ItemView, Library};
+use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_protocol::jiff::Zoned;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
+use ops::{Op, ReadOp};
+use output::print_json;
 use reader::Reader;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use trust_cmd::TrustOp;
 
 #[derive(Parser)]
 #[command(
@@ -179,7 +184,7 @@ pub(crate) enum Command {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum PeersCommand {
     /// Remember a peer's address, e.g. /ip4/192.0.2.7/tcp/4001
     Add {
@@ -199,30 +204,6 @@ pub(crate) enum PeersCommand {
 pub(crate) enum NodeCommand {
     /// Start the node and keep it running until Ctrl-C or SIGTERM
     Run(daemon::RunArgs),
-}
-
-impl Command {
-    /// Whether the command needs the library (and so goes through the
-    /// running node when there is one).
-    /// Whether the command only reads items and establishments, so the
-    /// running node's JSON API can answer it.
-    fn reads_only(&self) -> bool {
-        matches!(
-            self,
-            Command::Search { .. }
-                | Command::Show { .. }
-                | Command::History { .. }
-                | Command::Establishments
-        )
-    }
-
-    fn uses_library(&self) -> bool {
-        match self {
-            Command::Init(_) | Command::Demo { .. } | Command::Node { .. } => false,
-            Command::Key { cmd } => matches!(cmd, trust_cmd::KeyCommand::Rotate { .. }),
-            _ => true,
-        }
-    }
 }
 
 #[derive(Args)]
@@ -255,8 +236,8 @@ struct AllowArgs {
     allowed: Vec<String>,
 }
 
-#[derive(Args, Default)]
-struct FilterArgs {
+#[derive(Args, Default, Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FilterArgs {
     /// Only this kind
     #[arg(long, value_parser = parse_vocab::<Kind>)]
     kind: Option<Kind>,
@@ -387,360 +368,102 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(h) => h.clone(),
         None => default_home()?,
     });
-    if let Command::Node {
-        cmd: NodeCommand::Run(args),
-    } = cli.command
-    {
-        return daemon::run(home, args);
-    }
-    if cli.command.reads_only()
-        && let Some(api) = reader::Api::connect(&home)
-    {
-        let mut ctx = ctx::Ctx::api(home, api);
-        return execute(cli.command, &mut ctx, &mut io::stdout().lock(), cli.json);
-    }
-    let retry_key = match &cli.command {
-        Command::Publish {
-            idempotency_key: None,
-            ..
-        } => Some(hex::encode(gatehouse_node::home::random_bytes::<16>()?)),
-        _ => None,
-    };
-    if cli.command.uses_library()
-        && let Some(reply) = daemon::forward(&home, retry_key.as_deref())?
-    {
-        return reply;
-    }
-    let mut ctx = ctx::Ctx::direct(home);
     let mut out = io::stdout().lock();
-    execute(cli.command, &mut ctx, &mut out, cli.json)
-}
-
-/// Runs one command in `ctx`, writing what it prints to `out`.
-pub(crate) fn execute(
-    command: Command,
-    ctx: &mut ctx::Ctx<'_>,
-    mut out: &mut dyn Write,
-    json: bool,
-) -> anyhow::Result<()> {
-    let home = ctx.home.clone();
-    match command {
-        Command::Init(args) => init(&home, &mut out, json, args),
-        Command::Publish {
-            file,
-            allow,
-            idempotency_key,
-        } => {
-            let file = ctx.path(&file);
-            let content = read_draft(&file, &allow.allowed)?;
-            let lib = ctx.lib()?;
-            let id = match &idempotency_key {
-                Some(key) => lib.publish_once(&content, &allow.allowed, key),
-                None => lib.publish(&content, &allow.allowed),
-            }
-            .with_context(|| format!("{}", file.display()))?;
-            if json {
-                return print_json(&mut out, &serde_json::json!({ "id": id }));
-            }
-            writeln!(out, "{id}")?;
-            Ok(())
-        }
-        Command::Revise { id, file, allow } => {
-            let file = ctx.path(&file);
-            let content = read_draft(&file, &allow.allowed)?;
-            let lib = ctx.lib()?;
-            let id = lib.resolve(&id)?;
-            let version = lib
-                .revise(&id, &content, &allow.allowed)
-                .with_context(|| format!("{}", file.display()))?;
-            if json {
-                return print_json(
-                    &mut out,
-                    &serde_json::json!({ "id": id, "version": version }),
-                );
-            }
-            writeln!(out, "{id} is now at version {version}")?;
-            Ok(())
-        }
-        Command::Supersede { id, by } => {
-            let lib = ctx.lib()?;
-            let old = lib.resolve(&id)?;
-            let new = lib.resolve(&by)?;
-            lib.supersede(&old, &new)?;
-            if json {
-                return print_json(
-                    &mut out,
-                    &serde_json::json!({ "id": old, "superseded_by": new }),
-                );
-            }
-            writeln!(out, "{old} is superseded by {new}")?;
-            Ok(())
-        }
-        Command::Withdraw { id, reason, allow } => {
-            let lib = ctx.lib()?;
-            let id = lib.resolve(&id)?;
-            lib.withdraw(&id, &reason, &allow.allowed)?;
-            if json {
-                return print_json(
-                    &mut out,
-                    &serde_json::json!({ "id": id, "status": "withdrawn" }),
-                );
-            }
-            writeln!(out, "{id} is withdrawn")?;
-            Ok(())
-        }
-        Command::List { filter } => {
-            let lib = ctx.lib()?;
-            let filter = build_filter(&mut *lib, filter)?;
-            let items = lib.list(&filter)?;
-            if json {
-                return print_json(&mut out, &serde_json::json!({ "items": items }));
-            }
-            if items.is_empty() {
-                writeln!(out, "No items match.")?;
-            }
-            for v in &items {
-                write_item_line(&mut out, v)?;
-            }
-            Ok(())
-        }
-        Command::Show { id, version } => {
-            let view = ctx.reader()?.item(&id, version)?;
-            if json {
-                return print_json(&mut out, &view);
-            }
-            write_item(&mut out, &view)
-        }
-        Command::History { id } => {
-            let (id, versions) = ctx.reader()?.history(&id)?;
-            if json {
-                return print_json(
-                    &mut out,
-                    &serde_json::json!({ "id": id, "versions": versions }),
-                );
-            }
-            for v in &versions {
-                writeln!(
-                    out,
-                    "v{:<3} {:<10} {}  {} ({}), {}",
-                    v.version,
-                    v.action,
-                    v.at,
-                    v.signer.name.as_deref().unwrap_or("unknown key"),
-                    v.signer.key.short(),
-                    v.establishment
-                        .name
-                        .as_deref()
-                        .unwrap_or("unknown establishment"),
-                )?;
-                let mut what = v.changed.join(", ");
-                if v.lines_added + v.lines_removed > 0 {
-                    what.push_str(&format!(
-                        " (body +{} -{} lines)",
-                        v.lines_added, v.lines_removed
-                    ));
-                }
-                writeln!(out, "     changed: {what}")?;
-            }
-            Ok(())
-        }
-        Command::Search {
-            query,
-            filter,
-            limit,
-        } => {
-            if query.trim().is_empty() {
-                return Err(usage("give something to search for"));
-            }
-            let reader = ctx.reader()?;
-            let filter = build_filter(reader, filter)?;
-            let results = reader.search(&query, &filter, limit)?;
-            if json {
-                return print_json(&mut out, &results);
-            }
-            if results.results.is_empty() {
-                writeln!(out, "Nothing found for {query:?}.")?;
-                return Ok(());
-            }
-            writeln!(
-                out,
-                "{} of {} matching items:\n",
-                results.results.len(),
-                results.total
-            )?;
-            let tty = io::stdout().is_terminal();
-            for r in &results.results {
-                write_item_line(&mut out, &r.view)?;
-                writeln!(out, "    {}\n", highlight(&r.snippet, &r.highlights, tty))?;
-            }
-            Ok(())
-        }
-        Command::Due { within } => {
-            let lib = ctx.lib()?;
-            let today = Zoned::now().date();
-            let due = lib.due(today, within)?;
-            if json {
-                return print_json(
-                    &mut out,
-                    &serde_json::json!({ "today": today, "within_days": within, "items": due }),
-                );
-            }
-            if due.is_empty() {
-                writeln!(
-                    out,
-                    "Nothing of this establishment's is due for review within {within} days."
-                )?;
-            }
-            for d in &due {
-                let when = if d.days_left < 0 {
-                    format!("OVERDUE by {} days", -d.days_left)
-                } else {
-                    format!("due in {} days", d.days_left)
-                };
-                writeln!(
-                    out,
-                    "{}  {}  {}  {}",
-                    d.view.item.content.review_due,
-                    d.view.item.id.short(),
-                    d.view.item.content.title,
-                    when
-                )?;
-            }
-            Ok(())
-        }
-        Command::Establishments => {
-            let list = ctx.reader()?.establishments()?;
-            if json {
-                return print_json(&mut out, &serde_json::json!({ "establishments": list }));
-            }
-            for e in &list {
-                writeln!(
-                    out,
-                    "{:<40} {:<32} {:<10} {:>3} items  {}",
-                    e.name,
-                    e.setting.label(),
-                    e.nation.label(),
-                    e.items,
-                    e.id.short()
-                )?;
-            }
-            Ok(())
-        }
+    let op = match cli.command {
+        Command::Node {
+            cmd: NodeCommand::Run(args),
+        } => return daemon::run(home, args),
+        Command::Init(args) => return init(&home, &mut out, cli.json, args),
         Command::Demo {
             dir,
             samples,
             no_wait,
         } => {
-            let _ = json;
-            demo::run(
-                out,
+            return demo::run(
+                &mut out,
                 dir,
                 samples.unwrap_or_else(gatehouse_node::sample::default_sample_dir),
                 no_wait,
-            )
+            );
         }
-        Command::Network { cmd } => trust_cmd::network(ctx, &mut out, json, cmd),
-        Command::Trust { cmd } => trust_cmd::trust(ctx, &mut out, json, cmd),
-        Command::Member { cmd } => trust_cmd::member(ctx, &mut out, json, cmd),
-        Command::Key { cmd } => trust_cmd::key(ctx, &mut out, json, cmd),
-        Command::Bundle { cmd } => trust_cmd::bundle(ctx, &mut out, json, cmd),
-        Command::Peers { cmd } => peers(ctx, &mut out, json, cmd),
-        Command::Node { .. } => Err(usage(
-            "`gatehouse node run` starts the node; it is not run inside one",
-        )),
-        Command::Status { stale_after } => {
-            let net = ctx.net.clone();
-            let lib = ctx.lib()?;
-            let s = lib.status()?;
-            let last_sync_ms = lib
-                .peers()?
-                .iter()
-                .filter_map(|p| p.last_sync_ms)
-                .chain(net.as_ref().and_then(|n| n.last_sync_ms))
-                .max();
-            let now = u64::try_from(gatehouse_protocol::jiff::Timestamp::now().as_millisecond())
-                .unwrap_or(0);
-            let stale = last_sync_ms.is_none_or(|t| now.saturating_sub(t) > stale_after);
-            let warning = stale.then(|| match last_sync_ms {
-                None => "this node has never reconciled with a peer: its view of trust may be out of date".to_string(),
-                Some(t) => format!(
-                    "no reconciliation with any peer since {}: this node's view of trust may be out of date",
-                    gatehouse_node::library::format_ms(t)
-                ),
-            });
-            if json {
-                let mut v = serde_json::to_value(&s)?;
-                v["node_running"] = serde_json::json!(net.is_some());
-                v["network_state"] = serde_json::to_value(&net)?;
-                v["last_sync_ms"] = serde_json::json!(last_sync_ms);
-                v["warning"] = serde_json::json!(warning);
-                return print_json(&mut out, &v);
-            }
-            writeln!(
-                out,
-                "network        {} ({})",
-                s.network_name.as_deref().unwrap_or("?"),
-                s.network
-            )?;
-            writeln!(
-                out,
-                "establishment  {}",
-                s.establishment.name.as_deref().unwrap_or("not admitted")
-            )?;
-            writeln!(out, "envelopes      {}", s.envelopes)?;
-            writeln!(out, "certificates   {}", s.certificates)?;
-            writeln!(out, "items          {}", s.items)?;
-            for (reason, n) in &s.pending {
-                writeln!(out, "pending        {n}: {reason}")?;
-            }
-            for (reason, n) in &s.rejected {
-                writeln!(out, "rejected       {n}: {reason}")?;
-            }
-            match &net {
-                None => writeln!(
-                    out,
-                    "node           not running (start it with `gatehouse node run`)"
-                )?,
-                Some(n) => {
-                    writeln!(out, "node           running as {}", n.peer_id)?;
-                    for a in &n.listening {
-                        writeln!(out, "listening      {a}")?;
-                    }
-                    let connected = n.peers.values().filter(|p| p.connected).count();
-                    writeln!(out, "peers          {connected} connected")?;
-                    for (id, p) in n.peers.iter().filter(|(_, p)| p.connected) {
-                        writeln!(
-                            out,
-                            "  {} {}  last sync {}",
-                            p.establishment.as_deref().unwrap_or("?"),
-                            id,
-                            p.last_sync_ms.map_or_else(
-                                || "not yet".to_string(),
-                                gatehouse_node::library::format_ms
-                            )
-                        )?;
-                    }
-                    if n.forged_received > 0 {
-                        writeln!(
-                            out,
-                            "forged         {} envelopes refused from peers",
-                            n.forged_received
-                        )?;
-                    }
-                    if n.refused_connections > 0 {
-                        writeln!(
-                            out,
-                            "refused        {} connections from unadmitted nodes",
-                            n.refused_connections
-                        )?;
-                    }
+        Command::Key {
+            cmd: trust_cmd::KeyCommand::Rotate { which },
+        } => Op::Trust(TrustOp::RotateKey { which }),
+        Command::Key { cmd } => return trust_cmd::key(&home, &mut out, cli.json, cmd),
+        command => command.into_op()?,
+    };
+    let outcome = ops::dispatch(home, op)?;
+    output::render(&outcome, &mut out, cli.json)
+}
+
+impl Command {
+    /// The op for a command that needs the library: its draft files read
+    /// and checked, its paths absolute.
+    fn into_op(self) -> anyhow::Result<Op> {
+        Ok(match self {
+            Command::Publish {
+                file,
+                allow,
+                idempotency_key,
+            } => {
+                let file = ops::absolute(&file)?;
+                Op::Publish {
+                    content: read_draft(&file, &allow.allowed)?,
+                    file,
+                    allowed: allow.allowed,
+                    idempotency_key,
                 }
             }
-            if let Some(w) = warning {
-                writeln!(out, "WARNING        {w}")?;
+            Command::Revise { id, file, allow } => {
+                let file = ops::absolute(&file)?;
+                Op::Revise {
+                    id,
+                    content: read_draft(&file, &allow.allowed)?,
+                    file,
+                    allowed: allow.allowed,
+                }
             }
-            Ok(())
-        }
+            Command::Supersede { id, by } => Op::Supersede { id, by },
+            Command::Withdraw { id, reason, allow } => Op::Withdraw {
+                id,
+                reason,
+                allowed: allow.allowed,
+            },
+            Command::List { filter } => Op::List { filter },
+            Command::Show { id, version } => Op::Read(ReadOp::Show { id, version }),
+            Command::History { id } => Op::Read(ReadOp::History { id }),
+            Command::Search {
+                query,
+                filter,
+                limit,
+            } => Op::Read(ReadOp::Search {
+                query,
+                filter,
+                limit,
+            }),
+            Command::Establishments => Op::Read(ReadOp::Establishments),
+            Command::Due { within } => Op::Due {
+                today: Zoned::now().date(),
+                within_days: within,
+            },
+            Command::Status { stale_after } => Op::Status {
+                stale_after_ms: stale_after,
+            },
+            Command::Network { cmd } => Op::Trust(TrustOp::Network(cmd)),
+            Command::Trust { cmd } => Op::Trust(TrustOp::Trust(cmd).resolved()?),
+            Command::Member { cmd } => Op::Trust(TrustOp::Member(cmd).resolved()?),
+            Command::Bundle { cmd } => Op::Trust(TrustOp::Bundle(cmd).resolved()?),
+            Command::Key {
+                cmd: trust_cmd::KeyCommand::Rotate { which },
+            } => Op::Trust(TrustOp::RotateKey { which }),
+            Command::Peers { cmd } => Op::Peers(cmd),
+            Command::Init(_)
+            | Command::Demo { .. }
+            | Command::Node { .. }
+            | Command::Key { .. } => {
+                return Err(usage("this command does not run on the library"));
+            }
+        })
     }
 }
 
@@ -818,84 +541,6 @@ fn init(home: &Home, out: &mut impl Write, json: bool, args: InitArgs) -> anyhow
     Ok(())
 }
 
-fn peers(
-    ctx: &mut ctx::Ctx<'_>,
-    out: &mut impl Write,
-    json: bool,
-    cmd: PeersCommand,
-) -> anyhow::Result<()> {
-    let net = ctx.net.clone();
-    let lib = ctx.lib()?;
-    match cmd {
-        PeersCommand::Add { address } => {
-            let added = lib.add_peer(&address.to_string())?;
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "address": address.to_string(), "added": added }),
-                );
-            }
-            if added {
-                writeln!(out, "remembered {address}")?;
-            } else {
-                writeln!(out, "{address} was already in the peer book")?;
-            }
-            Ok(())
-        }
-        PeersCommand::Remove { address } => {
-            if !lib.remove_peer(&address)? {
-                bail!(UsageError(format!("{address} is not in the peer book")));
-            }
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "address": address, "removed": true }),
-                );
-            }
-            writeln!(out, "forgot {address}")?;
-            Ok(())
-        }
-        PeersCommand::List => {
-            let book = lib.peers()?;
-            if json {
-                return print_json(out, &serde_json::json!({ "book": book, "network": net }));
-            }
-            for p in &book {
-                writeln!(
-                    out,
-                    "{}  last sync {}",
-                    p.address,
-                    p.last_sync_ms
-                        .map_or_else(|| "never".to_string(), gatehouse_node::library::format_ms)
-                )?;
-            }
-            match &net {
-                None => writeln!(out, "(the node is not running: no connections)")?,
-                Some(n) => {
-                    for (id, p) in &n.peers {
-                        writeln!(
-                            out,
-                            "{} {} {}  last sync {}",
-                            if p.connected {
-                                "connected   "
-                            } else {
-                                "disconnected"
-                            },
-                            p.establishment.as_deref().unwrap_or("?"),
-                            id,
-                            p.last_sync_ms.map_or_else(
-                                || "never".to_string(),
-                                gatehouse_node::library::format_ms
-                            )
-                        )?;
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
 fn read_draft(
     file: &Path,
     allowed: &[String],
@@ -911,7 +556,7 @@ fn read_draft(
     gatehouse_node::draft::parse(&text, allowed).with_context(|| format!("{}", file.display()))
 }
 
-fn build_filter(reader: &mut dyn Reader, f: FilterArgs) -> anyhow::Result<Filter> {
+pub(crate) fn build_filter(reader: &mut dyn Reader, f: FilterArgs) -> anyhow::Result<Filter> {
     let owners = match f.establishment {
         None => None,
         Some(name) => {
@@ -933,144 +578,4 @@ fn build_filter(reader: &mut dyn Reader, f: FilterArgs) -> anyhow::Result<Filter
         owners,
         review_due_before: f.review_due_before,
     })
-}
-
-fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-fn write_item_line(out: &mut impl Write, v: &ItemView) -> anyhow::Result<()> {
-    let c = &v.item.content;
-    writeln!(
-        out,
-        "{}  {:<13} v{:<3} {:<10} {}  [{}]",
-        v.item.id.short(),
-        c.kind.label(),
-        v.item.version,
-        c.status.slug(),
-        c.title,
-        v.establishment
-            .name
-            .as_deref()
-            .unwrap_or("unknown establishment"),
-    )?;
-    Ok(())
-}
-
-fn highlight(snippet: &str, ranges: &[(usize, usize)], tty: bool) -> String {
-    let (open, close) = if tty {
-        ("\x1b[1m", "\x1b[0m")
-    } else {
-        ("**", "**")
-    };
-    let mut out = String::new();
-    let mut last = 0;
-    for &(s, e) in ranges {
-        if s < last
-            || e > snippet.len()
-            || !snippet.is_char_boundary(s)
-            || !snippet.is_char_boundary(e)
-        {
-            continue;
-        }
-        out.push_str(&snippet[last..s]);
-        out.push_str(open);
-        out.push_str(&snippet[s..e]);
-        out.push_str(close);
-        last = e;
-    }
-    out.push_str(&snippet[last..]);
-    out.replace('\n', " ")
-}
-
-fn write_item(out: &mut impl Write, v: &ItemView) -> anyhow::Result<()> {
-    let i = &v.item;
-    let c = &i.content;
-    writeln!(out, "{}", c.title)?;
-    writeln!(out, "{}", "=".repeat(c.title.chars().count()))?;
-    let est = v
-        .establishment
-        .name
-        .as_deref()
-        .unwrap_or("unknown establishment");
-    let row = |out: &mut dyn Write, k: &str, val: &str| writeln!(out, "{k:<16}{val}");
-    row(out, "id", &i.id.to_hex())?;
-    row(out, "kind", c.kind.label())?;
-    row(out, "status", c.status.label())?;
-    if let Some(next) = i.superseded_by {
-        row(out, "superseded by", &next.to_hex())?;
-    }
-    if let Some(reason) = &i.withdrawn_reason {
-        row(out, "withdrawn", reason)?;
-    }
-    row(out, "version", &i.version.to_string())?;
-    row(out, "establishment", est)?;
-    let signers: Vec<String> = v
-        .signed_by
-        .iter()
-        .map(|n| {
-            format!(
-                "{} ({})",
-                n.name.as_deref().unwrap_or("unknown key"),
-                n.key.short()
-            )
-        })
-        .collect();
-    row(
-        out,
-        "signed by",
-        &format!("{} of {est}", signers.join(", ")),
-    )?;
-    row(out, "nation", c.nation.label())?;
-    row(
-        out,
-        "pathways",
-        &c.pathways
-            .iter()
-            .map(|p| p.label())
-            .collect::<Vec<_>>()
-            .join(", "),
-    )?;
-    row(
-        out,
-        "settings",
-        &c.settings
-            .iter()
-            .map(|s| s.label())
-            .collect::<Vec<_>>()
-            .join(", "),
-    )?;
-    if !c.tags.is_empty() {
-        row(out, "tags", &c.tags.join(", "))?;
-    }
-    if let Some(a) = &c.approved_by {
-        row(out, "approved by", a)?;
-    }
-    if let Some(d) = c.approved_on {
-        row(out, "approved on", &d.to_string())?;
-    }
-    if let Some(d) = c.effective_from {
-        row(out, "effective from", &d.to_string())?;
-    }
-    row(out, "review due", &c.review_due.to_string())?;
-    for s in &i.supersedes {
-        row(out, "supersedes", &s.to_hex())?;
-    }
-    writeln!(out, "\n{}\n", c.summary)?;
-    if let Some(qi) = &c.qi {
-        writeln!(out, "Aim\n---\n{}\n", qi.aim)?;
-        writeln!(out, "Measures\n--------")?;
-        for m in &qi.measures {
-            writeln!(out, "• {m}")?;
-        }
-        writeln!(out, "\nPDSA cycles\n-----------")?;
-        for p in &qi.pdsa_cycles {
-            writeln!(out, "• {p}")?;
-        }
-        writeln!(out, "\nOutcomes\n--------\n{}\n", qi.outcomes)?;
-    }
-    writeln!(out, "{}", render::markdown_to_text(&c.body))?;
-    Ok(())
 }

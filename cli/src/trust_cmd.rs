@@ -6,26 +6,32 @@
 //! admin key or an establishment key can live offline and be copied in only
 //! when a certificate must be signed.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use gatehouse_node::authority::History;
-use gatehouse_node::bundle;
+use gatehouse_node::authority::{History, Issued};
+use gatehouse_node::bundle::{self, ImportReport};
 use gatehouse_node::home::{Home, generate_key};
-use gatehouse_node::library::Library;
+use gatehouse_node::library::{EstablishmentSummary, Library};
 use gatehouse_protocol::certificate::MemberRole;
-use gatehouse_protocol::id::{EnvelopeId, EstablishmentId};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::trust::{Judgement, Revoked};
 use gatehouse_protocol::vocab::{Nation, Setting};
 
+use serde::{Deserialize, Serialize};
+
 use crate::ctx::Ctx;
-use crate::{UsageError, parse_date, parse_vocab, print_json, usage};
+use crate::ops::absolute;
+use crate::output::print_json;
+use crate::{parse_date, parse_vocab, usage};
 
 /// `gatehouse network ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum NetworkCommand {
     /// The network's id, name, admin set and admin chain
     Show,
@@ -52,7 +58,7 @@ pub enum NetworkCommand {
 }
 
 /// `gatehouse trust ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum TrustCommand {
     /// Admit an establishment, by its establishment key (signed with keys/admin.key)
     Admit {
@@ -107,7 +113,7 @@ pub enum TrustCommand {
 }
 
 /// `gatehouse member ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum MemberCommand {
     /// Delegate a key to act for this establishment (signed with keys/establishment.key)
     Add {
@@ -143,7 +149,7 @@ pub enum MemberCommand {
 }
 
 /// `gatehouse key ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum KeyCommand {
     /// Make a key in keys/ (before `init --join`, or for a new admin) and print its public key
     Generate {
@@ -162,7 +168,7 @@ pub enum KeyCommand {
 }
 
 /// `gatehouse bundle ...`
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum BundleCommand {
     /// Write envelopes to a file, for a site without a connection
     Export {
@@ -210,11 +216,192 @@ fn resolve_establishment(lib: &Library, text: &str) -> anyhow::Result<Establishm
     }
 }
 
+/// What the trust commands need of the library, with paths absolute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TrustOp {
+    /// `network ...`
+    Network(NetworkCommand),
+    /// `trust ...`
+    Trust(TrustCommand),
+    /// `member ...`
+    Member(MemberCommand),
+    /// `key rotate`
+    RotateKey {
+        /// member or establishment
+        which: String,
+    },
+    /// `bundle ...`
+    Bundle(BundleCommand),
+}
+
+impl TrustOp {
+    /// Makes every path in the op absolute, for where the caller runs.
+    pub fn resolved(self) -> anyhow::Result<Self> {
+        let abs = |p: Option<PathBuf>| p.as_deref().map(absolute).transpose();
+        Ok(match self {
+            TrustOp::Trust(TrustCommand::Admit {
+                key,
+                name,
+                setting,
+                nation,
+                to,
+                invite,
+                with_library,
+            }) => TrustOp::Trust(TrustCommand::Admit {
+                key,
+                name,
+                setting,
+                nation,
+                to,
+                invite: abs(invite)?,
+                with_library,
+            }),
+            TrustOp::Member(MemberCommand::Add {
+                key,
+                name,
+                role,
+                invite,
+                with_library,
+            }) => TrustOp::Member(MemberCommand::Add {
+                key,
+                name,
+                role,
+                invite: abs(invite)?,
+                with_library,
+            }),
+            TrustOp::Bundle(BundleCommand::Export { file, since }) => {
+                TrustOp::Bundle(BundleCommand::Export {
+                    file: absolute(&file)?,
+                    since,
+                })
+            }
+            TrustOp::Bundle(BundleCommand::Import { file }) => {
+                TrustOp::Bundle(BundleCommand::Import {
+                    file: absolute(&file)?,
+                })
+            }
+            other => other,
+        })
+    }
+}
+
+/// The network as `network show` shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NetworkView {
+    /// Its id.
+    pub network: NetworkId,
+    /// Its name.
+    pub name: Option<String>,
+    /// The current admins.
+    pub admins: BTreeSet<PublicKey>,
+    /// Signatures needed to change the admin set.
+    pub threshold: u8,
+    /// Genesis, then each admin-set change in force.
+    pub admin_chain: Vec<EnvelopeId>,
+    /// Admins removed from the set.
+    pub removed_admins: Vec<PublicKey>,
+}
+
+/// What a trust command did.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum TrustOutcome {
+    /// `network show`.
+    Network(NetworkView),
+    /// `network admins`.
+    AdminChange(Issued),
+    /// `network endorse`.
+    Endorsed {
+        /// The change endorsed.
+        id: EnvelopeId,
+        /// Its state now.
+        judgement: Judgement,
+    },
+    /// `trust admit`.
+    Admitted {
+        /// The name given.
+        name: String,
+        /// The establishment.
+        establishment: EstablishmentId,
+        /// The certificate.
+        certificate: EnvelopeId,
+        /// The invitation file.
+        invite: Option<PathBuf>,
+        /// Envelopes in it.
+        envelopes_in_invite: Option<usize>,
+    },
+    /// `trust revoke`.
+    Revoked(Issued),
+    /// `trust list`.
+    Listed {
+        /// Every establishment.
+        establishments: Vec<EstablishmentSummary>,
+    },
+    /// `trust show`.
+    Shown {
+        /// The establishment.
+        establishment: Box<EstablishmentSummary>,
+        /// Its removal, if the admins removed it.
+        removal: Option<Revoked>,
+    },
+    /// `member add`.
+    MemberAdded {
+        /// Who holds the key.
+        name: String,
+        /// The key.
+        key: PublicKey,
+        /// Its role.
+        role: MemberRole,
+        /// The delegation.
+        certificate: EnvelopeId,
+        /// The invitation file.
+        invite: Option<PathBuf>,
+        /// Envelopes in it.
+        envelopes_in_invite: Option<usize>,
+    },
+    /// `member remove`.
+    MemberRemoved {
+        /// The key.
+        key: PublicKey,
+        /// The revocation.
+        issued: Issued,
+    },
+    /// `member list`.
+    Members {
+        /// This establishment.
+        establishment: Box<EstablishmentSummary>,
+    },
+    /// `key rotate`.
+    KeyRotated {
+        /// member or establishment.
+        which: String,
+        /// The new public key.
+        key: PublicKey,
+        /// Where the old secret key was moved.
+        retired: PathBuf,
+    },
+    /// `bundle export`.
+    Exported {
+        /// The file.
+        file: PathBuf,
+        /// Envelopes written.
+        envelopes: usize,
+        /// Bytes written.
+        bytes: usize,
+    },
+    /// `bundle import`.
+    Imported {
+        /// The file.
+        file: PathBuf,
+        /// What happened to each envelope.
+        report: ImportReport,
+    },
+}
+
 /// One line per key of an establishment: key, role, holder, revoked mark.
 fn write_keys(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     prefix: &str,
-    e: &gatehouse_node::library::EstablishmentSummary,
+    e: &EstablishmentSummary,
     short: bool,
 ) -> anyhow::Result<()> {
     for k in e.keys.iter().chain(&e.members) {
@@ -258,48 +445,31 @@ fn write_file(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn network(
-    ctx: &mut Ctx<'_>,
-    out: &mut impl Write,
-    json: bool,
-    cmd: NetworkCommand,
-) -> anyhow::Result<()> {
+/// Runs a trust op on the library `ctx` reaches.
+pub fn operate(ctx: &mut Ctx<'_>, op: TrustOp) -> anyhow::Result<TrustOutcome> {
     let home = &ctx.home.clone();
     let lib = ctx.lib()?;
-    match cmd {
+    Ok(match op {
+        TrustOp::Network(cmd) => network(home, lib, cmd)?,
+        TrustOp::Trust(cmd) => trust(home, lib, cmd)?,
+        TrustOp::Member(cmd) => member(home, lib, cmd)?,
+        TrustOp::RotateKey { which } => rotate(home, lib, which)?,
+        TrustOp::Bundle(cmd) => bundle(lib, cmd)?,
+    })
+}
+
+fn network(home: &Home, lib: &mut Library, cmd: NetworkCommand) -> anyhow::Result<TrustOutcome> {
+    Ok(match cmd {
         NetworkCommand::Show => {
             let t = lib.trust();
-            let value = serde_json::json!({
-                "network": lib.config().network,
-                "name": t.network_name,
-                "admins": t.admins,
-                "threshold": t.threshold,
-                "admin_chain": t.admin_chain,
-                "removed_admins": t.removed_admins.keys().collect::<Vec<_>>(),
-            });
-            if json {
-                return print_json(out, &value);
-            }
-            writeln!(
-                out,
-                "network    {} ({})",
-                t.network_name.as_deref().unwrap_or("?"),
-                lib.config().network
-            )?;
-            writeln!(
-                out,
-                "admins     {} of {} must sign a change of the admin set",
-                t.threshold,
-                t.admins.len()
-            )?;
-            for a in &t.admins {
-                writeln!(out, "  {a}")?;
-            }
-            writeln!(out, "admin chain ({} links)", t.admin_chain.len())?;
-            for link in &t.admin_chain {
-                writeln!(out, "  {link}")?;
-            }
-            Ok(())
+            TrustOutcome::Network(NetworkView {
+                network: lib.config().network,
+                name: t.network_name.clone(),
+                admins: t.admins.clone(),
+                threshold: t.threshold,
+                admin_chain: t.admin_chain.clone(),
+                removed_admins: t.removed_admins.keys().copied().collect(),
+            })
         }
         NetworkCommand::Admins {
             add,
@@ -324,45 +494,23 @@ pub fn network(
                 Some(t) => t,
                 None => u8::try_from(admins.len() / 2 + 1).unwrap_or(u8::MAX),
             };
-            let issued = lib.change_admins(&admin, admins, threshold, history(compromised))?;
-            if json {
-                return print_json(out, &issued);
-            }
-            writeln!(out, "admin-set change {}: {}", issued.id, issued.judgement)?;
-            if issued.judgement != gatehouse_protocol::trust::Judgement::Accepted {
-                writeln!(
-                    out,
-                    "Other admins endorse it with `gatehouse network endorse {}` once it reaches them.",
-                    issued.id
-                )?;
-            }
-            Ok(())
+            TrustOutcome::AdminChange(lib.change_admins(
+                &admin,
+                admins,
+                threshold,
+                history(compromised),
+            )?)
         }
         NetworkCommand::Endorse { id } => {
             let admin = need_key(home, "admin", "network admin")?;
             let judgement = lib.endorse(&admin, id)?;
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "id": id, "judgement": judgement }),
-                );
-            }
-            writeln!(out, "endorsed {id}; the change is now {judgement}")?;
-            Ok(())
+            TrustOutcome::Endorsed { id, judgement }
         }
-    }
+    })
 }
 
-pub fn trust(
-    ctx: &mut Ctx<'_>,
-    out: &mut impl Write,
-    json: bool,
-    cmd: TrustCommand,
-) -> anyhow::Result<()> {
-    let home = &ctx.home.clone();
-    let paths = ctx.resolver();
-    let lib = ctx.lib()?;
-    match cmd {
+fn trust(home: &Home, lib: &mut Library, cmd: TrustCommand) -> anyhow::Result<TrustOutcome> {
+    Ok(match cmd {
         TrustCommand::Admit {
             key,
             name,
@@ -373,27 +521,18 @@ pub fn trust(
             with_library,
         } => {
             let admin = need_key(home, "admin", "network admin")?;
-            let (id, issued) = lib.admit(&admin, key, &name, setting, nation, to)?;
-            let bundled = match &invite {
-                Some(file) => Some(write_bundle(lib, &paths.path(file), with_library)?),
+            let (establishment, issued) = lib.admit(&admin, key, &name, setting, nation, to)?;
+            let envelopes_in_invite = match &invite {
+                Some(file) => Some(write_bundle(lib, file, with_library)?),
                 None => None,
             };
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "establishment": id, "certificate": issued.id, "invite": invite, "envelopes_in_invite": bundled }),
-                );
+            TrustOutcome::Admitted {
+                name,
+                establishment,
+                certificate: issued.id,
+                invite,
+                envelopes_in_invite,
             }
-            writeln!(out, "admitted {name} as establishment {id}")?;
-            if let (Some(file), Some(n)) = (invite, bundled) {
-                writeln!(
-                    out,
-                    "invitation with {n} envelopes written to {}; the site runs `gatehouse init --join {}`",
-                    file.display(),
-                    file.display()
-                )?;
-            }
-            Ok(())
         }
         TrustCommand::Revoke {
             key,
@@ -402,81 +541,36 @@ pub fn trust(
             reason,
         } => {
             let admin = need_key(home, "admin", "network admin")?;
-            let issued = match (key, establishment) {
+            TrustOutcome::Revoked(match (key, establishment) {
                 (Some(key), _) => lib.revoke_key(&admin, key, history(compromised), &reason)?,
                 (None, Some(text)) => {
                     let id = resolve_establishment(lib, &text)?;
                     lib.remove_establishment(&admin, id, history(compromised), &reason)?
                 }
-                (None, None) => bail!(UsageError("give --key or --establishment".into())),
-            };
-            if json {
-                return print_json(out, &issued);
-            }
-            writeln!(
-                out,
-                "revoked ({}); {} earlier envelopes stay valid",
-                issued.id, issued.kept
-            )?;
-            Ok(())
+                (None, None) => return Err(usage("give --key or --establishment")),
+            })
         }
-        TrustCommand::List => {
-            let list = lib.establishments()?;
-            if json {
-                return print_json(out, &serde_json::json!({ "establishments": list }));
-            }
-            for e in &list {
-                writeln!(
-                    out,
-                    "{} {}{} ({}, {})",
-                    e.id.short(),
-                    e.name,
-                    if e.removed { " [removed]" } else { "" },
-                    e.setting.label(),
-                    e.nation.label()
-                )?;
-                write_keys(out, "    ", e, true)?;
-            }
-            Ok(())
-        }
+        TrustCommand::List => TrustOutcome::Listed {
+            establishments: lib.establishments()?,
+        },
         TrustCommand::Show { establishment } => {
             let id = resolve_establishment(lib, &establishment)?;
-            let list = lib.establishments()?;
-            let e = list
-                .iter()
+            let establishment = lib
+                .establishments()?
+                .into_iter()
                 .find(|e| e.id == id)
                 .context("establishment vanished")?;
-            let removed = lib.trust().removed.get(&id);
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "establishment": e, "removal": removed }),
-                );
+            TrustOutcome::Shown {
+                establishment: Box::new(establishment),
+                removal: lib.trust().removed.get(&id).cloned(),
             }
-            writeln!(out, "{} ({})", e.name, e.id)?;
-            writeln!(out, "setting   {}", e.setting.label())?;
-            writeln!(out, "nation    {}", e.nation.label())?;
-            writeln!(out, "items     {}", e.items)?;
-            if let Some(r) = removed {
-                writeln!(out, "REMOVED   {}", r.reasons.join("; "))?;
-            }
-            write_keys(out, "key       ", e, false)?;
-            Ok(())
         }
-    }
+    })
 }
 
-pub fn member(
-    ctx: &mut Ctx<'_>,
-    out: &mut impl Write,
-    json: bool,
-    cmd: MemberCommand,
-) -> anyhow::Result<()> {
-    let home = &ctx.home.clone();
-    let paths = ctx.resolver();
-    let lib = ctx.lib()?;
+fn member(home: &Home, lib: &mut Library, cmd: MemberCommand) -> anyhow::Result<TrustOutcome> {
     let est = lib.config().establishment;
-    match cmd {
+    Ok(match cmd {
         MemberCommand::Add {
             key,
             name,
@@ -486,30 +580,18 @@ pub fn member(
         } => {
             let signer = need_key(home, "establishment", "establishment")?;
             let issued = lib.delegate(&signer, est, key, &name, role)?;
-            let bundled = match &invite {
-                Some(file) => Some(write_bundle(lib, &paths.path(file), with_library)?),
+            let envelopes_in_invite = match &invite {
+                Some(file) => Some(write_bundle(lib, file, with_library)?),
                 None => None,
             };
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "certificate": issued.id, "key": key, "invite": invite, "envelopes_in_invite": bundled }),
-                );
+            TrustOutcome::MemberAdded {
+                name,
+                key,
+                role,
+                certificate: issued.id,
+                invite,
+                envelopes_in_invite,
             }
-            writeln!(
-                out,
-                "{name} ({}) may now act as {}",
-                key.short(),
-                role.slug()
-            )?;
-            if let (Some(file), Some(n)) = (invite, bundled) {
-                writeln!(
-                    out,
-                    "invitation with {n} envelopes written to {}",
-                    file.display()
-                )?;
-            }
-            Ok(())
         }
         MemberCommand::Remove {
             key,
@@ -518,42 +600,21 @@ pub fn member(
         } => {
             let signer = need_key(home, "establishment", "establishment")?;
             let issued = lib.revoke_key(&signer, key, history(compromised), &reason)?;
-            if json {
-                return print_json(out, &issued);
-            }
-            writeln!(
-                out,
-                "revoked {} ({}); {} earlier envelopes it signed stay valid",
-                key.short(),
-                issued.id,
-                issued.kept
-            )?;
-            Ok(())
+            TrustOutcome::MemberRemoved { key, issued }
         }
         MemberCommand::List => {
-            let list = lib.establishments()?;
-            let Some(e) = list.iter().find(|e| e.id == est) else {
+            let Some(e) = lib.establishments()?.into_iter().find(|e| e.id == est) else {
                 bail!("this node's establishment is not admitted");
             };
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "establishment": e.id, "keys": e.keys, "members": e.members }),
-                );
+            TrustOutcome::Members {
+                establishment: Box::new(e),
             }
-            write_keys(out, "", e, false)?;
-            Ok(())
         }
-    }
+    })
 }
 
-pub fn key(
-    ctx: &mut Ctx<'_>,
-    out: &mut impl Write,
-    json: bool,
-    cmd: KeyCommand,
-) -> anyhow::Result<()> {
-    let home = &ctx.home.clone();
+/// `key generate` and `key show`, which need no library.
+pub fn key(home: &Home, out: &mut dyn Write, json: bool, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::Generate { which } => {
             home.create()?;
@@ -589,56 +650,41 @@ pub fn key(
             }
             Ok(())
         }
-        KeyCommand::Rotate { which } => {
-            let lib = ctx.lib()?;
-            let est_key = need_key(home, "establishment", "establishment")?;
-            let old_short = home
-                .read_key(&which)?
-                .map_or_else(|| "unknown".to_string(), |k| k.public().short());
-            let fresh = generate_key()?;
-            // The new key is on disk before any certificate names it, so a
-            // crash never leaves a delegated key nobody holds.
-            home.write_key(&format!("{which}.next"), &fresh)?;
-            let new_public = if which == "member" {
-                lib.rotate_member(&est_key, SecretKey::from_seed(fresh.to_seed()))?
-            } else {
-                lib.rotate_establishment(&est_key, &fresh)?
-            };
-            let old = home.key_path(&which);
-            let retired = home
-                .keys_dir()
-                .join(format!("{which}.retired-{old_short}.key"));
-            std::fs::rename(&old, &retired)
-                .with_context(|| format!("moving {} aside", old.display()))?;
-            std::fs::rename(home.key_path(&format!("{which}.next")), &old)
-                .with_context(|| format!("installing the new {}", old.display()))?;
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "key": new_public, "retired": retired }),
-                );
-            }
-            writeln!(
-                out,
-                "new {which} key {new_public}; the old one is revoked (its history kept) and kept as {}",
-                retired.display()
-            )?;
-            Ok(())
-        }
+        KeyCommand::Rotate { .. } => Err(usage("`key rotate` needs the library")),
     }
 }
 
-pub fn bundle(
-    ctx: &mut Ctx<'_>,
-    out: &mut impl Write,
-    json: bool,
-    cmd: BundleCommand,
-) -> anyhow::Result<()> {
-    let paths = ctx.resolver();
-    let lib = ctx.lib()?;
-    match cmd {
+fn rotate(home: &Home, lib: &mut Library, which: String) -> anyhow::Result<TrustOutcome> {
+    let est_key = need_key(home, "establishment", "establishment")?;
+    let old_short = home
+        .read_key(&which)?
+        .map_or_else(|| "unknown".to_string(), |k| k.public().short());
+    let fresh = generate_key()?;
+    // The new key is on disk before any certificate names it, so a
+    // crash never leaves a delegated key nobody holds.
+    home.write_key(&format!("{which}.next"), &fresh)?;
+    let key = if which == "member" {
+        lib.rotate_member(&est_key, SecretKey::from_seed(fresh.to_seed()))?
+    } else {
+        lib.rotate_establishment(&est_key, &fresh)?
+    };
+    let old = home.key_path(&which);
+    let retired = home
+        .keys_dir()
+        .join(format!("{which}.retired-{old_short}.key"));
+    std::fs::rename(&old, &retired).with_context(|| format!("moving {} aside", old.display()))?;
+    std::fs::rename(home.key_path(&format!("{which}.next")), &old)
+        .with_context(|| format!("installing the new {}", old.display()))?;
+    Ok(TrustOutcome::KeyRotated {
+        which,
+        key,
+        retired,
+    })
+}
+
+fn bundle(lib: &mut Library, cmd: BundleCommand) -> anyhow::Result<TrustOutcome> {
+    Ok(match cmd {
         BundleCommand::Export { file, since } => {
-            let file = paths.path(&file);
             let since_ms = since.map(|d| {
                 d.to_zoned(gatehouse_protocol::jiff::tz::TimeZone::UTC)
                     .map(|z| z.timestamp().as_millisecond().max(0) as u64)
@@ -647,29 +693,236 @@ pub fn bundle(
             let envelopes = bundle::select(lib, since_ms)?;
             let bytes = bundle::write(&lib.config().network, &envelopes);
             write_file(&file, &bytes)?;
-            if json {
-                return print_json(
-                    out,
-                    &serde_json::json!({ "file": file, "envelopes": envelopes.len(), "bytes": bytes.len() }),
-                );
+            TrustOutcome::Exported {
+                file,
+                envelopes: envelopes.len(),
+                bytes: bytes.len(),
             }
-            writeln!(
-                out,
-                "{} envelopes ({} bytes) written to {}",
-                envelopes.len(),
-                bytes.len(),
-                file.display()
-            )?;
-            Ok(())
         }
         BundleCommand::Import { file } => {
-            let file = paths.path(&file);
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let report =
                 bundle::import(lib, &bytes).with_context(|| format!("{}", file.display()))?;
+            TrustOutcome::Imported { file, report }
+        }
+    })
+}
+
+/// Writes what a trust command did to `out`.
+pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow::Result<()> {
+    match outcome {
+        TrustOutcome::Network(t) => {
             if json {
-                print_json(out, &report)?;
+                return print_json(
+                    out,
+                    &serde_json::json!({
+                        "network": t.network,
+                        "name": t.name,
+                        "admins": t.admins,
+                        "threshold": t.threshold,
+                        "admin_chain": t.admin_chain,
+                        "removed_admins": t.removed_admins,
+                    }),
+                );
+            }
+            writeln!(
+                out,
+                "network    {} ({})",
+                t.name.as_deref().unwrap_or("?"),
+                t.network
+            )?;
+            writeln!(
+                out,
+                "admins     {} of {} must sign a change of the admin set",
+                t.threshold,
+                t.admins.len()
+            )?;
+            for a in &t.admins {
+                writeln!(out, "  {a}")?;
+            }
+            writeln!(out, "admin chain ({} links)", t.admin_chain.len())?;
+            for link in &t.admin_chain {
+                writeln!(out, "  {link}")?;
+            }
+        }
+        TrustOutcome::AdminChange(issued) => {
+            if json {
+                return print_json(out, issued);
+            }
+            writeln!(out, "admin-set change {}: {}", issued.id, issued.judgement)?;
+            if issued.judgement != Judgement::Accepted {
+                writeln!(
+                    out,
+                    "Other admins endorse it with `gatehouse network endorse {}` once it reaches them.",
+                    issued.id
+                )?;
+            }
+        }
+        TrustOutcome::Endorsed { id, judgement } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "id": id, "judgement": judgement }),
+                );
+            }
+            writeln!(out, "endorsed {id}; the change is now {judgement}")?;
+        }
+        TrustOutcome::Admitted {
+            name,
+            establishment,
+            certificate,
+            invite,
+            envelopes_in_invite,
+        } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "establishment": establishment, "certificate": certificate, "invite": invite, "envelopes_in_invite": envelopes_in_invite }),
+                );
+            }
+            writeln!(out, "admitted {name} as establishment {establishment}")?;
+            if let (Some(file), Some(n)) = (invite, envelopes_in_invite) {
+                writeln!(
+                    out,
+                    "invitation with {n} envelopes written to {}; the site runs `gatehouse init --join {}`",
+                    file.display(),
+                    file.display()
+                )?;
+            }
+        }
+        TrustOutcome::Revoked(issued) => {
+            if json {
+                return print_json(out, issued);
+            }
+            writeln!(
+                out,
+                "revoked ({}); {} earlier envelopes stay valid",
+                issued.id, issued.kept
+            )?;
+        }
+        TrustOutcome::Listed { establishments } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "establishments": establishments }),
+                );
+            }
+            for e in establishments {
+                writeln!(
+                    out,
+                    "{} {}{} ({}, {})",
+                    e.id.short(),
+                    e.name,
+                    if e.removed { " [removed]" } else { "" },
+                    e.setting.label(),
+                    e.nation.label()
+                )?;
+                write_keys(out, "    ", e, true)?;
+            }
+        }
+        TrustOutcome::Shown {
+            establishment: e,
+            removal,
+        } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "establishment": e, "removal": removal }),
+                );
+            }
+            writeln!(out, "{} ({})", e.name, e.id)?;
+            writeln!(out, "setting   {}", e.setting.label())?;
+            writeln!(out, "nation    {}", e.nation.label())?;
+            writeln!(out, "items     {}", e.items)?;
+            if let Some(r) = removal {
+                writeln!(out, "REMOVED   {}", r.reasons.join("; "))?;
+            }
+            write_keys(out, "key       ", e, false)?;
+        }
+        TrustOutcome::MemberAdded {
+            name,
+            key,
+            role,
+            certificate,
+            invite,
+            envelopes_in_invite,
+        } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "certificate": certificate, "key": key, "invite": invite, "envelopes_in_invite": envelopes_in_invite }),
+                );
+            }
+            writeln!(
+                out,
+                "{name} ({}) may now act as {}",
+                key.short(),
+                role.slug()
+            )?;
+            if let (Some(file), Some(n)) = (invite, envelopes_in_invite) {
+                writeln!(
+                    out,
+                    "invitation with {n} envelopes written to {}",
+                    file.display()
+                )?;
+            }
+        }
+        TrustOutcome::MemberRemoved { key, issued } => {
+            if json {
+                return print_json(out, issued);
+            }
+            writeln!(
+                out,
+                "revoked {} ({}); {} earlier envelopes it signed stay valid",
+                key.short(),
+                issued.id,
+                issued.kept
+            )?;
+        }
+        TrustOutcome::Members { establishment: e } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "establishment": e.id, "keys": e.keys, "members": e.members }),
+                );
+            }
+            write_keys(out, "", e, false)?;
+        }
+        TrustOutcome::KeyRotated {
+            which,
+            key,
+            retired,
+        } => {
+            if json {
+                return print_json(out, &serde_json::json!({ "key": key, "retired": retired }));
+            }
+            writeln!(
+                out,
+                "new {which} key {key}; the old one is revoked (its history kept) and kept as {}",
+                retired.display()
+            )?;
+        }
+        TrustOutcome::Exported {
+            file,
+            envelopes,
+            bytes,
+        } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "file": file, "envelopes": envelopes, "bytes": bytes }),
+                );
+            }
+            writeln!(
+                out,
+                "{envelopes} envelopes ({bytes} bytes) written to {}",
+                file.display()
+            )?;
+        }
+        TrustOutcome::Imported { file, report } => {
+            if json {
+                print_json(out, report)?;
             } else {
                 writeln!(
                     out,
@@ -700,13 +953,13 @@ pub fn bundle(
                     writeln!(out, "  the file is damaged: {b}")?;
                 }
             }
-            if let Some(b) = report.broken {
+            if let Some(b) = &report.broken {
                 bail!(
                     "{}: {b}; the valid envelopes before the damage were stored",
                     file.display()
                 );
             }
-            Ok(())
         }
     }
+    Ok(())
 }

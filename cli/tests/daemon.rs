@@ -115,6 +115,14 @@ fn commands_go_through_the_running_node_with_the_same_results() {
         &["history", prefix],
     ];
     let direct: Vec<Value> = queries.iter().map(|q| json(&home, cwd, q)).collect();
+    let direct_text: Vec<String> = queries
+        .iter()
+        .map(|q| {
+            let (ok, out, err) = run(&home, cwd, q);
+            assert!(ok, "gatehouse {q:?}: {err}");
+            out
+        })
+        .collect();
 
     let mut daemon = start_node(&home);
     let socket = home.join("node.sock");
@@ -145,6 +153,43 @@ fn commands_go_through_the_running_node_with_the_same_results() {
     let (wrote, _, _) = run(&home, cwd, &["withdraw", prefix, "--reason", "test"]);
     assert!(!wrote, "a write needs the control socket");
     std::fs::rename(&aside, &socket).expect("put the socket back");
+
+    // Text output is rendered by the caller from the node's typed outcome,
+    // so it is the same as without the node.
+    for (q, want) in queries.iter().zip(&direct_text) {
+        let (ok, got, err) = run(&home, cwd, q);
+        assert!(ok, "gatehouse {q:?} through the node: {err}");
+        assert_eq!(
+            &got, want,
+            "gatehouse {q:?} prints differently through the node"
+        );
+    }
+    // The control socket takes typed requests of its own version only, and
+    // says what to do about any other.
+    let ask = |line: &str| -> Value {
+        use std::io::{BufRead, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+        stream.write_all(line.as_bytes()).expect("send");
+        stream.write_all(b"\n").expect("send");
+        let mut reply = String::new();
+        std::io::BufReader::new(stream)
+            .read_line(&mut reply)
+            .expect("reply");
+        serde_json::from_str(&reply).expect("a JSON reply")
+    };
+    let argv = ask(r#"{"argv":["gatehouse","list"],"cwd":"/"}"#);
+    let message = argv["Failed"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot read this request") && message.contains("same version"),
+        "{argv}"
+    );
+    let newer = ask(r#"{"version":99,"gatehouse":"9.0.0","op":{"Read":"Establishments"}}"#);
+    let message = newer["Failed"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("9.0.0") && message.contains("control version 99"),
+        "{newer}"
+    );
+    assert_eq!(newer["Failed"]["usage"], true, "{newer}");
 
     let status = json(&home, cwd, &["status"]);
     assert_eq!(status["node_running"], true, "{status}");

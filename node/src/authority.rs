@@ -32,7 +32,7 @@ pub enum History {
 }
 
 /// What a certificate operation did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Issued {
     /// The certificate's envelope id.
     pub id: EnvelopeId,

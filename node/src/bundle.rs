@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use gatehouse_protocol::envelope::{Envelope, MAX_ENVELOPE_BYTES, Verified, peek_created_ms};
 use gatehouse_protocol::id::{EnvelopeId, NetworkId};
 use gatehouse_protocol::trust::Judgement;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::library::{Library, LibraryError};
@@ -192,7 +192,7 @@ pub fn read(bytes: &[u8]) -> Result<Read<'_>, BundleError> {
 }
 
 /// One envelope a bundle import refused or could not put in effect.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Refusal {
     /// 1-based position in the file.
     pub index: usize,
@@ -205,7 +205,7 @@ pub struct Refusal {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImportReport {
     /// Entries read.
     pub read: usize,

@@ -189,7 +189,7 @@ pub struct SearchPage {
 }
 
 /// An item due for review.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DueItem {
     /// The item.
     #[serde(flatten)]
@@ -210,7 +210,7 @@ pub struct PeerEntry {
 }
 
 /// Counts for `gatehouse status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusReport {
     /// The network.
     pub network: NetworkId,

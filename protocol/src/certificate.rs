@@ -102,7 +102,9 @@ pub struct Admission {
 }
 
 /// What sort of key a delegation is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberRole {
     /// A person (site lead, deputy) who publishes.

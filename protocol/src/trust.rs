@@ -175,7 +175,7 @@ pub struct Member {
 }
 
 /// A revocation in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Revoked {
     /// Envelopes that stay valid (the intersection over every revocation).
     pub keep: BTreeSet<EnvelopeId>,

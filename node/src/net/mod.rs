@@ -42,7 +42,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
 use libp2p::{
     PeerId, StreamProtocol, Swarm, dcutr, identify, identity, mdns, noise, ping, relay, tcp, yamux,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -131,7 +131,7 @@ impl Default for NetConfig {
 pub type PeerState = PeerStats;
 
 /// The network's state, for `gatehouse status`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetStatus {
     /// This node's PeerId.
     pub peer_id: String,

@@ -11,7 +11,7 @@ use gatehouse_protocol::reconcile::{Message as ReconcileMessage, Reconciler};
 use gatehouse_protocol::sync::{
     MAX_ENVELOPES_PER_MESSAGE, MAX_FETCH_IDS, SyncRequest, SyncResponse, TARGET_BATCH_BYTES,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::admission::MAX_PROOF_CERTIFICATES;
 use super::session::{Purpose, Session, WINDOW};
@@ -77,7 +77,7 @@ impl Default for SyncConfig {
 }
 
 /// What one peer looks like from here.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PeerStats {
     /// Whether a connection is open.
     pub connected: bool,

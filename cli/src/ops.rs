@@ -1,0 +1,390 @@
+//! Commands as typed values.
+//!
+//! An [`Op`] is a command that needs the library, with its arguments
+//! checked, its files read and its paths made absolute by the process that
+//! parsed it. [`operate`] runs it on a library and returns an [`Outcome`],
+//! which the CLI renders (`output.rs`). The same `Op` runs directly on the
+//! data directory or inside the running node, where it arrives over the
+//! control socket (`daemon.rs`); outcomes are rendered by the CLI process
+//! either way, so results are the same by construction.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gatehouse_node::home::Home;
+use gatehouse_node::library::{
+    DueItem, EstablishmentSummary, ItemView, SearchResults, StatusReport, VersionEntry,
+};
+use gatehouse_node::net::NetStatus;
+use gatehouse_protocol::id::ItemId;
+use gatehouse_protocol::item::ItemContent;
+use gatehouse_protocol::jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use crate::ctx::Ctx;
+use crate::reader::{Api, Reader};
+use crate::trust_cmd::{self, TrustOutcome};
+use crate::{FilterArgs, PeersCommand, build_filter, daemon, usage};
+
+/// A command for the library.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    /// A new item.
+    Publish {
+        /// The file it was read from (for messages).
+        file: PathBuf,
+        /// The item, parsed and checked.
+        content: ItemContent,
+        /// Reviewed false positives of the identifier scan.
+        allowed: Vec<String>,
+        /// Makes a retry safe.
+        idempotency_key: Option<String>,
+    },
+    /// A new version of an item.
+    Revise {
+        /// Item id or prefix.
+        id: String,
+        /// The file it was read from (for messages).
+        file: PathBuf,
+        /// The new content.
+        content: ItemContent,
+        /// Reviewed false positives.
+        allowed: Vec<String>,
+    },
+    /// Mark an item superseded.
+    Supersede {
+        /// The item replaced.
+        id: String,
+        /// The item that replaces it.
+        by: String,
+    },
+    /// Withdraw an item.
+    Withdraw {
+        /// The item.
+        id: String,
+        /// Why.
+        reason: String,
+        /// Reviewed false positives in the reason.
+        allowed: Vec<String>,
+    },
+    /// List items.
+    List {
+        /// Which.
+        filter: FilterArgs,
+    },
+    /// A read the node's JSON API can also answer.
+    Read(ReadOp),
+    /// This establishment's items due for review.
+    Due {
+        /// The caller's date.
+        today: Date,
+        /// How far ahead.
+        within_days: i64,
+    },
+    /// Counts, trust problems and the network's state.
+    Status {
+        /// Warn when no reconciliation has completed for this long.
+        stale_after_ms: u64,
+    },
+    /// `network`, `trust`, `member`, `key rotate` and `bundle`.
+    Trust(trust_cmd::TrustOp),
+    /// The peer book.
+    Peers(PeersCommand),
+}
+
+/// A read of items and establishments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ReadOp {
+    /// One item.
+    Show {
+        /// Id or prefix.
+        id: String,
+        /// A past version.
+        version: Option<u64>,
+    },
+    /// Every version of an item.
+    History {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Ranked search.
+    Search {
+        /// The query.
+        query: String,
+        /// Filters.
+        filter: FilterArgs,
+        /// Most results.
+        limit: usize,
+    },
+    /// The establishments.
+    Establishments,
+}
+
+/// What a command did, for the CLI to render.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Outcome {
+    /// `publish`.
+    Published {
+        /// The new item.
+        id: ItemId,
+    },
+    /// `revise`.
+    Revised {
+        /// The item.
+        id: ItemId,
+        /// Its version now.
+        version: u64,
+    },
+    /// `supersede`.
+    Superseded {
+        /// The old item.
+        id: ItemId,
+        /// The new one.
+        by: ItemId,
+    },
+    /// `withdraw`.
+    Withdrawn {
+        /// The item.
+        id: ItemId,
+    },
+    /// `list`.
+    Items {
+        /// The items.
+        items: Vec<ItemView>,
+    },
+    /// `show`.
+    Item {
+        /// The item.
+        view: Box<ItemView>,
+    },
+    /// `history`.
+    History {
+        /// The item.
+        id: ItemId,
+        /// Its versions.
+        versions: Vec<VersionEntry>,
+    },
+    /// `search`.
+    Search {
+        /// What was searched for.
+        query: String,
+        /// What was found.
+        results: SearchResults,
+    },
+    /// `due`.
+    Due {
+        /// The date it was computed for.
+        today: Date,
+        /// How far ahead.
+        within_days: i64,
+        /// The items.
+        items: Vec<DueItem>,
+    },
+    /// `establishments`.
+    Establishments {
+        /// The establishments.
+        establishments: Vec<EstablishmentSummary>,
+    },
+    /// `status`.
+    Status {
+        /// The library's counts.
+        report: StatusReport,
+        /// The network, when the node runs.
+        net: Option<NetStatus>,
+        /// The last completed reconciliation with anyone.
+        last_sync_ms: Option<u64>,
+        /// A warning for the user.
+        warning: Option<String>,
+    },
+    /// The trust commands.
+    Trust(TrustOutcome),
+    /// The peer book.
+    Peers(PeersOutcome),
+}
+
+/// What a `peers` command did.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeersOutcome {
+    /// `peers add`.
+    Added {
+        /// The address.
+        address: String,
+        /// False when it was already there.
+        added: bool,
+    },
+    /// `peers remove`.
+    Removed {
+        /// The address.
+        address: String,
+    },
+    /// `peers list`.
+    Listed {
+        /// The peer book.
+        book: Vec<gatehouse_node::library::PeerEntry>,
+        /// Connections, when the node runs.
+        net: Option<NetStatus>,
+    },
+}
+
+/// An absolute form of a path given on the command line, so that the
+/// running node reads and writes where the caller meant.
+pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
+}
+
+/// Runs `op` where it belongs: reads through the running node's API when
+/// it serves one, everything else through its control socket, and directly
+/// on the data directory when no node runs.
+pub fn dispatch(home: Home, mut op: Op) -> anyhow::Result<Outcome> {
+    if let Op::Read(read) = &op
+        && let Some(mut api) = Api::connect(&home)
+    {
+        return read_with(read.clone(), &mut api);
+    }
+    if let Some(outcome) = daemon::forward(&home, &mut op)? {
+        return Ok(outcome);
+    }
+    operate(op, &mut Ctx::direct(home))
+}
+
+/// Answers a read from `reader`.
+pub fn read_with(op: ReadOp, reader: &mut dyn Reader) -> anyhow::Result<Outcome> {
+    Ok(match op {
+        ReadOp::Show { id, version } => Outcome::Item {
+            view: Box::new(reader.item(&id, version)?),
+        },
+        ReadOp::History { id } => {
+            let (id, versions) = reader.history(&id)?;
+            Outcome::History { id, versions }
+        }
+        ReadOp::Search {
+            query,
+            filter,
+            limit,
+        } => {
+            if query.trim().is_empty() {
+                return Err(usage("give something to search for"));
+            }
+            let filter = build_filter(reader, filter)?;
+            let results = reader.search(&query, &filter, limit)?;
+            Outcome::Search { query, results }
+        }
+        ReadOp::Establishments => Outcome::Establishments {
+            establishments: reader.establishments()?,
+        },
+    })
+}
+
+/// Runs `op` on the library `ctx` reaches.
+pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
+    Ok(match op {
+        Op::Publish {
+            file,
+            content,
+            allowed,
+            idempotency_key,
+        } => {
+            let lib = ctx.lib()?;
+            let id = match &idempotency_key {
+                Some(key) => lib.publish_once(&content, &allowed, key),
+                None => lib.publish(&content, &allowed),
+            }
+            .with_context(|| format!("{}", file.display()))?;
+            Outcome::Published { id }
+        }
+        Op::Revise {
+            id,
+            file,
+            content,
+            allowed,
+        } => {
+            let lib = ctx.lib()?;
+            let id = lib.resolve(&id)?;
+            let version = lib
+                .revise(&id, &content, &allowed)
+                .with_context(|| format!("{}", file.display()))?;
+            Outcome::Revised { id, version }
+        }
+        Op::Supersede { id, by } => {
+            let lib = ctx.lib()?;
+            let old = lib.resolve(&id)?;
+            let new = lib.resolve(&by)?;
+            lib.supersede(&old, &new)?;
+            Outcome::Superseded { id: old, by: new }
+        }
+        Op::Withdraw {
+            id,
+            reason,
+            allowed,
+        } => {
+            let lib = ctx.lib()?;
+            let id = lib.resolve(&id)?;
+            lib.withdraw(&id, &reason, &allowed)?;
+            Outcome::Withdrawn { id }
+        }
+        Op::List { filter } => {
+            let lib = ctx.lib()?;
+            let filter = build_filter(&mut *lib, filter)?;
+            Outcome::Items {
+                items: lib.list(&filter)?,
+            }
+        }
+        Op::Read(read) => read_with(read, ctx.lib()?)?,
+        Op::Due { today, within_days } => Outcome::Due {
+            today,
+            within_days,
+            items: ctx.lib()?.due(today, within_days)?,
+        },
+        Op::Status { stale_after_ms } => {
+            let net = ctx.net.clone();
+            let lib = ctx.lib()?;
+            let report = lib.status()?;
+            let last_sync_ms = lib
+                .peers()?
+                .iter()
+                .filter_map(|p| p.last_sync_ms)
+                .chain(net.as_ref().and_then(|n| n.last_sync_ms))
+                .max();
+            let now = u64::try_from(gatehouse_protocol::jiff::Timestamp::now().as_millisecond())
+                .unwrap_or(0);
+            let stale = last_sync_ms.is_none_or(|t| now.saturating_sub(t) > stale_after_ms);
+            let warning = stale.then(|| match last_sync_ms {
+                None => "this node has never reconciled with a peer: its view of trust may be out of date".to_string(),
+                Some(t) => format!(
+                    "no reconciliation with any peer since {}: this node's view of trust may be out of date",
+                    gatehouse_node::library::format_ms(t)
+                ),
+            });
+            Outcome::Status {
+                report,
+                net,
+                last_sync_ms,
+                warning,
+            }
+        }
+        Op::Trust(op) => Outcome::Trust(trust_cmd::operate(ctx, op)?),
+        Op::Peers(cmd) => Outcome::Peers(peers(ctx, cmd)?),
+    })
+}
+
+fn peers(ctx: &mut Ctx<'_>, cmd: PeersCommand) -> anyhow::Result<PeersOutcome> {
+    let net = ctx.net.clone();
+    let lib = ctx.lib()?;
+    Ok(match cmd {
+        PeersCommand::Add { address } => {
+            let address = address.to_string();
+            let added = lib.add_peer(&address)?;
+            PeersOutcome::Added { address, added }
+        }
+        PeersCommand::Remove { address } => {
+            if !lib.remove_peer(&address)? {
+                return Err(usage(format!("{address} is not in the peer book")));
+            }
+            PeersOutcome::Removed { address }
+        }
+        PeersCommand::List => PeersOutcome::Listed {
+            book: lib.peers()?,
+            net,
+        },
+    })
+}

@@ -1,0 +1,457 @@
+//! How outcomes are shown: text for people, `--json` for scripts.
+//!
+//! Rendering happens in the process the user ran, whether the command ran
+//! there or inside the running node, so output does not depend on where
+//! the command ran.
+
+use std::io::{self, IsTerminal, Write};
+
+use gatehouse_node::library::ItemView;
+use serde::Serialize;
+
+use crate::ops::{Outcome, PeersOutcome};
+use crate::{render, trust_cmd};
+
+/// Writes `outcome` to `out`.
+pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow::Result<()> {
+    match outcome {
+        Outcome::Published { id } => {
+            if json {
+                return print_json(&mut out, &serde_json::json!({ "id": id }));
+            }
+            writeln!(out, "{id}")?;
+        }
+        Outcome::Revised { id, version } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "version": version }),
+                );
+            }
+            writeln!(out, "{id} is now at version {version}")?;
+        }
+        Outcome::Superseded { id, by } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "superseded_by": by }),
+                );
+            }
+            writeln!(out, "{id} is superseded by {by}")?;
+        }
+        Outcome::Withdrawn { id } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "status": "withdrawn" }),
+                );
+            }
+            writeln!(out, "{id} is withdrawn")?;
+        }
+        Outcome::Items { items } => {
+            if json {
+                return print_json(&mut out, &serde_json::json!({ "items": items }));
+            }
+            if items.is_empty() {
+                writeln!(out, "No items match.")?;
+            }
+            for v in items {
+                write_item_line(&mut out, v)?;
+            }
+        }
+        Outcome::Item { view } => {
+            if json {
+                return print_json(&mut out, view);
+            }
+            write_item(&mut out, view)?;
+        }
+        Outcome::History { id, versions } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "versions": versions }),
+                );
+            }
+            for v in versions {
+                writeln!(
+                    out,
+                    "v{:<3} {:<10} {}  {} ({}), {}",
+                    v.version,
+                    v.action,
+                    v.at,
+                    v.signer.name.as_deref().unwrap_or("unknown key"),
+                    v.signer.key.short(),
+                    v.establishment
+                        .name
+                        .as_deref()
+                        .unwrap_or("unknown establishment"),
+                )?;
+                let mut what = v.changed.join(", ");
+                if v.lines_added + v.lines_removed > 0 {
+                    what.push_str(&format!(
+                        " (body +{} -{} lines)",
+                        v.lines_added, v.lines_removed
+                    ));
+                }
+                writeln!(out, "     changed: {what}")?;
+            }
+        }
+        Outcome::Search { query, results } => {
+            if json {
+                return print_json(&mut out, results);
+            }
+            if results.results.is_empty() {
+                writeln!(out, "Nothing found for {query:?}.")?;
+                return Ok(());
+            }
+            writeln!(
+                out,
+                "{} of {} matching items:\n",
+                results.results.len(),
+                results.total
+            )?;
+            let tty = io::stdout().is_terminal();
+            for r in &results.results {
+                write_item_line(&mut out, &r.view)?;
+                writeln!(out, "    {}\n", highlight(&r.snippet, &r.highlights, tty))?;
+            }
+        }
+        Outcome::Due {
+            today,
+            within_days,
+            items,
+        } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "today": today, "within_days": within_days, "items": items }),
+                );
+            }
+            if items.is_empty() {
+                writeln!(
+                    out,
+                    "Nothing of this establishment's is due for review within {within_days} days."
+                )?;
+            }
+            for d in items {
+                let when = if d.days_left < 0 {
+                    format!("OVERDUE by {} days", -d.days_left)
+                } else {
+                    format!("due in {} days", d.days_left)
+                };
+                writeln!(
+                    out,
+                    "{}  {}  {}  {}",
+                    d.view.item.content.review_due,
+                    d.view.item.id.short(),
+                    d.view.item.content.title,
+                    when
+                )?;
+            }
+        }
+        Outcome::Establishments { establishments } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "establishments": establishments }),
+                );
+            }
+            for e in establishments {
+                writeln!(
+                    out,
+                    "{:<40} {:<32} {:<10} {:>3} items  {}",
+                    e.name,
+                    e.setting.label(),
+                    e.nation.label(),
+                    e.items,
+                    e.id.short()
+                )?;
+            }
+        }
+        Outcome::Status {
+            report: s,
+            net,
+            last_sync_ms,
+            warning,
+        } => {
+            if json {
+                let mut v = serde_json::to_value(s)?;
+                v["node_running"] = serde_json::json!(net.is_some());
+                v["network_state"] = serde_json::to_value(net)?;
+                v["last_sync_ms"] = serde_json::json!(last_sync_ms);
+                v["warning"] = serde_json::json!(warning);
+                return print_json(&mut out, &v);
+            }
+            writeln!(
+                out,
+                "network        {} ({})",
+                s.network_name.as_deref().unwrap_or("?"),
+                s.network
+            )?;
+            writeln!(
+                out,
+                "establishment  {}",
+                s.establishment.name.as_deref().unwrap_or("not admitted")
+            )?;
+            writeln!(out, "envelopes      {}", s.envelopes)?;
+            writeln!(out, "certificates   {}", s.certificates)?;
+            writeln!(out, "items          {}", s.items)?;
+            for (reason, n) in &s.pending {
+                writeln!(out, "pending        {n}: {reason}")?;
+            }
+            for (reason, n) in &s.rejected {
+                writeln!(out, "rejected       {n}: {reason}")?;
+            }
+            match net {
+                None => writeln!(
+                    out,
+                    "node           not running (start it with `gatehouse node run`)"
+                )?,
+                Some(n) => {
+                    writeln!(out, "node           running as {}", n.peer_id)?;
+                    for a in &n.listening {
+                        writeln!(out, "listening      {a}")?;
+                    }
+                    let connected = n.peers.values().filter(|p| p.connected).count();
+                    writeln!(out, "peers          {connected} connected")?;
+                    for (id, p) in n.peers.iter().filter(|(_, p)| p.connected) {
+                        writeln!(
+                            out,
+                            "  {} {}  last sync {}",
+                            p.establishment.as_deref().unwrap_or("?"),
+                            id,
+                            p.last_sync_ms.map_or_else(
+                                || "not yet".to_string(),
+                                gatehouse_node::library::format_ms
+                            )
+                        )?;
+                    }
+                    if n.forged_received > 0 {
+                        writeln!(
+                            out,
+                            "forged         {} envelopes refused from peers",
+                            n.forged_received
+                        )?;
+                    }
+                    if n.refused_connections > 0 {
+                        writeln!(
+                            out,
+                            "refused        {} connections from unadmitted nodes",
+                            n.refused_connections
+                        )?;
+                    }
+                }
+            }
+            if let Some(w) = warning {
+                writeln!(out, "WARNING        {w}")?;
+            }
+        }
+        Outcome::Trust(t) => return trust_cmd::render(t, out, json),
+        Outcome::Peers(p) => return render_peers(p, out, json),
+    }
+    Ok(())
+}
+
+fn render_peers(outcome: &PeersOutcome, out: &mut dyn Write, json: bool) -> anyhow::Result<()> {
+    match outcome {
+        PeersOutcome::Added { address, added } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "address": address, "added": added }),
+                );
+            }
+            if *added {
+                writeln!(out, "remembered {address}")?;
+            } else {
+                writeln!(out, "{address} was already in the peer book")?;
+            }
+        }
+        PeersOutcome::Removed { address } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "address": address, "removed": true }),
+                );
+            }
+            writeln!(out, "forgot {address}")?;
+        }
+        PeersOutcome::Listed { book, net } => {
+            if json {
+                return print_json(out, &serde_json::json!({ "book": book, "network": net }));
+            }
+            for p in book {
+                writeln!(
+                    out,
+                    "{}  last sync {}",
+                    p.address,
+                    p.last_sync_ms
+                        .map_or_else(|| "never".to_string(), gatehouse_node::library::format_ms)
+                )?;
+            }
+            match net {
+                None => writeln!(out, "(the node is not running: no connections)")?,
+                Some(n) => {
+                    for (id, p) in &n.peers {
+                        writeln!(
+                            out,
+                            "{} {} {}  last sync {}",
+                            if p.connected {
+                                "connected   "
+                            } else {
+                                "disconnected"
+                            },
+                            p.establishment.as_deref().unwrap_or("?"),
+                            id,
+                            p.last_sync_ms.map_or_else(
+                                || "never".to_string(),
+                                gatehouse_node::library::format_ms
+                            )
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn print_json(out: &mut (impl Write + ?Sized), value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_item_line(out: &mut dyn Write, v: &ItemView) -> anyhow::Result<()> {
+    let c = &v.item.content;
+    writeln!(
+        out,
+        "{}  {:<13} v{:<3} {:<10} {}  [{}]",
+        v.item.id.short(),
+        c.kind.label(),
+        v.item.version,
+        c.status.slug(),
+        c.title,
+        v.establishment
+            .name
+            .as_deref()
+            .unwrap_or("unknown establishment"),
+    )?;
+    Ok(())
+}
+
+fn highlight(snippet: &str, ranges: &[(usize, usize)], tty: bool) -> String {
+    let (open, close) = if tty {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("**", "**")
+    };
+    let mut out = String::new();
+    let mut last = 0;
+    for &(s, e) in ranges {
+        if s < last
+            || e > snippet.len()
+            || !snippet.is_char_boundary(s)
+            || !snippet.is_char_boundary(e)
+        {
+            continue;
+        }
+        out.push_str(&snippet[last..s]);
+        out.push_str(open);
+        out.push_str(&snippet[s..e]);
+        out.push_str(close);
+        last = e;
+    }
+    out.push_str(&snippet[last..]);
+    out.replace('\n', " ")
+}
+
+fn write_item(out: &mut dyn Write, v: &ItemView) -> anyhow::Result<()> {
+    let i = &v.item;
+    let c = &i.content;
+    writeln!(out, "{}", c.title)?;
+    writeln!(out, "{}", "=".repeat(c.title.chars().count()))?;
+    let est = v
+        .establishment
+        .name
+        .as_deref()
+        .unwrap_or("unknown establishment");
+    let row = |out: &mut dyn Write, k: &str, val: &str| writeln!(out, "{k:<16}{val}");
+    row(out, "id", &i.id.to_hex())?;
+    row(out, "kind", c.kind.label())?;
+    row(out, "status", c.status.label())?;
+    if let Some(next) = i.superseded_by {
+        row(out, "superseded by", &next.to_hex())?;
+    }
+    if let Some(reason) = &i.withdrawn_reason {
+        row(out, "withdrawn", reason)?;
+    }
+    row(out, "version", &i.version.to_string())?;
+    row(out, "establishment", est)?;
+    let signers: Vec<String> = v
+        .signed_by
+        .iter()
+        .map(|n| {
+            format!(
+                "{} ({})",
+                n.name.as_deref().unwrap_or("unknown key"),
+                n.key.short()
+            )
+        })
+        .collect();
+    row(
+        out,
+        "signed by",
+        &format!("{} of {est}", signers.join(", ")),
+    )?;
+    row(out, "nation", c.nation.label())?;
+    row(
+        out,
+        "pathways",
+        &c.pathways
+            .iter()
+            .map(|p| p.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )?;
+    row(
+        out,
+        "settings",
+        &c.settings
+            .iter()
+            .map(|s| s.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )?;
+    if !c.tags.is_empty() {
+        row(out, "tags", &c.tags.join(", "))?;
+    }
+    if let Some(a) = &c.approved_by {
+        row(out, "approved by", a)?;
+    }
+    if let Some(d) = c.approved_on {
+        row(out, "approved on", &d.to_string())?;
+    }
+    if let Some(d) = c.effective_from {
+        row(out, "effective from", &d.to_string())?;
+    }
+    row(out, "review due", &c.review_due.to_string())?;
+    for s in &i.supersedes {
+        row(out, "supersedes", &s.to_hex())?;
+    }
+    writeln!(out, "\n{}\n", c.summary)?;
+    if let Some(qi) = &c.qi {
+        writeln!(out, "Aim\n---\n{}\n", qi.aim)?;
+        writeln!(out, "Measures\n--------")?;
+        for m in &qi.measures {
+            writeln!(out, "• {m}")?;
+        }
+        writeln!(out, "\nPDSA cycles\n-----------")?;
+        for p in &qi.pdsa_cycles {
+            writeln!(out, "• {p}")?;
+        }
+        writeln!(out, "\nOutcomes\n--------\n{}\n", qi.outcomes)?;
+    }
+    writeln!(out, "{}", render::markdown_to_text(&c.body))?;
+    Ok(())
+}
