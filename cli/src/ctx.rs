@@ -10,12 +10,14 @@ use std::sync::{Mutex, MutexGuard};
 use gatehouse_node::home::Home;
 use gatehouse_node::library::Library;
 use gatehouse_node::net::NetStatus;
+use gatehouse_node::query::{ReadView, Reads};
 
 /// The context an op runs in.
 pub struct Ctx<'a> {
     /// The data directory.
     pub home: Home,
     shared: Option<&'a Mutex<Library>>,
+    reads: Option<Reads>,
     guard: Option<MutexGuard<'a, Library>>,
     opened: Option<Library>,
     /// The network's state, when running inside the node.
@@ -28,6 +30,7 @@ impl<'a> Ctx<'a> {
         Self {
             home,
             shared: None,
+            reads: None,
             guard: None,
             opened: None,
             net: None,
@@ -36,13 +39,25 @@ impl<'a> Ctx<'a> {
 
     /// Ops run inside the node, on its library.
     pub fn shared(home: Home, library: &'a Mutex<Library>, net: NetStatus) -> Self {
+        let reads = library.lock().unwrap_or_else(|p| p.into_inner()).reads();
         Self {
             home,
             shared: Some(library),
+            reads: Some(reads),
             guard: None,
             opened: None,
             net: Some(net),
         }
+    }
+
+    /// A view of the library for reading. Inside the node it is the latest
+    /// the library handed out, taken without its lock, so a read never
+    /// waits for a batch from a peer.
+    pub fn view(&mut self) -> anyhow::Result<ReadView> {
+        if let Some(reads) = &self.reads {
+            return Ok((*reads.latest()).clone());
+        }
+        Ok(self.lib()?.read_view())
     }
 
     /// The library, opened (or locked) on first use.

@@ -254,7 +254,7 @@ pub async fn serve_web(
     addr: SocketAddr,
 ) -> anyhow::Result<WebServer> {
     let state = WebState {
-        library: node.library.clone(),
+        reads: node.reads(),
         net: Some(node.net.clone()),
     };
     let server = WebServer::start(addr, state).await.map_err(|e| {

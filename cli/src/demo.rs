@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use gatehouse_node::bundle;
-use gatehouse_node::filter::Filter;
 use gatehouse_node::home::{Home, generate_key};
 use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::net::NetConfig;
+use gatehouse_node::query::filter::Filter;
+use gatehouse_node::replica::bundle;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::{SampleEstablishment, read_sample_dir};
 

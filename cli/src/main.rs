@@ -20,9 +20,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use gatehouse_node::filter::Filter;
 use gatehouse_node::home::Home;
 use gatehouse_node::library::{InitOptions, Library};
+use gatehouse_node::query::filter::Filter;
 use gatehouse_protocol::jiff::Zoned;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
@@ -553,7 +553,8 @@ fn read_draft(
             e.utf8_error().valid_up_to()
         )
     })?;
-    gatehouse_node::draft::parse(&text, allowed).with_context(|| format!("{}", file.display()))
+    gatehouse_node::authoring::draft::parse(&text, allowed)
+        .with_context(|| format!("{}", file.display()))
 }
 
 pub(crate) fn build_filter(reader: &mut dyn Reader, f: FilterArgs) -> anyhow::Result<Filter> {

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use gatehouse_node::home::Home;
-use gatehouse_node::library::{
+use gatehouse_node::net::NetStatus;
+use gatehouse_node::query::{
     DueItem, EstablishmentSummary, ItemView, SearchResults, StatusReport, VersionEntry,
 };
-use gatehouse_node::net::NetStatus;
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::jiff::civil::Date;
@@ -220,7 +220,7 @@ pub enum PeersOutcome {
     /// `peers list`.
     Listed {
         /// The peer book.
-        book: Vec<gatehouse_node::library::PeerEntry>,
+        book: Vec<gatehouse_node::net::book::PeerEntry>,
         /// Connections, when the node runs.
         net: Option<NetStatus>,
     },
@@ -323,23 +323,23 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             Outcome::Withdrawn { id }
         }
         Op::List { filter } => {
-            let lib = ctx.lib()?;
-            let filter = build_filter(&mut *lib, filter)?;
+            let mut view = ctx.view()?;
+            let filter = build_filter(&mut view, filter)?;
             Outcome::Items {
-                items: lib.list(&filter)?,
+                items: view.list(&filter)?,
             }
         }
-        Op::Read(read) => read_with(read, ctx.lib()?)?,
+        Op::Read(read) => read_with(read, &mut ctx.view()?)?,
         Op::Due { today, within_days } => Outcome::Due {
             today,
             within_days,
-            items: ctx.lib()?.due(today, within_days)?,
+            items: ctx.view()?.due(today, within_days)?,
         },
         Op::Status { stale_after_ms } => {
             let net = ctx.net.clone();
-            let lib = ctx.lib()?;
-            let report = lib.status()?;
-            let last_sync_ms = lib
+            let view = ctx.view()?;
+            let report = view.status()?;
+            let last_sync_ms = view
                 .peers()?
                 .iter()
                 .filter_map(|p| p.last_sync_ms)
@@ -352,7 +352,7 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
                 None => "this node has never reconciled with a peer: its view of trust may be out of date".to_string(),
                 Some(t) => format!(
                     "no reconciliation with any peer since {}: this node's view of trust may be out of date",
-                    gatehouse_node::library::format_ms(t)
+                    gatehouse_node::query::format_ms(t)
                 ),
             });
             Outcome::Status {

@@ -6,7 +6,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use gatehouse_node::library::ItemView;
+use gatehouse_node::query::ItemView;
 use serde::Serialize;
 
 use crate::ops::{Outcome, PeersOutcome};
@@ -222,7 +222,7 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                             id,
                             p.last_sync_ms.map_or_else(
                                 || "not yet".to_string(),
-                                gatehouse_node::library::format_ms
+                                gatehouse_node::query::format_ms
                             )
                         )?;
                     }
@@ -286,7 +286,7 @@ fn render_peers(outcome: &PeersOutcome, out: &mut dyn Write, json: bool) -> anyh
                     "{}  last sync {}",
                     p.address,
                     p.last_sync_ms
-                        .map_or_else(|| "never".to_string(), gatehouse_node::library::format_ms)
+                        .map_or_else(|| "never".to_string(), gatehouse_node::query::format_ms)
                 )?;
             }
             match net {
@@ -305,7 +305,7 @@ fn render_peers(outcome: &PeersOutcome, out: &mut dyn Write, json: bool) -> anyh
                             id,
                             p.last_sync_ms.map_or_else(
                                 || "never".to_string(),
-                                gatehouse_node::library::format_ms
+                                gatehouse_node::query::format_ms
                             )
                         )?;
                     }

@@ -1,6 +1,6 @@
 //! Reading the library for `search`, `show`, `history` and
-//! `establishments`: from the [`Library`] itself, or, while the node runs
-//! with its web server, through the node's JSON API.
+//! `establishments`: from a [`ReadView`] of the library, or, while the node
+//! runs with its web server, through the node's JSON API.
 //!
 //! The command code is the same for both; the API returns the library's own
 //! serialised types, so output is identical either way.
@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use gatehouse_node::filter::Filter;
 use gatehouse_node::home::Home;
-use gatehouse_node::library::{
-    EstablishmentSummary, ItemView, Library, SearchResults, VersionEntry,
+use gatehouse_node::projection::search::MAX_SEARCH_RESULTS;
+use gatehouse_node::query::filter::Filter;
+use gatehouse_node::query::{
+    EstablishmentSummary, ItemView, ReadView, SearchResults, VersionEntry,
 };
-use gatehouse_node::search::MAX_SEARCH_RESULTS;
 use gatehouse_node::web::api::ErrorBody;
 use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use serde::de::DeserializeOwned;
@@ -42,14 +42,14 @@ pub trait Reader {
     fn find_establishments(&mut self, text: &str) -> anyhow::Result<Vec<EstablishmentId>>;
 }
 
-impl Reader for Library {
+impl Reader for ReadView {
     fn search(
         &mut self,
         query: &str,
         filter: &Filter,
         limit: usize,
     ) -> anyhow::Result<SearchResults> {
-        Ok(Library::search(self, query, filter, limit)?)
+        Ok(ReadView::search(self, query, filter, limit)?)
     }
 
     fn item(&mut self, id: &str, version: Option<u64>) -> anyhow::Result<ItemView> {
@@ -59,15 +59,15 @@ impl Reader for Library {
 
     fn history(&mut self, id: &str) -> anyhow::Result<(ItemId, Vec<VersionEntry>)> {
         let id = self.resolve(id)?;
-        Ok((id, Library::history(self, &id)?))
+        Ok((id, ReadView::history(self, &id)?))
     }
 
     fn establishments(&mut self) -> anyhow::Result<Vec<EstablishmentSummary>> {
-        Ok(Library::establishments(self)?)
+        Ok(ReadView::establishments(self)?)
     }
 
     fn find_establishments(&mut self, text: &str) -> anyhow::Result<Vec<EstablishmentId>> {
-        Ok(Library::find_establishments(self, text))
+        Ok(ReadView::find_establishments(self, text))
     }
 }
 

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use gatehouse_node::authority::{History, Issued};
-use gatehouse_node::bundle::{self, ImportReport};
+use gatehouse_node::authoring::authority::{History, Issued};
 use gatehouse_node::home::{Home, generate_key};
-use gatehouse_node::library::{EstablishmentSummary, Library};
+use gatehouse_node::library::Library;
+use gatehouse_node::query::EstablishmentSummary;
+use gatehouse_node::replica::bundle::{self, ImportReport};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
 use gatehouse_protocol::jiff::civil::Date;

@@ -678,8 +678,9 @@ fn change_to_another_establishments_item_is_rejected() {
     doc.apply_changes(vec![c.change.clone()])
         .expect("apply Bravo's change");
     doc.set_actor(actor_id(&alpha_lead.public(), &[7; 16]));
-    let content = gatehouse_node::draft::parse(&with_title(DENTAL, "Overwritten by Alpha"), &[])
-        .expect("valid item");
+    let content =
+        gatehouse_node::authoring::draft::parse(&with_title(DENTAL, "Overwritten by Alpha"), &[])
+            .expect("valid item");
     gatehouse_protocol::item::write_version(&mut doc, &content, &alpha_lead.public())
         .expect("write version");
     doc.commit_with(CommitOptions::default().with_message("revise"));

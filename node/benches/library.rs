@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use common::{Net, QUERIES, items, network, percentile, sizes};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use gatehouse_node::filter::Filter;
-use gatehouse_node::library::{Library, NodeConfig, new_item};
+use gatehouse_node::authoring::new_item;
+use gatehouse_node::library::{Library, NodeConfig};
+use gatehouse_node::projection::search::SearchIndex;
+use gatehouse_node::query::filter::Filter;
 use gatehouse_node::sample::synthetic_content;
-use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::MemoryStore;
 use gatehouse_protocol::envelope::Body;
 use gatehouse_protocol::item::read_item;
@@ -77,14 +78,15 @@ fn bench_verify_and_apply(c: &mut Criterion) {
     });
     // The way bundles and peers deliver envelopes: a batch, with one
     // flush and one index commit at the end.
-    let file = gatehouse_node::bundle::write(&net.network, &envelopes);
+    let file = gatehouse_node::replica::bundle::write(&net.network, &envelopes);
     g.bench_function(
         "decode, verify, judge, store, apply and index (batch)",
         |b| {
             b.iter_batched(
                 || library(&net, None),
                 |mut lib| {
-                    let report = gatehouse_node::bundle::import(&mut lib, &file).expect("import");
+                    let report =
+                        gatehouse_node::replica::bundle::import(&mut lib, &file).expect("import");
                     assert_eq!(report.new, envelopes.len());
                     lib
                 },

@@ -9,13 +9,14 @@
 //! envelope) and kept under cargo's target directory for later runs.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Net, QUERIES, network, percentile, sizes};
-use gatehouse_node::library::{Library, NodeConfig, new_item};
+use gatehouse_node::authoring::new_item;
+use gatehouse_node::library::{Library, NodeConfig};
+use gatehouse_node::projection::search::SearchIndex;
 use gatehouse_node::sample::synthetic_content;
-use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::SledStore;
 use gatehouse_node::web::{WebServer, WebState};
 
@@ -108,7 +109,7 @@ fn main() {
     for size in sizes() {
         let lib = library(&net, size);
         let state = WebState {
-            library: Arc::new(Mutex::new(lib)),
+            reads: lib.reads(),
             net: None,
         };
         runtime.block_on(async {

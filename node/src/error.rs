@@ -11,8 +11,8 @@ use gatehouse_protocol::vocab::Status;
 use thiserror::Error;
 
 use crate::home::HomeError;
+use crate::projection::search::SearchError;
 use crate::replica::{MAX_UNACCEPTED_ENVELOPES, MAX_UNREAD_ENVELOPES};
-use crate::search::SearchError;
 use crate::store::StoreError;
 
 /// What went wrong in a library operation.

@@ -1,47 +1,52 @@
-//! The library of one node: every operation the CLI (and later the daemon's
-//! API) performs on it.
+//! The library of one node: its parts put together, opened and kept in
+//! line with the envelopes it holds.
 //!
-//! The library owns the store, the trust view and the search index. All
-//! state changes enter through one door, [`Library::accept`], which stores
-//! a verified envelope, judges it against the trust view and re-materialises
-//! the items it touches; locally made changes are judged *before* they are
-//! stored, so an unauthorised publish leaves nothing behind. An operation
-//! returns only after the store is flushed, so what it acknowledged survives
-//! a crash; derived state (item documents, catalog, search index) is marked
-//! dirty first and rebuilt at start-up if a crash interrupted it.
+//! A [`Library`] is
+//! - the [`Replica`] (`replica/`): the one door for envelopes and their
+//!   only writer, with the trust view and every judgement;
+//! - the [`Projections`] (`projection/`): item documents, catalog and
+//!   search index, rebuilt from accepted changes at the end of each batch;
+//! - authoring (`authoring/`): this site's changes to its items, and the
+//!   certificate operations of [`crate::authoring::authority`];
+//! - queries (`query/`), answered from a [`ReadView`] that the library
+//!   replaces at the end of each batch; [`Library::reads`] hands out the
+//!   latest without the library's lock;
+//! - the peer book (`net/book.rs`).
+//!
+//! `open` brings every judgement and item in line with the set held,
+//! whatever a crash interrupted, and repairs derived state. An operation
+//! returns only after the store is flushed, so what it acknowledged
+//! survives a crash.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use gatehouse_protocol::automerge::transaction::CommitOptions;
-use gatehouse_protocol::automerge::{self, AutoCommit};
 use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesis, MemberRole};
-use gatehouse_protocol::change::{ACTOR_SUFFIX_BYTES, ChangePayload, actor_id};
+use gatehouse_protocol::change::ACTOR_SUFFIX_BYTES;
 use gatehouse_protocol::envelope::{Body, Envelope, Verified, VerifyError};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
-use gatehouse_protocol::identifier::find_identifiers_allowing;
-use gatehouse_protocol::item::{self, FieldError, Item, ItemContent};
+use gatehouse_protocol::item::FieldError;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
 use gatehouse_protocol::trust::{Judgement, TrustView};
-use gatehouse_protocol::vocab::{Nation, Setting, Status};
+use gatehouse_protocol::vocab::{Nation, Setting};
 use serde::{Deserialize, Serialize};
 
+use crate::authoring::Signer;
 pub use crate::error::LibraryError;
 use crate::error::Result;
-use crate::filter::Filter;
 use crate::home::{Home, generate_key, random_bytes};
+use crate::net::book::{self, PeerEntry};
+use crate::projection::search::{SearchIndex, SearchRequest};
+use crate::projection::{self, Projections};
+use crate::query::filter::Filter;
+use crate::query::{
+    DueItem, EstablishmentSummary, ItemView, ReadView, Reads, SearchPage, SearchResults,
+    StatusReport, VersionEntry,
+};
 use crate::replica::Replica;
 pub use crate::replica::{Accepted, MAX_OUTBOX, MAX_UNACCEPTED_ENVELOPES};
-use crate::search::{FacetCount, Hits, SearchError, SearchIndex, SearchRequest, Sort};
 use crate::store::{SledStore, Store, Tree, Write};
-
-/// Shortest item-id prefix accepted in place of a whole id.
-pub const MIN_ID_PREFIX_CHARS: usize = 6;
-/// Longest withdrawal reason, in characters.
-pub const MAX_REASON_CHARS: usize = 1_000;
 
 /// The node's configuration, kept in the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,195 +99,67 @@ pub struct InitReport {
     pub node_key: PublicKey,
 }
 
-/// A key with the name trust gives it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Named {
-    /// The key.
-    pub key: PublicKey,
-    /// Its name, if known.
-    pub name: Option<String>,
+/// Where the library gets the time and its randomness (item salts, new
+/// establishment ids): the system's, or a fixed clock and a seeded source
+/// for reproducible runs. Secret keys always come from the system.
+#[derive(Clone)]
+pub struct Ambient {
+    now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+    seed: Option<[u8; 32]>,
+    drawn: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// An establishment with the name trust gives it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EstablishmentRef {
-    /// Its id.
-    pub id: EstablishmentId,
-    /// Its name, if admitted.
-    pub name: Option<String>,
-}
+impl Ambient {
+    /// The system clock and the operating system's random source.
+    pub fn system() -> Self {
+        Self {
+            now_ms: Arc::new(system_now_ms),
+            seed: None,
+            drawn: Arc::default(),
+        }
+    }
 
-/// An item as shown to people and in JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ItemView {
-    /// The item.
-    #[serde(flatten)]
-    pub item: Item,
-    /// The owning establishment.
-    pub establishment: EstablishmentRef,
-    /// Who signed versions.
-    pub signed_by: Vec<Named>,
-    /// When the version shown was signed (ms since the epoch, as its signer claims).
-    pub updated_ms: u64,
-    /// The same, as RFC 3339.
-    pub updated: String,
-}
+    /// `now_ms` for the clock and a random source fixed by `seed`: the
+    /// same seed gives the same salts in the same order.
+    pub fn seeded(seed: u64, now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self {
+            now_ms: Arc::new(now_ms),
+            seed: Some(*blake3::hash(&seed.to_be_bytes()).as_bytes()),
+            drawn: Arc::default(),
+        }
+    }
 
-/// One entry of an item's history: one signed change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VersionEntry {
-    /// The version the item was at after this change.
-    pub version: u64,
-    /// publish, revise, supersede, withdraw.
-    pub action: String,
-    /// The envelope that carried it.
-    pub envelope: EnvelopeId,
-    /// The signing key and its holder.
-    pub signer: Named,
-    /// The establishment the signer acts for.
-    pub establishment: EstablishmentRef,
-    /// When the signer says it was made (RFC 3339).
-    pub at: String,
-    /// Fields whose value changed.
-    pub changed: Vec<String>,
-    /// Body lines added.
-    pub lines_added: usize,
-    /// Body lines removed.
-    pub lines_removed: usize,
-}
+    /// The time, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> u64 {
+        (self.now_ms)()
+    }
 
-/// A search hit with its item.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchResult {
-    /// The item.
-    #[serde(flatten)]
-    pub view: ItemView,
-    /// BM25 score.
-    pub score: f32,
-    /// Passage around the matches.
-    pub snippet: String,
-    /// Byte ranges of the snippet that matched.
-    pub highlights: Vec<(usize, usize)>,
-}
-
-/// Search results.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchResults {
-    /// Matching items in all.
-    pub total: usize,
-    /// The best of them.
-    pub results: Vec<SearchResult>,
-}
-
-/// One page of search results, with facet counts over every match.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchPage {
-    /// Total and this page's results.
-    #[serde(flatten)]
-    pub results: SearchResults,
-    /// Results skipped before this page.
-    pub offset: usize,
-    /// The order of results.
-    pub sort: Sort,
-    /// For each facet, the values matching items hold and how many hold each.
-    pub facets: BTreeMap<String, Vec<FacetCount>>,
-}
-
-/// An item due for review.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DueItem {
-    /// The item.
-    #[serde(flatten)]
-    pub view: ItemView,
-    /// Days until review is due; negative when overdue.
-    pub days_left: i64,
-}
-
-/// A remembered peer address.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PeerEntry {
-    /// The multiaddress.
-    pub address: String,
-    /// The PeerId last seen there.
-    pub peer_id: Option<String>,
-    /// When this node last completed a reconciliation with it (ms since the epoch).
-    pub last_sync_ms: Option<u64>,
-}
-
-/// Counts for `gatehouse status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StatusReport {
-    /// The network.
-    pub network: NetworkId,
-    /// Its name.
-    pub network_name: Option<String>,
-    /// This node's establishment.
-    pub establishment: EstablishmentRef,
-    /// Envelopes held.
-    pub envelopes: usize,
-    /// Certificates held.
-    pub certificates: usize,
-    /// Items in the library.
-    pub items: usize,
-    /// Envelopes waiting for what they depend on, by reason.
-    pub pending: BTreeMap<String, usize>,
-    /// Envelopes with no effect, by reason.
-    pub rejected: BTreeMap<String, usize>,
-}
-
-/// An admitted establishment and how many items it owns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EstablishmentSummary {
-    /// Its id.
-    pub id: EstablishmentId,
-    /// Its name.
-    pub name: String,
-    /// Setting type.
-    pub setting: Setting,
-    /// Nation.
-    pub nation: Nation,
-    /// Items it owns.
-    pub items: usize,
-    /// Whether the admins removed it.
-    pub removed: bool,
-    /// Its establishment keys.
-    pub keys: Vec<KeyInfo>,
-    /// Delegated keys.
-    pub members: Vec<KeyInfo>,
-}
-
-/// A key of an establishment, as listed by `trust` and `member` commands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyInfo {
-    /// The key.
-    pub key: PublicKey,
-    /// Who holds it.
-    pub name: Option<String>,
-    /// person, device or establishment.
-    pub role: String,
-    /// Whether it has been revoked.
-    pub revoked: bool,
-}
-
-struct Signer {
-    member: SecretKey,
-    actor_suffix: [u8; ACTOR_SUFFIX_BYTES],
+    /// `N` random bytes.
+    pub fn random<const N: usize>(&self) -> Result<[u8; N]> {
+        let Some(seed) = &self.seed else {
+            return Ok(random_bytes()?);
+        };
+        let n = self
+            .drawn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut out = [0u8; N];
+        blake3::Hasher::new_keyed(seed)
+            .update(&n.to_be_bytes())
+            .finalize_xof()
+            .fill(&mut out);
+        Ok(out)
+    }
 }
 
 /// The library of one node.
 pub struct Library {
-    store: Arc<dyn Store>,
-    replica: Replica,
-    config: NodeConfig,
-    index: SearchIndex,
-    /// Where the index lives on disk (`None`: in memory).
-    index_dir: Option<PathBuf>,
-    /// An index write failed: the index is rebuilt at the end of the batch.
-    index_broken: bool,
-    /// A search failed: the index is rebuilt at the next write.
-    index_suspect: AtomicBool,
-    signer: Option<Signer>,
-    now_ms: fn() -> u64,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) replica: Replica,
+    projections: Projections,
+    pub(crate) config: NodeConfig,
+    pub(crate) signer: Option<Signer>,
+    pub(crate) ambient: Ambient,
+    reads: Reads,
 }
 
 fn system_now_ms() -> u64 {
@@ -354,7 +231,7 @@ impl Library {
         };
         let member_key = member.public();
         let mut lib = Self::create_in(home, config, Some(member))?;
-        let now = (lib.now_ms)();
+        let now = lib.now();
         let certs = [
             Verified::sign(
                 Body::Certificate(Certificate::Genesis(genesis)),
@@ -429,17 +306,9 @@ impl Library {
             }
         };
         let member = home.read_key("member")?;
-        let dir = home.index_dir();
-        let (index, verified) = match SearchIndex::open(&dir).and_then(|i| i.verify().map(|()| i)) {
-            Ok(index) => (index, true),
-            Err(e) => {
-                tracing::warn!("search index unusable ({e}); rebuilding it from the library");
-                (fresh_index(&dir), false)
-            }
-        };
-        let mut lib = Self::assemble(Arc::new(store), config, index, member)?;
-        lib.index_dir = Some(dir);
-        lib.index_broken = !verified;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let projections = Projections::open_index(store.clone(), home.index_dir());
+        let mut lib = Self::assemble(store, config, projections, member)?;
         lib.recover()?;
         Ok(lib)
     }
@@ -452,7 +321,8 @@ impl Library {
         member: Option<SecretKey>,
     ) -> Result<Self> {
         store.apply(vec![config_write(&config)?])?;
-        let mut lib = Self::assemble(store, config, index, member)?;
+        let projections = Projections::new(store.clone(), index, None);
+        let mut lib = Self::assemble(store, config, projections, member)?;
         lib.recover()?;
         Ok(lib)
     }
@@ -473,9 +343,9 @@ impl Library {
             ),
         ])?;
         let index = SearchIndex::open(&home.index_dir())?;
-        let mut lib = Self::assemble(Arc::new(store), config, index, member)?;
-        lib.index_dir = Some(home.index_dir());
-        Ok(lib)
+        let store: Arc<dyn Store> = Arc::new(store);
+        let projections = Projections::new(store.clone(), index, Some(home.index_dir()));
+        Self::assemble(store, config, projections, member)
     }
 
     /// Records a new publishing key for this node (after a rotation).
@@ -500,7 +370,7 @@ impl Library {
     fn assemble(
         store: Arc<dyn Store>,
         config: NodeConfig,
-        index: SearchIndex,
+        projections: Projections,
         member: Option<SecretKey>,
     ) -> Result<Self> {
         let mut suffix = [0u8; ACTOR_SUFFIX_BYTES];
@@ -511,16 +381,21 @@ impl Library {
             actor_suffix: suffix,
         });
         let replica = Replica::open(store.clone(), config.network)?;
+        let reads = Reads::new(ReadView::new(
+            store.clone(),
+            config.network,
+            config.establishment,
+            replica.shared_trust(),
+            projections.search_handle(),
+        ));
         Ok(Self {
             store,
             replica,
+            projections,
             config,
-            index,
-            index_dir: None,
-            index_broken: false,
-            index_suspect: AtomicBool::new(false),
             signer,
-            now_ms: system_now_ms,
+            ambient: Ambient::system(),
+            reads,
         })
     }
 
@@ -547,7 +422,7 @@ impl Library {
         if !layout_current {
             tracing::info!("derived state has an older layout; rebuilding it");
             self.store.clear(Tree::Catalog)?;
-            self.index_broken = true;
+            self.projections.mark_index_broken();
         }
         let mut rebuild: BTreeSet<ItemId> = BTreeSet::new();
         for (k, _) in self.store.scan(Tree::Dirty, b"")? {
@@ -555,7 +430,7 @@ impl Library {
                 rebuild.insert(ItemId(bytes));
             }
         }
-        let items_with_changes = self.items_with_changes()?;
+        let items_with_changes = projection::items_with_changes(&*self.store)?;
         if self.store.len(Tree::Catalog)? > items_with_changes.len() {
             // Entries for items we hold no change of: the catalog is not ours.
             self.store.clear(Tree::Catalog)?;
@@ -576,9 +451,9 @@ impl Library {
         // Judgements stored before a crash may have been made against a
         // trust view that lacked certificates of the same batch.
         self.replica.rejudge_everything()?;
-        if self.index.len() != self.store.len(Tree::Catalog)? {
+        if self.projections.indexed() != self.store.len(Tree::Catalog)? {
             tracing::info!("search index out of step with the catalog; rebuilding it");
-            self.index_broken = true;
+            self.projections.mark_index_broken();
         }
         self.finish()?;
         if !layout_current {
@@ -598,54 +473,20 @@ impl Library {
         Ok(())
     }
 
-    fn items_with_changes(&self) -> Result<BTreeSet<ItemId>> {
-        let mut out = BTreeSet::new();
-        for (k, _) in self.store.scan(Tree::ItemChanges, b"")? {
-            if let Ok(bytes) = <[u8; 16]>::try_from(&k[..16.min(k.len())]) {
-                out.insert(ItemId(bytes));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Rebuilds the search index from the item documents, in a new index
-    /// directory. If the disk cannot hold it, the index is kept in memory
-    /// for this run (and rebuilt on disk at the next open).
+    /// Rebuilds the search index from the item documents (see
+    /// [`Projections`]).
     pub fn reindex_all(&mut self) -> Result<()> {
-        let old = std::mem::replace(&mut self.index, in_memory_index()?);
-        drop(old);
-        if let Some(dir) = &self.index_dir {
-            self.index = fresh_index(dir);
-        }
-        self.index_broken = false;
-        self.index_suspect.store(false, Ordering::Relaxed);
-        if let Err(e) = self.fill_index() {
-            tracing::warn!("cannot rebuild the search index on disk ({e}); keeping it in memory");
-            self.index = in_memory_index()?;
-            self.fill_index()?;
-        }
-        Ok(())
-    }
-
-    fn fill_index(&mut self) -> Result<()> {
-        for (k, _) in self.store.scan(Tree::Catalog, b"")? {
-            let Some(id) = std::str::from_utf8(&k)
-                .ok()
-                .and_then(|s| s.parse::<ItemId>().ok())
-            else {
-                continue;
-            };
-            if let Some((item, updated_ms)) = self.load_item(&id)? {
-                self.index.upsert(&item, updated_ms)?;
-            }
-        }
-        self.index.commit()?;
-        Ok(())
+        self.projections.reindex_all()
     }
 
     /// The clock used for claimed times.
     pub(crate) fn now(&self) -> u64 {
-        (self.now_ms)()
+        self.ambient.now_ms()
+    }
+
+    /// Replaces the clock and random source (tests and the simulation).
+    pub fn set_ambient(&mut self, ambient: Ambient) {
+        self.ambient = ambient;
     }
 
     /// This node's configuration.
@@ -668,19 +509,6 @@ impl Library {
     /// after a batch.
     pub(crate) fn replica_mut(&mut self) -> &mut Replica {
         &mut self.replica
-    }
-
-    /// Runs a write on the search index. The index is derived state: a
-    /// failure (a full disk, files left by a killed commit) is logged and
-    /// the index rebuilt at the end of the batch, never fails the operation.
-    fn index_write(&mut self, f: impl FnOnce(&mut SearchIndex) -> Result<(), SearchError>) {
-        if self.index_broken {
-            return;
-        }
-        if let Err(e) = f(&mut self.index) {
-            tracing::warn!("search index write failed ({e}); it will be rebuilt");
-            self.index_broken = true;
-        }
     }
 
     /// Rebuilds every derived tree and the index from the envelopes alone.
@@ -719,7 +547,7 @@ impl Library {
         }
         self.replica.rejudge_everything()?;
         self.replica.mark_dirty(items);
-        self.index_broken = true;
+        self.projections.mark_index_broken();
         self.finish()?;
         self.mark_layout_current()
     }
@@ -805,291 +633,6 @@ impl Library {
         self.replica.change_facts()
     }
 
-    /// The peer book.
-    pub fn peers(&self) -> Result<Vec<PeerEntry>> {
-        self.store
-            .scan(Tree::Peers, b"")?
-            .into_iter()
-            .map(|(_, v)| {
-                serde_json::from_slice(&v)
-                    .map_err(|e| LibraryError::Corrupt(format!("peer book: {e}")))
-            })
-            .collect()
-    }
-
-    /// Remembers a peer address (a multiaddress, checked by the caller).
-    pub fn add_peer(&mut self, address: &str) -> Result<bool> {
-        if self.store.get(Tree::Peers, address.as_bytes())?.is_some() {
-            return Ok(false);
-        }
-        let entry = PeerEntry {
-            address: address.to_string(),
-            peer_id: None,
-            last_sync_ms: None,
-        };
-        self.put_peer(&entry)?;
-        Ok(true)
-    }
-
-    /// Forgets a peer address.
-    pub fn remove_peer(&mut self, address: &str) -> Result<bool> {
-        let had = self.store.get(Tree::Peers, address.as_bytes())?.is_some();
-        self.store
-            .apply(vec![(Tree::Peers, address.as_bytes().to_vec(), None)])?;
-        self.store.flush()?;
-        Ok(had)
-    }
-
-    fn put_peer(&mut self, entry: &PeerEntry) -> Result<()> {
-        let bytes = serde_json::to_vec(entry).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
-        self.store.apply(vec![(
-            Tree::Peers,
-            entry.address.as_bytes().to_vec(),
-            Some(bytes),
-        )])?;
-        self.store.flush()?;
-        Ok(())
-    }
-
-    /// Records a completed reconciliation with a peer seen at `addresses`
-    /// (updating remembered addresses of that peer).
-    pub fn record_sync(&mut self, peer_id: &str, addresses: &[String], now_ms: u64) -> Result<()> {
-        let mut entries = self.peers()?;
-        let mut touched = false;
-        for e in entries.iter_mut() {
-            if e.peer_id.as_deref() == Some(peer_id) || addresses.contains(&e.address) {
-                e.peer_id = Some(peer_id.to_string());
-                e.last_sync_ms = Some(now_ms);
-                touched = true;
-            }
-        }
-        for e in entries.iter().filter(|_| touched) {
-            self.put_peer(e)?;
-        }
-        Ok(())
-    }
-
-    /// Rebuilds an item's document, catalog entry and index entry from its
-    /// accepted changes.
-    fn materialise(&mut self, item: ItemId) -> Result<()> {
-        let accepted = self.replica.accepted_changes(&item)?;
-        // Signers' clocks are their own: a time claimed in the future is
-        // not allowed to pin an item to the top of "recently updated".
-        let updated_ms = accepted
-            .iter()
-            .map(Verified::created_ms)
-            .max()
-            .unwrap_or(0)
-            .min(self.now());
-        let changes: Vec<automerge::Change> = accepted
-            .into_iter()
-            .filter_map(|e| match e.body() {
-                Body::Change(c) => Some(c.change.clone()),
-                Body::Certificate(_) | Body::Unread { .. } => None,
-            })
-            .collect();
-        let key_hex = item.to_hex();
-        if changes.is_empty() {
-            self.index_write(|i| i.remove(&item));
-            self.store.apply(vec![
-                (Tree::ItemDocs, item.as_bytes().to_vec(), None),
-                (Tree::Catalog, key_hex.into_bytes(), None),
-            ])?;
-            return Ok(());
-        }
-        let mut doc = AutoCommit::new();
-        doc.apply_changes(changes)?;
-        let mut read = match item::read_item(&doc) {
-            Ok(i) if i.id == item => i,
-            // Changes whose first (creating) change has not arrived yet.
-            _ => {
-                self.index_write(|i| i.remove(&item));
-                self.store.apply(vec![
-                    (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
-                    (Tree::Catalog, key_hex.into_bytes(), None),
-                ])?;
-                return Ok(());
-            }
-        };
-        self.index_write(|i| i.upsert(&read, updated_ms));
-        read.content.body.clear();
-        let catalog = serde_json::to_vec(&CatalogRecord {
-            item: &read,
-            updated_ms,
-        })
-        .map_err(|e| LibraryError::Corrupt(e.to_string()))?;
-        self.store.apply(vec![
-            (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
-            (Tree::Catalog, key_hex.into_bytes(), Some(catalog)),
-        ])?;
-        Ok(())
-    }
-
-    /// Brings derived state up to date with what `accept` stored: trust
-    /// (when a certificate arrived), the judgement of every envelope, the
-    /// items that changed and the search index; then clears the dirty marks
-    /// and flushes the store.
-    pub(crate) fn finish(&mut self) -> Result<()> {
-        self.replica.settle_trust()?;
-        let dirty: Vec<ItemId> = self.replica.dirty().iter().copied().collect();
-        for item in dirty {
-            self.materialise(item)?;
-        }
-        self.index_write(SearchIndex::commit);
-        if self.index_broken || self.index_suspect.load(Ordering::Relaxed) {
-            tracing::warn!("rebuilding the search index from the library");
-            self.reindex_all()?;
-        }
-        // The dirty marks go only once the index holds what they covered.
-        self.replica.end_batch()?;
-        self.store.flush()?;
-        Ok(())
-    }
-
-    fn signer(&self) -> Result<&Signer> {
-        self.signer.as_ref().ok_or(LibraryError::NoSigningKey)
-    }
-
-    fn check_identifiers(content: &ItemContent, allowed: &[String]) -> Result<()> {
-        let mut fields: Vec<(&'static str, &str)> = vec![
-            ("title", &content.title),
-            ("summary", &content.summary),
-            ("body", &content.body),
-        ];
-        for t in &content.tags {
-            fields.push(("tags", t));
-        }
-        if let Some(a) = &content.approved_by {
-            fields.push(("approved_by", a));
-        }
-        if let Some(qi) = &content.qi {
-            fields.push(("aim", &qi.aim));
-            fields.push(("outcomes", &qi.outcomes));
-            for m in &qi.measures {
-                fields.push(("measures", m));
-            }
-            for p in &qi.pdsa_cycles {
-                fields.push(("pdsa_cycles", p));
-            }
-        }
-        for (field, text) in fields {
-            if let Some(m) = find_identifiers_allowing(text, allowed).into_iter().next() {
-                return Err(LibraryError::Identifier {
-                    field,
-                    kind: m.kind,
-                    text: m.text,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Signs a change to `item` made in `doc`, checks this node may make it,
-    /// and stores it durably.
-    fn commit_change(
-        &mut self,
-        item: ItemId,
-        owner: EstablishmentId,
-        salt: [u8; 16],
-        doc: &mut AutoCommit,
-        action: &str,
-    ) -> Result<EnvelopeId> {
-        let now = (self.now_ms)();
-        doc.commit_with(
-            CommitOptions::default()
-                .with_message(action)
-                .with_time(i64::try_from(now / 1000).unwrap_or(i64::MAX)),
-        );
-        let change = doc
-            .get_last_local_change()
-            .ok_or_else(|| LibraryError::Corrupt("no change was made".into()))?;
-        let signer = self.signer()?;
-        let env = Verified::sign(
-            Body::Change(Box::new(ChangePayload {
-                item,
-                owner,
-                salt,
-                change,
-            })),
-            &signer.member,
-            &self.config.network,
-            now,
-        );
-        let j = self.replica.trust().judge(&env);
-        if j != Judgement::Accepted {
-            return Err(LibraryError::NotAuthorised(j));
-        }
-        let out = self.replica.accept(env)?;
-        self.finish()?;
-        Ok(out.id)
-    }
-
-    /// Publishes a new item owned by this node's establishment. Returns once
-    /// the change is durable.
-    pub fn publish(&mut self, content: &ItemContent, allowed: &[String]) -> Result<ItemId> {
-        self.publish_with_salt(content, allowed, random_bytes()?)
-    }
-
-    /// Publishes a new item exactly once for `key`: the item's id is derived
-    /// from the key, so a retry with the same key (after a publish whose
-    /// outcome was unknown) finds the item already here and returns it
-    /// instead of making a second one.
-    pub fn publish_once(
-        &mut self,
-        content: &ItemContent,
-        allowed: &[String],
-        key: &str,
-    ) -> Result<ItemId> {
-        let hash = blake3::hash(
-            &[
-                b"gatehouse/v1/idempotency\0".as_slice(),
-                self.config.establishment.as_bytes(),
-                key.as_bytes(),
-            ]
-            .concat(),
-        );
-        let mut salt = [0u8; 16];
-        salt.copy_from_slice(&hash.as_bytes()[..16]);
-        let id = ItemId::derive(&self.config.establishment, &salt);
-        // Any change of the item held here means the key was used.
-        if !self
-            .store
-            .scan(Tree::ItemChanges, id.as_bytes())?
-            .is_empty()
-        {
-            return Ok(id);
-        }
-        self.publish_with_salt(content, allowed, salt)
-    }
-
-    fn publish_with_salt(
-        &mut self,
-        content: &ItemContent,
-        allowed: &[String],
-        salt: [u8; 16],
-    ) -> Result<ItemId> {
-        content.validate()?;
-        Self::check_identifiers(content, allowed)?;
-        let signer = self.signer()?;
-        let env = new_item_with_salt(
-            content,
-            &signer.member,
-            &signer.actor_suffix,
-            self.config.establishment,
-            &self.config.network,
-            (self.now_ms)(),
-            salt,
-        )?;
-        let id = ItemId::derive(&self.config.establishment, &salt);
-        let j = self.replica.trust().judge(&env);
-        if j != Judgement::Accepted {
-            return Err(LibraryError::NotAuthorised(j));
-        }
-        self.replica.accept(env)?;
-        self.finish()?;
-        Ok(id)
-    }
-
     /// Stores many verified envelopes (from a bundle, a peer or a fixture)
     /// and flushes once at the end.
     pub fn ingest_many(&mut self, envelopes: Vec<Verified>) -> Result<Vec<Accepted>> {
@@ -1108,673 +651,100 @@ impl Library {
         Ok(out)
     }
 
-    /// Loads an item's document ready for a local change, checking that this
-    /// node's establishment owns it.
-    fn doc_for_change(&self, id: &ItemId) -> Result<(AutoCommit, Item, [u8; 16])> {
-        let bytes = self
-            .store
-            .get(Tree::ItemDocs, id.as_bytes())?
-            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
-        let mut doc = AutoCommit::load(&bytes)?;
-        let current = item::read_item(&doc)?;
-        if current.owner != self.config.establishment {
-            return Err(LibraryError::NotOwner {
-                item: *id,
-                owner: self.establishment_name(&current.owner),
-            });
-        }
-        let signer = self.signer()?;
-        doc.set_actor(actor_id(&signer.member.public(), &signer.actor_suffix));
-        let salt = self
-            .replica
-            .accepted_changes(id)?
-            .iter()
-            .find_map(|e| match e.body() {
-                Body::Change(c) => Some(c.salt),
-                Body::Certificate(_) | Body::Unread { .. } => None,
-            })
-            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
-        Ok((doc, current, salt))
-    }
-
-    /// Makes a new version of an item. Returns the new version number.
-    pub fn revise(
-        &mut self,
-        id: &ItemId,
-        content: &ItemContent,
-        allowed: &[String],
-    ) -> Result<u64> {
-        content.validate()?;
-        Self::check_identifiers(content, allowed)?;
-        let (mut doc, current, salt) = self.doc_for_change(id)?;
-        if matches!(
-            current.content.status,
-            Status::Superseded | Status::Withdrawn
-        ) {
-            return Err(LibraryError::Closed {
-                id: *id,
-                status: current.content.status,
-            });
-        }
-        if current.content == *content {
-            return Err(LibraryError::NoChange(*id));
-        }
-        let author = self.signer()?.member.public();
-        item::write_version(&mut doc, content, &author)?;
-        self.commit_change(*id, current.owner, salt, &mut doc, "revise")?;
-        Ok(self.get(id, None)?.item.version)
-    }
-
-    /// Marks `old` superseded by `new`, and `new` as superseding `old` when
-    /// this establishment owns both.
-    pub fn supersede(&mut self, old: &ItemId, new: &ItemId) -> Result<()> {
-        if old == new {
-            return Err(LibraryError::Invalid(FieldError {
-                field: "by",
-                reason: "an item cannot supersede itself".into(),
-            }));
-        }
-        let successor = self.get(new, None)?;
-        let (mut doc, current, salt) = self.doc_for_change(old)?;
-        if current.content.status == Status::Withdrawn {
-            return Err(LibraryError::Closed {
-                id: *old,
-                status: current.content.status,
-            });
-        }
-        let author = self.signer()?.member.public();
-        item::write_superseded(&mut doc, *new, &author)?;
-        self.commit_change(*old, current.owner, salt, &mut doc, "supersede")?;
-        if successor.item.owner == self.config.establishment {
-            let (mut doc, current, salt) = self.doc_for_change(new)?;
-            item::write_supersedes(&mut doc, *old)?;
-            self.commit_change(*new, current.owner, salt, &mut doc, "supersedes")?;
-        }
+    /// Brings derived state up to date with what `accept` stored (see
+    /// [`Projections::catch_up`]), flushes the store, and hands readers a
+    /// view of the result.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        let now = self.now();
+        self.projections.catch_up(&mut self.replica, now)?;
+        self.store.flush()?;
+        self.reads.replace(self.read_view());
         Ok(())
     }
 
-    /// Withdraws an item, with the reason.
-    pub fn withdraw(&mut self, id: &ItemId, reason: &str, allowed: &[String]) -> Result<()> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-            return Err(LibraryError::Invalid(FieldError {
-                field: "reason",
-                reason: format!("give a reason of 1 to {MAX_REASON_CHARS} characters"),
-            }));
-        }
-        if let Some(m) = find_identifiers_allowing(reason, allowed)
-            .into_iter()
-            .next()
-        {
-            return Err(LibraryError::Identifier {
-                field: "reason",
-                kind: m.kind,
-                text: m.text,
-            });
-        }
-        let (mut doc, current, salt) = self.doc_for_change(id)?;
-        if current.content.status == Status::Withdrawn {
-            return Err(LibraryError::Closed {
-                id: *id,
-                status: current.content.status,
-            });
-        }
-        let author = self.signer()?.member.public();
-        item::write_withdrawn(&mut doc, reason, &author)?;
-        self.commit_change(*id, current.owner, salt, &mut doc, "withdraw")?;
-        Ok(())
-    }
-
-    /// Resolves a whole id or a unique prefix of at least
-    /// [`MIN_ID_PREFIX_CHARS`] hex characters.
-    pub fn resolve(&self, text: &str) -> Result<ItemId> {
-        let text = text.trim().to_ascii_lowercase();
-        if let Ok(id) = text.parse::<ItemId>() {
-            return Ok(id);
-        }
-        if text.len() < MIN_ID_PREFIX_CHARS || !text.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(LibraryError::UnknownItem(text));
-        }
-        let matches = self.store.scan(Tree::Catalog, text.as_bytes())?;
-        match matches.len() {
-            0 => Err(LibraryError::UnknownItem(text)),
-            1 => std::str::from_utf8(&matches[0].0)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| LibraryError::Corrupt("catalog key".into())),
-            count => Err(LibraryError::AmbiguousId {
-                prefix: text,
-                count,
-            }),
-        }
-    }
-
-    fn establishment_name(&self, id: &EstablishmentId) -> String {
-        self.replica.trust().establishments.get(id).map_or_else(
-            || format!("establishment {}", id.short()),
-            |e| e.name.clone(),
+    /// A view of the library as it is now.
+    pub fn read_view(&self) -> ReadView {
+        ReadView::new(
+            self.store.clone(),
+            self.config.network,
+            self.config.establishment,
+            self.replica.shared_trust(),
+            self.projections.search_handle(),
         )
     }
 
-    pub(crate) fn named_establishment(&self, id: &EstablishmentId) -> EstablishmentRef {
-        EstablishmentRef {
-            id: *id,
-            name: self
-                .replica
-                .trust()
-                .establishments
-                .get(id)
-                .map(|e| e.name.clone()),
-        }
+    /// Where readers find the latest view, without this library's lock.
+    pub fn reads(&self) -> Reads {
+        self.reads.clone()
     }
 
-    pub(crate) fn named_member(&self, establishment: &EstablishmentId, key: &PublicKey) -> Named {
-        let name = self
-            .replica
-            .trust()
-            .member(establishment, key)
-            .map(|m| m.name.clone())
-            .or_else(|| {
-                self.replica
-                    .trust()
-                    .establishments
-                    .get(establishment)
-                    .filter(|e| e.keys.contains(key))
-                    .map(|e| format!("{} establishment key", e.name))
-            });
-        Named { key: *key, name }
+    /// The peer book.
+    pub fn peers(&self) -> Result<Vec<PeerEntry>> {
+        book::entries(&*self.store)
     }
 
-    fn view(&self, item: Item, updated_ms: u64) -> ItemView {
-        ItemView {
-            updated_ms,
-            updated: format_ms(updated_ms),
-            establishment: self.named_establishment(&item.owner),
-            signed_by: item
-                .authors
-                .iter()
-                .map(|a| self.named_member(&item.owner, a))
-                .collect(),
-            item,
-        }
+    /// Remembers a peer address (a multiaddress, checked by the caller).
+    pub fn add_peer(&mut self, address: &str) -> Result<bool> {
+        book::add(&*self.store, address)
     }
 
-    /// An item with its body, and when it was last updated.
-    fn load_item(&self, id: &ItemId) -> Result<Option<(Item, u64)>> {
-        let Some(entry) = self.store.get(Tree::Catalog, id.to_hex().as_bytes())? else {
-            return Ok(None);
-        };
-        let updated_ms = catalog_entry(id, &entry)?.updated_ms;
-        let Some(bytes) = self.store.get(Tree::ItemDocs, id.as_bytes())? else {
-            return Ok(None);
-        };
-        let doc = AutoCommit::load(&bytes)?;
-        Ok(Some((item::read_item(&doc)?, updated_ms)))
+    /// Forgets a peer address.
+    pub fn remove_peer(&mut self, address: &str) -> Result<bool> {
+        book::remove(&*self.store, address)
     }
 
-    /// An item, at its latest version or at `version`.
+    /// Records a completed reconciliation with a peer seen at `addresses`.
+    pub fn record_sync(&mut self, peer_id: &str, addresses: &[String], now_ms: u64) -> Result<()> {
+        book::record_sync(&*self.store, peer_id, addresses, now_ms)
+    }
+
+    /// See [`ReadView::resolve`].
+    pub fn resolve(&self, text: &str) -> Result<ItemId> {
+        self.read_view().resolve(text)
+    }
+
+    /// See [`ReadView::get`].
     pub fn get(&self, id: &ItemId, version: Option<u64>) -> Result<ItemView> {
-        let (latest, updated_ms) = self
-            .load_item(id)?
-            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
-        let wanted = match version {
-            // Concurrent revisions both count, so the latest version number
-            // may be reached only by their merge, not by any one change.
-            None => return Ok(self.view(latest, updated_ms)),
-            Some(v) if v == latest.version => return Ok(self.view(latest, updated_ms)),
-            Some(v) => v,
-        };
-        let signed_at: BTreeMap<automerge::ChangeHash, u64> = self
-            .replica
-            .accepted_changes(id)?
-            .iter()
-            .filter_map(|e| match e.body() {
-                Body::Change(c) => Some((c.change.hash(), e.created_ms())),
-                Body::Certificate(_) | Body::Unread { .. } => None,
-            })
-            .collect();
-        let bytes = self
-            .store
-            .get(Tree::ItemDocs, id.as_bytes())?
-            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
-        let mut doc = AutoCommit::load(&bytes)?;
-        for change in doc.get_changes(&[]) {
-            let mut at = doc.fork_at(&[change.hash()])?;
-            at.commit();
-            if let Ok(it) = item::read_item(&at)
-                && it.version == wanted
-            {
-                let at_ms = signed_at.get(&change.hash()).copied().unwrap_or(0);
-                return Ok(self.view(it, at_ms));
-            }
-        }
-        Err(LibraryError::NoSuchVersion {
-            id: *id,
-            version: wanted,
-            latest: latest.version,
-        })
+        self.read_view().get(id, version)
     }
 
-    /// Every signed change of an item, oldest first, with what it changed.
+    /// See [`ReadView::history`].
     pub fn history(&self, id: &ItemId) -> Result<Vec<VersionEntry>> {
-        let envelopes = self.replica.accepted_changes(id)?;
-        if envelopes.is_empty() || self.load_item(id)?.is_none() {
-            return Err(LibraryError::UnknownItem(id.to_hex()));
-        }
-        let mut by_hash = BTreeMap::new();
-        for e in &envelopes {
-            if let Body::Change(c) = e.body() {
-                by_hash.insert(c.change.hash(), e);
-            }
-        }
-        let bytes = self
-            .store
-            .get(Tree::ItemDocs, id.as_bytes())?
-            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
-        let mut doc = AutoCommit::load(&bytes)?;
-        let mut out = Vec::new();
-        for change in doc.get_changes(&[]) {
-            let Some(env) = by_hash.get(&change.hash()) else {
-                continue;
-            };
-            let mut before = doc.fork_at(change.deps())?;
-            let mut after = doc.fork_at(&[change.hash()])?;
-            before.commit();
-            after.commit();
-            let before = item::read_item(&before).ok();
-            let Ok(after) = item::read_item(&after) else {
-                continue;
-            };
-            let (changed, added, removed) = describe_change(before.as_ref(), &after);
-            let owner = after.owner;
-            out.push(VersionEntry {
-                version: after.version,
-                action: change.message().unwrap_or("change").to_string(),
-                envelope: env.id(),
-                signer: self.named_member(&owner, &env.signer()),
-                establishment: self.named_establishment(&owner),
-                at: format_ms(env.created_ms()),
-                changed,
-                lines_added: added,
-                lines_removed: removed,
-            });
-        }
-        Ok(out)
+        self.read_view().history(id)
     }
 
-    /// Every item (without bodies), with when it was last updated.
-    fn catalog(&self) -> Result<Vec<(Item, u64)>> {
-        let mut out = Vec::new();
-        for (k, v) in self.store.scan(Tree::Catalog, b"")? {
-            let entry = serde_json::from_slice::<CatalogEntry>(&v).map_err(|e| {
-                LibraryError::Corrupt(format!(
-                    "catalog entry {}: {e}",
-                    String::from_utf8_lossy(&k)
-                ))
-            })?;
-            let updated_ms = entry.updated_ms;
-            out.push((entry.into_item(), updated_ms));
-        }
-        Ok(out)
-    }
-
-    /// Items meeting `filter`, newest review date last.
+    /// See [`ReadView::list`].
     pub fn list(&self, filter: &Filter) -> Result<Vec<ItemView>> {
-        let mut items: Vec<(Item, u64)> = self
-            .catalog()?
-            .into_iter()
-            .filter(|(i, _)| filter.matches(i))
-            .collect();
-        items.sort_by(|(a, _), (b, _)| {
-            self.establishment_name(&a.owner)
-                .cmp(&self.establishment_name(&b.owner))
-                .then_with(|| a.content.title.cmp(&b.content.title))
-        });
-        Ok(items.into_iter().map(|(i, t)| self.view(i, t)).collect())
+        self.read_view().list(filter)
     }
 
-    /// Ranked full-text search.
+    /// See [`ReadView::search`].
     pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<SearchResults> {
-        Ok(self
-            .find(&SearchRequest {
-                query,
-                filter,
-                sort: Sort::Relevance,
-                offset: 0,
-                limit,
-                facets: false,
-            })?
-            .results)
+        self.read_view().search(query, filter, limit)
     }
 
-    /// One page of search results in the requested order, with facet
-    /// counts over every match.
+    /// See [`ReadView::find`].
     pub fn find(&self, req: &SearchRequest<'_>) -> Result<SearchPage> {
-        let Hits {
-            total,
-            hits,
-            facets,
-        } = self.index.find(req).inspect_err(|e| {
-            if !matches!(e, SearchError::BadQuery(_)) {
-                tracing::warn!("search failed ({e}); the index will be rebuilt");
-                self.index_suspect.store(true, Ordering::Relaxed);
-            }
-        })?;
-        let mut results = Vec::with_capacity(hits.len());
-        for hit in hits {
-            let Some(bytes) = self.store.get(Tree::Catalog, hit.id.to_hex().as_bytes())? else {
-                continue;
-            };
-            let entry = catalog_entry(&hit.id, &bytes)?;
-            let updated_ms = entry.updated_ms;
-            results.push(SearchResult {
-                view: self.view(entry.into_item(), updated_ms),
-                score: hit.score,
-                snippet: hit.snippet,
-                highlights: hit.highlights,
-            });
-        }
-        Ok(SearchPage {
-            results: SearchResults { total, results },
-            offset: req.offset,
-            sort: req.sort.effective(req.query),
-            facets,
-        })
+        self.read_view().find(req)
     }
 
-    /// This establishment's items in force (draft or published) whose review
-    /// falls on or before `today + within_days`, soonest first.
+    /// See [`ReadView::due`].
     pub fn due(&self, today: Date, within_days: i64) -> Result<Vec<DueItem>> {
-        let mut out: Vec<DueItem> = self
-            .catalog()?
-            .into_iter()
-            .filter(|(i, _)| i.owner == self.config.establishment)
-            .filter(|(i, _)| matches!(i.content.status, Status::Draft | Status::Published))
-            .filter_map(|(i, updated_ms)| {
-                let days = today
-                    .until(i.content.review_due)
-                    .map_or(0, |s| i64::from(s.get_days()));
-                (days <= within_days).then(|| DueItem {
-                    view: self.view(i, updated_ms),
-                    days_left: days,
-                })
-            })
-            .collect();
-        out.sort_by_key(|d| (d.days_left, d.view.item.content.title.clone()));
-        Ok(out)
+        self.read_view().due(today, within_days)
     }
 
-    /// Admitted establishments with their item counts.
+    /// See [`ReadView::establishments`].
     pub fn establishments(&self) -> Result<Vec<EstablishmentSummary>> {
-        let mut counts: BTreeMap<EstablishmentId, usize> = BTreeMap::new();
-        for (item, _) in self.catalog()? {
-            *counts.entry(item.owner).or_default() += 1;
-        }
-        let mut out: Vec<EstablishmentSummary> = self
-            .replica
-            .trust()
-            .establishments
-            .values()
-            .map(|e| EstablishmentSummary {
-                id: e.id,
-                name: e.name.clone(),
-                setting: e.setting,
-                nation: e.nation,
-                items: counts.get(&e.id).copied().unwrap_or(0),
-                removed: e.removed,
-                keys: e
-                    .keys
-                    .iter()
-                    .filter(|k| !self.replica.trust().members.contains_key(&(e.id, **k)))
-                    .map(|k| KeyInfo {
-                        key: *k,
-                        name: None,
-                        role: "establishment".into(),
-                        revoked: self.replica.trust().revoked_keys.contains_key(k),
-                    })
-                    .collect(),
-                members: self
-                    .replica
-                    .trust()
-                    .members
-                    .values()
-                    .filter(|m| m.establishment == e.id)
-                    .map(|m| KeyInfo {
-                        key: m.key,
-                        name: Some(m.name.clone()),
-                        role: m.role.slug().into(),
-                        revoked: m.revoked,
-                    })
-                    .collect(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        self.read_view().establishments()
     }
 
-    /// Establishments whose name contains `text` (case-insensitive), or whose
-    /// id is `text`.
+    /// See [`ReadView::find_establishments`].
     pub fn find_establishments(&self, text: &str) -> Vec<EstablishmentId> {
-        let needle = text.trim().to_lowercase();
-        self.replica
-            .trust()
-            .establishments
-            .values()
-            .filter(|e| e.name.to_lowercase().contains(&needle) || e.id.to_hex() == needle)
-            .map(|e| e.id)
-            .collect()
+        self.read_view().find_establishments(text)
     }
 
-    /// Counts of what this node holds.
+    /// See [`ReadView::status`].
     pub fn status(&self) -> Result<StatusReport> {
-        let mut pending = BTreeMap::new();
-        let mut rejected = BTreeMap::new();
-        for (_, v) in self.store.scan(Tree::Judgements, b"")? {
-            match serde_json::from_slice::<Judgement>(&v) {
-                Ok(Judgement::Pending(r)) => *pending.entry(r.to_string()).or_insert(0) += 1,
-                Ok(Judgement::Rejected(r)) => *rejected.entry(r.to_string()).or_insert(0) += 1,
-                Ok(Judgement::Accepted) => {}
-                Err(e) => return Err(LibraryError::Corrupt(format!("judgement: {e}"))),
-            }
-        }
-        Ok(StatusReport {
-            network: self.config.network,
-            network_name: self.replica.trust().network_name.clone(),
-            establishment: self.named_establishment(&self.config.establishment),
-            envelopes: self.store.len(Tree::Envelopes)?,
-            certificates: self.store.len(Tree::Certificates)?,
-            items: self.store.len(Tree::Catalog)?,
-            pending,
-            rejected,
-        })
+        self.read_view().status()
     }
-}
-
-/// The catalog stores [`Item`] as JSON without its body, with when it was
-/// last updated.
-#[derive(Serialize)]
-struct CatalogRecord<'a> {
-    #[serde(flatten)]
-    item: &'a Item,
-    updated_ms: u64,
-}
-
-/// An empty index in `dir`, removing whatever was there; in memory if the
-/// directory cannot be used (the node keeps working; the next open retries).
-fn fresh_index(dir: &std::path::Path) -> SearchIndex {
-    let on_disk = match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SearchError::Io {
-            path: dir.to_path_buf(),
-            source,
-        }),
-    }
-    .and_then(|()| SearchIndex::open(dir));
-    match on_disk {
-        Ok(index) => index,
-        Err(e) => {
-            tracing::warn!(
-                "cannot make a search index in {} ({e}); keeping it in memory",
-                dir.display()
-            );
-            match SearchIndex::in_memory() {
-                Ok(index) => index,
-                // tantivy's RAM directory does not fail to create.
-                Err(e) => panic!("cannot create an in-memory search index: {e}"),
-            }
-        }
-    }
-}
-
-fn in_memory_index() -> Result<SearchIndex> {
-    Ok(SearchIndex::in_memory()?)
-}
-
-/// A catalog entry read back.
-#[derive(Deserialize)]
-struct CatalogEntry {
-    #[serde(default)]
-    updated_ms: u64,
-    id: ItemId,
-    owner: EstablishmentId,
-    version: u64,
-    #[serde(flatten)]
-    content: ItemContent,
-    authors: Vec<PublicKey>,
-    supersedes: Vec<ItemId>,
-    superseded_by: Option<ItemId>,
-    withdrawn_reason: Option<String>,
-    adopted_from: Option<ItemId>,
-}
-
-fn catalog_entry(id: &ItemId, bytes: &[u8]) -> Result<CatalogEntry> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| LibraryError::Corrupt(format!("catalog entry {id}: {e}")))
-}
-
-impl CatalogEntry {
-    fn into_item(self) -> Item {
-        Item {
-            id: self.id,
-            owner: self.owner,
-            version: self.version,
-            content: self.content,
-            authors: self.authors,
-            supersedes: self.supersedes,
-            superseded_by: self.superseded_by,
-            withdrawn_reason: self.withdrawn_reason,
-            adopted_from: self.adopted_from,
-        }
-    }
-}
-
-/// Signs the change that creates a new item owned by `owner`, written by
-/// `member` from the node whose actor suffix is `suffix`.
-pub fn new_item(
-    content: &ItemContent,
-    member: &SecretKey,
-    suffix: &[u8; ACTOR_SUFFIX_BYTES],
-    owner: EstablishmentId,
-    network: &NetworkId,
-    now_ms: u64,
-) -> Result<Verified> {
-    new_item_with_salt(
-        content,
-        member,
-        suffix,
-        owner,
-        network,
-        now_ms,
-        random_bytes()?,
-    )
-}
-
-/// [`new_item`] with the item's salt given, for reproducible runs (the
-/// network simulation); a real item's salt is random.
-pub fn new_item_with_salt(
-    content: &ItemContent,
-    member: &SecretKey,
-    suffix: &[u8; ACTOR_SUFFIX_BYTES],
-    owner: EstablishmentId,
-    network: &NetworkId,
-    now_ms: u64,
-    salt: [u8; 16],
-) -> Result<Verified> {
-    let id = ItemId::derive(&owner, &salt);
-    let mut doc = AutoCommit::new().with_actor(actor_id(&member.public(), suffix));
-    item::init_doc(&mut doc, id, &owner)?;
-    item::write_version(&mut doc, content, &member.public())?;
-    doc.commit_with(
-        CommitOptions::default()
-            .with_message("publish")
-            .with_time(i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)),
-    );
-    let change = doc
-        .get_last_local_change()
-        .ok_or_else(|| LibraryError::Corrupt("no change was made".into()))?;
-    Ok(Verified::sign(
-        Body::Change(Box::new(ChangePayload {
-            item: id,
-            owner,
-            salt,
-            change,
-        })),
-        member,
-        network,
-        now_ms,
-    ))
-}
-
-/// RFC 3339 text for a claimed time in milliseconds.
-pub fn format_ms(ms: u64) -> String {
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| gatehouse_protocol::jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(|| "unknown".into(), |t| t.to_string())
-}
-
-/// Which fields differ between two versions, and body lines added/removed.
-fn describe_change(before: Option<&Item>, after: &Item) -> (Vec<String>, usize, usize) {
-    let Some(before) = before else {
-        let lines = after.content.body.lines().count();
-        return (vec!["created".into()], lines, 0);
-    };
-    let (b, a) = (&before.content, &after.content);
-    let mut changed = Vec::new();
-    let mut check = |name: &str, differs: bool| {
-        if differs {
-            changed.push(name.to_string());
-        }
-    };
-    check("title", b.title != a.title);
-    check("kind", b.kind != a.kind);
-    check("summary", b.summary != a.summary);
-    check("body", b.body != a.body);
-    check("pathways", b.pathways != a.pathways);
-    check("settings", b.settings != a.settings);
-    check("nation", b.nation != a.nation);
-    check("tags", b.tags != a.tags);
-    check("approved_by", b.approved_by != a.approved_by);
-    check("approved_on", b.approved_on != a.approved_on);
-    check("effective_from", b.effective_from != a.effective_from);
-    check("review_due", b.review_due != a.review_due);
-    check("status", b.status != a.status);
-    check("qi", b.qi != a.qi);
-    check("superseded_by", before.superseded_by != after.superseded_by);
-    check("supersedes", before.supersedes != after.supersedes);
-    check(
-        "withdrawn_reason",
-        before.withdrawn_reason != after.withdrawn_reason,
-    );
-    let diff = similar::TextDiff::from_lines(&b.body, &a.body);
-    let (mut added, mut removed) = (0, 0);
-    for change in diff.iter_all_changes() {
-        match change.tag() {
-            similar::ChangeTag::Insert => added += 1,
-            similar::ChangeTag::Delete => removed += 1,
-            similar::ChangeTag::Equal => {}
-        }
-    }
-    (changed, added, removed)
 }

@@ -13,6 +13,7 @@ use gatehouse_protocol::key::SecretKey;
 use crate::home::Home;
 use crate::library::{Library, LibraryError};
 use crate::net::{self, NetConfig, NetError, NetHandle};
+use crate::query::Reads;
 
 /// A failure starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,11 @@ impl RunningNode {
     /// Locks the library.
     pub fn lock(&self) -> MutexGuard<'_, Library> {
         self.library.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where readers find the library's latest view, without its lock.
+    pub fn reads(&self) -> Reads {
+        self.lock().reads()
     }
 
     /// Runs a local operation on the library, then announces what it stored.

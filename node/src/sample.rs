@@ -22,9 +22,10 @@ use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::draft::{self, DraftError};
+use crate::authoring::draft::{self, DraftError};
+use crate::authoring::new_item;
 use crate::home::{generate_key, random_bytes};
-use crate::library::{Library, LibraryError, new_item};
+use crate::library::{Library, LibraryError};
 
 /// A problem reading the sample library.
 #[derive(Debug, Error)]

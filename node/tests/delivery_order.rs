@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
-use gatehouse_node::bundle;
-use gatehouse_node::filter::Filter;
-use gatehouse_node::library::{Library, NodeConfig, new_item};
+use gatehouse_node::authoring::new_item;
+use gatehouse_node::library::{Library, NodeConfig};
+use gatehouse_node::projection::search::SearchIndex;
+use gatehouse_node::query::filter::Filter;
+use gatehouse_node::replica::bundle;
 use gatehouse_node::sample::synthetic_content;
-use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::MemoryStore;
 use gatehouse_protocol::automerge::AutoCommit;
 use gatehouse_protocol::automerge::transaction::CommitOptions;

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use gatehouse_node::draft;
+use gatehouse_node::authoring::draft;
 use gatehouse_node::home::Home;
 use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
@@ -109,7 +109,7 @@ impl LibrarySite {
 
         let library = Arc::new(Mutex::new(lib));
         let state = WebState {
-            library: library.clone(),
+            reads: library.lock().unwrap_or_else(|p| p.into_inner()).reads(),
             net: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();

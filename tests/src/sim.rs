@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use gatehouse_node::library::new_item_with_salt;
+use gatehouse_node::authoring::new_item_with_salt;
 use gatehouse_node::replica::Replica;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::store::MemoryStore;

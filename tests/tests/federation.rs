@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_node::bundle;
-use gatehouse_node::filter::Filter;
 use gatehouse_node::home::generate_key;
 use gatehouse_node::library::{Library, NodeConfig};
+use gatehouse_node::projection::search::SearchIndex;
+use gatehouse_node::query::filter::Filter;
+use gatehouse_node::replica::bundle;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
-use gatehouse_node::search::SearchIndex;
 use gatehouse_node::store::MemoryStore;
 use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_protocol::certificate::MemberRole;
@@ -89,7 +89,7 @@ async fn an_item_published_at_a_is_searchable_at_c_through_b() {
     let web = WebServer::start(
         ([127, 0, 0, 1], 0).into(),
         WebState {
-            library: c.library.clone(),
+            reads: c.reads(),
             net: Some(c.net.clone()),
         },
     )
@@ -359,7 +359,7 @@ async fn concurrent_offline_edits_at_one_site_merge() {
         let v3 = lib.get(&item, Some(3)).expect("version 3 by number");
         assert_eq!(v3.item.content.body, merged);
         let v2 = lib.get(&item, Some(2)).expect("version 2");
-        let d = gatehouse_node::diff::diff(&v2, &v3);
+        let d = gatehouse_node::query::diff::diff(&v2, &v3);
         assert_eq!((d.from, d.to), (2, 3));
         assert!(d.lines_added >= 1, "{d:?}");
     }
@@ -407,7 +407,7 @@ async fn a_revocation_made_while_a_node_is_offline_wins_when_it_returns() {
         lib.revoke_key(
             &est,
             deputy.public(),
-            gatehouse_node::authority::History::Keep,
+            gatehouse_node::authoring::authority::History::Keep,
             "left",
         )
         .map(|_| ())

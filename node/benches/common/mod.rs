@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use gatehouse_node::library::new_item;
+use gatehouse_node::authoring::new_item;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesis, MemberRole};
 use gatehouse_protocol::envelope::{Body, Verified};

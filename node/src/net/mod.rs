@@ -23,6 +23,7 @@
 //! The library is shared with the control API behind a `std` mutex that is
 //! never held across an `.await`.
 
+pub mod book;
 pub mod codec;
 
 use std::collections::{BTreeMap, HashMap};

@@ -13,12 +13,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{WebError, WebState, item_id, no_parameters, parse_search, version_number};
-use crate::diff::{ItemDiff, diff};
-use crate::library::{
-    EstablishmentSummary, ItemView, Library, PeerEntry, SearchPage, StatusReport, VersionEntry,
-};
 use crate::net::NetStatus;
-use crate::search::SearchRequest;
+use crate::net::book::PeerEntry;
+use crate::projection::search::SearchRequest;
+use crate::query::ReadView;
+use crate::query::diff::{ItemDiff, diff};
+use crate::query::{EstablishmentSummary, ItemView, SearchPage, StatusReport, VersionEntry};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -69,7 +69,7 @@ async fn openapi() -> impl IntoResponse {
 
 /// Runs a search for query-string `pairs` on `lib`.
 pub fn run_search(
-    lib: &Library,
+    lib: &ReadView,
     pairs: &[(String, String)],
     web_page: bool,
 ) -> Result<(super::SearchParams, SearchPage), WebError> {
@@ -144,7 +144,7 @@ pub struct Compared {
 /// The versions a diff request names: `to` defaults to the latest, `from`
 /// to the one before `to`.
 pub fn diff_between(
-    lib: &Library,
+    lib: &ReadView,
     id: &str,
     pairs: &[(String, String)],
 ) -> Result<Compared, WebError> {
@@ -223,7 +223,7 @@ pub struct NodeStatus {
 }
 
 /// The node's status as the API and the network page show it.
-pub fn node_status(lib: &Library, net: Option<NetStatus>) -> Result<NodeStatus, WebError> {
+pub fn node_status(lib: &ReadView, net: Option<NetStatus>) -> Result<NodeStatus, WebError> {
     let peer_book = lib.peers()?;
     let last_sync_ms = peer_book
         .iter()

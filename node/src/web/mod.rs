@@ -7,14 +7,14 @@
 //! `/api/v1/openapi.json`. Everything here is read-only: publishing stays
 //! with the CLI and the control socket.
 //!
-//! Handlers lock the library on tokio's blocking pool, so a slow query never
-//! stalls the runtime that also drives the network.
+//! Handlers read the library's latest [`ReadView`] on tokio's blocking
+//! pool: they take no lock that the network or an ingest holds, and a slow
+//! query never stalls the runtime that also drives the network.
 
 pub mod api;
 pub mod pages;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::Request;
@@ -26,10 +26,12 @@ use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-use crate::filter::Filter;
-use crate::library::{Library, LibraryError, MIN_ID_PREFIX_CHARS};
+use crate::library::LibraryError;
 use crate::net::NetHandle;
-use crate::search::{MAX_SEARCH_RESULTS, SearchError, Sort};
+use crate::projection::search::{MAX_SEARCH_RESULTS, SearchError, Sort};
+use crate::query::MIN_ID_PREFIX_CHARS;
+use crate::query::filter::Filter;
+use crate::query::{ReadView, Reads};
 
 /// The address the web page listens on unless told otherwise: loopback only.
 pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8480";
@@ -38,7 +40,7 @@ pub const PAGE_SIZE: usize = 10;
 /// Results the API returns when no `limit` is given.
 pub const DEFAULT_API_LIMIT: usize = 20;
 /// Requests handled at once; more wait their turn, so a flood of requests
-/// cannot starve the network task of the library lock.
+/// cannot take every core from the network task.
 pub const MAX_CONCURRENT_REQUESTS: usize = 16;
 
 /// The policy every response is sent with: nothing but this node's own
@@ -50,28 +52,27 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 /// What the web handlers share.
 #[derive(Clone)]
 pub struct WebState {
-    /// The library (shared with the network task, if any).
-    pub library: Arc<Mutex<Library>>,
+    /// Where the library's latest read view is found.
+    pub reads: Reads,
     /// The network, when the node runs one.
     pub net: Option<NetHandle>,
 }
 
 impl WebState {
-    /// Runs `f` on the locked library on the blocking pool.
+    /// Runs `f` on the library's latest read view, on the blocking pool. It
+    /// takes no lock the network or an ingest holds, so a page never waits
+    /// for a batch to finish.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Library) -> Result<T, WebError> + Send + 'static,
+        f: impl FnOnce(&ReadView) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
-        let library = self.library.clone();
-        tokio::task::spawn_blocking(move || {
-            let lib = library.lock().unwrap_or_else(|p| p.into_inner());
-            f(&lib)
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "web request task failed");
-            WebError::Internal(INTERNAL_MESSAGE.into())
-        })?
+        let view = self.reads.latest();
+        tokio::task::spawn_blocking(move || f(&view))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "web request task failed");
+                WebError::Internal(INTERNAL_MESSAGE.into())
+            })?
     }
 }
 
@@ -124,7 +125,7 @@ impl From<LibraryError> for WebError {
 
 /// Reads an item id (or an unambiguous prefix of at least
 /// [`MIN_ID_PREFIX_CHARS`] hex characters) from a path.
-pub fn item_id(lib: &Library, text: &str) -> Result<ItemId, WebError> {
+pub fn item_id(lib: &ReadView, text: &str) -> Result<ItemId, WebError> {
     let ok = (MIN_ID_PREFIX_CHARS..=32).contains(&text.len())
         && text.chars().all(|c| c.is_ascii_hexdigit());
     if !ok {

@@ -20,10 +20,11 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::api::{Compared, diff_between, node_status, run_search};
 use super::{PAGE_SIZE, SearchParams, WebError, WebState, item_id, version_number};
-use crate::diff::{ItemDiff, LineChange};
-use crate::library::{ItemView, Library, SearchResult, VersionEntry, format_ms};
-use crate::markdown;
-use crate::search::{FACETS, FacetCount, Sort};
+use crate::projection::markdown;
+use crate::projection::search::{FACETS, FacetCount, Sort};
+use crate::query::ReadView;
+use crate::query::diff::{ItemDiff, LineChange};
+use crate::query::{ItemView, SearchResult, VersionEntry, format_ms};
 
 /// The stylesheet.
 pub const STYLESHEET: &str = include_str!("style.css");
@@ -73,8 +74,8 @@ struct Site {
     establishment: String,
 }
 
-fn site(lib: &Library) -> Site {
-    let est = lib.config().establishment;
+fn site(lib: &ReadView) -> Site {
+    let est = lib.establishment();
     Site {
         network: lib
             .trust()
@@ -175,7 +176,7 @@ async fn not_found(State(state): State<WebState>) -> Response {
 /// Runs a page renderer on the library; errors become error pages.
 async fn render(
     state: &WebState,
-    f: impl FnOnce(&Library, &Site) -> Result<Markup, WebError> + Send + 'static,
+    f: impl FnOnce(&ReadView, &Site) -> Result<Markup, WebError> + Send + 'static,
 ) -> Response {
     let result = state
         .read(move |lib| {
@@ -193,7 +194,7 @@ async fn render(
     }
 }
 
-fn establishment_name(lib: &Library, id: &EstablishmentId) -> String {
+fn establishment_name(lib: &ReadView, id: &EstablishmentId) -> String {
     lib.trust().establishments.get(id).map_or_else(
         || format!("establishment {}", id.short()),
         |e| e.name.clone(),
@@ -201,7 +202,7 @@ fn establishment_name(lib: &Library, id: &EstablishmentId) -> String {
 }
 
 /// The label of facet `dimension`'s `value`.
-fn facet_label(lib: &Library, dimension: &str, value: &str) -> String {
+fn facet_label(lib: &ReadView, dimension: &str, value: &str) -> String {
     let label = match dimension {
         "kind" => Kind::from_str(value).ok().map(|v| v.label().to_string()),
         "pathway" => Pathway::from_str(value).ok().map(|v| v.label().to_string()),
@@ -305,9 +306,9 @@ fn search_form(q: &str, hidden: &[(String, String)]) -> Markup {
 
 async fn home(State(state): State<WebState>) -> Response {
     render(&state, |lib, site_info| {
-        let recent = lib.find(&crate::search::SearchRequest {
+        let recent = lib.find(&crate::projection::search::SearchRequest {
             query: "",
-            filter: &crate::filter::Filter::default(),
+            filter: &crate::query::filter::Filter::default(),
             sort: Sort::Updated,
             offset: 0,
             limit: HOME_LIST_LEN,
@@ -440,7 +441,7 @@ fn selected_facet(p: &SearchParams, dimension: &str) -> Vec<String> {
 }
 
 fn facets_panel(
-    lib: &Library,
+    lib: &ReadView,
     p: &SearchParams,
     facets: &BTreeMap<String, Vec<FacetCount>>,
 ) -> Markup {
@@ -617,7 +618,7 @@ fn opt_text(v: Option<String>) -> Markup {
     html! { @match v { Some(v) => (v), None => span.muted { "Not given" } } }
 }
 
-fn title_of(lib: &Library, id: &ItemId) -> String {
+fn title_of(lib: &ReadView, id: &ItemId) -> String {
     lib.get(id, None)
         .map_or_else(|_| format!("item {}", id.short()), |v| v.item.content.title)
 }
@@ -911,7 +912,7 @@ async fn item_diff(
 async fn establishments(State(state): State<WebState>) -> Response {
     render(&state, |lib, site_info| {
         let list = lib.establishments()?;
-        let filter_for = |id: EstablishmentId| crate::filter::Filter {
+        let filter_for = |id: EstablishmentId| crate::query::filter::Filter {
             owners: Some(vec![id]),
             ..Default::default()
         };
@@ -919,7 +920,7 @@ async fn establishments(State(state): State<WebState>) -> Response {
             h1 { "Establishments" }
             p.lead { (list.len()) " establishments are admitted to " (site_info.network) "." }
             @for e in &list {
-                @let items = lib.find(&crate::search::SearchRequest {
+                @let items = lib.find(&crate::projection::search::SearchRequest {
                     query: "", filter: &filter_for(e.id), sort: Sort::Updated, offset: 0, limit: DIRECTORY_ITEMS, facets: false,
                 })?;
                 section.establishment aria-labelledby={ "est-" (e.id.to_hex()) } {

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use gatehouse_node::library::new_item;
+use gatehouse_node::authoring::new_item;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};

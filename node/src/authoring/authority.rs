@@ -98,7 +98,7 @@ impl Library {
         }
         let establishment = match existing {
             Some(id) => id,
-            None => EstablishmentId(random_bytes()?),
+            None => EstablishmentId(self.ambient.random()?),
         };
         let issued = self.issue(
             admin,
@@ -354,7 +354,7 @@ pub struct JoinReport {
     /// Whether the node key is delegated (needs an establishment key here).
     pub node_delegated: bool,
     /// What importing the invitation did.
-    pub imported: crate::bundle::ImportReport,
+    pub imported: crate::replica::bundle::ImportReport,
 }
 
 impl Library {
@@ -375,7 +375,8 @@ impl Library {
                 home.root().display().to_string(),
             ));
         }
-        let file = crate::bundle::read(invite).map_err(|e| LibraryError::Bundle(e.to_string()))?;
+        let file = crate::replica::bundle::read(invite)
+            .map_err(|e| LibraryError::Bundle(e.to_string()))?;
         let network = file.network;
         let certs: Vec<Verified> = file
             .entries
@@ -437,7 +438,7 @@ impl Library {
         };
         let member_public = member.as_ref().map(SecretKey::public);
         let mut lib = Self::create_in(home, config, member)?;
-        let imported = crate::bundle::import(&mut lib, invite)
+        let imported = crate::replica::bundle::import(&mut lib, invite)
             .map_err(|e| LibraryError::Bundle(e.to_string()))?;
         let mut node_delegated = false;
         if let Some(est) = &est_key {

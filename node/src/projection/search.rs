@@ -27,11 +27,12 @@ use tantivy::schema::{
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
+    Term,
 };
 use thiserror::Error;
 
-use crate::filter::Filter;
+use crate::query::filter::Filter;
 
 /// Memory the index writer may use before flushing a segment, in bytes.
 pub const INDEX_WRITER_BUDGET_BYTES: usize = 32 * 1024 * 1024;
@@ -279,11 +280,21 @@ fn day_number(d: Date) -> i64 {
     )
 }
 
-/// The search index of one node.
+/// The search index of one node: written by the projections, read through
+/// [`SearchReader`]s.
 pub struct SearchIndex {
-    index: Index,
+    read: SearchReader,
     reader: IndexReader,
     writer: Option<IndexWriter>,
+}
+
+/// Searches the index as it was at one commit (a tantivy `Searcher` holds
+/// the segments of that moment). Cheap to clone and usable from any thread
+/// while the index is written: queries never wait for a write.
+#[derive(Clone)]
+pub struct SearchReader {
+    index: Index,
+    searcher: Searcher,
     fields: Fields,
 }
 
@@ -313,17 +324,26 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(Self {
-            index,
+            read: SearchReader {
+                index,
+                searcher: reader.searcher(),
+                fields,
+            },
             reader,
             writer: None,
-            fields,
         })
+    }
+
+    /// A reader of this index as of its last commit.
+    pub fn reader(&self) -> SearchReader {
+        self.read.clone()
     }
 
     fn writer(&mut self) -> Result<&mut IndexWriter, SearchError> {
         if self.writer.is_none() {
             self.writer = Some(
-                self.index
+                self.read
+                    .index
                     .writer_with_num_threads(1, INDEX_WRITER_BUDGET_BYTES)?,
             );
         }
@@ -336,7 +356,7 @@ impl SearchIndex {
     /// Checks every file of the index against its checksum, so damage is
     /// found when the index is opened rather than by a later search.
     pub fn verify(&self) -> Result<(), SearchError> {
-        let damaged = self.index.validate_checksum()?;
+        let damaged = self.read.index.validate_checksum()?;
         if damaged.is_empty() {
             return Ok(());
         }
@@ -347,7 +367,7 @@ impl SearchIndex {
 
     /// Number of items indexed.
     pub fn len(&self) -> usize {
-        self.reader.searcher().num_docs() as usize
+        self.read.searcher.num_docs() as usize
     }
 
     /// Whether nothing is indexed.
@@ -358,12 +378,15 @@ impl SearchIndex {
     /// Adds or replaces an item, last updated at `updated_ms`; call
     /// [`SearchIndex::commit`] to make it visible.
     pub fn upsert(&mut self, item: &Item, updated_ms: u64) -> Result<(), SearchError> {
-        let f = self.fields;
+        let f = self.read.fields;
         let mut doc = TantivyDocument::default();
         doc.add_text(f.id, item.id.to_hex());
         doc.add_text(f.title, &item.content.title);
         doc.add_text(f.summary, &item.content.summary);
-        doc.add_text(f.body, crate::markdown::plain_text(&item.content.body));
+        doc.add_text(
+            f.body,
+            crate::projection::markdown::plain_text(&item.content.body),
+        );
         for t in &item.content.tags {
             doc.add_text(f.tags, t);
         }
@@ -399,7 +422,7 @@ impl SearchIndex {
 
     /// Removes one item; call [`SearchIndex::commit`] to make it visible.
     pub fn remove(&mut self, id: &ItemId) -> Result<(), SearchError> {
-        let f = self.fields;
+        let f = self.read.fields;
         self.writer()?
             .delete_term(Term::from_field_text(f.id, &id.to_hex()));
         Ok(())
@@ -416,10 +439,23 @@ impl SearchIndex {
         if let Some(w) = self.writer.as_mut() {
             w.commit()?;
             self.reader.reload()?;
+            self.read.searcher = self.reader.searcher();
         }
         Ok(())
     }
 
+    /// Ranked search with filters: the best `limit` items.
+    pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<Hits, SearchError> {
+        self.read.search(query, filter, limit)
+    }
+
+    /// One page of results for `req`, with facet counts over every match.
+    pub fn find(&self, req: &SearchRequest<'_>) -> Result<Hits, SearchError> {
+        self.read.find(req)
+    }
+}
+
+impl SearchReader {
     fn term(&self, field: Field, value: &str) -> Box<dyn Query> {
         Box::new(TermQuery::new(
             Term::from_field_text(field, value),
@@ -467,7 +503,7 @@ impl SearchIndex {
                 .map(|q| (Occur::Must, q)),
         );
         let query_all = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
+        let searcher = &self.searcher;
         let window = TopDocs::with_limit(limit).and_offset(req.offset);
         let facets = req.facets.then(|| {
             let mut c = FacetCollector::for_field("facet");
@@ -515,9 +551,9 @@ impl SearchIndex {
         }
         let snippets = match &text_query {
             Some(q) => {
-                let mut body = SnippetGenerator::create(&searcher, &**q, f.body)?;
+                let mut body = SnippetGenerator::create(searcher, &**q, f.body)?;
                 body.set_max_num_chars(SNIPPET_MAX_CHARS);
-                let mut summary = SnippetGenerator::create(&searcher, &**q, f.summary)?;
+                let mut summary = SnippetGenerator::create(searcher, &**q, f.summary)?;
                 summary.set_max_num_chars(SNIPPET_MAX_CHARS);
                 Some((body, summary))
             }

@@ -5,7 +5,7 @@ use gatehouse_protocol::id::ItemId;
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
-use crate::library::ItemView;
+use crate::query::ItemView;
 
 /// Lines of unchanged body kept around each change.
 pub const DIFF_CONTEXT_LINES: usize = 3;

@@ -18,6 +18,8 @@
 //! ([`Replica::dirty`]). The sync core and the network simulation use the
 //! replica without projections.
 
+pub mod bundle;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -76,7 +78,7 @@ pub(crate) fn change_key(item: &ItemId, env: &EnvelopeId) -> Vec<u8> {
 pub struct Replica {
     store: Arc<dyn Store>,
     network: NetworkId,
-    trust: TrustView,
+    trust: Arc<TrustView>,
     /// A certificate was stored since trust was last rebuilt.
     trust_stale: bool,
     /// Changes stored in the current batch, so projections need not read
@@ -108,7 +110,7 @@ impl Replica {
         let mut replica = Self {
             store,
             network,
-            trust: TrustView::default(),
+            trust: Arc::default(),
             trust_stale: false,
             fresh: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -228,22 +230,13 @@ impl Replica {
             self.certs = Some(certs.into_iter().map(|c| (c.id(), c)).collect());
         }
         let certs: Vec<&Verified> = self.certs.iter().flat_map(|c| c.values()).collect();
-        self.trust = TrustView::build(&self.network, certs);
+        self.trust = Arc::new(TrustView::build(&self.network, certs));
         Ok(())
     }
 
     /// A held envelope, its hash checked against its id.
     pub fn load_envelope(&self, id: &EnvelopeId) -> Result<Verified> {
-        let bytes = self
-            .store
-            .get(Tree::Envelopes, id.as_bytes())?
-            .ok_or_else(|| {
-                LibraryError::Corrupt(format!("envelope {id} is indexed but missing"))
-            })?;
-        // Stored envelopes were verified before they were written; the hash
-        // check on the way back in catches damage on disk.
-        Envelope::reopen(&bytes, id, &self.network)
-            .map_err(|_| LibraryError::DamagedEnvelopes { ids: vec![*id] })
+        load_envelope(&*self.store, &self.network, id)
     }
 
     /// The rows derived from one envelope when it is stored (besides its
@@ -549,19 +542,50 @@ impl Replica {
 
     /// The accepted change envelopes of an item.
     pub fn accepted_changes(&self, item: &ItemId) -> Result<Vec<Verified>> {
-        let mut out = Vec::new();
-        for (k, _) in self.store.scan(Tree::ItemChanges, item.as_bytes())? {
-            let id = EnvelopeId(
-                <[u8; 32]>::try_from(&k[16..])
-                    .map_err(|_| LibraryError::Corrupt("item change key".into()))?,
-            );
-            if self.store.get(Tree::Judgements, id.as_bytes())?.is_none() {
-                match self.fresh.get(&id) {
-                    Some(env) => out.push(env.clone()),
-                    None => out.push(self.load_envelope(&id)?),
-                }
+        accepted_changes(&*self.store, &self.network, item, &self.fresh)
+    }
+
+    /// The trust view, shared (read views hold it).
+    pub(crate) fn shared_trust(&self) -> Arc<TrustView> {
+        self.trust.clone()
+    }
+}
+
+/// Reads an envelope back from `store`. Stored envelopes were verified
+/// before they were written; the hash check on the way back in catches
+/// damage on disk.
+pub(crate) fn load_envelope(
+    store: &dyn Store,
+    network: &NetworkId,
+    id: &EnvelopeId,
+) -> Result<Verified> {
+    let bytes = store
+        .get(Tree::Envelopes, id.as_bytes())?
+        .ok_or_else(|| LibraryError::Corrupt(format!("envelope {id} is indexed but missing")))?;
+    Envelope::reopen(&bytes, id, network)
+        .map_err(|_| LibraryError::DamagedEnvelopes { ids: vec![*id] })
+}
+
+/// The changes of `item` in effect in `store`, those of the current batch
+/// taken from `fresh` rather than read back.
+pub(crate) fn accepted_changes(
+    store: &dyn Store,
+    network: &NetworkId,
+    item: &ItemId,
+    fresh: &BTreeMap<EnvelopeId, Verified>,
+) -> Result<Vec<Verified>> {
+    let mut out = Vec::new();
+    for (k, _) in store.scan(Tree::ItemChanges, item.as_bytes())? {
+        let id = EnvelopeId(
+            <[u8; 32]>::try_from(&k[16..])
+                .map_err(|_| LibraryError::Corrupt("item change key".into()))?,
+        );
+        if store.get(Tree::Judgements, id.as_bytes())?.is_none() {
+            match fresh.get(&id) {
+                Some(env) => out.push(env.clone()),
+                None => out.push(load_envelope(store, network, &id)?),
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }

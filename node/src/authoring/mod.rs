@@ -1,0 +1,358 @@
+//! Authoring: the changes a site makes to its own items (publish, revise,
+//! supersede, withdraw). A change is validated and scanned for patient
+//! identifiers before anything is signed, signed with this node's
+//! publishing key, judged *before* it is stored (an unauthorised change
+//! leaves nothing on disk), and handed to the replica; the operation
+//! returns once the store is flushed.
+//!
+//! Certificate operations (admit, delegate, revoke, rotate) are in
+//! [`authority`]; Markdown drafts with front matter are read in [`draft`].
+
+pub mod authority;
+pub mod draft;
+
+use gatehouse_protocol::automerge::AutoCommit;
+use gatehouse_protocol::automerge::transaction::CommitOptions;
+use gatehouse_protocol::change::{ACTOR_SUFFIX_BYTES, ChangePayload, actor_id};
+use gatehouse_protocol::envelope::{Body, Verified};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
+use gatehouse_protocol::identifier::find_identifiers_allowing;
+use gatehouse_protocol::item::{self, FieldError, Item, ItemContent};
+use gatehouse_protocol::key::SecretKey;
+use gatehouse_protocol::trust::Judgement;
+use gatehouse_protocol::vocab::Status;
+
+use crate::error::{LibraryError, Result};
+use crate::home::random_bytes;
+use crate::library::Library;
+use crate::store::Tree;
+
+/// Longest withdrawal reason, in characters.
+pub const MAX_REASON_CHARS: usize = 1_000;
+
+/// The key this node publishes with, and the suffix of its Automerge actor
+/// ids.
+pub(crate) struct Signer {
+    pub(crate) member: SecretKey,
+    pub(crate) actor_suffix: [u8; ACTOR_SUFFIX_BYTES],
+}
+
+impl Library {
+    fn signer(&self) -> Result<&Signer> {
+        self.signer.as_ref().ok_or(LibraryError::NoSigningKey)
+    }
+
+    fn check_identifiers(content: &ItemContent, allowed: &[String]) -> Result<()> {
+        let mut fields: Vec<(&'static str, &str)> = vec![
+            ("title", &content.title),
+            ("summary", &content.summary),
+            ("body", &content.body),
+        ];
+        for t in &content.tags {
+            fields.push(("tags", t));
+        }
+        if let Some(a) = &content.approved_by {
+            fields.push(("approved_by", a));
+        }
+        if let Some(qi) = &content.qi {
+            fields.push(("aim", &qi.aim));
+            fields.push(("outcomes", &qi.outcomes));
+            for m in &qi.measures {
+                fields.push(("measures", m));
+            }
+            for p in &qi.pdsa_cycles {
+                fields.push(("pdsa_cycles", p));
+            }
+        }
+        for (field, text) in fields {
+            if let Some(m) = find_identifiers_allowing(text, allowed).into_iter().next() {
+                return Err(LibraryError::Identifier {
+                    field,
+                    kind: m.kind,
+                    text: m.text,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs a change to `item` made in `doc`, checks this node may make it,
+    /// and stores it durably.
+    fn commit_change(
+        &mut self,
+        item: ItemId,
+        owner: EstablishmentId,
+        salt: [u8; 16],
+        doc: &mut AutoCommit,
+        action: &str,
+    ) -> Result<EnvelopeId> {
+        let now = self.now();
+        doc.commit_with(
+            CommitOptions::default()
+                .with_message(action)
+                .with_time(i64::try_from(now / 1000).unwrap_or(i64::MAX)),
+        );
+        let change = doc
+            .get_last_local_change()
+            .ok_or_else(|| LibraryError::Corrupt("no change was made".into()))?;
+        let signer = self.signer()?;
+        let env = Verified::sign(
+            Body::Change(Box::new(ChangePayload {
+                item,
+                owner,
+                salt,
+                change,
+            })),
+            &signer.member,
+            &self.config.network,
+            now,
+        );
+        let j = self.replica.trust().judge(&env);
+        if j != Judgement::Accepted {
+            return Err(LibraryError::NotAuthorised(j));
+        }
+        let out = self.replica.accept(env)?;
+        self.finish()?;
+        Ok(out.id)
+    }
+
+    /// Publishes a new item owned by this node's establishment. Returns once
+    /// the change is durable.
+    pub fn publish(&mut self, content: &ItemContent, allowed: &[String]) -> Result<ItemId> {
+        self.publish_with_salt(content, allowed, self.ambient.random()?)
+    }
+
+    /// Publishes a new item exactly once for `key`: the item's id is derived
+    /// from the key, so a retry with the same key (after a publish whose
+    /// outcome was unknown) finds the item already here and returns it
+    /// instead of making a second one.
+    pub fn publish_once(
+        &mut self,
+        content: &ItemContent,
+        allowed: &[String],
+        key: &str,
+    ) -> Result<ItemId> {
+        let hash = blake3::hash(
+            &[
+                b"gatehouse/v1/idempotency\0".as_slice(),
+                self.config.establishment.as_bytes(),
+                key.as_bytes(),
+            ]
+            .concat(),
+        );
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&hash.as_bytes()[..16]);
+        let id = ItemId::derive(&self.config.establishment, &salt);
+        // Any change of the item held here means the key was used.
+        if !self
+            .store
+            .scan(Tree::ItemChanges, id.as_bytes())?
+            .is_empty()
+        {
+            return Ok(id);
+        }
+        self.publish_with_salt(content, allowed, salt)
+    }
+
+    fn publish_with_salt(
+        &mut self,
+        content: &ItemContent,
+        allowed: &[String],
+        salt: [u8; 16],
+    ) -> Result<ItemId> {
+        content.validate()?;
+        Self::check_identifiers(content, allowed)?;
+        let signer = self.signer()?;
+        let env = new_item_with_salt(
+            content,
+            &signer.member,
+            &signer.actor_suffix,
+            self.config.establishment,
+            &self.config.network,
+            self.now(),
+            salt,
+        )?;
+        let id = ItemId::derive(&self.config.establishment, &salt);
+        let j = self.replica.trust().judge(&env);
+        if j != Judgement::Accepted {
+            return Err(LibraryError::NotAuthorised(j));
+        }
+        self.replica.accept(env)?;
+        self.finish()?;
+        Ok(id)
+    }
+
+    /// Loads an item's document ready for a local change, checking that this
+    /// node's establishment owns it.
+    fn doc_for_change(&self, id: &ItemId) -> Result<(AutoCommit, Item, [u8; 16])> {
+        let bytes = self
+            .store
+            .get(Tree::ItemDocs, id.as_bytes())?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let mut doc = AutoCommit::load(&bytes)?;
+        let current = item::read_item(&doc)?;
+        if current.owner != self.config.establishment {
+            return Err(LibraryError::NotOwner {
+                item: *id,
+                owner: self.read_view().establishment_name(&current.owner),
+            });
+        }
+        let signer = self.signer()?;
+        doc.set_actor(actor_id(&signer.member.public(), &signer.actor_suffix));
+        let salt = self
+            .replica
+            .accepted_changes(id)?
+            .iter()
+            .find_map(|e| match e.body() {
+                Body::Change(c) => Some(c.salt),
+                Body::Certificate(_) | Body::Unread { .. } => None,
+            })
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        Ok((doc, current, salt))
+    }
+
+    /// Makes a new version of an item. Returns the new version number.
+    pub fn revise(
+        &mut self,
+        id: &ItemId,
+        content: &ItemContent,
+        allowed: &[String],
+    ) -> Result<u64> {
+        content.validate()?;
+        Self::check_identifiers(content, allowed)?;
+        let (mut doc, current, salt) = self.doc_for_change(id)?;
+        if matches!(
+            current.content.status,
+            Status::Superseded | Status::Withdrawn
+        ) {
+            return Err(LibraryError::Closed {
+                id: *id,
+                status: current.content.status,
+            });
+        }
+        if current.content == *content {
+            return Err(LibraryError::NoChange(*id));
+        }
+        let author = self.signer()?.member.public();
+        item::write_version(&mut doc, content, &author)?;
+        self.commit_change(*id, current.owner, salt, &mut doc, "revise")?;
+        Ok(self.get(id, None)?.item.version)
+    }
+
+    /// Marks `old` superseded by `new`, and `new` as superseding `old` when
+    /// this establishment owns both.
+    pub fn supersede(&mut self, old: &ItemId, new: &ItemId) -> Result<()> {
+        if old == new {
+            return Err(LibraryError::Invalid(FieldError {
+                field: "by",
+                reason: "an item cannot supersede itself".into(),
+            }));
+        }
+        let successor = self.get(new, None)?;
+        let (mut doc, current, salt) = self.doc_for_change(old)?;
+        if current.content.status == Status::Withdrawn {
+            return Err(LibraryError::Closed {
+                id: *old,
+                status: current.content.status,
+            });
+        }
+        let author = self.signer()?.member.public();
+        item::write_superseded(&mut doc, *new, &author)?;
+        self.commit_change(*old, current.owner, salt, &mut doc, "supersede")?;
+        if successor.item.owner == self.config.establishment {
+            let (mut doc, current, salt) = self.doc_for_change(new)?;
+            item::write_supersedes(&mut doc, *old)?;
+            self.commit_change(*new, current.owner, salt, &mut doc, "supersedes")?;
+        }
+        Ok(())
+    }
+
+    /// Withdraws an item, with the reason.
+    pub fn withdraw(&mut self, id: &ItemId, reason: &str, allowed: &[String]) -> Result<()> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(LibraryError::Invalid(FieldError {
+                field: "reason",
+                reason: format!("give a reason of 1 to {MAX_REASON_CHARS} characters"),
+            }));
+        }
+        if let Some(m) = find_identifiers_allowing(reason, allowed)
+            .into_iter()
+            .next()
+        {
+            return Err(LibraryError::Identifier {
+                field: "reason",
+                kind: m.kind,
+                text: m.text,
+            });
+        }
+        let (mut doc, current, salt) = self.doc_for_change(id)?;
+        if current.content.status == Status::Withdrawn {
+            return Err(LibraryError::Closed {
+                id: *id,
+                status: current.content.status,
+            });
+        }
+        let author = self.signer()?.member.public();
+        item::write_withdrawn(&mut doc, reason, &author)?;
+        self.commit_change(*id, current.owner, salt, &mut doc, "withdraw")?;
+        Ok(())
+    }
+}
+
+/// Signs the change that creates a new item owned by `owner`, written by
+/// `member` from the node whose actor suffix is `suffix`.
+pub fn new_item(
+    content: &ItemContent,
+    member: &SecretKey,
+    suffix: &[u8; ACTOR_SUFFIX_BYTES],
+    owner: EstablishmentId,
+    network: &NetworkId,
+    now_ms: u64,
+) -> Result<Verified> {
+    new_item_with_salt(
+        content,
+        member,
+        suffix,
+        owner,
+        network,
+        now_ms,
+        random_bytes()?,
+    )
+}
+
+/// [`new_item`] with the item's salt given, for reproducible runs (the
+/// network simulation); a real item's salt is random.
+pub fn new_item_with_salt(
+    content: &ItemContent,
+    member: &SecretKey,
+    suffix: &[u8; ACTOR_SUFFIX_BYTES],
+    owner: EstablishmentId,
+    network: &NetworkId,
+    now_ms: u64,
+    salt: [u8; 16],
+) -> Result<Verified> {
+    let id = ItemId::derive(&owner, &salt);
+    let mut doc = AutoCommit::new().with_actor(actor_id(&member.public(), suffix));
+    item::init_doc(&mut doc, id, &owner)?;
+    item::write_version(&mut doc, content, &member.public())?;
+    doc.commit_with(
+        CommitOptions::default()
+            .with_message("publish")
+            .with_time(i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)),
+    );
+    let change = doc
+        .get_last_local_change()
+        .ok_or_else(|| LibraryError::Corrupt("no change was made".into()))?;
+    Ok(Verified::sign(
+        Body::Change(Box::new(ChangePayload {
+            item: id,
+            owner,
+            salt,
+            change,
+        })),
+        member,
+        network,
+        now_ms,
+    ))
+}

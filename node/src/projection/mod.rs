@@ -1,0 +1,344 @@
+//! Projections: what a person reads, derived from the envelopes the
+//! replica holds. Each item's Automerge document (`ItemDocs`), its catalog
+//! entry (`Catalog`, the item without its body, with when it was last
+//! updated) and its search index entry are rebuilt from the item's
+//! accepted changes whenever they move.
+//!
+//! Everything here can be rebuilt from the envelopes, so a failure is
+//! repaired, never returned to the user: an index write that fails marks
+//! the index broken and it is rebuilt at the end of the batch, in a fresh
+//! directory or in memory when the disk cannot hold it.
+
+pub mod markdown;
+pub mod search;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use gatehouse_protocol::automerge::{self, AutoCommit};
+use gatehouse_protocol::envelope::{Body, Verified};
+use gatehouse_protocol::id::{EstablishmentId, ItemId};
+use gatehouse_protocol::item::{self, Item, ItemContent};
+use gatehouse_protocol::key::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LibraryError, Result};
+use crate::replica::Replica;
+use crate::store::{Store, Tree};
+use search::{SearchError, SearchIndex, SearchReader};
+
+/// The projections of one library.
+pub(crate) struct Projections {
+    store: Arc<dyn Store>,
+    index: SearchIndex,
+    /// Where the index lives on disk (`None`: in memory).
+    index_dir: Option<PathBuf>,
+    /// An index write failed: the index is rebuilt at the end of the batch.
+    index_broken: bool,
+    /// A search failed: the index is rebuilt at the next write. Shared
+    /// with the read views, which set it.
+    index_suspect: Arc<AtomicBool>,
+}
+
+impl Projections {
+    /// Projections over `store` with `index` (kept at `index_dir`, or in
+    /// memory when `None`).
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        index: SearchIndex,
+        index_dir: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            store,
+            index,
+            index_dir,
+            index_broken: false,
+            index_suspect: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The index opened in `dir`, checked against its checksums; a fresh
+    /// one (rebuilt at the end of the first batch) if it cannot be used.
+    pub(crate) fn open_index(store: Arc<dyn Store>, dir: PathBuf) -> Self {
+        let (index, verified) = match SearchIndex::open(&dir).and_then(|i| i.verify().map(|()| i)) {
+            Ok(index) => (index, true),
+            Err(e) => {
+                tracing::warn!("search index unusable ({e}); rebuilding it from the library");
+                (fresh_index(&dir), false)
+            }
+        };
+        let mut p = Self::new(store, index, Some(dir));
+        p.index_broken = !verified;
+        p
+    }
+
+    /// Marks the index for a rebuild at the end of the batch.
+    pub(crate) fn mark_index_broken(&mut self) {
+        self.index_broken = true;
+    }
+
+    /// Items indexed.
+    pub(crate) fn indexed(&self) -> usize {
+        self.index.len()
+    }
+
+    /// A reader of the index and the flag a failed search sets.
+    pub(crate) fn search_handle(&self) -> (SearchReader, Arc<AtomicBool>) {
+        (self.index.reader(), self.index_suspect.clone())
+    }
+
+    /// Runs a write on the search index. A failure (a full disk, files left
+    /// by a killed commit) is logged and the index rebuilt at the end of the
+    /// batch; it never fails the operation.
+    fn index_write(&mut self, f: impl FnOnce(&mut SearchIndex) -> Result<(), SearchError>) {
+        if self.index_broken {
+            return;
+        }
+        if let Err(e) = f(&mut self.index) {
+            tracing::warn!("search index write failed ({e}); it will be rebuilt");
+            self.index_broken = true;
+        }
+    }
+
+    /// Brings the projections up to date with what the replica stored in
+    /// this batch: trust (when a certificate arrived), the judgement of
+    /// every envelope, the items that changed and the search index; then
+    /// clears the dirty marks. The caller flushes the store.
+    pub(crate) fn catch_up(&mut self, replica: &mut Replica, now_ms: u64) -> Result<()> {
+        replica.settle_trust()?;
+        let dirty: Vec<ItemId> = replica.dirty().iter().copied().collect();
+        for item in dirty {
+            self.materialise(replica, item, now_ms)?;
+        }
+        self.index_write(SearchIndex::commit);
+        if self.index_broken || self.index_suspect.load(Ordering::Relaxed) {
+            tracing::warn!("rebuilding the search index from the library");
+            self.reindex_all()?;
+        }
+        // The dirty marks go only once the index holds what they covered.
+        replica.end_batch()
+    }
+
+    /// Rebuilds an item's document, catalog entry and index entry from its
+    /// accepted changes.
+    fn materialise(&mut self, replica: &Replica, item: ItemId, now_ms: u64) -> Result<()> {
+        let accepted = replica.accepted_changes(&item)?;
+        // Signers' clocks are their own: a time claimed in the future is
+        // not allowed to pin an item to the top of "recently updated".
+        let updated_ms = accepted
+            .iter()
+            .map(Verified::created_ms)
+            .max()
+            .unwrap_or(0)
+            .min(now_ms);
+        let changes: Vec<automerge::Change> = accepted
+            .into_iter()
+            .filter_map(|e| match e.body() {
+                Body::Change(c) => Some(c.change.clone()),
+                Body::Certificate(_) | Body::Unread { .. } => None,
+            })
+            .collect();
+        let key_hex = item.to_hex();
+        if changes.is_empty() {
+            self.index_write(|i| i.remove(&item));
+            self.store.apply(vec![
+                (Tree::ItemDocs, item.as_bytes().to_vec(), None),
+                (Tree::Catalog, key_hex.into_bytes(), None),
+            ])?;
+            return Ok(());
+        }
+        let mut doc = AutoCommit::new();
+        doc.apply_changes(changes)?;
+        let mut read = match item::read_item(&doc) {
+            Ok(i) if i.id == item => i,
+            // Changes whose first (creating) change has not arrived yet.
+            _ => {
+                self.index_write(|i| i.remove(&item));
+                self.store.apply(vec![
+                    (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
+                    (Tree::Catalog, key_hex.into_bytes(), None),
+                ])?;
+                return Ok(());
+            }
+        };
+        self.index_write(|i| i.upsert(&read, updated_ms));
+        read.content.body.clear();
+        let catalog = serde_json::to_vec(&CatalogRecord {
+            item: &read,
+            updated_ms,
+        })
+        .map_err(|e| LibraryError::Corrupt(e.to_string()))?;
+        self.store.apply(vec![
+            (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
+            (Tree::Catalog, key_hex.into_bytes(), Some(catalog)),
+        ])?;
+        Ok(())
+    }
+
+    /// Rebuilds the search index from the item documents, in a new index
+    /// directory. If the disk cannot hold it, the index is kept in memory
+    /// for this run (and rebuilt on disk at the next open).
+    pub(crate) fn reindex_all(&mut self) -> Result<()> {
+        let old = std::mem::replace(&mut self.index, in_memory_index()?);
+        drop(old);
+        if let Some(dir) = &self.index_dir {
+            self.index = fresh_index(dir);
+        }
+        self.index_broken = false;
+        self.index_suspect.store(false, Ordering::Relaxed);
+        if let Err(e) = self.fill_index() {
+            tracing::warn!("cannot rebuild the search index on disk ({e}); keeping it in memory");
+            self.index = in_memory_index()?;
+            self.fill_index()?;
+        }
+        Ok(())
+    }
+
+    fn fill_index(&mut self) -> Result<()> {
+        for (k, _) in self.store.scan(Tree::Catalog, b"")? {
+            let Some(id) = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| s.parse::<ItemId>().ok())
+            else {
+                continue;
+            };
+            if let Some((item, updated_ms)) = load_item(&*self.store, &id)? {
+                self.index.upsert(&item, updated_ms)?;
+            }
+        }
+        self.index.commit()?;
+        Ok(())
+    }
+}
+
+/// Items some change is held for.
+pub(crate) fn items_with_changes(store: &dyn Store) -> Result<BTreeSet<ItemId>> {
+    let mut out = BTreeSet::new();
+    for (k, _) in store.scan(Tree::ItemChanges, b"")? {
+        if let Ok(bytes) = <[u8; 16]>::try_from(&k[..16.min(k.len())]) {
+            out.insert(ItemId(bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// An item with its body, and when it was last updated.
+pub(crate) fn load_item(store: &dyn Store, id: &ItemId) -> Result<Option<(Item, u64)>> {
+    let Some(entry) = store.get(Tree::Catalog, id.to_hex().as_bytes())? else {
+        return Ok(None);
+    };
+    let updated_ms = catalog_entry(id, &entry)?.updated_ms;
+    let Some(bytes) = store.get(Tree::ItemDocs, id.as_bytes())? else {
+        return Ok(None);
+    };
+    let doc = AutoCommit::load(&bytes)?;
+    Ok(Some((item::read_item(&doc)?, updated_ms)))
+}
+
+/// Every item (without bodies), with when it was last updated.
+pub(crate) fn catalog(store: &dyn Store) -> Result<Vec<(Item, u64)>> {
+    let mut out = Vec::new();
+    for (k, v) in store.scan(Tree::Catalog, b"")? {
+        let entry = serde_json::from_slice::<CatalogEntry>(&v).map_err(|e| {
+            LibraryError::Corrupt(format!(
+                "catalog entry {}: {e}",
+                String::from_utf8_lossy(&k)
+            ))
+        })?;
+        let updated_ms = entry.updated_ms;
+        out.push((entry.into_item(), updated_ms));
+    }
+    Ok(out)
+}
+
+/// One catalog entry: the item without its body, and when it was last
+/// updated.
+pub(crate) fn catalog_item(store: &dyn Store, id: &ItemId) -> Result<Option<(Item, u64)>> {
+    let Some(bytes) = store.get(Tree::Catalog, id.to_hex().as_bytes())? else {
+        return Ok(None);
+    };
+    let entry = catalog_entry(id, &bytes)?;
+    let updated_ms = entry.updated_ms;
+    Ok(Some((entry.into_item(), updated_ms)))
+}
+
+/// The catalog stores [`Item`] as JSON without its body, with when it was
+/// last updated.
+#[derive(Serialize)]
+struct CatalogRecord<'a> {
+    #[serde(flatten)]
+    item: &'a Item,
+    updated_ms: u64,
+}
+
+/// An empty index in `dir`, removing whatever was there; in memory if the
+/// directory cannot be used (the node keeps working; the next open retries).
+pub(crate) fn fresh_index(dir: &Path) -> SearchIndex {
+    let on_disk = match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(SearchError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+    .and_then(|()| SearchIndex::open(dir));
+    match on_disk {
+        Ok(index) => index,
+        Err(e) => {
+            tracing::warn!(
+                "cannot make a search index in {} ({e}); keeping it in memory",
+                dir.display()
+            );
+            match SearchIndex::in_memory() {
+                Ok(index) => index,
+                // tantivy's RAM directory does not fail to create.
+                Err(e) => panic!("cannot create an in-memory search index: {e}"),
+            }
+        }
+    }
+}
+
+fn in_memory_index() -> Result<SearchIndex> {
+    Ok(SearchIndex::in_memory()?)
+}
+
+/// A catalog entry read back.
+#[derive(Deserialize)]
+struct CatalogEntry {
+    #[serde(default)]
+    updated_ms: u64,
+    id: ItemId,
+    owner: EstablishmentId,
+    version: u64,
+    #[serde(flatten)]
+    content: ItemContent,
+    authors: Vec<PublicKey>,
+    supersedes: Vec<ItemId>,
+    superseded_by: Option<ItemId>,
+    withdrawn_reason: Option<String>,
+    adopted_from: Option<ItemId>,
+}
+
+fn catalog_entry(id: &ItemId, bytes: &[u8]) -> Result<CatalogEntry> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| LibraryError::Corrupt(format!("catalog entry {id}: {e}")))
+}
+
+impl CatalogEntry {
+    fn into_item(self) -> Item {
+        Item {
+            id: self.id,
+            owner: self.owner,
+            version: self.version,
+            content: self.content,
+            authors: self.authors,
+            supersedes: self.supersedes,
+            superseded_by: self.superseded_by,
+            withdrawn_reason: self.withdrawn_reason,
+            adopted_from: self.adopted_from,
+        }
+    }
+}

@@ -1,0 +1,653 @@
+//! Queries: what the CLI, the web page and the JSON API read, answered
+//! from a [`ReadView`].
+//!
+//! A read view is taken from the library after every batch: it holds the
+//! trust view of that moment (shared, never copied), a reader of the search
+//! index as of its last commit, and the store, whose derived trees each
+//! batch writes atomically. Readers get the latest view from [`Reads`]
+//! without taking the library's lock, so a page view or `gatehouse show`
+//! never waits for a 2 MiB ingest or a rebuild.
+
+pub mod diff;
+pub mod filter;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use gatehouse_protocol::automerge::{self, AutoCommit};
+use gatehouse_protocol::envelope::{Body, Verified};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
+use gatehouse_protocol::item::{self, Item};
+use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::trust::{Judgement, TrustView};
+use gatehouse_protocol::vocab::{Nation, Setting, Status};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LibraryError, Result};
+use crate::net::book::{self, PeerEntry};
+use crate::projection::search::{SearchReader, SearchRequest, Sort};
+use crate::projection::{self, search::FacetCount, search::Hits, search::SearchError};
+use crate::store::{Store, Tree};
+use filter::Filter;
+
+/// Shortest item-id prefix accepted in place of a whole id.
+pub const MIN_ID_PREFIX_CHARS: usize = 6;
+
+/// A key with the name trust gives it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Named {
+    /// The key.
+    pub key: PublicKey,
+    /// Its name, if known.
+    pub name: Option<String>,
+}
+
+/// An establishment with the name trust gives it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EstablishmentRef {
+    /// Its id.
+    pub id: EstablishmentId,
+    /// Its name, if admitted.
+    pub name: Option<String>,
+}
+
+/// An item as shown to people and in JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemView {
+    /// The item.
+    #[serde(flatten)]
+    pub item: Item,
+    /// The owning establishment.
+    pub establishment: EstablishmentRef,
+    /// Who signed versions.
+    pub signed_by: Vec<Named>,
+    /// When the version shown was signed (ms since the epoch, as its signer claims).
+    pub updated_ms: u64,
+    /// The same, as RFC 3339.
+    pub updated: String,
+}
+
+/// One entry of an item's history: one signed change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionEntry {
+    /// The version the item was at after this change.
+    pub version: u64,
+    /// publish, revise, supersede, withdraw.
+    pub action: String,
+    /// The envelope that carried it.
+    pub envelope: EnvelopeId,
+    /// The signing key and its holder.
+    pub signer: Named,
+    /// The establishment the signer acts for.
+    pub establishment: EstablishmentRef,
+    /// When the signer says it was made (RFC 3339).
+    pub at: String,
+    /// Fields whose value changed.
+    pub changed: Vec<String>,
+    /// Body lines added.
+    pub lines_added: usize,
+    /// Body lines removed.
+    pub lines_removed: usize,
+}
+
+/// A search hit with its item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// The item.
+    #[serde(flatten)]
+    pub view: ItemView,
+    /// BM25 score.
+    pub score: f32,
+    /// Passage around the matches.
+    pub snippet: String,
+    /// Byte ranges of the snippet that matched.
+    pub highlights: Vec<(usize, usize)>,
+}
+
+/// Search results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Matching items in all.
+    pub total: usize,
+    /// The best of them.
+    pub results: Vec<SearchResult>,
+}
+
+/// One page of search results, with facet counts over every match.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchPage {
+    /// Total and this page's results.
+    #[serde(flatten)]
+    pub results: SearchResults,
+    /// Results skipped before this page.
+    pub offset: usize,
+    /// The order of results.
+    pub sort: Sort,
+    /// For each facet, the values matching items hold and how many hold each.
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
+}
+
+/// An item due for review.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DueItem {
+    /// The item.
+    #[serde(flatten)]
+    pub view: ItemView,
+    /// Days until review is due; negative when overdue.
+    pub days_left: i64,
+}
+
+/// Counts for `gatehouse status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The network.
+    pub network: NetworkId,
+    /// Its name.
+    pub network_name: Option<String>,
+    /// This node's establishment.
+    pub establishment: EstablishmentRef,
+    /// Envelopes held.
+    pub envelopes: usize,
+    /// Certificates held.
+    pub certificates: usize,
+    /// Items in the library.
+    pub items: usize,
+    /// Envelopes waiting for what they depend on, by reason.
+    pub pending: BTreeMap<String, usize>,
+    /// Envelopes with no effect, by reason.
+    pub rejected: BTreeMap<String, usize>,
+}
+
+/// An admitted establishment and how many items it owns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EstablishmentSummary {
+    /// Its id.
+    pub id: EstablishmentId,
+    /// Its name.
+    pub name: String,
+    /// Setting type.
+    pub setting: Setting,
+    /// Nation.
+    pub nation: Nation,
+    /// Items it owns.
+    pub items: usize,
+    /// Whether the admins removed it.
+    pub removed: bool,
+    /// Its establishment keys.
+    pub keys: Vec<KeyInfo>,
+    /// Delegated keys.
+    pub members: Vec<KeyInfo>,
+}
+
+/// A key of an establishment, as listed by `trust` and `member` commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The key.
+    pub key: PublicKey,
+    /// Who holds it.
+    pub name: Option<String>,
+    /// person, device or establishment.
+    pub role: String,
+    /// Whether it has been revoked.
+    pub revoked: bool,
+}
+
+/// The library as of the end of one batch, for reading.
+#[derive(Clone)]
+pub struct ReadView {
+    store: Arc<dyn Store>,
+    network: NetworkId,
+    establishment: EstablishmentId,
+    trust: Arc<TrustView>,
+    search: SearchReader,
+    /// Set when a search fails, so the index is rebuilt at the next write.
+    index_suspect: Arc<AtomicBool>,
+}
+
+/// Where readers find the latest [`ReadView`]. The library replaces it at
+/// the end of every batch; taking it holds a lock only for a pointer copy.
+#[derive(Clone)]
+pub struct Reads(Arc<RwLock<Arc<ReadView>>>);
+
+impl Reads {
+    pub(crate) fn new(view: ReadView) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(view))))
+    }
+
+    /// The latest view.
+    pub fn latest(&self) -> Arc<ReadView> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn replace(&self, view: ReadView) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    }
+}
+
+impl ReadView {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        network: NetworkId,
+        establishment: EstablishmentId,
+        trust: Arc<TrustView>,
+        (search, index_suspect): (SearchReader, Arc<AtomicBool>),
+    ) -> Self {
+        Self {
+            store,
+            network,
+            establishment,
+            trust,
+            search,
+            index_suspect,
+        }
+    }
+
+    /// The network.
+    pub fn network(&self) -> NetworkId {
+        self.network
+    }
+
+    /// This node's establishment.
+    pub fn establishment(&self) -> EstablishmentId {
+        self.establishment
+    }
+
+    /// The trust view of this moment.
+    pub fn trust(&self) -> &TrustView {
+        &self.trust
+    }
+
+    /// The peer book.
+    pub fn peers(&self) -> Result<Vec<PeerEntry>> {
+        book::entries(&*self.store)
+    }
+
+    fn accepted_changes(&self, item: &ItemId) -> Result<Vec<Verified>> {
+        crate::replica::accepted_changes(&*self.store, &self.network, item, &BTreeMap::new())
+    }
+
+    /// Resolves a whole id or a unique prefix of at least
+    /// [`MIN_ID_PREFIX_CHARS`] hex characters.
+    pub fn resolve(&self, text: &str) -> Result<ItemId> {
+        let text = text.trim().to_ascii_lowercase();
+        if let Ok(id) = text.parse::<ItemId>() {
+            return Ok(id);
+        }
+        if text.len() < MIN_ID_PREFIX_CHARS || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(LibraryError::UnknownItem(text));
+        }
+        let matches = self.store.scan(Tree::Catalog, text.as_bytes())?;
+        match matches.len() {
+            0 => Err(LibraryError::UnknownItem(text)),
+            1 => std::str::from_utf8(&matches[0].0)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| LibraryError::Corrupt("catalog key".into())),
+            count => Err(LibraryError::AmbiguousId {
+                prefix: text,
+                count,
+            }),
+        }
+    }
+
+    pub(crate) fn establishment_name(&self, id: &EstablishmentId) -> String {
+        self.trust.establishments.get(id).map_or_else(
+            || format!("establishment {}", id.short()),
+            |e| e.name.clone(),
+        )
+    }
+
+    pub(crate) fn named_establishment(&self, id: &EstablishmentId) -> EstablishmentRef {
+        EstablishmentRef {
+            id: *id,
+            name: self.trust.establishments.get(id).map(|e| e.name.clone()),
+        }
+    }
+
+    pub(crate) fn named_member(&self, establishment: &EstablishmentId, key: &PublicKey) -> Named {
+        let name = self
+            .trust
+            .member(establishment, key)
+            .map(|m| m.name.clone())
+            .or_else(|| {
+                self.trust
+                    .establishments
+                    .get(establishment)
+                    .filter(|e| e.keys.contains(key))
+                    .map(|e| format!("{} establishment key", e.name))
+            });
+        Named { key: *key, name }
+    }
+
+    fn view(&self, item: Item, updated_ms: u64) -> ItemView {
+        ItemView {
+            updated_ms,
+            updated: format_ms(updated_ms),
+            establishment: self.named_establishment(&item.owner),
+            signed_by: item
+                .authors
+                .iter()
+                .map(|a| self.named_member(&item.owner, a))
+                .collect(),
+            item,
+        }
+    }
+
+    fn load_item(&self, id: &ItemId) -> Result<Option<(Item, u64)>> {
+        projection::load_item(&*self.store, id)
+    }
+
+    /// An item, at its latest version or at `version`.
+    pub fn get(&self, id: &ItemId, version: Option<u64>) -> Result<ItemView> {
+        let (latest, updated_ms) = self
+            .load_item(id)?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let wanted = match version {
+            // Concurrent revisions both count, so the latest version number
+            // may be reached only by their merge, not by any one change.
+            None => return Ok(self.view(latest, updated_ms)),
+            Some(v) if v == latest.version => return Ok(self.view(latest, updated_ms)),
+            Some(v) => v,
+        };
+        let signed_at: BTreeMap<automerge::ChangeHash, u64> = self
+            .accepted_changes(id)?
+            .iter()
+            .filter_map(|e| match e.body() {
+                Body::Change(c) => Some((c.change.hash(), e.created_ms())),
+                Body::Certificate(_) | Body::Unread { .. } => None,
+            })
+            .collect();
+        let bytes = self
+            .store
+            .get(Tree::ItemDocs, id.as_bytes())?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let mut doc = AutoCommit::load(&bytes)?;
+        for change in doc.get_changes(&[]) {
+            let mut at = doc.fork_at(&[change.hash()])?;
+            at.commit();
+            if let Ok(it) = item::read_item(&at)
+                && it.version == wanted
+            {
+                let at_ms = signed_at.get(&change.hash()).copied().unwrap_or(0);
+                return Ok(self.view(it, at_ms));
+            }
+        }
+        Err(LibraryError::NoSuchVersion {
+            id: *id,
+            version: wanted,
+            latest: latest.version,
+        })
+    }
+
+    /// Every signed change of an item, oldest first, with what it changed.
+    pub fn history(&self, id: &ItemId) -> Result<Vec<VersionEntry>> {
+        let envelopes = self.accepted_changes(id)?;
+        if envelopes.is_empty() || self.load_item(id)?.is_none() {
+            return Err(LibraryError::UnknownItem(id.to_hex()));
+        }
+        let mut by_hash = BTreeMap::new();
+        for e in &envelopes {
+            if let Body::Change(c) = e.body() {
+                by_hash.insert(c.change.hash(), e);
+            }
+        }
+        let bytes = self
+            .store
+            .get(Tree::ItemDocs, id.as_bytes())?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        let mut doc = AutoCommit::load(&bytes)?;
+        let mut out = Vec::new();
+        for change in doc.get_changes(&[]) {
+            let Some(env) = by_hash.get(&change.hash()) else {
+                continue;
+            };
+            let mut before = doc.fork_at(change.deps())?;
+            let mut after = doc.fork_at(&[change.hash()])?;
+            before.commit();
+            after.commit();
+            let before = item::read_item(&before).ok();
+            let Ok(after) = item::read_item(&after) else {
+                continue;
+            };
+            let (changed, added, removed) = describe_change(before.as_ref(), &after);
+            let owner = after.owner;
+            out.push(VersionEntry {
+                version: after.version,
+                action: change.message().unwrap_or("change").to_string(),
+                envelope: env.id(),
+                signer: self.named_member(&owner, &env.signer()),
+                establishment: self.named_establishment(&owner),
+                at: format_ms(env.created_ms()),
+                changed,
+                lines_added: added,
+                lines_removed: removed,
+            });
+        }
+        Ok(out)
+    }
+
+    fn catalog(&self) -> Result<Vec<(Item, u64)>> {
+        projection::catalog(&*self.store)
+    }
+
+    /// Items meeting `filter`, newest review date last.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<ItemView>> {
+        let mut items: Vec<(Item, u64)> = self
+            .catalog()?
+            .into_iter()
+            .filter(|(i, _)| filter.matches(i))
+            .collect();
+        items.sort_by(|(a, _), (b, _)| {
+            self.establishment_name(&a.owner)
+                .cmp(&self.establishment_name(&b.owner))
+                .then_with(|| a.content.title.cmp(&b.content.title))
+        });
+        Ok(items.into_iter().map(|(i, t)| self.view(i, t)).collect())
+    }
+
+    /// Ranked full-text search.
+    pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<SearchResults> {
+        Ok(self
+            .find(&SearchRequest {
+                query,
+                filter,
+                sort: Sort::Relevance,
+                offset: 0,
+                limit,
+                facets: false,
+            })?
+            .results)
+    }
+
+    /// One page of search results in the requested order, with facet
+    /// counts over every match.
+    pub fn find(&self, req: &SearchRequest<'_>) -> Result<SearchPage> {
+        let Hits {
+            total,
+            hits,
+            facets,
+        } = self.search.find(req).inspect_err(|e| {
+            if !matches!(e, SearchError::BadQuery(_)) {
+                tracing::warn!("search failed ({e}); the index will be rebuilt");
+                self.index_suspect.store(true, Ordering::Relaxed);
+            }
+        })?;
+        let mut results = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let Some((item, updated_ms)) = projection::catalog_item(&*self.store, &hit.id)? else {
+                continue;
+            };
+            results.push(SearchResult {
+                view: self.view(item, updated_ms),
+                score: hit.score,
+                snippet: hit.snippet,
+                highlights: hit.highlights,
+            });
+        }
+        Ok(SearchPage {
+            results: SearchResults { total, results },
+            offset: req.offset,
+            sort: req.sort.effective(req.query),
+            facets,
+        })
+    }
+
+    /// This establishment's items in force (draft or published) whose review
+    /// falls on or before `today + within_days`, soonest first.
+    pub fn due(&self, today: Date, within_days: i64) -> Result<Vec<DueItem>> {
+        let mut out: Vec<DueItem> = self
+            .catalog()?
+            .into_iter()
+            .filter(|(i, _)| i.owner == self.establishment)
+            .filter(|(i, _)| matches!(i.content.status, Status::Draft | Status::Published))
+            .filter_map(|(i, updated_ms)| {
+                let days = today
+                    .until(i.content.review_due)
+                    .map_or(0, |s| i64::from(s.get_days()));
+                (days <= within_days).then(|| DueItem {
+                    view: self.view(i, updated_ms),
+                    days_left: days,
+                })
+            })
+            .collect();
+        out.sort_by_key(|d| (d.days_left, d.view.item.content.title.clone()));
+        Ok(out)
+    }
+
+    /// Admitted establishments with their item counts.
+    pub fn establishments(&self) -> Result<Vec<EstablishmentSummary>> {
+        let mut counts: BTreeMap<EstablishmentId, usize> = BTreeMap::new();
+        for (item, _) in self.catalog()? {
+            *counts.entry(item.owner).or_default() += 1;
+        }
+        let mut out: Vec<EstablishmentSummary> = self
+            .trust
+            .establishments
+            .values()
+            .map(|e| EstablishmentSummary {
+                id: e.id,
+                name: e.name.clone(),
+                setting: e.setting,
+                nation: e.nation,
+                items: counts.get(&e.id).copied().unwrap_or(0),
+                removed: e.removed,
+                keys: e
+                    .keys
+                    .iter()
+                    .filter(|k| !self.trust.members.contains_key(&(e.id, **k)))
+                    .map(|k| KeyInfo {
+                        key: *k,
+                        name: None,
+                        role: "establishment".into(),
+                        revoked: self.trust.revoked_keys.contains_key(k),
+                    })
+                    .collect(),
+                members: self
+                    .trust
+                    .members
+                    .values()
+                    .filter(|m| m.establishment == e.id)
+                    .map(|m| KeyInfo {
+                        key: m.key,
+                        name: Some(m.name.clone()),
+                        role: m.role.slug().into(),
+                        revoked: m.revoked,
+                    })
+                    .collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Establishments whose name contains `text` (case-insensitive), or whose
+    /// id is `text`.
+    pub fn find_establishments(&self, text: &str) -> Vec<EstablishmentId> {
+        let needle = text.trim().to_lowercase();
+        self.trust
+            .establishments
+            .values()
+            .filter(|e| e.name.to_lowercase().contains(&needle) || e.id.to_hex() == needle)
+            .map(|e| e.id)
+            .collect()
+    }
+
+    /// Counts of what this node holds.
+    pub fn status(&self) -> Result<StatusReport> {
+        let mut pending = BTreeMap::new();
+        let mut rejected = BTreeMap::new();
+        for (_, v) in self.store.scan(Tree::Judgements, b"")? {
+            match serde_json::from_slice::<Judgement>(&v) {
+                Ok(Judgement::Pending(r)) => *pending.entry(r.to_string()).or_insert(0) += 1,
+                Ok(Judgement::Rejected(r)) => *rejected.entry(r.to_string()).or_insert(0) += 1,
+                Ok(Judgement::Accepted) => {}
+                Err(e) => return Err(LibraryError::Corrupt(format!("judgement: {e}"))),
+            }
+        }
+        Ok(StatusReport {
+            network: self.network,
+            network_name: self.trust.network_name.clone(),
+            establishment: self.named_establishment(&self.establishment),
+            envelopes: self.store.len(Tree::Envelopes)?,
+            certificates: self.store.len(Tree::Certificates)?,
+            items: self.store.len(Tree::Catalog)?,
+            pending,
+            rejected,
+        })
+    }
+}
+
+/// RFC 3339 text for a claimed time in milliseconds.
+pub fn format_ms(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| gatehouse_protocol::jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| "unknown".into(), |t| t.to_string())
+}
+
+/// Which fields differ between two versions, and body lines added/removed.
+fn describe_change(before: Option<&Item>, after: &Item) -> (Vec<String>, usize, usize) {
+    let Some(before) = before else {
+        let lines = after.content.body.lines().count();
+        return (vec!["created".into()], lines, 0);
+    };
+    let (b, a) = (&before.content, &after.content);
+    let mut changed = Vec::new();
+    let mut check = |name: &str, differs: bool| {
+        if differs {
+            changed.push(name.to_string());
+        }
+    };
+    check("title", b.title != a.title);
+    check("kind", b.kind != a.kind);
+    check("summary", b.summary != a.summary);
+    check("body", b.body != a.body);
+    check("pathways", b.pathways != a.pathways);
+    check("settings", b.settings != a.settings);
+    check("nation", b.nation != a.nation);
+    check("tags", b.tags != a.tags);
+    check("approved_by", b.approved_by != a.approved_by);
+    check("approved_on", b.approved_on != a.approved_on);
+    check("effective_from", b.effective_from != a.effective_from);
+    check("review_due", b.review_due != a.review_due);
+    check("status", b.status != a.status);
+    check("qi", b.qi != a.qi);
+    check("superseded_by", before.superseded_by != after.superseded_by);
+    check("supersedes", before.supersedes != after.supersedes);
+    check(
+        "withdrawn_reason",
+        before.withdrawn_reason != after.withdrawn_reason,
+    );
+    let diff = similar::TextDiff::from_lines(&b.body, &a.body);
+    let (mut added, mut removed) = (0, 0);
+    for change in diff.iter_all_changes() {
+        match change.tag() {
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    (changed, added, removed)
+}
