@@ -57,6 +57,9 @@ impl<'a> Ctx<'a> {
         if let Some(reads) = &self.reads {
             return Ok((*reads.latest()).clone());
         }
+        if self.opened.is_none() && self.shared.is_none() {
+            self.opened = Some(Library::open_for_reading(&self.home)?);
+        }
         Ok(self.lib()?.read_view())
     }
 

@@ -911,3 +911,102 @@ fn a_command_waits_briefly_for_a_store_another_process_holds() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(1_000));
     release.join().expect("release");
 }
+
+/// A small tmpfs mounted for one test (this needs root, as CI has), and
+/// unmounted when dropped.
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a {megabytes} MB tmpfs failed: this test needs root to make a disk it can fill"
+        );
+        Self(dir)
+    }
+
+    /// Writes zeros until the disk is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.path().join("filler")).expect("filler");
+        let block = vec![0u8; 1 << 20];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.write_all(&[0]);
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn reads_work_on_a_full_disk_and_writes_say_the_disk_is_full() {
+    let disk = SmallDisk::mount(40);
+    let home = disk.0.path().join("node");
+    let gatehouse = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(args)
+            .env_remove("GATEHOUSE_HOME")
+            .output()
+            .expect("run gatehouse")
+    };
+    assert!(
+        gatehouse(&["init", "--establishment", ESTABLISHMENT])
+            .status
+            .success()
+    );
+    let naloxone = sample("hmp-northgate/05-take-home-naloxone-on-release.md");
+    let published = gatehouse(&["publish", path_str(&naloxone)]);
+    assert!(published.status.success());
+    let id = String::from_utf8_lossy(&published.stdout)
+        .trim()
+        .to_string();
+    disk.fill();
+
+    for args in [
+        &["list"][..],
+        &["search", "naloxone"],
+        &["show", &id],
+        &["history", &id],
+        &["status"],
+        &["establishments"],
+    ] {
+        let out = gatehouse(args);
+        assert!(
+            out.status.success(),
+            "gatehouse {args:?} on a full disk: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        if ["list", "search", "show"].contains(&args[0]) {
+            assert!(text.contains("naloxone"), "gatehouse {args:?}: {text}");
+        }
+    }
+    let out = gatehouse(&[
+        "publish",
+        path_str(&sample("hmp-northgate/02-first-night-health-screening.md")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is full") && err.contains("nothing held was lost"),
+        "{err}"
+    );
+    // Once there is room again, everything is as it was.
+    std::fs::remove_file(disk.0.path().join("filler")).expect("free the disk");
+    let out = gatehouse(&["list", "--json"]);
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+}

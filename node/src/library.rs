@@ -46,7 +46,7 @@ use crate::query::{
 };
 use crate::replica::Replica;
 pub use crate::replica::{Accepted, MAX_OUTBOX, MAX_UNACCEPTED_ENVELOPES};
-use crate::store::{SledStore, Store, Tree, Write};
+use crate::store::{SledStore, Store, StoreError, Tree, Write};
 
 /// The node's configuration, kept in the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +160,33 @@ pub struct Library {
     pub(crate) signer: Option<Signer>,
     pub(crate) ambient: Ambient,
     reads: Reads,
+    /// A copy of the store this library reads from (see
+    /// [`Library::open_for_reading`]), removed when the library is dropped.
+    scratch: Option<Scratch>,
+}
+
+/// A directory removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies a directory tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn system_now_ms() -> u64 {
@@ -288,6 +315,51 @@ impl Library {
         Ok((lib, report))
     }
 
+    /// Opens the node in `home` to read from it. On a full disk the store
+    /// cannot be opened in place (sled writes as it opens), so it is copied
+    /// to a scratch directory on another file system (the system's
+    /// temporary directory, else `/dev/shm`) and read there, with the
+    /// search index rebuilt in memory: nothing is written to the full disk
+    /// and nothing held is lost. The copy goes when the library is dropped.
+    pub fn open_for_reading(home: &Home) -> Result<Self> {
+        let full = match Self::open(home) {
+            Err(LibraryError::Store(e)) if matches!(*e, StoreError::DiskFull(_)) => e,
+            other => return other,
+        };
+        let name = format!(
+            "gatehouse-read-{}-{}",
+            std::process::id(),
+            hex::encode(random_bytes::<8>()?)
+        );
+        for base in [std::env::temp_dir(), std::path::PathBuf::from("/dev/shm")] {
+            let scratch = Scratch(base.join(&name));
+            if copy_tree(&home.store_dir(), &scratch.0).is_err() {
+                continue;
+            }
+            tracing::warn!(
+                "{full}; reading from a copy of the store in {}",
+                scratch.0.display()
+            );
+            let store: Arc<dyn Store> = Arc::new(SledStore::open(&scratch.0)?);
+            let config: NodeConfig = match store.get(Tree::Config, CONFIG_KEY)? {
+                Some(bytes) => serde_json::from_slice(&bytes)
+                    .map_err(|e| LibraryError::Corrupt(format!("node config: {e}")))?,
+                None => {
+                    return Err(LibraryError::NotInitialised(
+                        home.root().display().to_string(),
+                    ));
+                }
+            };
+            let mut projections = Projections::new(store.clone(), SearchIndex::in_memory()?, None);
+            projections.mark_index_broken();
+            let mut lib = Self::assemble(store, config, projections, None)?;
+            lib.scratch = Some(scratch);
+            lib.recover()?;
+            return Ok(lib);
+        }
+        Err(LibraryError::Store(full))
+    }
+
     /// Opens the node in `home`, rebuilding whatever derived state is missing.
     pub fn open(home: &Home) -> Result<Self> {
         if !home.is_initialised() {
@@ -396,6 +468,7 @@ impl Library {
             signer,
             ambient: Ambient::system(),
             reads,
+            scratch: None,
         })
     }
 
