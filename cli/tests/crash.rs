@@ -130,6 +130,40 @@ fn acknowledged_publishes_survive_kill_9_at_any_moment() {
     );
 }
 
+/// Founds a network at `source` holding the sample library and
+/// `synthetic` more items; `founded`, if given, gets a copy of the home as
+/// it was before any item.
+fn make_source(source: &std::path::Path, founded: Option<&std::path::Path>, synthetic: u64) {
+    use gatehouse_node::home::Home;
+    use gatehouse_node::library::{InitOptions, Library};
+    use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
+
+    let home = Home::new(source.to_path_buf());
+    let (lib, _) = Library::init(
+        &home,
+        &InitOptions {
+            establishment: "HMP Northgate".into(),
+            setting: gatehouse_protocol::vocab::Setting::LocalRemand,
+            nation: gatehouse_protocol::vocab::Nation::England,
+            network_name: "Crash network".into(),
+            member_name: "Healthcare manager".into(),
+        },
+    )
+    .expect("init");
+    drop(lib);
+    if let Some(copy) = founded {
+        copy_dir(source, copy);
+    }
+    let mut lib = Library::open(&home).expect("open");
+    let admin = home.read_key("admin").expect("read").expect("admin key");
+    let samples = read_sample_dir(&default_sample_dir()).expect("samples");
+    populate(&mut lib, &admin, &samples).expect("populate");
+    for n in 0..synthetic {
+        let content = gatehouse_node::sample::synthetic_content(n);
+        lib.publish(&content, &[]).expect("publish");
+    }
+}
+
 /// Copies a data directory (the store and index of a stopped node).
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("make copy dir");
@@ -179,10 +213,6 @@ fn library_seen(home: &std::path::Path) -> String {
 /// sets how many kills (the README's crash run uses 100).
 #[test]
 fn bundle_import_killed_at_any_moment_ends_with_the_same_library() {
-    use gatehouse_node::home::Home;
-    use gatehouse_node::library::{InitOptions, Library};
-    use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
-
     let iterations: u64 = std::env::var("GATEHOUSE_CRASH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -190,27 +220,8 @@ fn bundle_import_killed_at_any_moment_ends_with_the_same_library() {
     let dir = tempfile::tempdir().expect("tempdir");
     let source = dir.path().join("source");
     let blank = dir.path().join("blank");
-    {
-        let home = Home::new(source.clone());
-        let (mut lib, _) = Library::init(
-            &home,
-            &InitOptions {
-                establishment: "HMP Northgate".into(),
-                setting: gatehouse_protocol::vocab::Setting::LocalRemand,
-                nation: gatehouse_protocol::vocab::Nation::England,
-                network_name: "Crash network".into(),
-                member_name: "Healthcare manager".into(),
-            },
-        )
-        .expect("init");
-        drop(lib);
-        // A home of the same network holding only its founding certificates.
-        copy_dir(&source, &blank);
-        lib = Library::open(&home).expect("open");
-        let admin = home.read_key("admin").expect("read").expect("admin key");
-        let samples = read_sample_dir(&default_sample_dir()).expect("samples");
-        populate(&mut lib, &admin, &samples).expect("populate");
-    }
+    // A home of the same network holding only its founding certificates.
+    make_source(&source, Some(&blank), 0);
     let bundle = dir.path().join("all.bundle");
     let exported = json(
         &source,
@@ -343,38 +354,14 @@ const ITEMS: u64 = 36 + SYNTHETIC_ITEMS;
 /// how many kills (the README's crash run uses 100).
 #[test]
 fn a_node_killed_while_it_syncs_ends_with_the_same_library() {
-    use gatehouse_node::home::Home;
-    use gatehouse_node::library::{InitOptions, Library};
-    use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
-
     let iterations: u64 = std::env::var("GATEHOUSE_CRASH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
     let dir = tempfile::tempdir().expect("tempdir");
     let source = dir.path().join("source");
-    {
-        let home = Home::new(source.clone());
-        let (mut lib, _) = Library::init(
-            &home,
-            &InitOptions {
-                establishment: "HMP Northgate".into(),
-                setting: gatehouse_protocol::vocab::Setting::LocalRemand,
-                nation: gatehouse_protocol::vocab::Nation::England,
-                network_name: "Crash network".into(),
-                member_name: "Healthcare manager".into(),
-            },
-        )
-        .expect("init");
-        let admin = home.read_key("admin").expect("read").expect("admin key");
-        let samples = read_sample_dir(&default_sample_dir()).expect("samples");
-        populate(&mut lib, &admin, &samples).expect("populate");
-        // Enough for the transfer to take a while, so kills land inside it.
-        for n in 0..SYNTHETIC_ITEMS {
-            let content = gatehouse_node::sample::synthetic_content(n);
-            lib.publish(&content, &[]).expect("publish");
-        }
-    }
+    // Enough for the transfer to take a while, so kills land inside it.
+    make_source(&source, None, SYNTHETIC_ITEMS);
     // A second site, admitted with an invitation that holds only the
     // certificates: everything else reaches it by sync.
     let blank = dir.path().join("blank");

@@ -203,6 +203,17 @@ const DERIVED_LAYOUT_KEY: &[u8] = b"derived-layout";
 /// index carry when each item was last updated, and the index its facets).
 const DERIVED_LAYOUT: &[u8] = b"2";
 
+/// The node configuration `store` holds for `home`.
+fn stored_config(store: &dyn Store, home: &Home) -> Result<NodeConfig> {
+    match store.get(Tree::Config, CONFIG_KEY)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| LibraryError::Corrupt(format!("node config: {e}"))),
+        None => Err(LibraryError::NotInitialised(
+            home.root().display().to_string(),
+        )),
+    }
+}
+
 fn config_write(config: &NodeConfig) -> Result<Write> {
     let bytes = serde_json::to_vec(config).map_err(|e| LibraryError::Corrupt(e.to_string()))?;
     Ok((Tree::Config, CONFIG_KEY.to_vec(), Some(bytes)))
@@ -341,15 +352,7 @@ impl Library {
                 scratch.0.display()
             );
             let store: Arc<dyn Store> = Arc::new(SledStore::open(&scratch.0)?);
-            let config: NodeConfig = match store.get(Tree::Config, CONFIG_KEY)? {
-                Some(bytes) => serde_json::from_slice(&bytes)
-                    .map_err(|e| LibraryError::Corrupt(format!("node config: {e}")))?,
-                None => {
-                    return Err(LibraryError::NotInitialised(
-                        home.root().display().to_string(),
-                    ));
-                }
-            };
+            let config = stored_config(&*store, home)?;
             let mut projections = Projections::new(store.clone(), SearchIndex::in_memory()?, None);
             projections.mark_index_broken();
             let mut lib = Self::assemble(store, config, projections, None)?;
@@ -368,15 +371,7 @@ impl Library {
             ));
         }
         let store = SledStore::open(&home.store_dir())?;
-        let config: NodeConfig = match store.get(Tree::Config, CONFIG_KEY)? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| LibraryError::Corrupt(format!("node config: {e}")))?,
-            None => {
-                return Err(LibraryError::NotInitialised(
-                    home.root().display().to_string(),
-                ));
-            }
-        };
+        let config = stored_config(&store, home)?;
         let member = home.read_key("member")?;
         let store: Arc<dyn Store> = Arc::new(store);
         let projections = Projections::open_index(store.clone(), home.index_dir());

@@ -187,9 +187,19 @@ pub fn peek_created_ms(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(raw))
 }
 
-impl Envelope {
-    /// Parses an envelope, checking sizes and structure but not the signature.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+/// An envelope's fixed fields, its payload still undecoded.
+struct Frame<'a> {
+    kind: EnvelopeKind,
+    network: NetworkId,
+    signer: PublicKey,
+    created_ms: u64,
+    payload: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// Reads the layout, checking sizes and structure, without decoding
+    /// the payload.
+    fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(DecodeError::TooLong {
                 field: "envelope",
@@ -213,18 +223,49 @@ impl Envelope {
         })?;
         let created_ms = r.u64()?;
         let payload = r.bytes("payload", MAX_PAYLOAD_BYTES)?;
-        let body = Body::decode(kind, payload)?;
         let _signature: [u8; 64] = r.fixed()?;
         r.finish()?;
         Ok(Self {
-            bytes: bytes.to_vec(),
-            id: EnvelopeId::of(bytes),
             kind,
             network,
             signer,
             created_ms,
-            body,
+            payload,
         })
+    }
+
+    /// The envelope, its payload decoded.
+    fn into_envelope(self, bytes: &[u8]) -> Result<Envelope, DecodeError> {
+        Ok(Envelope {
+            bytes: bytes.to_vec(),
+            id: EnvelopeId::of(bytes),
+            kind: self.kind,
+            network: self.network,
+            signer: self.signer,
+            created_ms: self.created_ms,
+            body: Body::decode(self.kind, self.payload)?,
+        })
+    }
+}
+
+impl Envelope {
+    /// Parses an envelope, checking sizes and structure but not the signature.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Frame::parse(bytes)?.into_envelope(bytes)
+    }
+
+    /// Whether the signature at the end of `bytes` (an envelope of `kind`
+    /// for `network`) is `signer`'s.
+    fn signature_holds(
+        kind: EnvelopeKind,
+        network: &NetworkId,
+        signer: &PublicKey,
+        bytes: &[u8],
+    ) -> bool {
+        let split = bytes.len() - 64;
+        let mut sig = [0u8; 64];
+        sig.copy_from_slice(&bytes[split..]);
+        signer.verify(&Self::signed_message(kind, network, &bytes[..split]), &sig)
     }
 
     /// The message the signature covers.
@@ -247,13 +288,14 @@ impl Envelope {
                 got: self.network,
             });
         }
-        let split = self.bytes.len() - 64;
-        let mut sig = [0u8; 64];
-        sig.copy_from_slice(&self.bytes[split..]);
-        let msg = Self::signed_message(self.kind, &self.network, &self.bytes[..split]);
-        if !self.signer.verify(&msg, &sig) {
+        if !Self::signature_holds(self.kind, &self.network, &self.signer, &self.bytes) {
             return Err(VerifyError::BadSignature(self.signer));
         }
+        self.bound()
+    }
+
+    /// Checks the rules that bind the payload to its signer.
+    fn bound(self) -> Result<Verified, VerifyError> {
         match &self.body {
             Body::Change(c) => c.check_bound_to(&self.signer)?,
             Body::Certificate(c) => c.check_bound_to(&self.signer, &self.network)?,
@@ -287,9 +329,22 @@ impl Envelope {
         Ok(Verified(env))
     }
 
-    /// Decodes and verifies in one step.
+    /// Verifies and decodes bytes from outside. The signature is checked
+    /// before the payload is decoded, so nothing an unsigned or forged
+    /// envelope carries (an Automerge chunk that inflates, say) is
+    /// decompressed or parsed.
     pub fn open(bytes: &[u8], network: &NetworkId) -> Result<Verified, VerifyError> {
-        Self::decode(bytes)?.verify(network)
+        let frame = Frame::parse(bytes)?;
+        if frame.network != *network {
+            return Err(VerifyError::WrongNetwork {
+                expected: *network,
+                got: frame.network,
+            });
+        }
+        if !Self::signature_holds(frame.kind, &frame.network, &frame.signer, bytes) {
+            return Err(VerifyError::BadSignature(frame.signer));
+        }
+        frame.into_envelope(bytes)?.bound()
     }
 
     /// The id (hash of the bytes).
@@ -441,6 +496,29 @@ mod tests {
         other[1] = 0;
         assert!(Envelope::decode(&other).is_err());
         drop(v);
+    }
+
+    #[test]
+    fn a_payload_is_not_decoded_before_its_signature_holds() {
+        let (env, network) = sample();
+        let mut bytes = env.bytes().to_vec();
+        // The payload's last byte is the delegation's role tag.
+        let role = bytes.len() - 65;
+        bytes[role] = 0xee;
+        assert!(
+            matches!(
+                Envelope::decode(&bytes),
+                Err(DecodeError::UnknownTag { .. })
+            ),
+            "the payload no longer decodes"
+        );
+        assert!(
+            matches!(
+                Envelope::open(&bytes, &network),
+                Err(VerifyError::BadSignature(_))
+            ),
+            "refused for its signature, before its payload is read"
+        );
     }
 
     #[test]

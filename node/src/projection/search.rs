@@ -192,6 +192,20 @@ pub struct SearchRequest<'a> {
     pub facets: bool,
 }
 
+impl<'a> SearchRequest<'a> {
+    /// The best `limit` items for `query` meeting `filter`, without facets.
+    pub fn relevance(query: &'a str, filter: &'a Filter, limit: usize) -> Self {
+        Self {
+            query,
+            filter,
+            sort: Sort::Relevance,
+            offset: 0,
+            limit,
+            facets: false,
+        }
+    }
+}
+
 /// How many matching items have one value of a facet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FacetCount {
@@ -465,14 +479,7 @@ impl SearchReader {
 
     /// Ranked search with filters: the best `limit` items.
     pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<Hits, SearchError> {
-        self.find(&SearchRequest {
-            query,
-            filter,
-            sort: Sort::Relevance,
-            offset: 0,
-            limit,
-            facets: false,
-        })
+        self.find(&SearchRequest::relevance(query, filter, limit))
     }
 
     /// One page of results for `req`, with facet counts over every match.

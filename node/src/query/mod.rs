@@ -450,14 +450,7 @@ impl ReadView {
     /// Ranked full-text search.
     pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<SearchResults> {
         Ok(self
-            .find(&SearchRequest {
-                query,
-                filter,
-                sort: Sort::Relevance,
-                offset: 0,
-                limit,
-                facets: false,
-            })?
+            .find(&SearchRequest::relevance(query, filter, limit))?
             .results)
     }
 
