@@ -14,7 +14,7 @@ mod reader;
 mod render;
 mod trust_cmd;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -368,7 +368,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(h) => h.clone(),
         None => default_home()?,
     });
-    let mut out = io::stdout().lock();
+    let stdout = io::stdout();
+    let mut out: Box<dyn Write> = if cli.json {
+        Box::new(stdout.lock())
+    } else {
+        let tty = stdout.is_terminal();
+        Box::new(output::Terminal::new(stdout.lock(), tty))
+    };
     let op = match cli.command {
         Command::Node {
             cmd: NodeCommand::Run(args),
@@ -545,7 +551,27 @@ fn read_draft(
     file: &Path,
     allowed: &[String],
 ) -> anyhow::Result<gatehouse_protocol::item::ItemContent> {
-    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    use gatehouse_node::authoring::draft::{DraftError, MAX_DRAFT_BYTES};
+    use std::io::Read;
+    // Read at most one byte past the limit: a device or a huge file is
+    // refused without being read into memory.
+    let mut text = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_DRAFT_BYTES as u64 + 1).read_to_end(&mut text))
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    if text.len() > MAX_DRAFT_BYTES {
+        let size = std::fs::metadata(file)
+            .ok()
+            .filter(|m| m.is_file())
+            .map_or(text.len(), |m| {
+                usize::try_from(m.len()).unwrap_or(usize::MAX)
+            });
+        return Err(usage(format!(
+            "{}: {}",
+            file.display(),
+            DraftError::TooLarge(size)
+        )));
+    }
     let text = String::from_utf8(text).map_err(|e| {
         anyhow::anyhow!(
             "{}: not UTF-8 text (byte {})",

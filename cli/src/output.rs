@@ -4,7 +4,7 @@
 //! there or inside the running node, so output does not depend on where
 //! the command ran.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 use gatehouse_node::query::ItemView;
 use serde::Serialize;
@@ -110,10 +110,9 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                 results.results.len(),
                 results.total
             )?;
-            let tty = io::stdout().is_terminal();
             for r in &results.results {
                 write_item_line(&mut out, &r.view)?;
-                writeln!(out, "    {}\n", highlight(&r.snippet, &r.highlights, tty))?;
+                writeln!(out, "    {}\n", highlight(&r.snippet, &r.highlights))?;
             }
         }
         Outcome::Due {
@@ -340,12 +339,14 @@ fn write_item_line(out: &mut dyn Write, v: &ItemView) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn highlight(snippet: &str, ranges: &[(usize, usize)], tty: bool) -> String {
-    let (open, close) = if tty {
-        ("\x1b[1m", "\x1b[0m")
-    } else {
-        ("**", "**")
-    };
+/// Marks where emphasis starts in text output; [`Terminal`] turns it into
+/// bold on a terminal and `**` elsewhere.
+pub const EMPHASIS_ON: char = '\u{E000}';
+/// Marks where emphasis ends.
+pub const EMPHASIS_OFF: char = '\u{E001}';
+
+fn highlight(snippet: &str, ranges: &[(usize, usize)]) -> String {
+    let (open, close) = (EMPHASIS_ON, EMPHASIS_OFF);
     let mut out = String::new();
     let mut last = 0;
     for &(s, e) in ranges {
@@ -357,9 +358,9 @@ fn highlight(snippet: &str, ranges: &[(usize, usize)], tty: bool) -> String {
             continue;
         }
         out.push_str(&snippet[last..s]);
-        out.push_str(open);
+        out.push(open);
         out.push_str(&snippet[s..e]);
-        out.push_str(close);
+        out.push(close);
         last = e;
     }
     out.push_str(&snippet[last..]);
@@ -454,4 +455,127 @@ fn write_item(out: &mut dyn Write, v: &ItemView) -> anyhow::Result<()> {
     }
     writeln!(out, "{}", render::markdown_to_text(&c.body))?;
     Ok(())
+}
+
+/// Text output for a person. Items come from other sites, so anything they
+/// hold is printed as text only: control characters (the ANSI and OSC
+/// escape sequences that move the cursor, retitle the window or write the
+/// clipboard, C1 controls, bidirectional overrides) are dropped. The CLI's
+/// own emphasis ([`EMPHASIS_ON`], [`EMPHASIS_OFF`]) becomes bold on a
+/// terminal and `**` elsewhere.
+pub struct Terminal<W: Write> {
+    inner: W,
+    tty: bool,
+    /// The start of a UTF-8 sequence a write cut in two.
+    pending: Vec<u8>,
+}
+
+impl<W: Write> Terminal<W> {
+    /// Text output to `inner`; `tty` when it is a terminal.
+    pub fn new(inner: W, tty: bool) -> Self {
+        Self {
+            inner,
+            tty,
+            pending: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, text: &str) -> io::Result<()> {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                EMPHASIS_ON => out.push_str(if self.tty { "\x1b[1m" } else { "**" }),
+                EMPHASIS_OFF => out.push_str(if self.tty { "\x1b[0m" } else { "**" }),
+                '\n' | '\t' => out.push(c),
+                c if c.is_control() => {}
+                '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+                c => out.push(c),
+            }
+        }
+        self.inner.write_all(out.as_bytes())
+    }
+}
+
+impl<W: Write> Write for Terminal<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        let bytes = std::mem::take(&mut self.pending);
+        let mut rest = bytes.as_slice();
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => {
+                    self.put(text)?;
+                    break;
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    // Checked by from_utf8 just above.
+                    self.put(std::str::from_utf8(valid).unwrap_or_default())?;
+                    match e.error_len() {
+                        // A sequence cut short: wait for the rest of it.
+                        None => {
+                            self.pending = after.to_vec();
+                            break;
+                        }
+                        Some(n) => {
+                            self.put("\u{fffd}")?;
+                            rest = &after[n..];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.put("\u{fffd}")?;
+            self.pending.clear();
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for Terminal<W> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(text: &[u8], tty: bool, chunk: usize) -> String {
+        let mut out = Vec::new();
+        {
+            let mut t = Terminal::new(&mut out, tty);
+            for part in text.chunks(chunk) {
+                t.write_all(part).expect("write");
+            }
+        }
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn escape_sequences_from_data_are_dropped_and_emphasis_kept() {
+        let hostile = "Policy \x1b]0;owned\x07\x1b[2J\x1b]52;c;ZXZpbA==\x07\u{9b}31m\u{202e}gnp.exe \u{e000}naloxone\u{e001}\n";
+        for chunk in [1, 2, 3, 7, 1000] {
+            let plain = shown(hostile.as_bytes(), false, chunk);
+            assert_eq!(
+                plain, "Policy ]0;owned[2J]52;c;ZXZpbA==31mgnp.exe **naloxone**\n",
+                "chunks of {chunk}"
+            );
+            let tty = shown(hostile.as_bytes(), true, chunk);
+            assert!(!tty.contains('\x07') && !tty.contains("\x1b]") && !tty.contains("\x1b[2J"));
+            assert!(tty.contains("\x1b[1mnaloxone\x1b[0m"), "{tty:?}");
+        }
+    }
+
+    #[test]
+    fn broken_utf8_is_shown_as_a_replacement_character() {
+        assert_eq!(shown(b"a\xffb\xe2\x82", false, 1), "a\u{fffd}b\u{fffd}");
+        assert_eq!(shown("caf\u{e9}".as_bytes(), false, 1), "caf\u{e9}");
+    }
 }

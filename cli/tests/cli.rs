@@ -1010,3 +1010,70 @@ fn reads_work_on_a_full_disk_and_writes_say_the_disk_is_full() {
     let listed: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn escape_sequences_in_an_item_from_elsewhere_are_not_printed() {
+    use gatehouse_node::home::Home;
+    use gatehouse_node::library::Library;
+
+    let f = Fixture::new();
+    // An item signed by an admitted key but made outside `publish` (as a
+    // peer's node could), its text full of terminal control sequences.
+    let bundle = f.files.path().join("hostile.bundle");
+    {
+        let home = Home::new(f.home().to_path_buf());
+        let lib = Library::open(&home).expect("open");
+        let config = lib.config().clone();
+        let member = home.read_key("member").expect("read").expect("member key");
+        let mut suffix = [0u8; 16];
+        hex::decode_to_slice(&config.actor_suffix, &mut suffix).expect("suffix");
+        let mut content = gatehouse_node::sample::synthetic_content(1);
+        content.title = "Escapes \x1b]0;owned\x07\x1b[2J\x1b]52;c;ZXZpbA==\x07here".into();
+        content.body = "Body \x1b[31mred\x1b[0m \u{9b}2J text".into();
+        let env = gatehouse_node::authoring::new_item(
+            &content,
+            &member,
+            &suffix,
+            config.establishment,
+            &config.network,
+            1_767_225_600_000,
+        )
+        .expect("sign");
+        let bytes =
+            gatehouse_node::replica::bundle::write(&config.network, &[env.bytes().to_vec()]);
+        std::fs::write(&bundle, bytes).expect("write bundle");
+    }
+    f.ok(&["bundle", "import", path_str(&bundle)]);
+    let id = f.list(&[])[0]["id"].as_str().expect("id").to_string();
+    for args in [
+        &["list"][..],
+        &["show", &id],
+        &["search", "escapes"],
+        &["history", &id],
+    ] {
+        let out = f.ok(args);
+        assert!(
+            !out.chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "gatehouse {args:?} printed control characters: {out:?}"
+        );
+    }
+    assert!(
+        f.ok(&["show", &id])
+            .contains("Escapes ]0;owned[2J]52;c;ZXZpbA==here")
+    );
+    // JSON keeps the text exactly, escaped as JSON.
+    let shown = f.json(&["show", &id]);
+    assert!(shown["title"].as_str().is_some_and(|t| t.contains('\x1b')));
+}
+
+#[test]
+fn publishing_a_device_or_a_huge_file_is_refused_without_reading_it_all() {
+    let f = Fixture::new();
+    let err = f.fails(&["publish", "/dev/zero"], 1);
+    assert!(err.contains("over the limit"), "{err}");
+    let big = f.files.path().join("big.md");
+    std::fs::write(&big, vec![b'a'; 600 * 1024]).expect("write");
+    let err = f.fails(&["publish", path_str(&big)], 1);
+    assert!(err.contains("614400 bytes, over the limit"), "{err}");
+}

@@ -104,9 +104,16 @@ impl Home {
         self.store_dir().exists()
     }
 
-    /// Creates the directory tree, keys directory private.
+    /// Creates the directory tree, private to its owner: other local users
+    /// can read neither the library's store nor the keys. A directory that
+    /// already holds other things (one given with `--home`) keeps its mode;
+    /// its `keys/` is private all the same.
     pub fn create(&self) -> Result<(), HomeError> {
+        let ours = fs::read_dir(&self.root).map_or(true, |mut d| d.next().is_none());
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        if ours {
+            set_mode(&self.root, 0o700)?;
+        }
         let keys = self.keys_dir();
         fs::create_dir_all(&keys).map_err(io(&keys))?;
         set_mode(&keys, 0o700)?;
@@ -182,8 +189,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).expect("meta").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(home.root()), 0o700, "the data directory is private");
         }
         let back = home.read_key("member").expect("read").expect("present");
         assert_eq!(back.public(), k.public());
