@@ -77,6 +77,17 @@ pub const ABBREVIATIONS: &[(&str, &str)] = &[
     ("thn", "take home naloxone"),
 ];
 
+/// The query without "field exists" terms (`*`, `body:*`): the parser reads
+/// them as queries over fast fields, which the text fields are not, and a
+/// person typing one means "anything".
+fn without_exists_terms(query: &str) -> String {
+    query
+        .split_whitespace()
+        .filter(|w| !(w.trim_start_matches(['+', '-']) == "*" || w.ends_with(":*")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The query with the other form of every abbreviation it holds added.
 pub fn expand_abbreviations(query: &str) -> String {
     let normal: String = query
@@ -484,13 +495,14 @@ impl SearchReader {
 
     /// One page of results for `req`, with facet counts over every match.
     pub fn find(&self, req: &SearchRequest<'_>) -> Result<Hits, SearchError> {
-        let query = req.query.trim();
-        if query.len() > MAX_QUERY_BYTES {
+        if req.query.len() > MAX_QUERY_BYTES {
             return Err(SearchError::BadQuery(format!(
                 "query is {} bytes, over the limit of {MAX_QUERY_BYTES}",
-                query.len()
+                req.query.len()
             )));
         }
+        let cleaned = without_exists_terms(req.query);
+        let query = cleaned.trim();
         let limit = req.limit.clamp(1, MAX_SEARCH_RESULTS);
         if req.offset.saturating_add(limit) > MAX_SEARCH_WINDOW {
             return Err(SearchError::BadQuery(format!(
@@ -706,5 +718,50 @@ mod tests {
         assert_eq!(expand_abbreviations("naloxone"), "naloxone");
         // Only whole words: "most" holds "ost" but is not OST.
         assert_eq!(expand_abbreviations("most"), "most");
+    }
+
+    #[test]
+    fn query_syntax_never_fails_a_search() {
+        let mut index = SearchIndex::in_memory().expect("index");
+        let id = ItemId([7; 16]);
+        let item = Item {
+            id,
+            owner: gatehouse_protocol::id::EstablishmentId([1; 16]),
+            version: 1,
+            content: crate::sample::synthetic_content(1),
+            authors: Vec::new(),
+            supersedes: Vec::new(),
+            superseded_by: None,
+            withdrawn_reason: None,
+            adopted_from: None,
+        };
+        index.upsert(&item, 0).expect("upsert");
+        index.commit().expect("commit");
+        let filter = Filter::default();
+        for q in [
+            "body:*",
+            "*",
+            "title:",
+            ":",
+            "\"",
+            "(",
+            ")",
+            "[a TO",
+            "a AND",
+            "NOT",
+            "+-",
+            "~2",
+            "^3",
+            "body:[* TO *]",
+            "{",
+            "\\",
+            "id:*",
+            "owner:x*",
+        ] {
+            match index.search(q, &filter, 10) {
+                Ok(_) | Err(SearchError::BadQuery(_)) => {}
+                Err(e) => panic!("{q:?} failed the search: {e}"),
+            }
+        }
     }
 }
