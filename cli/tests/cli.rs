@@ -1077,3 +1077,30 @@ fn publishing_a_device_or_a_huge_file_is_refused_without_reading_it_all() {
     let err = f.fails(&["publish", path_str(&big)], 1);
     assert!(err.contains("614400 bytes, over the limit"), "{err}");
 }
+
+#[test]
+fn names_and_reasons_in_certificates_are_scanned_for_patient_identifiers() {
+    let f = Fixture::new();
+    let other = Fixture::empty();
+    let key = other.ok(&["key", "generate", "establishment"]);
+    let key = key.trim();
+    let nhs = test_nhs_number();
+    for args in [
+        vec!["trust", "admit", "--key", key, "--name"],
+        vec!["member", "add", "--key", key, "--name"],
+        vec!["trust", "revoke", "--key", key, "--reason"],
+    ] {
+        let text = format!("Patient {nhs} transferred");
+        let mut args = args.clone();
+        args.push(&text);
+        let err = f.fails(&args, 2);
+        assert!(
+            err.contains("patient identifiers never enter the library") && err.contains(&nhs),
+            "gatehouse {args:?}: {err}"
+        );
+    }
+    let status = f.json(&["status"]);
+    assert_eq!(status["certificates"], 4, "nothing was signed: {status}");
+    let err = Fixture::empty().fails(&["init", "--establishment", &format!("HMP {nhs}")], 2);
+    assert!(err.contains("patient identifiers never enter"), "{err}");
+}

@@ -72,6 +72,20 @@ pub enum LibraryError {
         /// The matched text.
         text: String,
     },
+    /// A name or reason in a certificate holds what looks like a patient
+    /// identifier (there is no allow-list for these: they name people and
+    /// sites, not clinical content).
+    #[error(
+        "the {field} holds what looks like {} ({text:?}); patient identifiers never enter the library, so write it without one", kind.with_article()
+    )]
+    IdentifierInCertificate {
+        /// The field at fault.
+        field: &'static str,
+        /// What sort of identifier.
+        kind: IdentifierKind,
+        /// The matched text.
+        text: String,
+    },
     /// The item can no longer be revised.
     #[error("item {id} is {status}; publish a new item instead")]
     Closed {

@@ -25,7 +25,6 @@ use gatehouse_protocol::certificate::{Admission, Certificate, Delegation, Genesi
 use gatehouse_protocol::change::ACTOR_SUFFIX_BYTES;
 use gatehouse_protocol::envelope::{Body, Envelope, Verified, VerifyError};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
-use gatehouse_protocol::item::FieldError;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
 use gatehouse_protocol::trust::{Judgement, TrustView};
@@ -233,15 +232,7 @@ impl Library {
             ("network name", &opts.network_name),
             ("member name", &opts.member_name),
         ] {
-            if v.trim().is_empty() || v.len() > gatehouse_protocol::certificate::MAX_NAME_BYTES {
-                return Err(LibraryError::Invalid(FieldError {
-                    field,
-                    reason: format!(
-                        "must be 1 to {} bytes",
-                        gatehouse_protocol::certificate::MAX_NAME_BYTES
-                    ),
-                }));
-            }
+            crate::authoring::authority::check_name(field, v)?;
         }
         home.create()?;
         let admin = generate_key()?;

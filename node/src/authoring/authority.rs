@@ -167,6 +167,7 @@ impl Library {
         history: History,
         reason: &str,
     ) -> Result<Issued> {
+        check_free_text("reason", reason)?;
         let keep = match history {
             History::Keep => self.envelopes_signed_by(&key)?,
             History::Discard => Vec::new(),
@@ -190,6 +191,7 @@ impl Library {
         history: History,
         reason: &str,
     ) -> Result<Issued> {
+        check_free_text("reason", reason)?;
         let keep = match history {
             History::Keep => self.envelopes_under(&establishment)?,
             History::Discard => Vec::new(),
@@ -313,12 +315,29 @@ fn invalid(field: &'static str, reason: &str) -> LibraryError {
     })
 }
 
-fn check_name(field: &'static str, name: &str) -> Result<()> {
+/// Checks a name for a certificate: its length, and that it carries no
+/// patient identifier (names travel to every site, like items).
+pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
     let max = gatehouse_protocol::certificate::MAX_NAME_BYTES;
     if name.trim().is_empty() || name.len() > max {
         return Err(invalid(field, &format!("must be 1 to {max} bytes")));
     }
-    Ok(())
+    check_free_text(field, name)
+}
+
+/// Refuses free text that carries a patient identifier.
+fn check_free_text(field: &'static str, text: &str) -> Result<()> {
+    match gatehouse_protocol::identifier::find_identifiers_allowing(text, &[])
+        .into_iter()
+        .next()
+    {
+        Some(m) => Err(LibraryError::IdentifierInCertificate {
+            field,
+            kind: m.kind,
+            text: m.text,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_keep(keep: &[EnvelopeId]) -> Result<()> {
