@@ -39,6 +39,11 @@ const ALLOWED_TAGS: [&str; 20] = [
     "th",
     "td",
 ];
+/// Block quotes and lists nested deeper than this are shown at this depth:
+/// turning deeper nesting into HTML and cleaning it costs time that grows
+/// with the square of the depth (a body of 8,000 nested `>` took half a
+/// second, 250 KB of them many minutes), and no document needs it.
+pub const MAX_NESTING: usize = 16;
 /// Heading tags, highest first.
 const HEADINGS: [&str; 6] = ["h1", "h2", "h3", "h4", "h5", "h6"];
 
@@ -60,7 +65,19 @@ fn demote(level: HeadingLevel, by: usize) -> HeadingLevel {
 /// Renders untrusted Markdown to sanitised HTML, its headings moved down
 /// `heading_offset` levels so they sit under the page's own headings.
 pub fn render(markdown: &str, heading_offset: usize) -> String {
-    let events = Parser::new_ext(markdown, options()).map(|event| match event {
+    let mut depth = 0usize;
+    let flattened = Parser::new_ext(markdown, options()).filter(move |event| match event {
+        Event::Start(Tag::BlockQuote(_) | Tag::List(_) | Tag::Item) => {
+            depth += 1;
+            depth <= MAX_NESTING
+        }
+        Event::End(TagEnd::BlockQuote(_) | TagEnd::List(_) | TagEnd::Item) => {
+            depth = depth.saturating_sub(1);
+            depth < MAX_NESTING
+        }
+        _ => true,
+    });
+    let events = flattened.map(|event| match event {
         Event::Start(Tag::Image { .. }) => Event::Text("[image: ".into()),
         Event::End(TagEnd::Image) => Event::Text("]".into()),
         Event::Start(Tag::Heading {
@@ -119,7 +136,7 @@ pub fn plain_text(markdown: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::render;
+    use super::{MAX_NESTING, render};
 
     #[test]
     fn nothing_active_survives() {
@@ -183,5 +200,27 @@ mod tests {
     fn tables_and_lists_render() {
         let html = render("| a | b |\n|---|---|\n| 1 | 2 |\n\n- one\n- two\n", 0);
         assert!(html.contains("<table>") && html.contains("<li>one</li>"));
+    }
+
+    #[test]
+    fn nesting_is_capped_so_a_deep_body_renders_at_once() {
+        let body = format!("{} deep", ">".repeat(250_000));
+        let html = render(&body, 1);
+        assert_eq!(
+            html.matches("<blockquote>").count(),
+            MAX_NESTING,
+            "{}",
+            &html[..200]
+        );
+        assert_eq!(html.matches("</blockquote>").count(), MAX_NESTING);
+        assert!(html.contains("deep"));
+        let lists: String = (0..200)
+            .map(|i| format!("{}- item {i}\n", "  ".repeat(i)))
+            .collect();
+        let html = render(&lists, 1);
+        assert!(html.matches("<ul>").count() <= MAX_NESTING, "{html}");
+        assert!(html.contains("item 199"), "every item's text is kept");
+        // Shallow nesting is untouched.
+        assert_eq!(render("> > quoted", 1).matches("<blockquote>").count(), 2);
     }
 }
