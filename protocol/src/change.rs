@@ -16,6 +16,8 @@ use crate::key::PublicKey;
 pub const ACTOR_SUFFIX_BYTES: usize = 16;
 /// Largest Automerge change carried, in bytes.
 pub const MAX_CHANGE_BYTES: usize = 500 * 1024;
+/// The chunk type of an uncompressed Automerge change.
+const CHANGE_CHUNK: u8 = 1;
 
 /// One Automerge change to one item.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +59,15 @@ impl ChangePayload {
         let salt = r.fixed()?;
         let raw = r.bytes("change", MAX_CHANGE_BYTES)?;
         r.finish()?;
+        // An Automerge chunk is magic (4 bytes), checksum (4), type (1).
+        // Only plain change chunks are taken: a compressed one (type 2)
+        // would be inflated without bound before anything else is checked.
+        if raw.get(8) != Some(&CHANGE_CHUNK) {
+            return Err(DecodeError::Invalid {
+                field: "change",
+                reason: "not an uncompressed Automerge change chunk",
+            });
+        }
         if ItemId::derive(&owner, &salt) != item {
             return Err(DecodeError::Invalid {
                 field: "item",
@@ -85,5 +96,45 @@ impl ChangePayload {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    #[test]
+    fn only_uncompressed_change_chunks_are_read() {
+        let owner = EstablishmentId([3; 16]);
+        let salt = [4; 16];
+        let mut doc = automerge::AutoCommit::new();
+        doc.put(automerge::ROOT, "body", "a".repeat(100_000))
+            .expect("put");
+        let mut change = doc.get_last_local_change().expect("a change");
+        let plain = ChangePayload {
+            item: ItemId::derive(&owner, &salt),
+            owner,
+            salt,
+            change: change.clone(),
+        };
+        assert!(ChangePayload::decode(&plain.encode()).is_ok());
+        let compressed = change.bytes().into_owned();
+        assert!(
+            compressed.len() < change.raw_bytes().len() / 10,
+            "it compressed"
+        );
+        let mut w = crate::encoding::Writer::new();
+        w.fixed(plain.item.as_bytes())
+            .fixed(owner.as_bytes())
+            .fixed(&salt)
+            .bytes(&compressed);
+        assert!(matches!(
+            ChangePayload::decode(&w.into_bytes()),
+            Err(DecodeError::Invalid {
+                field: "change",
+                ..
+            })
+        ));
     }
 }

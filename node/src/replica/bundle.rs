@@ -18,7 +18,9 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_protocol::envelope::{Envelope, MAX_ENVELOPE_BYTES, Verified, peek_created_ms};
+use gatehouse_protocol::envelope::{
+    Envelope, MAX_ENVELOPE_BYTES, Verified, VerifyError, peek_created_ms,
+};
 use gatehouse_protocol::id::{EnvelopeId, NetworkId};
 use gatehouse_protocol::trust::Judgement;
 use serde::{Deserialize, Serialize};
@@ -246,7 +248,10 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
         match Envelope::open(entry.bytes, &network) {
             Ok(env) => valid.push((entry.index, entry.offset, env)),
             Err(e) => {
-                let id = Envelope::decode(entry.bytes).ok().map(|e| e.id());
+                // An envelope that parsed has an id; one that did not is
+                // named by its place in the file. Nothing is decoded twice.
+                let id =
+                    (!matches!(e, VerifyError::Malformed(_))).then(|| EnvelopeId::of(entry.bytes));
                 refuse(&mut report, entry.index, entry.offset, id, e.to_string());
             }
         }
