@@ -10,7 +10,6 @@ mod daemon;
 mod demo;
 mod ops;
 mod output;
-mod reader;
 mod render;
 mod trust_cmd;
 
@@ -22,13 +21,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use gatehouse_node::home::Home;
 use gatehouse_node::library::{InitOptions, Library};
+use gatehouse_node::query::ReadView;
 use gatehouse_node::query::filter::Filter;
 use gatehouse_protocol::jiff::Zoned;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use ops::{Op, ReadOp};
 use output::print_json;
-use reader::Reader;
 use serde::{Deserialize, Serialize};
 use trust_cmd::TrustOp;
 
@@ -583,11 +582,11 @@ fn read_draft(
         .with_context(|| format!("{}", file.display()))
 }
 
-pub(crate) fn build_filter(reader: &mut dyn Reader, f: FilterArgs) -> anyhow::Result<Filter> {
+pub(crate) fn build_filter(view: &ReadView, f: FilterArgs) -> anyhow::Result<Filter> {
     let owners = match f.establishment {
         None => None,
         Some(name) => {
-            let keys = reader.find_establishments(&name)?;
+            let keys = view.find_establishments(&name);
             if keys.is_empty() {
                 bail!(UsageError(format!(
                     "no establishment matches {name:?}; see `gatehouse establishments`"

@@ -14,7 +14,7 @@ use anyhow::Context;
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetStatus;
 use gatehouse_node::query::{
-    DueItem, EstablishmentSummary, ItemView, SearchResults, StatusReport, VersionEntry,
+    DueItem, EstablishmentSummary, ItemView, ReadView, SearchResults, StatusReport, VersionEntry,
 };
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
@@ -22,7 +22,6 @@ use gatehouse_protocol::jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
-use crate::reader::{Api, Reader};
 use crate::trust_cmd::{self, TrustOutcome};
 use crate::{FilterArgs, PeersCommand, build_filter, daemon, usage};
 
@@ -232,30 +231,27 @@ pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
 }
 
-/// Runs `op` where it belongs: reads through the running node's API when
-/// it serves one, everything else through its control socket, and directly
-/// on the data directory when no node runs.
+/// Runs `op` where it belongs: through the running node's control socket
+/// when a node runs, directly on the data directory otherwise.
 pub fn dispatch(home: Home, mut op: Op) -> anyhow::Result<Outcome> {
-    if let Op::Read(read) = &op
-        && let Some(mut api) = Api::connect(&home)
-    {
-        return read_with(read.clone(), &mut api);
-    }
     if let Some(outcome) = daemon::forward(&home, &mut op)? {
         return Ok(outcome);
     }
     operate(op, &mut Ctx::direct(home))
 }
 
-/// Answers a read from `reader`.
-pub fn read_with(op: ReadOp, reader: &mut dyn Reader) -> anyhow::Result<Outcome> {
+/// Answers a read from `view`.
+pub fn read_with(op: ReadOp, view: &ReadView) -> anyhow::Result<Outcome> {
     Ok(match op {
         ReadOp::Show { id, version } => Outcome::Item {
-            view: Box::new(reader.item(&id, version)?),
+            view: Box::new(view.get(&view.resolve(&id)?, version)?),
         },
         ReadOp::History { id } => {
-            let (id, versions) = reader.history(&id)?;
-            Outcome::History { id, versions }
+            let id = view.resolve(&id)?;
+            Outcome::History {
+                id,
+                versions: view.history(&id)?,
+            }
         }
         ReadOp::Search {
             query,
@@ -265,12 +261,12 @@ pub fn read_with(op: ReadOp, reader: &mut dyn Reader) -> anyhow::Result<Outcome>
             if query.trim().is_empty() {
                 return Err(usage("give something to search for"));
             }
-            let filter = build_filter(reader, filter)?;
-            let results = reader.search(&query, &filter, limit)?;
+            let filter = build_filter(view, filter)?;
+            let results = view.search(&query, &filter, limit)?;
             Outcome::Search { query, results }
         }
         ReadOp::Establishments => Outcome::Establishments {
-            establishments: reader.establishments()?,
+            establishments: view.establishments()?,
         },
     })
 }
@@ -323,13 +319,13 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             Outcome::Withdrawn { id }
         }
         Op::List { filter } => {
-            let mut view = ctx.view()?;
-            let filter = build_filter(&mut view, filter)?;
+            let view = ctx.view()?;
+            let filter = build_filter(&view, filter)?;
             Outcome::Items {
                 items: view.list(&filter)?,
             }
         }
-        Op::Read(read) => read_with(read, &mut ctx.view()?)?,
+        Op::Read(read) => read_with(read, &ctx.view()?)?,
         Op::Due { today, within_days } => Outcome::Due {
             today,
             within_days,
