@@ -33,6 +33,8 @@ use crate::ops::{Op, Outcome, operate};
 
 /// Largest control request, in bytes.
 pub const MAX_CONTROL_REQUEST_BYTES: u64 = 1024 * 1024;
+/// How long a control connection may take to send its request.
+pub const CONTROL_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Control connections served at once.
 pub const MAX_CONTROL_CONNECTIONS: usize = 16;
 /// Name of the control socket in the data directory.
@@ -320,9 +322,14 @@ async fn serve_one(
 ) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    tokio::io::AsyncReadExt::take(tokio::io::BufReader::new(read), MAX_CONTROL_REQUEST_BYTES)
-        .read_line(&mut line)
-        .await?;
+    // A connection that sends no request in time gives its place up.
+    tokio::time::timeout(
+        CONTROL_REQUEST_TIMEOUT,
+        tokio::io::AsyncReadExt::take(tokio::io::BufReader::new(read), MAX_CONTROL_REQUEST_BYTES)
+            .read_line(&mut line),
+    )
+    .await
+    .context("no control request within the time allowed")??;
     let reply = match serde_json::from_str::<ControlRequest>(&line) {
         Err(e) => ControlReply::Failed {
             usage: true,

@@ -190,6 +190,14 @@ fn commands_go_through_the_running_node_with_the_same_results() {
         "{newer}"
     );
     assert_eq!(newer["Failed"]["usage"], true, "{newer}");
+    // Connections that never send a request give their places up, so they
+    // cannot keep commands out for good.
+    let idle: Vec<_> = (0..16)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).expect("connect"))
+        .collect();
+    let (ok, _, err) = run(&home, cwd, &["list"]);
+    assert!(ok, "a command past 16 idle connections: {err}");
+    drop(idle);
 
     let status = json(&home, cwd, &["status"]);
     assert_eq!(status["node_running"], true, "{status}");
