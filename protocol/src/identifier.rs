@@ -17,10 +17,19 @@
 //! * **Prison numbers**: one uppercase letter, four digits and two uppercase
 //!   letters (`A1234BC`).
 //!
-//! Every identifier must stand on its own: the characters immediately before
-//! and after it must not be alphanumeric, so an identifier-shaped run inside a
-//! longer word or number is not reported. The scan is a single linear pass over
-//! the text, allocates only for matches, and never panics.
+//! In that plain form an identifier must stand on its own: the characters
+//! immediately before and after it must not be alphanumeric.
+//!
+//! A second pass finds NHS and CHI numbers written so that the plain shapes
+//! miss them but a reader sees ten digits: any separator between digit
+//! groups (dots, slashes, brackets, dashes, line breaks, doubled or mixed),
+//! letters directly before or after (`NHS9434765919`), zero-width and other
+//! invisible characters, Markdown emphasis and escapes, HTML character
+//! references, and digits of other scripts (fullwidth, Arabic-Indic). A run
+//! of digit groups counts only when it holds exactly ten digits with a valid
+//! check digit, so phone numbers (eleven digits, or twelve in `+44` form),
+//! dates and version numbers are not taken for one. Both passes are linear
+//! in the text and never panic.
 
 use std::fmt;
 
@@ -93,6 +102,22 @@ pub struct IdentifierMatch {
 /// panics, whatever the input.
 #[must_use]
 pub fn find_identifiers(text: &str) -> Vec<IdentifierMatch> {
+    let mut found = find_plain(text);
+    for m in find_disguised(text) {
+        let end = m.byte_offset + m.text.len();
+        let overlaps = found
+            .iter()
+            .any(|f| f.byte_offset < end && m.byte_offset < f.byte_offset + f.text.len());
+        if !overlaps {
+            found.push(m);
+        }
+    }
+    found.sort_by_key(|m| m.byte_offset);
+    found
+}
+
+/// The identifiers written plainly: the shapes in the module documentation.
+fn find_plain(text: &str) -> Vec<IdentifierMatch> {
     let bytes = text.as_bytes();
     let mut found = Vec::new();
     let mut line = 1usize;
@@ -140,13 +165,199 @@ pub fn find_identifiers(text: &str) -> Vec<IdentifierMatch> {
     found
 }
 
+/// Characters that may stand between the digit groups of a disguised
+/// number: spaces and line breaks, hyphens and dashes, dots, slashes,
+/// brackets.
+fn is_group_separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t' | '\n' | '\r' | '-' | '.' | '/' | '(' | ')' | '\u{a0}' | '\u{2010}'
+            ..='\u{2015}' | '\u{2212}'
+    )
+}
+
+/// Longest run of separators between two digit groups of one number.
+const MAX_SEPARATOR_RUN: usize = 3;
+
+/// Characters dropped before looking for disguised numbers: zero-width and
+/// other invisible formatting characters, and Markdown's emphasis and
+/// escape marks (`943**4**765919` and `943\-476\-5919` render as a number).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{feff}'
+            | '*'
+            | '_'
+            | '`'
+            | '~'
+            | '\\'
+    )
+}
+
+/// The ASCII digit for a decimal digit of another script (fullwidth,
+/// Arabic-Indic, Devanagari, mathematical), which renders as a digit.
+fn ascii_digit(c: char) -> Option<char> {
+    let zero = match c {
+        '0'..='9' => return Some(c),
+        '\u{ff10}'..='\u{ff19}' => 0xff10,
+        '\u{660}'..='\u{669}' => 0x660,
+        '\u{6f0}'..='\u{6f9}' => 0x6f0,
+        '\u{966}'..='\u{96f}' => 0x966,
+        '\u{1d7ce}'..='\u{1d7ff}' => 0x1d7ce + (u32::from(c) - 0x1d7ce) / 10 * 10,
+        _ => return None,
+    };
+    char::from_digit(u32::from(c) - zero, 10)
+}
+
+/// An HTML character reference at the start of `rest` (`&#57;`, `&#x39;`,
+/// `&nbsp;`): the character and the reference's length in bytes.
+fn character_reference(rest: &str) -> Option<(char, usize)> {
+    if let Some(r) = rest.strip_prefix("&nbsp;") {
+        return Some(('\u{a0}', rest.len() - r.len()));
+    }
+    let body = rest.strip_prefix("&#")?;
+    let end = body.find(';').filter(|&e| e > 0 && e <= 8)?;
+    let digits = &body[..end];
+    let value = match digits.strip_prefix(['x', 'X']) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    Some((char::from_u32(value)?, end + 3))
+}
+
+/// Numbers written so that the plain scan misses them but a reader (or a
+/// renderer) sees ten digits: any separator between digit groups (dots,
+/// line breaks, doubled or mixed), letters directly before or after
+/// (`NHS9434765919`), invisible characters, Markdown emphasis or escapes,
+/// HTML character references, digits of other scripts. A run of digit
+/// groups joined by separators counts when it holds exactly ten digits with
+/// a valid check digit, so longer numbers (phone numbers, +44 forms) are not
+/// taken for one.
+fn find_disguised(text: &str) -> Vec<IdentifierMatch> {
+    // The text as it reads: each character with the span it came from.
+    let mut chars: Vec<(char, usize, usize)> = Vec::new();
+    let mut at = 0;
+    while let Some(c) = text[at..].chars().next() {
+        if c == '&'
+            && let Some((decoded, len)) = character_reference(&text[at..])
+        {
+            chars.push((ascii_digit(decoded).unwrap_or(decoded), at, at + len));
+            at += len;
+            continue;
+        }
+        let next = at + c.len_utf8();
+        if !is_invisible(c) {
+            chars.push((ascii_digit(c).unwrap_or(c), at, next));
+        }
+        at = next;
+    }
+    let mut found = Vec::new();
+    let mut cursor = Cursor::default();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].0.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // One run of digit groups, from chars[i].
+        let start = i;
+        let mut digits: Vec<u8> = Vec::with_capacity(11);
+        let mut last_digit = i;
+        let mut j = i;
+        // The whole run is read, however long, and counts only if it holds
+        // exactly ten digits.
+        loop {
+            while j < chars.len() && chars[j].0.is_ascii_digit() {
+                if digits.len() <= 10 {
+                    digits.push(chars[j].0 as u8 - b'0');
+                }
+                last_digit = j;
+                j += 1;
+            }
+            let gap = chars[j..]
+                .iter()
+                .take(MAX_SEPARATOR_RUN + 1)
+                .take_while(|(c, ..)| is_group_separator(*c))
+                .count();
+            let continues = gap > 0
+                && gap <= MAX_SEPARATOR_RUN
+                && chars.get(j + gap).is_some_and(|(c, ..)| c.is_ascii_digit());
+            if !continues {
+                break;
+            }
+            j += gap;
+        }
+        if let Ok(ten) = <[u8; 10]>::try_from(digits.as_slice())
+            && nhs_check_digit_valid(&ten)
+        {
+            let (from, to) = (chars[start].1, chars[last_digit].2);
+            let kind = if is_ddmmyy(&ten) {
+                IdentifierKind::ChiNumber
+            } else {
+                IdentifierKind::NhsNumber
+            };
+            let (line, column) = cursor.advance_to(text, from);
+            found.push(IdentifierMatch {
+                kind,
+                text: text[from..to].to_owned(),
+                line,
+                column,
+                byte_offset: from,
+            });
+        }
+        i = j.max(i + 1);
+    }
+    found
+}
+
+/// Line and column of increasing byte offsets, each found from the last.
+struct Cursor {
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+}
+
+impl Cursor {
+    /// The 1-based line and column of byte `offset`, at or after the last
+    /// one asked (carriage returns are not counted as columns).
+    fn advance_to(&mut self, text: &str, offset: usize) -> (usize, usize) {
+        for c in text[self.offset..offset].chars() {
+            match c {
+                '\n' => {
+                    self.line += 1;
+                    self.column = 1;
+                }
+                '\r' => {}
+                _ => self.column += 1,
+            }
+        }
+        self.offset = offset;
+        (self.line, self.column)
+    }
+}
+
 /// Finds every patient identifier in `text`, except those the author has
 /// explicitly allowed.
 ///
 /// A match is dropped when its normalised form equals the normalised form of
-/// any entry in `allowed`, where normalising removes spaces and hyphens and
-/// uppercases the rest. So allowing `"999-123-4567"` also allows
-/// `999 123 4567` and `9991234567`.
+/// any entry in `allowed`, where normalising keeps only letters and digits
+/// and uppercases them. So allowing `"999-123-4567"` also allows
+/// `999 123 4567`, `999.123.4567` and `9991234567`.
 #[must_use]
 pub fn find_identifiers_allowing(text: &str, allowed: &[String]) -> Vec<IdentifierMatch> {
     let mut found = find_identifiers(text);
@@ -186,11 +397,12 @@ pub fn nhs_check_digit_valid(digits: &[u8; 10]) -> bool {
     u32::from(digits[9]) == check
 }
 
-/// Uppercases `value` and removes spaces and hyphens, for allow-list matching.
+/// Uppercases `value` and keeps only its letters and digits, for
+/// allow-list matching.
 fn normalise(value: &str) -> String {
     value
         .chars()
-        .filter(|&c| c != ' ' && c != '-')
+        .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_uppercase)
         .collect()
 }
@@ -398,7 +610,7 @@ mod tests {
     }
 
     #[test]
-    fn mixed_or_doubled_separators_ignored() {
+    fn mixed_or_doubled_separators_are_found() {
         let digits = sample();
         let plain = format(&digits, None);
         let (a, b, c) = (&plain[..3], &plain[3..6], &plain[6..]);
@@ -409,7 +621,75 @@ mod tests {
             format!("{a}--{b}--{c}"),
             format!("{a}{b} {c}"),
         ] {
-            assert!(find_identifiers(&text).is_empty(), "{text}");
+            let found = find_identifiers(&text);
+            assert_eq!(found.len(), 1, "{text}");
+            assert_eq!(found[0].text, text, "reported as written");
+        }
+    }
+
+    #[test]
+    fn disguised_numbers_are_found_however_written() {
+        let plain = format(&sample(), None);
+        let (a, b, c) = (&plain[..3], &plain[3..6], &plain[6..]);
+        let entity: String = plain
+            .chars()
+            .map(|d| format!("&#{};", u32::from(d)))
+            .collect();
+        let fullwidth: String = plain
+            .chars()
+            .map(|d| char::from_u32(0xff10 + d.to_digit(10).unwrap()).unwrap())
+            .collect();
+        for text in [
+            format!("NHS{plain}"),
+            format!("NHS no:{plain}."),
+            format!("{a}.{b}.{c}"),
+            format!("{a}/{b}/{c}"),
+            format!("({a}) {b} {c}"),
+            format!("{a} {b}\n{c}"),
+            format!("{a}\n{b}\n{c}"),
+            format!("{a} - {b} - {c}"),
+            format!("{a}\u{2013}{b}\u{2013}{c}"),
+            format!("{a}\u{200b}{b}\u{200b}{c}"),
+            format!("{a}\u{ad}{b}{c}"),
+            format!("{a}\u{feff}{b} {c}"),
+            format!("{a}**{}**{}", &b[..1], &plain[4..]),
+            format!("`{plain}`"),
+            format!("{a}\\-{b}\\-{c}"),
+            format!("_{a}_ {b} {c}"),
+            format!("&#{};{}", u32::from(plain.as_bytes()[0]), &plain[1..]),
+            entity,
+            format!("&#x{:x};{}", u32::from(plain.as_bytes()[0]), &plain[1..]),
+            format!("{a}&nbsp;{b}&nbsp;{c}"),
+            fullwidth,
+            format!("{a}\u{a0}{b}\u{a0}{c}"),
+            format!("ref{plain}"),
+            format!("{plain}x"),
+        ] {
+            assert!(!find_identifiers(&text).is_empty(), "not found in {text:?}");
+        }
+        // Part of a longer run of groups is not one.
+        assert!(find_identifiers(&format!("11111111111.{a}.{b}.{c}")).is_empty());
+        let found = find_identifiers(&format!("x\n\ny {a}.{b}.{c} and\n z {a}/{b}/{c}"));
+        let at: Vec<(usize, usize)> = found.iter().map(|m| (m.line, m.column)).collect();
+        assert_eq!(at, [(3, 3), (4, 4)]);
+    }
+
+    #[test]
+    fn ordinary_numbers_are_not_taken_for_identifiers() {
+        for text in [
+            "Call 0300 123 4567 or +44 300 123 4567, or 01632 960 001.",
+            "Dates: 2026-01-31, 31/01/2026, 31.01.2026 and 2026/01/31 10:30.",
+            "Version 1.2.3.4, policy 12.4.1, section 3.2.1.1.",
+            "Doses of 10 mg, 20 mg and 30 mg; 1,234,567 tablets; £1,250.00.",
+            "Ward 3, bed 12; room 1024-A; extension 4567.",
+            "Lines 1-10, 11-20 and 21-30 of table 4.",
+            "Coordinates 51.5072, -0.1276; ISO 8601; RFC 3339.",
+        ] {
+            assert!(
+                find_identifiers(text).is_empty(),
+                "{text}: {:?}",
+                find_identifiers(text)
+            );
         }
     }
 
@@ -459,7 +739,7 @@ mod tests {
     }
 
     #[test]
-    fn embedded_in_word_ignored() {
+    fn a_number_next_to_letters_is_found() {
         let number = format(&sample(), None);
         for text in [
             format!("ref{number}"),
@@ -467,7 +747,9 @@ mod tests {
             format!("é{number}"),
             format!("{number}ß"),
         ] {
-            assert!(find_identifiers(&text).is_empty(), "{text}");
+            let found = find_identifiers(&text);
+            assert_eq!(found.len(), 1, "{text}");
+            assert_eq!(found[0].text, number);
         }
     }
 
