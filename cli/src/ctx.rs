@@ -38,8 +38,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Ops run inside the node, on its library.
-    pub fn shared(home: Home, library: &'a Mutex<Library>, net: NetStatus) -> Self {
-        let reads = library.lock().unwrap_or_else(|p| p.into_inner()).reads();
+    pub fn shared(home: Home, library: &'a Mutex<Library>, reads: Reads, net: NetStatus) -> Self {
         Self {
             home,
             shared: Some(library),
@@ -61,6 +60,12 @@ impl<'a> Ctx<'a> {
             self.opened = Some(Library::open_for_reading(&self.home)?);
         }
         Ok(self.lib()?.read_view())
+    }
+
+    /// Whether the op took the running node's library (and so may have
+    /// stored something to announce).
+    pub fn took_library(&self) -> bool {
+        self.guard.is_some()
     }
 
     /// The library, opened (or locked) on first use.

@@ -352,9 +352,13 @@ async fn serve_one(
         Ok(request) => {
             let status = node.net.status();
             let library = node.library.clone();
+            let reads = node.reads();
             let (reply, fresh) = tokio::task::spawn_blocking(move || {
-                let mut ctx = Ctx::shared(home, &library, status);
+                let mut ctx = Ctx::shared(home, &library, reads, status);
                 let result = operate(request.op, &mut ctx);
+                // A read never takes the library, so it never waits for a
+                // batch a peer is storing.
+                let wrote = ctx.took_library();
                 drop(ctx);
                 let reply = match result {
                     Ok(outcome) => ControlReply::Done(Box::new(outcome)),
@@ -363,10 +367,14 @@ async fn serve_one(
                         message: format!("{e:#}"),
                     },
                 };
-                let fresh = library
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take_outbox();
+                let fresh = if wrote {
+                    library
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take_outbox()
+                } else {
+                    Vec::new()
+                };
                 (reply, fresh)
             })
             .await?;

@@ -364,23 +364,21 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
 }
 
 fn peers(ctx: &mut Ctx<'_>, cmd: PeersCommand) -> anyhow::Result<PeersOutcome> {
-    let net = ctx.net.clone();
-    let lib = ctx.lib()?;
     Ok(match cmd {
+        PeersCommand::List => PeersOutcome::Listed {
+            book: ctx.view()?.peers()?,
+            net: ctx.net.clone(),
+        },
         PeersCommand::Add { address } => {
             let address = address.to_string();
-            let added = lib.add_peer(&address)?;
+            let added = ctx.lib()?.add_peer(&address)?;
             PeersOutcome::Added { address, added }
         }
         PeersCommand::Remove { address } => {
-            if !lib.remove_peer(&address)? {
+            if !ctx.lib()?.remove_peer(&address)? {
                 return Err(usage(format!("{address} is not in the peer book")));
             }
             PeersOutcome::Removed { address }
         }
-        PeersCommand::List => PeersOutcome::Listed {
-            book: lib.peers()?,
-            net,
-        },
     })
 }

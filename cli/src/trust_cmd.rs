@@ -15,7 +15,7 @@ use clap::Subcommand;
 use gatehouse_node::authoring::authority::{History, Issued};
 use gatehouse_node::home::{Home, generate_key};
 use gatehouse_node::library::Library;
-use gatehouse_node::query::EstablishmentSummary;
+use gatehouse_node::query::{EstablishmentSummary, ReadView};
 use gatehouse_node::replica::bundle::{self, ImportReport};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
@@ -203,8 +203,8 @@ fn history(compromised: bool) -> History {
     }
 }
 
-fn resolve_establishment(lib: &Library, text: &str) -> anyhow::Result<EstablishmentId> {
-    let found = lib.find_establishments(text);
+fn resolve_establishment(view: &ReadView, text: &str) -> anyhow::Result<EstablishmentId> {
+    let found = view.find_establishments(text);
     match found.as_slice() {
         [one] => Ok(*one),
         [] => Err(usage(format!(
@@ -449,6 +449,14 @@ fn write_file(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// Runs a trust op on the library `ctx` reaches.
 pub fn operate(ctx: &mut Ctx<'_>, op: TrustOp) -> anyhow::Result<TrustOutcome> {
     let home = &ctx.home.clone();
+    match op {
+        TrustOp::Network(NetworkCommand::Show) => return network_view(&ctx.view()?),
+        TrustOp::Trust(cmd @ (TrustCommand::List | TrustCommand::Show { .. })) => {
+            return trust_view(&ctx.view()?, cmd);
+        }
+        TrustOp::Member(MemberCommand::List) => return members_view(&ctx.view()?),
+        _ => {}
+    }
     let lib = ctx.lib()?;
     Ok(match op {
         TrustOp::Network(cmd) => network(home, lib, cmd)?,
@@ -461,17 +469,7 @@ pub fn operate(ctx: &mut Ctx<'_>, op: TrustOp) -> anyhow::Result<TrustOutcome> {
 
 fn network(home: &Home, lib: &mut Library, cmd: NetworkCommand) -> anyhow::Result<TrustOutcome> {
     Ok(match cmd {
-        NetworkCommand::Show => {
-            let t = lib.trust();
-            TrustOutcome::Network(NetworkView {
-                network: lib.config().network,
-                name: t.network_name.clone(),
-                admins: t.admins.clone(),
-                threshold: t.threshold,
-                admin_chain: t.admin_chain.clone(),
-                removed_admins: t.removed_admins.keys().copied().collect(),
-            })
-        }
+        NetworkCommand::Show => return network_view(&lib.read_view()),
         NetworkCommand::Admins {
             add,
             remove,
@@ -545,27 +543,60 @@ fn trust(home: &Home, lib: &mut Library, cmd: TrustCommand) -> anyhow::Result<Tr
             TrustOutcome::Revoked(match (key, establishment) {
                 (Some(key), _) => lib.revoke_key(&admin, key, history(compromised), &reason)?,
                 (None, Some(text)) => {
-                    let id = resolve_establishment(lib, &text)?;
+                    let id = resolve_establishment(&lib.read_view(), &text)?;
                     lib.remove_establishment(&admin, id, history(compromised), &reason)?
                 }
                 (None, None) => return Err(usage("give --key or --establishment")),
             })
         }
-        TrustCommand::List => TrustOutcome::Listed {
-            establishments: lib.establishments()?,
-        },
+        cmd @ (TrustCommand::List | TrustCommand::Show { .. }) => {
+            return trust_view(&lib.read_view(), cmd);
+        }
+    })
+}
+
+/// `network show`.
+fn network_view(view: &ReadView) -> anyhow::Result<TrustOutcome> {
+    let t = view.trust();
+    Ok(TrustOutcome::Network(NetworkView {
+        network: view.network(),
+        name: t.network_name.clone(),
+        admins: t.admins.clone(),
+        threshold: t.threshold,
+        admin_chain: t.admin_chain.clone(),
+        removed_admins: t.removed_admins.keys().copied().collect(),
+    }))
+}
+
+/// `trust list` and `trust show`.
+fn trust_view(view: &ReadView, cmd: TrustCommand) -> anyhow::Result<TrustOutcome> {
+    Ok(match cmd {
         TrustCommand::Show { establishment } => {
-            let id = resolve_establishment(lib, &establishment)?;
-            let establishment = lib
+            let id = resolve_establishment(view, &establishment)?;
+            let establishment = view
                 .establishments()?
                 .into_iter()
                 .find(|e| e.id == id)
                 .context("establishment vanished")?;
             TrustOutcome::Shown {
                 establishment: Box::new(establishment),
-                removal: lib.trust().removed.get(&id).cloned(),
+                removal: view.trust().removed.get(&id).cloned(),
             }
         }
+        _ => TrustOutcome::Listed {
+            establishments: view.establishments()?,
+        },
+    })
+}
+
+/// `member list`.
+fn members_view(view: &ReadView) -> anyhow::Result<TrustOutcome> {
+    let est = view.establishment();
+    let Some(e) = view.establishments()?.into_iter().find(|e| e.id == est) else {
+        bail!("this node's establishment is not admitted");
+    };
+    Ok(TrustOutcome::Members {
+        establishment: Box::new(e),
     })
 }
 
@@ -603,14 +634,7 @@ fn member(home: &Home, lib: &mut Library, cmd: MemberCommand) -> anyhow::Result<
             let issued = lib.revoke_key(&signer, key, history(compromised), &reason)?;
             TrustOutcome::MemberRemoved { key, issued }
         }
-        MemberCommand::List => {
-            let Some(e) = lib.establishments()?.into_iter().find(|e| e.id == est) else {
-                bail!("this node's establishment is not admitted");
-            };
-            TrustOutcome::Members {
-                establishment: Box::new(e),
-            }
-        }
+        MemberCommand::List => return members_view(&lib.read_view()),
     })
 }
 

@@ -36,6 +36,8 @@ pub struct RunningNode {
     pub library: Arc<Mutex<Library>>,
     /// The network task.
     pub net: NetHandle,
+    /// Where readers find the library's latest view.
+    reads: Reads,
 }
 
 impl RunningNode {
@@ -57,9 +59,14 @@ impl RunningNode {
         node_key: &SecretKey,
         config: NetConfig,
     ) -> Result<Self, RuntimeError> {
+        let reads = library.reads();
         let library = Arc::new(Mutex::new(library));
         let net = net::start(library.clone(), node_key, config).await?;
-        Ok(Self { library, net })
+        Ok(Self {
+            library,
+            net,
+            reads,
+        })
     }
 
     /// Locks the library.
@@ -69,7 +76,7 @@ impl RunningNode {
 
     /// Where readers find the library's latest view, without its lock.
     pub fn reads(&self) -> Reads {
-        self.lock().reads()
+        self.reads.clone()
     }
 
     /// Runs a local operation on the library, then announces what it stored.
