@@ -237,52 +237,22 @@ pub enum TrustOp {
 
 impl TrustOp {
     /// Makes every path in the op absolute, for where the caller runs.
-    pub fn resolved(self) -> anyhow::Result<Self> {
-        let abs = |p: Option<PathBuf>| p.as_deref().map(absolute).transpose();
-        Ok(match self {
-            TrustOp::Trust(TrustCommand::Admit {
-                key,
-                name,
-                setting,
-                nation,
-                to,
-                invite,
-                with_library,
-            }) => TrustOp::Trust(TrustCommand::Admit {
-                key,
-                name,
-                setting,
-                nation,
-                to,
-                invite: abs(invite)?,
-                with_library,
-            }),
-            TrustOp::Member(MemberCommand::Add {
-                key,
-                name,
-                role,
-                invite,
-                with_library,
-            }) => TrustOp::Member(MemberCommand::Add {
-                key,
-                name,
-                role,
-                invite: abs(invite)?,
-                with_library,
-            }),
-            TrustOp::Bundle(BundleCommand::Export { file, since }) => {
-                TrustOp::Bundle(BundleCommand::Export {
-                    file: absolute(&file)?,
-                    since,
-                })
+    pub fn resolved(mut self) -> anyhow::Result<Self> {
+        match &mut self {
+            TrustOp::Trust(TrustCommand::Admit { invite, .. })
+            | TrustOp::Member(MemberCommand::Add { invite, .. }) => {
+                if let Some(path) = invite {
+                    *path = absolute(path)?;
+                }
             }
-            TrustOp::Bundle(BundleCommand::Import { file }) => {
-                TrustOp::Bundle(BundleCommand::Import {
-                    file: absolute(&file)?,
-                })
+            TrustOp::Bundle(
+                BundleCommand::Export { file, .. } | BundleCommand::Import { file },
+            ) => {
+                *file = absolute(file)?;
             }
-            other => other,
-        })
+            _ => {}
+        }
+        Ok(self)
     }
 }
 

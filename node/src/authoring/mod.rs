@@ -27,6 +27,19 @@ use crate::home::random_bytes;
 use crate::library::Library;
 use crate::store::Tree;
 
+/// Refuses `text` (in `field`) if it holds a patient identifier other than
+/// the `allowed` ones.
+fn refuse_identifiers(field: &'static str, text: &str, allowed: &[String]) -> Result<()> {
+    match find_identifiers_allowing(text, allowed).into_iter().next() {
+        Some(m) => Err(LibraryError::Identifier {
+            field,
+            kind: m.kind,
+            text: m.text,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Longest withdrawal reason, in characters.
 pub const MAX_REASON_CHARS: usize = 1_000;
 
@@ -65,13 +78,7 @@ impl Library {
             }
         }
         for (field, text) in fields {
-            if let Some(m) = find_identifiers_allowing(text, allowed).into_iter().next() {
-                return Err(LibraryError::Identifier {
-                    field,
-                    kind: m.kind,
-                    text: m.text,
-                });
-            }
+            refuse_identifiers(field, text, allowed)?;
         }
         Ok(())
     }
@@ -276,16 +283,7 @@ impl Library {
                 reason: format!("give a reason of 1 to {MAX_REASON_CHARS} characters"),
             }));
         }
-        if let Some(m) = find_identifiers_allowing(reason, allowed)
-            .into_iter()
-            .next()
-        {
-            return Err(LibraryError::Identifier {
-                field: "reason",
-                kind: m.kind,
-                text: m.text,
-            });
-        }
+        refuse_identifiers("reason", reason, allowed)?;
         let (mut doc, current, salt) = self.doc_for_change(id)?;
         if current.content.status == Status::Withdrawn {
             return Err(LibraryError::Closed {

@@ -41,8 +41,9 @@ const ALLOWED_TAGS: [&str; 20] = [
 ];
 /// Block quotes and lists nested deeper than this are shown at this depth:
 /// turning deeper nesting into HTML and cleaning it costs time that grows
-/// with the square of the depth (a body of 8,000 nested `>` took half a
-/// second, 250 KB of them many minutes), and no document needs it.
+/// with the square of the depth (in a debug build, 2,000 nested `>` took
+/// 43 ms, 4,000 took 131 ms and 8,000 took 483 ms), and no document needs
+/// it.
 pub const MAX_NESTING: usize = 16;
 /// Heading tags, highest first.
 const HEADINGS: [&str; 6] = ["h1", "h2", "h3", "h4", "h5", "h6"];
