@@ -219,6 +219,18 @@ fn read_key(r: &mut Reader<'_>, field: &'static str) -> Result<PublicKey, Decode
     })
 }
 
+/// Reads a key the certificate gives authority to: it must pass
+/// [`PublicKey::check_strong`], so no key the network trusts has a second
+/// encoding, small order or a torsion component.
+fn read_trusted_key(r: &mut Reader<'_>, field: &'static str) -> Result<PublicKey, DecodeError> {
+    let key = read_key(r, field)?;
+    key.check_strong().map_err(|_| DecodeError::Invalid {
+        field,
+        reason: "a weak ed25519 key (non-canonical, small order or with a torsion component)",
+    })?;
+    Ok(key)
+}
+
 fn read_name(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
     let s = r.str(field, MAX_NAME_BYTES)?;
     if s.trim().is_empty() {
@@ -243,7 +255,7 @@ fn read_slug<T: std::str::FromStr>(
 
 /// Reads an admin set: distinct keys, threshold between 1 and their number.
 fn read_admins(r: &mut Reader<'_>) -> Result<(Vec<PublicKey>, u8), DecodeError> {
-    let admins = r.seq("admins", MAX_ADMINS, |r| read_key(r, "admin"))?;
+    let admins = r.seq("admins", MAX_ADMINS, |r| read_trusted_key(r, "admin"))?;
     let threshold = r.u8()?;
     if admins.is_empty() || threshold == 0 || usize::from(threshold) > admins.len() {
         return Err(DecodeError::Invalid {
@@ -330,14 +342,14 @@ impl Certificate {
             }
             2 => Certificate::Admit(Admission {
                 establishment: EstablishmentId(r.fixed()?),
-                key: read_key(&mut r, "establishment key")?,
+                key: read_trusted_key(&mut r, "establishment key")?,
                 name: read_name(&mut r, "establishment name")?,
                 setting: read_slug(&mut r, "setting")?,
                 nation: read_slug(&mut r, "nation")?,
             }),
             3 => Certificate::Delegate(Delegation {
                 establishment: EstablishmentId(r.fixed()?),
-                member: read_key(&mut r, "member")?,
+                member: read_trusted_key(&mut r, "member")?,
                 name: read_name(&mut r, "member name")?,
                 role: match r.u8()? {
                     1 => MemberRole::Person,

@@ -13,6 +13,9 @@
 
 pub mod api;
 pub mod pages;
+mod serve;
+
+pub use serve::Limits;
 
 use std::net::SocketAddr;
 
@@ -24,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use thiserror::Error;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::library::LibraryError;
 use crate::net::NetHandle;
@@ -391,44 +394,43 @@ pub struct ServeError {
 pub struct WebServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl WebServer {
-    /// Binds `addr` and serves the page and API until [`WebServer::stop`].
+    /// Binds `addr` and serves the page and API until [`WebServer::stop`],
+    /// under the default [`Limits`].
     pub async fn start(addr: SocketAddr, state: WebState) -> Result<Self, ServeError> {
+        Self::start_with(addr, state, Limits::default()).await
+    }
+
+    /// As [`WebServer::start`], under `limits`.
+    pub async fn start_with(
+        addr: SocketAddr,
+        state: WebState,
+        limits: Limits,
+    ) -> Result<Self, ServeError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| ServeError { addr, source })?;
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = watch::channel(false);
         let app = router(state, bound.ip().is_loopback());
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "web server stopped");
-            }
-        });
+        let task = tokio::spawn(serve::serve(listener, app, limits, stopped));
         tracing::info!(address = %format!("http://{bound}/"), "web page served");
         Ok(Self {
             addr: bound,
-            stop: Some(stop),
+            stop,
             task,
         })
     }
 
     /// Stops serving and waits for open requests to finish.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
         let _ = (&mut self.task).await;
     }
 }

@@ -1,0 +1,170 @@
+//! What a client can hold of the web server: a client that sends its
+//! headers slowly, or keeps a connection silent, is cut off; one client
+//! address cannot take every connection, and all clients together cannot
+//! take more than the cap, while others are still served.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gatehouse_node::home::Home;
+use gatehouse_node::library::{InitOptions, Library};
+use gatehouse_node::web::{Limits, WebServer, WebState};
+use gatehouse_protocol::vocab::{Nation, Setting};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Long enough that a closed connection is not mistaken for a slow one.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+async fn server(limits: Limits) -> (tempfile::TempDir, Library, WebServer) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::new(dir.path().join("node"));
+    let (lib, _) = Library::init(
+        &home,
+        &InitOptions {
+            establishment: "HMP Northgate".into(),
+            setting: Setting::LocalRemand,
+            nation: Nation::England,
+            network_name: "Test network".into(),
+            member_name: "Healthcare manager".into(),
+        },
+    )
+    .expect("init");
+    let state = WebState {
+        reads: lib.reads(),
+        net: None,
+    };
+    let server = WebServer::start_with(([127, 0, 0, 1], 0).into(), state, limits)
+        .await
+        .expect("serve");
+    (dir, lib, server)
+}
+
+/// A connection from the loopback address `from` (127.0.0.x).
+async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .expect("bind a loopback address");
+    socket.connect(to).await.expect("connect")
+}
+
+/// Waits for the server to close `stream`, and says whether it did.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Sends one request for the status API and reads the status line.
+async fn status_line(stream: &mut TcpStream) -> String {
+    let closed = String::from("closed");
+    if stream
+        .write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return closed;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let read = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("an answer or a close");
+        match read {
+            Ok(0) | Err(_) => return closed,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = got.split(|b| *b == b'\r').next().unwrap_or_default();
+    String::from_utf8_lossy(line).into_owned()
+}
+
+fn quick(max_connections: usize, max_per_client: usize) -> Limits {
+    Limits {
+        max_connections,
+        max_per_client,
+        header_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_millis(800),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let (_dir, _lib, server) = server(quick(64, 16)).await;
+
+    // Half a request line, then nothing (slowloris).
+    let mut slow = connect_from([127, 0, 0, 1], server.addr).await;
+    slow.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: 12")
+        .await
+        .expect("send");
+    assert!(
+        closed_by_server(&mut slow).await,
+        "a request whose headers never end keeps its connection"
+    );
+
+    // A connection that sends nothing at all.
+    let mut silent = connect_from([127, 0, 0, 1], server.addr).await;
+    assert!(closed_by_server(&mut silent).await);
+
+    // A kept-alive connection left idle after a request it was answered.
+    let mut idle = connect_from([127, 0, 0, 1], server.addr).await;
+    assert_eq!(status_line(&mut idle).await, "HTTP/1.1 200 OK");
+    assert!(closed_by_server(&mut idle).await);
+
+    // Meanwhile the server still answers.
+    let mut fresh = connect_from([127, 0, 0, 1], server.addr).await;
+    assert_eq!(status_line(&mut fresh).await, "HTTP/1.1 200 OK");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_connection() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        ..quick(5, 3)
+    };
+    let (_dir, _lib, server) = server(limits).await;
+
+    // One address holds its three connections, silent.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from([127, 0, 0, 1], server.addr).await);
+    }
+    // Its fourth is closed at once, unanswered.
+    let mut fourth = connect_from([127, 0, 0, 1], server.addr).await;
+    assert_eq!(status_line(&mut fourth).await, "closed");
+
+    // Another address is served.
+    let mut other = connect_from([127, 0, 0, 2], server.addr).await;
+    assert_eq!(status_line(&mut other).await, "HTTP/1.1 200 OK");
+
+    // With five open in all (three from .1, two from .2), a third address
+    // is refused too.
+    let mut second_other = connect_from([127, 0, 0, 2], server.addr).await;
+    assert_eq!(status_line(&mut second_other).await, "HTTP/1.1 200 OK");
+    let mut third = connect_from([127, 0, 0, 3], server.addr).await;
+    assert_eq!(status_line(&mut third).await, "closed");
+
+    // Once the first address lets one go, it gets a place again.
+    drop(held.pop());
+    let served = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut again = connect_from([127, 0, 0, 1], server.addr).await;
+            if status_line(&mut again).await == "HTTP/1.1 200 OK" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(served.is_ok(), "a freed place was never given back");
+    server.stop().await;
+}
