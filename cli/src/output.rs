@@ -232,6 +232,13 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                             n.forged_received
                         )?;
                     }
+                    if n.refused_received > 0 {
+                        writeln!(
+                            out,
+                            "not stored     {} envelopes from peers (no effect, or past a limit)",
+                            n.refused_received
+                        )?;
+                    }
                     if n.refused_connections > 0 {
                         writeln!(
                             out,

@@ -6,13 +6,14 @@ use gatehouse_protocol::envelope::VerifyError;
 use gatehouse_protocol::id::{EnvelopeId, ItemId};
 use gatehouse_protocol::identifier::IdentifierKind;
 use gatehouse_protocol::item::{DocError, FieldError};
+use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::trust::Judgement;
 use gatehouse_protocol::vocab::Status;
 use thiserror::Error;
 
 use crate::home::HomeError;
 use crate::projection::search::SearchError;
-use crate::replica::{MAX_UNACCEPTED_ENVELOPES, MAX_UNREAD_ENVELOPES};
+use crate::replica::{MAX_UNACCEPTED_ENVELOPES, MAX_UNACCEPTED_PER_SIGNER, MAX_UNREAD_ENVELOPES};
 use crate::store::StoreError;
 
 /// What went wrong in a library operation.
@@ -121,6 +122,17 @@ pub enum LibraryError {
         "{MAX_UNACCEPTED_ENVELOPES} envelopes are already pending or rejected; refusing another ({0})"
     )]
     PoolFull(Judgement),
+    /// A certificate from outside that can have no effect here: signed by
+    /// (or revoking) a key the network does not know. Not stored; a peer
+    /// offers it again once what it depends on has arrived.
+    #[error("not stored: a certificate {0}")]
+    NoEffect(&'static str),
+    /// The signer already has the most envelopes not in effect one key may
+    /// have stored here.
+    #[error(
+        "not stored: {0} already has {MAX_UNACCEPTED_PER_SIGNER} envelopes here that are not in effect"
+    )]
+    SignerLimit(PublicKey),
     /// Too many envelopes of kinds this node does not read are held.
     #[error(
         "{MAX_UNREAD_ENVELOPES} envelopes of kinds this version does not read are already held; refusing another (upgrade gatehouse to read them)"

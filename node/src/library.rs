@@ -615,7 +615,7 @@ impl Library {
     /// stores and applies. A refused envelope changes nothing.
     pub fn ingest(&mut self, bytes: &[u8]) -> Result<Accepted> {
         let env = Envelope::open(bytes, &self.config.network)?;
-        let out = self.replica.accept(env)?;
+        let out = self.replica.accept_outside(env, true)?;
         self.finish()?;
         Ok(Accepted {
             judgement: self.replica.judgement_of(&out.id)?,
@@ -634,10 +634,10 @@ impl Library {
         self.finish()
     }
 
-    /// Stores a verified envelope made or imported here (see
-    /// [`Replica::accept`]); [`Library::finish`] ends the batch.
-    pub(crate) fn accept(&mut self, env: Verified) -> Result<Accepted> {
-        self.replica.accept(env)
+    /// Stores a verified envelope from a bundle under the rules for what
+    /// others send (see [`Replica::accept_outside`]), to announce to peers.
+    pub(crate) fn accept_outside(&mut self, env: Verified) -> Result<Accepted> {
+        self.replica.accept_outside(env, true)
     }
 
     /// Whether the envelope is held.

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::certificate::{Certificate, MemberRole, RevokeTarget};
+use crate::certificate::{AdminSetChange, Certificate, Delegation, MemberRole, RevokeTarget};
 use crate::envelope::{Body, Verified};
 use crate::id::{EnvelopeId, EstablishmentId, NetworkId};
 use crate::key::PublicKey;
@@ -210,6 +210,9 @@ pub struct TrustView {
     certs: BTreeMap<EnvelopeId, Judgement>,
     #[serde(skip)]
     ever_admins: BTreeSet<PublicKey>,
+    /// Every key with a part in the network (see [`TrustView::knows_key`]).
+    #[serde(skip)]
+    known_keys: BTreeSet<PublicKey>,
 }
 
 struct Cert<'a> {
@@ -217,6 +220,168 @@ struct Cert<'a> {
     signer: PublicKey,
     created_ms: u64,
     cert: &'a Certificate,
+}
+
+/// A revocation whose signer had the authority for it, before any
+/// revocation takes effect.
+struct Candidate<'c> {
+    id: EnvelopeId,
+    signer: PublicKey,
+    by_admin: bool,
+    revocation: &'c crate::certificate::Revocation,
+    keep: BTreeSet<EnvelopeId>,
+}
+
+/// Where a revocation candidate stands in the fixpoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Undecided,
+    Effective,
+    Defeated,
+}
+
+/// Decides which revocation candidates take effect.
+///
+/// Candidate `a` attacks candidate `v` when `a` revokes `v`'s signer (or
+/// removes an establishment `v`'s signer belongs to), `a` does not keep
+/// `v`, and `v` is not an admin's. A candidate with an effective attacker
+/// is defeated; one whose attackers are all defeated takes effect; admins'
+/// take effect at once. What stays undecided (a cycle) takes effect.
+///
+/// Every candidate signed by one key has the same attackers but for those
+/// that keep it, so the work is done per signer: each signer's attackers
+/// are counted (effective, not defeated), and a signer's undecided
+/// candidates are looked at again only when a count moves in a way that
+/// can decide one. The cost is linear in the candidates, the signers'
+/// attacker lists and the keep lists, where comparing every pair of
+/// candidates was quadratic (a key signing thousands of revocations of
+/// itself stalled a node).
+fn settle_revocations(
+    candidates: &[Candidate<'_>],
+    belongs: &BTreeMap<PublicKey, BTreeSet<EstablishmentId>>,
+) -> Vec<State> {
+    let mut state: Vec<State> = candidates
+        .iter()
+        .map(|c| {
+            if c.by_admin {
+                State::Effective
+            } else {
+                State::Undecided
+            }
+        })
+        .collect();
+    // Victim signers: the keys that signed a candidate an attack can defeat.
+    let mut signers: BTreeMap<PublicKey, usize> = BTreeMap::new();
+    let mut signer_keys: Vec<PublicKey> = Vec::new();
+    let mut pending: Vec<Vec<usize>> = Vec::new();
+    for (v, c) in candidates.iter().enumerate() {
+        if c.by_admin {
+            continue;
+        }
+        let s = *signers.entry(c.signer).or_insert_with(|| {
+            signer_keys.push(c.signer);
+            pending.push(Vec::new());
+            signer_keys.len() - 1
+        });
+        pending[s].push(v);
+    }
+    // Victim signers by the establishments they belong to.
+    let mut signers_of_est: BTreeMap<EstablishmentId, Vec<usize>> = BTreeMap::new();
+    for (s, key) in signer_keys.iter().enumerate() {
+        for e in belongs.get(key).into_iter().flatten() {
+            signers_of_est.entry(*e).or_default().push(s);
+        }
+    }
+    // Which victim signers each candidate attacks.
+    let targets: Vec<Vec<usize>> = candidates
+        .iter()
+        .map(|c| match &c.revocation.target {
+            RevokeTarget::Key(k) => signers.get(k).map(|s| vec![*s]).unwrap_or_default(),
+            RevokeTarget::Establishment(e) => signers_of_est.get(e).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let by_id: BTreeMap<EnvelopeId, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, i))
+        .collect();
+    // Per signer: attackers in effect, attackers not defeated.
+    let mut effective = vec![0usize; signers.len()];
+    let mut standing = vec![0usize; signers.len()];
+    // Per victim: the attackers that keep it (so do not attack it).
+    let mut keepers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (a, c) in candidates.iter().enumerate() {
+        for s in &targets[a] {
+            standing[*s] += 1;
+            if state[a] == State::Effective {
+                effective[*s] += 1;
+            }
+        }
+        for kept in &c.keep {
+            if let Some(&v) = by_id.get(kept)
+                && !candidates[v].by_admin
+                && targets[a].contains(&signers[&candidates[v].signer])
+            {
+                keepers.entry(v).or_default().push(a);
+            }
+        }
+    }
+    // A signer is looked at again when a count falls to where one of its
+    // candidates could take effect: at most as many as keep one of them.
+    let mut most_kept = vec![0usize; signers.len()];
+    for (v, ks) in &keepers {
+        let s = signers[&candidates[*v].signer];
+        most_kept[s] = most_kept[s].max(ks.len());
+    }
+    let mut queue: std::collections::VecDeque<usize> = (0..signers.len()).collect();
+    let mut queued = vec![true; signers.len()];
+    while let Some(s) = queue.pop_front() {
+        queued[s] = false;
+        let mut decided = Vec::new();
+        pending[s].retain(|&v| {
+            let (mut kept_effective, mut kept_standing) = (0, 0);
+            for a in keepers.get(&v).into_iter().flatten() {
+                match state[*a] {
+                    State::Effective => {
+                        kept_effective += 1;
+                        kept_standing += 1;
+                    }
+                    State::Undecided => kept_standing += 1,
+                    State::Defeated => {}
+                }
+            }
+            let now = if effective[s] > kept_effective {
+                State::Defeated
+            } else if standing[s] == kept_standing {
+                State::Effective
+            } else {
+                return true;
+            };
+            decided.push((v, now));
+            false
+        });
+        for (v, now) in decided {
+            state[v] = now;
+            for t in &targets[v] {
+                let wake = match now {
+                    State::Effective => {
+                        effective[*t] += 1;
+                        true
+                    }
+                    State::Defeated => {
+                        standing[*t] -= 1;
+                        standing[*t] <= most_kept[*t]
+                    }
+                    State::Undecided => false,
+                };
+                if wake && !queued[*t] && !pending[*t].is_empty() {
+                    queued[*t] = true;
+                    queue.push_back(*t);
+                }
+            }
+        }
+    }
+    state
 }
 
 impl TrustView {
@@ -264,7 +429,23 @@ impl TrustView {
         view.revoke(&certs, &pre_keys);
         let keys = view.establishment_keys(&certs, true);
         view.delegate(&certs, &keys);
+        view.known_keys = view
+            .ever_admins
+            .iter()
+            .chain(view.establishments.values().flat_map(|e| &e.keys))
+            .chain(view.members.values().map(|m| &m.key))
+            .chain(view.revoked_keys.keys())
+            .copied()
+            .collect();
         view
+    }
+
+    /// Whether `key` has a part in this network: an admin now or before,
+    /// a key of an admitted establishment, or a delegated member, revoked
+    /// keys included. A certificate signed by any other key can have no
+    /// effect, so a node does not store one that arrives from outside.
+    pub fn knows_key(&self, key: &PublicKey) -> bool {
+        self.known_keys.contains(key)
     }
 
     fn follow_admin_chain(&mut self, certs: &[Cert<'_>]) {
@@ -274,22 +455,21 @@ impl TrustView {
                 endorsers.entry(e.target).or_default().insert(c.signer);
             }
         }
-        let links: Vec<&Cert<'_>> = certs
-            .iter()
-            .filter(|c| matches!(c.cert, Certificate::AdminSet(_)))
-            .collect();
-        // Each step moves the head to a link never used before, so the chain
-        // is at most as long as the number of links.
-        for _ in 0..links.len() {
+        // Links by the link they follow: each step of the chain looks only
+        // at the links that follow its head, and each head is reached once.
+        let mut links: BTreeMap<EnvelopeId, Vec<(&Cert<'_>, &AdminSetChange)>> = BTreeMap::new();
+        for c in certs {
+            if let Certificate::AdminSet(change) = c.cert {
+                links.entry(change.previous).or_default().push((c, change));
+            }
+        }
+        loop {
             let head = *self.admin_chain.last().unwrap_or(&EnvelopeId([0; 32]));
+            let Some(followers) = links.remove(&head) else {
+                break;
+            };
             let mut qualifying = Vec::new();
-            for link in &links {
-                let Certificate::AdminSet(change) = link.cert else {
-                    continue;
-                };
-                if change.previous != head {
-                    continue;
-                }
+            for (link, change) in followers {
                 let mut signers: BTreeSet<PublicKey> =
                     endorsers.get(&link.id).cloned().unwrap_or_default();
                 signers.insert(link.signer);
@@ -436,32 +616,36 @@ impl TrustView {
             .iter()
             .map(|(id, e)| (*id, e.keys.clone()))
             .collect();
-        loop {
-            let mut grew = false;
-            for c in certs {
-                let Certificate::Delegate(d) = c.cert else {
-                    continue;
-                };
-                if d.role != MemberRole::Establishment {
-                    continue;
-                }
-                let Some(set) = keys.get_mut(&d.establishment) else {
-                    continue;
-                };
-                if set.contains(&c.signer)
-                    && !set.contains(&d.member)
-                    && (!revocations
-                        || self.authority_ok(&c.signer, &d.establishment, &c.id)
-                            == Judgement::Accepted)
-                {
-                    set.insert(d.member);
-                    grew = true;
-                }
-            }
-            if !grew {
-                return keys;
+        // Establishment-key delegations by their signer, so each key's
+        // delegations are looked at once, when the key is found to be one
+        // of its establishment's (linear, where a pass over every
+        // certificate per level of delegation was not).
+        let mut by_signer: BTreeMap<PublicKey, Vec<(&Cert<'_>, &Delegation)>> = BTreeMap::new();
+        for c in certs {
+            if let Certificate::Delegate(d) = c.cert
+                && d.role == MemberRole::Establishment
+            {
+                by_signer.entry(c.signer).or_default().push((c, d));
             }
         }
+        let mut found: std::collections::VecDeque<(EstablishmentId, PublicKey)> = keys
+            .iter()
+            .flat_map(|(est, set)| set.iter().map(|k| (*est, *k)))
+            .collect();
+        while let Some((est, key)) = found.pop_front() {
+            for (c, d) in by_signer.get(&key).into_iter().flatten() {
+                if d.establishment != est
+                    || (revocations
+                        && self.authority_ok(&c.signer, &est, &c.id) != Judgement::Accepted)
+                {
+                    continue;
+                }
+                if keys.get_mut(&est).is_some_and(|set| set.insert(d.member)) {
+                    found.push_back((est, d.member));
+                }
+            }
+        }
+        keys
     }
 
     fn revoke(
@@ -487,13 +671,6 @@ impl TrustView {
         }
         // Candidates: revocations whose signer had the authority for them,
         // judged before any revocation takes effect.
-        struct Candidate<'c> {
-            id: EnvelopeId,
-            signer: PublicKey,
-            by_admin: bool,
-            revocation: &'c crate::certificate::Revocation,
-            keep: BTreeSet<EnvelopeId>,
-        }
         let mut candidates: Vec<Candidate<'_>> = Vec::new();
         for c in certs {
             let Certificate::Revoke(r) = c.cert else {
@@ -534,54 +711,7 @@ impl TrustView {
         // the revocations nobody contests (admins' are never contested);
         // what stays undecided is a cycle (two keys revoking each other),
         // and then both take effect: an admin re-admits the site.
-        #[derive(Clone, Copy, PartialEq, Eq)]
-        enum State {
-            Undecided,
-            Effective,
-            Defeated,
-        }
-        let attacks = |attacker: &Candidate<'_>, victim: &Candidate<'_>| -> bool {
-            if victim.by_admin || attacker.keep.contains(&victim.id) {
-                return false;
-            }
-            match &attacker.revocation.target {
-                RevokeTarget::Key(k) => *k == victim.signer,
-                RevokeTarget::Establishment(e) => belongs
-                    .get(&victim.signer)
-                    .is_some_and(|ests| ests.contains(e)),
-            }
-        };
-        let mut state: Vec<State> = candidates
-            .iter()
-            .map(|c| {
-                if c.by_admin {
-                    State::Effective
-                } else {
-                    State::Undecided
-                }
-            })
-            .collect();
-        loop {
-            let mut changed = false;
-            for v in 0..candidates.len() {
-                if state[v] != State::Undecided {
-                    continue;
-                }
-                let attackers: Vec<usize> = (0..candidates.len())
-                    .filter(|a| attacks(&candidates[*a], &candidates[v]))
-                    .collect();
-                if attackers.iter().any(|a| state[*a] == State::Effective) {
-                    state[v] = State::Defeated;
-                    changed = true;
-                } else if attackers.iter().all(|a| state[*a] == State::Defeated) {
-                    state[v] = State::Effective;
-                    changed = true;
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
+        let state = settle_revocations(&candidates, &belongs);
         let mut keep_key: BTreeMap<PublicKey, Revoked> = BTreeMap::new();
         let mut keep_est: BTreeMap<EstablishmentId, Revoked> = BTreeMap::new();
         for (c, s) in candidates.iter().zip(&state) {

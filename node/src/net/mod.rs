@@ -49,7 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::codec::SyncCodec;
 use crate::library::Library;
-use crate::sync::replica_set::{count_settled, ingest_batch, proof_bytes, would_admit};
+use crate::sync::replica_set::{admitting, count_settled, ingest_batch, proof_bytes};
 use crate::sync::{
     EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict,
     admission::admitted_nodes,
@@ -142,6 +142,9 @@ pub struct NetStatus {
     pub peers: BTreeMap<String, PeerState>,
     /// Forged or malformed envelopes received, in all.
     pub forged_received: u64,
+    /// Envelopes that verified but were not stored (no effect, or past a
+    /// signer's or the pool's limit), in all.
+    pub refused_received: u64,
     /// Connections closed because the peer is not admitted.
     pub refused_connections: u64,
     /// Gossip messages received.
@@ -292,8 +295,8 @@ impl EnvelopeSet for LibrarySet<'_> {
         proof_bytes(self.lib.replica(), &self.me)
     }
 
-    fn would_admit(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> bool {
-        would_admit(self.lib.replica(), peer, offered)
+    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        admitting(self.lib.replica(), peer, offered)
     }
 }
 
@@ -696,6 +699,7 @@ impl EventLoop {
             .filter_map(|(k, v)| peer_id_of(k).map(|p| (p.to_string(), v.clone())))
             .collect();
         status.forged_received = core.forged_received;
+        status.refused_received = core.refused_received;
         status.refused_connections = core.refused_connections;
         status.gossip_received = core.gossip_received;
         status.gossip_duplicates = core.gossip_duplicates;

@@ -257,25 +257,38 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
         }
     }
     let mut fresh = Vec::new();
-    for (index, offset, env) in valid {
-        let id = env.id();
-        if lib.has_envelope(&id)? {
-            report.duplicate += 1;
-            continue;
-        }
-        match lib.accept(env) {
-            Ok(_) => fresh.push(id),
-            Err(LibraryError::PoolFull(j)) => {
-                refuse(
-                    &mut report,
-                    index,
-                    offset,
-                    Some(id),
-                    format!("not stored: {}", LibraryError::PoolFull(j)),
-                );
+    // A certificate whose signer another entry admits may come first in the
+    // file: what had no effect yet is tried again while the rest of the
+    // bundle brings something new.
+    let mut waiting = valid;
+    loop {
+        let mut later = Vec::new();
+        let stored_before = fresh.len();
+        for (index, offset, env) in waiting {
+            let id = env.id();
+            if lib.has_envelope(&id)? {
+                report.duplicate += 1;
+                continue;
             }
-            Err(e) => return Err(e.into()),
+            match lib.accept_outside(env.clone()) {
+                Ok(_) => fresh.push(id),
+                Err(e @ LibraryError::NoEffect(_)) => later.push((index, offset, env, e)),
+                Err(e @ (LibraryError::PoolFull(_) | LibraryError::SignerLimit(_))) => {
+                    refuse(&mut report, index, offset, Some(id), e.to_string());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        if later.is_empty() || fresh.len() == stored_before {
+            for (index, offset, env, e) in later {
+                refuse(&mut report, index, offset, Some(env.id()), e.to_string());
+            }
+            break;
+        }
+        waiting = later
+            .into_iter()
+            .map(|(index, offset, env, _)| (index, offset, env))
+            .collect();
     }
     lib.finish()?;
     // Judged after the whole bundle is in: order within the file does not matter.

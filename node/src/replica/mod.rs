@@ -23,10 +23,11 @@ pub mod bundle;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use gatehouse_protocol::certificate::{Certificate, Revocation, RevokeTarget};
 use gatehouse_protocol::envelope::{Body, Envelope, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
 use gatehouse_protocol::key::PublicKey;
-use gatehouse_protocol::trust::{Judgement, TrustView};
+use gatehouse_protocol::trust::{Judgement, PendingReason, TrustView};
 use serde::Serialize;
 
 use crate::error::{LibraryError, Result};
@@ -54,6 +55,11 @@ pub const MAX_OUTBOX: usize = 10_000;
 /// Most envelopes held that are not in effect (pending or rejected). Past
 /// this, further ones are refused until trust catches up.
 pub const MAX_UNACCEPTED_ENVELOPES: usize = 10_000;
+/// Most envelopes not in effect one signer may have stored here, counted
+/// when a batch is settled. Past this, an envelope from outside by that
+/// signer is refused unless it is in effect: a key of the network cannot
+/// fill the pool with junk. A site's own publishing is never refused.
+pub const MAX_UNACCEPTED_PER_SIGNER: usize = 100;
 /// Most envelopes held of kinds this node does not read; past this, more
 /// are refused (not counted as forgeries) until the node is upgraded.
 pub const MAX_UNREAD_ENVELOPES: usize = 100_000;
@@ -97,6 +103,27 @@ pub struct Replica {
     certs: Option<BTreeMap<EnvelopeId, Verified>>,
     /// The facts of every change held, decoded, for re-judging.
     facts: Option<Vec<ChangeFact>>,
+    /// Keys that certificates stored in this batch give a part in the
+    /// network: trust is rebuilt only when the batch settles, so until then
+    /// a certificate they sign may still have an effect.
+    batch_keys: BTreeSet<PublicKey>,
+    /// Envelopes not in effect, by signer, as of the last settle.
+    unaccepted_by: BTreeMap<PublicKey, usize>,
+    /// Changes and unread envelopes not in effect stored in this batch, by
+    /// signer: added to `unaccepted_by` when the batch settles without a
+    /// trust rebuild (a rebuild counts everything again).
+    batch_unaccepted: BTreeMap<PublicKey, usize>,
+}
+
+/// The keys a certificate gives a part in the network.
+fn subjects(cert: &Certificate) -> Vec<PublicKey> {
+    match cert {
+        Certificate::Genesis(g) => g.admins.clone(),
+        Certificate::AdminSet(a) => a.admins.clone(),
+        Certificate::Admit(a) => vec![a.key],
+        Certificate::Delegate(d) => vec![d.member],
+        Certificate::Revoke(_) | Certificate::Endorse(_) => Vec::new(),
+    }
 }
 
 /// What judging a change needs: its id, signer, owning establishment and item.
@@ -118,6 +145,9 @@ impl Replica {
             ids: None,
             certs: None,
             facts: None,
+            batch_keys: BTreeSet::new(),
+            unaccepted_by: BTreeMap::new(),
+            batch_unaccepted: BTreeMap::new(),
         };
         replica.reload_trust()?;
         Ok(replica)
@@ -153,7 +183,60 @@ impl Replica {
             });
         }
         let env = Envelope::open(bytes, &self.network)?;
-        self.accept_from(env)
+        self.accept_outside(env, false)
+    }
+
+    /// Stores an envelope that came from outside (a peer, a bundle) under
+    /// the rules for what others send: a certificate that can have no
+    /// effect is refused ([`LibraryError::NoEffect`]), and so is any
+    /// envelope not in effect by a signer past its limit
+    /// ([`LibraryError::SignerLimit`]). With `announce`, a new envelope is
+    /// queued for announcing to peers (a bundle's contents).
+    pub fn accept_outside(&mut self, env: Verified, announce: bool) -> Result<Accepted> {
+        if !self.has_envelope(&env.id())? {
+            self.check_outside(&env)?;
+        }
+        let out = self.accept_from(env)?;
+        if announce && out.new && self.outbox.len() < MAX_OUTBOX {
+            self.outbox.push(out.id);
+        }
+        Ok(out)
+    }
+
+    /// Whether an envelope from outside may be stored.
+    fn check_outside(&self, env: &Verified) -> Result<()> {
+        let signer = env.signer();
+        let known = |k: &PublicKey| self.trust.knows_key(k) || self.batch_keys.contains(k);
+        if let Body::Certificate(cert) = env.body() {
+            let founding = matches!(cert, Certificate::Genesis(_)) && !self.trust.has_genesis();
+            if !founding && !known(&signer) {
+                return Err(LibraryError::NoEffect(
+                    "signed by a key this network does not know",
+                ));
+            }
+            if let Certificate::Revoke(Revocation {
+                target: RevokeTarget::Key(k),
+                ..
+            }) = cert
+                && !known(k)
+            {
+                return Err(LibraryError::NoEffect(
+                    "revoking a key this network does not know",
+                ));
+            }
+        }
+        if self.unaccepted_by.get(&signer).copied().unwrap_or(0) >= MAX_UNACCEPTED_PER_SIGNER {
+            let in_effect = match env.body() {
+                Body::Change(c) => self.trust.judge_change(&env.id(), &signer, &c.owner),
+                Body::Unread { .. } => self.trust.judge_unread(&env.id(), &signer),
+                // Its effect is known only once the batch settles.
+                Body::Certificate(_) => Judgement::Pending(PendingReason::SignerNotAdmin),
+            };
+            if in_effect != Judgement::Accepted {
+                return Err(LibraryError::SignerLimit(signer));
+            }
+        }
+        Ok(())
     }
 
     /// Brings trust and every judgement in line with the set, if a
@@ -161,7 +244,12 @@ impl Replica {
     pub fn settle_trust(&mut self) -> Result<()> {
         if self.trust_stale {
             self.rejudge_everything()?;
+        } else {
+            for (signer, n) in std::mem::take(&mut self.batch_unaccepted) {
+                *self.unaccepted_by.entry(signer).or_default() += n;
+            }
         }
+        self.batch_keys.clear();
         Ok(())
     }
 
@@ -350,11 +438,17 @@ impl Replica {
         )];
         batch.extend(Self::derived_rows(&env));
         match env.body() {
-            Body::Certificate(_) => self.trust_stale = true,
+            Body::Certificate(cert) => {
+                self.trust_stale = true;
+                self.batch_keys.extend(subjects(cert));
+            }
             Body::Change(c) => {
                 self.dirty.insert(c.item);
             }
             Body::Unread { .. } => {}
+        }
+        if judgement != Judgement::Accepted && !certificate {
+            *self.batch_unaccepted.entry(env.signer()).or_default() += 1;
         }
         batch.push(judgement_write(&id, judgement)?);
         self.store.apply(batch)?;
@@ -509,13 +603,22 @@ impl Replica {
             self.facts = Some(self.read_change_facts()?);
         }
         let mut writes = Vec::new();
+        let mut unaccepted: BTreeMap<PublicKey, usize> = BTreeMap::new();
         for (id, j) in self.trust.certificate_judgements() {
+            if *j != Judgement::Accepted
+                && let Some(c) = self.certs.as_ref().and_then(|c| c.get(id))
+            {
+                *unaccepted.entry(c.signer()).or_default() += 1;
+            }
             if *j != self.judgement_of(id)? {
                 writes.push(judgement_write(id, *j)?);
             }
         }
         for (id, signer, owner, item) in self.change_facts()? {
             let now = self.trust.judge_change(&id, &signer, &owner);
+            if now != Judgement::Accepted {
+                *unaccepted.entry(signer).or_default() += 1;
+            }
             let before = self.judgement_of(&id)?;
             if now != before {
                 writes.push(judgement_write(&id, now)?);
@@ -532,11 +635,16 @@ impl Replica {
                 PublicKey::from_bytes(<[u8; 32]>::try_from(v.as_slice()).map_err(|_| bad())?)
                     .map_err(|_| bad())?;
             let now = self.trust.judge_unread(&id, &signer);
+            if now != Judgement::Accepted {
+                *unaccepted.entry(signer).or_default() += 1;
+            }
             if now != self.judgement_of(&id)? {
                 writes.push(judgement_write(&id, now)?);
             }
         }
         self.store.apply(writes)?;
+        self.unaccepted_by = unaccepted;
+        self.batch_unaccepted.clear();
         Ok(())
     }
 

@@ -104,6 +104,9 @@ pub struct CoreStatus {
     pub peers: BTreeMap<PublicKey, PeerStats>,
     /// Forged or malformed envelopes received, in all.
     pub forged_received: u64,
+    /// Envelopes that verified but were not stored (no effect, or past a
+    /// signer's or the pool's limit), in all.
+    pub refused_received: u64,
     /// Connections closed because the peer is not admitted.
     pub refused_connections: u64,
     /// Gossip messages received.
@@ -503,6 +506,7 @@ impl SyncCore {
         stats.envelopes_received += got.stored as u64;
         stats.forged += got.forged;
         let forged = stats.forged;
+        self.status.refused_received += u64::from(got.refused);
         if got.forged > 0 {
             self.status.forged_received += u64::from(got.forged);
             if forged >= max {
@@ -614,14 +618,19 @@ impl SyncCore {
             && envelopes
                 .iter()
                 .all(|e| Envelope::decode(e).is_ok_and(|e| e.kind() == EnvelopeKind::Certificate));
-        if !only_certificates || !set.would_admit(&peer, &envelopes) {
+        let chain = if only_certificates {
+            set.admitting(&peer, &envelopes)
+        } else {
+            None
+        };
+        let Some(chain) = chain else {
             tracing::info!(%peer, "refusing a peer whose certificates do not admit it");
             self.status.refused_connections += 1;
             self.ban(peer, now_ms + self.config.refuse_ms);
             self.out.push(Output::Disconnect { peer });
             return refused();
-        }
-        let got = set.ingest(envelopes, false);
+        };
+        let got = set.ingest(chain, false);
         self.account(peer, &got, now_ms, set);
         SyncResponse::Ack {
             stored: u32::try_from(got.stored).unwrap_or(u32::MAX),

@@ -70,9 +70,10 @@ pub trait EnvelopeSet {
     fn admitted(&self) -> BTreeMap<PublicKey, String>;
     /// The certificates that admit this node's own key.
     fn admission_proof(&self) -> Vec<Vec<u8>>;
-    /// Whether the certificates `offered`, added to those held, admit
-    /// `peer`. Nothing is stored.
-    fn would_admit(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> bool;
+    /// When the certificates `offered`, added to those held, admit `peer`:
+    /// those of them that make its admission chain and are in effect, the
+    /// only ones a peer on probation may have stored. Nothing is stored.
+    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>>;
 }
 
 /// What became of envelopes offered to an [`EnvelopeSet`].
@@ -87,6 +88,10 @@ pub struct Ingested {
     pub accepted: usize,
     /// Envelopes that do not verify: malformed, badly signed, another network's.
     pub forged: u32,
+    /// Envelopes that verify but were not stored: certificates that can
+    /// have no effect, envelopes past their signer's limit or the pool's.
+    /// Not held against the peer.
+    pub refused: u32,
     /// Whether a certificate was stored (who is admitted may have changed).
     pub certificates: bool,
     /// The new envelopes in effect once the batch was applied (empty when

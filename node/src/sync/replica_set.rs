@@ -18,28 +18,50 @@ use crate::replica::Replica;
 /// Stores a batch of envelope bytes from a peer, without settling. Returns
 /// the tally and the new certificates, whose judgement is known only once
 /// the batch is settled ([`count_settled`]).
+///
+/// A certificate that can have no effect yet (its signer admitted by a
+/// certificate later in the batch) is tried again once the batch's other
+/// certificates are stored; what still has no effect is refused and
+/// counted, and the peer offers it again in a later session.
 pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested, Vec<EnvelopeId>) {
     let mut out = Ingested::default();
     let mut fresh = Vec::new();
-    for bytes in &envelopes {
-        match replica.ingest(bytes) {
-            Ok(a) if !a.new => out.duplicates += 1,
-            Ok(a) => {
-                out.stored += 1;
-                out.certificates |= a.certificate;
-                if !a.certificate && a.judgement == Judgement::Accepted {
-                    out.accepted += 1;
+    let mut waiting = envelopes;
+    loop {
+        let mut later = Vec::new();
+        let stored_before = out.stored;
+        for bytes in waiting {
+            match replica.ingest(&bytes) {
+                Ok(a) if !a.new => out.duplicates += 1,
+                Ok(a) => {
+                    out.stored += 1;
+                    out.certificates |= a.certificate;
+                    if !a.certificate && a.judgement == Judgement::Accepted {
+                        out.accepted += 1;
+                    }
+                    fresh.push(a.id);
                 }
-                fresh.push(a.id);
+                Err(LibraryError::Refused(e)) => {
+                    tracing::warn!("refused an envelope: {e}");
+                    out.forged += 1;
+                }
+                Err(LibraryError::NoEffect(_)) => later.push(bytes),
+                Err(e @ (LibraryError::SignerLimit(_) | LibraryError::PoolFull(_))) => {
+                    tracing::debug!("refused an envelope: {e}");
+                    out.refused += 1;
+                }
+                Err(e) => tracing::warn!("could not store an envelope: {e}"),
             }
-            Err(LibraryError::Refused(e)) => {
-                tracing::warn!("refused an envelope: {e}");
-                out.forged += 1;
-            }
-            Err(e) => tracing::warn!("could not store an envelope: {e}"),
         }
+        if later.is_empty() || out.stored == stored_before {
+            if !later.is_empty() {
+                tracing::debug!(count = later.len(), "refused certificates with no effect");
+            }
+            out.refused += u32::try_from(later.len()).unwrap_or(u32::MAX);
+            return (out, fresh);
+        }
+        waiting = later;
     }
-    (out, fresh)
 }
 
 /// Once the batch is applied: adds its certificates that took effect to
@@ -71,25 +93,42 @@ pub fn proof_bytes(replica: &Replica, node: &PublicKey) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Whether `offered` certificates, with those held, admit `peer`.
-pub fn would_admit(replica: &Replica, peer: &PublicKey, offered: &[Vec<u8>]) -> bool {
+/// When `offered` certificates, with those held, admit `peer`: the offered
+/// ones that are part of its admission proof and in effect. Anything else a
+/// peer on probation offers (certificates about other keys, revocations,
+/// endorsements by strangers) is not stored.
+pub fn admitting(replica: &Replica, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
     let network = replica.network();
     let mut certs = match replica.certificates() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("cannot read certificates: {e}");
-            return false;
+            return None;
         }
     };
     let held: BTreeSet<EnvelopeId> = certs.iter().map(Verified::id).collect();
+    let mut new = Vec::new();
     for bytes in offered {
         match Envelope::open(bytes, &network) {
-            Ok(v) if !held.contains(&v.id()) => certs.push(v),
+            Ok(v) if !held.contains(&v.id()) => {
+                new.push(v.clone());
+                certs.push(v);
+            }
             Ok(_) => {}
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
-    admitted_nodes(&TrustView::build(&network, &certs)).contains_key(peer)
+    let view = TrustView::build(&network, &certs);
+    if !admitted_nodes(&view).contains_key(peer) {
+        return None;
+    }
+    let proof: BTreeSet<EnvelopeId> = admission_proof(&certs, peer).into_iter().collect();
+    Some(
+        new.iter()
+            .filter(|v| proof.contains(&v.id()) && view.judge(v) == Judgement::Accepted)
+            .map(|v| v.bytes().to_vec())
+            .collect(),
+    )
 }
 
 /// A replica with no projections, settled after every batch: what each
@@ -130,7 +169,7 @@ impl EnvelopeSet for BareReplica {
         proof_bytes(&self.replica, &self.node)
     }
 
-    fn would_admit(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> bool {
-        would_admit(&self.replica, peer, offered)
+    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        admitting(&self.replica, peer, offered)
     }
 }

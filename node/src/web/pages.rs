@@ -1003,6 +1003,7 @@ async fn network(State(state): State<WebState>) -> Response {
                             }
                         }
                         p { "Forged or malformed envelopes received: " (n.forged_received)
+                            ". Received but not stored (no effect, or past a limit): " (n.refused_received)
                             ". Connections refused (not admitted): " (n.refused_connections) "." }
                     }
                 }

@@ -458,3 +458,105 @@ fn the_scenario_judges_as_designed() {
         ]
     );
 }
+
+/// The revocation fixpoint as defined: every pair of candidates compared,
+/// repeated until nothing moves.
+fn settle_by_definition(
+    candidates: &[Candidate<'_>],
+    belongs: &BTreeMap<PublicKey, BTreeSet<EstablishmentId>>,
+) -> Vec<State> {
+    let attacks = |attacker: &Candidate<'_>, victim: &Candidate<'_>| -> bool {
+        if victim.by_admin || attacker.keep.contains(&victim.id) {
+            return false;
+        }
+        match &attacker.revocation.target {
+            RevokeTarget::Key(k) => *k == victim.signer,
+            RevokeTarget::Establishment(e) => belongs
+                .get(&victim.signer)
+                .is_some_and(|ests| ests.contains(e)),
+        }
+    };
+    let mut state: Vec<State> = candidates
+        .iter()
+        .map(|c| {
+            if c.by_admin {
+                State::Effective
+            } else {
+                State::Undecided
+            }
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for v in 0..candidates.len() {
+            if state[v] != State::Undecided {
+                continue;
+            }
+            let attackers: Vec<usize> = (0..candidates.len())
+                .filter(|a| attacks(&candidates[*a], &candidates[v]))
+                .collect();
+            if attackers.iter().any(|a| state[*a] == State::Effective) {
+                state[v] = State::Defeated;
+                changed = true;
+            } else if attackers.iter().all(|a| state[*a] == State::Defeated) {
+                state[v] = State::Effective;
+                changed = true;
+            }
+        }
+        if !changed {
+            return state;
+        }
+    }
+}
+
+proptest! {
+    /// The per-signer fixpoint decides every revocation as the definition
+    /// does, for any graph of keys revoking keys and establishments, with
+    /// any keep lists.
+    #[test]
+    fn revocations_settle_as_defined(
+        raw in proptest::collection::vec(
+            (0u8..5, any::<bool>(), 0u8..5, 0u8..10, any::<u16>()),
+            1..14,
+        ),
+        membership in proptest::collection::vec((0u8..5, 0u8..2), 0..8),
+    ) {
+        let revocations: Vec<Revocation> = raw
+            .iter()
+            .map(|(_, on_key, target, _, _)| Revocation {
+                target: if *on_key {
+                    RevokeTarget::Key(key(*target).public())
+                } else {
+                    RevokeTarget::Establishment(est(*target % 2))
+                },
+                keep: Vec::new(),
+                reason: String::new(),
+            })
+            .collect();
+        let ids: Vec<EnvelopeId> = (0..raw.len()).map(|i| EnvelopeId([i as u8 + 1; 32])).collect();
+        let candidates: Vec<Candidate<'_>> = raw
+            .iter()
+            .zip(&revocations)
+            .enumerate()
+            .map(|(i, ((signer, _, _, admin, keep_bits), r))| Candidate {
+                id: ids[i],
+                signer: key(*signer).public(),
+                by_admin: *admin == 0,
+                revocation: r,
+                keep: ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| keep_bits & (1 << (j % 16)) != 0 && j % 3 == i % 3)
+                    .map(|(_, id)| *id)
+                    .collect(),
+            })
+            .collect();
+        let mut belongs: BTreeMap<PublicKey, BTreeSet<EstablishmentId>> = BTreeMap::new();
+        for (k, e) in membership {
+            belongs.entry(key(k).public()).or_default().insert(est(e));
+        }
+        let fast = settle_revocations(&candidates, &belongs);
+        let slow = settle_by_definition(&candidates, &belongs);
+        prop_assert!(fast == slow);
+    }
+}
