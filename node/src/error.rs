@@ -125,8 +125,18 @@ pub enum LibraryError {
     /// A certificate from outside that can have no effect here: signed by
     /// (or revoking) a key the network does not know. Not stored; a peer
     /// offers it again once what it depends on has arrived.
-    #[error("not stored: a certificate {0}")]
+    #[error("not stored yet: {0}")]
     NoEffect(&'static str),
+    /// A change from outside that would leave its item breaking the rules
+    /// a local publish meets (schema, vocabulary, dates, patient
+    /// identifiers). Not stored, not forwarded.
+    #[error("not stored: the change to item {item} would leave it refused: {reason}")]
+    ContentRefused {
+        /// The item.
+        item: ItemId,
+        /// Why, as a local publish would be told.
+        reason: String,
+    },
     /// The signer already has the most envelopes not in effect one key may
     /// have stored here.
     #[error(

@@ -238,6 +238,12 @@ pub struct Item {
     pub withdrawn_reason: Option<String>,
     /// The item it was adopted from, at another establishment.
     pub adopted_from: Option<ItemId>,
+    /// Text the author reviewed and allowed although it looks like a
+    /// patient identifier (`--allow-identifier`), recorded in the signed
+    /// change so that every receiver accepts exactly that text and no
+    /// other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_identifiers: Vec<String>,
 }
 
 /// Errors while writing an item document.
@@ -249,6 +255,30 @@ pub enum DocError {
     /// The document does not hold an item.
     #[error("document holds no item: {0}")]
     NotAnItem(&'static str),
+    /// A field is missing where the schema requires it, or cannot be read.
+    #[error("item field {field} {reason}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Records the text the author allowed although it looks like a patient
+/// identifier: the list replaces the last one, so a version allows what its
+/// author reviewed for it. The caller commits.
+pub fn write_allowed_identifiers(doc: &mut AutoCommit, allowed: &[String]) -> Result<(), DocError> {
+    let mut sorted = allowed.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.is_empty() {
+        if doc.get(ROOT, "allowed_identifiers")?.is_some() {
+            doc.delete(ROOT, "allowed_identifiers")?;
+        }
+        return Ok(());
+    }
+    put_list(doc, &ROOT, "allowed_identifiers", &sorted)
 }
 
 /// The document schema version written to every item.
@@ -287,7 +317,7 @@ fn put_list(
     // Replace the list only when it differs, so an unchanged field adds no
     // operations and does not conflict with a concurrent edit.
     if let Some((Value::Object(ObjType::List), obj)) = doc.get(parent, key)?
-        && read_list(doc, &obj) == values
+        && text_list(doc, &obj) == values
     {
         return Ok(());
     }
@@ -432,23 +462,98 @@ pub fn write_withdrawn(
     Ok(())
 }
 
+/// A text value: an Automerge scalar string or a text object (what other
+/// Automerge implementations write for strings by default).
+fn text_of(doc: &impl ReadDoc, value: &Value<'_>, obj: &ObjId) -> Option<String> {
+    match value {
+        Value::Object(ObjType::Text) => doc.text(obj).ok(),
+        v => v.as_str().map(str::to_string),
+    }
+}
+
+/// The text entries of a list (others left out).
+fn text_list(doc: &impl ReadDoc, obj: &ObjId) -> Vec<String> {
+    doc.list_range(obj, ..)
+        .filter_map(|entry| {
+            let id = entry.id();
+            text_of(doc, &entry.value.into_value(), &id)
+        })
+        .collect()
+}
+
+/// A field that is present but cannot be read.
+fn unreadable(field: &'static str, reason: &str) -> DocError {
+    DocError::Field {
+        field,
+        reason: reason.to_string(),
+    }
+}
+
+/// A text field: `Ok(None)` when absent, an error naming the field when it
+/// holds something other than text.
+fn read_text_field<O: AsRef<automerge::ObjId>>(
+    doc: &impl ReadDoc,
+    obj: O,
+    key: &'static str,
+) -> Result<Option<String>, DocError> {
+    match doc.get(obj, key) {
+        Ok(Some((v, id))) => text_of(doc, &v, &id)
+            .map(Some)
+            .ok_or_else(|| unreadable(key, "is not text")),
+        Ok(None) => Ok(None),
+        Err(e) => Err(DocError::Automerge(e)),
+    }
+}
+
 fn read_str<O: AsRef<automerge::ObjId>>(doc: &impl ReadDoc, obj: O, key: &str) -> Option<String> {
     match doc.get(obj, key) {
-        Ok(Some((v, _))) => v.as_str().map(str::to_string),
+        Ok(Some((v, id))) => text_of(doc, &v, &id),
         _ => None,
     }
 }
 
-fn read_list(doc: &impl ReadDoc, obj: &ObjId) -> Vec<String> {
-    doc.list_range(obj, ..)
-        .filter_map(|item| item.value.into_value().as_str().map(str::to_string))
-        .collect()
+/// A list of text: `Ok(empty)` when absent, an error naming the field when
+/// it is not a list or holds something other than text.
+fn read_list_at(
+    doc: &impl ReadDoc,
+    parent: &ObjId,
+    key: &'static str,
+) -> Result<Vec<String>, DocError> {
+    match doc.get(parent, key) {
+        Ok(Some((Value::Object(ObjType::List), obj))) => doc
+            .list_range(&obj, ..)
+            .map(|entry| {
+                let id = entry.id();
+                let value = entry.value.into_value();
+                text_of(doc, &value, &id)
+                    .ok_or_else(|| unreadable(key, "holds an entry that is not text"))
+            })
+            .collect(),
+        Ok(Some(_)) => Err(unreadable(key, "is not a list")),
+        Ok(None) => Ok(Vec::new()),
+        Err(e) => Err(DocError::Automerge(e)),
+    }
 }
 
-fn read_list_at(doc: &impl ReadDoc, parent: &ObjId, key: &str) -> Vec<String> {
-    match doc.get(parent, key) {
-        Ok(Some((Value::Object(ObjType::List), obj))) => read_list(doc, &obj),
-        _ => Vec::new(),
+/// A required text field parsed as `T` (a vocabulary slug, a date).
+fn read_parsed<T: std::str::FromStr>(
+    doc: &impl ReadDoc,
+    key: &'static str,
+    what: &str,
+) -> Result<T, DocError> {
+    let text = read_text_field(doc, ROOT, key)?.ok_or_else(|| unreadable(key, "is missing"))?;
+    text.parse()
+        .map_err(|_| unreadable(key, &format!("{text:?} is not {what}")))
+}
+
+/// An optional date field.
+fn read_opt_date(doc: &impl ReadDoc, key: &'static str) -> Result<Option<Date>, DocError> {
+    match read_text_field(doc, ROOT, key)? {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| unreadable(key, &format!("{text:?} is not a date"))),
     }
 }
 
@@ -459,12 +564,12 @@ fn read_keys(doc: &impl ReadDoc, key: &str) -> Vec<String> {
     }
 }
 
-fn read_date(doc: &impl ReadDoc, key: &str) -> Option<Date> {
-    read_str(doc, ROOT, key).and_then(|s| s.parse().ok())
-}
-
-/// Reads the materialised item from a document. Unknown vocabulary values
-/// (from a newer peer) are skipped rather than failing the whole item.
+/// Reads the materialised item from a document, whoever wrote it: text
+/// fields may be Automerge strings or text objects. A field that is
+/// missing where the schema requires it, or present but unreadable (not
+/// text, an unknown kind, nation or status, a date that does not parse), is
+/// an error naming the field, never a default. Unknown care pathways and
+/// setting types in a list (from a newer peer's vocabulary) are skipped.
 pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
     let id = read_str(doc, ROOT, "id")
         .and_then(|s| s.parse::<ItemId>().ok())
@@ -472,51 +577,54 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
     let owner = read_str(doc, ROOT, "owner")
         .and_then(|s| s.parse::<EstablishmentId>().ok())
         .ok_or(DocError::NotAnItem("no owner"))?;
-    let version = match doc.get(ROOT, "version") {
-        Ok(Some((v, _))) => v.as_i64().unwrap_or(0).max(0) as u64,
-        _ => 0,
+    let version = match doc.get(ROOT, "version")? {
+        Some((Value::Scalar(v), _)) => match v.as_ref() {
+            ScalarValue::Counter(_) | ScalarValue::Int(_) | ScalarValue::Uint(_) => {
+                Value::Scalar(v.clone()).as_i64().unwrap_or(0).max(0) as u64
+            }
+            _ => return Err(unreadable("version", "is not a number")),
+        },
+        Some(_) => return Err(unreadable("version", "is not a number")),
+        None => 0,
     };
-    let body = match doc.get(ROOT, "body") {
-        Ok(Some((Value::Object(ObjType::Text), obj))) => doc.text(&obj).unwrap_or_default(),
-        _ => String::new(),
+    let body = match doc.get(ROOT, "body")? {
+        Some((v, obj)) => {
+            text_of(doc, &v, &obj).ok_or_else(|| unreadable("body", "is not text"))?
+        }
+        None => String::new(),
     };
-    let parse_all = |key: &str| read_list_at(doc, &ROOT, key);
-    let qi = match doc.get(ROOT, "qi") {
-        Ok(Some((Value::Object(ObjType::Map), obj))) => Some(QiDetails {
-            aim: read_str(doc, &obj, "aim").unwrap_or_default(),
-            measures: read_list_at(doc, &obj, "measures"),
-            pdsa_cycles: read_list_at(doc, &obj, "pdsa_cycles"),
-            outcomes: read_str(doc, &obj, "outcomes").unwrap_or_default(),
+    let qi = match doc.get(ROOT, "qi")? {
+        Some((Value::Object(ObjType::Map), obj)) => Some(QiDetails {
+            aim: read_text_field(doc, &obj, "aim")?.unwrap_or_default(),
+            measures: read_list_at(doc, &obj, "measures")?,
+            pdsa_cycles: read_list_at(doc, &obj, "pdsa_cycles")?,
+            outcomes: read_text_field(doc, &obj, "outcomes")?.unwrap_or_default(),
         }),
-        _ => None,
+        Some(_) => return Err(unreadable("qi", "is not a map")),
+        None => None,
     };
-    let status = read_str(doc, ROOT, "status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(Status::Draft);
     let content = ItemContent {
-        title: read_str(doc, ROOT, "title").unwrap_or_default(),
-        kind: read_str(doc, ROOT, "kind")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(Kind::Other),
-        summary: read_str(doc, ROOT, "summary").unwrap_or_default(),
+        title: read_text_field(doc, ROOT, "title")?
+            .ok_or_else(|| unreadable("title", "is missing"))?,
+        kind: read_parsed(doc, "kind", "a kind of document")?,
+        summary: read_text_field(doc, ROOT, "summary")?
+            .ok_or_else(|| unreadable("summary", "is missing"))?,
         body,
-        pathways: parse_all("pathways")
+        pathways: read_list_at(doc, &ROOT, "pathways")?
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect(),
-        settings: parse_all("settings")
+        settings: read_list_at(doc, &ROOT, "settings")?
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect(),
-        nation: read_str(doc, ROOT, "nation")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(Nation::England),
-        tags: parse_all("tags"),
-        approved_by: read_str(doc, ROOT, "approved_by"),
-        approved_on: read_date(doc, "approved_on"),
-        effective_from: read_date(doc, "effective_from"),
-        review_due: read_date(doc, "review_due").unwrap_or(Date::constant(2000, 1, 1)),
-        status,
+        nation: read_parsed(doc, "nation", "a nation")?,
+        tags: read_list_at(doc, &ROOT, "tags")?,
+        approved_by: read_text_field(doc, ROOT, "approved_by")?,
+        approved_on: read_opt_date(doc, "approved_on")?,
+        effective_from: read_opt_date(doc, "effective_from")?,
+        review_due: read_parsed(doc, "review_due", "a date")?,
+        status: read_parsed(doc, "status", "a status")?,
         qi,
     };
     let mut authors: Vec<PublicKey> = read_keys(doc, "authors")
@@ -537,8 +645,9 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         authors,
         supersedes,
         superseded_by: read_str(doc, ROOT, "superseded_by").and_then(|s| s.parse().ok()),
-        withdrawn_reason: read_str(doc, ROOT, "withdrawn_reason"),
+        withdrawn_reason: read_text_field(doc, ROOT, "withdrawn_reason")?,
         adopted_from: read_str(doc, ROOT, "adopted_from").and_then(|s| s.parse().ok()),
+        allowed_identifiers: read_list_at(doc, &ROOT, "allowed_identifiers")?,
     })
 }
 

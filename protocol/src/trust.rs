@@ -210,9 +210,6 @@ pub struct TrustView {
     certs: BTreeMap<EnvelopeId, Judgement>,
     #[serde(skip)]
     ever_admins: BTreeSet<PublicKey>,
-    /// Every key with a part in the network (see [`TrustView::knows_key`]).
-    #[serde(skip)]
-    known_keys: BTreeSet<PublicKey>,
 }
 
 struct Cert<'a> {
@@ -429,23 +426,7 @@ impl TrustView {
         view.revoke(&certs, &pre_keys);
         let keys = view.establishment_keys(&certs, true);
         view.delegate(&certs, &keys);
-        view.known_keys = view
-            .ever_admins
-            .iter()
-            .chain(view.establishments.values().flat_map(|e| &e.keys))
-            .chain(view.members.values().map(|m| &m.key))
-            .chain(view.revoked_keys.keys())
-            .copied()
-            .collect();
         view
-    }
-
-    /// Whether `key` has a part in this network: an admin now or before,
-    /// a key of an admitted establishment, or a delegated member, revoked
-    /// keys included. A certificate signed by any other key can have no
-    /// effect, so a node does not store one that arrives from outside.
-    pub fn knows_key(&self, key: &PublicKey) -> bool {
-        self.known_keys.contains(key)
     }
 
     fn follow_admin_chain(&mut self, certs: &[Cert<'_>]) {

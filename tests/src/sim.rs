@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use gatehouse_node::authoring::new_item_with_salt;
+use gatehouse_node::authoring::{Draft, new_item_with_salt};
 use gatehouse_node::replica::Replica;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::store::MemoryStore;
@@ -420,7 +420,10 @@ impl Sim {
             .unwrap_or([0; 16]);
         let node = &self.nodes[i];
         let env = match new_item_with_salt(
-            &content,
+            Draft {
+                content: &content,
+                allowed: &[],
+            },
             &node.member,
             &node.suffix,
             node.establishment,

@@ -25,6 +25,7 @@ use gatehouse_protocol::vocab::Status;
 use crate::error::{LibraryError, Result};
 use crate::home::random_bytes;
 use crate::library::Library;
+use crate::projection::markdown::plain_text;
 use crate::store::Tree;
 
 /// Refuses `text` (in `field`) if it holds a patient identifier other than
@@ -54,35 +55,61 @@ impl Library {
     fn signer(&self) -> Result<&Signer> {
         self.signer.as_ref().ok_or(LibraryError::NoSigningKey)
     }
+}
 
-    fn check_identifiers(content: &ItemContent, allowed: &[String]) -> Result<()> {
-        let mut fields: Vec<(&'static str, &str)> = vec![
-            ("title", &content.title),
-            ("summary", &content.summary),
-            ("body", &content.body),
-        ];
-        for t in &content.tags {
-            fields.push(("tags", t));
-        }
-        if let Some(a) = &content.approved_by {
-            fields.push(("approved_by", a));
-        }
-        if let Some(qi) = &content.qi {
-            fields.push(("aim", &qi.aim));
-            fields.push(("outcomes", &qi.outcomes));
-            for m in &qi.measures {
-                fields.push(("measures", m));
-            }
-            for p in &qi.pdsa_cycles {
-                fields.push(("pdsa_cycles", p));
-            }
-        }
-        for (field, text) in fields {
-            refuse_identifiers(field, text, allowed)?;
-        }
-        Ok(())
+/// Refuses content holding a patient identifier other than the `allowed`
+/// ones, in any free-text field, and in the body both as written and as it
+/// renders (so Markdown that hides digits from the source scan is caught).
+pub(crate) fn check_identifiers(content: &ItemContent, allowed: &[String]) -> Result<()> {
+    let rendered = plain_text(&content.body);
+    let mut fields: Vec<(&'static str, &str)> = vec![
+        ("title", &content.title),
+        ("summary", &content.summary),
+        ("body", &content.body),
+        ("body (as rendered)", &rendered),
+    ];
+    for t in &content.tags {
+        fields.push(("tags", t));
     }
+    if let Some(a) = &content.approved_by {
+        fields.push(("approved_by", a));
+    }
+    if let Some(qi) = &content.qi {
+        fields.push(("aim", &qi.aim));
+        fields.push(("outcomes", &qi.outcomes));
+        for m in &qi.measures {
+            fields.push(("measures", m));
+        }
+        for p in &qi.pdsa_cycles {
+            fields.push(("pdsa_cycles", p));
+        }
+    }
+    for (field, text) in fields {
+        refuse_identifiers(field, text, allowed)?;
+    }
+    Ok(())
+}
 
+/// Judges an item as a change from outside leaves it, as a local publish
+/// is judged: the document must read as an item (every field of the
+/// schema readable), its content must meet the rules of a version, and no
+/// free-text field may hold a patient identifier other than those its
+/// author allowed in the signed change.
+pub(crate) fn check_received(item: &Item) -> Result<()> {
+    let mut content = item.content.clone();
+    // Superseding and withdrawing set the statuses a version may not.
+    if matches!(content.status, Status::Superseded | Status::Withdrawn) {
+        content.status = Status::Published;
+    }
+    content.validate()?;
+    check_identifiers(&content, &item.allowed_identifiers)?;
+    if let Some(reason) = &item.withdrawn_reason {
+        refuse_identifiers("withdrawn_reason", reason, &item.allowed_identifiers)?;
+    }
+    Ok(())
+}
+
+impl Library {
     /// Signs a change to `item` made in `doc`, checks this node may make it,
     /// and stores it durably.
     fn commit_change(
@@ -168,10 +195,10 @@ impl Library {
         salt: [u8; 16],
     ) -> Result<ItemId> {
         content.validate()?;
-        Self::check_identifiers(content, allowed)?;
+        check_identifiers(content, allowed)?;
         let signer = self.signer()?;
         let env = new_item_with_salt(
-            content,
+            Draft { content, allowed },
             &signer.member,
             &signer.actor_suffix,
             self.config.establishment,
@@ -226,7 +253,7 @@ impl Library {
         allowed: &[String],
     ) -> Result<u64> {
         content.validate()?;
-        Self::check_identifiers(content, allowed)?;
+        check_identifiers(content, allowed)?;
         let (mut doc, current, salt) = self.doc_for_change(id)?;
         if matches!(
             current.content.status,
@@ -242,6 +269,7 @@ impl Library {
         }
         let author = self.signer()?.member.public();
         item::write_version(&mut doc, content, &author)?;
+        item::write_allowed_identifiers(&mut doc, allowed)?;
         self.commit_change(*id, current.owner, salt, &mut doc, "revise")?;
         Ok(self.get(id, None)?.item.version)
     }
@@ -293,6 +321,9 @@ impl Library {
         }
         let author = self.signer()?.member.public();
         item::write_withdrawn(&mut doc, reason, &author)?;
+        let mut kept = current.allowed_identifiers.clone();
+        kept.extend(allowed.iter().cloned());
+        item::write_allowed_identifiers(&mut doc, &kept)?;
         self.commit_change(*id, current.owner, salt, &mut doc, "withdraw")?;
         Ok(())
     }
@@ -309,7 +340,10 @@ pub fn new_item(
     now_ms: u64,
 ) -> Result<Verified> {
     new_item_with_salt(
-        content,
+        Draft {
+            content,
+            allowed: &[],
+        },
         member,
         suffix,
         owner,
@@ -319,10 +353,20 @@ pub fn new_item(
     )
 }
 
+/// A version to sign: its content, and the text its author reviewed and
+/// allowed although it looks like a patient identifier.
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    /// The content.
+    pub content: &'a ItemContent,
+    /// The allowed text (`--allow-identifier`), recorded in the change.
+    pub allowed: &'a [String],
+}
+
 /// [`new_item`] with the item's salt given, for reproducible runs (the
 /// network simulation); a real item's salt is random.
 pub fn new_item_with_salt(
-    content: &ItemContent,
+    Draft { content, allowed }: Draft<'_>,
     member: &SecretKey,
     suffix: &[u8; ACTOR_SUFFIX_BYTES],
     owner: EstablishmentId,
@@ -334,6 +378,7 @@ pub fn new_item_with_salt(
     let mut doc = AutoCommit::new().with_actor(actor_id(&member.public(), suffix));
     item::init_doc(&mut doc, id, &owner)?;
     item::write_version(&mut doc, content, &member.public())?;
+    item::write_allowed_identifiers(&mut doc, allowed)?;
     doc.commit_with(
         CommitOptions::default()
             .with_message("publish")

@@ -320,6 +320,8 @@ struct CatalogEntry {
     superseded_by: Option<ItemId>,
     withdrawn_reason: Option<String>,
     adopted_from: Option<ItemId>,
+    #[serde(default)]
+    allowed_identifiers: Vec<String>,
 }
 
 fn catalog_entry(id: &ItemId, bytes: &[u8]) -> Result<CatalogEntry> {
@@ -339,6 +341,7 @@ impl CatalogEntry {
             superseded_by: self.superseded_by,
             withdrawn_reason: self.withdrawn_reason,
             adopted_from: self.adopted_from,
+            allowed_identifiers: self.allowed_identifiers,
         }
     }
 }

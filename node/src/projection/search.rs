@@ -734,6 +734,7 @@ mod tests {
             superseded_by: None,
             withdrawn_reason: None,
             adopted_from: None,
+            allowed_identifiers: Vec::new(),
         };
         index.upsert(&item, 0).expect("upsert");
         index.commit().expect("commit");

@@ -273,7 +273,11 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
             match lib.accept_outside(env.clone()) {
                 Ok(_) => fresh.push(id),
                 Err(e @ LibraryError::NoEffect(_)) => later.push((index, offset, env, e)),
-                Err(e @ (LibraryError::PoolFull(_) | LibraryError::SignerLimit(_))) => {
+                Err(
+                    e @ (LibraryError::PoolFull(_)
+                    | LibraryError::SignerLimit(_)
+                    | LibraryError::ContentRefused { .. }),
+                ) => {
                     refuse(&mut report, index, offset, Some(id), e.to_string());
                 }
                 Err(e) => return Err(e.into()),

@@ -23,9 +23,12 @@ pub mod bundle;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use gatehouse_protocol::automerge;
 use gatehouse_protocol::certificate::{Certificate, Revocation, RevokeTarget};
+use gatehouse_protocol::change::ChangePayload;
 use gatehouse_protocol::envelope::{Body, Envelope, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
+use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::trust::{Judgement, PendingReason, TrustView};
 use serde::Serialize;
@@ -103,10 +106,11 @@ pub struct Replica {
     certs: Option<BTreeMap<EnvelopeId, Verified>>,
     /// The facts of every change held, decoded, for re-judging.
     facts: Option<Vec<ChangeFact>>,
-    /// Keys that certificates stored in this batch give a part in the
-    /// network: trust is rebuilt only when the batch settles, so until then
-    /// a certificate they sign may still have an effect.
-    batch_keys: BTreeSet<PublicKey>,
+    /// Keys with a part in the network: those named by or signing a held
+    /// certificate (see [`Replica::accept_outside`]). Grows with the set
+    /// and depends on nothing else, so what it lets in does not depend on
+    /// the order envelopes arrive in.
+    known_keys: Option<BTreeSet<PublicKey>>,
     /// Envelopes not in effect, by signer, as of the last settle.
     unaccepted_by: BTreeMap<PublicKey, usize>,
     /// Changes and unread envelopes not in effect stored in this batch, by
@@ -145,7 +149,7 @@ impl Replica {
             ids: None,
             certs: None,
             facts: None,
-            batch_keys: BTreeSet::new(),
+            known_keys: None,
             unaccepted_by: BTreeMap::new(),
             batch_unaccepted: BTreeMap::new(),
         };
@@ -193,6 +197,16 @@ impl Replica {
     /// ([`LibraryError::SignerLimit`]). With `announce`, a new envelope is
     /// queued for announcing to peers (a bundle's contents).
     pub fn accept_outside(&mut self, env: Verified, announce: bool) -> Result<Accepted> {
+        if self.known_keys.is_none() {
+            let mut known = BTreeSet::new();
+            for c in self.read_certificates()? {
+                known.insert(c.signer());
+                if let Body::Certificate(cert) = c.body() {
+                    known.extend(subjects(cert));
+                }
+            }
+            self.known_keys = Some(known);
+        }
         if !self.has_envelope(&env.id())? {
             self.check_outside(&env)?;
         }
@@ -206,12 +220,15 @@ impl Replica {
     /// Whether an envelope from outside may be stored.
     fn check_outside(&self, env: &Verified) -> Result<()> {
         let signer = env.signer();
-        let known = |k: &PublicKey| self.trust.knows_key(k) || self.batch_keys.contains(k);
         if let Body::Certificate(cert) = env.body() {
-            let founding = matches!(cert, Certificate::Genesis(_)) && !self.trust.has_genesis();
+            let known = |k: &PublicKey| self.known_keys.as_ref().is_some_and(|s| s.contains(k));
+            // The genesis of this network, to a replica that holds nothing
+            // yet (a node joining from an invitation).
+            let founding = matches!(cert, Certificate::Genesis(g) if g.network_id() == self.network)
+                && self.known_keys.as_ref().is_some_and(BTreeSet::is_empty);
             if !founding && !known(&signer) {
                 return Err(LibraryError::NoEffect(
-                    "signed by a key this network does not know",
+                    "a certificate signed by a key this network does not know",
                 ));
             }
             if let Certificate::Revoke(Revocation {
@@ -221,9 +238,12 @@ impl Replica {
                 && !known(k)
             {
                 return Err(LibraryError::NoEffect(
-                    "revoking a key this network does not know",
+                    "a certificate revoking a key this network does not know",
                 ));
             }
+        }
+        if let Body::Change(c) = env.body() {
+            self.check_change_content(c)?;
         }
         if self.unaccepted_by.get(&signer).copied().unwrap_or(0) >= MAX_UNACCEPTED_PER_SIGNER {
             let in_effect = match env.body() {
@@ -239,6 +259,49 @@ impl Replica {
         Ok(())
     }
 
+    /// Judges a change from outside by what it makes of its item, as a
+    /// local publish is judged ([`crate::authoring::check_received`]): the
+    /// item as it stands at the change itself, with exactly the changes it
+    /// depends on, so the verdict does not depend on what else has arrived.
+    /// A change whose earlier changes are not all here yet has no verdict
+    /// and is not stored ([`LibraryError::NoEffect`]; it is offered again).
+    fn check_change_content(&self, c: &ChangePayload) -> Result<()> {
+        let mut changes: Vec<automerge::Change> = Vec::new();
+        for id in item_change_ids(&*self.store, &c.item)? {
+            let held = match self.fresh.get(&id) {
+                Some(v) => v.clone(),
+                None => self.load_envelope(&id)?,
+            };
+            if let Body::Change(p) = held.body() {
+                changes.push(p.change.clone());
+            }
+        }
+        let hash = c.change.hash();
+        changes.push(c.change.clone());
+        let mut doc = automerge::AutoCommit::new();
+        let refused = |reason: String| LibraryError::ContentRefused {
+            item: c.item,
+            reason,
+        };
+        doc.apply_changes(changes)
+            .map_err(|e| refused(format!("its document does not load: {e}")))?;
+        if doc.get_change_by_hash(&hash).is_none() {
+            return Err(LibraryError::NoEffect(
+                "a change whose earlier changes to its item are not here yet",
+            ));
+        }
+        let at = doc
+            .fork_at(&[hash])
+            .map_err(|e| refused(format!("its document does not load: {e}")))?;
+        let item = read_item(&at).map_err(|e| refused(e.to_string()))?;
+        if item.id != c.item || item.owner != c.owner {
+            return Err(refused(
+                "its document names another item or owner than the change".into(),
+            ));
+        }
+        crate::authoring::check_received(&item).map_err(|e| refused(e.to_string()))
+    }
+
     /// Brings trust and every judgement in line with the set, if a
     /// certificate arrived since the last time.
     pub fn settle_trust(&mut self) -> Result<()> {
@@ -249,7 +312,6 @@ impl Replica {
                 *self.unaccepted_by.entry(signer).or_default() += n;
             }
         }
-        self.batch_keys.clear();
         Ok(())
     }
 
@@ -440,7 +502,10 @@ impl Replica {
         match env.body() {
             Body::Certificate(cert) => {
                 self.trust_stale = true;
-                self.batch_keys.extend(subjects(cert));
+                if let Some(known) = self.known_keys.as_mut() {
+                    known.insert(env.signer());
+                    known.extend(subjects(cert));
+                }
             }
             Body::Change(c) => {
                 self.dirty.insert(c.item);
@@ -569,6 +634,7 @@ impl Replica {
         self.ids = None;
         self.certs = None;
         self.facts = None;
+        self.known_keys = None;
     }
 
     /// The facts of every change held: (id, signer, owner, item).
@@ -676,6 +742,19 @@ pub(crate) fn load_envelope(
 
 /// The changes of `item` in effect in `store`, those of the current batch
 /// taken from `fresh` rather than read back.
+/// The ids of every change held for `item`, whatever their judgement.
+fn item_change_ids(store: &dyn Store, item: &ItemId) -> Result<Vec<EnvelopeId>> {
+    store
+        .scan(Tree::ItemChanges, item.as_bytes())?
+        .into_iter()
+        .map(|(k, _)| {
+            <[u8; 32]>::try_from(&k[16..])
+                .map(EnvelopeId)
+                .map_err(|_| LibraryError::Corrupt("item change key".into()))
+        })
+        .collect()
+}
+
 pub(crate) fn accepted_changes(
     store: &dyn Store,
     network: &NetworkId,

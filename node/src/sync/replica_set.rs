@@ -46,8 +46,12 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
                     out.forged += 1;
                 }
                 Err(LibraryError::NoEffect(_)) => later.push(bytes),
-                Err(e @ (LibraryError::SignerLimit(_) | LibraryError::PoolFull(_))) => {
-                    tracing::debug!("refused an envelope: {e}");
+                Err(
+                    e @ (LibraryError::SignerLimit(_)
+                    | LibraryError::PoolFull(_)
+                    | LibraryError::ContentRefused { .. }),
+                ) => {
+                    tracing::info!("refused an envelope: {e}");
                     out.refused += 1;
                 }
                 Err(e) => tracing::warn!("could not store an envelope: {e}"),
