@@ -474,8 +474,8 @@ impl Command {
 
 fn init(home: &Home, out: &mut impl Write, json: bool, args: InitArgs) -> anyhow::Result<()> {
     if let Some(file) = args.join {
-        let invite =
-            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let invite = gatehouse_node::replica::bundle::read_file(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         let (_, report) = Library::join(home, &invite, &args.member_name)
             .with_context(|| format!("joining with {}", file.display()))?;
         if json {

@@ -695,8 +695,8 @@ fn bundle(lib: &mut Library, cmd: BundleCommand) -> anyhow::Result<TrustOutcome>
             }
         }
         BundleCommand::Import { file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = bundle::read_file(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
             let report =
                 bundle::import(lib, &bytes).with_context(|| format!("{}", file.display()))?;
             TrustOutcome::Imported { file, report }

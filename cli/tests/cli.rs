@@ -1079,6 +1079,16 @@ fn publishing_a_device_or_a_huge_file_is_refused_without_reading_it_all() {
 }
 
 #[test]
+fn importing_a_device_as_a_bundle_is_refused_without_reading_it() {
+    let f = Fixture::new();
+    let err = f.fails(&["bundle", "import", "/dev/zero"], 2);
+    assert!(err.contains("not a regular file"), "{err}");
+    let other = Fixture::empty();
+    let err = other.fails(&["init", "--join", "/dev/zero", "--member-name", "Lead"], 2);
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
 fn names_and_reasons_in_certificates_are_scanned_for_patient_identifiers() {
     let f = Fixture::new();
     let other = Fixture::empty();

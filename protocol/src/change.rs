@@ -74,11 +74,7 @@ impl ChangePayload {
                 reason: "item id is not derived from its owner and salt",
             });
         }
-        let change =
-            automerge::Change::from_bytes(raw.to_vec()).map_err(|_| DecodeError::Invalid {
-                field: "change",
-                reason: "not an Automerge change",
-            })?;
+        let change = decode_change(raw.to_vec())?;
         Ok(Self {
             item,
             owner,
@@ -96,6 +92,33 @@ impl ChangePayload {
             ));
         }
         Ok(())
+    }
+}
+
+/// Runs Automerge on changes from outside. Automerge 0.12 panics on some
+/// malformed input instead of returning an error: its change parser on an
+/// op counter or actor index past `u32`, and `apply_changes` on an op that
+/// names an actor the change does not list (both found by the fuzz
+/// targets). The panic is caught and returned as [`Malformed`], so a peer
+/// cannot stop a node with one envelope. What `work` was changing when it
+/// panicked is in no known state: callers drop it.
+pub fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, Malformed> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|_| Malformed)
+}
+
+/// Automerge could not read or apply a change (see [`guarded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Automerge could not read or apply the change")]
+pub struct Malformed;
+
+/// Parses an Automerge change chunk, a panic in the parser included.
+fn decode_change(raw: Vec<u8>) -> Result<automerge::Change, DecodeError> {
+    match guarded(move || automerge::Change::from_bytes(raw)) {
+        Ok(Ok(change)) => Ok(change),
+        Ok(Err(_)) | Err(Malformed) => Err(DecodeError::Invalid {
+            field: "change",
+            reason: "not an Automerge change",
+        }),
     }
 }
 

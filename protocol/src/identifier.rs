@@ -214,6 +214,63 @@ fn ascii_digit(c: char) -> Option<char> {
     char::from_digit(u32::from(c) - zero, 10)
 }
 
+/// The character as a reader takes it: digits of other scripts by their
+/// value, and compatibility forms of an ASCII letter or digit (fullwidth,
+/// superscript, circled, mathematical alphanumerics) by their Unicode
+/// compatibility decomposition, as NFKC would give them.
+fn fold(c: char) -> char {
+    if let Some(d) = ascii_digit(c) {
+        return d;
+    }
+    if c.is_ascii() {
+        return c;
+    }
+    let (mut parts, mut last) = (0, c);
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        parts += 1;
+        last = d;
+    });
+    if parts == 1 && last.is_ascii_alphanumeric() {
+        last
+    } else {
+        c
+    }
+}
+
+/// Prison numbers hidden from the plain scan by invisible characters,
+/// Markdown marks, HTML references or compatibility forms: one uppercase
+/// letter, four digits, two uppercase letters, as read, standing alone.
+fn find_disguised_prison_numbers(
+    text: &str,
+    chars: &[(char, usize, usize)],
+    found: &mut Vec<IdentifierMatch>,
+) {
+    let shape = |i: usize| -> bool {
+        let c = |k: usize| chars.get(i + k).map(|(c, ..)| *c);
+        let upper = |k| c(k).is_some_and(|c: char| c.is_ascii_uppercase());
+        let digit = |k| c(k).is_some_and(|c: char| c.is_ascii_digit());
+        upper(0) && (1..5).all(digit) && upper(5) && upper(6)
+    };
+    let alnum = |k: Option<usize>| {
+        k.and_then(|k| chars.get(k))
+            .is_some_and(|(c, ..)| c.is_alphanumeric())
+    };
+    let mut cursor = Cursor::default();
+    for i in 0..chars.len().saturating_sub(6) {
+        if shape(i) && !alnum(i.checked_sub(1)) && !alnum(Some(i + 7)) {
+            let (from, to) = (chars[i].1, chars[i + 6].2);
+            let (line, column) = cursor.advance_to(text, from);
+            found.push(IdentifierMatch {
+                kind: IdentifierKind::PrisonNumber,
+                text: text[from..to].to_owned(),
+                line,
+                column,
+                byte_offset: from,
+            });
+        }
+    }
+}
+
 /// An HTML character reference at the start of `rest` (`&#57;`, `&#x39;`,
 /// `&nbsp;`): the character and the reference's length in bytes.
 fn character_reference(rest: &str) -> Option<(char, usize)> {
@@ -246,13 +303,13 @@ fn find_disguised(text: &str) -> Vec<IdentifierMatch> {
         if c == '&'
             && let Some((decoded, len)) = character_reference(&text[at..])
         {
-            chars.push((ascii_digit(decoded).unwrap_or(decoded), at, at + len));
+            chars.push((fold(decoded), at, at + len));
             at += len;
             continue;
         }
         let next = at + c.len_utf8();
         if !is_invisible(c) {
-            chars.push((ascii_digit(c).unwrap_or(c), at, next));
+            chars.push((fold(c), at, next));
         }
         at = next;
     }
@@ -312,6 +369,8 @@ fn find_disguised(text: &str) -> Vec<IdentifierMatch> {
         }
         i = j.max(i + 1);
     }
+    find_disguised_prison_numbers(text, &chars, &mut found);
+    found.sort_by_key(|m| m.byte_offset);
     found
 }
 
@@ -664,6 +723,25 @@ mod tests {
             format!("{a}\u{a0}{b}\u{a0}{c}"),
             format!("ref{plain}"),
             format!("{plain}x"),
+            // Compatibility forms NFKC maps to digits: superscripts, circled,
+            // mathematical bold.
+            plain
+                .chars()
+                .map(|d| {
+                    ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'][d as usize - '0' as usize]
+                })
+                .collect(),
+            plain
+                .chars()
+                .map(|d| match d {
+                    '0' => '⓪',
+                    d => char::from_u32(0x245f + d.to_digit(10).unwrap()).unwrap(),
+                })
+                .collect(),
+            plain
+                .chars()
+                .map(|d| char::from_u32(0x1d7ce + d.to_digit(10).unwrap()).unwrap())
+                .collect(),
         ] {
             assert!(!find_identifiers(&text).is_empty(), "not found in {text:?}");
         }
@@ -824,6 +902,26 @@ mod tests {
         );
         assert_eq!(found[1].text, "Z9876XY");
         assert_eq!((found[1].line, found[1].column), (2, 16));
+    }
+
+    #[test]
+    fn disguised_prison_numbers_are_found() {
+        for text in [
+            "Transferred A\u{200b}1234BC today",
+            "A1234**BC**",
+            "**A**1234BC",
+            "&#65;1234BC",
+            "A&#49;234BC",
+            "\u{ff21}\u{ff11}\u{ff12}\u{ff13}\u{ff14}\u{ff22}\u{ff23}",
+            "A12\u{ad}34BC",
+            "`A1234BC`",
+        ] {
+            let found = find_identifiers(text);
+            assert!(
+                found.iter().any(|m| m.kind == IdentifierKind::PrisonNumber),
+                "not found in {text:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! simulation's scenarios, run by the tests and by `bin/simulate`.
 
 pub mod cluster;
+pub mod fuzz;
 pub mod library_site;
 pub mod scenario;
 pub mod sim;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gatehouse_protocol::automerge::{self, AutoCommit};
+use gatehouse_protocol::change::guarded;
 use gatehouse_protocol::envelope::{Body, Verified};
 use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use gatehouse_protocol::item::{self, Item, ItemContent};
@@ -121,6 +122,16 @@ impl Projections {
         replica.end_batch()
     }
 
+    /// Takes `item` out of the index, the catalog and the documents.
+    fn leave_out(&mut self, item: &ItemId) -> Result<()> {
+        self.index_write(|i| i.remove(item));
+        self.store.apply(vec![
+            (Tree::ItemDocs, item.as_bytes().to_vec(), None),
+            (Tree::Catalog, item.to_hex().into_bytes(), None),
+        ])?;
+        Ok(())
+    }
+
     /// Rebuilds an item's document, catalog entry and index entry from its
     /// accepted changes.
     fn materialise(&mut self, replica: &Replica, item: ItemId, now_ms: u64) -> Result<()> {
@@ -142,15 +153,21 @@ impl Projections {
             .collect();
         let key_hex = item.to_hex();
         if changes.is_empty() {
-            self.index_write(|i| i.remove(&item));
-            self.store.apply(vec![
-                (Tree::ItemDocs, item.as_bytes().to_vec(), None),
-                (Tree::Catalog, key_hex.into_bytes(), None),
-            ])?;
-            return Ok(());
+            return self.leave_out(&item);
         }
         let mut doc = AutoCommit::new();
-        doc.apply_changes(changes)?;
+        // Receipt applies every change before storing it, so this fails
+        // only on changes stored by older code: the item is left out of the
+        // catalog and the index, and the rest of the library is built.
+        let applied = guarded(|| doc.apply_changes(changes));
+        if let Some(e) = match applied {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        } {
+            tracing::warn!("item {item}: its accepted changes do not apply ({e}); not shown");
+            return self.leave_out(&item);
+        }
         let mut read = match item::read_item(&doc) {
             Ok(i) if i.id == item => i,
             // Changes whose first (creating) change has not arrived yet.

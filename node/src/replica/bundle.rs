@@ -61,6 +61,34 @@ pub enum BundleError {
     Library(Box<LibraryError>),
 }
 
+/// Largest bundle file read: a whole national library of 300 sites is well
+/// under a gigabyte.
+pub const MAX_BUNDLE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Reads a bundle (or invitation) file: a regular file of at most
+/// [`MAX_BUNDLE_BYTES`], checked before anything is read, so a device or a
+/// runaway file is refused at once rather than read until memory runs out.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_BUNDLE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, over the bundle limit of {MAX_BUNDLE_BYTES}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_BUNDLE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(std::io::Error::other("the file grew past the bundle limit"));
+    }
+    Ok(bytes)
+}
+
 impl From<LibraryError> for BundleError {
     fn from(e: LibraryError) -> Self {
         BundleError::Library(Box::new(e))

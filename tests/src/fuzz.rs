@@ -1,0 +1,123 @@
+//! What each fuzz target does with its input, shared by the cargo-fuzz
+//! targets (`tests/fuzz`) and the regression test that replays every input
+//! kept under `tests/fuzz/regressions/<target>/` (`tests/fuzz.rs`).
+//!
+//! Every function must return normally, whatever the bytes: decoders
+//! return errors, never panic, and what decodes encodes back to the same
+//! bytes where the format is canonical.
+
+use gatehouse_node::authoring::draft;
+use gatehouse_node::projection::markdown;
+use gatehouse_node::replica::bundle;
+use gatehouse_protocol::automerge::AutoCommit;
+use gatehouse_protocol::certificate::Certificate;
+use gatehouse_protocol::change::{ChangePayload, guarded};
+use gatehouse_protocol::envelope::Envelope;
+use gatehouse_protocol::id::NetworkId;
+use gatehouse_protocol::item::read_item;
+use gatehouse_protocol::reconcile::Message;
+use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
+
+/// Automerge panics on some malformed changes, and the protocol catches
+/// that panic and refuses the input ([`guarded`]). libFuzzer's harness
+/// aborts on every panic, caught or not, so this hook lets a panic raised
+/// inside Automerge unwind to the protocol's guard; a panic anywhere else,
+/// or one from Automerge that nothing catches, still ends the run.
+fn let_guarded_automerge_panics_unwind() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let next = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_automerge = info
+                .location()
+                .is_some_and(|l| l.file().contains("/automerge-"));
+            if !in_automerge {
+                next(info);
+            }
+        }));
+    });
+}
+
+/// A fuzz target: takes any bytes and must return normally.
+pub type Target = fn(&[u8]);
+
+/// The targets, by name, for the regression test.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("envelope", envelope),
+    ("certificate", certificate),
+    ("change", change),
+    ("bundle", bundle_file),
+    ("sync", sync_message),
+    ("reconcile", reconcile_message),
+    ("front_matter", front_matter),
+    ("markdown", markdown_render),
+];
+
+/// An envelope: decoded, and opened (signature checked first) against a
+/// network it cannot belong to and against the one it names.
+pub fn envelope(data: &[u8]) {
+    let_guarded_automerge_panics_unwind();
+    if let Ok(env) = Envelope::decode(data) {
+        let _ = Envelope::open(data, &env.network());
+    }
+    let _ = Envelope::open(data, &NetworkId([7; 32]));
+}
+
+/// A certificate payload.
+pub fn certificate(data: &[u8]) {
+    let _ = Certificate::decode(data);
+}
+
+/// A change payload (an Automerge change inside); what decodes is
+/// applied to an empty document, twice, and read as an item, under the
+/// guard receipt judges it under.
+pub fn change(data: &[u8]) {
+    let_guarded_automerge_panics_unwind();
+    if let Ok(payload) = ChangePayload::decode(data) {
+        let _ = guarded(|| {
+            let mut doc = AutoCommit::new();
+            for _ in 0..2 {
+                if doc.apply_changes([payload.change.clone()]).is_err() {
+                    return;
+                }
+                let _ = read_item(&doc);
+            }
+        });
+    }
+}
+
+/// A bundle file, every entry read.
+pub fn bundle_file(data: &[u8]) {
+    let_guarded_automerge_panics_unwind();
+    if let Ok(read) = bundle::read(data) {
+        for entry in &read.entries {
+            let _ = Envelope::decode(entry.bytes);
+        }
+    }
+}
+
+/// A sync request and a sync response.
+pub fn sync_message(data: &[u8]) {
+    let _ = SyncRequest::decode(data);
+    let _ = SyncResponse::decode(data);
+}
+
+/// A reconcile message: what decodes is exactly what encoding writes.
+pub fn reconcile_message(data: &[u8]) {
+    if let Ok(message) = Message::decode(data) {
+        assert_eq!(message.encode(), data, "a reconcile message is canonical");
+    }
+}
+
+/// A Markdown file with YAML front matter, as `publish` reads it.
+pub fn front_matter(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = draft::parse(&text, &[]);
+}
+
+/// Untrusted Markdown rendered to sanitised HTML and to plain text.
+pub fn markdown_render(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = markdown::render(&text, 1);
+    let _ = markdown::plain_text(&text);
+}
