@@ -137,6 +137,15 @@ pub enum LibraryError {
         /// Why, as a local publish would be told.
         reason: String,
     },
+    /// A certificate from outside whose free text (a name, a reason) holds
+    /// what looks like a patient identifier. Not stored, not forwarded.
+    #[error("not stored: a certificate whose {field} holds what looks like {}", kind.with_article())]
+    CertificateRefused {
+        /// The field at fault.
+        field: &'static str,
+        /// What sort of identifier (the text itself is not repeated).
+        kind: IdentifierKind,
+    },
     /// The signer already has the most envelopes not in effect one key may
     /// have stored here.
     #[error(

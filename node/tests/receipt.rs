@@ -4,7 +4,8 @@
 //! the schema, or with fields that do not read, is refused with a reason
 //! and not stored, by sync and by bundle alike. An identifier the author
 //! reviewed and allowed is recorded in the signed change, and receivers
-//! accept exactly that text.
+//! accept exactly that text. A certificate whose name or reason holds an
+//! identifier is refused the same way.
 
 use std::sync::Arc;
 
@@ -303,4 +304,60 @@ fn content_rules_hold_for_what_peers_send() {
         "{:?}",
         doc.get(ROOT, "review_due")
     );
+}
+
+#[test]
+fn identifiers_in_certificates_from_a_peer_are_refused() {
+    use gatehouse_protocol::certificate::{
+        Certificate, Delegation, MemberRole, Revocation, RevokeTarget,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site = site();
+    let mut peer = receiver(&site);
+    let network = site.lib.config().network;
+    // The site's establishment key, as a modified node would use it.
+    let home = Home::new(site._dir.path().join("node"));
+    let est = home
+        .read_key("establishment")
+        .expect("read")
+        .expect("establishment key");
+    let sign = |c: Certificate| Verified::sign(Body::Certificate(c), &est, &network, 5);
+    let hostile = [
+        sign(Certificate::Delegate(Delegation {
+            establishment: site.owner(),
+            member: SecretKey::from_seed([31; 32]).public(),
+            name: "Nurse for 943 476 5919".into(),
+            role: MemberRole::Person,
+        })),
+        sign(Certificate::Revoke(Revocation {
+            target: RevokeTarget::Key(site.member.public()),
+            keep: vec![],
+            reason: "left after the incident with A1234BC".into(),
+        })),
+    ];
+    for env in &hostile {
+        let before = peer.status().expect("status").envelopes;
+        match peer.ingest(env.bytes()) {
+            Err(e @ LibraryError::CertificateRefused { .. }) => {
+                let said = e.to_string();
+                assert!(said.contains("looks like"), "{said}");
+                // The refusal names the kind, never the text.
+                assert!(
+                    !said.contains("5919") && !said.contains("A1234BC"),
+                    "{said}"
+                );
+            }
+            other => panic!("expected a certificate refusal, got {other:?}"),
+        }
+        let path = dir.path().join("certs.bundle");
+        std::fs::write(&path, bundle::write(&network, &[env.bytes().to_vec()])).expect("write");
+        let report =
+            bundle::import(&mut peer, &bundle::read_file(&path).expect("read")).expect("import");
+        assert_eq!(report.refused.values().sum::<usize>(), 1, "{report:?}");
+        assert!(!peer.has_envelope(&env.id()).expect("has"));
+        assert_eq!(peer.status().expect("status").envelopes, before);
+    }
+    // The site lead's key was not revoked: their items are still taken.
+    let clean = site.raw_item(&synthetic_content(3), &[], 60);
+    peer.ingest(clean.bytes()).expect("a clean item");
 }

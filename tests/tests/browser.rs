@@ -58,6 +58,23 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Whether chromedriver on `port` answers `/status` with `"ready": true`.
+fn driver_ready(port: u16) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.replace(' ', "").contains("\"ready\":true")
+}
+
 async fn browser() -> (Driver, Client) {
     let chromium = path_from_env("GATEHOUSE_CHROMIUM", "/usr/bin/chromium");
     let chromedriver = path_from_env("GATEHOUSE_CHROMEDRIVER", "/usr/bin/chromedriver");
@@ -77,11 +94,13 @@ async fn browser() -> (Driver, Client) {
         url: format!("http://127.0.0.1:{port}"),
         _profile: profile,
     };
+    // Listening is not ready: a session asked for before chromedriver
+    // says it is ready can have its connection reset.
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !driver_ready(port) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "chromedriver did not start"
+            "chromedriver did not become ready"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

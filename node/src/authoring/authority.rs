@@ -325,6 +325,34 @@ pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
     check_free_text(field, name)
 }
 
+/// The free text a certificate carries, by field.
+fn certificate_text(cert: &Certificate) -> Vec<(&'static str, &str)> {
+    match cert {
+        Certificate::Genesis(g) => vec![("network name", g.name.as_str())],
+        Certificate::Admit(a) => vec![("establishment name", a.name.as_str())],
+        Certificate::Delegate(d) => vec![("member name", d.name.as_str())],
+        Certificate::Revoke(r) => vec![("reason", r.reason.as_str())],
+        Certificate::AdminSet(_) | Certificate::Endorse(_) => Vec::new(),
+    }
+}
+
+/// Judges a certificate from a peer or a bundle as a local one is judged:
+/// none of its names or reasons may hold a patient identifier.
+pub(crate) fn check_received_certificate(cert: &Certificate) -> Result<()> {
+    for (field, text) in certificate_text(cert) {
+        if let Some(m) = gatehouse_protocol::identifier::find_identifiers_allowing(text, &[])
+            .into_iter()
+            .next()
+        {
+            return Err(LibraryError::CertificateRefused {
+                field,
+                kind: m.kind,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Refuses free text that carries a patient identifier.
 fn check_free_text(field: &'static str, text: &str) -> Result<()> {
     match gatehouse_protocol::identifier::find_identifiers_allowing(text, &[])

@@ -304,7 +304,8 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
                 Err(
                     e @ (LibraryError::PoolFull(_)
                     | LibraryError::SignerLimit(_)
-                    | LibraryError::ContentRefused { .. }),
+                    | LibraryError::ContentRefused { .. }
+                    | LibraryError::CertificateRefused { .. }),
                 ) => {
                     refuse(&mut report, index, offset, Some(id), e.to_string());
                 }

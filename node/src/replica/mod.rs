@@ -252,6 +252,7 @@ impl Replica {
                     "a certificate revoking a key this network does not know",
                 ));
             }
+            crate::authoring::authority::check_received_certificate(cert)?;
         }
         if let Body::Change(c) = env.body()
             && self.content_checks

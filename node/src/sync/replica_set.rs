@@ -49,7 +49,8 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
                 Err(
                     e @ (LibraryError::SignerLimit(_)
                     | LibraryError::PoolFull(_)
-                    | LibraryError::ContentRefused { .. }),
+                    | LibraryError::ContentRefused { .. }
+                    | LibraryError::CertificateRefused { .. }),
                 ) => {
                     tracing::info!("refused an envelope: {e}");
                     out.refused += 1;
