@@ -159,6 +159,56 @@ fn split(text: &str) -> Result<(&str, usize, &str), DraftError> {
     Err(DraftError::Unterminated(1))
 }
 
+/// Deepest nesting front matter may have. Item fields are scalars or flat
+/// lists; the YAML parser takes time quadratic in depth, so depth is
+/// checked before it runs.
+const MAX_YAML_DEPTH: usize = 8;
+
+/// Refuses front matter nested deeper than [`MAX_YAML_DEPTH`]: brackets and
+/// braces outside quotes, `- ` entries opened on one line, and indentation
+/// (two spaces a level).
+fn check_nesting(yaml: &str, first_line: usize) -> Result<(), DraftError> {
+    let too_deep = |line: usize, column: usize| DraftError::Yaml {
+        line: first_line + line,
+        column,
+        message: format!(
+            "front matter nests deeper than {MAX_YAML_DEPTH} levels; item fields are single values or flat lists"
+        ),
+    };
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    for (n, line) in yaml.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let rest = &line[indent..];
+        let dashes = rest
+            .split_inclusive(' ')
+            .take_while(|w| *w == "- " || *w == "-")
+            .count();
+        if indent / 2 + dashes > MAX_YAML_DEPTH {
+            return Err(too_deep(n, indent + 1));
+        }
+        let mut previous = ' ';
+        for (col, c) in line.char_indices() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') if previous == ' ' => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow > MAX_YAML_DEPTH {
+                        return Err(too_deep(n, col + 1));
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                (None, _) => {}
+            }
+            previous = c;
+        }
+    }
+    Ok(())
+}
+
 /// Reads an item file. `allowed` lists reviewed false-positive identifiers.
 pub fn parse(text: &str, allowed: &[String]) -> Result<ItemContent, DraftError> {
     if text.len() > MAX_DRAFT_BYTES {
@@ -173,6 +223,7 @@ pub fn parse(text: &str, allowed: &[String]) -> Result<ItemContent, DraftError> 
         });
     }
     let (yaml, first_line, body) = split(text)?;
+    check_nesting(yaml, first_line)?;
     let at = Located { yaml, first_line };
     let fm: FrontMatter = serde_yaml_ng::from_str(yaml).map_err(|e| {
         let (line, column) = e
@@ -267,6 +318,30 @@ mod tests {
         assert_eq!(c.tags, vec!["naloxone", "release"]);
         assert!(c.body.starts_with("# Purpose"));
         assert_eq!(c.status, Status::Published);
+    }
+
+    #[test]
+    fn deeply_nested_front_matter_is_refused_at_once() {
+        // Nesting as deep as the size limit allows, in flow and block style.
+        let deep = MAX_DRAFT_BYTES / 2 - 1024;
+        for nested in [
+            format!("tags: {}{}", "[".repeat(deep), "]".repeat(deep)),
+            format!("tags: {}", "{a: ".repeat(deep / 4)),
+            format!(
+                "tags:\n{}",
+                (0..300)
+                    .map(|d| format!("{}- \n", " ".repeat(d * 2)))
+                    .collect::<String>()
+            ),
+        ] {
+            let text = GOOD.replace("tags: [Naloxone, release]", &nested);
+            match parse(&text, &[]) {
+                Err(DraftError::Yaml { message, .. }) => {
+                    assert!(message.contains("nests deeper"), "{message}");
+                }
+                other => panic!("expected a front matter error, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -88,6 +88,18 @@ fn without_exists_terms(query: &str) -> String {
         .join(" ")
 }
 
+/// A search that fails on the schema failed on what the query asked (a
+/// "field exists" term inside brackets, say): the query is at fault, not
+/// the index.
+fn query_fault(e: tantivy::TantivyError) -> SearchError {
+    match e {
+        tantivy::TantivyError::SchemaError(reason) => SearchError::BadQuery(format!(
+            "{reason}; a field can be searched for words (`title:naloxone`), not for having any value"
+        )),
+        other => SearchError::Index(other),
+    }
+}
+
 /// The query with the other form of every abbreviation it holds added.
 pub fn expand_abbreviations(query: &str) -> String {
     let normal: String = query
@@ -537,17 +549,21 @@ impl SearchReader {
         };
         let (top, total, facet_counts): (Vec<(f32, DocAddress)>, usize, Option<FacetCounts>) =
             match sort {
-                Sort::Relevance => {
-                    searcher.search(&query_all, &(window.order_by_score(), Count, facets))?
-                }
+                Sort::Relevance => searcher
+                    .search(&query_all, &(window.order_by_score(), Count, facets))
+                    .map_err(query_fault)?,
                 Sort::Updated => {
                     let by = window.order_by_fast_field::<i64>("updated", Order::Desc);
-                    let (top, n, fc) = searcher.search(&query_all, &(by, Count, facets))?;
+                    let (top, n, fc) = searcher
+                        .search(&query_all, &(by, Count, facets))
+                        .map_err(query_fault)?;
                     (unscored(top), n, fc)
                 }
                 Sort::ReviewDue => {
                     let by = window.order_by_fast_field::<i64>("review_due", Order::Asc);
-                    let (top, n, fc) = searcher.search(&query_all, &(by, Count, facets))?;
+                    let (top, n, fc) = searcher
+                        .search(&query_all, &(by, Count, facets))
+                        .map_err(query_fault)?;
                     (unscored(top), n, fc)
                 }
             };
@@ -758,6 +774,11 @@ mod tests {
             "\\",
             "id:*",
             "owner:x*",
+            "(body:*)",
+            "body:*^2",
+            "+body:* AND title:*",
+            "(* OR body:*)",
+            "-(title:*)",
         ] {
             match index.search(q, &filter, 10) {
                 Ok(_) | Err(SearchError::BadQuery(_)) => {}
