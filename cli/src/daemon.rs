@@ -255,10 +255,7 @@ pub async fn serve_web(
     node: &RunningNode,
     addr: SocketAddr,
 ) -> anyhow::Result<WebServer> {
-    let state = WebState {
-        reads: node.reads(),
-        net: Some(node.net.clone()),
-    };
+    let state = WebState::new(node.reads(), Some(node.net.clone()));
     let server = WebServer::start(addr, state).await.map_err(|e| {
         anyhow::anyhow!(UsageError(format!(
             "{e}; choose another address with --web-listen, or use --no-web"

@@ -108,10 +108,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for size in sizes() {
         let lib = library(&net, size);
-        let state = WebState {
-            reads: lib.reads(),
-            net: None,
-        };
+        let state = WebState::new(lib.reads(), None);
         runtime.block_on(async {
             let server = WebServer::start(([127, 0, 0, 1], 0).into(), state)
                 .await

@@ -30,10 +30,7 @@ async fn server(limits: Limits) -> (tempfile::TempDir, Library, WebServer) {
         },
     )
     .expect("init");
-    let state = WebState {
-        reads: lib.reads(),
-        net: None,
-    };
+    let state = WebState::new(lib.reads(), None);
     let server = WebServer::start_with(([127, 0, 0, 1], 0).into(), state, limits)
         .await
         .expect("serve");
@@ -167,4 +164,51 @@ async fn one_client_cannot_take_every_connection() {
     .await;
     assert!(served.is_ok(), "a freed place was never given back");
     server.stop().await;
+}
+
+/// A request whose work runs past its budget is answered "busy" while
+/// other requests are served; work past its budget keeps its turn until it
+/// ends, so when every turn is taken a new request is told "busy" too,
+/// rather than starting more work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_past_its_budget_is_answered_busy_and_others_are_served() {
+    use gatehouse_node::web::{MAX_CONCURRENT_REQUESTS, WebError};
+    let (_dir, lib, _server) = server(Limits::default()).await;
+    let mut state = WebState::new(lib.reads(), None);
+    state.budget = Duration::from_millis(300);
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+    let stuck = |state: &WebState| {
+        let state = state.clone();
+        let held = std::sync::Arc::clone(&held);
+        tokio::spawn(async move {
+            state
+                .read(move |_| {
+                    let _ = held.lock().expect("lock").recv();
+                    Ok(())
+                })
+                .await
+        })
+    };
+    let first = stuck(&state).await.expect("task");
+    assert!(matches!(first, Err(WebError::Busy(_))), "{first:?}");
+    // The stuck work still runs; another request is served.
+    let answer = state.read(|view| Ok(view.status()?.items)).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    // Every turn taken by stuck work: a new request is told "busy" at once.
+    let mut rest = Vec::new();
+    for _ in 1..MAX_CONCURRENT_REQUESTS {
+        rest.push(stuck(&state));
+    }
+    for task in rest {
+        assert!(matches!(task.await.expect("task"), Err(WebError::Busy(_))));
+    }
+    let quick = state.read(|_| Ok(1)).await;
+    assert!(matches!(quick, Err(WebError::Busy(_))), "{quick:?}");
+    // Once the stuck work ends, requests are served again.
+    for _ in 0..MAX_CONCURRENT_REQUESTS {
+        release.send(()).expect("release");
+    }
+    state.budget = PATIENCE;
+    assert_eq!(state.read(|_| Ok(2)).await.expect("served"), 2);
 }

@@ -108,10 +108,10 @@ impl LibrarySite {
         )?;
 
         let library = Arc::new(Mutex::new(lib));
-        let state = WebState {
-            reads: library.lock().unwrap_or_else(|p| p.into_inner()).reads(),
-            net: None,
-        };
+        let state = WebState::new(
+            library.lock().unwrap_or_else(|p| p.into_inner()).reads(),
+            None,
+        );
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let served = tokio::runtime::Runtime::new().map(|rt| {

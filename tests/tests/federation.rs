@@ -88,10 +88,7 @@ async fn an_item_published_at_a_is_searchable_at_c_through_b() {
     // C's clinicians search through its web API.
     let web = WebServer::start(
         ([127, 0, 0, 1], 0).into(),
-        WebState {
-            reads: c.reads(),
-            net: Some(c.net.clone()),
-        },
+        WebState::new(c.reads(), Some(c.net.clone())),
     )
     .await
     .expect("serve C's web page");

@@ -42,8 +42,8 @@ const ALLOWED_TAGS: [&str; 20] = [
 /// Block quotes and lists nested deeper than this are shown at this depth:
 /// turning deeper nesting into HTML and cleaning it costs time that grows
 /// with the square of the depth (in a debug build, 2,000 nested `>` took
-/// 43 ms, 4,000 took 131 ms and 8,000 took 483 ms), and no document needs
-/// it.
+/// 43 ms, 4,000 took 131 ms and 8,000 took 483 ms; 8,000 nested raw
+/// `<div>` took 254 ms and 40,000 took 6.3 s), and no document needs it.
 pub const MAX_NESTING: usize = 16;
 /// Heading tags, highest first.
 const HEADINGS: [&str; 6] = ["h1", "h2", "h3", "h4", "h5", "h6"];
@@ -63,10 +63,49 @@ fn demote(level: HeadingLevel, by: usize) -> HeadingLevel {
     levels[(at + by).min(levels.len() - 1)]
 }
 
+/// Elements with no content, which open nothing.
+const VOID_ELEMENTS: [&str; 13] = [
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr",
+];
+
+/// The depth of open raw HTML elements after `fragment`, starting at
+/// `depth`, or `None` if somewhere in it the depth passes [`MAX_NESTING`].
+/// Tags are counted, not parsed: an opening tag (not void, not `/>`) goes
+/// one deeper, a closing tag one shallower.
+fn html_depth_after(fragment: &str, mut depth: usize) -> Option<usize> {
+    let mut rest = fragment;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at + 1..];
+        let closing = rest.starts_with('/');
+        let name: String = rest
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let tag_end = rest.find('>').unwrap_or(rest.len());
+        let self_closing = rest[..tag_end].ends_with('/');
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if !self_closing && !VOID_ELEMENTS.contains(&name.as_str()) {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return None;
+            }
+        }
+    }
+    Some(depth)
+}
+
 /// Renders untrusted Markdown to sanitised HTML, its headings moved down
 /// `heading_offset` levels so they sit under the page's own headings.
 pub fn render(markdown: &str, heading_offset: usize) -> String {
     let mut depth = 0usize;
+    let mut html_depth = 0usize;
     let flattened = Parser::new_ext(markdown, options()).filter(move |event| match event {
         Event::Start(Tag::BlockQuote(_) | Tag::List(_) | Tag::Item) => {
             depth += 1;
@@ -75,6 +114,17 @@ pub fn render(markdown: &str, heading_offset: usize) -> String {
         Event::End(TagEnd::BlockQuote(_) | TagEnd::List(_) | TagEnd::Item) => {
             depth = depth.saturating_sub(1);
             depth < MAX_NESTING
+        }
+        // Raw HTML nests too (its cleaning is quadratic in depth as well):
+        // a fragment that would open tags past the cap is left out.
+        Event::Html(fragment) | Event::InlineHtml(fragment) => {
+            match html_depth_after(fragment, html_depth) {
+                Some(after) => {
+                    html_depth = after;
+                    true
+                }
+                None => false,
+            }
         }
         _ => true,
     });
@@ -223,5 +273,17 @@ mod tests {
         assert!(html.contains("item 199"), "every item's text is kept");
         // Shallow nesting is untouched.
         assert_eq!(render("> > quoted", 1).matches("<blockquote>").count(), 2);
+        // Raw HTML nested as deep as a body may hold.
+        let n = 20_000;
+        let html = render(
+            &format!("{}deep{}", "<div>".repeat(n), "</div>".repeat(n)),
+            1,
+        );
+        assert!(html.matches("<div>").count() <= MAX_NESTING, "{html:.200}");
+        let html = render(&format!("a {} b", "<em>".repeat(n)), 1);
+        // The cleaner reopens a few formatting elements a paragraph left open.
+        assert!(html.matches("<em>").count() <= 2 * MAX_NESTING, "{html:.200}");
+        // Shallow raw HTML is kept.
+        assert!(render("a <em>b</em> <br> c", 1).contains("<em>b</em>"));
     }
 }

@@ -18,6 +18,8 @@ mod serve;
 pub use serve::Limits;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -52,6 +54,10 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 16;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
      img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
+/// How long a request may take to be prepared (waiting for a turn
+/// included) before the client is told the node is busy.
+pub const READ_BUDGET: Duration = Duration::from_secs(10);
+
 /// What the web handlers share.
 #[derive(Clone)]
 pub struct WebState {
@@ -59,23 +65,62 @@ pub struct WebState {
     pub reads: Reads,
     /// The network, when the node runs one.
     pub net: Option<NetHandle>,
+    /// How long one request may take ([`READ_BUDGET`] by default).
+    pub budget: Duration,
+    /// Turns on the blocking pool: work past its budget still holds its
+    /// turn until it ends, so late work cannot pile up.
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl WebState {
+    /// The state for serving `reads` (and `net`'s status), with the default
+    /// budget.
+    pub fn new(reads: Reads, net: Option<NetHandle>) -> Self {
+        Self {
+            reads,
+            net,
+            budget: READ_BUDGET,
+            turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+        }
+    }
+
     /// Runs `f` on the library's latest read view, on the blocking pool. It
     /// takes no lock the network or an ingest holds, so a page never waits
-    /// for a batch to finish.
+    /// for a batch to finish. At most [`MAX_CONCURRENT_REQUESTS`] run at
+    /// once; one that has not answered within the budget is answered
+    /// "busy" (503), and other requests are served meanwhile.
     pub async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReadView) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
         let view = self.reads.latest();
-        tokio::task::spawn_blocking(move || f(&view))
+        let turns = Arc::clone(&self.turns);
+        let work = async move {
+            let turn = turns
+                .acquire_owned()
+                .await
+                .map_err(|_| WebError::Internal(INTERNAL_MESSAGE.into()))?;
+            tokio::task::spawn_blocking(move || {
+                let answer = f(&view);
+                drop(turn);
+                answer
+            })
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "web request task failed");
                 WebError::Internal(INTERNAL_MESSAGE.into())
             })?
+        };
+        match tokio::time::timeout(self.budget, work).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                tracing::warn!(budget = ?self.budget, "a web request ran past its budget");
+                Err(WebError::Busy(format!(
+                    "this node could not prepare the page within {} s; try again, or narrow the search",
+                    self.budget.as_secs().max(1)
+                )))
+            }
+        }
     }
 }
 
@@ -95,6 +140,9 @@ pub enum WebError {
     /// Something broke on this node (500); logged.
     #[error("{0}")]
     Internal(String),
+    /// The request did not finish within its budget (503).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl WebError {
@@ -104,6 +152,7 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

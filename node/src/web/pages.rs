@@ -149,6 +149,7 @@ fn error_page(site: Option<&Site>, e: &WebError) -> Response {
         WebError::BadRequest(_) => "There is a problem with this request",
         WebError::NotFound(_) => "Page not found",
         WebError::Internal(_) => "Sorry, there is a problem with this node",
+        WebError::Busy(_) => "This node is busy",
     };
     let fallback = Site {
         network: "Gatehouse".into(),
