@@ -373,21 +373,37 @@ impl Envelope {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified(Envelope);
 
-impl Verified {
-    /// Builds and signs an envelope.
-    pub fn sign(body: Body, key: &SecretKey, network: &NetworkId, created_ms: u64) -> Self {
-        let kind = body.kind();
-        let payload = body.encode();
+impl Envelope {
+    /// Signs `payload` as an envelope of `kind`, its bytes as they are:
+    /// nothing checks that they decode. The result passes [`Envelope::open`]
+    /// only if they do; tools and tests use it to make what a hostile
+    /// signer could.
+    pub fn sign_payload(
+        kind: EnvelopeKind,
+        payload: &[u8],
+        key: &SecretKey,
+        network: &NetworkId,
+        created_ms: u64,
+    ) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(ENVELOPE_VERSION)
             .u8(kind.tag())
             .fixed(network.as_bytes())
             .fixed(key.public().as_bytes())
             .u64(created_ms)
-            .bytes(&payload);
+            .bytes(payload);
         let mut bytes = w.into_bytes();
         let sig = key.sign(&Envelope::signed_message(kind, network, &bytes));
         bytes.extend_from_slice(&sig);
+        bytes
+    }
+}
+
+impl Verified {
+    /// Builds and signs an envelope.
+    pub fn sign(body: Body, key: &SecretKey, network: &NetworkId, created_ms: u64) -> Self {
+        let kind = body.kind();
+        let bytes = Envelope::sign_payload(kind, &body.encode(), key, network, created_ms);
         Self(Envelope {
             id: EnvelopeId::of(&bytes),
             bytes,

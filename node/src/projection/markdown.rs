@@ -282,7 +282,10 @@ mod tests {
         assert!(html.matches("<div>").count() <= MAX_NESTING, "{html:.200}");
         let html = render(&format!("a {} b", "<em>".repeat(n)), 1);
         // The cleaner reopens a few formatting elements a paragraph left open.
-        assert!(html.matches("<em>").count() <= 2 * MAX_NESTING, "{html:.200}");
+        assert!(
+            html.matches("<em>").count() <= 2 * MAX_NESTING,
+            "{html:.200}"
+        );
         // Shallow raw HTML is kept.
         assert!(render("a <em>b</em> <br> c", 1).contains("<em>b</em>"));
     }
