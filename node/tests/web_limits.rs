@@ -212,3 +212,55 @@ async fn work_past_its_budget_is_answered_busy_and_others_are_served() {
     state.budget = PATIENCE;
     assert_eq!(state.read(|_| Ok(2)).await.expect("served"), 2);
 }
+
+/// Network addresses go only to a client on the node's own machine: a
+/// reader elsewhere on the site's network gets the status and the network
+/// page without the peer book. The requests are made in-process, each
+/// carrying the client address the accept loop would give it (a
+/// documentation address stands for a ward PC; nothing is sent to it).
+#[tokio::test]
+async fn peer_addresses_are_shown_only_on_the_nodes_own_machine() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use gatehouse_node::web::router;
+    use tower::ServiceExt as _;
+
+    let (_dir, mut lib, _server) = server(Limits::default()).await;
+    let peer = "/ip4/127.0.0.1/tcp/4001";
+    lib.add_peer(peer).expect("add a peer");
+    let app = router(WebState::new(lib.reads(), None), false);
+    let get = |path: &'static str, from: [u8; 4]| {
+        let app = app.clone();
+        async move {
+            let mut request = axum::http::Request::get(path)
+                .body(Body::empty())
+                .expect("request");
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((from, 50_000))));
+            let response = app.oneshot(request).await.expect("response");
+            assert_eq!(response.status(), 200, "{path}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            String::from_utf8(body.to_vec()).expect("utf-8")
+        }
+    };
+    for path in ["/api/v1/status", "/network"] {
+        let here = get(path, [127, 0, 0, 1]).await;
+        assert!(here.contains(peer), "{path} on the node's machine: {here}");
+        let ward = get(path, [192, 0, 2, 10]).await;
+        assert!(
+            !ward.contains(peer),
+            "{path} from the site's network: {ward}"
+        );
+    }
+    let ward: serde_json::Value =
+        serde_json::from_str(&get("/api/v1/status", [192, 0, 2, 10]).await).expect("json");
+    assert_eq!(ward["addresses_hidden"], true);
+    assert_eq!(ward["peer_book"], serde_json::json!([]));
+    assert!(
+        ward["items"].is_number(),
+        "the library status is still given"
+    );
+}

@@ -12,7 +12,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{WebError, WebState, item_id, no_parameters, parse_search, version_number};
+use super::{
+    LocalClient, WebError, WebState, item_id, no_parameters, parse_search, version_number,
+};
 use crate::net::NetStatus;
 use crate::net::book::PeerEntry;
 use crate::projection::search::SearchRequest;
@@ -220,6 +222,25 @@ pub struct NodeStatus {
     pub peer_book: Vec<PeerEntry>,
     /// The last completed reconciliation with any peer (ms since the epoch).
     pub last_sync_ms: Option<u64>,
+    /// Whether network addresses were left out (the request did not come
+    /// from this node's machine; see [`LocalClient`]).
+    pub addresses_hidden: bool,
+}
+
+impl NodeStatus {
+    /// The status without network addresses: the peer book, the addresses
+    /// listened on and every peer's addresses are left out.
+    pub fn without_addresses(mut self) -> Self {
+        self.peer_book.clear();
+        if let Some(n) = &mut self.network_state {
+            n.listening.clear();
+            for p in n.peers.values_mut() {
+                p.addresses.clear();
+            }
+        }
+        self.addresses_hidden = true;
+        self
+    }
 }
 
 /// The node's status as the API and the network page show it.
@@ -236,15 +257,20 @@ pub fn node_status(lib: &ReadView, net: Option<NetStatus>) -> Result<NodeStatus,
         network_state: net,
         peer_book,
         last_sync_ms,
+        addresses_hidden: false,
     })
 }
 
 async fn status(
     State(state): State<WebState>,
+    LocalClient(local): LocalClient,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     no_parameters(&pairs)?;
     let net = state.net.as_ref().map(crate::net::NetHandle::status);
-    let s = state.read(move |lib| node_status(lib, net)).await?;
+    let mut s = state.read(move |lib| node_status(lib, net)).await?;
+    if !local {
+        s = s.without_addresses();
+    }
     Ok((StatusCode::OK, Json(s)).into_response())
 }

@@ -124,6 +124,30 @@ impl WebState {
     }
 }
 
+/// Whether a request came from this node's own machine (a loopback client
+/// address). Network addresses (this node's, its peers') are shown only
+/// to such a request: a reader elsewhere on the site's network learns the
+/// library, not where the other sites' nodes are. A request with no client
+/// address (one made in-process) is local.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalClient(pub bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LocalClient {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .is_none_or(|c| c.0.ip().is_loopback()),
+        ))
+    }
+}
+
 /// What a client is told when something breaks here (the detail goes to
 /// the node's log, not to the client).
 pub const INTERNAL_MESSAGE: &str = "this node could not answer; its log says why";

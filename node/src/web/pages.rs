@@ -19,7 +19,7 @@ use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::api::{Compared, diff_between, node_status, run_search};
-use super::{PAGE_SIZE, SearchParams, WebError, WebState, item_id, version_number};
+use super::{LocalClient, PAGE_SIZE, SearchParams, WebError, WebState, item_id, version_number};
 use crate::projection::markdown;
 use crate::projection::search::{FACETS, FacetCount, Sort};
 use crate::query::ReadView;
@@ -951,10 +951,13 @@ async fn establishments(State(state): State<WebState>) -> Response {
     .await
 }
 
-async fn network(State(state): State<WebState>) -> Response {
+async fn network(State(state): State<WebState>, LocalClient(local): LocalClient) -> Response {
     let net = state.net.as_ref().map(crate::net::NetHandle::status);
     render(&state, move |lib, site_info| {
-        let s = node_status(lib, net)?;
+        let mut s = node_status(lib, net)?;
+        if !local {
+            s = s.without_addresses();
+        }
         let content = html! {
             h1 { "Network" }
             section aria-labelledby="held-heading" {
@@ -1011,7 +1014,9 @@ async fn network(State(state): State<WebState>) -> Response {
             }
             section aria-labelledby="book-heading" {
                 h2 #book-heading { "Peer book" }
-                @if s.peer_book.is_empty() {
+                @if s.addresses_hidden {
+                    p { "Network addresses are shown only on this node's own machine." }
+                } @else if s.peer_book.is_empty() {
                     p { "No addresses remembered. Add one with " code { "gatehouse peers add" } "." }
                 } @else {
                     ul.plain-list {

@@ -209,7 +209,11 @@ async fn connection(
         last: Arc::clone(&last),
     };
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        app.clone().oneshot(request.map(axum::body::Body::new))
+        let mut request = request.map(axum::body::Body::new);
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(client));
+        app.clone().oneshot(request)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
