@@ -249,6 +249,12 @@ impl<'a> Frame<'a> {
 }
 
 impl Envelope {
+    /// The kind of the envelope in `bytes`, read from its frame alone: the
+    /// payload is not decoded and the signature not checked.
+    pub fn kind_of(bytes: &[u8]) -> Result<EnvelopeKind, DecodeError> {
+        Ok(Frame::parse(bytes)?.kind)
+    }
+
     /// Parses an envelope, checking sizes and structure but not the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         Frame::parse(bytes)?.into_envelope(bytes)

@@ -614,10 +614,12 @@ impl SyncCore {
             return refused();
         }
         p.offered_proof = true;
+        // From the frame alone: nothing of a stranger's payload is decoded
+        // before its signature is checked (`admitting` opens each).
         let only_certificates = envelopes.len() <= MAX_PROOF_CERTIFICATES
             && envelopes
                 .iter()
-                .all(|e| Envelope::decode(e).is_ok_and(|e| e.kind() == EnvelopeKind::Certificate));
+                .all(|e| Envelope::kind_of(e).is_ok_and(|k| k == EnvelopeKind::Certificate));
         let chain = if only_certificates {
             set.admitting(&peer, &envelopes)
         } else {
