@@ -7,18 +7,17 @@
 //! The only test in its binary: the allocator counts every thread's
 //! allocations.
 
+mod common;
+
 use std::io::Write as _;
 
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 use gatehouse_node::error::LibraryError;
-use gatehouse_node::home::Home;
-use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::replica::bundle;
 use gatehouse_protocol::encoding::Writer;
 use gatehouse_protocol::envelope::{Envelope, EnvelopeKind, MAX_PAYLOAD_BYTES};
 use gatehouse_protocol::id::ItemId;
-use gatehouse_protocol::vocab::{Nation, Setting};
 use peak_alloc::PeakAlloc;
 
 #[global_allocator]
@@ -55,19 +54,7 @@ fn compressed_chunk() -> Vec<u8> {
 
 #[test]
 fn compressed_changes_are_refused_without_being_inflated() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = Home::new(dir.path().join("node"));
-    let (mut lib, _) = Library::init(
-        &home,
-        &InitOptions {
-            establishment: "HMP Northgate".into(),
-            setting: Setting::LocalRemand,
-            nation: Nation::England,
-            network_name: "Test network".into(),
-            member_name: "Healthcare manager".into(),
-        },
-    )
-    .expect("init");
+    let (dir, home, mut lib) = common::new_site();
     let member = home.read_key("member").expect("read").expect("member key");
     let network = lib.config().network;
     let owner = lib.config().establishment;

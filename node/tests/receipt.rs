@@ -7,12 +7,14 @@
 //! accept exactly that text. A certificate whose name or reason holds an
 //! identifier is refused the same way.
 
+mod common;
+
 use std::sync::Arc;
 
 use gatehouse_node::authoring::{Draft, new_item_with_salt};
 use gatehouse_node::error::LibraryError;
 use gatehouse_node::home::Home;
-use gatehouse_node::library::{InitOptions, Library, NodeConfig};
+use gatehouse_node::library::{Library, NodeConfig};
 use gatehouse_node::projection::markdown::plain_text;
 use gatehouse_node::projection::search::SearchIndex;
 use gatehouse_node::replica::bundle;
@@ -26,7 +28,6 @@ use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use gatehouse_protocol::identifier::find_identifiers;
 use gatehouse_protocol::item::{ItemContent, init_doc, write_version};
 use gatehouse_protocol::key::SecretKey;
-use gatehouse_protocol::vocab::{Nation, Setting};
 
 const SUFFIX: [u8; 16] = [5; 16];
 
@@ -41,19 +42,7 @@ struct Site {
 }
 
 fn site() -> Site {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = Home::new(dir.path().join("node"));
-    let (lib, _) = Library::init(
-        &home,
-        &InitOptions {
-            establishment: "HMP Northgate".into(),
-            setting: Setting::LocalRemand,
-            nation: Nation::England,
-            network_name: "Test network".into(),
-            member_name: "Healthcare manager".into(),
-        },
-    )
-    .expect("init");
+    let (dir, home, lib) = common::new_site();
     let member = home.read_key("member").expect("read").expect("member key");
     Site {
         _dir: dir,

@@ -3,13 +3,13 @@
 //! address cannot take every connection, and all clients together cannot
 //! take more than the cap, while others are still served.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gatehouse_node::home::Home;
-use gatehouse_node::library::{InitOptions, Library};
+use gatehouse_node::library::Library;
 use gatehouse_node::web::{Limits, WebServer, WebState};
-use gatehouse_protocol::vocab::{Nation, Setting};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -17,19 +17,7 @@ use tokio::net::{TcpSocket, TcpStream};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 async fn server(limits: Limits) -> (tempfile::TempDir, Library, WebServer) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = Home::new(dir.path().join("node"));
-    let (lib, _) = Library::init(
-        &home,
-        &InitOptions {
-            establishment: "HMP Northgate".into(),
-            setting: Setting::LocalRemand,
-            nation: Nation::England,
-            network_name: "Test network".into(),
-            member_name: "Healthcare manager".into(),
-        },
-    )
-    .expect("init");
+    let (dir, _home, lib) = common::new_site();
     let state = WebState::new(lib.reads(), None);
     let server = WebServer::start_with(([127, 0, 0, 1], 0).into(), state, limits)
         .await
