@@ -192,7 +192,11 @@ fn check_nesting(yaml: &str, first_line: usize) -> Result<(), DraftError> {
             match (quote, c) {
                 (Some(q), c) if c == q => quote = None,
                 (Some(_), _) => {}
-                (None, '\'' | '"') => quote = Some(c),
+                // A quote opens a quoted scalar only where a value starts
+                // (an apostrophe inside a word opens nothing).
+                (None, '\'' | '"') if matches!(previous, ' ' | '[' | '{' | ',' | ':') => {
+                    quote = Some(c);
+                }
                 (None, '#') if previous == ' ' => break,
                 (None, '[' | '{') => {
                     flow += 1;
@@ -334,7 +338,13 @@ mod tests {
                     .collect::<String>()
             ),
         ] {
-            let text = GOOD.replace("tags: [Naloxone, release]", &nested);
+            // After an apostrophe in a word, which opens no quote.
+            let text = GOOD
+                .replace(
+                    "tags: [Naloxone, release]",
+                    &format!("approved_by: Don't know\n{nested}"),
+                )
+                .replace("approved_by: Drugs and Therapeutics Committee\n", "");
             match parse(&text, &[]) {
                 Err(DraftError::Yaml { message, .. }) => {
                     assert!(message.contains("nests deeper"), "{message}");
