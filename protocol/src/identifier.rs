@@ -171,8 +171,20 @@ fn find_plain(text: &str) -> Vec<IdentifierMatch> {
 fn is_group_separator(c: char) -> bool {
     matches!(
         c,
-        ' ' | '\t' | '\n' | '\r' | '-' | '.' | '/' | '(' | ')' | '\u{a0}' | '\u{2010}'
-            ..='\u{2015}' | '\u{2212}'
+        ' ' | '\t'
+            | '\n'
+            | '\r'
+            | '-'
+            | '.'
+            | '/'
+            | '('
+            | ')'
+            | '\u{a0}'
+            | '\u{2000}'..='\u{200a}'
+            | '\u{2010}'..='\u{2015}'
+            | '\u{202f}'
+            | '\u{205f}'
+            | '\u{2212}'
     )
 }
 
@@ -271,11 +283,48 @@ fn find_disguised_prison_numbers(
     }
 }
 
+/// Named character references that can sit between the digits of a
+/// number: spaces, dashes, invisible characters, and the punctuation
+/// separators are written with.
+const NAMED_REFERENCES: [(&str, char); 22] = [
+    ("nbsp", '\u{a0}'),
+    ("NonBreakingSpace", '\u{a0}'),
+    ("ensp", '\u{2002}'),
+    ("emsp", '\u{2003}'),
+    ("thinsp", '\u{2009}'),
+    ("hairsp", '\u{200a}'),
+    ("MediumSpace", '\u{205f}'),
+    ("shy", '\u{ad}'),
+    ("ZeroWidthSpace", '\u{200b}'),
+    ("zwnj", '\u{200c}'),
+    ("zwj", '\u{200d}'),
+    ("NoBreak", '\u{2060}'),
+    ("hyphen", '\u{2010}'),
+    ("dash", '\u{2010}'),
+    ("ndash", '\u{2013}'),
+    ("mdash", '\u{2014}'),
+    ("minus", '\u{2212}'),
+    ("period", '.'),
+    ("sol", '/'),
+    ("colon", ':'),
+    ("comma", ','),
+    ("amp", '&'),
+];
+
 /// An HTML character reference at the start of `rest` (`&#57;`, `&#x39;`,
-/// `&nbsp;`): the character and the reference's length in bytes.
+/// `&nbsp;`, `&ZeroWidthSpace;`): the character and the reference's length
+/// in bytes.
 fn character_reference(rest: &str) -> Option<(char, usize)> {
-    if let Some(r) = rest.strip_prefix("&nbsp;") {
-        return Some(('\u{a0}', rest.len() - r.len()));
+    let named = rest.strip_prefix('&').and_then(|r| {
+        let end = r.find(';').filter(|&e| e <= 16)?;
+        let c = NAMED_REFERENCES
+            .iter()
+            .find(|(name, _)| *name == &r[..end])?
+            .1;
+        Some((c, end + 2))
+    });
+    if named.is_some() {
+        return named;
     }
     let body = rest.strip_prefix("&#")?;
     let end = body.find(';').filter(|&e| e > 0 && e <= 8)?;
@@ -303,7 +352,10 @@ fn find_disguised(text: &str) -> Vec<IdentifierMatch> {
         if c == '&'
             && let Some((decoded, len)) = character_reference(&text[at..])
         {
-            chars.push((fold(decoded), at, at + len));
+            // A reference to an invisible character is as invisible.
+            if !is_invisible(decoded) {
+                chars.push((fold(decoded), at, at + len));
+            }
             at += len;
             continue;
         }
@@ -719,6 +771,10 @@ mod tests {
             entity,
             format!("&#x{:x};{}", u32::from(plain.as_bytes()[0]), &plain[1..]),
             format!("{a}&nbsp;{b}&nbsp;{c}"),
+            format!("{a}&ZeroWidthSpace;{b}&#8203;{c}"),
+            format!("{a}&thinsp;{b}&thinsp;{c}"),
+            format!("{a}&ndash;{b}&ndash;{c}"),
+            format!("{a}\u{2009}{b}\u{202f}{c}"),
             fullwidth,
             format!("{a}\u{a0}{b}\u{a0}{c}"),
             format!("ref{plain}"),
