@@ -33,7 +33,8 @@ use crate::ops::{Op, Outcome, operate};
 
 /// Largest control request, in bytes.
 pub const MAX_CONTROL_REQUEST_BYTES: u64 = 1024 * 1024;
-/// How long a control connection may take to send its request.
+/// How long a control connection may take to send its request, and to
+/// read its reply.
 pub const CONTROL_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Control connections served at once.
 pub const MAX_CONTROL_CONNECTIONS: usize = 16;
@@ -381,6 +382,10 @@ async fn serve_one(
     };
     let mut bytes = serde_json::to_vec(&reply)?;
     bytes.push(b'\n');
-    write.write_all(&bytes).await?;
+    // A client that does not read its reply gives its place up too (the
+    // operation itself may take as long as it needs).
+    tokio::time::timeout(CONTROL_REQUEST_TIMEOUT, write.write_all(&bytes))
+        .await
+        .context("the client did not read its reply within the time allowed")??;
     Ok(())
 }
