@@ -83,6 +83,33 @@ impl ChangePayload {
         })
     }
 
+    /// Refuses a change whose ops do not all read (an actor index past the
+    /// change's actors, an unknown action), or that carries rich-text
+    /// marks, which no item field uses. Automerge's `apply_changes` trusts
+    /// both: on a mark naming an actor out of range it panics, and a debug
+    /// build then panics again while unwinding, which no guard can catch.
+    /// Checked on every change from outside ([`crate::envelope::Envelope::open`]),
+    /// not on bytes read back from the store.
+    pub fn check_ops(&self) -> Result<(), DecodeError> {
+        use automerge::legacy::OpType;
+        let refused = |reason| DecodeError::Invalid {
+            field: "change",
+            reason,
+        };
+        let expanded = guarded(|| self.change.decode())
+            .map_err(|_| refused("an Automerge change whose ops do not read"))?;
+        if expanded
+            .operations
+            .iter()
+            .any(|op| matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)))
+        {
+            return Err(refused(
+                "an Automerge change with rich-text marks, which items do not use",
+            ));
+        }
+        Ok(())
+    }
+
     /// The change's actor id must be `signer ‖ 16-byte suffix`.
     pub(crate) fn check_bound_to(&self, signer: &PublicKey) -> Result<(), VerifyError> {
         let actor = self.change.actor_id().to_bytes();
@@ -111,42 +138,15 @@ pub fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, Malformed> {
 #[error("Automerge could not read or apply the change")]
 pub struct Malformed;
 
-/// Parses an Automerge change chunk, a panic in the parser included, and
-/// checks its ops ([`check_ops`]).
+/// Parses an Automerge change chunk, a panic in the parser included.
 fn decode_change(raw: Vec<u8>) -> Result<automerge::Change, DecodeError> {
-    let change = match guarded(move || automerge::Change::from_bytes(raw)) {
-        Ok(Ok(change)) => change,
-        Ok(Err(_)) | Err(Malformed) => {
-            return Err(DecodeError::Invalid {
-                field: "change",
-                reason: "not an Automerge change",
-            });
-        }
-    };
-    check_ops(&change).map_err(|reason| DecodeError::Invalid {
-        field: "change",
-        reason,
-    })?;
-    Ok(change)
-}
-
-/// Refuses a change whose ops do not all read (an actor index past the
-/// change's actors, an unknown action), or that carries rich-text marks,
-/// which no item field uses. Automerge's `apply_changes` trusts both: on a
-/// mark naming an actor out of range it panics, and a debug build then
-/// panics again while unwinding, which no guard can catch.
-pub fn check_ops(change: &automerge::Change) -> Result<(), &'static str> {
-    use automerge::legacy::OpType;
-    let expanded =
-        guarded(|| change.decode()).map_err(|_| "an Automerge change whose ops do not read")?;
-    if expanded
-        .operations
-        .iter()
-        .any(|op| matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)))
-    {
-        return Err("an Automerge change with rich-text marks, which items do not use");
+    match guarded(move || automerge::Change::from_bytes(raw)) {
+        Ok(Ok(change)) => Ok(change),
+        Ok(Err(_)) | Err(Malformed) => Err(DecodeError::Invalid {
+            field: "change",
+            reason: "not an Automerge change",
+        }),
     }
-    Ok(())
 }
 
 #[cfg(test)]

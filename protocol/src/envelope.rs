@@ -300,10 +300,14 @@ impl Envelope {
         self.bound()
     }
 
-    /// Checks the rules that bind the payload to its signer.
+    /// Checks the rules that bind the payload to its signer, and that a
+    /// change's ops are ones Automerge may be given.
     fn bound(self) -> Result<Verified, VerifyError> {
         match &self.body {
-            Body::Change(c) => c.check_bound_to(&self.signer)?,
+            Body::Change(c) => {
+                c.check_ops()?;
+                c.check_bound_to(&self.signer)?;
+            }
             Body::Certificate(c) => c.check_bound_to(&self.signer, &self.network)?,
             // Nothing here knows what binds it; its signature is checked.
             Body::Unread { .. } => {}
@@ -372,14 +376,7 @@ impl Envelope {
     pub fn kind(&self) -> EnvelopeKind {
         self.kind
     }
-}
 
-/// An envelope whose signature verified for this network. Only
-/// [`Envelope::verify`] and [`Verified::sign`] make one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verified(Envelope);
-
-impl Envelope {
     /// Signs `payload` as an envelope of `kind`, its bytes as they are:
     /// nothing checks that they decode. The result passes [`Envelope::open`]
     /// only if they do; tools and tests use it to make what a hostile
@@ -404,6 +401,11 @@ impl Envelope {
         bytes
     }
 }
+
+/// An envelope whose signature verified for this network. Only
+/// [`Envelope::verify`] and [`Verified::sign`] make one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified(Envelope);
 
 impl Verified {
     /// Builds and signs an envelope.

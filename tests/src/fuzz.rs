@@ -74,12 +74,15 @@ pub fn certificate(data: &[u8]) {
     let _ = Certificate::decode(data);
 }
 
-/// A change payload (an Automerge change inside); what decodes is
-/// applied to an empty document, twice, and read as an item, under the
-/// guard receipt judges it under.
+/// A change payload (an Automerge change inside); what decodes and passes
+/// the op check every change from outside passes is applied to an empty
+/// document, twice, and read as an item, under the guard receipt judges it
+/// under.
 pub fn change(data: &[u8]) {
     let_guarded_automerge_panics_unwind();
-    if let Ok(payload) = ChangePayload::decode(data) {
+    if let Ok(payload) = ChangePayload::decode(data)
+        && payload.check_ops().is_ok()
+    {
         let _ = guarded(|| {
             let mut doc = AutoCommit::new();
             for _ in 0..2 {

@@ -78,20 +78,16 @@ fn html_depth_after(fragment: &str, mut depth: usize) -> Option<usize> {
     while let Some(at) = rest.find('<') {
         rest = &rest[at + 1..];
         let closing = rest.starts_with('/');
-        let name: String = rest
-            .trim_start_matches('/')
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        let after = rest.trim_start_matches('/');
+        let name = &after[..after.bytes().take_while(u8::is_ascii_alphanumeric).count()];
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
             continue;
         }
         let tag_end = rest.find('>').unwrap_or(rest.len());
         let self_closing = rest[..tag_end].ends_with('/');
         if closing {
             depth = depth.saturating_sub(1);
-        } else if !self_closing && !VOID_ELEMENTS.contains(&name.as_str()) {
+        } else if !self_closing && !VOID_ELEMENTS.iter().any(|v| v.eq_ignore_ascii_case(name)) {
             depth += 1;
             if depth > MAX_NESTING {
                 return None;
