@@ -8,6 +8,7 @@
 mod ctx;
 mod daemon;
 mod demo;
+mod forum_cmd;
 mod ops;
 mod output;
 mod render;
@@ -19,12 +20,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use forum_cmd::ForumOp;
 use gatehouse_node::home::Home;
 use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::query::ReadView;
 use gatehouse_node::query::filter::Filter;
+use gatehouse_node::query::forum::ThreadList;
 use gatehouse_protocol::jiff::Zoned;
 use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::post::Urgency;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
 use ops::{Op, ReadOp};
 use output::print_json;
@@ -149,6 +153,90 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: trust_cmd::MemberCommand,
     },
+    /// For site leads: the people who sign in to this node's web page
+    Staff {
+        #[command(subcommand)]
+        cmd: forum_cmd::StaffCommand,
+    },
+    /// Ask the network for clinical advice
+    Ask {
+        /// The question in one line
+        #[arg(long)]
+        title: String,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// A care pathway it concerns (repeat for more)
+        #[arg(long = "pathway", required = true, value_parser = parse_vocab::<Pathway>)]
+        pathways: Vec<Pathway>,
+        /// A setting type it concerns (repeat for more; none: any)
+        #[arg(long = "setting", value_parser = parse_vocab::<Setting>)]
+        settings: Vec<Setting>,
+        /// routine, within-a-week or within-48-hours
+        #[arg(long, default_value = "routine", value_parser = parse_vocab::<Urgency>)]
+        urgency: Urgency,
+        /// A library item it refers to (id or prefix; repeat for more)
+        #[arg(long = "link")]
+        links: Vec<String>,
+    },
+    /// Open a discussion: about a library item, or a current issue
+    Discuss {
+        /// The topic in one line
+        #[arg(long)]
+        title: String,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// The library item discussed (id or prefix)
+        #[arg(long)]
+        about: Option<String>,
+        /// A care pathway it concerns (repeat for more)
+        #[arg(long = "pathway", value_parser = parse_vocab::<Pathway>)]
+        pathways: Vec<Pathway>,
+    },
+    /// Questions and discussions
+    Threads {
+        /// open, overdue, answered, discussions, mine or all
+        #[arg(long, default_value = "open", value_parser = parse_vocab::<ThreadList>)]
+        list: ThreadList,
+        /// Only in this care pathway (repeat for more)
+        #[arg(long = "pathway", value_parser = parse_vocab::<Pathway>)]
+        pathways: Vec<Pathway>,
+        /// Most threads to show
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One thread with every post
+    Thread {
+        /// Thread id (or a unique prefix of 8 characters or more)
+        id: String,
+    },
+    /// Answer a question or reply in a discussion
+    Reply {
+        /// Thread id (or a unique prefix)
+        thread: String,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// A post of the thread this reply quotes (id prefix)
+        #[arg(long)]
+        quoting: Option<String>,
+    },
+    /// Mark the answer that resolved one of this site's questions
+    Resolve {
+        /// Question id (or a unique prefix)
+        question: String,
+        /// The answer (id prefix, as `gatehouse thread` shows it)
+        #[arg(long)]
+        answer: String,
+    },
+    /// Hide a post by this site's staff (it stays in the signed history, shown as hidden)
+    Hide {
+        /// The post (id, or a unique prefix of 6 characters or more)
+        post: String,
+        /// Why, for the moderation log
+        #[arg(long)]
+        reason: String,
+    },
+    /// Posts hidden by moderators, newest first
+    Moderation,
     /// Make, show and rotate keys
     Key {
         #[command(subcommand)]
@@ -181,6 +269,39 @@ pub(crate) enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+}
+
+/// A post's text: given on the command line or read from a file.
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BodyArgs {
+    /// The text (Markdown)
+    #[arg(
+        long,
+        required_unless_present = "body_file",
+        conflicts_with = "body_file"
+    )]
+    body: Option<String>,
+    /// Read the text from this file instead
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
+}
+
+impl BodyArgs {
+    fn read(self) -> anyhow::Result<String> {
+        match (self.body, self.body_file) {
+            (Some(b), _) => Ok(b),
+            (None, Some(f)) => {
+                std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))
+            }
+            (None, None) => Err(usage("give the text with --body or --body-file")),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
@@ -462,6 +583,61 @@ impl Command {
                 cmd: trust_cmd::KeyCommand::Rotate { which },
             } => Op::Trust(TrustOp::RotateKey { which }),
             Command::Peers { cmd } => Op::Peers(cmd),
+            Command::Staff { cmd } => Op::Forum(ForumOp::Staff(cmd)),
+            Command::Ask {
+                title,
+                body,
+                pathways,
+                settings,
+                urgency,
+                links,
+            } => Op::Forum(ForumOp::Ask {
+                title,
+                body: body.read()?,
+                pathways,
+                settings,
+                urgency,
+                links,
+            }),
+            Command::Discuss {
+                title,
+                body,
+                about,
+                pathways,
+            } => Op::Forum(ForumOp::Discuss {
+                title,
+                body: body.read()?,
+                about,
+                pathways,
+            }),
+            Command::Threads {
+                list,
+                pathways,
+                limit,
+            } => Op::Forum(ForumOp::Threads {
+                list,
+                pathways,
+                limit,
+                now_ms: now_ms(),
+            }),
+            Command::Thread { id } => Op::Forum(ForumOp::Thread {
+                id,
+                now_ms: now_ms(),
+            }),
+            Command::Reply {
+                thread,
+                body,
+                quoting,
+            } => Op::Forum(ForumOp::Reply {
+                thread,
+                body: body.read()?,
+                quoting,
+            }),
+            Command::Resolve { question, answer } => {
+                Op::Forum(ForumOp::Resolve { question, answer })
+            }
+            Command::Hide { post, reason } => Op::Forum(ForumOp::Hide { post, reason }),
+            Command::Moderation => Op::Forum(ForumOp::Moderation),
             Command::Init(_)
             | Command::Demo { .. }
             | Command::Node { .. }

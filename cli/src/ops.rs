@@ -87,6 +87,8 @@ pub enum Op {
     },
     /// `network`, `trust`, `member`, `key rotate` and `bundle`.
     Trust(trust_cmd::TrustOp),
+    /// `ask`, `threads`, `thread`, `reply`, `resolve`, `hide`, `staff`.
+    Forum(crate::forum_cmd::ForumOp),
     /// The peer book.
     Peers(PeersCommand),
 }
@@ -197,6 +199,8 @@ pub enum Outcome {
     },
     /// The trust commands.
     Trust(TrustOutcome),
+    /// The forum and staff commands.
+    Forum(crate::forum_cmd::ForumOutcome),
     /// The peer book.
     Peers(PeersOutcome),
 }
@@ -359,6 +363,7 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             }
         }
         Op::Trust(op) => Outcome::Trust(trust_cmd::operate(ctx, op)?),
+        Op::Forum(op) => Outcome::Forum(crate::forum_cmd::operate(ctx, op)?),
         Op::Peers(cmd) => Outcome::Peers(peers(ctx, cmd)?),
     })
 }

@@ -253,6 +253,7 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
             }
         }
         Outcome::Trust(t) => return trust_cmd::render(t, out, json),
+        Outcome::Forum(f) => return crate::forum_cmd::render(f, out, json),
         Outcome::Peers(p) => return render_peers(p, out, json),
     }
     Ok(())

@@ -87,6 +87,29 @@ pub enum LibraryError {
         /// The matched text.
         text: String,
     },
+    /// A post being written holds what looks like a patient identifier.
+    #[error(
+        "the {field} holds what looks like {} ({text:?}) at line {line}, column {column}; patient identifiers never enter a post, so write it without one", kind.with_article()
+    )]
+    IdentifierInPost {
+        /// The field at fault.
+        field: &'static str,
+        /// What sort of identifier.
+        kind: IdentifierKind,
+        /// The matched text.
+        text: String,
+        /// Its line in the field (1-based).
+        line: usize,
+        /// Its column in the line (1-based, in characters).
+        column: usize,
+    },
+    /// A post that cannot be written as given (an empty title, a reply to
+    /// a thread not held, an edit of someone else's post).
+    #[error("{0}")]
+    BadPost(String),
+    /// No thread or post has this id.
+    #[error("no thread or post {0} is held here")]
+    UnknownPost(EnvelopeId),
     /// The item can no longer be revised.
     #[error("item {id} is {status}; publish a new item instead")]
     Closed {
@@ -141,6 +164,15 @@ pub enum LibraryError {
     /// what looks like a patient identifier. Not stored, not forwarded.
     #[error("not stored: a certificate whose {field} holds what looks like {}", kind.with_article())]
     CertificateRefused {
+        /// The field at fault.
+        field: &'static str,
+        /// What sort of identifier (the text itself is not repeated).
+        kind: IdentifierKind,
+    },
+    /// A post from outside whose free text holds what looks like a patient
+    /// identifier. Not stored, not forwarded.
+    #[error("not stored: a post whose {field} holds what looks like {}", kind.with_article())]
+    PostRefused {
         /// The field at fault.
         field: &'static str,
         /// What sort of identifier (the text itself is not repeated).

@@ -27,6 +27,7 @@ pub mod query;
 pub mod replica;
 pub mod runtime;
 pub mod sample;
+pub mod staff;
 pub mod store;
 pub mod sync;
 pub mod web;

@@ -445,6 +445,7 @@ impl Library {
             config.establishment,
             replica.shared_trust(),
             projections.search_handle(),
+            projections.forum(),
         ));
         Ok(Self {
             store,
@@ -538,8 +539,8 @@ impl Library {
         self.projections.reindex_all()
     }
 
-    /// The clock used for claimed times.
-    pub(crate) fn now(&self) -> u64 {
+    /// The clock used for claimed times, in milliseconds since the epoch.
+    pub fn now(&self) -> u64 {
         self.ambient.now_ms()
     }
 
@@ -729,6 +730,7 @@ impl Library {
             self.config.establishment,
             self.replica.shared_trust(),
             self.projections.search_handle(),
+            self.projections.forum(),
         )
     }
 

@@ -40,11 +40,14 @@ pub enum Tree {
     /// Envelope id → signer, for envelopes of kinds this node does not
     /// read, to re-judge them.
     Unread,
+    /// Post envelope id → signer ‖ voice (1: establishment ‖ its id; 2:
+    /// the admins), to re-judge posts without decoding them.
+    PostFacts,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 11] = [
+    pub const ALL: [Tree; 12] = [
         Tree::Envelopes,
         Tree::Certificates,
         Tree::ChangeFacts,
@@ -56,6 +59,7 @@ impl Tree {
         Tree::Config,
         Tree::Peers,
         Tree::Unread,
+        Tree::PostFacts,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +75,7 @@ impl Tree {
             Tree::Config => "config",
             Tree::Peers => "peers",
             Tree::Unread => "unread",
+            Tree::PostFacts => "post_facts",
         }
     }
 }

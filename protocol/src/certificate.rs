@@ -114,6 +114,11 @@ pub enum MemberRole {
     /// Another establishment key (for rotation, or a second site lead who
     /// may delegate).
     Establishment,
+    /// A clinician: posts (advice, answers, discussion) but publishes no
+    /// library item and delegates nothing. A person key of the
+    /// establishment may delegate it, so staff are added without the
+    /// offline establishment key.
+    Clinician,
 }
 
 impl MemberRole {
@@ -122,6 +127,7 @@ impl MemberRole {
             MemberRole::Person => 1,
             MemberRole::Device => 2,
             MemberRole::Establishment => 3,
+            MemberRole::Clinician => 4,
         }
     }
 
@@ -131,6 +137,7 @@ impl MemberRole {
             MemberRole::Person => "person",
             MemberRole::Device => "device",
             MemberRole::Establishment => "establishment",
+            MemberRole::Clinician => "clinician",
         }
     }
 }
@@ -142,8 +149,9 @@ impl std::str::FromStr for MemberRole {
             "person" => Ok(MemberRole::Person),
             "device" => Ok(MemberRole::Device),
             "establishment" => Ok(MemberRole::Establishment),
+            "clinician" => Ok(MemberRole::Clinician),
             _ => Err(format!(
-                "unknown role {s:?}; expected one of: person, device, establishment"
+                "unknown role {s:?}; expected one of: person, device, establishment, clinician"
             )),
         }
     }
@@ -355,6 +363,7 @@ impl Certificate {
                     1 => MemberRole::Person,
                     2 => MemberRole::Device,
                     3 => MemberRole::Establishment,
+                    4 => MemberRole::Clinician,
                     t => {
                         return Err(DecodeError::UnknownTag {
                             field: "member role",

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! version    u8        = 1
-//! kind       u8        1 = change, 2 = certificate, 3-255 = kinds added later
+//! kind       u8        1 = change, 2 = certificate, 3 = post, 4-255 = kinds added later
 //! network    [u8; 32]  network id
 //! signer     [u8; 32]  ed25519 public key
 //! created_ms u64       signer's clock, for display only
@@ -21,9 +21,9 @@
 //!
 //! The set of kinds is open. Kinds 1 and 2 sign under the domains
 //! `gatehouse/v1/change` and `gatehouse/v1/certificate`; every kind added
-//! later (posts, acknowledgements, adoptions, attachments) signs under
-//! `gatehouse/v1/kind-<tag>`, so a node that does not know a kind can still
-//! verify its signature. Such an envelope decodes to [`Body::Unread`]: its
+//! later (posts, kind 3; acknowledgements, adoptions, attachments) signs
+//! under `gatehouse/v1/kind-<tag>`, so a node that does not know a kind can
+//! still verify its signature. Such an envelope decodes to [`Body::Unread`]: its
 //! payload is kept as bytes, stored and forwarded, never interpreted, and
 //! judged only on who signed it.
 
@@ -34,6 +34,7 @@ use crate::change::ChangePayload;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::id::{EnvelopeId, NetworkId};
 use crate::key::{PublicKey, SecretKey};
+use crate::post::Post;
 
 /// The envelope format version this code writes and reads.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -52,13 +53,18 @@ pub enum EnvelopeKind {
     Change,
     /// A trust certificate.
     Certificate,
-    /// A kind added after this code (tag 3 to 255): stored and forwarded
+    /// A post: advice, answers, discussion, moderation.
+    Post,
+    /// A kind added after this code (tag 4 to 255): stored and forwarded
     /// unread.
     Other(u8),
 }
 
 /// The highest kind tag this code reads; later ones are [`EnvelopeKind::Other`].
-pub const MAX_READ_KIND: u8 = 2;
+pub const MAX_READ_KIND: u8 = 3;
+/// The highest kind of the first protocol version (sync `/1`, the first
+/// gossip topic): nodes of that version see nothing later.
+pub const MAX_FIRST_KIND: u8 = 2;
 
 impl EnvelopeKind {
     /// The kind's tag on the wire.
@@ -66,6 +72,7 @@ impl EnvelopeKind {
         match self {
             EnvelopeKind::Change => 1,
             EnvelopeKind::Certificate => 2,
+            EnvelopeKind::Post => 3,
             EnvelopeKind::Other(t) => t,
         }
     }
@@ -74,6 +81,7 @@ impl EnvelopeKind {
         match tag {
             1 => Ok(EnvelopeKind::Change),
             2 => Ok(EnvelopeKind::Certificate),
+            3 => Ok(EnvelopeKind::Post),
             0 => Err(DecodeError::UnknownTag {
                 field: "envelope kind",
                 tag: 0,
@@ -87,6 +95,9 @@ impl EnvelopeKind {
         match self {
             EnvelopeKind::Change => b"gatehouse/v1/change".to_vec(),
             EnvelopeKind::Certificate => b"gatehouse/v1/certificate".to_vec(),
+            // Posts came after the first set: they sign under the domain a
+            // node that does not read them derives from the tag.
+            EnvelopeKind::Post => b"gatehouse/v1/kind-3".to_vec(),
             EnvelopeKind::Other(t) => format!("gatehouse/v1/kind-{t}").into_bytes(),
         }
     }
@@ -105,6 +116,8 @@ pub enum Body {
     Change(Box<ChangePayload>),
     /// A trust certificate.
     Certificate(Certificate),
+    /// A post.
+    Post(Box<Post>),
     /// The payload of a kind this code does not read, kept as it arrived.
     Unread {
         /// The kind's tag (3 to 255).
@@ -120,6 +133,7 @@ impl Body {
         match self {
             Body::Change(_) => EnvelopeKind::Change,
             Body::Certificate(_) => EnvelopeKind::Certificate,
+            Body::Post(_) => EnvelopeKind::Post,
             Body::Unread { kind, .. } => EnvelopeKind::Other(*kind),
         }
     }
@@ -128,6 +142,7 @@ impl Body {
         match self {
             Body::Change(c) => c.encode(),
             Body::Certificate(c) => c.encode(),
+            Body::Post(p) => p.encode(),
             Body::Unread { payload, .. } => payload.clone(),
         }
     }
@@ -136,6 +151,7 @@ impl Body {
         Ok(match kind {
             EnvelopeKind::Change => Body::Change(Box::new(ChangePayload::decode(bytes)?)),
             EnvelopeKind::Certificate => Body::Certificate(Certificate::decode(bytes)?),
+            EnvelopeKind::Post => Body::Post(Box::new(Post::decode(bytes)?)),
             EnvelopeKind::Other(kind) => Body::Unread {
                 kind,
                 payload: bytes.to_vec(),
@@ -309,6 +325,9 @@ impl Envelope {
                 c.check_bound_to(&self.signer)?;
             }
             Body::Certificate(c) => c.check_bound_to(&self.signer, &self.network)?,
+            // A post's author is its signer; whom it may speak for is
+            // decided by trust.
+            Body::Post(_) => {}
             // Nothing here knows what binds it; its signature is checked.
             Body::Unread { .. } => {}
         }

@@ -13,6 +13,7 @@ pub mod id;
 pub mod identifier;
 pub mod item;
 pub mod key;
+pub mod post;
 pub mod reconcile;
 pub mod sync;
 pub mod trust;

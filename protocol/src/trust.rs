@@ -30,6 +30,7 @@ use crate::certificate::{AdminSetChange, Certificate, Delegation, MemberRole, Re
 use crate::envelope::{Body, Verified};
 use crate::id::{EnvelopeId, EstablishmentId, NetworkId};
 use crate::key::PublicKey;
+use crate::post::Voice;
 use crate::vocab::{Nation, Setting};
 
 /// Why an envelope is waiting.
@@ -70,6 +71,11 @@ pub enum RejectReason {
     AdminRemoved,
     /// Another admin-set change following the same link was chosen.
     AdminSetForkNotChosen,
+    /// A clinician's key signed a change to a library item: clinicians
+    /// post, site leads publish.
+    RoleMayNotPublish,
+    /// A node's own key signed a post: posts are signed by people.
+    RoleMayNotPost,
 }
 
 impl std::fmt::Display for PendingReason {
@@ -113,6 +119,12 @@ impl std::fmt::Display for RejectReason {
             }
             RejectReason::AdminSetForkNotChosen => {
                 "another admin-set change following the same link was chosen"
+            }
+            RejectReason::RoleMayNotPublish => {
+                "signed by a clinician's key, which may post but not publish library items"
+            }
+            RejectReason::RoleMayNotPost => {
+                "signed by a node's key, which may not post: posts are signed by people"
             }
         })
     }
@@ -397,7 +409,7 @@ impl TrustView {
                     created_ms: e.created_ms(),
                     cert,
                 }),
-                Body::Change(_) | Body::Unread { .. } => None,
+                Body::Change(_) | Body::Post(_) | Body::Unread { .. } => None,
             })
             .collect();
         // Sorted by id: every tie-break below is independent of arrival order.
@@ -641,13 +653,36 @@ impl TrustView {
                 belongs.entry(*k).or_default().insert(*est);
             }
         }
+        // Site leads: establishment keys, and person keys they delegated.
+        let mut leads = keys.clone();
         for c in certs {
             if let Certificate::Delegate(d) = c.cert
+                && d.role == MemberRole::Person
                 && keys
                     .get(&d.establishment)
                     .is_some_and(|s| s.contains(&c.signer))
             {
+                leads.entry(d.establishment).or_default().insert(d.member);
+            }
+        }
+        // Keys that hold a role wider than a clinician's somewhere.
+        let mut wider: BTreeSet<PublicKey> = belongs.keys().copied().collect();
+        for c in certs {
+            let Certificate::Delegate(d) = c.cert else {
+                continue;
+            };
+            let by_key = keys
+                .get(&d.establishment)
+                .is_some_and(|s| s.contains(&c.signer));
+            let by_lead = d.role == MemberRole::Clinician
+                && leads
+                    .get(&d.establishment)
+                    .is_some_and(|s| s.contains(&c.signer));
+            if by_key || by_lead {
                 belongs.entry(d.member).or_default().insert(d.establishment);
+            }
+            if by_key && d.role != MemberRole::Clinician {
+                wider.insert(d.member);
             }
         }
         // Candidates: revocations whose signer had the authority for them,
@@ -663,15 +698,21 @@ impl TrustView {
                 // An establishment key may revoke a key only if every
                 // establishment that key acts for is its own: no site can
                 // revoke another site's key by delegating it first.
+                // A site lead (a person key) may revoke a key that is only
+                // a clinician's, of its own establishment alone.
                 RevokeTarget::Key(k) => {
-                    by_admin
-                        || *k == c.signer
-                        || belongs.get(k).is_some_and(|ests| {
+                    let of_every = |holders: &BTreeMap<EstablishmentId, BTreeSet<PublicKey>>| {
+                        belongs.get(k).is_some_and(|ests| {
                             !ests.is_empty()
                                 && ests
                                     .iter()
-                                    .all(|e| keys.get(e).is_some_and(|s| s.contains(&c.signer)))
+                                    .all(|e| holders.get(e).is_some_and(|s| s.contains(&c.signer)))
                         })
+                    };
+                    by_admin
+                        || *k == c.signer
+                        || of_every(keys)
+                        || (!wider.contains(k) && of_every(&leads))
                 }
             };
             if !allowed {
@@ -740,23 +781,38 @@ impl TrustView {
             .iter()
             .filter(|c| matches!(c.cert, Certificate::Delegate(_)))
             .collect();
-        delegations.sort_by_key(|c| (c.created_ms, c.id));
+        // Clinicians' delegations last: a person key in force (found by
+        // the others) may sign them.
+        let clinician = |c: &Cert<'_>| matches!(c.cert, Certificate::Delegate(d) if d.role == MemberRole::Clinician);
+        delegations.sort_by_key(|c| (clinician(c), c.created_ms, c.id));
         for c in delegations {
             let Certificate::Delegate(d) = c.cert else {
                 continue;
             };
+            let by_establishment_key = keys
+                .get(&d.establishment)
+                .is_some_and(|s| s.contains(&c.signer));
+            let by_lead = d.role == MemberRole::Clinician
+                && self
+                    .members
+                    .get(&(d.establishment, c.signer))
+                    .is_some_and(|m| m.role == MemberRole::Person);
             let j = if !self.establishments.contains_key(&d.establishment) {
                 Judgement::Pending(PendingReason::EstablishmentNotAdmitted)
-            } else if !keys
-                .get(&d.establishment)
-                .is_some_and(|s| s.contains(&c.signer))
-            {
+            } else if !by_establishment_key && !by_lead {
                 Judgement::Pending(PendingReason::SignerNotEstablishmentKey)
             } else {
                 self.authority_ok(&c.signer, &d.establishment, &c.id)
             };
             self.certs.insert(c.id, j);
-            if j == Judgement::Accepted {
+            // A clinician's delegation never narrows a key that already
+            // holds a wider role there.
+            let narrows = d.role == MemberRole::Clinician
+                && self
+                    .members
+                    .get(&(d.establishment, d.member))
+                    .is_some_and(|m| m.role != MemberRole::Clinician);
+            if j == Judgement::Accepted && !narrows {
                 self.members.insert(
                     (d.establishment, d.member),
                     Member {
@@ -832,7 +888,74 @@ impl TrustView {
                 Judgement::Pending(PendingReason::SignerNotDelegated)
             };
         }
+        if self.role_of(owner, signer) == Some(MemberRole::Clinician) {
+            return Judgement::Rejected(RejectReason::RoleMayNotPublish);
+        }
         self.authority_ok(signer, owner, id)
+    }
+
+    /// The role `key` holds at `establishment`: an admitted or
+    /// establishment-role key is [`MemberRole::Establishment`], a delegated
+    /// one has its delegation's role; `None` if it is not a key of it.
+    pub fn role_of(&self, establishment: &EstablishmentId, key: &PublicKey) -> Option<MemberRole> {
+        if self
+            .establishments
+            .get(establishment)
+            .is_some_and(|e| e.keys.contains(key))
+        {
+            return Some(MemberRole::Establishment);
+        }
+        self.members.get(&(*establishment, *key)).map(|m| m.role)
+    }
+
+    /// Whether `key` may lead at `establishment` now (publish, moderate
+    /// its staff's posts): an establishment or person key, in force.
+    pub fn is_lead_of(&self, establishment: &EstablishmentId, key: &PublicKey) -> bool {
+        matches!(
+            self.role_of(establishment, key),
+            Some(MemberRole::Establishment | MemberRole::Person)
+        ) && self.can_act(establishment, key)
+    }
+
+    /// Whether `key` is a network admin now.
+    pub fn is_admin(&self, key: &PublicKey) -> bool {
+        self.admins.contains(key)
+    }
+
+    /// Decides a post from its facts: id, signer, and whom it speaks for.
+    /// A post for an establishment is in effect while its signer is a key
+    /// of that establishment in a role that posts (a person, clinician or
+    /// establishment key, never a node's), within the revocations; one for
+    /// the admins, while its signer is (or, kept, was) an admin. What a
+    /// post does to other posts (an edit by someone else has no effect, a
+    /// hide needs a lead of the author's site) is decided from the set of
+    /// posts in effect, by the node's forum.
+    pub fn judge_post(&self, id: &EnvelopeId, signer: &PublicKey, voice: &Voice) -> Judgement {
+        if !self.has_genesis() {
+            return Judgement::Pending(PendingReason::NoGenesis);
+        }
+        let est = match voice {
+            Voice::Admin => return self.admin_ok(signer, id),
+            Voice::Establishment(e) => e,
+        };
+        if !self.establishments.contains_key(est) {
+            return Judgement::Pending(PendingReason::EstablishmentNotAdmitted);
+        }
+        match self.role_of(est, signer) {
+            None => {
+                if self
+                    .establishments
+                    .keys()
+                    .any(|e| self.is_key_of(e, signer))
+                {
+                    Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
+                } else {
+                    Judgement::Pending(PendingReason::SignerNotDelegated)
+                }
+            }
+            Some(MemberRole::Device) => Judgement::Rejected(RejectReason::RoleMayNotPost),
+            Some(_) => self.authority_ok(signer, est, id),
+        }
     }
 
     /// Decides an envelope of a kind this code does not read, from its
@@ -861,6 +984,7 @@ impl TrustView {
     pub fn judge(&self, env: &Verified) -> Judgement {
         match env.body() {
             Body::Change(c) => self.judge_change(&env.id(), &env.signer(), &c.owner),
+            Body::Post(p) => self.judge_post(&env.id(), &env.signer(), &p.voice),
             Body::Unread { .. } => self.judge_unread(&env.id(), &env.signer()),
             Body::Certificate(_) => match self.certs.get(&env.id()) {
                 Some(j) => *j,

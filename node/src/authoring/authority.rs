@@ -14,6 +14,7 @@ use gatehouse_protocol::certificate::{
 use gatehouse_protocol::envelope::{Body, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId};
 use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::post::Voice;
 use gatehouse_protocol::trust::{Judgement, PendingReason, TrustView};
 use gatehouse_protocol::vocab::{Nation, Setting};
 
@@ -284,6 +285,13 @@ impl Library {
                 .filter(|c| c.signer() == *key)
                 .map(Verified::id),
         );
+        out.extend(
+            self.replica
+                .post_facts()?
+                .into_iter()
+                .filter(|(_, signer, _)| signer == key)
+                .map(|(id, ..)| id),
+        );
         out.sort();
         Ok(out)
     }
@@ -303,6 +311,13 @@ impl Library {
             }
             _ => None,
         }));
+        out.extend(
+            self.replica
+                .post_facts()?
+                .into_iter()
+                .filter(|(_, _, voice)| *voice == Voice::Establishment(*establishment))
+                .map(|(id, ..)| id),
+        );
         out.sort();
         Ok(out)
     }

@@ -10,6 +10,7 @@
 
 pub mod authority;
 pub mod draft;
+pub mod post;
 
 use gatehouse_protocol::automerge::AutoCommit;
 use gatehouse_protocol::automerge::transaction::CommitOptions;
@@ -54,6 +55,12 @@ pub(crate) struct Signer {
 impl Library {
     fn signer(&self) -> Result<&Signer> {
         self.signer.as_ref().ok_or(LibraryError::NoSigningKey)
+    }
+
+    /// A copy of the key this node publishes with (a site lead's), to sign
+    /// certificates with (adding and removing staff).
+    pub fn signing_key(&self) -> Result<SecretKey> {
+        Ok(SecretKey::from_seed(self.signer()?.member.to_seed()))
     }
 }
 
@@ -239,7 +246,7 @@ impl Library {
             .iter()
             .find_map(|e| match e.body() {
                 Body::Change(c) => Some(c.salt),
-                Body::Certificate(_) | Body::Unread { .. } => None,
+                Body::Certificate(_) | Body::Post(_) | Body::Unread { .. } => None,
             })
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         Ok((doc, current, salt))

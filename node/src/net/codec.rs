@@ -11,7 +11,7 @@
 use std::io;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use gatehouse_protocol::envelope::{MAX_READ_KIND, peek_kind_tag};
+use gatehouse_protocol::envelope::{MAX_FIRST_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{MAX_SYNC_MESSAGE_BYTES, SyncRequest, SyncResponse};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
@@ -30,7 +30,7 @@ fn for_version(protocol: &StreamProtocol, envelopes: Vec<Vec<u8>>) -> Vec<Vec<u8
     }
     envelopes
         .into_iter()
-        .filter(|e| peek_kind_tag(e).is_some_and(|t| t <= MAX_READ_KIND))
+        .filter(|e| peek_kind_tag(e).is_some_and(|t| t <= MAX_FIRST_KIND))
         .collect()
 }
 

@@ -54,7 +54,7 @@ use crate::sync::{
     EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict,
     admission::admitted_nodes,
 };
-use gatehouse_protocol::envelope::{MAX_READ_KIND, peek_kind_tag};
+use gatehouse_protocol::envelope::{MAX_FIRST_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
 
 pub use self::codec::SYNC_PROTOCOLS;
@@ -630,7 +630,7 @@ impl EventLoop {
     }
 
     fn publish(&mut self, bytes: Vec<u8>) {
-        let topic = if peek_kind_tag(&bytes).is_some_and(|t| t > MAX_READ_KIND) {
+        let topic = if peek_kind_tag(&bytes).is_some_and(|t| t > MAX_FIRST_KIND) {
             self.later_kinds.clone()
         } else {
             self.topic.clone()

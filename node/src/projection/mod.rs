@@ -9,6 +9,7 @@
 //! the index broken and it is rebuilt at the end of the batch, in a fresh
 //! directory or in memory when the disk cannot hold it.
 
+pub mod forum;
 pub mod markdown;
 pub mod search;
 
@@ -28,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LibraryError, Result};
 use crate::replica::Replica;
 use crate::store::{Store, Tree};
+use forum::{Fact, Forum};
+use gatehouse_protocol::trust::Judgement;
 use search::{SearchError, SearchIndex, SearchReader};
 
 /// The projections of one library.
@@ -41,6 +44,8 @@ pub(crate) struct Projections {
     /// A search failed: the index is rebuilt at the next write. Shared
     /// with the read views, which set it.
     index_suspect: Arc<AtomicBool>,
+    /// The forum of the posts in effect, shared with the read views.
+    forum: Arc<Forum>,
 }
 
 impl Projections {
@@ -57,6 +62,7 @@ impl Projections {
             index_dir,
             index_broken: false,
             index_suspect: Arc::new(AtomicBool::new(false)),
+            forum: Arc::new(Forum::default()),
         }
     }
 
@@ -118,8 +124,43 @@ impl Projections {
             tracing::warn!("rebuilding the search index from the library");
             self.reindex_all()?;
         }
+        self.catch_up_forum(replica)?;
         // The dirty marks go only once the index holds what they covered.
         replica.end_batch()
+    }
+
+    /// Brings the forum in line with the posts in effect: the posts newly
+    /// stored are added, or, when judgements may have moved (trust was
+    /// rebuilt), the forum is built again from every post in effect.
+    fn catch_up_forum(&mut self, replica: &mut Replica) -> Result<()> {
+        let (fresh, stale) = replica.take_fresh_posts();
+        let trust = replica.shared_trust();
+        let fact = |env: &Verified| match env.body() {
+            Body::Post(p) => Some(Fact::of(env.id(), env.signer(), env.created_ms(), p)),
+            _ => None,
+        };
+        if stale {
+            let facts: Vec<Fact> = replica.accepted_posts()?.iter().filter_map(fact).collect();
+            self.forum = Arc::new(Forum::build(facts, &trust));
+            return Ok(());
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let forum = Arc::make_mut(&mut self.forum);
+        for env in &fresh {
+            if replica.judgement_of(&env.id())? == Judgement::Accepted
+                && let Some(f) = fact(env)
+            {
+                forum.insert(f, &trust);
+            }
+        }
+        Ok(())
+    }
+
+    /// The forum as of the last batch.
+    pub(crate) fn forum(&self) -> Arc<Forum> {
+        self.forum.clone()
     }
 
     /// Takes `item` out of the index, the catalog and the documents.
@@ -148,7 +189,7 @@ impl Projections {
             .into_iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some(c.change.clone()),
-                Body::Certificate(_) | Body::Unread { .. } => None,
+                Body::Certificate(_) | Body::Post(_) | Body::Unread { .. } => None,
             })
             .collect();
         let key_hex = item.to_hex();

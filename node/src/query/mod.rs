@@ -10,6 +10,7 @@
 
 pub mod diff;
 pub mod filter;
+pub mod forum;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LibraryError, Result};
 use crate::net::book::{self, PeerEntry};
+use crate::projection::forum::Forum;
 use crate::projection::search::{SearchReader, SearchRequest, Sort};
 use crate::projection::{self, search::FacetCount, search::Hits, search::SearchError};
 use crate::store::{Store, Tree};
@@ -204,6 +206,8 @@ pub struct ReadView {
     search: SearchReader,
     /// Set when a search fails, so the index is rebuilt at the next write.
     index_suspect: Arc<AtomicBool>,
+    /// The forum of this moment.
+    forum: Arc<Forum>,
 }
 
 /// Where readers find the latest [`ReadView`]. The library replaces it at
@@ -233,6 +237,7 @@ impl ReadView {
         establishment: EstablishmentId,
         trust: Arc<TrustView>,
         (search, index_suspect): (SearchReader, Arc<AtomicBool>),
+        forum: Arc<Forum>,
     ) -> Self {
         Self {
             store,
@@ -241,7 +246,13 @@ impl ReadView {
             trust,
             search,
             index_suspect,
+            forum,
         }
+    }
+
+    /// The forum of this moment.
+    pub fn forum(&self) -> &Forum {
+        &self.forum
     }
 
     /// The network.
@@ -262,6 +273,11 @@ impl ReadView {
     /// The peer book.
     pub fn peers(&self) -> Result<Vec<PeerEntry>> {
         book::entries(&*self.store)
+    }
+
+    /// A held envelope, its hash checked against its id.
+    pub(crate) fn envelope(&self, id: &EnvelopeId) -> Result<Verified> {
+        crate::replica::load_envelope(&*self.store, &self.network, id)
     }
 
     fn accepted_changes(&self, item: &ItemId) -> Result<Vec<Verified>> {
@@ -356,7 +372,7 @@ impl ReadView {
             .iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some((c.change.hash(), e.created_ms())),
-                Body::Certificate(_) | Body::Unread { .. } => None,
+                Body::Certificate(_) | Body::Post(_) | Body::Unread { .. } => None,
             })
             .collect();
         let bytes = self

@@ -305,7 +305,8 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
                     e @ (LibraryError::PoolFull(_)
                     | LibraryError::SignerLimit(_)
                     | LibraryError::ContentRefused { .. }
-                    | LibraryError::CertificateRefused { .. }),
+                    | LibraryError::CertificateRefused { .. }
+                    | LibraryError::PostRefused { .. }),
                 ) => {
                     refuse(&mut report, index, offset, Some(id), e.to_string());
                 }

@@ -30,6 +30,7 @@ use gatehouse_protocol::envelope::{Body, Envelope, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
 use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::post::Voice;
 use gatehouse_protocol::trust::{Judgement, PendingReason, TrustView};
 use serde::Serialize;
 
@@ -120,6 +121,34 @@ pub struct Replica {
     /// signer: added to `unaccepted_by` when the batch settles without a
     /// trust rebuild (a rebuild counts everything again).
     batch_unaccepted: BTreeMap<PublicKey, usize>,
+    /// Posts stored since the forum last caught up.
+    fresh_posts: Vec<Verified>,
+    /// Judgements of posts may have moved: the forum is rebuilt.
+    forum_stale: bool,
+}
+
+/// The facts of a post kept to re-judge it: signer ‖ voice.
+fn post_facts(signer: &PublicKey, voice: &Voice) -> Vec<u8> {
+    let mut v = signer.as_bytes().to_vec();
+    match voice {
+        Voice::Establishment(e) => {
+            v.push(1);
+            v.extend_from_slice(e.as_bytes());
+        }
+        Voice::Admin => v.push(2),
+    }
+    v
+}
+
+/// Reads back [`post_facts`].
+fn read_post_facts(v: &[u8]) -> Option<(PublicKey, Voice)> {
+    let signer = PublicKey::from_bytes(<[u8; 32]>::try_from(v.get(..32)?).ok()?).ok()?;
+    let voice = match (v.get(32)?, v.get(33..)?) {
+        (1, e) => Voice::Establishment(EstablishmentId(<[u8; 16]>::try_from(e).ok()?)),
+        (2, []) => Voice::Admin,
+        _ => return None,
+    };
+    Some((signer, voice))
 }
 
 /// The keys a certificate gives a part in the network.
@@ -156,6 +185,8 @@ impl Replica {
             content_checks: true,
             unaccepted_by: BTreeMap::new(),
             batch_unaccepted: BTreeMap::new(),
+            fresh_posts: Vec::new(),
+            forum_stale: true,
         };
         replica.reload_trust()?;
         Ok(replica)
@@ -259,9 +290,18 @@ impl Replica {
         {
             self.check_change_content(c)?;
         }
+        if let Body::Post(p) = env.body()
+            && let Some((field, m)) = crate::authoring::post::find_identifier(p)
+        {
+            return Err(LibraryError::PostRefused {
+                field,
+                kind: m.kind,
+            });
+        }
         if self.unaccepted_by.get(&signer).copied().unwrap_or(0) >= MAX_UNACCEPTED_PER_SIGNER {
             let in_effect = match env.body() {
                 Body::Change(c) => self.trust.judge_change(&env.id(), &signer, &c.owner),
+                Body::Post(p) => self.trust.judge_post(&env.id(), &signer, &p.voice),
                 Body::Unread { .. } => self.trust.judge_unread(&env.id(), &signer),
                 // Its effect is known only once the batch settles.
                 Body::Certificate(_) => Judgement::Pending(PendingReason::SignerNotAdmin),
@@ -427,6 +467,11 @@ impl Replica {
             Body::Certificate(_) => {
                 vec![(Tree::Certificates, id.as_bytes().to_vec(), Some(Vec::new()))]
             }
+            Body::Post(p) => vec![(
+                Tree::PostFacts,
+                id.as_bytes().to_vec(),
+                Some(post_facts(&env.signer(), &p.voice)),
+            )],
             Body::Change(c) => {
                 let mut facts = Vec::with_capacity(64);
                 facts.extend_from_slice(env.signer().as_bytes());
@@ -504,6 +549,7 @@ impl Replica {
         let judgement = match env.body() {
             Body::Unread { .. } => self.trust.judge_unread(&id, &env.signer()),
             Body::Change(c) => self.trust.judge_change(&id, &env.signer(), &c.owner),
+            Body::Post(p) => self.trust.judge_post(&id, &env.signer(), &p.voice),
             // A certificate's effect depends on all the others: `finish`
             // rebuilds trust once per batch and records its judgement then.
             // Only a full pool needs it judged now, to refuse it.
@@ -534,7 +580,7 @@ impl Replica {
             Body::Change(c) => {
                 self.dirty.insert(c.item);
             }
-            Body::Unread { .. } => {}
+            Body::Post(_) | Body::Unread { .. } => {}
         }
         if judgement != Judgement::Accepted && !certificate {
             *self.batch_unaccepted.entry(env.signer()).or_default() += 1;
@@ -554,6 +600,7 @@ impl Replica {
                 }
                 self.fresh.insert(id, env);
             }
+            Body::Post(_) => self.fresh_posts.push(env),
             Body::Unread { .. } => {}
         }
         Ok(Accepted {
@@ -732,10 +779,59 @@ impl Replica {
                 writes.push(judgement_write(&id, now)?);
             }
         }
+        for (k, v) in self.store.scan(Tree::PostFacts, b"")? {
+            let bad = || LibraryError::Corrupt("post facts".into());
+            let id = EnvelopeId(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| bad())?);
+            let (signer, voice) = read_post_facts(&v).ok_or_else(bad)?;
+            let now = self.trust.judge_post(&id, &signer, &voice);
+            if now != Judgement::Accepted {
+                *unaccepted.entry(signer).or_default() += 1;
+            }
+            if now != self.judgement_of(&id)? {
+                writes.push(judgement_write(&id, now)?);
+            }
+        }
         self.store.apply(writes)?;
         self.unaccepted_by = unaccepted;
         self.batch_unaccepted.clear();
+        self.forum_stale = true;
         Ok(())
+    }
+
+    /// Posts stored since the last call, and whether the forum must be
+    /// rebuilt instead (judgements of posts may have moved).
+    pub fn take_fresh_posts(&mut self) -> (Vec<Verified>, bool) {
+        (
+            std::mem::take(&mut self.fresh_posts),
+            std::mem::take(&mut self.forum_stale),
+        )
+    }
+
+    /// The facts of every post held: id, signer, voice.
+    pub fn post_facts(&self) -> Result<Vec<(EnvelopeId, PublicKey, Voice)>> {
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan(Tree::PostFacts, b"")? {
+            let bad = || LibraryError::Corrupt("post facts".into());
+            let id = EnvelopeId(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| bad())?);
+            let (signer, voice) = read_post_facts(&v).ok_or_else(bad)?;
+            out.push((id, signer, voice));
+        }
+        Ok(out)
+    }
+
+    /// Every post held in effect.
+    pub fn accepted_posts(&self) -> Result<Vec<Verified>> {
+        let mut out = Vec::new();
+        for (k, _) in self.store.scan(Tree::PostFacts, b"")? {
+            let id = EnvelopeId(
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map_err(|_| LibraryError::Corrupt("post facts".into()))?,
+            );
+            if self.judgement_of(&id)? == Judgement::Accepted {
+                out.push(self.load_envelope(&id)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The accepted change envelopes of an item.

@@ -50,7 +50,8 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
                     e @ (LibraryError::SignerLimit(_)
                     | LibraryError::PoolFull(_)
                     | LibraryError::ContentRefused { .. }
-                    | LibraryError::CertificateRefused { .. }),
+                    | LibraryError::CertificateRefused { .. }
+                    | LibraryError::PostRefused { .. }),
                 ) => {
                     tracing::info!("refused an envelope: {e}");
                     out.refused += 1;

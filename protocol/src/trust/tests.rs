@@ -7,6 +7,7 @@ use crate::change::{ChangePayload, actor_id};
 use crate::id::ItemId;
 use crate::item::{init_doc, tests::sample_content, write_version};
 use crate::key::SecretKey;
+use crate::post::Voice;
 use proptest::prelude::*;
 
 fn key(n: u8) -> SecretKey {
@@ -559,4 +560,125 @@ proptest! {
         let slow = settle_by_definition(&candidates, &belongs);
         prop_assert!(fast == slow);
     }
+}
+
+fn post(net: &Net, voice: Voice, signer: u8) -> Verified {
+    post_at(net, voice, signer, 5)
+}
+
+fn post_at(net: &Net, voice: Voice, signer: u8, created_ms: u64) -> Verified {
+    use crate::post::{Action, Post, Reply};
+    Verified::sign(
+        Body::Post(Box::new(Post {
+            voice,
+            action: Action::Reply(Reply {
+                thread: EnvelopeId([9; 32]),
+                quoting: None,
+                body: "We do it this way.".into(),
+            }),
+        })),
+        &key(signer),
+        &net.id,
+        created_ms,
+    )
+}
+
+#[test]
+fn a_site_lead_delegates_clinicians_who_post_but_do_not_publish() {
+    let mut net = Net::new(1);
+    // Person 11 (a site lead of 10) adds clinician 12 without the
+    // establishment key.
+    let d = net.delegate(10, 11, 12, MemberRole::Clinician);
+    let view = net.view();
+    assert_eq!(view.judge(&d), Judgement::Accepted);
+    assert_eq!(
+        view.role_of(&est(10), &key(12).public()),
+        Some(MemberRole::Clinician)
+    );
+    let here = Voice::Establishment(est(10));
+    assert_eq!(view.judge(&post(&net, here, 12)), Judgement::Accepted);
+    assert_eq!(
+        view.judge(&net.change(10, 12, 1)),
+        Judgement::Rejected(RejectReason::RoleMayNotPublish)
+    );
+    // A clinician delegates nothing, and a lead cannot make a person.
+    let c = net.delegate(10, 12, 13, MemberRole::Clinician);
+    let p = net.delegate(10, 11, 14, MemberRole::Person);
+    let view = net.view();
+    assert_eq!(
+        view.judge(&c),
+        Judgement::Pending(PendingReason::SignerNotEstablishmentKey)
+    );
+    assert_eq!(
+        view.judge(&p),
+        Judgement::Pending(PendingReason::SignerNotEstablishmentKey)
+    );
+    // Posting for another site, or as a node, has no effect.
+    assert_eq!(
+        view.judge(&post(&net, Voice::Establishment(est(20)), 12)),
+        Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
+    );
+    net.delegate(10, 10, 15, MemberRole::Device);
+    assert_eq!(
+        net.view().judge(&post(&net, here, 15)),
+        Judgement::Rejected(RejectReason::RoleMayNotPost)
+    );
+}
+
+#[test]
+fn a_lead_removes_a_clinician_and_their_past_posts_stay() {
+    let mut net = Net::new(1);
+    net.delegate(10, 11, 12, MemberRole::Clinician);
+    let here = Voice::Establishment(est(10));
+    let before = post(&net, here, 12);
+    let r = net.revoke_key(11, 12, vec![before.id()]);
+    let after = post_at(&net, here, 12, 6);
+    let view = net.view();
+    assert_eq!(view.judge(&r), Judgement::Accepted);
+    assert_eq!(view.judge(&before), Judgement::Accepted);
+    assert_eq!(
+        view.judge(&after),
+        Judgement::Rejected(RejectReason::KeyRevoked)
+    );
+    // A lead of another site cannot, and no lead may revoke a wider key.
+    let mut net = Net::new(1);
+    net.delegate(10, 11, 12, MemberRole::Clinician);
+    let other = net.revoke_key(21, 12, vec![]);
+    net.delegate(10, 10, 16, MemberRole::Person);
+    let peer = net.revoke_key(11, 16, vec![]);
+    let view = net.view();
+    assert_eq!(
+        view.judge(&other),
+        Judgement::Pending(PendingReason::SignerCannotRevoke)
+    );
+    assert_eq!(
+        view.judge(&peer),
+        Judgement::Pending(PendingReason::SignerCannotRevoke)
+    );
+}
+
+#[test]
+fn only_admins_speak_for_the_network() {
+    use crate::post::{Action, Post};
+    let net = Net::new(1);
+    let hide = |signer: u8| {
+        Verified::sign(
+            Body::Post(Box::new(Post {
+                voice: Voice::Admin,
+                action: Action::Hide {
+                    post: EnvelopeId([9; 32]),
+                    reason: "Identifying detail".into(),
+                },
+            })),
+            &key(signer),
+            &net.id,
+            6,
+        )
+    };
+    let view = net.view();
+    assert_eq!(view.judge(&hide(1)), Judgement::Accepted);
+    assert_eq!(
+        view.judge(&hide(11)),
+        Judgement::Pending(PendingReason::SignerNotAdmin)
+    );
 }
