@@ -256,7 +256,13 @@ pub async fn serve_web(
     node: &RunningNode,
     addr: SocketAddr,
 ) -> anyhow::Result<WebServer> {
-    let state = WebState::new(node.reads(), Some(node.net.clone()));
+    // The site's staff sign in to ask and answer, with their own keys.
+    let accounts = gatehouse_node::web::auth::Accounts::new(
+        gatehouse_node::staff::Staff::of(home),
+        node.library.clone(),
+        Some(node.net.clone()),
+    );
+    let state = WebState::new(node.reads(), Some(node.net.clone())).with_accounts(accounts);
     let server = WebServer::start(addr, state).await.map_err(|e| {
         anyhow::anyhow!(UsageError(format!(
             "{e}; choose another address with --web-listen, or use --no-web"

@@ -1,8 +1,10 @@
 //! The web page in a real headless Chromium, driven over WebDriver
 //! (chromedriver): a clinician searches, narrows by a facet, opens an item,
 //! reads its history and a diff, and follows a superseded item to its
-//! successor. axe-core runs inside every page visited; no serious or
-//! critical violation is allowed.
+//! successor; clinicians at two sites, each on their own node and page,
+//! sign in from the keyboard, ask, answer and resolve a question. axe-core
+//! runs inside every page visited; no serious or critical violation is
+//! allowed.
 //!
 //! Needs Chromium and ChromeDriver (Debian's `chromium` and
 //! `chromium-driver`) and axe-core (`npm ci` in `tests/browser`); `.ci/run`
@@ -453,4 +455,210 @@ async fn keyboard_users_skip_to_content_and_see_where_focus_is() {
             .ends_with("#main")
     );
     c.close().await.expect("close");
+}
+
+/// A node of a fresh three-site network serving its web page with staff
+/// accounts, and one clinician's set-up code there.
+struct ForumSite {
+    base: String,
+    login: String,
+    setup_code: String,
+    _server: gatehouse_node::web::WebServer,
+}
+
+async fn forum_site(
+    node: &gatehouse_node::runtime::RunningNode,
+    home: &gatehouse_node::home::Home,
+    name: &str,
+    host: &str,
+) -> ForumSite {
+    use gatehouse_node::staff::Staff;
+    let staff_home = home.clone();
+    let who = name.to_string();
+    let new = node
+        .local(move |lib| {
+            Staff::of(&staff_home).add(
+                lib,
+                &who,
+                None,
+                gatehouse_protocol::certificate::MemberRole::Clinician,
+            )
+        })
+        .await
+        .expect("add staff");
+    let accounts = gatehouse_node::web::auth::Accounts::new(
+        Staff::of(home),
+        std::sync::Arc::clone(&node.library),
+        Some(node.net.clone()),
+    );
+    let state = gatehouse_node::web::WebState::new(node.reads(), Some(node.net.clone()))
+        .with_accounts(accounts);
+    let server = gatehouse_node::web::WebServer::start(([127, 0, 0, 1], 0).into(), state)
+        .await
+        .expect("serve");
+    ForumSite {
+        // Distinct host names, so the two sites' cookies stay apart.
+        base: format!("http://{host}:{}", server.addr.port()),
+        login: new.account.login,
+        setup_code: new.setup_code,
+        _server: server,
+    }
+}
+
+async fn fill(c: &Client, id: &str, value: &str) {
+    let field = c
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no field #{id}: {e}"));
+    field.clear().await.expect("clear");
+    field.send_keys(value).await.expect("type");
+}
+
+/// Signs in for the first time with the set-up code, from the keyboard.
+async fn set_up_and_sign_in(c: &Client, site: &ForumSite) {
+    c.goto(&format!("{}/signin", site.base))
+        .await
+        .expect("sign-in page");
+    assert_accessible(c, "sign in").await;
+    fill(c, "setup-login", &site.login).await;
+    fill(c, "setup-code", &site.setup_code).await;
+    fill(c, "new-password", "correct horse battery staple").await;
+    let before = c.current_url().await.expect("url").to_string();
+    c.find(Locator::Id("new-password"))
+        .await
+        .expect("password field")
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .expect("press Enter");
+    wait_for_navigation(c, &before).await;
+    assert!(text(c, ".account-bar").await.contains("Signed in as"));
+}
+
+/// Reloads the page at `url` until `css` holds `wanted`.
+async fn wait_for_text(c: &Client, url: &str, css: &str, wanted: &str) {
+    let started = Instant::now();
+    loop {
+        c.goto(url).await.expect("load");
+        let now: Vec<String> = texts(c, css).await;
+        // Badges are shown in capitals by the stylesheet.
+        if now
+            .iter()
+            .any(|t| t.to_lowercase().contains(&wanted.to_lowercase()))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{url} never showed {wanted:?} in {css}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clinicians_at_two_sites_ask_and_answer_through_their_own_pages() {
+    use gatehouse_tests::cluster::{Cluster, address};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 3).expect("cluster");
+    let a = cluster.start(0, vec![]).await.expect("start a");
+    let b = cluster
+        .start(1, vec![address(&a).await.expect("a")])
+        .await
+        .expect("start b");
+    let cn = cluster
+        .start(2, vec![address(&a).await.expect("a")])
+        .await
+        .expect("start c");
+    let site_b = forum_site(&b, &cluster.homes[1], "Dr A Patel", "127.0.0.1").await;
+    let site_c = forum_site(&cn, &cluster.homes[2], "Nurse B Okafor", "localhost").await;
+    let (_driver, c) = browser().await;
+
+    // B: sign in, ask.
+    set_up_and_sign_in(&c, &site_b).await;
+    c.goto(&format!("{}/questions", site_b.base))
+        .await
+        .expect("questions");
+    assert_accessible(&c, "questions").await;
+    click_link(&c, "//main", "Ask a question").await;
+    assert_accessible(&c, "ask").await;
+    fill(&c, "title", "Gabapentinoid diversion on a Cat C wing").await;
+    fill(&c, "body", "How do you manage it on the wings?").await;
+    c.find(Locator::Id("pathway-pharmacy-medicines"))
+        .await
+        .expect("pathway box")
+        .send_keys(" ")
+        .await
+        .expect("tick with the space bar");
+    click_to_navigate(&c, Locator::Css("form[action='/questions'] button"), "send").await;
+    let thread_b = c.current_url().await.expect("url").to_string();
+    assert_eq!(
+        text(&c, "h1").await,
+        "Gabapentinoid diversion on a Cat C wing"
+    );
+    assert_accessible(&c, "thread").await;
+    let path = thread_b
+        .split_once("/threads/")
+        .map(|(_, id)| format!("/threads/{id}"))
+        .expect("a thread address");
+
+    // C: sign in, find it among the open questions, answer.
+    set_up_and_sign_in(&c, &site_c).await;
+    wait_for_text(
+        &c,
+        &format!("{}/questions", site_c.base),
+        "ol.results .result-title",
+        "Gabapentinoid diversion",
+    )
+    .await;
+    click_link(
+        &c,
+        "//ol[contains(@class,'results')]",
+        "Gabapentinoid diversion on a Cat C wing",
+    )
+    .await;
+    assert!(
+        text(&c, ".post-meta")
+            .await
+            .contains("Dr A Patel (clinician), HMP Site 1")
+    );
+    fill(
+        &c,
+        "reply",
+        "Supervised liquid formulations, and a wing-based check.",
+    )
+    .await;
+    click_to_navigate(
+        &c,
+        Locator::Css("form[action$='/reply'] button"),
+        "send answer",
+    )
+    .await;
+    assert_accessible(&c, "thread with an answer").await;
+
+    // B: the answer arrives; mark it as the one that resolved the question.
+    wait_for_text(
+        &c,
+        &thread_b,
+        ".post-meta",
+        "Nurse B Okafor (clinician), HMP Site 2",
+    )
+    .await;
+    click_to_navigate(
+        &c,
+        Locator::XPath("//button[normalize-space()='This resolved my question']"),
+        "resolve",
+    )
+    .await;
+
+    // C sees it resolved.
+    wait_for_text(
+        &c,
+        &format!("{}{path}", site_c.base),
+        ".post .badge",
+        "This answer resolved the question",
+    )
+    .await;
+    for n in [&a, &b, &cn] {
+        n.stop().await;
+    }
 }

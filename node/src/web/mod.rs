@@ -4,14 +4,17 @@
 //! needs no JavaScript, styled by one small stylesheet, served with a strict
 //! Content-Security-Policy. Programs (and the CLI, while the node runs) use
 //! the JSON API under `/api/v1`, described by the OpenAPI document at
-//! `/api/v1/openapi.json`. Everything here is read-only: publishing stays
-//! with the CLI and the control socket.
+//! `/api/v1/openapi.json`. Publishing stays with the CLI and the control
+//! socket; signed-in staff ask and answer questions on the forum pages
+//! ([`forum`], [`auth`]).
 //!
 //! Handlers read the library's latest [`ReadView`] on tokio's blocking
 //! pool: they take no lock that the network or an ingest holds, and a slow
 //! query never stalls the runtime that also drives the network.
 
 pub mod api;
+pub mod auth;
+pub mod forum;
 pub mod pages;
 mod serve;
 
@@ -70,6 +73,8 @@ pub struct WebState {
     /// Turns on the blocking pool: work past its budget still holds its
     /// turn until it ends, so late work cannot pile up.
     turns: Arc<tokio::sync::Semaphore>,
+    /// The people who may sign in and post; `None`: the page is read-only.
+    pub accounts: Option<Arc<auth::Accounts>>,
 }
 
 impl WebState {
@@ -81,7 +86,14 @@ impl WebState {
             net,
             budget: READ_BUDGET,
             turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+            accounts: None,
         }
+    }
+
+    /// Lets this node's staff sign in and post.
+    pub fn with_accounts(mut self, accounts: auth::Accounts) -> Self {
+        self.accounts = Some(Arc::new(accounts));
+        self
     }
 
     /// Runs `f` on the library's latest read view, on the blocking pool. It
@@ -144,6 +156,27 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LocalClient {
                 .extensions
                 .get::<axum::extract::ConnectInfo<SocketAddr>>()
                 .is_none_or(|c| c.0.ip().is_loopback()),
+        ))
+    }
+}
+
+/// The client's address, when the connection has one (a request made
+/// in-process has none).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
         ))
     }
 }
@@ -437,12 +470,12 @@ async fn loopback_hosts_only(request: Request, next: Next) -> Response {
 /// Every route: the web page and the API. `loopback_only` refuses requests
 /// whose `Host` is not a loopback name.
 pub fn router(state: WebState, loopback_only: bool) -> Router {
-    let routes =
-        pages::routes()
-            .merge(api::routes())
-            .layer(tower::limit::ConcurrencyLimitLayer::new(
-                MAX_CONCURRENT_REQUESTS,
-            ));
+    let routes = pages::routes()
+        .merge(forum::routes())
+        .merge(api::routes())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ));
     let routes = if loopback_only {
         routes.layer(axum::middleware::from_fn(loopback_hosts_only))
     } else {

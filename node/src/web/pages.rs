@@ -60,21 +60,30 @@ async fn stylesheet() -> impl IntoResponse {
 
 /// Which part of the navigation a page belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Section {
+pub(super) enum Section {
     Home,
     Search,
+    Questions,
     Establishments,
     Network,
     None,
 }
 
 /// The network and establishment this node serves, for the header.
-struct Site {
-    network: String,
+pub(super) struct Site {
+    pub(super) network: String,
     establishment: String,
 }
 
-fn site(lib: &ReadView) -> Site {
+/// The header for a page drawn without the library.
+pub(super) fn fallback_site() -> Site {
+    Site {
+        network: "Gatehouse".into(),
+        establishment: String::new(),
+    }
+}
+
+pub(super) fn site(lib: &ReadView) -> Site {
     let est = lib.establishment();
     Site {
         network: lib
@@ -90,10 +99,11 @@ fn site(lib: &ReadView) -> Site {
     }
 }
 
-fn layout(site: &Site, section: Section, title: &str, content: Markup) -> Markup {
+pub(super) fn layout(site: &Site, section: Section, title: &str, content: Markup) -> Markup {
     let nav = [
         (Section::Home, "/", "Home"),
         (Section::Search, "/search", "Search"),
+        (Section::Questions, "/questions", "Questions"),
         (Section::Establishments, "/establishments", "Establishments"),
         (Section::Network, "/network", "Network"),
     ];
@@ -130,8 +140,8 @@ fn layout(site: &Site, section: Section, title: &str, content: Markup) -> Markup
                 main #main .width tabindex="-1" { (content) }
                 footer.footer {
                     div.width {
-                        p { "A read-only view of the library held by this node. Documents are published with the "
-                            code { "gatehouse" } " command." }
+                        p { "The library held by this node. Documents are published with the "
+                            code { "gatehouse" } " command; questions and answers are signed by the staff who write them." }
                     }
                 }
             }
@@ -139,22 +149,19 @@ fn layout(site: &Site, section: Section, title: &str, content: Markup) -> Markup
     }
 }
 
-fn page(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn page(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
 /// Renders an error as a page of its own.
-fn error_page(site: Option<&Site>, e: &WebError) -> Response {
+pub(super) fn error_page(site: Option<&Site>, e: &WebError) -> Response {
     let title = match e {
         WebError::BadRequest(_) => "There is a problem with this request",
         WebError::NotFound(_) => "Page not found",
         WebError::Internal(_) => "Sorry, there is a problem with this node",
         WebError::Busy(_) => "This node is busy",
     };
-    let fallback = Site {
-        network: "Gatehouse".into(),
-        establishment: String::new(),
-    };
+    let fallback = fallback_site();
     let content = html! {
         h1 { (title) }
         div.error-summary role="alert" { p { (e.to_string()) } }
@@ -175,7 +182,7 @@ async fn not_found(State(state): State<WebState>) -> Response {
 }
 
 /// Runs a page renderer on the library; errors become error pages.
-async fn render(
+pub(super) async fn render(
     state: &WebState,
     f: impl FnOnce(&ReadView, &Site) -> Result<Markup, WebError> + Send + 'static,
 ) -> Response {
@@ -234,7 +241,7 @@ fn date_of(rfc3339: &str) -> &str {
     rfc3339.get(..10).unwrap_or(rfc3339)
 }
 
-fn date_ms(ms: u64) -> String {
+pub(super) fn date_ms(ms: u64) -> String {
     date_of(&format_ms(ms)).to_string()
 }
 

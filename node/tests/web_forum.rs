@@ -1,0 +1,382 @@
+//! Signing in and asking on the web page, over real HTTP on loopback: the
+//! set-up code then a password; a form without its CSRF token refused; a
+//! token planted before sign-in worth nothing; five wrong passwords lock
+//! the login; an NHS number refused where it is written; a removed
+//! person's session ends; script, handlers, `javascript:` links and remote
+//! images in a post render inert.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use gatehouse_node::library::Library;
+use gatehouse_node::staff::Staff;
+use gatehouse_node::web::auth::{Accounts, SESSION_COOKIE};
+use gatehouse_node::web::{WebServer, WebState};
+use gatehouse_protocol::certificate::MemberRole;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+
+struct Site {
+    _dir: tempfile::TempDir,
+    home: gatehouse_node::home::Home,
+    library: Arc<Mutex<Library>>,
+    server: WebServer,
+    client: reqwest::Client,
+    setup_code: String,
+}
+
+const LOGIN: &str = "dr-a-patel";
+const PASSWORD: &str = "a long enough password";
+
+async fn site() -> Site {
+    let (dir, home, mut lib) = common::new_site();
+    let new = Staff::of(&home)
+        .add(&mut lib, "Dr A Patel", None, MemberRole::Clinician)
+        .expect("add");
+    let reads = lib.reads();
+    let library = Arc::new(Mutex::new(lib));
+    let state = WebState::new(reads, None).with_accounts(Accounts::new(
+        Staff::of(&home),
+        library.clone(),
+        None,
+    ));
+    let server = WebServer::start(([127, 0, 0, 1], 0).into(), state)
+        .await
+        .expect("serve");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    Site {
+        _dir: dir,
+        home,
+        library,
+        server,
+        client,
+        setup_code: new.setup_code,
+    }
+}
+
+impl Site {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).expect("form"));
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, format!("{SESSION_COOKIE}={c}"));
+        }
+        req.send().await.expect("post")
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, format!("{SESSION_COOKIE}={c}"));
+        }
+        req.send().await.expect("get")
+    }
+
+    /// Signs in (the first time, with the set-up code); returns the token.
+    async fn sign_in(&self, first: bool) -> String {
+        let mut form = vec![
+            ("login", LOGIN),
+            ("password", PASSWORD),
+            ("next", "/questions"),
+        ];
+        if first {
+            form.push(("setup_code", self.setup_code.as_str()));
+        }
+        let r = self.post("/signin", None, &form).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+        let cookie = r
+            .headers()
+            .get(SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .expect("a session cookie")
+            .to_string();
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+        assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(cookie.contains("Secure"), "{cookie}");
+        cookie
+            .split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_string())
+            .expect("token")
+    }
+
+    /// The CSRF token on a page the signed-in person sees.
+    async fn csrf(&self, token: &str) -> String {
+        let page = self
+            .get("/questions/ask", Some(token))
+            .await
+            .text()
+            .await
+            .expect("page");
+        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        page[at..at + 64].to_string()
+    }
+
+    fn threads(&self) -> usize {
+        let lib = self.library.lock().expect("lock");
+        lib.read_view()
+            .threads(
+                &gatehouse_node::query::forum::ThreadQuery {
+                    list: gatehouse_node::query::forum::ThreadList::All,
+                    ..Default::default()
+                },
+                0,
+            )
+            .len()
+    }
+
+    async fn ask(&self, token: &str, csrf: &str, title: &str, body: &str) -> reqwest::Response {
+        self.post(
+            "/questions",
+            Some(token),
+            &[
+                ("csrf", csrf),
+                ("title", title),
+                ("body", body),
+                ("pathway", "pharmacy-medicines"),
+                ("urgency", "within-a-week"),
+            ],
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_clinician_sets_up_signs_in_and_asks_with_their_own_name() {
+    let site = site().await;
+    let token = site.sign_in(true).await;
+    let csrf = site.csrf(&token).await;
+    let r = site
+        .ask(
+            &token,
+            &csrf,
+            "Gabapentinoid diversion on a Cat C wing",
+            "How do you manage it?",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[LOCATION]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(to.starts_with("/threads/"), "{to}");
+    let page = site
+        .get(&to, Some(&token))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("Gabapentinoid diversion on a Cat C wing"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Dr A Patel (clinician), HMP Northgate"),
+        "{page}"
+    );
+    // Anyone may read it; only the signed in see the answer form.
+    let anonymous = site.get(&to, None).await.text().await.expect("page");
+    assert!(anonymous.contains("Gabapentinoid diversion"));
+    assert!(!anonymous.contains("Answer this question"));
+    assert!(page.contains("Answer this question"));
+    // Signing in again later uses the password.
+    let again = site.sign_in(false).await;
+    assert_ne!(again, token, "every sign-in makes a new session");
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_and_stores_nothing() {
+    let site = site().await;
+    let token = site.sign_in(true).await;
+    let r = site.ask(&token, "", "A question", "Some detail").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = site
+        .ask(&token, &"0".repeat(64), "A question", "Some detail")
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(site.threads(), 0);
+    // Without a session, a post is sent to sign in.
+    let r = site
+        .ask("f".repeat(64).as_str(), "x", "A question", "Some detail")
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()[LOCATION]
+            .to_str()
+            .expect("loc")
+            .starts_with("/signin")
+    );
+    assert_eq!(site.threads(), 0);
+}
+
+#[tokio::test]
+async fn a_token_planted_before_sign_in_is_worth_nothing() {
+    let site = site().await;
+    let planted = "ab".repeat(32);
+    let r = site.get("/questions/ask", Some(&planted)).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "an unknown token is no session"
+    );
+    // Signing in with the planted cookie sent along issues a fresh token.
+    let r = site
+        .post(
+            "/signin",
+            Some(&planted),
+            &[
+                ("login", LOGIN),
+                ("password", PASSWORD),
+                ("setup_code", site.setup_code.as_str()),
+            ],
+        )
+        .await;
+    let cookie = r.headers()[SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(!cookie.contains(&planted), "{cookie}");
+    let r = site.get("/questions/ask", Some(&planted)).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the planted token still opens nothing"
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_login() {
+    let site = site().await;
+    site.sign_in(true).await;
+    for _ in 0..5 {
+        let r = site
+            .post(
+                "/signin",
+                None,
+                &[("login", LOGIN), ("password", "not the password at all")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = site
+        .post("/signin", None, &[("login", LOGIN), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("locked for 15 minutes"), "{page}");
+}
+
+#[tokio::test]
+async fn an_nhs_number_is_refused_where_it_is_written() {
+    let site = site().await;
+    let token = site.sign_in(true).await;
+    let csrf = site.csrf(&token).await;
+    let r = site
+        .ask(
+            &token,
+            &csrf,
+            "Transfer",
+            "Seen on the wing.\nNHS 943 476 5919 today",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("line 2, column 5"), "{page}");
+    assert!(
+        page.contains("Seen on the wing."),
+        "what was written is kept: {page}"
+    );
+    assert_eq!(site.threads(), 0);
+}
+
+#[tokio::test]
+async fn a_removed_persons_session_ends() {
+    let site = site().await;
+    let token = site.sign_in(true).await;
+    assert_eq!(
+        site.get("/questions/ask", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    {
+        let mut lib = site.library.lock().expect("lock");
+        Staff::of(&site.home)
+            .remove(&mut lib, LOGIN, "left the service")
+            .expect("remove");
+    }
+    assert_eq!(
+        site.get("/questions/ask", Some(&token)).await.status(),
+        StatusCode::SEE_OTHER,
+        "the session ended with the key"
+    );
+}
+
+#[tokio::test]
+async fn script_handlers_javascript_links_and_remote_images_render_inert() {
+    let site = site().await;
+    let token = site.sign_in(true).await;
+    let csrf = site.csrf(&token).await;
+    let body = "Hello <script>alert(1)</script> <a href=\"x\" onclick=\"alert(2)\">x</a> \
+                [click](javascript:alert(3)) ![img](http://198.51.100.7/track.png) \
+                <img src=\"http://198.51.100.7/pixel.png\" onerror=\"alert(4)\">";
+    let r = site.ask(&token, &csrf, "Rendering test", body).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[LOCATION]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let page = site.get(&to, None).await.text().await.expect("page");
+    for bad in [
+        "<script",
+        "onclick",
+        "onerror",
+        "javascript:",
+        "198.51.100.7/track",
+        "<img",
+    ] {
+        assert!(!page.contains(bad), "{bad} in {page}");
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_posted_from_another_site_is_refused() {
+    let site = site().await;
+    let form = serde_urlencoded::to_string([
+        ("login", LOGIN),
+        ("password", PASSWORD),
+        ("setup_code", site.setup_code.as_str()),
+    ])
+    .expect("form");
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let r = site
+            .client
+            .post(site.url("/signin"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(name, value)
+            .body(form.clone())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+        assert!(r.headers().get(SET_COOKIE).is_none());
+    }
+}
