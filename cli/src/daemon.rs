@@ -22,7 +22,7 @@ use clap::Args;
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetConfig;
 use gatehouse_node::runtime::RunningNode;
-use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebServer, WebState};
+use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebServer};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -257,12 +257,7 @@ pub async fn serve_web(
     addr: SocketAddr,
 ) -> anyhow::Result<WebServer> {
     // The site's staff sign in to ask and answer, with their own keys.
-    let accounts = gatehouse_node::web::auth::Accounts::new(
-        gatehouse_node::staff::Staff::of(home),
-        node.library.clone(),
-        Some(node.net.clone()),
-    );
-    let state = WebState::new(node.reads(), Some(node.net.clone())).with_accounts(accounts);
+    let state = node.web_state(home);
     let server = WebServer::start(addr, state).await.map_err(|e| {
         anyhow::anyhow!(UsageError(format!(
             "{e}; choose another address with --web-listen, or use --no-web"

@@ -90,6 +90,17 @@ impl RunningNode {
         out
     }
 
+    /// The web page's state for this node: its reads and network, and its
+    /// staff (kept in `home`) signing in to post.
+    pub fn web_state(&self, home: &Home) -> crate::web::WebState {
+        let accounts = crate::web::auth::Accounts::new(
+            crate::staff::Staff::of(home),
+            Arc::clone(&self.library),
+            Some(self.net.clone()),
+        );
+        crate::web::WebState::new(self.reads(), Some(self.net.clone())).with_accounts(accounts)
+    }
+
     /// Stops the network.
     pub async fn stop(&self) {
         self.net.shutdown().await;

@@ -10,6 +10,8 @@ use gatehouse_node::net::{Multiaddr, NetConfig};
 use gatehouse_node::query::filter::Filter;
 use gatehouse_node::replica::bundle;
 use gatehouse_node::runtime::RunningNode;
+use gatehouse_node::staff::{NewAccount, Staff};
+use gatehouse_node::web::WebServer;
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::key::SecretKey;
@@ -96,6 +98,33 @@ impl Cluster {
     pub async fn start(&self, i: usize, bootstrap: Vec<Multiaddr>) -> anyhow::Result<RunningNode> {
         Ok(RunningNode::start(&self.homes[i], loopback(bootstrap)).await?)
     }
+
+    /// Starts every site, each later one dialling site 0.
+    pub async fn start_all(&self) -> anyhow::Result<Vec<RunningNode>> {
+        let first = self.start(0, vec![]).await?;
+        let at = address(&first).await?;
+        let mut nodes = vec![first];
+        for i in 1..self.homes.len() {
+            nodes.push(self.start(i, vec![at.clone()]).await?);
+        }
+        Ok(nodes)
+    }
+}
+
+/// Adds `name` as a clinician at site `node` (its data directory `home`)
+/// and serves that node's web page, staff signing in, on loopback.
+pub async fn serve_with_staff(
+    node: &RunningNode,
+    home: &Home,
+    name: &str,
+) -> anyhow::Result<(WebServer, NewAccount)> {
+    let staff_home = home.clone();
+    let who = name.to_string();
+    let new = node
+        .local(move |lib| Staff::of(&staff_home).add(lib, &who, None, MemberRole::Clinician))
+        .await?;
+    let server = WebServer::start(([127, 0, 0, 1], 0).into(), node.web_state(home)).await?;
+    Ok((server, new))
 }
 
 /// A network configuration for tests: loopback, no mDNS, quick retries.

@@ -472,30 +472,9 @@ async fn forum_site(
     name: &str,
     host: &str,
 ) -> ForumSite {
-    use gatehouse_node::staff::Staff;
-    let staff_home = home.clone();
-    let who = name.to_string();
-    let new = node
-        .local(move |lib| {
-            Staff::of(&staff_home).add(
-                lib,
-                &who,
-                None,
-                gatehouse_protocol::certificate::MemberRole::Clinician,
-            )
-        })
+    let (server, new) = gatehouse_tests::cluster::serve_with_staff(node, home, name)
         .await
-        .expect("add staff");
-    let accounts = gatehouse_node::web::auth::Accounts::new(
-        Staff::of(home),
-        std::sync::Arc::clone(&node.library),
-        Some(node.net.clone()),
-    );
-    let state = gatehouse_node::web::WebState::new(node.reads(), Some(node.net.clone()))
-        .with_accounts(accounts);
-    let server = gatehouse_node::web::WebServer::start(([127, 0, 0, 1], 0).into(), state)
-        .await
-        .expect("serve");
+        .expect("serve with staff");
     ForumSite {
         // Distinct host names, so the two sites' cookies stay apart.
         base: format!("http://{host}:{}", server.addr.port()),
@@ -557,20 +536,11 @@ async fn wait_for_text(c: &Client, url: &str, css: &str, wanted: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clinicians_at_two_sites_ask_and_answer_through_their_own_pages() {
-    use gatehouse_tests::cluster::{Cluster, address};
     let dir = tempfile::tempdir().expect("tempdir");
-    let cluster = Cluster::new(dir.path(), 3).expect("cluster");
-    let a = cluster.start(0, vec![]).await.expect("start a");
-    let b = cluster
-        .start(1, vec![address(&a).await.expect("a")])
-        .await
-        .expect("start b");
-    let cn = cluster
-        .start(2, vec![address(&a).await.expect("a")])
-        .await
-        .expect("start c");
-    let site_b = forum_site(&b, &cluster.homes[1], "Dr A Patel", "127.0.0.1").await;
-    let site_c = forum_site(&cn, &cluster.homes[2], "Nurse B Okafor", "localhost").await;
+    let cluster = gatehouse_tests::cluster::Cluster::new(dir.path(), 3).expect("cluster");
+    let nodes = cluster.start_all().await.expect("start");
+    let site_b = forum_site(&nodes[1], &cluster.homes[1], "Dr A Patel", "127.0.0.1").await;
+    let site_c = forum_site(&nodes[2], &cluster.homes[2], "Nurse B Okafor", "localhost").await;
     let (_driver, c) = browser().await;
 
     // B: sign in, ask.
@@ -658,7 +628,7 @@ async fn clinicians_at_two_sites_ask_and_answer_through_their_own_pages() {
         "This answer resolved the question",
     )
     .await;
-    for n in [&a, &b, &cn] {
+    for n in &nodes {
         n.stop().await;
     }
 }

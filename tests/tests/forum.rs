@@ -5,15 +5,12 @@
 //! sees it resolved. Every post is signed by the person's own key, made
 //! and delegated at their site after the network formed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_node::runtime::RunningNode;
-use gatehouse_node::staff::Staff;
-use gatehouse_node::web::auth::{Accounts, SESSION_COOKIE};
-use gatehouse_node::web::{WebServer, WebState};
-use gatehouse_protocol::certificate::MemberRole;
-use gatehouse_tests::cluster::{Cluster, address};
+use gatehouse_node::web::WebServer;
+use gatehouse_node::web::auth::SESSION_COOKIE;
+use gatehouse_tests::cluster::{Cluster, serve_with_staff};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 
@@ -31,21 +28,9 @@ struct Clinician {
 impl Clinician {
     /// Adds `name` as staff at `node`, serves its web page and signs in.
     async fn at(node: &RunningNode, home: &gatehouse_node::home::Home, name: &str) -> Self {
-        let staff_home = home.clone();
-        let who = name.to_string();
-        let new = node
-            .local(move |lib| Staff::of(&staff_home).add(lib, &who, None, MemberRole::Clinician))
+        let (server, new) = serve_with_staff(node, home, name)
             .await
-            .expect("add staff");
-        let accounts = Accounts::new(
-            Staff::of(home),
-            Arc::clone(&node.library),
-            Some(node.net.clone()),
-        );
-        let state = WebState::new(node.reads(), Some(node.net.clone())).with_accounts(accounts);
-        let server = WebServer::start(([127, 0, 0, 1], 0).into(), state)
-            .await
-            .expect("serve");
+            .expect("serve with staff");
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -144,17 +129,10 @@ impl Clinician {
 async fn two_clinicians_at_two_sites_ask_answer_and_resolve_through_their_pages() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::new(dir.path(), 3).expect("cluster");
-    let a = cluster.start(0, vec![]).await.expect("start a");
-    let b = cluster
-        .start(1, vec![address(&a).await.expect("a")])
-        .await
-        .expect("start b");
-    let c = cluster
-        .start(2, vec![address(&a).await.expect("a")])
-        .await
-        .expect("start c");
-    let patel = Clinician::at(&b, &cluster.homes[1], "Dr A Patel").await;
-    let okafor = Clinician::at(&c, &cluster.homes[2], "Nurse B Okafor").await;
+    let nodes = cluster.start_all().await.expect("start");
+    let (b, c) = (&nodes[1], &nodes[2]);
+    let patel = Clinician::at(b, &cluster.homes[1], "Dr A Patel").await;
+    let okafor = Clinician::at(c, &cluster.homes[2], "Nurse B Okafor").await;
 
     let thread = patel
         .post(
@@ -214,7 +192,7 @@ async fn two_clinicians_at_two_sites_ask_answer_and_resolve_through_their_pages(
     okafor
         .sees("/questions?list=answered", "Gabapentinoid diversion")
         .await;
-    for n in [&a, &b, &c] {
+    for n in &nodes {
         n.stop().await;
     }
 }

@@ -28,6 +28,7 @@ use gatehouse_protocol::key::SecretKey;
 use crate::home::random_bytes;
 use crate::library::Library;
 use crate::net::NetHandle;
+use crate::query::Reads;
 use crate::staff::{Staff, StaffError};
 
 /// The session cookie's name.
@@ -120,6 +121,9 @@ pub enum SignInError {
 pub struct Accounts {
     staff: Staff,
     library: Arc<Mutex<Library>>,
+    /// The library's latest view: a session's key is checked against its
+    /// trust without the library's lock, so a page never waits on ingest.
+    reads: Reads,
     net: Option<NetHandle>,
     sessions: Mutex<HashMap<String, Session>>,
     by_login: Mutex<HashMap<String, Failures>>,
@@ -142,9 +146,11 @@ pub fn same_token(a: &str, b: &str) -> bool {
 impl Accounts {
     /// Accounts kept in `staff`, posting to `library` and announcing on `net`.
     pub fn new(staff: Staff, library: Arc<Mutex<Library>>, net: Option<NetHandle>) -> Self {
+        let reads = library.lock().unwrap_or_else(|p| p.into_inner()).reads();
         Accounts {
             staff,
             library,
+            reads,
             net,
             sessions: Mutex::default(),
             by_login: Mutex::default(),
@@ -238,9 +244,8 @@ impl Accounts {
     }
 
     fn key_in_force(&self, key: &SecretKey) -> bool {
-        let lib = self.library.lock().unwrap_or_else(|p| p.into_inner());
-        let est = lib.config().establishment;
-        lib.trust().can_act(&est, &key.public())
+        let view = self.reads.latest();
+        view.trust().can_act(&view.establishment(), &key.public())
     }
 
     /// The session a request's cookie names, if it is still good: not idle

@@ -149,14 +149,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LocalClient {
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .is_none_or(|c| c.0.ip().is_loopback()),
-        ))
+        let ClientAddr(addr) = ClientAddr::from_request_parts(parts, state).await?;
+        Ok(Self(addr.is_none_or(|a| a.is_loopback())))
     }
 }
 
