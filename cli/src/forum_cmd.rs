@@ -184,7 +184,12 @@ pub fn operate(ctx: &mut Ctx<'_>, op: ForumOp) -> anyhow::Result<ForumOutcome> {
                 list,
                 pathways,
                 limit,
-                person: Some(ctx.lib()?.signing_key()?.public()),
+                // Only "mine" needs to know who asks (the site lead's key).
+                person: if list == ThreadList::Mine {
+                    Some(ctx.lib()?.signing_key()?.public())
+                } else {
+                    None
+                },
                 about: None,
             },
             now_ms,
