@@ -878,20 +878,26 @@ impl TrustView {
             return Judgement::Pending(PendingReason::EstablishmentNotAdmitted);
         }
         if !self.is_key_of(owner, signer) {
-            return if self
-                .establishments
-                .keys()
-                .any(|e| self.is_key_of(e, signer))
-            {
-                Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
-            } else {
-                Judgement::Pending(PendingReason::SignerNotDelegated)
-            };
+            return self.not_a_key_of_it(signer);
         }
         if self.role_of(owner, signer) == Some(MemberRole::Clinician) {
             return Judgement::Rejected(RejectReason::RoleMayNotPublish);
         }
         self.authority_ok(signer, owner, id)
+    }
+
+    /// The judgement of an envelope for an establishment `signer` is not a
+    /// key of: refused if it acts for another, waiting if for none yet.
+    fn not_a_key_of_it(&self, signer: &PublicKey) -> Judgement {
+        if self
+            .establishments
+            .keys()
+            .any(|e| self.is_key_of(e, signer))
+        {
+            Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
+        } else {
+            Judgement::Pending(PendingReason::SignerNotDelegated)
+        }
     }
 
     /// The role `key` holds at `establishment`: an admitted or
@@ -942,17 +948,7 @@ impl TrustView {
             return Judgement::Pending(PendingReason::EstablishmentNotAdmitted);
         }
         match self.role_of(est, signer) {
-            None => {
-                if self
-                    .establishments
-                    .keys()
-                    .any(|e| self.is_key_of(e, signer))
-                {
-                    Judgement::Rejected(RejectReason::SignerOfAnotherEstablishment)
-                } else {
-                    Judgement::Pending(PendingReason::SignerNotDelegated)
-                }
-            }
+            None => self.not_a_key_of_it(signer),
             Some(MemberRole::Device) => Judgement::Rejected(RejectReason::RoleMayNotPost),
             Some(_) => self.authority_ok(signer, est, id),
         }
