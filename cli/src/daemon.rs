@@ -22,7 +22,7 @@ use clap::Args;
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetConfig;
 use gatehouse_node::runtime::RunningNode;
-use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebServer};
+use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebAccess, WebServer};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -70,6 +70,11 @@ pub struct RunArgs {
     /// default, `0.0.0.0:8480` serves the site's network
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_WEB_LISTEN)]
     pub web_listen: SocketAddr,
+    /// Who may read the web page and API: `open` (anyone who can reach
+    /// it) or `staff` (this node's signed-in staff only). The default is
+    /// open on loopback and staff anywhere else
+    #[arg(long, value_name = "ACCESS", value_parser = ["open", "staff"])]
+    pub web_access: Option<String>,
     /// Do not serve the web page and JSON API
     #[arg(long)]
     pub no_web: bool,
@@ -196,6 +201,10 @@ fn init_tracing(format: &str) {
 /// Runs the node until Ctrl-C or SIGTERM.
 pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
+    let access = match args.web_access.as_deref() {
+        Some(a) => a.parse().map_err(UsageError)?,
+        None => WebAccess::default_for(args.web_listen),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -206,7 +215,7 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         let web = if args.no_web {
             None
         } else {
-            match serve_web(&home, &node, args.web_listen).await {
+            match serve_web(&home, &node, args.web_listen, access).await {
                 Ok(w) => Some(w),
                 Err(e) => {
                     let _ = std::fs::remove_file(&socket);
@@ -255,9 +264,17 @@ pub async fn serve_web(
     home: &Home,
     node: &RunningNode,
     addr: SocketAddr,
+    access: WebAccess,
 ) -> anyhow::Result<WebServer> {
     // The site's staff sign in to ask and answer, with their own keys.
-    let state = node.web_state(home);
+    let state = node.web_state(home).with_access(access);
+    if access == WebAccess::Open && !addr.ip().is_loopback() {
+        tracing::warn!(
+            address = %addr,
+            "the web page is open to anyone who can reach this address; \
+             --web-access staff limits it to this node's signed-in staff"
+        );
+    }
     let server = WebServer::start(addr, state).await.map_err(|e| {
         anyhow::anyhow!(UsageError(format!(
             "{e}; choose another address with --web-listen, or use --no-web"

@@ -20,6 +20,7 @@ use gatehouse_node::query::filter::Filter;
 use gatehouse_node::replica::bundle;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::{SampleEstablishment, read_sample_dir};
+use gatehouse_node::web::WebAccess;
 
 use crate::daemon;
 
@@ -158,9 +159,9 @@ pub fn run(
             daemon::serve_control(home, node.clone()).await?;
             // The usual web port and the next two if free, any port if not.
             let port = DEMO_WEB_PORT + u16::try_from(n).unwrap_or(0);
-            let web = match daemon::serve_web(home, &node, ([127, 0, 0, 1], port).into()).await {
+            let web = match daemon::serve_web(home, &node, ([127, 0, 0, 1], port).into(), WebAccess::Open).await {
                 Ok(w) => w,
-                Err(_) => daemon::serve_web(home, &node, ([127, 0, 0, 1], 0).into()).await?,
+                Err(_) => daemon::serve_web(home, &node, ([127, 0, 0, 1], 0).into(), WebAccess::Open).await?,
             };
             webs.push(web);
             previous = Some(addr);

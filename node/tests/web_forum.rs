@@ -8,11 +8,12 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gatehouse_node::library::Library;
 use gatehouse_node::staff::Staff;
-use gatehouse_node::web::auth::{Accounts, SESSION_COOKIE};
-use gatehouse_node::web::{WebServer, WebState};
+use gatehouse_node::web::auth::{Accounts, IDLE_TIMEOUT, SESSION_COOKIE};
+use gatehouse_node::web::{WebAccess, WebServer, WebState};
 use gatehouse_protocol::certificate::MemberRole;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -30,17 +31,21 @@ const LOGIN: &str = "dr-a-patel";
 const PASSWORD: &str = "a long enough password";
 
 async fn site() -> Site {
+    site_with(WebAccess::Open, IDLE_TIMEOUT).await
+}
+
+async fn site_with(access: WebAccess, idle: Duration) -> Site {
     let (dir, home, mut lib) = common::new_site();
     let new = Staff::of(&home)
         .add(&mut lib, "Dr A Patel", None, MemberRole::Clinician)
         .expect("add");
     let reads = lib.reads();
     let library = Arc::new(Mutex::new(lib));
-    let state = WebState::new(reads, None).with_accounts(Accounts::new(
-        Staff::of(&home),
-        library.clone(),
-        None,
-    ));
+    let mut accounts = Accounts::new(Staff::of(&home), library.clone(), None);
+    accounts.idle = idle;
+    let state = WebState::new(reads, None)
+        .with_accounts(accounts)
+        .with_access(access);
     let server = WebServer::start(([127, 0, 0, 1], 0).into(), state)
         .await
         .expect("serve");
@@ -379,4 +384,83 @@ async fn a_sign_in_posted_from_another_site_is_refused() {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
         assert!(r.headers().get(SET_COOKIE).is_none());
     }
+}
+
+#[tokio::test]
+async fn a_staff_only_node_shows_others_nothing_but_the_way_in() {
+    let s = site_with(WebAccess::Staff, IDLE_TIMEOUT).await;
+    // A browser is sent to sign in, and told where it was going.
+    for path in [
+        "/",
+        "/search?q=policy",
+        "/questions",
+        "/establishments",
+        "/network",
+    ] {
+        let r = s.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        let to = r.headers()[LOCATION]
+            .to_str()
+            .expect("location")
+            .to_string();
+        let back = serde_urlencoded::to_string([("next", path)]).expect("query");
+        assert_eq!(to, format!("/signin?{back}"), "{path}");
+    }
+    // A program is answered 401, with no roster and no library in it.
+    for path in [
+        "/api/v1/establishments",
+        "/api/v1/status",
+        "/api/v1/search?q=x",
+    ] {
+        let r = s.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let body = r.text().await.expect("body");
+        assert!(body.contains("sign in"), "{body}");
+        assert!(!body.contains("Dr A Patel"), "{body}");
+    }
+    // A cookie that names no session is no way in either.
+    let r = s.get("/api/v1/status", Some(&"0".repeat(64))).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The way in and its stylesheet are open.
+    assert_eq!(
+        s.get("/signin?next=%2F", None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get("/static/style.css", None).await.status(),
+        StatusCode::OK
+    );
+
+    // Signed in, everything reads as on an open node.
+    let token = s.sign_in(true).await;
+    assert_eq!(s.get("/", Some(&token)).await.status(), StatusCode::OK);
+    let r = s.get("/api/v1/establishments", Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Signed out, the door shuts again.
+    let csrf = s.csrf(&token).await;
+    let r = s
+        .post("/signout", Some(&token), &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        s.get("/", Some(&token)).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_session_left_idle_past_the_time_out_ends() {
+    let s = site_with(WebAccess::Staff, Duration::from_secs(2)).await;
+    let token = s.sign_in(true).await;
+    // Each request keeps the session alive...
+    for _ in 0..4 {
+        assert_eq!(s.get("/", Some(&token)).await.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    // ...and one left idle past the time-out is over.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        s.get("/", Some(&token)).await.status(),
+        StatusCode::SEE_OTHER
+    );
 }

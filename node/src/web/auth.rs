@@ -330,6 +330,54 @@ pub fn cleared_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// Paths anyone may open on a node whose page is for staff only: the way
+/// in, and the stylesheet it is drawn with.
+pub const OPEN_PATHS: &[&str] = &["/signin", "/signout", "/static/style.css"];
+
+/// For a node served with [`WebAccess::Staff`](super::WebAccess::Staff):
+/// passes requests from signed-in staff, and turns others away before any
+/// handler reads the library. A browser is sent to sign in (and back to
+/// the page it asked for afterwards); a program is answered 401.
+pub async fn staff_only(
+    axum::extract::State(state): axum::extract::State<super::WebState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    let signed_in = state
+        .accounts
+        .as_ref()
+        .is_some_and(|a| a.session(request.headers()).is_some());
+    if signed_in || OPEN_PATHS.contains(&path) {
+        return next.run(request).await;
+    }
+    if path == "/api" || path.starts_with("/api/") {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(super::api::ErrorBody {
+                error: "this node's library is for its signed-in staff; sign in at /signin \
+                        and send the session cookie"
+                    .into(),
+            }),
+        )
+            .into_response();
+    }
+    let asked = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let to = if request.method() == axum::http::Method::GET {
+        let query: String =
+            serde_urlencoded::to_string([("next", asked.as_str())]).unwrap_or_default();
+        format!("/signin?{query}")
+    } else {
+        "/signin".to_string()
+    };
+    axum::response::Redirect::to(&to).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

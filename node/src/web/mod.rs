@@ -75,6 +75,54 @@ pub struct WebState {
     turns: Arc<tokio::sync::Semaphore>,
     /// The people who may sign in and post; `None`: the page is read-only.
     pub accounts: Option<Arc<auth::Accounts>>,
+    /// Who may read the page and API.
+    pub access: WebAccess,
+}
+
+/// Who may read a node's page and API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebAccess {
+    /// Anyone who can reach it (the default on loopback).
+    #[default]
+    Open,
+    /// Signed-in staff only: every page but sign-in sends others there,
+    /// and the API answers them 401 (the default on the site's network).
+    Staff,
+}
+
+impl WebAccess {
+    /// The access a node served on `addr` has unless told otherwise: open
+    /// on loopback, staff only anywhere else.
+    pub fn default_for(addr: SocketAddr) -> Self {
+        if addr.ip().is_loopback() {
+            WebAccess::Open
+        } else {
+            WebAccess::Staff
+        }
+    }
+}
+
+impl std::str::FromStr for WebAccess {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(WebAccess::Open),
+            "staff" => Ok(WebAccess::Staff),
+            other => Err(format!(
+                "unknown web access {other:?}; expected open or staff"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for WebAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WebAccess::Open => "open",
+            WebAccess::Staff => "staff",
+        })
+    }
 }
 
 impl WebState {
@@ -87,7 +135,14 @@ impl WebState {
             budget: READ_BUDGET,
             turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
             accounts: None,
+            access: WebAccess::Open,
         }
+    }
+
+    /// Sets who may read the page and API.
+    pub fn with_access(mut self, access: WebAccess) -> Self {
+        self.access = access;
+        self
     }
 
     /// Lets this node's staff sign in and post.
@@ -466,12 +521,17 @@ async fn loopback_hosts_only(request: Request, next: Next) -> Response {
 /// Every route: the web page and the API. `loopback_only` refuses requests
 /// whose `Host` is not a loopback name.
 pub fn router(state: WebState, loopback_only: bool) -> Router {
-    let routes = pages::routes()
-        .merge(forum::routes())
-        .merge(api::routes())
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
-            MAX_CONCURRENT_REQUESTS,
-        ));
+    let routes = pages::routes().merge(forum::routes()).merge(api::routes());
+    let routes = match state.access {
+        WebAccess::Open => routes,
+        WebAccess::Staff => routes.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::staff_only,
+        )),
+    };
+    let routes = routes.layer(tower::limit::ConcurrencyLimitLayer::new(
+        MAX_CONCURRENT_REQUESTS,
+    ));
     let routes = if loopback_only {
         routes.layer(axum::middleware::from_fn(loopback_hosts_only))
     } else {
@@ -534,5 +594,22 @@ impl WebServer {
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         let _ = (&mut self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_served_beyond_loopback_is_for_staff_unless_told_otherwise() {
+        let at = |s: &str| WebAccess::default_for(s.parse().expect("address"));
+        assert_eq!(at("127.0.0.1:8480"), WebAccess::Open);
+        assert_eq!(at("[::1]:8480"), WebAccess::Open);
+        assert_eq!(at("0.0.0.0:8480"), WebAccess::Staff);
+        assert_eq!(at("[::]:8480"), WebAccess::Staff);
+        assert_eq!(at("10.1.2.3:8480"), WebAccess::Staff);
+        assert_eq!("staff".parse(), Ok(WebAccess::Staff));
+        assert!("closed".parse::<WebAccess>().is_err());
     }
 }
