@@ -95,13 +95,20 @@ impl Site {
 
     /// Signs in (the first time, with the set-up code); returns the token.
     async fn sign_in(&self, first: bool) -> String {
+        self.sign_in_as(LOGIN, first.then_some(self.setup_code.as_str()))
+            .await
+    }
+
+    /// Signs `login` in (with `setup_code` the first time); returns the
+    /// session token.
+    async fn sign_in_as(&self, login: &str, setup_code: Option<&str>) -> String {
         let mut form = vec![
-            ("login", LOGIN),
+            ("login", login),
             ("password", PASSWORD),
             ("next", "/questions"),
         ];
-        if first {
-            form.push(("setup_code", self.setup_code.as_str()));
+        if let Some(code) = setup_code {
+            form.push(("setup_code", code));
         }
         let r = self.post("/signin", None, &form).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
@@ -462,5 +469,276 @@ async fn a_session_left_idle_past_the_time_out_ends() {
     assert_eq!(
         s.get("/", Some(&token)).await.status(),
         StatusCode::SEE_OTHER
+    );
+}
+
+impl Site {
+    /// Adds a second clinician and signs them in; returns their token.
+    async fn colleague(&self) -> String {
+        let new = {
+            let mut lib = self.library.lock().expect("lock");
+            Staff::of(&self.home)
+                .add(&mut lib, "Nurse B Okoro", None, MemberRole::Clinician)
+                .expect("add")
+        };
+        self.sign_in_as(&new.account.login, Some(&new.setup_code))
+            .await
+    }
+
+    /// Posts a form and returns where it sent the browser.
+    async fn post_to(&self, path: &str, token: &str, form: &[(&str, &str)]) -> String {
+        let r = self.post(path, Some(token), form).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{path}: {:?}",
+            r.text().await
+        );
+        r.headers()[LOCATION]
+            .to_str()
+            .expect("location")
+            .to_string()
+    }
+
+    async fn page(&self, path: &str, token: Option<&str>) -> String {
+        let r = self.get(path, token).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.text().await.expect("page")
+    }
+}
+
+/// The id in a `/threads/ID#post-ID` or `/threads/ID` address.
+fn ids_in(to: &str) -> (String, Option<String>) {
+    let rest = to.strip_prefix("/threads/").expect("a thread address");
+    match rest.split_once("#post-") {
+        Some((t, p)) => (t.to_string(), Some(p.to_string())),
+        None => (rest.to_string(), None),
+    }
+}
+
+#[tokio::test]
+async fn an_item_is_discussed_from_its_page_with_quotes() {
+    let s = site().await;
+    let item = {
+        let mut content = gatehouse_node::sample::synthetic_content(7);
+        content.title = "Naloxone on release".into();
+        let mut lib = s.library.lock().expect("lock");
+        lib.publish(&content, &[]).expect("publish").to_hex()
+    };
+    let item_page = s.page(&format!("/items/{item}"), None).await;
+    assert!(
+        item_page.contains("No one has discussed this item yet."),
+        "{item_page}"
+    );
+    assert!(item_page.contains(&format!("/discussions/new?about={item}")));
+
+    let a = s.sign_in(true).await;
+    let form = s
+        .page(&format!("/discussions/new?about={item}"), Some(&a))
+        .await;
+    assert!(form.contains("Naloxone on release"), "{form}");
+    let csrf = s.csrf(&a).await;
+    let to = s
+        .post_to(
+            "/discussions",
+            &a,
+            &[
+                ("csrf", csrf.as_str()),
+                ("about", item.as_str()),
+                ("title", "Do you hand naloxone to everyone released?"),
+                ("body", "We give it to all with an opioid history."),
+            ],
+        )
+        .await;
+    let (thread, _) = ids_in(&to);
+    // The item's page lists the discussion; the thread names the item.
+    let item_page = s.page(&format!("/items/{item}"), None).await;
+    assert!(
+        item_page.contains("Do you hand naloxone to everyone released?"),
+        "{item_page}"
+    );
+    let page = s.page(&to, None).await;
+    assert!(page.contains(&format!("/items/{item}")), "{page}");
+
+    // A colleague quotes the opening post in a reply.
+    let b = s.colleague().await;
+    let quoting = s
+        .page(&format!("/threads/{thread}?quote={thread}"), Some(&b))
+        .await;
+    assert!(quoting.contains("Quoting Dr A Patel"), "{quoting}");
+    let csrf_b = s.csrf(&b).await;
+    let to = s
+        .post_to(
+            &format!("/threads/{thread}/reply"),
+            &b,
+            &[
+                ("csrf", csrf_b.as_str()),
+                ("quoting", thread.as_str()),
+                ("body", "We do the same, and train families."),
+            ],
+        )
+        .await;
+    assert!(to.contains("#post-"), "{to}");
+    let page = s.page(&format!("/threads/{thread}"), None).await;
+    assert!(
+        page.contains("Dr A Patel (clinician), HMP Northgate wrote</a>"),
+        "{page}"
+    );
+    assert!(page.contains("We give it to all with an opioid history."));
+    assert!(page.contains("We do the same, and train families."));
+
+    // A free-standing topic has no item.
+    let to = s
+        .post_to(
+            "/discussions",
+            &a,
+            &[
+                ("csrf", csrf.as_str()),
+                ("title", "Spice on the wings this winter"),
+                ("body", "What are you seeing?"),
+                ("pathway", "substance-misuse"),
+            ],
+        )
+        .await;
+    let page = s.page(&to, None).await;
+    assert!(page.contains("Spice on the wings this winter"));
+    assert!(!page.contains("About <a"), "{page}");
+    let list = s.page("/questions?list=discussions", None).await;
+    assert!(list.contains("Spice on the wings this winter"), "{list}");
+    assert!(
+        list.contains("Do you hand naloxone to everyone released?"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn an_author_edits_with_history_kept_and_withdraws() {
+    let s = site().await;
+    let a = s.sign_in(true).await;
+    let csrf = s.csrf(&a).await;
+    let r = s
+        .ask(&a, &csrf, "Clozapine levels after transfer", "First text.")
+        .await;
+    let (thread, _) = ids_in(r.headers()[LOCATION].to_str().expect("location"));
+
+    // The edit form holds the text as it stands.
+    let form = s.page(&format!("/posts/{thread}/edit"), Some(&a)).await;
+    assert!(form.contains("First text."), "{form}");
+    let to = s
+        .post_to(
+            &format!("/posts/{thread}/edit"),
+            &a,
+            &[
+                ("csrf", csrf.as_str()),
+                ("title", "Clozapine levels after a transfer in"),
+                ("body", "Second text."),
+            ],
+        )
+        .await;
+    assert!(to.starts_with(&format!("/threads/{thread}")), "{to}");
+    let page = s.page(&format!("/threads/{thread}"), None).await;
+    assert!(
+        page.contains("Clozapine levels after a transfer in"),
+        "{page}"
+    );
+    assert!(page.contains("Second text."));
+    assert!(page.contains("1 earlier version"), "{page}");
+    assert!(
+        page.contains("First text."),
+        "the earlier version stays readable"
+    );
+
+    // An identifier in an edit is refused at the field, and nothing changes.
+    let r = s
+        .post(
+            &format!("/posts/{thread}/edit"),
+            Some(&a),
+            &[
+                ("csrf", csrf.as_str()),
+                ("title", "Clozapine levels after a transfer in"),
+                ("body", "Patient 943 476 5919 again."),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = r.text().await.expect("page");
+    assert!(refused.contains("href=\"#body\""), "{refused}");
+    assert!(
+        refused.contains("Patient 943 476 5919 again."),
+        "the text is kept to correct"
+    );
+    let page = s.page(&format!("/threads/{thread}"), None).await;
+    assert!(!page.contains("943 476 5919"));
+
+    // Someone else can neither edit nor withdraw it.
+    let b = s.colleague().await;
+    let csrf_b = s.csrf(&b).await;
+    assert_eq!(
+        s.get(&format!("/posts/{thread}/edit"), Some(&b))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    let r = s
+        .post(
+            &format!("/posts/{thread}/withdraw"),
+            Some(&b),
+            &[("csrf", csrf_b.as_str())],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // The author withdraws it, after a page that asks.
+    let confirm = s.page(&format!("/posts/{thread}/withdraw"), Some(&a)).await;
+    assert!(confirm.contains("Withdraw the post"), "{confirm}");
+    s.post_to(
+        &format!("/posts/{thread}/withdraw"),
+        &a,
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
+    let page = s.page(&format!("/threads/{thread}"), None).await;
+    assert!(page.contains("Withdrawn by its author."), "{page}");
+    assert!(!page.contains("Second text."));
+    // A withdrawn post can no longer be edited.
+    assert_eq!(
+        s.get(&format!("/posts/{thread}/edit"), Some(&a))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_post_hidden_by_the_site_lead_shows_as_hidden_and_in_the_log() {
+    let s = site().await;
+    let a = s.sign_in(true).await;
+    let csrf = s.csrf(&a).await;
+    let r = s
+        .ask(&a, &csrf, "Off-topic question", "Something unkind.")
+        .await;
+    let (thread, _) = ids_in(r.headers()[LOCATION].to_str().expect("location"));
+    assert!(
+        s.page("/moderation", None)
+            .await
+            .contains("No post has been hidden.")
+    );
+    {
+        let mut lib = s.library.lock().expect("lock");
+        lib.post(gatehouse_protocol::post::Action::Hide {
+            post: thread.parse().expect("id"),
+            reason: "Not a clinical question".into(),
+        })
+        .expect("hide");
+    }
+    let page = s.page(&format!("/threads/{thread}"), None).await;
+    assert!(page.contains("Hidden by"), "{page}");
+    assert!(page.contains("Not a clinical question"));
+    assert!(!page.contains("Something unkind."));
+    let log = s.page("/moderation", None).await;
+    assert!(log.contains("Not a clinical question"), "{log}");
+    assert!(
+        log.contains(&format!("/threads/{thread}#post-{thread}")),
+        "{log}"
     );
 }

@@ -632,3 +632,90 @@ async fn clinicians_at_two_sites_ask_and_answer_through_their_own_pages() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clinician_discusses_an_item_edits_and_withdraws() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = gatehouse_tests::cluster::Cluster::new(dir.path(), 1).expect("cluster");
+    let nodes = cluster.start_all().await.expect("start");
+    let item = nodes[0]
+        .lock()
+        .publish(
+            &gatehouse_tests::library_site::content(
+                "Naloxone on release",
+                "2027-06-01",
+                "Every person with an opioid history leaves with naloxone.",
+            ),
+            &[],
+        )
+        .expect("publish");
+    let site = forum_site(&nodes[0], &cluster.homes[0], "Dr A Patel", "127.0.0.1").await;
+    let (_driver, c) = browser().await;
+    set_up_and_sign_in(&c, &site).await;
+
+    // From the item's page to a discussion about it.
+    c.goto(&format!("{}/items/{}", site.base, item.to_hex()))
+        .await
+        .expect("item");
+    assert_accessible(&c, "item with its discussion").await;
+    click_link(&c, "//main", "Discuss this item").await;
+    assert_accessible(&c, "start a discussion").await;
+    // Sent empty, the form says what is missing, at the field.
+    click_to_navigate(
+        &c,
+        Locator::Css("form[action='/discussions'] button"),
+        "send empty",
+    )
+    .await;
+    assert!(text(&c, ".error-summary").await.contains("title"));
+    assert_accessible(&c, "start a discussion, with an error").await;
+    fill(&c, "title", "Do you give naloxone to everyone released?").await;
+    fill(&c, "body", "We give it to all with an opioid history.").await;
+    click_to_navigate(
+        &c,
+        Locator::Css("form[action='/discussions'] button"),
+        "start",
+    )
+    .await;
+    assert_eq!(
+        text(&c, "h1").await,
+        "Do you give naloxone to everyone released?"
+    );
+    assert!(text(&c, "main").await.contains("About Naloxone on release"));
+
+    // Edit it: a new version, the earlier one kept.
+    click_link(&c, "//article", "Edit").await;
+    assert_accessible(&c, "edit a post").await;
+    fill(&c, "body", "We give it to everyone, and train families.").await;
+    click_to_navigate(&c, Locator::Css("form[action$='/edit'] button"), "save").await;
+    assert!(text(&c, ".post .body").await.contains("train families"));
+    assert!(
+        text(&c, "details.versions summary")
+            .await
+            .contains("1 earlier version")
+    );
+    assert_accessible(&c, "thread with an edited post").await;
+
+    // Withdraw it, after a page that asks.
+    click_link(&c, "//article", "Withdraw").await;
+    assert_accessible(&c, "withdraw a post").await;
+    click_to_navigate(
+        &c,
+        Locator::Css("form[action$='/withdraw'] button"),
+        "withdraw",
+    )
+    .await;
+    assert!(
+        text(&c, ".hidden-post")
+            .await
+            .contains("Withdrawn by its author")
+    );
+
+    c.goto(&format!("{}/moderation", site.base))
+        .await
+        .expect("log");
+    assert_accessible(&c, "moderation log").await;
+    for n in &nodes {
+        n.stop().await;
+    }
+}

@@ -24,11 +24,11 @@ use super::pages::{Section, error_page, layout, page};
 use super::{ClientAddr, WebError, WebState};
 use crate::error::LibraryError;
 use crate::projection::markdown;
-use crate::query::forum::{PostView, ThreadList, ThreadQuery, ThreadSummary};
+use crate::query::forum::{PostView, ThreadList, ThreadQuery, ThreadSummary, ThreadView};
 
-type Fields = Vec<(String, String)>;
+pub(super) type Fields = Vec<(String, String)>;
 
-fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+pub(super) fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
     fields
         .iter()
         .find(|(k, _)| k == name)
@@ -49,19 +49,19 @@ pub fn routes() -> Router<WebState> {
         .route("/account", get(account).post(change_password))
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The signed-in person a request carries, if any.
-fn viewer(state: &WebState, headers: &HeaderMap) -> Option<Session> {
+pub(super) fn viewer(state: &WebState, headers: &HeaderMap) -> Option<Session> {
     state.accounts.as_ref()?.session(headers)
 }
 
 /// The bar at the top of forum pages: who is signed in.
-fn account_bar(s: Option<&Session>, can_sign_in: bool) -> Markup {
+pub(super) fn account_bar(s: Option<&Session>, can_sign_in: bool) -> Markup {
     html! {
         div.account-bar {
             @if let Some(s) = s {
@@ -81,12 +81,12 @@ fn account_bar(s: Option<&Session>, can_sign_in: bool) -> Markup {
     }
 }
 
-fn csrf_field(s: &Session) -> Markup {
+pub(super) fn csrf_field(s: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(s.csrf); }
 }
 
 /// The refusal of a form whose CSRF token is not the session's.
-fn refused(s: &Session, fields: &Fields) -> Option<Response> {
+pub(super) fn refused(s: &Session, fields: &Fields) -> Option<Response> {
     (!same_token(field(fields, "csrf"), &s.csrf)).then(|| {
         forbidden(
             "This form has expired or did not come from this page. Go back, reload it and try again.",
@@ -94,7 +94,7 @@ fn refused(s: &Session, fields: &Fields) -> Option<Response> {
     })
 }
 
-fn forbidden(msg: &str) -> Response {
+pub(super) fn forbidden(msg: &str) -> Response {
     let content = html! {
         h1 { "This form could not be sent" }
         div.error-summary role="alert" { p { (msg) } }
@@ -111,11 +111,11 @@ fn forbidden(msg: &str) -> Response {
     )
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-fn thread_link(t: &ThreadSummary) -> Markup {
+pub(super) fn thread_link(t: &ThreadSummary) -> Markup {
     html! { a href={ "/threads/" (t.id.to_hex()) } { (t.title) } }
 }
 
@@ -187,7 +187,10 @@ async fn questions(
             h1 { "Ask the network" }
             p.lead { "Clinical questions from staff across " (site.network) ", and what other sites answered." }
             @if me.is_some() {
-                p { a.button href="/questions/ask" { "Ask a question" } }
+                p {
+                    a.button href="/questions/ask" { "Ask a question" } " "
+                    a.button.button-secondary href="/discussions/new" { "Start a discussion" }
+                }
             }
             nav aria-label="Lists of questions" {
                 ul.tabs {
@@ -222,6 +225,7 @@ async fn questions(
                     }
                 }
             }
+            p.muted { a href="/moderation" { "Moderation log" } ": posts hidden, by whom and why." }
         };
         Ok(layout(site, Section::Questions, "Ask the network", content))
     })
@@ -310,7 +314,7 @@ async fn ask_form(State(state): State<WebState>, headers: HeaderMap) -> Response
 }
 
 /// Where a refused post's error belongs in its form.
-fn error_at(e: &LibraryError) -> (String, &'static str) {
+pub(super) fn error_at(e: &LibraryError) -> (String, &'static str) {
     match e {
         LibraryError::IdentifierInPost { field, .. } => (
             e.to_string(),
@@ -325,7 +329,7 @@ fn error_at(e: &LibraryError) -> (String, &'static str) {
 }
 
 /// Signs and stores a post for the signed-in person, then announces it.
-async fn post_for(
+pub(super) async fn post_for(
     state: &WebState,
     s: &Session,
     action: Action,
@@ -419,19 +423,31 @@ async fn ask(
     with_status(response, StatusCode::UNPROCESSABLE_ENTITY)
 }
 
-fn with_status(mut r: Response, status: StatusCode) -> Response {
+pub(super) fn with_status(mut r: Response, status: StatusCode) -> Response {
     if r.status() == StatusCode::OK {
         *r.status_mut() = status;
     }
     r
 }
 
-fn post_card(p: &PostView, s: Option<&Session>, thread: &ThreadSummary, is_asker: bool) -> Markup {
+fn post_card(p: &PostView, s: Option<&Session>, thread: &ThreadView, is_asker: bool) -> Markup {
+    let t = &thread.summary;
+    let thread_hex = t.id.to_hex();
+    let live = p.hidden.is_none() && !p.retracted;
     html! {
         article.post id={ "post-" (p.id.to_hex()) } {
             p.post-meta {
                 strong { (p.author.label()) } " · " (super::pages::date_ms(p.created_ms))
-                @if p.versions.len() > 1 { " · edited" }
+            }
+            @if let Some(q) = p.quoting.and_then(|q| super::discuss::quoted(thread, &q)) {
+                blockquote.quote {
+                    p.post-meta { a href={ "#post-" (q.id.to_hex()) } { (q.author.label()) " wrote" } ":" }
+                    @if q.hidden.is_some() || q.retracted {
+                        p { "(a post no longer shown)" }
+                    } @else {
+                        p { (super::discuss::excerpt(q)) }
+                    }
+                }
             }
             @if p.resolves { p { strong.badge.badge-published { "This answer resolved the question" } } }
             @if let Some(h) = &p.hidden {
@@ -441,18 +457,23 @@ fn post_card(p: &PostView, s: Option<&Session>, thread: &ThreadSummary, is_asker
             } @else if let Some(body) = &p.body {
                 div.body { (PreEscaped(markdown::render(body, 2))) }
             }
-            @if p.id != thread.id && p.hidden.is_none() && !p.retracted {
+            @if live { (super::discuss::earlier_versions(p)) }
+            @if live {
                 p.post-actions {
-                    @if p.helpful > 0 { span { (p.helpful) " found this helpful" } " " }
+                    @if p.id != t.id && p.helpful > 0 { span { (p.helpful) " found this helpful" } " " }
                     @if let Some(s) = s {
-                        @if s.key.public() != p.author.key {
+                        a href={ "/threads/" (thread_hex) "?quote=" (p.id.to_hex()) "#reply" } { "Quote" } " "
+                        @if s.key.public() == p.author.key {
+                            a href={ "/posts/" (p.id.to_hex()) "/edit" } { "Edit" } " "
+                            a href={ "/posts/" (p.id.to_hex()) "/withdraw" } { "Withdraw" } " "
+                        } @else if p.id != t.id {
                             form.inline-form action={ "/posts/" (p.id.to_hex()) "/helpful" } method="post" {
                                 (csrf_field(s))
                                 button.link-button type="submit" { "Mark helpful" }
                             }
                         }
-                        @if is_asker && thread.kind == "question" && !p.resolves {
-                            form.inline-form action={ "/threads/" (thread.id.to_hex()) "/resolve" } method="post" {
+                        @if is_asker && t.kind == "question" && p.id != t.id && !p.resolves {
+                            form.inline-form action={ "/threads/" (thread_hex) "/resolve" } method="post" {
                                 (csrf_field(s))
                                 input type="hidden" name="answer" value=(p.id.to_hex());
                                 button.link-button type="submit" { "This resolved my question" }
@@ -465,7 +486,7 @@ fn post_card(p: &PostView, s: Option<&Session>, thread: &ThreadSummary, is_asker
     }
 }
 
-fn thread_id(text: &str) -> Result<EnvelopeId, WebError> {
+pub(super) fn thread_id(text: &str) -> Result<EnvelopeId, WebError> {
     text.parse::<EnvelopeId>()
         .map_err(|_| WebError::NotFound(format!("there is no thread {text:?}")))
 }
@@ -474,9 +495,25 @@ async fn thread(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<Fields>,
 ) -> Response {
     let me = viewer(&state, &headers);
     let can_sign_in = state.accounts.is_some();
+    let mut quote = None;
+    for (k, v) in &q {
+        match k.as_str() {
+            "quote" => match thread_id(v) {
+                Ok(p) => quote = Some(p),
+                Err(e) => return error_page(None, &e),
+            },
+            other => {
+                return error_page(
+                    None,
+                    &WebError::BadRequest(format!("unknown parameter {other:?}; expected quote")),
+                );
+            }
+        }
+    }
     super::pages::render(&state, move |lib, site| {
         let id = thread_id(&id)?;
         let t = lib.thread(&id, now_ms()).map_err(|e| match e {
@@ -484,10 +521,17 @@ async fn thread(
             other => other.into(),
         })?;
         let is_asker = me.as_ref().is_some_and(|s| s.key.public() == t.summary.author.key);
+        let quoting = quote
+            .and_then(|q| super::discuss::quoted(&t, &q))
+            .filter(|q| q.hidden.is_none() && !q.retracted);
+        let about = t.summary.about.map(|a| (a, super::pages::title_of(lib, &a)));
         let content = html! {
             (account_bar(me.as_ref(), can_sign_in))
             p { a href="/questions" { "All questions" } }
             h1 { (t.summary.title) }
+            @if let Some((a, title)) = &about {
+                p { "About " (super::pages::item_link(a, title)) }
+            }
             p.result-meta {
                 (state_badge(&t.summary)) " "
                 @if let Some(u) = t.summary.urgency { span { "Needed: " (u.label().to_lowercase()) } " · " }
@@ -497,14 +541,21 @@ async fn thread(
             }
             @for (i, p) in t.posts.iter().enumerate() {
                 @if i == 1 { h2 { (t.posts.len() - 1) " " @if t.posts.len() == 2 { "reply" } @else { "replies" } } }
-                (post_card(p, me.as_ref(), &t.summary, is_asker))
+                (post_card(p, me.as_ref(), &t, is_asker))
             }
             @if let Some(s) = &me {
                 h2 { @if t.summary.kind == "question" { "Answer this question" } @else { "Reply" } }
-                form action={ "/threads/" (id.to_hex()) "/reply" } method="post" {
+                form #reply-form action={ "/threads/" (id.to_hex()) "/reply" } method="post" {
                     (csrf_field(s))
+                    @if let Some(q) = quoting {
+                        input type="hidden" name="quoting" value=(q.id.to_hex());
+                        blockquote.quote {
+                            p.post-meta { "Quoting " (q.author.label()) ":" }
+                            p { (super::discuss::excerpt(q)) }
+                        }
+                    }
                     div.field {
-                        label.label for="reply" { "Your answer" }
+                        label.label for="reply" { @if t.summary.kind == "question" { "Your answer" } @else { "Your reply" } }
                         div.hint #reply-hint { "Signed with your name, role and site. Never include anything that identifies a patient." }
                         textarea.input #reply name="body" rows="8" required aria-describedby="reply-hint" {}
                     }
@@ -556,15 +607,20 @@ async fn reply(
 ) -> Response {
     let back = format!("/threads/{id}");
     let body = field(&fields, "body").to_string();
+    let quoting = field(&fields, "quoting").to_string();
     signed_in_post(&state, &headers, &fields, &back, None, |_| {
         if body.trim().is_empty() {
             return Err(WebError::BadRequest(
                 "Write your answer before sending it.".into(),
             ));
         }
+        let quoting = match quoting.as_str() {
+            "" => None,
+            q => Some(thread_id(q)?),
+        };
         Ok(Action::Reply(Reply {
             thread: thread_id(&id)?,
-            quoting: None,
+            quoting,
             body,
         }))
     })

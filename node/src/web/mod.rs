@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod discuss;
 pub mod forum;
 pub mod pages;
 mod serve;
@@ -521,7 +522,10 @@ async fn loopback_hosts_only(request: Request, next: Next) -> Response {
 /// Every route: the web page and the API. `loopback_only` refuses requests
 /// whose `Host` is not a loopback name.
 pub fn router(state: WebState, loopback_only: bool) -> Router {
-    let routes = pages::routes().merge(forum::routes()).merge(api::routes());
+    let routes = pages::routes()
+        .merge(forum::routes())
+        .merge(discuss::routes())
+        .merge(api::routes());
     let routes = match state.access {
         WebAccess::Open => routes,
         WebAccess::Staff => routes.layer(axum::middleware::from_fn_with_state(

@@ -249,7 +249,7 @@ fn badge(status: Status) -> Markup {
     html! { strong class={ "badge badge-" (status.slug()) } { (status.label()) } }
 }
 
-fn item_link(id: &ItemId, title: &str) -> Markup {
+pub(super) fn item_link(id: &ItemId, title: &str) -> Markup {
     html! { a href={ "/items/" (id.to_hex()) } { (title) } }
 }
 
@@ -626,7 +626,7 @@ fn opt_text(v: Option<String>) -> Markup {
     html! { @match v { Some(v) => (v), None => span.muted { "Not given" } } }
 }
 
-fn title_of(lib: &ReadView, id: &ItemId) -> String {
+pub(super) fn title_of(lib: &ReadView, id: &ItemId) -> String {
     lib.get(id, None)
         .map_or_else(|_| format!("item {}", id.short()), |v| v.item.content.title)
 }
@@ -836,10 +836,46 @@ async fn item(
                     (compare_form(&it.id, &versions, compare_from, compare_to))
                 }
             }
+            (discussion_of(lib, &it.id))
         };
         Ok(layout(site_info, Section::None, &c.title, content))
     })
     .await
+}
+
+/// The threads about an item, and the way to start one.
+fn discussion_of(lib: &ReadView, id: &ItemId) -> Markup {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let threads = lib.threads(
+        &crate::query::forum::ThreadQuery {
+            list: crate::query::forum::ThreadList::All,
+            about: Some(*id),
+            limit: 20,
+            ..Default::default()
+        },
+        now,
+    );
+    html! {
+        section.no-print aria-labelledby="discussion-heading" {
+            h2 #discussion-heading { "Discussion" }
+            @if threads.is_empty() {
+                p { "No one has discussed this item yet." }
+            } @else {
+                ul.list {
+                    @for t in &threads {
+                        li {
+                            a href={ "/threads/" (t.id.to_hex()) } { (t.title) }
+                            span.muted { " · " (t.author.label()) " · " (t.replies) " "
+                                @if t.replies == 1 { "reply" } @else { "replies" } }
+                        }
+                    }
+                }
+            }
+            p { a.button.button-secondary href={ "/discussions/new?about=" (id.to_hex()) } { "Discuss this item" } }
+        }
+    }
 }
 
 fn diff_view(d: &ItemDiff) -> Markup {
