@@ -742,3 +742,78 @@ async fn a_post_hidden_by_the_site_lead_shows_as_hidden_and_in_the_log() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_feed_reader_follows_a_pathway_in_atom() {
+    let s = site().await;
+    let item = {
+        let mut content = gatehouse_node::sample::synthetic_content(3);
+        content.title = "Opioid substitution on reception".into();
+        content.pathways = vec![gatehouse_protocol::vocab::Pathway::PharmacyMedicines];
+        let mut lib = s.library.lock().expect("lock");
+        lib.publish(&content, &[]).expect("publish")
+    };
+    let a = s.sign_in(true).await;
+    let csrf = s.csrf(&a).await;
+    let r = s
+        .ask(
+            &a,
+            &csrf,
+            "Gabapentinoid diversion",
+            "How do you manage it?",
+        )
+        .await;
+    let (thread, _) = ids_in(r.headers()[LOCATION].to_str().expect("location"));
+
+    let r = s.get("/feeds/pharmacy-medicines.atom", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()[CONTENT_TYPE]
+            .to_str()
+            .expect("type")
+            .starts_with("application/atom+xml")
+    );
+    let xml = r.text().await.expect("feed");
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "feed");
+    assert_eq!(
+        root.tag_name().namespace(),
+        Some("http://www.w3.org/2005/Atom")
+    );
+    let entries: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("entry"))
+        .collect();
+    let ids: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.children().find(|n| n.has_tag_name("id"))?.text())
+        .collect();
+    assert!(
+        ids.contains(&format!("urn:gatehouse:item:{}", item.to_hex()).as_str()),
+        "{xml}"
+    );
+    assert!(
+        ids.contains(&format!("urn:gatehouse:thread:{thread}").as_str()),
+        "{xml}"
+    );
+    for e in &entries {
+        for field in ["title", "updated", "link", "author"] {
+            assert!(
+                e.children().any(|n| n.has_tag_name(field)),
+                "{field}: {xml}"
+            );
+        }
+    }
+    // Another pathway's feed holds neither.
+    let other = s.page("/feeds/dental.atom", None).await;
+    assert!(!other.contains("Gabapentinoid"), "{other}");
+    // A feed that does not exist says where the feeds are.
+    let r = s.get("/feeds/nonsense.atom", None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        s.page("/feeds", None)
+            .await
+            .contains("/feeds/pharmacy-medicines.atom")
+    );
+}

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 pub mod discuss;
+pub mod feed;
 pub mod forum;
 pub mod pages;
 mod serve;
@@ -525,6 +526,7 @@ pub fn router(state: WebState, loopback_only: bool) -> Router {
     let routes = pages::routes()
         .merge(forum::routes())
         .merge(discuss::routes())
+        .merge(feed::routes())
         .merge(api::routes());
     let routes = match state.access {
         WebAccess::Open => routes,

@@ -142,6 +142,7 @@ pub(super) fn layout(site: &Site, section: Section, title: &str, content: Markup
                     div.width {
                         p { "The library held by this node. Documents are published with the "
                             code { "gatehouse" } " command; questions and answers are signed by the staff who write them." }
+                        p { a href="/feeds" { "Feeds" } " of each care pathway, for a feed reader." }
                     }
                 }
             }
