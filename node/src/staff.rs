@@ -267,6 +267,15 @@ pub fn login_from_name(name: &str) -> String {
     out.chars().take(40).collect()
 }
 
+/// What one person has read and watches, kept on this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxState {
+    /// Everything in the inbox up to this time (ms) has been seen.
+    pub read_up_to_ms: u64,
+    /// What they watch, and since when.
+    pub watching: crate::query::inbox::Watching,
+}
+
 /// The accounts of one node.
 pub struct Staff {
     dir: PathBuf,
@@ -292,9 +301,15 @@ impl Staff {
     }
 
     fn write(&self, a: &Account) -> Result<()> {
-        fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
-        let path = self.path(&a.login);
-        let tmp = self.dir.join(format!(".{}.tmp", a.login));
+        Self::write_json(&self.dir, &a.login, a)
+    }
+
+    /// Writes `value` whole to `dir/NAME.json`, readable by the owner only:
+    /// a temporary file, synced, then renamed over the old one.
+    fn write_json(dir: &Path, name: &str, value: &impl serde::Serialize) -> Result<()> {
+        fs::create_dir_all(dir).map_err(Self::io(dir))?;
+        let path = dir.join(format!("{name}.json"));
+        let tmp = dir.join(format!(".{name}.tmp"));
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -303,11 +318,43 @@ impl Staff {
             opts.mode(0o600);
         }
         let mut f = opts.open(&tmp).map_err(Self::io(&tmp))?;
-        let json = serde_json::to_vec_pretty(a).map_err(|e| StaffError::Crypto(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(value).map_err(|e| StaffError::Crypto(e.to_string()))?;
         f.write_all(&json).map_err(Self::io(&tmp))?;
         f.sync_all().map_err(Self::io(&tmp))?;
         fs::rename(&tmp, &path).map_err(Self::io(&path))?;
         Ok(())
+    }
+
+    fn inbox_dir(&self) -> PathBuf {
+        self.dir.join("inbox")
+    }
+
+    /// What `login` has read and watches. Kept on this node only; a file
+    /// that is missing or cannot be read is a fresh start (logged), never
+    /// an error: it holds no one's work.
+    pub fn inbox(&self, login: &str) -> InboxState {
+        if check_login(login).is_err() {
+            return InboxState::default();
+        }
+        let path = self.inbox_dir().join(format!("{login}.json"));
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "an inbox file could not be read; starting it afresh");
+                InboxState::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => InboxState::default(),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "an inbox file could not be read; starting it afresh");
+                InboxState::default()
+            }
+        }
+    }
+
+    /// Keeps what `login` has read and watches.
+    pub fn save_inbox(&self, login: &str, state: &InboxState) -> Result<()> {
+        check_login(login)?;
+        Self::write_json(&self.inbox_dir(), login, state)
     }
 
     /// The account `login`.
@@ -440,6 +487,13 @@ impl Staff {
         a.state = AccountState::Removed;
         a.sealed = None;
         self.write(&a)?;
+        // What they read and watched goes with them.
+        let inbox = self.inbox_dir().join(format!("{login}.json"));
+        if let Err(e) = fs::remove_file(&inbox)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %inbox.display(), error = %e, "could not remove an inbox file");
+        }
         Ok((&a).into())
     }
 }

@@ -817,3 +817,156 @@ async fn a_feed_reader_follows_a_pathway_in_atom() {
             .contains("/feeds/pharmacy-medicines.atom")
     );
 }
+
+/// The unread count in a page's header ("Inbox 2 unread"); 0 when none.
+fn unread_in(page: &str) -> usize {
+    let Some(at) = page.find("class=\"header-inbox\"") else {
+        panic!("no inbox link in the header: {page}")
+    };
+    let link = &page[at..page[at..].find("</a>").map_or(page.len(), |e| at + e)];
+    link.find("class=\"unread-count\">").map_or(0, |c| {
+        let digits = &link[c + 21..];
+        digits[..digits.find('<').expect("a number")]
+            .parse()
+            .expect("a count")
+    })
+}
+
+#[tokio::test]
+async fn answers_replies_and_watched_items_reach_the_inbox_and_the_header_counts_them() {
+    let s = site().await;
+    let (item, mut content) = {
+        let mut content = gatehouse_node::sample::synthetic_content(11);
+        content.title = "Wound care on the segregation unit".into();
+        let mut lib = s.library.lock().expect("lock");
+        (lib.publish(&content, &[]).expect("publish"), content)
+    };
+    let a = s.sign_in(true).await;
+    let b = s.colleague().await;
+    let csrf_a = s.csrf(&a).await;
+    let csrf_b = s.csrf(&b).await;
+    assert_eq!(unread_in(&s.page("/", Some(&a)).await), 0);
+    // Anonymous readers have no inbox.
+    assert!(!s.page("/", None).await.contains("header-inbox"));
+    assert_eq!(s.get("/inbox", None).await.status(), StatusCode::SEE_OTHER);
+
+    // A asks; B answers: A's header counts it, and the inbox says so.
+    let r = s
+        .ask(&a, &csrf_a, "Dressings for self-harm wounds", "What works?")
+        .await;
+    let (thread, _) = ids_in(r.headers()[LOCATION].to_str().expect("location"));
+    s.post_to(
+        &format!("/threads/{thread}/reply"),
+        &b,
+        &[
+            ("csrf", csrf_b.as_str()),
+            ("body", "Silicone foam, changed daily."),
+        ],
+    )
+    .await;
+    assert_eq!(unread_in(&s.page("/questions", Some(&a)).await), 1);
+    let inbox = s.page("/inbox", Some(&a)).await;
+    assert!(
+        inbox.contains("Nurse B Okoro (clinician), HMP Northgate</strong> answered your question"),
+        "{inbox}"
+    );
+    assert!(inbox.contains("Dressings for self-harm wounds"));
+    // Seen, it is no longer counted, and stays listed.
+    assert_eq!(unread_in(&s.page("/", Some(&a)).await), 0);
+    assert!(
+        s.page("/inbox", Some(&a))
+            .await
+            .contains("answered your question")
+    );
+    // One's own posts never reach one's own inbox.
+    assert_eq!(unread_in(&s.page("/", Some(&b)).await), 0);
+
+    // B took part, so A's further reply reaches B as a reply.
+    s.post_to(
+        &format!("/threads/{thread}/reply"),
+        &a,
+        &[
+            ("csrf", csrf_a.as_str()),
+            ("body", "Thank you; and for cavities?"),
+        ],
+    )
+    .await;
+    assert_eq!(unread_in(&s.page("/", Some(&b)).await), 1);
+    assert!(s.page("/inbox", Some(&b)).await.contains("replied in"));
+
+    // B watches the item; a new version of it reaches B.
+    let item_page = s.page(&format!("/items/{}", item.to_hex()), Some(&b)).await;
+    assert!(
+        item_page.contains("Watch this item for changes"),
+        "{item_page}"
+    );
+    let back = s
+        .post_to(
+            "/watch",
+            &b,
+            &[
+                ("csrf", csrf_b.as_str()),
+                ("what", "item"),
+                ("id", &item.to_hex()),
+                ("watch", "on"),
+                ("next", &format!("/items/{}", item.to_hex())),
+            ],
+        )
+        .await;
+    assert_eq!(back, format!("/items/{}", item.to_hex()));
+    assert!(
+        s.page(&back, Some(&b))
+            .await
+            .contains("Stop watching this item")
+    );
+    // Time moves on past the watch (the clock is in milliseconds).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    content.summary = "Revised after the tissue viability review.".into();
+    s.library
+        .lock()
+        .expect("lock")
+        .revise(&item, &content, &[])
+        .expect("revise");
+    assert_eq!(unread_in(&s.page("/", Some(&b)).await), 1);
+    let inbox = s.page("/inbox", Some(&b)).await;
+    assert!(inbox.contains("published a new version of"), "{inbox}");
+    assert!(inbox.contains("(version 2)"), "{inbox}");
+    assert!(inbox.contains("What you watch"));
+
+    // A watch that names nothing held is refused; stopping works.
+    let r = s
+        .post(
+            "/watch",
+            Some(&b),
+            &[
+                ("csrf", csrf_b.as_str()),
+                ("what", "thread"),
+                ("id", &"ab".repeat(32)),
+                ("watch", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.post_to(
+        "/watch",
+        &b,
+        &[
+            ("csrf", csrf_b.as_str()),
+            ("what", "item"),
+            ("id", &item.to_hex()),
+            ("watch", "off"),
+            ("next", "/inbox"),
+        ],
+    )
+    .await;
+    assert!(s.page("/inbox", Some(&b)).await.contains("Nothing. Use"));
+    // A watch form without its token changes nothing.
+    let r = s
+        .post(
+            "/watch",
+            Some(&b),
+            &[("what", "item"), ("id", &item.to_hex()), ("watch", "on")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

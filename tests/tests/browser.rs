@@ -605,14 +605,21 @@ async fn clinicians_at_two_sites_ask_and_answer_through_their_own_pages() {
     .await;
     assert_accessible(&c, "thread with an answer").await;
 
-    // B: the answer arrives; mark it as the one that resolved the question.
+    // B: the answer arrives in the inbox; from there, mark it as the one
+    // that resolved the question.
     wait_for_text(
         &c,
-        &thread_b,
-        ".post-meta",
-        "Nurse B Okafor (clinician), HMP Site 2",
+        &format!("{}/inbox", site_b.base),
+        "ol.results",
+        "Nurse B Okafor (clinician), HMP Site 2 answered your question",
     )
     .await;
+    assert_accessible(&c, "inbox").await;
+    click_link(&c, "//ol", "Gabapentinoid diversion on a Cat C wing").await;
+    let at = c.current_url().await.expect("url").to_string();
+    assert!(at.starts_with(&thread_b) && at.contains("#post-"), "{at}");
+    // (Resolving comes back to this same address; start from the thread's.)
+    c.goto(&thread_b).await.expect("thread");
     click_to_navigate(
         &c,
         Locator::XPath("//button[normalize-space()='This resolved my question']"),

@@ -275,6 +275,8 @@ pub struct Forum {
     thread_of: HashMap<EnvelopeId, EnvelopeId>,
     waiting: HashMap<EnvelopeId, Vec<Fact>>,
     posts: usize,
+    /// The threads each person posted in (opened or replied).
+    by_person: HashMap<PublicKey, BTreeSet<EnvelopeId>>,
 }
 
 fn is_lead(trust: &TrustView, est: &EstablishmentId, key: &PublicKey) -> bool {
@@ -344,6 +346,9 @@ impl Forum {
         for id in touched {
             if let Some(t) = self.threads.get_mut(&id) {
                 settle(t, trust);
+                for p in &t.summary.participants {
+                    self.by_person.entry(*p).or_default().insert(id);
+                }
             }
         }
     }
@@ -356,6 +361,11 @@ impl Forum {
     /// A thread by its id.
     pub fn thread(&self, id: &EnvelopeId) -> Option<&Thread> {
         self.threads.get(id)
+    }
+
+    /// The threads `person` opened or replied in.
+    pub fn threads_of_person(&self, person: &PublicKey) -> impl Iterator<Item = &EnvelopeId> {
+        self.by_person.get(person).into_iter().flatten()
     }
 
     /// The thread a post belongs to.

@@ -11,6 +11,7 @@
 pub mod diff;
 pub mod filter;
 pub mod forum;
+pub mod inbox;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -29,7 +29,7 @@ use crate::home::random_bytes;
 use crate::library::Library;
 use crate::net::NetHandle;
 use crate::query::Reads;
-use crate::staff::{Staff, StaffError};
+use crate::staff::{InboxState, Staff, StaffError};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "gatehouse_session";
@@ -128,6 +128,8 @@ pub struct Accounts {
     sessions: Mutex<HashMap<String, Session>>,
     by_login: Mutex<HashMap<String, Failures>>,
     by_address: Mutex<HashMap<IpAddr, Failures>>,
+    /// What each person has read and watches, as last read or written.
+    inboxes: Mutex<HashMap<String, InboxState>>,
     /// Idle time-out (tests shorten it).
     pub idle: Duration,
 }
@@ -155,8 +157,36 @@ impl Accounts {
             sessions: Mutex::default(),
             by_login: Mutex::default(),
             by_address: Mutex::default(),
+            inboxes: Mutex::default(),
             idle: IDLE_TIMEOUT,
         }
+    }
+
+    /// What `login` has read and watches.
+    pub fn inbox_state(&self, login: &str) -> InboxState {
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        inboxes
+            .entry(login.to_string())
+            .or_insert_with(|| self.staff.inbox(login))
+            .clone()
+    }
+
+    /// Changes what `login` has read or watches, and keeps it on disk
+    /// before answering; on failure nothing changes.
+    pub fn update_inbox(
+        &self,
+        login: &str,
+        change: impl FnOnce(&mut InboxState),
+    ) -> Result<(), StaffError> {
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = inboxes
+            .get(login)
+            .cloned()
+            .unwrap_or_else(|| self.staff.inbox(login));
+        change(&mut state);
+        self.staff.save_inbox(login, &state)?;
+        inboxes.insert(login.to_string(), state);
+        Ok(())
     }
 
     fn locked(&self, login: &str, address: Option<IpAddr>, now: Instant) -> bool {
@@ -334,23 +364,36 @@ pub fn cleared_cookie() -> String {
 /// in, and the stylesheet it is drawn with.
 pub const OPEN_PATHS: &[&str] = &["/signin", "/signout", "/static/style.css"];
 
-/// For a node served with [`WebAccess::Staff`](super::WebAccess::Staff):
-/// passes requests from signed-in staff, and turns others away before any
-/// handler reads the library. A browser is sent to sign in (and back to
-/// the page it asked for afterwards); a program is answered 401.
-pub async fn staff_only(
+tokio::task_local! {
+    /// The signed-in person of the request being handled.
+    static VIEWER: Option<Session>;
+}
+
+/// The signed-in person of the request being handled, as [`identify`]
+/// found them; `None` outside a request or when no one is signed in.
+pub fn current() -> Option<Session> {
+    VIEWER.try_with(Clone::clone).ok().flatten()
+}
+
+/// Finds the request's session once, for every handler and page header
+/// ([`current`]). On a node served with
+/// [`WebAccess::Staff`](super::WebAccess::Staff) it also turns away
+/// anyone not signed in, before any handler reads the library: a browser
+/// is sent to sign in (and back to the page it asked for afterwards), a
+/// program is answered 401.
+pub async fn identify(
     axum::extract::State(state): axum::extract::State<super::WebState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let path = request.uri().path();
-    let signed_in = state
+    let session = state
         .accounts
         .as_ref()
-        .is_some_and(|a| a.session(request.headers()).is_some());
-    if signed_in || OPEN_PATHS.contains(&path) {
-        return next.run(request).await;
+        .and_then(|a| a.session(request.headers()));
+    let path = request.uri().path();
+    if session.is_some() || state.access == super::WebAccess::Open || OPEN_PATHS.contains(&path) {
+        return VIEWER.scope(session, next.run(request)).await;
     }
     if path == "/api" || path.starts_with("/api/") {
         return (

@@ -10,7 +10,7 @@
 use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use gatehouse_protocol::id::{EnvelopeId, ItemId};
@@ -18,10 +18,10 @@ use gatehouse_protocol::post::{Action, Edit, MAX_TITLE_BYTES, Topic};
 use gatehouse_protocol::vocab::Pathway;
 use maud::{Markup, PreEscaped, html};
 
-use super::auth::Session;
+use super::auth::{Session, current};
 use super::forum::{
     Fields, account_bar, csrf_field, error_at, field, now_ms, post_for, refused, see_other,
-    thread_id, viewer, with_status,
+    thread_id, with_status,
 };
 use super::pages::{Section, Site, error_page, item_link, layout, title_of};
 use super::{WebError, WebState};
@@ -161,13 +161,9 @@ fn about_item(lib: &ReadView, text: &str) -> Result<Option<(ItemId, String)>, We
     Ok(Some((id, title_of(lib, &id))))
 }
 
-async fn topic_form(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Query(q): Query<Fields>,
-) -> Response {
+async fn topic_form(State(state): State<WebState>, Query(q): Query<Fields>) -> Response {
     let about = field(&q, "about").to_string();
-    let Some(s) = viewer(&state, &headers) else {
+    let Some(s) = current() else {
         let back = if about.is_empty() {
             "/discussions/new".to_string()
         } else {
@@ -193,12 +189,8 @@ async fn topic_form(
     .await
 }
 
-async fn start_topic(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+async fn start_topic(State(state): State<WebState>, Form(fields): Form<Fields>) -> Response {
+    let Some(s) = current() else {
         return see_other("/signin?next=/discussions/new");
     };
     if let Some(r) = refused(&s, &fields) {
@@ -309,12 +301,8 @@ fn edit_page(
     layout(site, Section::Questions, "Edit your post", content)
 }
 
-async fn edit_form(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+async fn edit_form(State(state): State<WebState>, Path(id): Path<String>) -> Response {
+    let Some(s) = current() else {
         return see_other(&format!("/signin?next=/posts/{id}/edit"));
     };
     super::pages::render(&state, move |lib, site| {
@@ -331,11 +319,10 @@ async fn edit_form(
 
 async fn edit(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+    let Some(s) = current() else {
         return see_other(&format!("/signin?next=/posts/{id}/edit"));
     };
     if let Some(r) = refused(&s, &fields) {
@@ -378,12 +365,8 @@ async fn edit(
     with_status(response, StatusCode::UNPROCESSABLE_ENTITY)
 }
 
-async fn withdraw_form(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+async fn withdraw_form(State(state): State<WebState>, Path(id): Path<String>) -> Response {
+    let Some(s) = current() else {
         return see_other(&format!("/signin?next=/posts/{id}/withdraw"));
     };
     super::pages::render(&state, move |lib, site| {
@@ -420,11 +403,10 @@ async fn withdraw_form(
 
 async fn withdraw(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+    let Some(s) = current() else {
         return see_other(&format!("/signin?next=/posts/{id}/withdraw"));
     };
     if let Some(r) = refused(&s, &fields) {
@@ -445,8 +427,8 @@ async fn withdraw(
     }
 }
 
-async fn moderation(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let me = viewer(&state, &headers);
+async fn moderation(State(state): State<WebState>) -> Response {
+    let me = current();
     let can_sign_in = state.accounts.is_some();
     super::pages::render(&state, move |lib, site| {
         let log = lib.moderation_log();

@@ -19,7 +19,7 @@ use gatehouse_protocol::post::{Action, Post, Question, Reply, Urgency, Voice};
 use gatehouse_protocol::vocab::Pathway;
 use maud::{Markup, PreEscaped, html};
 
-use super::auth::{Session, SignInError, cleared_cookie, same_token, session_cookie};
+use super::auth::{Session, SignInError, cleared_cookie, current, same_token, session_cookie};
 use super::pages::{Section, error_page, layout, page};
 use super::{ClientAddr, WebError, WebState};
 use crate::error::LibraryError;
@@ -53,11 +53,6 @@ pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The signed-in person a request carries, if any.
-pub(super) fn viewer(state: &WebState, headers: &HeaderMap) -> Option<Session> {
-    state.accounts.as_ref()?.session(headers)
 }
 
 /// The bar at the top of forum pages: who is signed in.
@@ -140,12 +135,8 @@ const LISTS: [(ThreadList, &str, &str); 5] = [
     (ThreadList::Mine, "mine", "Mine"),
 ];
 
-async fn questions(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Query(pairs): Query<Fields>,
-) -> Response {
-    let me = viewer(&state, &headers);
+async fn questions(State(state): State<WebState>, Query(pairs): Query<Fields>) -> Response {
+    let me = current();
     let can_sign_in = state.accounts.is_some();
     let mut list = ThreadList::Open;
     let mut pathways = Vec::new();
@@ -303,8 +294,8 @@ fn ask_page(s: &Session, site: &super::pages::Site, draft: &AskDraft) -> Markup 
     layout(site, Section::Questions, "Ask the network", content)
 }
 
-async fn ask_form(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+async fn ask_form(State(state): State<WebState>) -> Response {
+    let Some(s) = current() else {
         return see_other("/signin?next=/questions/ask");
     };
     super::pages::render(&state, move |_, site| {
@@ -360,12 +351,8 @@ pub(super) async fn post_for(
     Ok(id)
 }
 
-async fn ask(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+async fn ask(State(state): State<WebState>, Form(fields): Form<Fields>) -> Response {
+    let Some(s) = current() else {
         return see_other("/signin?next=/questions/ask");
     };
     if let Some(r) = refused(&s, &fields) {
@@ -493,11 +480,10 @@ pub(super) fn thread_id(text: &str) -> Result<EnvelopeId, WebError> {
 
 async fn thread(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<Fields>,
 ) -> Response {
-    let me = viewer(&state, &headers);
+    let me = current();
     let can_sign_in = state.accounts.is_some();
     let mut quote = None;
     for (k, v) in &q {
@@ -514,6 +500,7 @@ async fn thread(
             }
         }
     }
+    let watching = super::inbox::watching_of(&state, me.as_ref());
     super::pages::render(&state, move |lib, site| {
         let id = thread_id(&id)?;
         let t = lib.thread(&id, now_ms()).map_err(|e| match e {
@@ -531,6 +518,9 @@ async fn thread(
             h1 { (t.summary.title) }
             @if let Some((a, title)) = &about {
                 p { "About " (super::pages::item_link(a, title)) }
+            }
+            @if let Some(s) = &me {
+                p { (super::inbox::thread_watch(s, &watching, &id)) }
             }
             p.result-meta {
                 (state_badge(&t.summary)) " "
@@ -570,13 +560,12 @@ async fn thread(
 
 async fn signed_in_post(
     state: &WebState,
-    headers: &HeaderMap,
     fields: &Fields,
     back: &str,
     anchor: Option<EnvelopeId>,
     action: impl FnOnce(&Session) -> Result<Action, WebError>,
 ) -> Response {
-    let Some(s) = viewer(state, headers) else {
+    let Some(s) = current() else {
         return see_other(&format!("/signin?next={back}"));
     };
     if let Some(r) = refused(&s, fields) {
@@ -601,14 +590,13 @@ async fn signed_in_post(
 
 async fn reply(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
     let back = format!("/threads/{id}");
     let body = field(&fields, "body").to_string();
     let quoting = field(&fields, "quoting").to_string();
-    signed_in_post(&state, &headers, &fields, &back, None, |_| {
+    signed_in_post(&state, &fields, &back, None, |_| {
         if body.trim().is_empty() {
             return Err(WebError::BadRequest(
                 "Write your answer before sending it.".into(),
@@ -629,7 +617,6 @@ async fn reply(
 
 async fn resolve(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
@@ -638,7 +625,7 @@ async fn resolve(
         Ok(a) => a,
         Err(e) => return error_page(None, &e),
     };
-    signed_in_post(&state, &headers, &fields, &back, Some(answer), |_| {
+    signed_in_post(&state, &fields, &back, Some(answer), |_| {
         Ok(Action::Resolve {
             question: thread_id(&id)?,
             answer,
@@ -649,7 +636,6 @@ async fn resolve(
 
 async fn helpful(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
@@ -661,13 +647,13 @@ async fn helpful(
         || "/questions".to_string(),
         |t| format!("/threads/{}", t.to_hex()),
     );
-    signed_in_post(&state, &headers, &fields, &back, Some(post), |_| {
+    signed_in_post(&state, &fields, &back, Some(post), |_| {
         Ok(Action::Helpful { answer: post })
     })
     .await
 }
 
-fn safe_next(next: &str) -> String {
+pub(super) fn safe_next(next: &str) -> String {
     // Only a path on this node: never another site.
     if next.starts_with('/') && !next.starts_with("//") && !next.contains(['\\', '\r', '\n']) {
         next.to_string()
@@ -797,12 +783,8 @@ async fn sign_in(
     }
 }
 
-async fn sign_out(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    if let Some(s) = viewer(&state, &headers) {
+async fn sign_out(State(state): State<WebState>, Form(fields): Form<Fields>) -> Response {
+    if let Some(s) = current() {
         if let Some(r) = refused(&s, &fields) {
             return r;
         }
@@ -843,19 +825,15 @@ fn account_page(site: &super::pages::Site, s: &Session, msg: Option<(&str, bool)
     layout(site, Section::Questions, "Your account", content)
 }
 
-async fn account(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+async fn account(State(state): State<WebState>) -> Response {
+    let Some(s) = current() else {
         return see_other("/signin?next=/account");
     };
     super::pages::render(&state, move |_, site| Ok(account_page(site, &s, None))).await
 }
 
-async fn change_password(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let Some(s) = viewer(&state, &headers) else {
+async fn change_password(State(state): State<WebState>, Form(fields): Form<Fields>) -> Response {
+    let Some(s) = current() else {
         return see_other("/signin?next=/account");
     };
     if let Some(r) = refused(&s, &fields) {

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod discuss;
 pub mod feed;
 pub mod forum;
+pub mod inbox;
 pub mod pages;
 mod serve;
 
@@ -527,14 +528,12 @@ pub fn router(state: WebState, loopback_only: bool) -> Router {
         .merge(forum::routes())
         .merge(discuss::routes())
         .merge(feed::routes())
+        .merge(inbox::routes())
         .merge(api::routes());
-    let routes = match state.access {
-        WebAccess::Open => routes,
-        WebAccess::Staff => routes.layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::staff_only,
-        )),
-    };
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::identify,
+    ));
     let routes = routes.layer(tower::limit::ConcurrencyLimitLayer::new(
         MAX_CONCURRENT_REQUESTS,
     ));

@@ -73,6 +73,8 @@ pub(super) enum Section {
 pub(super) struct Site {
     pub(super) network: String,
     establishment: String,
+    /// The signed-in person's unread inbox entries.
+    pub(super) inbox: Option<usize>,
 }
 
 /// The header for a page drawn without the library.
@@ -80,6 +82,7 @@ pub(super) fn fallback_site() -> Site {
     Site {
         network: "Gatehouse".into(),
         establishment: String::new(),
+        inbox: None,
     }
 }
 
@@ -96,6 +99,7 @@ pub(super) fn site(lib: &ReadView) -> Site {
             .establishments
             .get(&est)
             .map_or_else(|| "this node (not yet admitted)".into(), |e| e.name.clone()),
+        inbox: None,
     }
 }
 
@@ -122,6 +126,12 @@ pub(super) fn layout(site: &Site, section: Section, title: &str, content: Markup
                     div.width.header-row {
                         a.brand href="/" { "Gatehouse" }
                         span.header-site { (site.network) " · " (site.establishment) }
+                        @if let Some(n) = site.inbox {
+                            a.header-inbox href="/inbox" {
+                                "Inbox"
+                                @if n > 0 { " " span.unread-count { (n) } span.visually-hidden { " unread" } }
+                            }
+                        }
                     }
                     nav.nav aria-label="Main" {
                         ul.width {
@@ -187,9 +197,18 @@ pub(super) async fn render(
     state: &WebState,
     f: impl FnOnce(&ReadView, &Site) -> Result<Markup, WebError> + Send + 'static,
 ) -> Response {
+    let me = super::auth::current();
+    let accounts = state.accounts.clone();
     let result = state
         .read(move |lib| {
-            let s = site(lib);
+            let mut s = site(lib);
+            if let (Some(me), Some(accounts)) = (&me, &accounts) {
+                let st = accounts.inbox_state(&me.login);
+                s.inbox = Some(
+                    lib.inbox(&me.key.public(), &st.watching, st.read_up_to_ms, 0)
+                        .unread,
+                );
+            }
             Ok(match f(lib, &s) {
                 Ok(m) => Ok(m),
                 Err(e) => Err((s, e)),
@@ -723,6 +742,8 @@ async fn item(
     Path(id): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
+    let me = super::auth::current();
+    let watching = super::inbox::watching_of(&state, me.as_ref());
     render(&state, move |lib, site_info| {
         let id = item_id(lib, &id)?;
         let mut version = None;
@@ -781,6 +802,9 @@ async fn item(
                 }
             }
             p.lead { (c.summary) }
+            @if let Some(s) = &me {
+                p.no-print { (super::inbox::item_watch(s, &watching, &it.id)) }
+            }
             (verified_panel(&view, signed))
             div.body {
                 h2 { "Document" }

@@ -1,0 +1,291 @@
+//! The inbox page and watching: what is new for the signed-in person
+//! ([`crate::query::inbox`]), and the buttons that watch a thread or an
+//! item. Opening the inbox marks what it shows as seen; the header of
+//! every page counts what is not.
+
+use axum::Form;
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use gatehouse_protocol::id::{EnvelopeId, ItemId};
+use maud::{Markup, html};
+
+use super::auth::{Session, current};
+use super::forum::{Fields, account_bar, csrf_field, field, now_ms, refused, safe_next, see_other};
+use super::pages::{Section, error_page, layout};
+use super::{WebError, WebState};
+use crate::query::inbox::{Inbox, InboxEntry, InboxKind, MAX_WATCHED, Watching};
+
+/// Entries the inbox page shows.
+pub const INBOX_PAGE_LEN: usize = 100;
+
+/// The inbox routes.
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/inbox", get(inbox))
+        .route("/watch", post(watch))
+}
+
+fn entry_line(e: &InboxEntry) -> Markup {
+    let link = match (e.kind, e.thread, e.post, e.item) {
+        (InboxKind::ItemChanged, _, _, Some(item)) => format!("/items/{}", item.to_hex()),
+        (_, Some(t), Some(p), _) if t != p => {
+            format!("/threads/{}#post-{}", t.to_hex(), p.to_hex())
+        }
+        (_, Some(t), _, _) => format!("/threads/{}", t.to_hex()),
+        _ => "/inbox".to_string(),
+    };
+    html! {
+        li.result.inbox-new[e.unread] {
+            p.result-title {
+                @if e.unread { strong.badge.badge-draft { "New" } " " }
+                strong { (e.by) } " "
+                @match e.kind {
+                    InboxKind::Answer => "answered your question ",
+                    InboxKind::Reply => "replied in ",
+                    InboxKind::ItemChanged => "published a new version of ",
+                    InboxKind::ItemDiscussed => "started a discussion of an item you watch: ",
+                }
+                a href=(link) { (e.title) }
+                @if let Some(v) = e.version { " (version " (v) ")" }
+            }
+            p.result-meta { (super::pages::date_ms(e.at_ms)) }
+        }
+    }
+}
+
+fn watch_button(s: &Session, what: &str, id: &str, on: bool, back: &str, label: &str) -> Markup {
+    html! {
+        form.inline-form action="/watch" method="post" {
+            (csrf_field(s))
+            input type="hidden" name="what" value=(what);
+            input type="hidden" name="id" value=(id);
+            input type="hidden" name="watch" value=(if on { "on" } else { "off" });
+            input type="hidden" name="next" value=(back);
+            button.link-button type="submit" { (label) }
+        }
+    }
+}
+
+/// The button that starts or stops watching a thread, for its page.
+pub(super) fn thread_watch(s: &Session, watching: &Watching, thread: &EnvelopeId) -> Markup {
+    let watching = watching.threads.contains_key(thread);
+    let back = format!("/threads/{}", thread.to_hex());
+    if watching {
+        watch_button(
+            s,
+            "thread",
+            &thread.to_hex(),
+            false,
+            &back,
+            "Stop watching this thread",
+        )
+    } else {
+        watch_button(
+            s,
+            "thread",
+            &thread.to_hex(),
+            true,
+            &back,
+            "Watch this thread",
+        )
+    }
+}
+
+/// The button that starts or stops watching an item, for its page.
+pub(super) fn item_watch(s: &Session, watching: &Watching, item: &ItemId) -> Markup {
+    let watching = watching.items.contains_key(item);
+    let back = format!("/items/{}", item.to_hex());
+    if watching {
+        watch_button(
+            s,
+            "item",
+            &item.to_hex(),
+            false,
+            &back,
+            "Stop watching this item",
+        )
+    } else {
+        watch_button(
+            s,
+            "item",
+            &item.to_hex(),
+            true,
+            &back,
+            "Watch this item for changes",
+        )
+    }
+}
+
+async fn inbox(State(state): State<WebState>) -> Response {
+    let (Some(s), Some(accounts)) = (current(), state.accounts.clone()) else {
+        return see_other("/signin?next=/inbox");
+    };
+    let before = accounts.inbox_state(&s.login);
+    let me = s.key.public();
+    let st = before.clone();
+    let found: Result<Inbox, WebError> = state
+        .read(move |lib| Ok(lib.inbox(&me, &st.watching, st.read_up_to_ms, INBOX_PAGE_LEN)))
+        .await;
+    let found = match found {
+        Ok(f) => f,
+        Err(e) => return error_page(None, &e),
+    };
+    // What is shown is seen: from now on the header counts only what is
+    // newer.
+    let up_to = now_ms().max(found.latest_ms).max(before.read_up_to_ms);
+    if let Err(e) = accounts.update_inbox(&s.login, |st| st.read_up_to_ms = up_to) {
+        tracing::warn!(error = %e, "could not keep what an inbox has shown");
+    }
+    super::pages::render(&state, move |lib, site| {
+        let watched_threads: Vec<(EnvelopeId, String)> = before
+            .watching
+            .threads
+            .keys()
+            .map(|t| {
+                let title = lib
+                    .forum()
+                    .thread(t)
+                    .map_or_else(|| format!("thread {}", t.short()), |th| th.summary.title.clone());
+                (*t, title)
+            })
+            .collect();
+        let watched_items: Vec<(ItemId, String)> = before
+            .watching
+            .items
+            .keys()
+            .map(|i| (*i, super::pages::title_of(lib, i)))
+            .collect();
+        let content = html! {
+            (account_bar(Some(&s), true))
+            h1 { "Your inbox" }
+            p.lead { "Answers to your questions, replies where you have posted or that you watch, and changes to items you watch." }
+            @if found.entries.is_empty() {
+                p { "Nothing yet. Ask a question, take part in a discussion, or watch an item, and what follows comes here." }
+            } @else {
+                p { (found.unread) " new since you last looked." }
+                ol.results { @for e in &found.entries { (entry_line(e)) } }
+            }
+            section aria-labelledby="watching-heading" {
+                h2 #watching-heading { "What you watch" }
+                @if watched_threads.is_empty() && watched_items.is_empty() {
+                    p { "Nothing. Use “Watch this thread” or “Watch this item for changes” on its page." }
+                } @else {
+                    ul.list {
+                        @for (t, title) in &watched_threads {
+                            li { a href={ "/threads/" (t.to_hex()) } { (title) } " "
+                                (watch_button(&s, "thread", &t.to_hex(), false, "/inbox", "Stop watching")) }
+                        }
+                        @for (i, title) in &watched_items {
+                            li { a href={ "/items/" (i.to_hex()) } { (title) } " "
+                                (watch_button(&s, "item", &i.to_hex(), false, "/inbox", "Stop watching")) }
+                        }
+                    }
+                }
+            }
+        };
+        Ok(layout(site, Section::None, "Your inbox", content))
+    })
+    .await
+}
+
+async fn watch(State(state): State<WebState>, Form(fields): Form<Fields>) -> Response {
+    let (Some(s), Some(accounts)) = (current(), state.accounts.clone()) else {
+        return see_other("/signin");
+    };
+    if let Some(r) = refused(&s, &fields) {
+        return r;
+    }
+    let on = match field(&fields, "watch") {
+        "on" => true,
+        "off" => false,
+        other => {
+            return error_page(
+                None,
+                &WebError::BadRequest(format!("watch must be on or off, not {other:?}")),
+            );
+        }
+    };
+    let id = field(&fields, "id").to_string();
+    let what = field(&fields, "what").to_string();
+    let back = safe_next(field(&fields, "next"));
+    // Only what this node holds can be watched.
+    let target = state
+        .read(move |lib| match what.as_str() {
+            "thread" => {
+                let t: EnvelopeId = id
+                    .parse()
+                    .map_err(|_| WebError::NotFound(format!("there is no thread {id:?}")))?;
+                lib.forum()
+                    .thread(&t)
+                    .map(|_| Target::Thread(t))
+                    .ok_or_else(|| WebError::NotFound(format!("there is no thread {id:?}")))
+            }
+            "item" => Ok(Target::Item(super::item_id(lib, &id)?)),
+            other => Err(WebError::BadRequest(format!(
+                "what must be thread or item, not {other:?}"
+            ))),
+        })
+        .await;
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => return error_page(None, &e),
+    };
+    let now = now_ms();
+    let mut full = false;
+    let kept = accounts.update_inbox(&s.login, |st| {
+        let w = &mut st.watching;
+        let count = w.threads.len() + w.items.len();
+        match (target, on) {
+            (Target::Thread(t), true) if !w.threads.contains_key(&t) => {
+                if count >= MAX_WATCHED {
+                    full = true;
+                } else {
+                    w.threads.insert(t, now);
+                }
+            }
+            (Target::Item(i), true) if !w.items.contains_key(&i) => {
+                if count >= MAX_WATCHED {
+                    full = true;
+                } else {
+                    w.items.insert(i, now);
+                }
+            }
+            (Target::Thread(t), false) => {
+                w.threads.remove(&t);
+            }
+            (Target::Item(i), false) => {
+                w.items.remove(&i);
+            }
+            _ => {}
+        }
+    });
+    if full {
+        return error_page(
+            None,
+            &WebError::BadRequest(format!(
+                "You watch {MAX_WATCHED} threads and items already; stop watching some on your inbox page first."
+            )),
+        );
+    }
+    if let Err(e) = kept {
+        tracing::error!(error = %e, "could not keep what a person watches");
+        return error_page(None, &WebError::Internal(super::INTERNAL_MESSAGE.into()));
+    }
+    see_other(&back)
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Thread(EnvelopeId),
+    Item(ItemId),
+}
+
+/// What the signed-in person watches (nothing when no one is).
+pub(super) fn watching_of(state: &WebState, s: Option<&Session>) -> Watching {
+    match (s, &state.accounts) {
+        (Some(s), Some(a)) => a.inbox_state(&s.login).watching,
+        _ => Watching::default(),
+    }
+}
