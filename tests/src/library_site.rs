@@ -9,9 +9,10 @@ use gatehouse_node::home::Home;
 use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
 use gatehouse_node::web::{WebServer, WebState};
-use gatehouse_protocol::id::ItemId;
+use gatehouse_protocol::id::{EnvelopeId, ItemId};
 use gatehouse_protocol::item::ItemContent;
-use gatehouse_protocol::vocab::{Nation, Setting};
+use gatehouse_protocol::post::{Action, Edit, Question, Reply, Topic, Urgency};
+use gatehouse_protocol::vocab::{Nation, Pathway, Setting};
 
 /// A Markdown body with a script, event handlers, a `javascript:` link,
 /// remote images, a raw page heading, a navigation landmark and a style
@@ -38,6 +39,9 @@ pub struct LibrarySite {
     pub withdrawn: ItemId,
     /// Its body is [`HOSTILE_BODY`] and its title holds a script tag.
     pub hostile: ItemId,
+    /// A question linking to `revised`, with a reply (edited), a reply
+    /// quoting it, and a hidden reply.
+    pub question: EnvelopeId,
     _dir: tempfile::TempDir,
 }
 
@@ -107,6 +111,45 @@ impl LibrarySite {
             &[],
         )?;
 
+        let question = lib.post(Action::Ask(Question {
+            title: "Web test: do you check wound kits weekly?".into(),
+            body: "We check monthly; is that enough?".into(),
+            pathways: vec![Pathway::SubstanceMisuse],
+            settings: vec![Setting::LocalRemand],
+            urgency: Urgency::WithinAWeek,
+            links: vec![revised],
+        }))?;
+        let answer = lib.post(Action::Reply(Reply {
+            thread: question,
+            quoting: None,
+            body: "Weekly, with the expiry dates.".into(),
+        }))?;
+        lib.post(Action::Edit(Edit {
+            post: answer,
+            title: None,
+            body: "Weekly, with the expiry dates logged.".into(),
+        }))?;
+        lib.post(Action::Reply(Reply {
+            thread: question,
+            quoting: Some(answer),
+            body: "Agreed.".into(),
+        }))?;
+        let off_topic = lib.post(Action::Reply(Reply {
+            thread: question,
+            quoting: None,
+            body: "Off topic.".into(),
+        }))?;
+        lib.post(Action::Hide {
+            post: off_topic,
+            reason: "Not about wound kits".into(),
+        })?;
+        lib.post(Action::Topic(Topic {
+            title: "Web test: wound care kits across sites".into(),
+            body: "How do your kits differ?".into(),
+            about: Some(revised),
+            pathways: Vec::new(),
+        }))?;
+
         let library = Arc::new(Mutex::new(lib));
         let state = WebState::new(
             library.lock().unwrap_or_else(|p| p.into_inner()).reads(),
@@ -138,6 +181,7 @@ impl LibrarySite {
         Ok(Self {
             base: format!("http://{addr}"),
             library,
+            question,
             revised,
             old,
             new,

@@ -474,15 +474,13 @@ fn requests_for_another_host_name_are_refused() {
 }
 
 #[test]
-fn api_routes_refuse_parameters_they_do_not_take_and_backwards_diffs() {
+fn api_routes_refuse_parameters_they_do_not_take() {
     let f = fixture();
     for path in [
         format!("/api/v1/items/{}?version=1", f.revised),
         format!("/api/v1/items/{}/history?all=1", f.revised),
         "/api/v1/establishments?name=x".to_string(),
         "/api/v1/status?verbose=1".to_string(),
-        format!("/api/v1/items/{}/diff?from=3&to=1", f.revised),
-        format!("/api/v1/items/{}/diff?from=2&to=2", f.revised),
         "/api/v1/search?q=a&q=b".to_string(),
         "/api/v1/search?q=a&facets=maybe".to_string(),
     ] {
@@ -712,7 +710,47 @@ fn responses_have_the_shapes_the_openapi_document_gives() {
             "404",
         ),
     ];
-    for (route, path, code) in cases {
+    let q = f.question.to_hex();
+    let forum_cases = [
+        ("/api/v1/threads", "/api/v1/threads".to_string(), "200"),
+        (
+            "/api/v1/threads",
+            "/api/v1/threads?list=all&pathway=substance-misuse&limit=5".to_string(),
+            "200",
+        ),
+        (
+            "/api/v1/threads",
+            format!("/api/v1/threads?about={id}&list=all"),
+            "200",
+        ),
+        (
+            "/api/v1/threads/{id}",
+            format!("/api/v1/threads/{q}"),
+            "200",
+        ),
+        (
+            "/api/v1/moderation",
+            "/api/v1/moderation".to_string(),
+            "200",
+        ),
+        ("/api/v1/inbox", "/api/v1/inbox".to_string(), "401"),
+        (
+            "/api/v1/threads",
+            "/api/v1/threads?list=mine".to_string(),
+            "401",
+        ),
+        (
+            "/api/v1/threads",
+            "/api/v1/threads?limit=0".to_string(),
+            "400",
+        ),
+        (
+            "/api/v1/threads/{id}",
+            format!("/api/v1/threads/{}", "0".repeat(64)),
+            "404",
+        ),
+    ];
+    for (route, path, code) in cases.into_iter().chain(forum_cases) {
         let op = &doc["paths"][route]["get"];
         assert!(op.is_object(), "{route} is documented");
         let schema = &op["responses"][code]["content"]["application/json"]["schema"];
@@ -721,6 +759,20 @@ fn responses_have_the_shapes_the_openapi_document_gives() {
         assert_eq!(g.status.to_string(), code, "GET {path}");
         check(&doc, schema, &g.json(), &path);
     }
+    // The forum's shapes hold what the fixture wrote: the edited answer,
+    // the quote, the hidden reply, the discussion about the item.
+    let t = ok_json(&format!("/api/v1/threads/{q}"));
+    let posts = t["posts"].as_array().expect("posts");
+    assert_eq!(posts.len(), 4, "{t}");
+    assert_eq!(posts[1]["versions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(posts[1]["body"], "Weekly, with the expiry dates logged.");
+    assert_eq!(posts[2]["quoting"], posts[1]["id"]);
+    assert_eq!(posts[3]["hidden"]["reason"], "Not about wound kits");
+    assert!(posts[3]["body"].is_null());
+    let about = ok_json(&format!("/api/v1/threads?about={id}&list=all"));
+    assert_eq!(about.as_array().map(Vec::len), Some(2), "{about}");
+    let log = ok_json("/api/v1/moderation");
+    assert_eq!(log[0]["reason"], "Not about wound kits");
     // A QI initiative carries its QI details in the documented shape.
     let qi = ok_json("/api/v1/search?kind=qi-initiative&limit=1");
     let qi_id = qi["results"][0]["id"].as_str().expect("a QI item");
@@ -732,4 +784,35 @@ fn responses_have_the_shapes_the_openapi_document_gives() {
         &item,
         "qi item",
     );
+}
+
+#[test]
+fn the_api_answers_what_its_document_allows_and_refuses_the_rest() {
+    let f = fixture();
+    let id = f.revised.to_hex();
+    // Any two versions compare, a version with itself as nothing changed.
+    let same = ok_json(&format!("/api/v1/items/{id}/diff?from=2&to=2"));
+    assert_eq!(same["fields"].as_array().map(Vec::len), Some(0), "{same}");
+    let back = ok_json(&format!("/api/v1/items/{id}/diff?from=3&to=1"));
+    assert_eq!(back["from"], 3, "{back}");
+    // A first version has nothing before it to compare with.
+    let first = f.withdrawn.to_hex();
+    assert_eq!(
+        get(&format!("/api/v1/items/{}/diff?to=1", first)).status,
+        404
+    );
+    // A page reaching past the first 10,000 results ends there; one
+    // starting past them is refused.
+    let edge = ok_json("/api/v1/search?offset=9999&limit=500");
+    assert_eq!(edge["offset"], 9999);
+    assert_eq!(get("/api/v1/search?offset=10000").status, 400);
+    // A program's empty filter is a mistake, not "any"; an empty query
+    // is every item. The web page takes a form's empty values as "any".
+    let empty = get("/api/v1/search?kind=");
+    assert_eq!(empty.status, 400);
+    assert!(empty.text.contains("kind is empty"), "{}", empty.text);
+    assert_eq!(get("/api/v1/search?q=").status, 200);
+    assert_eq!(get("/search?kind=&q=wound").status, 200);
+    // Listing one's own threads needs a signed-in person.
+    assert_eq!(get("/api/v1/threads?list=mine").status, 401);
 }

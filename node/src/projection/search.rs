@@ -515,12 +515,16 @@ impl SearchReader {
         }
         let cleaned = without_exists_terms(req.query);
         let query = cleaned.trim();
-        let limit = req.limit.clamp(1, MAX_SEARCH_RESULTS);
-        if req.offset.saturating_add(limit) > MAX_SEARCH_WINDOW {
+        if req.offset >= MAX_SEARCH_WINDOW {
             return Err(SearchError::BadQuery(format!(
                 "results beyond the first {MAX_SEARCH_WINDOW} cannot be paged to; narrow the search"
             )));
         }
+        // A page that would reach past the window ends at its edge.
+        let limit = req
+            .limit
+            .clamp(1, MAX_SEARCH_RESULTS)
+            .min(MAX_SEARCH_WINDOW - req.offset);
         let f = self.fields;
         let text_query = (!query.is_empty()).then(|| self.text_query(query));
         let matching: Box<dyn Query> = match &text_query {

@@ -20,7 +20,9 @@ use crate::net::book::PeerEntry;
 use crate::projection::search::SearchRequest;
 use crate::query::ReadView;
 use crate::query::diff::{ItemDiff, diff};
+use crate::query::forum::{ModerationEntry, ThreadList, ThreadQuery, ThreadSummary, ThreadView};
 use crate::query::{EstablishmentSummary, ItemView, SearchPage, StatusReport, VersionEntry};
+use gatehouse_protocol::id::EnvelopeId;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -56,6 +58,10 @@ pub fn routes() -> Router<WebState> {
         .route("/api/v1/items/{id}/diff", get(item_diff))
         .route("/api/v1/establishments", get(establishments))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/threads", get(threads))
+        .route("/api/v1/threads/{id}", get(thread))
+        .route("/api/v1/moderation", get(moderation))
+        .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1", get(unknown))
         .route("/api/v1/{*rest}", get(unknown))
@@ -144,7 +150,8 @@ pub struct Compared {
 }
 
 /// The versions a diff request names: `to` defaults to the latest, `from`
-/// to the one before `to`.
+/// to the one before `to`. Any two versions compare, in the order given
+/// (a version with itself: nothing changed).
 pub fn diff_between(
     lib: &ReadView,
     id: &str,
@@ -171,16 +178,11 @@ pub fn diff_between(
         Some(f) => f,
         None if to > 1 => to - 1,
         None => {
-            return Err(WebError::BadRequest(
-                "version 1 has nothing before it; give from and to".into(),
+            return Err(WebError::NotFound(
+                "there is no version before version 1 to compare it with".into(),
             ));
         }
     };
-    if from >= to {
-        return Err(WebError::BadRequest(format!(
-            "from ({from}) must be an earlier version than to ({to})"
-        )));
-    }
     let (old, new) = (lib.get(&id, Some(from))?, lib.get(&id, Some(to))?);
     let d = diff(&old, &new);
     Ok(Compared {
@@ -273,4 +275,122 @@ async fn status(
         s = s.without_addresses();
     }
     Ok((StatusCode::OK, Json(s)).into_response())
+}
+
+/// Threads the API lists when no `limit` is given, and at most.
+pub const DEFAULT_THREAD_LIMIT: usize = 50;
+/// The most threads one request lists.
+pub const MAX_THREAD_LIMIT: usize = 200;
+
+/// Reads the thread-list parameters: `list`, `pathway` (repeatable),
+/// `about` (an item) and `limit`.
+fn thread_query(lib: &ReadView, pairs: &[(String, String)]) -> Result<ThreadQuery, WebError> {
+    let mut q = ThreadQuery {
+        list: ThreadList::Open,
+        limit: DEFAULT_THREAD_LIMIT,
+        ..ThreadQuery::default()
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "list" => q.list = v.parse().map_err(WebError::BadRequest)?,
+            "pathway" => q.pathways.push(v.parse().map_err(
+                |e: gatehouse_protocol::vocab::UnknownValue| WebError::BadRequest(e.to_string()),
+            )?),
+            "about" => q.about = Some(item_id(lib, v)?),
+            "limit" => {
+                q.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_THREAD_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        WebError::BadRequest(format!(
+                            "limit must be a whole number from 1 to {MAX_THREAD_LIMIT}, not {v:?}"
+                        ))
+                    })?;
+            }
+            other => {
+                return Err(WebError::BadRequest(format!(
+                    "unknown parameter {other:?}; expected list, pathway, about, limit"
+                )));
+            }
+        }
+    }
+    Ok(q)
+}
+
+async fn threads(
+    State(state): State<WebState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Vec<ThreadSummary>> {
+    let me = super::auth::current().map(|s| s.key.public());
+    state
+        .read(move |lib| {
+            let mut q = thread_query(lib, &pairs)?;
+            if q.list == ThreadList::Mine {
+                q.person = Some(me.ok_or_else(|| {
+                    WebError::SignIn(
+                        "list=mine lists the signed-in person's threads; sign in at /signin and send the session cookie".into(),
+                    )
+                })?);
+            }
+            Ok(Json(lib.threads(&q, super::forum::now_ms())))
+        })
+        .await
+}
+
+async fn thread(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<ThreadView> {
+    no_parameters(&pairs)?;
+    state
+        .read(move |lib| {
+            let missing = || WebError::NotFound(format!("there is no thread {id:?}"));
+            let id: EnvelopeId = id.parse().map_err(|_| missing())?;
+            match lib.thread(&id, super::forum::now_ms()) {
+                Ok(t) => Ok(Json(t)),
+                Err(crate::error::LibraryError::UnknownPost(_)) => Err(missing()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+}
+
+async fn moderation(
+    State(state): State<WebState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Vec<ModerationEntry>> {
+    no_parameters(&pairs)?;
+    state.read(|lib| Ok(Json(lib.moderation_log()))).await
+}
+
+async fn inbox(
+    State(state): State<WebState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    no_parameters(&pairs)?;
+    let (Some(s), Some(accounts)) = (super::auth::current(), state.accounts.clone()) else {
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            Json(ErrorBody {
+                error: "the inbox is the signed-in person's; sign in at /signin and send the session cookie"
+                    .into(),
+            }),
+        )
+            .into_response());
+    };
+    let st = accounts.inbox_state(&s.login);
+    let me = s.key.public();
+    let found = state
+        .read(move |lib| {
+            Ok(lib.inbox(
+                &me,
+                &st.watching,
+                st.read_up_to_ms,
+                super::inbox::INBOX_PAGE_LEN,
+            ))
+        })
+        .await?;
+    Ok((StatusCode::OK, Json(found)).into_response())
 }

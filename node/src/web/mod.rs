@@ -254,6 +254,9 @@ pub enum WebError {
     /// The request did not finish within its budget (503).
     #[error("{0}")]
     Busy(String),
+    /// Only a signed-in person may ask this (401).
+    #[error("{0}")]
+    SignIn(String),
 }
 
 impl WebError {
@@ -264,6 +267,7 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::SignIn(_) => StatusCode::UNAUTHORIZED,
         }
     }
 }
@@ -362,8 +366,9 @@ fn parse_count(key: &str, value: &str) -> Result<usize, WebError> {
 }
 
 /// Reads search parameters. The API pages with `offset` and `limit`; the
-/// web page with `page` (from 1, [`PAGE_SIZE`] results each). Empty values
-/// (as a form sends for "any") are ignored; unknown parameters are refused,
+/// web page with `page` (from 1, [`PAGE_SIZE`] results each). The page
+/// ignores empty values (as a form sends for "any"); the API refuses them,
+/// but for `q`. Unknown parameters are refused,
 /// so a misspelt filter never silently widens a search.
 pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<SearchParams, WebError> {
     let mut p = SearchParams {
@@ -388,7 +393,14 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
     for (key, value) in pairs {
         let value = value.trim();
         if value.is_empty() {
-            continue;
+            // A form sends an empty value for "any"; a program that sends
+            // one has made a mistake (only the query may be empty).
+            if web_page || key == "q" {
+                continue;
+            }
+            return Err(WebError::BadRequest(format!(
+                "{key} is empty: give it a value, or leave it out"
+            )));
         }
         if key != "owner" && !seen.insert(key.as_str()) {
             return Err(WebError::BadRequest(format!("give {key} at most once")));

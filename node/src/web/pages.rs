@@ -171,6 +171,7 @@ pub(super) fn error_page(site: Option<&Site>, e: &WebError) -> Response {
         WebError::NotFound(_) => "Page not found",
         WebError::Internal(_) => "Sorry, there is a problem with this node",
         WebError::Busy(_) => "This node is busy",
+        WebError::SignIn(_) => "Sign in to see this",
     };
     let fallback = fallback_site();
     let content = html! {
