@@ -22,7 +22,7 @@ use clap::Args;
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetConfig;
 use gatehouse_node::runtime::RunningNode;
-use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebAccess, WebServer};
+use gatehouse_node::web::{DEFAULT_WEB_LISTEN, Limits, WebAccess, WebServer};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -75,6 +75,13 @@ pub struct RunArgs {
     /// open on loopback and staff anywhere else
     #[arg(long, value_name = "ACCESS", value_parser = ["open", "staff"])]
     pub web_access: Option<String>,
+    /// Serve the web page over TLS with this certificate (PEM; the chain,
+    /// the server's certificate first). Needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Do not serve the web page and JSON API
     #[arg(long)]
     pub no_web: bool,
@@ -205,6 +212,13 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         Some(a) => a.parse().map_err(UsageError)?,
         None => WebAccess::default_for(args.web_listen),
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            gatehouse_node::web::tls::server_config(cert, key)
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -215,7 +229,7 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         let web = if args.no_web {
             None
         } else {
-            match serve_web(&home, &node, args.web_listen, access).await {
+            match serve_web(&home, &node, args.web_listen, access, tls).await {
                 Ok(w) => Some(w),
                 Err(e) => {
                     let _ = std::fs::remove_file(&socket);
@@ -265,9 +279,17 @@ pub async fn serve_web(
     node: &RunningNode,
     addr: SocketAddr,
     access: WebAccess,
+    tls: Option<std::sync::Arc<gatehouse_node::web::tls::ServerConfig>>,
 ) -> anyhow::Result<WebServer> {
     // The site's staff sign in to ask and answer, with their own keys.
     let state = node.web_state(home).with_access(access);
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            address = %addr,
+            "the web page is served without TLS beyond loopback: passwords and session \
+             cookies cross the site's network in the clear; give --tls-cert and --tls-key"
+        );
+    }
     if access == WebAccess::Open && !addr.ip().is_loopback() {
         tracing::warn!(
             address = %addr,
@@ -275,11 +297,13 @@ pub async fn serve_web(
              --web-access staff limits it to this node's signed-in staff"
         );
     }
-    let server = WebServer::start(addr, state).await.map_err(|e| {
-        anyhow::anyhow!(UsageError(format!(
-            "{e}; choose another address with --web-listen, or use --no-web"
-        )))
-    })?;
+    let server = WebServer::start_tls(addr, state, Limits::default(), tls)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(UsageError(format!(
+                "{e}; choose another address with --web-listen, or use --no-web"
+            )))
+        })?;
     let file = home.root().join(WEB_ADDR_FILE);
     std::fs::write(&file, format!("{}\n", server.addr))
         .with_context(|| format!("cannot write {}", file.display()))?;

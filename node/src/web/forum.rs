@@ -760,7 +760,7 @@ async fn sign_in(
     .unwrap_or(Err(SignInError::Internal));
     match outcome {
         Ok(session) => {
-            let secure = address.is_none_or(|a| a.is_loopback());
+            let secure = state.https || address.is_none_or(|a| a.is_loopback());
             let mut r = see_other(&next);
             if let Ok(v) = HeaderValue::from_str(&session_cookie(&session.token, secure)) {
                 r.headers_mut().insert(header::SET_COOKIE, v);

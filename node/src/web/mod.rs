@@ -20,6 +20,7 @@ pub mod forum;
 pub mod inbox;
 pub mod pages;
 mod serve;
+pub mod tls;
 
 pub use serve::Limits;
 
@@ -80,6 +81,8 @@ pub struct WebState {
     pub accounts: Option<Arc<auth::Accounts>>,
     /// Who may read the page and API.
     pub access: WebAccess,
+    /// Served over TLS (set by [`WebServer::start_tls`]).
+    pub https: bool,
 }
 
 /// Who may read a node's page and API.
@@ -139,6 +142,7 @@ impl WebState {
             turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
             accounts: None,
             access: WebAccess::Open,
+            https: false,
         }
     }
 
@@ -502,6 +506,15 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Over TLS: tells browsers to come back only over HTTPS for a year.
+async fn strict_transport(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    response
+}
+
 /// Whether an HTTP `Host` header names this machine's loopback interface.
 pub fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
@@ -546,6 +559,11 @@ pub fn router(state: WebState, loopback_only: bool) -> Router {
         state.clone(),
         auth::identify,
     ));
+    let routes = if state.https {
+        routes.layer(axum::middleware::map_response(strict_transport))
+    } else {
+        routes
+    };
     let routes = routes.layer(tower::limit::ConcurrencyLimitLayer::new(
         MAX_CONCURRENT_REQUESTS,
     ));
@@ -573,6 +591,8 @@ pub struct ServeError {
 pub struct WebServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Whether it serves over TLS.
+    pub https: bool,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -590,6 +610,18 @@ impl WebServer {
         state: WebState,
         limits: Limits,
     ) -> Result<Self, ServeError> {
+        Self::start_tls(addr, state, limits, None).await
+    }
+
+    /// As [`WebServer::start_with`], over TLS with `tls` when given (see
+    /// [`tls::server_config`]): session cookies are then always `Secure`
+    /// and responses ask browsers to keep to HTTPS (HSTS).
+    pub async fn start_tls(
+        addr: SocketAddr,
+        mut state: WebState,
+        limits: Limits,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Self, ServeError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError { addr, source })?;
@@ -597,11 +629,15 @@ impl WebServer {
             .local_addr()
             .map_err(|source| ServeError { addr, source })?;
         let (stop, stopped) = watch::channel(false);
+        state.https = tls.is_some();
         let app = router(state, bound.ip().is_loopback());
-        let task = tokio::spawn(serve::serve(listener, app, limits, stopped));
-        tracing::info!(address = %format!("http://{bound}/"), "web page served");
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let task = tokio::spawn(serve::serve(listener, app, limits, acceptor, stopped));
+        tracing::info!(address = %format!("{scheme}://{bound}/"), "web page served");
         Ok(Self {
             addr: bound,
+            https: scheme == "https",
             stop,
             task,
         })

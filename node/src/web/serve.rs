@@ -95,21 +95,21 @@ impl Drop for Slot {
 }
 
 /// A socket that notes when it last carried a byte.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     born: Instant,
     /// Milliseconds after `born` of the last read or write.
     last: Arc<AtomicU64>,
 }
 
-impl Watched {
+impl<S> Watched<S> {
     fn touch(&self) {
         let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last.store(ms, Ordering::Relaxed);
     }
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -125,7 +125,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -154,6 +154,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let open = Arc::new(Mutex::new(Open::default()));
@@ -185,6 +186,7 @@ pub(super) async fn serve(
             client,
             app.clone(),
             limits,
+            tls.clone(),
             stop.clone(),
             slot,
         ));
@@ -192,14 +194,16 @@ pub(super) async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-/// Serves one connection under the limits.
+/// Serves one connection under the limits: over TLS when the server has
+/// a certificate (the handshake must end within the header time-out).
 async fn connection(
     stream: TcpStream,
     client: SocketAddr,
     app: Router,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
-    _slot: Slot,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+    slot: Slot,
 ) {
     let last = Arc::new(AtomicU64::new(0));
     let born = Instant::now();
@@ -208,6 +212,37 @@ async fn connection(
         born,
         last: Arc::clone(&last),
     };
+    match tls {
+        None => http(io, client, app, limits, stop, slot, born, last).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+                Ok(Ok(secured)) => {
+                    http(secured, client, app, limits, stop, slot, born, last).await;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%client, error = %e, "TLS handshake failed");
+                }
+                Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on `io` until the client is done, idle past the
+/// limit, or the server stops.
+#[allow(clippy::too_many_arguments)]
+async fn http<S>(
+    io: S,
+    client: SocketAddr,
+    app: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    _slot: Slot,
+    born: Instant,
+    last: Arc<AtomicU64>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(axum::body::Body::new);
         request
