@@ -1,8 +1,10 @@
 //! Validity is a function of the set of envelopes: nodes given the same
 //! certificates and changes (revocations with kept and discarded history,
 //! changes waiting for a delegation, changes signed for the wrong
-//! establishment) in any order, with duplicates, one by one or in batches,
-//! end with the same library, the same pending set and the same rejections.
+//! establishment; posts by a clinician kept and cut off by a revocation,
+//! by a key nobody delegated, and moderation by the wrong lead) in any
+//! order, with duplicates, one by one or in batches, end with the same
+//! library, the same forum, the same pending set and the same rejections.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use gatehouse_node::authoring::new_item;
 use gatehouse_node::library::{Library, LibraryError, NodeConfig};
 use gatehouse_node::projection::search::SearchIndex;
 use gatehouse_node::query::filter::Filter;
+use gatehouse_node::query::forum::{ThreadList, ThreadQuery};
 use gatehouse_node::replica::bundle;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::store::MemoryStore;
@@ -23,8 +26,9 @@ use gatehouse_protocol::envelope::{Body, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
 use gatehouse_protocol::item::write_version;
 use gatehouse_protocol::key::SecretKey;
+use gatehouse_protocol::post::{Action, Post, Question, Reply, Urgency, Voice};
 use gatehouse_protocol::trust::Judgement;
-use gatehouse_protocol::vocab::{Nation, Setting};
+use gatehouse_protocol::vocab::{Nation, Pathway, Setting};
 use proptest::prelude::*;
 
 fn key(n: u8) -> SecretKey {
@@ -41,6 +45,29 @@ fn cert(w: &mut World, signer: u8, c: Certificate) -> EnvelopeId {
     let id = env.id();
     w.envelopes.push(env);
     id
+}
+
+fn post(w: &mut World, signer: u8, voice: EstablishmentId, action: Action, at: u64) -> EnvelopeId {
+    let env = Verified::sign(
+        Body::Post(Box::new(Post {
+            voice: Voice::Establishment(voice),
+            action,
+        })),
+        &key(signer),
+        &w.network,
+        at,
+    );
+    let id = env.id();
+    w.envelopes.push(env);
+    id
+}
+
+fn reply(thread: EnvelopeId, body: &str) -> Action {
+    Action::Reply(Reply {
+        thread,
+        quoting: None,
+        body: body.into(),
+    })
 }
 
 fn item(w: &mut World, signer: u8, owner: EstablishmentId, n: u64) -> Verified {
@@ -154,6 +181,73 @@ fn world() -> (World, EstablishmentId) {
     revision(&mut w, &a1, 21, 7);
     // A change by a key nobody delegated: pending.
     item(&mut w, 99, a, 8);
+
+    // A clinician at A (13, delegated by person 11) asks; B's person
+    // answers; the clinician replies twice, then leaves: the question is
+    // kept, the replies are not.
+    cert(
+        &mut w,
+        11,
+        Certificate::Delegate(Delegation {
+            establishment: a,
+            member: key(13).public(),
+            name: "Dr 13".into(),
+            role: MemberRole::Clinician,
+        }),
+    );
+    let question = post(
+        &mut w,
+        13,
+        a,
+        Action::Ask(Question {
+            title: "Order test question".into(),
+            body: "Which order?".into(),
+            pathways: vec![Pathway::PharmacyMedicines],
+            settings: Vec::new(),
+            urgency: Urgency::Routine,
+            links: Vec::new(),
+        }),
+        10,
+    );
+    let answer = post(&mut w, 21, b, reply(question, "Any order."), 11);
+    post(&mut w, 13, a, reply(question, "Thanks."), 12);
+    let dropped = post(&mut w, 13, a, reply(question, "One more."), 13);
+    post(&mut w, 13, a, Action::Resolve { question, answer }, 14);
+    cert(
+        &mut w,
+        11,
+        Certificate::Revoke(Revocation {
+            target: RevokeTarget::Key(key(13).public()),
+            keep: vec![question],
+            reason: "left".into(),
+        }),
+    );
+    // A post by a key nobody delegated, and one claiming an establishment
+    // its signer is not of.
+    post(&mut w, 98, a, reply(question, "Unknown."), 15);
+    post(&mut w, 21, a, reply(question, "Not my site."), 16);
+    // B's lead hides A's clinician's reply (no effect: not B's staff) and
+    // B's own person's answer (in effect).
+    post(
+        &mut w,
+        20,
+        b,
+        Action::Hide {
+            post: dropped,
+            reason: "not ours to hide".into(),
+        },
+        17,
+    );
+    post(
+        &mut w,
+        20,
+        b,
+        Action::Hide {
+            post: answer,
+            reason: "posted in error".into(),
+        },
+        18,
+    );
     (w, a)
 }
 
@@ -176,6 +270,20 @@ fn library(network: NetworkId, own: EstablishmentId) -> Library {
 /// Everything a user could observe, as one string.
 fn observed(lib: &Library, ids: &[EnvelopeId]) -> String {
     let list = serde_json::to_string(&lib.list(&Filter::default()).expect("list")).expect("json");
+    let view = lib.read_view();
+    let threads: Vec<_> = view
+        .threads(
+            &ThreadQuery {
+                list: ThreadList::All,
+                ..ThreadQuery::default()
+            },
+            0,
+        )
+        .into_iter()
+        .map(|t| view.thread(&t.id, 0).expect("thread"))
+        .collect();
+    let forum = serde_json::to_string(&(threads, view.moderation_log())).expect("json");
+    let list = format!("{list}\n{forum}");
     let status = lib.status().expect("status");
     let judgements: Vec<Judgement> = ids
         .iter()
@@ -224,20 +332,50 @@ fn the_scenario_ends_as_designed() {
         );
     }
     let status = lib.status().expect("status");
+    // The item and the post by keys nobody delegated wait.
     assert_eq!(
         status.pending.values().sum::<usize>(),
-        1,
+        2,
         "{:?}",
         status.pending
     );
-    // The deputy's revision and second item, the compromised item, and the
-    // revision signed by another establishment's key.
+    // The deputy's revision and second item, the compromised item, the
+    // clinician's two replies and resolution that their revocation did not
+    // keep, and the
+    // revision and the post signed by another establishment's key.
     assert_eq!(
         status.rejected.values().sum::<usize>(),
-        4,
+        8,
         "{:?}",
         status.rejected
     );
+    // The forum: the clinician's question stays, attributed; their replies
+    // and resolution, which their revocation did not keep, do not count; B's lead hid B's answer
+    // and could not hide A's post.
+    let view = lib.read_view();
+    let threads = view.threads(
+        &ThreadQuery {
+            list: ThreadList::All,
+            ..ThreadQuery::default()
+        },
+        0,
+    );
+    assert_eq!(threads.len(), 1);
+    assert_eq!(threads[0].author.name.as_deref(), Some("Dr 13"));
+    assert_eq!(threads[0].resolved_by, None);
+    let t = view.thread(&threads[0].id, 0).expect("thread");
+    let bodies: Vec<_> = t.posts.iter().map(|p| p.body.clone()).collect();
+    assert_eq!(
+        bodies,
+        vec![Some("Which order?".to_string()), None],
+        "{bodies:?}"
+    );
+    assert_eq!(
+        t.posts[1].hidden.as_ref().map(|h| h.reason.as_str()),
+        Some("posted in error")
+    );
+    let log = view.moderation_log();
+    assert_eq!(log.len(), 1, "only the hide in effect is logged");
 }
 
 /// Ingests the world one by one and in two bundles, in the order `seed`
