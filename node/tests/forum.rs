@@ -2,7 +2,8 @@
 //! sets a password, asks a question and sees it listed under their name;
 //! identifiers are refused at writing (pointing at the text) and on
 //! receipt; a removed person's key stops posting while their past posts
-//! stay; the forum is rebuilt on reopening.
+//! stay; the forum is rebuilt on reopening; a conversation reaches an
+//! offline site by bundle, and a post carrying an identifier does not.
 
 mod common;
 
@@ -298,5 +299,97 @@ fn replies_resolutions_and_edits_survive_a_reopen() {
     assert_eq!(
         reply.body.as_deref(),
         Some("Reception staff, with a leaflet and a demonstration.")
+    );
+}
+
+/// A library of `network` in memory, for a site that takes bundles.
+fn offline_site(
+    network: gatehouse_protocol::id::NetworkId,
+    own: gatehouse_protocol::id::EstablishmentId,
+) -> Library {
+    Library::with_store(
+        std::sync::Arc::new(gatehouse_node::store::MemoryStore::new()),
+        gatehouse_node::library::NodeConfig {
+            network,
+            establishment: own,
+            member: None,
+            node: gatehouse_protocol::key::SecretKey::from_seed([77; 32]).public(),
+            actor_suffix: "0f0e0d0c0b0a09080706050403020100".into(),
+        },
+        gatehouse_node::projection::search::SearchIndex::in_memory().expect("index"),
+        None,
+    )
+    .expect("library")
+}
+
+#[test]
+fn a_conversation_reaches_an_offline_site_by_bundle_and_an_identifier_does_not() {
+    use gatehouse_node::replica::bundle;
+    let (_dir, home, mut lib) = common::new_site();
+    let staff = Staff::of(&home);
+    let new = staff
+        .add(
+            &mut lib,
+            "Dr A Patel",
+            Some("apatel"),
+            MemberRole::Clinician,
+        )
+        .expect("add");
+    let (_, key) = staff
+        .set_up("apatel", &new.setup_code, "twelve chars or more")
+        .expect("set up");
+    let asked = lib
+        .post_as(
+            &key,
+            post(
+                &lib,
+                question("Hepatitis C testing on reception", "Opt-out?"),
+            ),
+        )
+        .expect("ask");
+    lib.post(Action::Reply(Reply {
+        thread: asked,
+        quoting: None,
+        body: "Opt-out, at the second-night check.".into(),
+    }))
+    .expect("reply");
+    let network = lib.config().network;
+    let mut envelopes = bundle::select(&lib, None).expect("select");
+    // A post with an NHS number, signed by the clinician's real key, rides
+    // along in the same bundle.
+    let bad = Verified::sign(
+        Body::Post(Box::new(post(
+            &lib,
+            Action::Reply(Reply {
+                thread: asked,
+                quoting: None,
+                body: "See 943 476 5919.".into(),
+            }),
+        ))),
+        &key,
+        &network,
+        1,
+    );
+    envelopes.push(bad.bytes().to_vec());
+
+    let mut offline = offline_site(network, gatehouse_protocol::id::EstablishmentId([3; 16]));
+    let report =
+        bundle::import(&mut offline, &bundle::write(&network, &envelopes)).expect("import");
+    assert_eq!(report.refused.values().sum::<usize>(), 1, "{report:?}");
+    let view = offline.read_view();
+    let thread = view.thread(&asked, 0).expect("the thread arrived");
+    assert_eq!(thread.posts.len(), 2);
+    assert_eq!(thread.posts[0].author.name.as_deref(), Some("Dr A Patel"));
+    assert!(
+        thread
+            .posts
+            .iter()
+            .all(|p| !p.body.as_deref().unwrap_or("").contains("943")),
+        "the identifier was not stored"
+    );
+    // Everything else was stored; the refused post was not.
+    assert_eq!(
+        offline.status().expect("status").envelopes,
+        envelopes.len() - 1
     );
 }
