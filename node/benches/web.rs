@@ -9,15 +9,12 @@
 //! envelope) and kept under cargo's target directory for later runs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Net, QUERIES, network, percentile, sizes};
+use common::{Net, QUERIES, network, open_or_build, percentile, sizes};
 use gatehouse_node::authoring::new_item;
-use gatehouse_node::library::{Library, NodeConfig};
-use gatehouse_node::projection::search::SearchIndex;
+use gatehouse_node::library::Library;
 use gatehouse_node::sample::synthetic_content;
-use gatehouse_node::store::SledStore;
 use gatehouse_node::web::{WebServer, WebState};
 
 mod common;
@@ -35,49 +32,33 @@ fn library_dir(size: u64) -> PathBuf {
 
 /// Opens the library of `size` items, building it the first time.
 fn library(net: &Net, size: u64) -> Library {
-    let dir = library_dir(size);
-    let complete = dir.join("complete");
-    if !complete.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let config = NodeConfig {
-        network: net.network,
-        establishment: net.est_id,
-        member: None,
-        node: net.member.public(),
-        actor_suffix: "00112233445566778899aabbccddeeff".into(),
-    };
-    let store = SledStore::open(&dir.join("store")).expect("store");
-    let index = SearchIndex::open(&dir.join("index")).expect("index");
-    let mut lib = Library::with_store(Arc::new(store), config, index, None).expect("library");
-    if complete.exists() {
-        return lib;
-    }
     let started = Instant::now();
-    lib.ingest_many(net.certs.clone()).expect("certificates");
-    let mut i = 0;
-    while i < size {
-        let batch: Vec<_> = (i..(i + BUILD_BATCH).min(size))
-            .map(|n| {
-                new_item(
-                    &synthetic_content(n),
-                    &net.member,
-                    &[7; 16],
-                    net.est_id,
-                    &net.network,
-                    1_700_000_000_000 + n * 60_000,
-                )
-                .expect("item")
-            })
-            .collect();
-        i += batch.len() as u64;
-        lib.ingest_many(batch).expect("apply");
+    let (lib, built) = open_or_build(&library_dir(size), net, |lib| {
+        let mut i = 0;
+        while i < size {
+            let batch: Vec<_> = (i..(i + BUILD_BATCH).min(size))
+                .map(|n| {
+                    new_item(
+                        &synthetic_content(n),
+                        &net.member,
+                        &[7; 16],
+                        net.est_id,
+                        &net.network,
+                        1_700_000_000_000 + n * 60_000,
+                    )
+                    .expect("item")
+                })
+                .collect();
+            i += batch.len() as u64;
+            lib.ingest_many(batch).expect("apply");
+        }
+    });
+    if built {
+        println!(
+            "BENCH {{\"bench\":\"web_build\",\"items\":{size},\"build_s\":{:.1}}}",
+            started.elapsed().as_secs_f64()
+        );
     }
-    std::fs::write(&complete, b"").expect("mark complete");
-    println!(
-        "BENCH {{\"bench\":\"web_build\",\"items\":{size},\"build_s\":{:.1}}}",
-        started.elapsed().as_secs_f64()
-    );
     lib
 }
 

@@ -117,3 +117,37 @@ pub const QUERIES: &[&str] = &[
     "diabetes",
     "frailty falls",
 ];
+
+/// The library kept in `dir` for `net`, built by `build` the first time
+/// (a `complete` marker tells a finished build from an interrupted one,
+/// which is thrown away). Returns it and whether it was built now.
+pub fn open_or_build(
+    dir: &std::path::Path,
+    net: &Net,
+    build: impl FnOnce(&mut gatehouse_node::library::Library),
+) -> (gatehouse_node::library::Library, bool) {
+    use gatehouse_node::library::{Library, NodeConfig};
+    let complete = dir.join("complete");
+    if !complete.exists() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let config = NodeConfig {
+        network: net.network,
+        establishment: net.est_id,
+        member: None,
+        node: net.member.public(),
+        actor_suffix: "00112233445566778899aabbccddeeff".into(),
+    };
+    let store = gatehouse_node::store::SledStore::open(&dir.join("store")).expect("store");
+    let index =
+        gatehouse_node::projection::search::SearchIndex::open(&dir.join("index")).expect("index");
+    let mut lib =
+        Library::with_store(std::sync::Arc::new(store), config, index, None).expect("library");
+    if complete.exists() {
+        return (lib, false);
+    }
+    lib.ingest_many(net.certs.clone()).expect("certificates");
+    build(&mut lib);
+    std::fs::write(&complete, b"").expect("mark complete");
+    (lib, true)
+}

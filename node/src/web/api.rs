@@ -380,10 +380,10 @@ async fn inbox(
         )
             .into_response());
     };
-    let st = accounts.inbox_state(&s.login);
     let me = s.key.public();
     let found = state
         .read(move |lib| {
+            let st = accounts.inbox_state(&s.login);
             Ok(lib.inbox(
                 &me,
                 &st.watching,

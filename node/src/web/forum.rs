@@ -500,8 +500,9 @@ async fn thread(
             }
         }
     }
-    let watching = super::inbox::watching_of(&state, me.as_ref());
+    let accounts = state.accounts.clone();
     super::pages::render(&state, move |lib, site| {
+        let watching = super::inbox::watching_of(accounts.as_deref(), me.as_ref());
         let id = thread_id(&id)?;
         let t = lib.thread(&id, now_ms()).map_err(|e| match e {
             LibraryError::UnknownPost(_) => WebError::NotFound(format!("there is no thread {id}")),

@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use gatehouse_protocol::id::{EnvelopeId, ItemId};
 use maud::{Markup, html};
 
-use super::auth::{Session, current};
+use std::sync::Arc;
+
+use super::auth::{Accounts, Session, current};
 use super::forum::{Fields, account_bar, csrf_field, field, now_ms, refused, safe_next, see_other};
 use super::pages::{Section, error_page, layout};
 use super::{WebError, WebState};
@@ -122,7 +124,10 @@ async fn inbox(State(state): State<WebState>) -> Response {
     let (Some(s), Some(accounts)) = (current(), state.accounts.clone()) else {
         return see_other("/signin?next=/inbox");
     };
-    let before = accounts.inbox_state(&s.login);
+    let (reader, login) = (Arc::clone(&accounts), s.login.clone());
+    let Ok(before) = tokio::task::spawn_blocking(move || reader.inbox_state(&login)).await else {
+        return error_page(None, &WebError::Internal(super::INTERNAL_MESSAGE.into()));
+    };
     let me = s.key.public();
     let st = before.clone();
     let found: Result<Inbox, WebError> = state
@@ -135,8 +140,13 @@ async fn inbox(State(state): State<WebState>) -> Response {
     // What is shown is seen: from now on the header counts only what is
     // newer.
     let up_to = now_ms().max(found.latest_ms).max(before.read_up_to_ms);
-    if let Err(e) = accounts.update_inbox(&s.login, |st| st.read_up_to_ms = up_to) {
-        tracing::warn!(error = %e, "could not keep what an inbox has shown");
+    let (keeper, login) = (Arc::clone(&accounts), s.login.clone());
+    let kept = tokio::task::spawn_blocking(move || {
+        keeper.update_inbox(&login, |st| st.read_up_to_ms = up_to)
+    })
+    .await;
+    if !matches!(kept, Ok(Ok(()))) {
+        tracing::warn!("could not keep what an inbox has shown");
     }
     super::pages::render(&state, move |lib, site| {
         let watched_threads: Vec<(EnvelopeId, String)> = before
@@ -233,34 +243,47 @@ async fn watch(State(state): State<WebState>, Form(fields): Form<Fields>) -> Res
         Err(e) => return error_page(None, &e),
     };
     let now = now_ms();
-    let mut full = false;
-    let kept = accounts.update_inbox(&s.login, |st| {
-        let w = &mut st.watching;
-        let count = w.threads.len() + w.items.len();
-        match (target, on) {
-            (Target::Thread(t), true) if !w.threads.contains_key(&t) => {
-                if count >= MAX_WATCHED {
-                    full = true;
-                } else {
-                    w.threads.insert(t, now);
+    let login = s.login.clone();
+    // Written through to disk: off the async runtime.
+    let kept = tokio::task::spawn_blocking(move || {
+        let mut full = false;
+        let kept = accounts.update_inbox(&login, |st| {
+            let w = &mut st.watching;
+            let count = w.threads.len() + w.items.len();
+            match (target, on) {
+                (Target::Thread(t), true) if !w.threads.contains_key(&t) => {
+                    if count >= MAX_WATCHED {
+                        full = true;
+                    } else {
+                        w.threads.insert(t, now);
+                    }
                 }
-            }
-            (Target::Item(i), true) if !w.items.contains_key(&i) => {
-                if count >= MAX_WATCHED {
-                    full = true;
-                } else {
-                    w.items.insert(i, now);
+                (Target::Item(i), true) if !w.items.contains_key(&i) => {
+                    if count >= MAX_WATCHED {
+                        full = true;
+                    } else {
+                        w.items.insert(i, now);
+                    }
                 }
+                (Target::Thread(t), false) => {
+                    w.threads.remove(&t);
+                }
+                (Target::Item(i), false) => {
+                    w.items.remove(&i);
+                }
+                _ => {}
             }
-            (Target::Thread(t), false) => {
-                w.threads.remove(&t);
-            }
-            (Target::Item(i), false) => {
-                w.items.remove(&i);
-            }
-            _ => {}
+        });
+        (full, kept)
+    })
+    .await;
+    let (full, kept) = match kept {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "the watch task failed");
+            return error_page(None, &WebError::Internal(super::INTERNAL_MESSAGE.into()));
         }
-    });
+    };
     if full {
         return error_page(
             None,
@@ -282,9 +305,10 @@ enum Target {
     Item(ItemId),
 }
 
-/// What the signed-in person watches (nothing when no one is).
-pub(super) fn watching_of(state: &WebState, s: Option<&Session>) -> Watching {
-    match (s, &state.accounts) {
+/// What the signed-in person watches (nothing when no one is). May read
+/// their file: call it on the blocking pool (inside a page's render).
+pub(super) fn watching_of(accounts: Option<&Accounts>, s: Option<&Session>) -> Watching {
+    match (s, accounts) {
         (Some(s), Some(a)) => a.inbox_state(&s.login).watching,
         _ => Watching::default(),
     }

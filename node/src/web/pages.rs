@@ -744,8 +744,9 @@ async fn item(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
     let me = super::auth::current();
-    let watching = super::inbox::watching_of(&state, me.as_ref());
+    let accounts = state.accounts.clone();
     render(&state, move |lib, site_info| {
+        let watching = super::inbox::watching_of(accounts.as_deref(), me.as_ref());
         let id = item_id(lib, &id)?;
         let mut version = None;
         for (k, v) in &pairs {
