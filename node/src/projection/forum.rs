@@ -277,6 +277,8 @@ pub struct Forum {
     posts: usize,
     /// The threads each person posted in (opened or replied).
     by_person: HashMap<PublicKey, BTreeSet<EnvelopeId>>,
+    /// The threads about, or linking to, each library item.
+    by_item: HashMap<ItemId, BTreeSet<EnvelopeId>>,
 }
 
 fn is_lead(trust: &TrustView, est: &EstablishmentId, key: &PublicKey) -> bool {
@@ -310,6 +312,9 @@ impl Forum {
                     }
                     self.thread_of.insert(id, id);
                     let summary = empty_summary(&f);
+                    for item in summary.opening.about.iter().chain(&summary.opening.links) {
+                        self.by_item.entry(*item).or_default().insert(id);
+                    }
                     self.threads.insert(
                         id,
                         Thread {
@@ -387,10 +392,12 @@ impl Forum {
     /// Threads about one library item.
     pub fn about(&self, item: &ItemId) -> Vec<&Summary> {
         let mut out: Vec<&Summary> = self
-            .threads
-            .values()
+            .by_item
+            .get(item)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.threads.get(id))
             .map(|t| &t.summary)
-            .filter(|s| s.opening.about.as_ref() == Some(item) || s.opening.links.contains(item))
             .collect();
         out.sort_by_key(|s| std::cmp::Reverse((s.last_activity_ms, s.id)));
         out
