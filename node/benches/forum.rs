@@ -13,10 +13,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Net, network, open_or_build, percentile};
-use gatehouse_node::authoring::new_item;
+use common::{Net, item, network, open_or_build, percentile};
 use gatehouse_node::library::Library;
-use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_protocol::envelope::{Body, Verified};
 use gatehouse_protocol::id::EnvelopeId;
@@ -85,19 +83,7 @@ fn library(net: &Net, threads: u64) -> (Library, EnvelopeId) {
     let first = opening(net, 0, 1_700_000_000_000).id();
     let started = Instant::now();
     let (lib, built) = open_or_build(&library_dir(threads), net, |lib| {
-        let items: Vec<_> = (0..ITEMS)
-            .map(|n| {
-                new_item(
-                    &synthetic_content(n),
-                    &net.member,
-                    &[7; 16],
-                    net.est_id,
-                    &net.network,
-                    1_700_000_000_000 + n * 60_000,
-                )
-                .expect("item")
-            })
-            .collect();
+        let items: Vec<_> = (0..ITEMS).map(|n| item(net, n)).collect();
         for batch in items.chunks(500) {
             lib.ingest_many(batch.to_vec()).expect("items");
         }

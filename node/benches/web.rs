@@ -11,10 +11,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Net, QUERIES, network, open_or_build, percentile, sizes};
-use gatehouse_node::authoring::new_item;
+use common::{Net, QUERIES, item, network, open_or_build, percentile, sizes};
 use gatehouse_node::library::Library;
-use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::web::{WebServer, WebState};
 
 mod common;
@@ -37,17 +35,7 @@ fn library(net: &Net, size: u64) -> Library {
         let mut i = 0;
         while i < size {
             let batch: Vec<_> = (i..(i + BUILD_BATCH).min(size))
-                .map(|n| {
-                    new_item(
-                        &synthetic_content(n),
-                        &net.member,
-                        &[7; 16],
-                        net.est_id,
-                        &net.network,
-                        1_700_000_000_000 + n * 60_000,
-                    )
-                    .expect("item")
-                })
+                .map(|n| item(net, n))
                 .collect();
             i += batch.len() as u64;
             lib.ingest_many(batch).expect("apply");

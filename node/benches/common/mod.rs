@@ -80,6 +80,19 @@ pub fn network() -> Net {
     }
 }
 
+/// Synthetic item `n`, signed a minute after item `n - 1`.
+pub fn item(net: &Net, n: u64) -> Verified {
+    new_item(
+        &synthetic_content(n),
+        &net.member,
+        &[7; 16],
+        net.est_id,
+        &net.network,
+        1_700_000_000_000 + n * 60_000,
+    )
+    .expect("item")
+}
+
 pub fn items(net: &Net, n: u64) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {

@@ -277,6 +277,28 @@ fn own_post(lib: &ReadView, s: &Session, text: &str) -> Result<(ThreadView, Post
     Ok((thread, post))
 }
 
+/// For a form acting on one's own post (`/posts/ID/ACTION`): the
+/// signed-in person, the thread and the post, or the response that turns
+/// the form away (not signed in, a foreign token, not theirs to change).
+async fn own_post_form(
+    state: &WebState,
+    id: &str,
+    fields: &Fields,
+    action: &str,
+) -> Result<(Session, ThreadView, PostView), Response> {
+    let Some(s) = current() else {
+        return Err(see_other(&format!("/signin?next=/posts/{id}/{action}")));
+    };
+    if let Some(r) = refused(&s, fields) {
+        return Err(r);
+    }
+    let (s2, id2) = (s.clone(), id.to_string());
+    match state.read(move |lib| own_post(lib, &s2, &id2)).await {
+        Ok((thread, post)) => Ok((s, thread, post)),
+        Err(e) => Err(error_page(None, &e)),
+    }
+}
+
 fn edit_page(
     s: &Session,
     site: &Site,
@@ -322,17 +344,9 @@ async fn edit(
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let Some(s) = current() else {
-        return see_other(&format!("/signin?next=/posts/{id}/edit"));
-    };
-    if let Some(r) = refused(&s, &fields) {
-        return r;
-    }
-    let (s2, id2) = (s.clone(), id.clone());
-    let found = state.read(move |lib| own_post(lib, &s2, &id2)).await;
-    let (thread, post) = match found {
+    let (s, thread, post) = match own_post_form(&state, &id, &fields, "edit").await {
         Ok(f) => f,
-        Err(e) => return error_page(None, &e),
+        Err(r) => return r,
     };
     let opening = post.id == thread.summary.id;
     let mut draft = Draft {
@@ -406,16 +420,9 @@ async fn withdraw(
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let Some(s) = current() else {
-        return see_other(&format!("/signin?next=/posts/{id}/withdraw"));
-    };
-    if let Some(r) = refused(&s, &fields) {
-        return r;
-    }
-    let (s2, id2) = (s.clone(), id.clone());
-    let (thread, post) = match state.read(move |lib| own_post(lib, &s2, &id2)).await {
+    let (s, thread, post) = match own_post_form(&state, &id, &fields, "withdraw").await {
         Ok(f) => f,
-        Err(e) => return error_page(None, &e),
+        Err(r) => return r,
     };
     match post_for(&state, &s, Action::Retract { post: post.id }).await {
         Ok(_) => see_other(&format!(
