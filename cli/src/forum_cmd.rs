@@ -1,6 +1,7 @@
 //! The forum and staff commands: `ask`, `threads`, `thread`, `reply`,
 //! `resolve`, `hide` (posting as this node's site lead, with the key in
-//! `keys/`), and `staff` (the people who sign in to the web page).
+//! `keys/`; `hide --network` as a network admin, with `keys/admin.key`),
+//! and `staff` (the people who sign in to the web page).
 
 use std::io::Write;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
 use crate::output::print_json;
+use crate::trust_cmd::need_key;
 use crate::{parse_vocab, usage};
 
 /// `gatehouse staff ...`
@@ -115,6 +117,8 @@ pub enum ForumOp {
         post: String,
         /// Why.
         reason: String,
+        /// As a network admin, for every site.
+        network: bool,
     },
     /// `moderation`
     Moderation,
@@ -301,9 +305,18 @@ pub fn operate(ctx: &mut Ctx<'_>, op: ForumOp) -> anyhow::Result<ForumOutcome> {
                 thread: question,
             }
         }
-        ForumOp::Hide { post, reason } => {
+        ForumOp::Hide {
+            post,
+            reason,
+            network,
+        } => {
             let (thread, post) = ctx.view()?.resolve_post(&post)?;
-            let id = ctx.lib()?.post(Action::Hide { post, reason })?;
+            let id = if network {
+                let admin = need_key(&home, "admin", "network admin")?;
+                ctx.lib()?.hide_network_wide(&admin, post, reason)?
+            } else {
+                ctx.lib()?.post(Action::Hide { post, reason })?
+            };
             ForumOutcome::Posted {
                 what: "hide".into(),
                 id,

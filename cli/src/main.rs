@@ -227,13 +227,16 @@ pub(crate) enum Command {
         #[arg(long)]
         answer: String,
     },
-    /// Hide a post by this site's staff (it stays in the signed history, shown as hidden)
+    /// Hide a post by this site's staff, or with --network any post (it stays in the signed history, shown as hidden)
     Hide {
         /// The post (id, or a unique prefix of 6 characters or more)
         post: String,
         /// Why, for the moderation log
         #[arg(long)]
         reason: String,
+        /// Hide it for every site, as a network admin (signed with keys/admin.key)
+        #[arg(long)]
+        network: bool,
     },
     /// Posts hidden by moderators, newest first
     Moderation,
@@ -636,7 +639,15 @@ impl Command {
             Command::Resolve { question, answer } => {
                 Op::Forum(ForumOp::Resolve { question, answer })
             }
-            Command::Hide { post, reason } => Op::Forum(ForumOp::Hide { post, reason }),
+            Command::Hide {
+                post,
+                reason,
+                network,
+            } => Op::Forum(ForumOp::Hide {
+                post,
+                reason,
+                network,
+            }),
             Command::Moderation => Op::Forum(ForumOp::Moderation),
             Command::Init(_)
             | Command::Demo { .. }

@@ -186,7 +186,8 @@ pub enum BundleCommand {
     },
 }
 
-fn need_key(home: &Home, name: &str, role: &str) -> anyhow::Result<SecretKey> {
+/// The key `keys/NAME.key`, or an error saying where to put it.
+pub(crate) fn need_key(home: &Home, name: &str, role: &str) -> anyhow::Result<SecretKey> {
     home.read_key(name)?.with_context(|| {
         format!(
             "this needs the {role} key, {}; copy it there (it can be kept offline otherwise)",

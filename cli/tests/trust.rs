@@ -1277,3 +1277,66 @@ fn stolen_old_establishment_key_cannot_strand_the_site() {
     carry(&net.b, &net.a, &net.file("b3.bundle"));
     assert!(!key_revoked(&net.a, BRAVO, &d_key));
 }
+
+#[test]
+fn a_lead_hides_only_their_own_sites_posts_and_an_admin_hides_any_network_wide() {
+    let net = Net::new();
+    let asked = net.b.json(&[
+        "ask",
+        "--title",
+        "Naloxone on release",
+        "--body",
+        "Do you hand out a kit to everyone leaving?",
+        "--pathway",
+        "substance-misuse",
+    ]);
+    let question = str_of(&asked["id"]).to_string();
+    carry(&net.b, &net.a, &net.file("b.bundle"));
+
+    // Alpha's lead (also the network's founding admin) may not hide
+    // Bravo's post as Alpha's lead: the refusal says what would.
+    let (_, stderr) = net
+        .a
+        .fails(&["hide", &question[..10], "--reason", "off topic"], 2);
+    assert!(stderr.contains("own establishment's staff"), "{stderr}");
+    assert!(stderr.contains("--network"), "{stderr}");
+    assert!(array(&net.a.json(&["moderation"])).is_empty());
+
+    // Bravo's lead holds no admin key: a network-wide hide says where the
+    // key goes.
+    let (_, stderr) = net.b.fails(
+        &[
+            "hide",
+            &question[..10],
+            "--reason",
+            "off topic",
+            "--network",
+        ],
+        2,
+    );
+    assert!(stderr.contains("keys/admin.key"), "{stderr}");
+
+    // As the admin it is hidden for every site, with the reason.
+    net.a.json(&[
+        "hide",
+        &question[..10],
+        "--reason",
+        "names a wing and a date",
+        "--network",
+    ]);
+    carry(&net.a, &net.b, &net.file("a.bundle"));
+    for node in [&net.a, &net.b] {
+        let log = array(&node.json(&["moderation"]));
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(str_of(&log[0]["post"]), question);
+        assert_eq!(str_of(&log[0]["reason"]), "names a wing and a date");
+        assert!(log[0]["by"]["establishment"].is_null(), "{log:?}");
+        let thread = node.json(&["thread", &question[..10]]);
+        assert_eq!(
+            str_of(&thread["posts"][0]["hidden"]["reason"]),
+            "names a wing and a date"
+        );
+        let text = node.ok(&["moderation"]);
+        assert!(text.contains("(network admin)"), "{text}");
+    }
+}

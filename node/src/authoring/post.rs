@@ -79,23 +79,42 @@ impl Library {
         self.post_as(&key, post)
     }
 
+    /// Hides `post` network-wide, signed with a network admin's `key`;
+    /// the reason goes to the moderation log.
+    pub fn hide_network_wide(
+        &mut self,
+        key: &SecretKey,
+        post: EnvelopeId,
+        reason: String,
+    ) -> Result<EnvelopeId> {
+        self.post_as(
+            key,
+            Post {
+                voice: Voice::Admin,
+                action: Action::Hide { post, reason },
+            },
+        )
+    }
+
     fn check_post_target(&self, key: &SecretKey, post: &Post) -> Result<()> {
         let view = self.read_view();
         let forum = view.forum();
         let held = |id: &EnvelopeId| -> Result<EnvelopeId> {
             forum.thread_of(id).ok_or(LibraryError::UnknownPost(*id))
         };
-        let author_of = |id: &EnvelopeId| -> Option<gatehouse_protocol::key::PublicKey> {
+        // The post's author and the establishment it speaks for.
+        let written_by = |id: &EnvelopeId| {
             let thread = forum.thread(&forum.thread_of(id)?)?;
             if thread.opening.id == *id {
-                return Some(thread.opening.signer);
+                return Some((thread.opening.signer, thread.opening.voice));
             }
             thread
                 .facts
                 .iter()
                 .find(|f| f.id == *id && matches!(f.what, What::Reply { .. }))
-                .map(|f| f.signer)
+                .map(|f| (f.signer, f.voice))
         };
+        let author_of = |id: &EnvelopeId| written_by(id).map(|(signer, _)| signer);
         match &post.action {
             Action::Ask(_) | Action::Topic(_) => {}
             Action::Reply(r) => {
@@ -169,6 +188,29 @@ impl Library {
             }
             Action::Hide { post: p, .. } => {
                 held(p)?;
+                let me = key.public();
+                match post.voice {
+                    Voice::Admin => {
+                        if !view.trust().is_admin(&me) {
+                            return Err(LibraryError::BadPost(
+                                "this key is not a network admin's; only an admin hides a post network-wide".into(),
+                            ));
+                        }
+                    }
+                    Voice::Establishment(mine) => {
+                        if !view.trust().is_lead_of(&mine, &me) {
+                            return Err(LibraryError::BadPost(
+                                "only a site lead hides a post".into(),
+                            ));
+                        }
+                        if written_by(p).map(|(_, voice)| voice) != Some(Voice::Establishment(mine))
+                        {
+                            return Err(LibraryError::BadPost(
+                                "a site lead hides only posts by their own establishment's staff; a network admin hides any post network-wide (`gatehouse hide --network`, with the admin key)".into(),
+                            ));
+                        }
+                    }
+                }
             }
         }
         Ok(())
