@@ -6,14 +6,18 @@
 //! has. Here each connection is served by hyper with a limit on:
 //!
 //! - connections in all, and from one client address: a connection past
-//!   either cap is closed at once, before a byte is read;
+//!   either cap takes the place of the connection idle the longest (one
+//!   that never carried a request goes first), which is closed; only when
+//!   every counted connection is serving a request is the newcomer closed
+//!   at once, before a byte is read. Idle connections, however many, never
+//!   keep a new visitor out;
 //! - the time a client may take to send a request's headers;
 //! - the time a connection may sit idle between requests.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -23,7 +27,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
 /// What one client, and all clients together, may hold of the web server.
@@ -52,61 +56,159 @@ impl Default for Limits {
     }
 }
 
+/// One open connection, as the accept loop sees it.
+struct Conn {
+    client: IpAddr,
+    born: Instant,
+    /// Milliseconds after `born` of the last byte read or written.
+    last: AtomicU64,
+    /// Requests begun on it.
+    requests: AtomicU64,
+    /// Requests whose handler is running.
+    busy: AtomicUsize,
+    /// Told to close, to make room for a newer connection.
+    shed: Notify,
+}
+
+impl Conn {
+    fn new(client: IpAddr) -> Self {
+        Self {
+            client,
+            born: Instant::now(),
+            last: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            shed: Notify::new(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    fn quiet_since(&self) -> Instant {
+        self.born + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+
+    /// Which idle connection goes first: one that never carried a request,
+    /// then the one quiet the longest.
+    fn shed_order(&self) -> (bool, Instant) {
+        (
+            self.requests.load(Ordering::Relaxed) > 0,
+            self.quiet_since(),
+        )
+    }
+}
+
 /// Open connections, in all and per client address.
 #[derive(Default)]
 struct Open {
-    total: usize,
+    next: u64,
     by_client: HashMap<IpAddr, usize>,
+    conns: HashMap<u64, Arc<Conn>>,
+}
+
+impl Open {
+    /// Takes `id` out of the count; false if it was already taken out.
+    fn release(&mut self, id: u64) -> bool {
+        let Some(conn) = self.conns.remove(&id) else {
+            return false;
+        };
+        if let Some(n) = self.by_client.get_mut(&conn.client) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_client.remove(&conn.client);
+            }
+        }
+        true
+    }
+
+    /// Tells the idle connection that has waited longest (among those of
+    /// `client`, if given) to close, and takes it out of the count at
+    /// once. False when every connection is serving a request.
+    fn shed_one(&mut self, client: Option<IpAddr>) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| client.is_none_or(|ip| c.client == ip))
+            .filter(|(_, c)| c.busy.load(Ordering::Relaxed) == 0)
+            .min_by_key(|(_, c)| c.shed_order())
+            .map(|(id, c)| (*id, Arc::clone(c)));
+        let Some((id, conn)) = victim else {
+            return false;
+        };
+        self.release(id);
+        conn.shed.notify_one();
+        true
+    }
 }
 
 /// One counted connection; dropping it gives the place back.
 struct Slot {
     open: Arc<Mutex<Open>>,
-    client: IpAddr,
+    id: u64,
+    conn: Arc<Conn>,
 }
 
 impl Slot {
+    /// A place for a new connection from `client`: when `client`, or all
+    /// clients together, are at their cap, the longest-idle connection
+    /// (of that client, or of anyone) is closed to make room, so idle
+    /// connections never keep a new visitor out. None only when every
+    /// connection counted against the cap is serving a request.
     fn take(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &Limits) -> Option<Self> {
         let mut o = open.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = o.by_client.get(&client).copied().unwrap_or(0);
-        if o.total >= limits.max_connections || mine >= limits.max_per_client {
+        if mine >= limits.max_per_client && !o.shed_one(Some(client)) {
             return None;
         }
-        o.total += 1;
-        o.by_client.insert(client, mine + 1);
+        if o.conns.len() >= limits.max_connections && !o.shed_one(None) {
+            return None;
+        }
+        let id = o.next;
+        o.next += 1;
+        let conn = Arc::new(Conn::new(client));
+        o.conns.insert(id, Arc::clone(&conn));
+        *o.by_client.entry(client).or_insert(0) += 1;
         Some(Self {
             open: Arc::clone(open),
-            client,
+            id,
+            conn,
         })
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut o = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        o.total = o.total.saturating_sub(1);
-        if let Some(n) = o.by_client.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                o.by_client.remove(&self.client);
-            }
-        }
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(self.id);
+    }
+}
+
+/// Counts a request as being served while it lives.
+struct Busy(Arc<Conn>);
+
+impl Busy {
+    fn new(conn: &Arc<Conn>) -> Self {
+        conn.requests.fetch_add(1, Ordering::Relaxed);
+        conn.busy.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(conn))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// A socket that notes when it last carried a byte.
 struct Watched<S> {
     inner: S,
-    born: Instant,
-    /// Milliseconds after `born` of the last read or write.
-    last: Arc<AtomicU64>,
-}
-
-impl<S> Watched<S> {
-    fn touch(&self) {
-        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(ms, Ordering::Relaxed);
-    }
+    conn: Arc<Conn>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -119,7 +221,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.touch();
+            this.conn.touch();
         }
         polled
     }
@@ -134,7 +236,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.touch();
+            this.conn.touch();
         }
         polled
     }
@@ -205,24 +307,24 @@ async fn connection(
     stop: watch::Receiver<bool>,
     slot: Slot,
 ) {
-    let last = Arc::new(AtomicU64::new(0));
-    let born = Instant::now();
+    let conn = Arc::clone(&slot.conn);
     let io = Watched {
         inner: stream,
-        born,
-        last: Arc::clone(&last),
+        conn: Arc::clone(&conn),
     };
     match tls {
-        None => http(io, client, app, limits, stop, slot, born, last).await,
+        None => http(io, client, app, limits, stop, slot).await,
         Some(acceptor) => {
-            match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
-                Ok(Ok(secured)) => {
-                    http(secured, client, app, limits, stop, slot, born, last).await;
+            let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(io));
+            tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(secured)) => http(secured, client, app, limits, stop, slot).await,
+                    Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                },
+                _ = conn.shed.notified() => {
+                    tracing::debug!(%client, "web connection closed during its TLS handshake, to make room");
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(%client, error = %e, "TLS handshake failed");
-                }
-                Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
             }
         }
     }
@@ -230,38 +332,42 @@ async fn connection(
 
 /// Serves HTTP/1.1 on `io` until the client is done, idle past the
 /// limit, or the server stops.
-#[allow(clippy::too_many_arguments)]
 async fn http<S>(
     io: S,
     client: SocketAddr,
     app: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-    _slot: Slot,
-    born: Instant,
-    last: Arc<AtomicU64>,
+    slot: Slot,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let state = Arc::clone(&slot.conn);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let busy = Busy::new(&state);
         let mut request = request.map(axum::body::Body::new);
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(client));
-        app.clone().oneshot(request)
+        let served = app.clone().oneshot(request);
+        async move {
+            let response = served.await;
+            drop(busy);
+            response
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
+    let state = &slot.conn;
     let mut closing = false;
     // A client that stops reading its response while the connection
     // closes is dropped after this.
     let mut hard_deadline = tokio::time::Instant::now();
     loop {
-        let quiet_since = born + Duration::from_millis(last.load(Ordering::Relaxed));
-        let idle_deadline = quiet_since + limits.idle_timeout;
+        let idle_deadline = state.quiet_since() + limits.idle_timeout;
         tokio::select! {
             served = conn.as_mut() => {
                 if let Err(e) = served {
@@ -270,14 +376,20 @@ async fn http<S>(
                 return;
             }
             _ = tokio::time::sleep_until(idle_deadline.into()), if !closing => {
-                let quiet_since = born + Duration::from_millis(last.load(Ordering::Relaxed));
-                if quiet_since.elapsed() >= limits.idle_timeout {
+                if state.quiet_since().elapsed() >= limits.idle_timeout {
                     // Closes at once when between requests, else after the
                     // response in progress.
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                     hard_deadline = tokio::time::Instant::now() + limits.idle_timeout;
                 }
+            }
+            _ = state.shed.notified(), if !closing => {
+                // Idle, and its place is wanted by a newer connection.
+                tracing::debug!(%client, "idle web connection closed to make room");
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                hard_deadline = tokio::time::Instant::now() + limits.header_timeout;
             }
             _ = stop.wait_for(|s| *s), if !closing => {
                 conn.as_mut().graceful_shutdown();
@@ -289,5 +401,66 @@ async fn http<S>(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn held(open: &Arc<Mutex<Open>>) -> (usize, usize) {
+        let o = open.lock().expect("lock");
+        (o.conns.len(), o.by_client.values().sum())
+    }
+
+    #[test]
+    fn a_newcomer_is_refused_only_when_every_connection_is_serving() {
+        let limits = Limits {
+            max_connections: 2,
+            max_per_client: 2,
+            ..Limits::default()
+        };
+        let open = Arc::new(Mutex::new(Open::default()));
+        let (a, b): (IpAddr, IpAddr) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into());
+        let first = Slot::take(&open, a, &limits).expect("a place");
+        let second = Slot::take(&open, a, &limits).expect("a place");
+        let serving_first = Busy::new(&first.conn);
+        let serving_second = Busy::new(&second.conn);
+        assert!(Slot::take(&open, a, &limits).is_none());
+        assert!(Slot::take(&open, b, &limits).is_none());
+        assert_eq!(held(&open), (2, 2));
+
+        // Once the second is between requests, it makes way and is told so.
+        drop(serving_second);
+        let third = Slot::take(&open, b, &limits).expect("the idle one makes way");
+        assert!(second.conn.shed.notified().now_or_never().is_some());
+        assert!(first.conn.shed.notified().now_or_never().is_none());
+        assert_eq!(held(&open), (2, 2));
+        // Its going does not give its place back twice.
+        drop(second);
+        assert_eq!(held(&open), (2, 2));
+        drop(serving_first);
+        drop(first);
+        drop(third);
+        assert_eq!(held(&open), (0, 0));
+    }
+
+    #[test]
+    fn a_connection_that_never_carried_a_request_goes_first() {
+        let limits = Limits {
+            max_connections: 2,
+            max_per_client: 8,
+            ..Limits::default()
+        };
+        let open = Arc::new(Mutex::new(Open::default()));
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let used = Slot::take(&open, a, &limits).expect("a place");
+        drop(Busy::new(&used.conn));
+        let silent = Slot::take(&open, a, &limits).expect("a place");
+        let _newcomer = Slot::take(&open, a, &limits).expect("a place");
+        assert!(silent.conn.shed.notified().now_or_never().is_some());
+        assert!(used.conn.shed.notified().now_or_never().is_none());
     }
 }
