@@ -7,16 +7,21 @@
 //! bytes where the format is canonical.
 
 use gatehouse_node::authoring::draft;
+use gatehouse_node::authoring::post::find_identifier;
+use gatehouse_node::projection::forum::{Fact, Forum};
 use gatehouse_node::projection::markdown;
 use gatehouse_node::replica::bundle;
 use gatehouse_protocol::automerge::AutoCommit;
 use gatehouse_protocol::certificate::Certificate;
 use gatehouse_protocol::change::{ChangePayload, guarded};
 use gatehouse_protocol::envelope::Envelope;
-use gatehouse_protocol::id::NetworkId;
+use gatehouse_protocol::id::{EnvelopeId, NetworkId};
 use gatehouse_protocol::item::read_item;
+use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::post::Post;
 use gatehouse_protocol::reconcile::Message;
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
+use gatehouse_protocol::trust::TrustView;
 
 /// Automerge panics on some malformed changes, and the protocol catches
 /// that panic and refuses the input ([`guarded`]). libFuzzer's harness
@@ -57,6 +62,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("reconcile", reconcile_message),
     ("front_matter", front_matter),
     ("markdown", markdown_render),
+    ("posts", posts),
 ];
 
 /// An envelope: decoded, and opened (signature checked first) against a
@@ -129,4 +135,65 @@ pub fn markdown_render(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = markdown::render(&text, 1);
     let _ = markdown::plain_text(&text);
+}
+
+/// Posts as peers send them, framed as `u16` length, one signer byte,
+/// then the post's bytes; the `n`th post that decodes has envelope id
+/// `[n; 32]`, so later posts can name earlier ones. Each post that
+/// decodes encodes back to the same bytes, is scanned for identifiers and
+/// has its body rendered; the forum made from them in the order given is
+/// the forum made from them in reverse.
+pub fn posts(data: &[u8]) {
+    static SIGNERS: std::sync::OnceLock<Vec<PublicKey>> = std::sync::OnceLock::new();
+    let signers = SIGNERS.get_or_init(|| {
+        (1..=3u8)
+            .map(|n| SecretKey::from_seed([n; 32]).public())
+            .collect()
+    });
+    let mut facts = Vec::new();
+    let mut rest = data;
+    while rest.len() >= 3 && facts.len() < 64 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let signer = signers[usize::from(rest[2]) % signers.len()];
+        let (bytes, tail) = rest[3..].split_at(len.min(rest.len() - 3));
+        rest = tail;
+        let Ok(post) = Post::decode(bytes) else {
+            continue;
+        };
+        assert_eq!(post.encode(), bytes, "a post is canonical");
+        let _ = find_identifier(&post);
+        if let Some(body) = post.body() {
+            let _ = markdown::render(body, 2);
+        }
+        let n = u8::try_from(facts.len()).unwrap_or(u8::MAX);
+        facts.push(Fact::of(
+            EnvelopeId([n; 32]),
+            signer,
+            u64::from(n) * 1_000,
+            &post,
+        ));
+    }
+    let trust = TrustView::default();
+    let shape = |forum: &Forum| {
+        let threads: Vec<String> = forum
+            .summaries()
+            .iter()
+            .map(|s| {
+                let standing = forum.thread(&s.id).map(|t| &t.standing);
+                format!("{s:?} {standing:?}")
+            })
+            .collect();
+        (
+            threads,
+            format!("{:?}", forum.moderation_log()),
+            forum.post_count(),
+        )
+    };
+    let forward = Forum::build(facts.iter().cloned(), &trust);
+    let backward = Forum::build(facts.into_iter().rev(), &trust);
+    assert_eq!(
+        shape(&forward),
+        shape(&backward),
+        "the forum does not depend on the order posts arrive in"
+    );
 }

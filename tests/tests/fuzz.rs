@@ -100,6 +100,7 @@ fn write_seed_inputs() {
         "seed-response",
         &SyncResponse::Envelopes(envelopes[..2].to_vec()).encode(),
     );
+    write("posts", "seed-conversation", &post_frames());
     let samples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/library");
     let mut drafts: Vec<PathBuf> = std::fs::read_dir(&samples)
         .expect("samples")
@@ -117,4 +118,93 @@ fn write_seed_inputs() {
         write("front_matter", &format!("seed-{n}"), &text);
         write("markdown", &format!("seed-{n}"), &text);
     }
+}
+
+/// A conversation framed for the `posts` target: a question (id `[0; 32]`),
+/// two answers from other sites, an edit, a resolution, a helpful mark, a
+/// retraction, an admin's hide and a discussion of an item.
+fn post_frames() -> Vec<u8> {
+    use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId};
+    use gatehouse_protocol::post::{Action, Edit, Post, Question, Reply, Topic, Urgency, Voice};
+    use gatehouse_protocol::vocab::{Pathway, Setting};
+
+    let site = |n: u8| Voice::Establishment(EstablishmentId([n; 16]));
+    let id = |n: u8| EnvelopeId([n; 32]);
+    let posts = [
+        (
+            0,
+            site(1),
+            Action::Ask(Question {
+                title: "Gabapentinoid diversion on a Cat C wing".into(),
+                body: "How do you **supervise** it?".into(),
+                pathways: vec![Pathway::PharmacyMedicines],
+                settings: vec![Setting::PrisonCatC],
+                urgency: Urgency::WithinAWeek,
+                links: vec![ItemId([9; 16])],
+            }),
+        ),
+        (
+            1,
+            site(2),
+            Action::Reply(Reply {
+                thread: id(0),
+                quoting: None,
+                body: "Liquid, supervised at the hatch.".into(),
+            }),
+        ),
+        (
+            2,
+            site(3),
+            Action::Reply(Reply {
+                thread: id(0),
+                quoting: Some(id(1)),
+                body: "> Liquid\n\nSame here.".into(),
+            }),
+        ),
+        (
+            1,
+            site(2),
+            Action::Edit(Edit {
+                post: id(1),
+                title: None,
+                body: "Liquid, supervised at the hatch, with a mouth check.".into(),
+            }),
+        ),
+        (
+            0,
+            site(1),
+            Action::Resolve {
+                question: id(0),
+                answer: id(1),
+            },
+        ),
+        (0, site(1), Action::Helpful { answer: id(2) }),
+        (2, site(3), Action::Retract { post: id(2) }),
+        (
+            0,
+            Voice::Admin,
+            Action::Hide {
+                post: id(1),
+                reason: "Names a wing".into(),
+            },
+        ),
+        (
+            1,
+            site(2),
+            Action::Topic(Topic {
+                title: "Vapes on the wings".into(),
+                body: "What do others do?".into(),
+                about: Some(ItemId([9; 16])),
+                pathways: vec![Pathway::HealthPromotion],
+            }),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (signer, voice, action) in posts {
+        let bytes = Post { voice, action }.encode();
+        out.extend_from_slice(&u16::try_from(bytes.len()).expect("short").to_be_bytes());
+        out.push(signer);
+        out.extend_from_slice(&bytes);
+    }
+    out
 }
