@@ -12,18 +12,28 @@
 //!   100k envelope ids, and for d = 1, 10, 100, 1000 differences on 10k,
 //!   next to the encoded size of the missing envelopes (the protocol is
 //!   sans-IO, so these are exact byte counts of the messages nodes send);
-//! - catch-up time for a node that missed 1,000 changes.
+//! - catch-up time for a node that missed 1,000 changes;
+//! - post-to-visible latency (p50, p99): a question asked at one site,
+//!   until every site's read view (what its web page reads) holds it;
+//! - the home page and question list under load at one node (p50, p99 of
+//!   200 requests each): quiet, with 1,000 idle connections held open to
+//!   its web port, and while another site publishes as fast as it can and
+//!   the node takes in the flood of envelopes by gossip.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gatehouse_node::authoring::new_item;
+use gatehouse_node::query::Reads;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
+use gatehouse_node::web::{Limits, WebServer, WebState};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
 use gatehouse_protocol::key::SecretKey;
+use gatehouse_protocol::post::{Action, Question, Urgency};
 use gatehouse_protocol::reconcile::{Message, Reconciler};
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
+use gatehouse_protocol::vocab::Pathway;
 use gatehouse_tests::cluster::{Cluster, address, holds, wait_until};
 
 struct Args {
@@ -170,6 +180,148 @@ fn reconcile_figures() -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::json!({ "identical": identical, "differences": differences }))
 }
 
+/// Questions asked at random sites, one at a time: from the ask until the
+/// question is in every site's latest read view.
+async fn post_latencies(
+    nodes: &[RunningNode],
+    rng: &mut Rng,
+    posts: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let reads: Vec<Reads> = nodes.iter().map(|n| n.lock().reads()).collect();
+    let mut out = Vec::with_capacity(posts);
+    for m in 0..posts {
+        let at = rng.below(nodes.len());
+        let question = Action::Ask(Question {
+            title: format!("Question {m} for the network"),
+            body: "How do other sites manage this on the wings?".into(),
+            pathways: vec![Pathway::PharmacyMedicines],
+            settings: Vec::new(),
+            urgency: Urgency::WithinAWeek,
+            links: Vec::new(),
+        });
+        let t = Instant::now();
+        let id = nodes[at]
+            .local(|lib| lib.post(question))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        wait_until(Duration::from_secs(120), "the question everywhere", || {
+            reads
+                .iter()
+                .all(|r| r.latest().forum().thread(&id).is_some())
+        })
+        .await?;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `requests` GETs of `path`, each on a new connection; sorted latencies.
+async fn timed_gets(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    requests: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        let t = Instant::now();
+        let response = client.get(format!("{base}{path}")).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.bytes().await?;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn figures(sorted: &[Duration]) -> serde_json::Value {
+    serde_json::json!({
+        "requests": sorted.len(),
+        "p50": (percentile(sorted, 0.5) * 10.0).round() / 10.0,
+        "p99": (percentile(sorted, 0.99) * 10.0).round() / 10.0,
+    })
+}
+
+/// The home page and question list of node 0's web page (default limits),
+/// quiet, with 1,000 idle connections open, and with those open while
+/// node 1 publishes without pause and node 0 takes the envelopes in.
+async fn web_under_load(nodes: &[RunningNode]) -> anyhow::Result<serde_json::Value> {
+    const REQUESTS: usize = 200;
+    let state = WebState::new(nodes[0].lock().reads(), Some(nodes[0].net.clone()));
+    let server =
+        WebServer::start_with(([127, 0, 0, 1], 0).into(), state, Limits::default()).await?;
+    let base = format!("http://{}", server.addr);
+    // A new connection per request, as a ward's browsers after a while.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let mut report = serde_json::Map::new();
+    let mut measure = |phase: &str, home: &[Duration], questions: &[Duration]| {
+        report.insert(
+            phase.to_string(),
+            serde_json::json!({ "home_ms": figures(home), "questions_ms": figures(questions) }),
+        );
+    };
+    let home = timed_gets(&client, &base, "/", REQUESTS).await?;
+    let questions = timed_gets(&client, &base, "/questions", REQUESTS).await?;
+    measure("quiet", &home, &questions);
+
+    // 1,000 connections from 40 addresses, never sending a byte.
+    let mut idle = Vec::with_capacity(1_000);
+    for n in 0..1_000u32 {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        let last = u8::try_from(n % 40)? + 2;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 1, last], 0)))?;
+        idle.push(socket.connect(server.addr).await?);
+    }
+    let home = timed_gets(&client, &base, "/", REQUESTS).await?;
+    let questions = timed_gets(&client, &base, "/questions", REQUESTS).await?;
+    measure("idle_1000", &home, &questions);
+
+    // Node 1 publishes for as long as the requests take.
+    let before = nodes[0].lock().status().map(|s| s.envelopes).unwrap_or(0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooder = {
+        let stop = std::sync::Arc::clone(&stop);
+        let node = nodes[1].clone();
+        tokio::spawn(async move {
+            let mut published = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let content = synthetic_content(900_000 + published);
+                if node.local(|lib| lib.publish(&content, &[])).await.is_err() {
+                    break;
+                }
+                published += 1;
+            }
+            published
+        })
+    };
+    let t = Instant::now();
+    let home = timed_gets(&client, &base, "/", REQUESTS).await?;
+    let questions = timed_gets(&client, &base, "/questions", REQUESTS).await?;
+    let window = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let published = flooder.await?;
+    let after = nodes[0].lock().status().map(|s| s.envelopes).unwrap_or(0);
+    measure("idle_1000_and_flood", &home, &questions);
+    report.insert(
+        "flood".into(),
+        serde_json::json!({
+            "published_at_node_1": published,
+            "taken_in_at_node_0": after.saturating_sub(before),
+            "seconds": (window.as_secs_f64() * 10.0).round() / 10.0,
+        }),
+    );
+    drop(idle);
+    server.stop().await;
+    Ok(serde_json::Value::Object(report))
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
@@ -222,6 +374,9 @@ async fn main() -> anyhow::Result<()> {
     let duplicates_per_node_per_message = per(dup_after - dup_before);
     let deliveries_per_node_per_message = per(got_after - got_before);
 
+    let post_latencies = post_latencies(&nodes, &mut rng, args.messages).await?;
+    let web = web_under_load(&nodes).await?;
+
     // Catch-up: the last node misses `catch_up` changes.
     let last = args.nodes - 1;
     nodes[last].stop().await;
@@ -267,6 +422,12 @@ async fn main() -> anyhow::Result<()> {
         "gossip_duplicates_per_node_per_message": (duplicates_per_node_per_message * 100.0).round() / 100.0,
         "gossip_duplicates_note": "counted when a gossip message that reaches validation holds an envelope already held (gossipsub drops repeated message ids before that, and those are not counted)",
         "reconciliation": reconcile_figures()?,
+        "post_to_visible_everywhere_ms": {
+            "posts": args.messages,
+            "p50": (percentile(&post_latencies, 0.5) * 10.0).round() / 10.0,
+            "p99": (percentile(&post_latencies, 0.99) * 10.0).round() / 10.0,
+        },
+        "web_under_load": web,
         "catch_up": {
             "missed_changes": args.catch_up,
             "seconds": (catch_up.as_secs_f64() * 10.0).round() / 10.0,
