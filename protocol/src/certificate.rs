@@ -250,15 +250,24 @@ fn read_name(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeEr
     Ok(s.to_string())
 }
 
-fn read_slug<T: std::str::FromStr>(
+/// A vocabulary value written exactly as its slug (so one meaning has one
+/// encoding).
+fn read_slug<T: std::str::FromStr + std::fmt::Display>(
     r: &mut Reader<'_>,
     field: &'static str,
 ) -> Result<T, DecodeError> {
     let s = r.str(field, 64)?;
-    s.parse().map_err(|_| DecodeError::Invalid {
+    let value: T = s.parse().map_err(|_| DecodeError::Invalid {
         field,
         reason: "unknown value",
-    })
+    })?;
+    if value.to_string() != s {
+        return Err(DecodeError::Invalid {
+            field,
+            reason: "not written as its slug",
+        });
+    }
+    Ok(value)
 }
 
 /// Reads an admin set: distinct keys, threshold between 1 and their number.

@@ -276,15 +276,25 @@ fn read_body(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     Ok(s.to_string())
 }
 
-fn read_slugs<T: std::str::FromStr + Ord + Copy>(
+fn read_slugs<T: std::str::FromStr + std::fmt::Display + Ord + Copy>(
     r: &mut Reader<'_>,
     field: &'static str,
 ) -> Result<Vec<T>, DecodeError> {
     let list: Vec<T> = r.seq(field, MAX_TAGS, |r| {
-        r.str(field, 64)?.parse().map_err(|_| DecodeError::Invalid {
+        let text = r.str(field, 64)?;
+        let value: T = text.parse().map_err(|_| DecodeError::Invalid {
             field,
             reason: "unknown value",
-        })
+        })?;
+        // Exactly the slug: people's spellings ("Pharmacy medicines") are
+        // read elsewhere, never from the wire.
+        if value.to_string() != text {
+            return Err(DecodeError::Invalid {
+                field,
+                reason: "not written as its slug",
+            });
+        }
+        Ok(value)
     })?;
     // Canonical: sorted, no repeats, so one meaning has one encoding.
     if list.windows(2).any(|w| w[0] >= w[1]) {
@@ -586,6 +596,19 @@ mod tests {
                 p.action.name()
             );
         }
+    }
+
+    #[test]
+    fn a_slug_in_another_spelling_is_refused() {
+        let bytes = question().encode();
+        let at = bytes
+            .windows(18)
+            .position(|w| w == b"pharmacy-medicines")
+            .expect("the slug is in the bytes");
+        let mut other = bytes.clone();
+        other[at] = b'P';
+        assert!(Post::decode(&other).is_err());
+        assert!(Post::decode(&bytes).is_ok());
     }
 
     #[test]
