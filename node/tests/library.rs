@@ -494,3 +494,31 @@ fn an_injected_clock_and_seed_make_publishing_reproducible() {
     assert_ne!(first, other, "another seed, another id");
     assert_eq!(updated, at_ms, "the item carries the injected clock's time");
 }
+
+/// The home page's list of items due for review (the first few, from the
+/// search index) is the head of `gatehouse due`'s list, and counts it.
+#[test]
+fn the_home_pages_due_list_is_the_head_of_the_whole_list() {
+    let (_dir, home) = sample_node();
+    let lib = Library::open(&home).expect("open");
+    let view = lib.read_view();
+    for (today, within) in [("2100-01-01", 30), ("2026-06-01", 400), ("2000-01-01", 30)] {
+        let today: gatehouse_protocol::jiff::civil::Date = today.parse().expect("date");
+        let all = view.due(today, within).expect("due");
+        if today.year() == 2100 {
+            assert!(all.len() > 3, "every item of this site is overdue by then");
+        }
+        for limit in [1, 3, 100] {
+            let (head, total) = view.due_soonest(today, within, limit).expect("due");
+            assert_eq!(total, all.len(), "{today}");
+            let ids = |d: &[gatehouse_node::query::DueItem]| -> Vec<_> {
+                d.iter().map(|d| d.view.item.id).collect()
+            };
+            assert_eq!(
+                ids(&head),
+                ids(&all[..limit.min(all.len())]),
+                "{today} {limit}"
+            );
+        }
+    }
+}

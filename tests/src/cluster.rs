@@ -94,6 +94,11 @@ impl Cluster {
         Ok((home, person))
     }
 
+    /// Site `i`'s data directory.
+    pub fn home(&self, i: usize) -> &Home {
+        &self.homes[i]
+    }
+
     /// Starts site `i`'s node on loopback, dialling `bootstrap`.
     pub async fn start(&self, i: usize, bootstrap: Vec<Multiaddr>) -> anyhow::Result<RunningNode> {
         Ok(RunningNode::start(&self.homes[i], loopback(bootstrap)).await?)

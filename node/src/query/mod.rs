@@ -526,6 +526,51 @@ impl ReadView {
         Ok(out)
     }
 
+    /// The first `limit` of [`ReadView::due`]'s list, and how long it is,
+    /// from the search index (no item beyond those shown is read), soonest
+    /// first: what the home page shows.
+    pub fn due_soonest(
+        &self,
+        today: Date,
+        within_days: i64,
+        limit: usize,
+    ) -> Result<(Vec<DueItem>, usize)> {
+        let before = today
+            .checked_add(gatehouse_protocol::jiff::Span::new().days(within_days.saturating_add(1)))
+            .unwrap_or(Date::MAX);
+        let mut total = 0;
+        let mut out = Vec::new();
+        for status in [Status::Draft, Status::Published] {
+            let filter = Filter {
+                status: Some(status),
+                owners: Some(vec![self.establishment]),
+                review_due_before: Some(before),
+                ..Filter::default()
+            };
+            let page = self.find(&SearchRequest {
+                query: "",
+                filter: &filter,
+                sort: Sort::ReviewDue,
+                offset: 0,
+                limit,
+                facets: false,
+            })?;
+            total += page.results.total;
+            out.extend(page.results.results.into_iter().map(|r| {
+                let days = today
+                    .until(r.view.item.content.review_due)
+                    .map_or(0, |s| i64::from(s.get_days()));
+                DueItem {
+                    view: r.view,
+                    days_left: days,
+                }
+            }));
+        }
+        out.sort_by_key(|d| (d.days_left, d.view.item.content.title.clone()));
+        out.truncate(limit);
+        Ok((out, total))
+    }
+
     /// Admitted establishments with their item counts.
     pub fn establishments(&self) -> Result<Vec<EstablishmentSummary>> {
         let mut counts: BTreeMap<EstablishmentId, usize> = BTreeMap::new();

@@ -344,7 +344,7 @@ async fn home(State(state): State<WebState>) -> Response {
             facets: false,
         })?;
         let today = Zoned::now().date();
-        let due = lib.due(today, HOME_DUE_WITHIN_DAYS)?;
+        let (due, due_total) = lib.due_soonest(today, HOME_DUE_WITHIN_DAYS, HOME_LIST_LEN)?;
         let content = html! {
             h1 { "Find policies, procedures and QI work from across the network" }
             p.lead { "Search the documents that establishments in " (site_info.network)
@@ -368,7 +368,7 @@ async fn home(State(state): State<WebState>) -> Response {
                         p { "Nothing here is due for review in the next " (HOME_DUE_WITHIN_DAYS) " days." }
                     } @else {
                         ul.results {
-                            @for d in due.iter().take(HOME_LIST_LEN) {
+                            @for d in &due {
                                 li.result {
                                     h3.result-title { (item_link(&d.view.item.id, &d.view.item.content.title)) }
                                     p.result-meta {
@@ -382,8 +382,8 @@ async fn home(State(state): State<WebState>) -> Response {
                                 }
                             }
                         }
-                        @if due.len() > HOME_LIST_LEN {
-                            p { (due.len() - HOME_LIST_LEN) " more: run " code { "gatehouse due" } "." }
+                        @if due_total > due.len() {
+                            p { (due_total - due.len()) " more: run " code { "gatehouse due" } "." }
                         }
                     }
                 }

@@ -2,7 +2,7 @@
 //! sparse random topology and prints JSON figures.
 //!
 //! ```text
-//! cargo run --release -p gatehouse-tests --bin harness -- [--nodes 20] [--messages 30] [--catch-up 1000] [--seed 7]
+//! cargo run --release -p gatehouse-tests --bin harness -- [--nodes 20] [--messages 30] [--catch-up 1000] [--seed 7] [--library 1000] [--flood 2000]
 //! ```
 //!
 //! Figures:
@@ -15,10 +15,10 @@
 //! - catch-up time for a node that missed 1,000 changes;
 //! - post-to-visible latency (p50, p99): a question asked at one site,
 //!   until every site's read view (what its web page reads) holds it;
-//! - the home page and question list under load at one node (p50, p99 of
-//!   200 requests each): quiet, with 1,000 idle connections held open to
-//!   its web port, and while another site publishes as fast as it can and
-//!   the node takes in the flood of envelopes by gossip.
+//! - the home page and question list of a site holding 1,000 items, in a
+//!   network of two of its own (p50, p99): quiet and with 1,000 idle
+//!   connections held open to its web port (200 requests each), and while
+//!   it takes in 2,000 items a peer published offline.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ struct Args {
     messages: usize,
     catch_up: u64,
     seed: u64,
+    library: u64,
+    flood: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -49,6 +51,8 @@ fn args() -> anyhow::Result<Args> {
         messages: 30,
         catch_up: 1_000,
         seed: 7,
+        library: 1_000,
+        flood: 2_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +62,8 @@ fn args() -> anyhow::Result<Args> {
             "--messages" => a.messages = value.parse()?,
             "--catch-up" => a.catch_up = value.parse()?,
             "--seed" => a.seed = value.parse()?,
+            "--library" => a.library = value.parse()?,
+            "--flood" => a.flood = value.parse()?,
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -216,23 +222,32 @@ async fn post_latencies(
     Ok(out)
 }
 
-/// `requests` GETs of `path`, each on a new connection; sorted latencies.
+/// `requests` GETs of `path`, each on a new connection (as a browser's
+/// after a while), read to the end; sorted latencies.
 async fn timed_gets(
-    client: &reqwest::Client,
-    base: &str,
+    server: std::net::SocketAddr,
     path: &str,
     requests: usize,
 ) -> anyhow::Result<Vec<Duration>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut out = Vec::with_capacity(requests);
+    let mut response = Vec::new();
     for _ in 0..requests {
         let t = Instant::now();
-        let response = client.get(format!("{base}{path}")).send().await?;
+        let mut stream = tokio::net::TcpStream::connect(server).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        response.clear();
+        stream.read_to_end(&mut response).await?;
         anyhow::ensure!(
-            response.status().is_success(),
+            response.starts_with(b"HTTP/1.1 200"),
             "{path}: {}",
-            response.status()
+            String::from_utf8_lossy(&response[..response.len().min(80)])
         );
-        response.bytes().await?;
         out.push(t.elapsed());
     }
     out.sort();
@@ -247,19 +262,32 @@ fn figures(sorted: &[Duration]) -> serde_json::Value {
     })
 }
 
-/// The home page and question list of node 0's web page (default limits),
-/// quiet, with 1,000 idle connections open, and with those open while
-/// node 1 publishes without pause and node 0 takes the envelopes in.
-async fn web_under_load(nodes: &[RunningNode]) -> anyhow::Result<serde_json::Value> {
+/// One site's web page (default limits) while it takes in a flood: two
+/// sites of their own network; site 0 holds `library` items and site 1,
+/// offline, publishes `flood` more. Site 0's home page and question list
+/// are timed quiet, with 1,000 idle connections open to its web port,
+/// and, with those still open, from the moment site 1 comes online until
+/// site 0 holds everything it sent (a request of each about every 20 ms).
+async fn web_under_load(library: u64, flood: u64) -> anyhow::Result<serde_json::Value> {
     const REQUESTS: usize = 200;
-    let state = WebState::new(nodes[0].lock().reads(), Some(nodes[0].net.clone()));
+    let dir = tempfile::tempdir()?;
+    let cluster = Cluster::new(dir.path(), 2)?;
+    let made = Instant::now();
+    for (site, count, from) in [(0, library, 700_000), (1, flood, 800_000)] {
+        let mut lib = gatehouse_node::library::Library::open(cluster.home(site))?;
+        for i in 0..count {
+            lib.publish(&synthetic_content(from + i), &[])?;
+        }
+    }
+    eprintln!(
+        "web under load: {library} items at site 0 and {flood} at site 1 made in {:.1} s",
+        made.elapsed().as_secs_f64()
+    );
+    let node = cluster.start(0, vec![]).await?;
+    let state = WebState::new(node.reads(), Some(node.net.clone()));
     let server =
         WebServer::start_with(([127, 0, 0, 1], 0).into(), state, Limits::default()).await?;
-    let base = format!("http://{}", server.addr);
-    // A new connection per request, as a ward's browsers after a while.
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()?;
+    let at = server.addr;
     let mut report = serde_json::Map::new();
     let mut measure = |phase: &str, home: &[Duration], questions: &[Duration]| {
         report.insert(
@@ -267,8 +295,8 @@ async fn web_under_load(nodes: &[RunningNode]) -> anyhow::Result<serde_json::Val
             serde_json::json!({ "home_ms": figures(home), "questions_ms": figures(questions) }),
         );
     };
-    let home = timed_gets(&client, &base, "/", REQUESTS).await?;
-    let questions = timed_gets(&client, &base, "/questions", REQUESTS).await?;
+    let home = timed_gets(at, "/", REQUESTS).await?;
+    let questions = timed_gets(at, "/questions", REQUESTS).await?;
     measure("quiet", &home, &questions);
 
     // 1,000 connections from 40 addresses, never sending a byte.
@@ -279,46 +307,45 @@ async fn web_under_load(nodes: &[RunningNode]) -> anyhow::Result<serde_json::Val
         socket.bind(std::net::SocketAddr::from(([127, 0, 1, last], 0)))?;
         idle.push(socket.connect(server.addr).await?);
     }
-    let home = timed_gets(&client, &base, "/", REQUESTS).await?;
-    let questions = timed_gets(&client, &base, "/questions", REQUESTS).await?;
+    let home = timed_gets(at, "/", REQUESTS).await?;
+    let questions = timed_gets(at, "/questions", REQUESTS).await?;
     measure("idle_1000", &home, &questions);
 
-    // Node 1 publishes for as long as the requests take.
-    let before = nodes[0].lock().status().map(|s| s.envelopes).unwrap_or(0);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flooder = {
-        let stop = std::sync::Arc::clone(&stop);
-        let node = nodes[1].clone();
-        tokio::spawn(async move {
-            let mut published = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let content = synthetic_content(900_000 + published);
-                if node.local(|lib| lib.publish(&content, &[])).await.is_err() {
-                    break;
-                }
-                published += 1;
-            }
-            published
-        })
+    let count = |n: &RunningNode| {
+        n.reads()
+            .latest()
+            .status()
+            .map(|s| s.envelopes)
+            .unwrap_or(0)
     };
+    let before = count(&node);
+    let flooder = cluster.start(1, vec![address(&node).await?]).await?;
+    let want = before + count(&flooder) - 5;
     let t = Instant::now();
-    let home = timed_gets(&client, &base, "/", REQUESTS).await?;
-    let questions = timed_gets(&client, &base, "/questions", REQUESTS).await?;
+    let (mut home, mut questions) = (Vec::new(), Vec::new());
+    while count(&node) < want && t.elapsed() < Duration::from_secs(600) {
+        home.extend(timed_gets(at, "/", 1).await?);
+        questions.extend(timed_gets(at, "/questions", 1).await?);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let window = t.elapsed();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let published = flooder.await?;
-    let after = nodes[0].lock().status().map(|s| s.envelopes).unwrap_or(0);
+    let after = count(&node);
+    home.sort();
+    questions.sort();
     measure("idle_1000_and_flood", &home, &questions);
     report.insert(
         "flood".into(),
         serde_json::json!({
-            "published_at_node_1": published,
-            "taken_in_at_node_0": after.saturating_sub(before),
-            "seconds": (window.as_secs_f64() * 10.0).round() / 10.0,
+            "items_at_site_0": library,
+            "items_published_offline_at_site_1": flood,
+            "envelopes_taken_in_at_site_0": after.saturating_sub(before),
+            "seconds_to_take_them_in": (window.as_secs_f64() * 10.0).round() / 10.0,
         }),
     );
     drop(idle);
     server.stop().await;
+    flooder.stop().await;
+    node.stop().await;
     Ok(serde_json::Value::Object(report))
 }
 
@@ -375,7 +402,6 @@ async fn main() -> anyhow::Result<()> {
     let deliveries_per_node_per_message = per(got_after - got_before);
 
     let post_latencies = post_latencies(&nodes, &mut rng, args.messages).await?;
-    let web = web_under_load(&nodes).await?;
 
     // Catch-up: the last node misses `catch_up` changes.
     let last = args.nodes - 1;
@@ -409,6 +435,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let catch_up = t.elapsed();
+    let web = web_under_load(args.library, args.flood).await?;
 
     let report = serde_json::json!({
         "nodes": args.nodes,
