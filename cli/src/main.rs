@@ -8,6 +8,7 @@
 mod ctx;
 mod daemon;
 mod demo;
+mod edit;
 mod forum_cmd;
 mod ops;
 mod output;
@@ -68,6 +69,9 @@ pub(crate) enum Command {
         /// one for you when it sends the command to a running node)
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
+        /// Check the file and show what would be published; sign and store nothing
+        #[arg(long)]
+        check: bool,
     },
     /// Publish a new version of one of this establishment's items
     Revise {
@@ -77,6 +81,17 @@ pub(crate) enum Command {
         file: PathBuf,
         #[command(flatten)]
         allow: AllowArgs,
+        /// Check the file and show what would change; sign and store nothing
+        #[arg(long)]
+        check: bool,
+    },
+    /// Change one of this establishment's items in your editor ($VISUAL or $EDITOR): checked when you save, the change shown, published as a new version once you say yes
+    Edit {
+        /// Item id (or a unique prefix)
+        id: String,
+        /// Publish without asking (for scripts)
+        #[arg(long)]
+        yes: bool,
     },
     /// Mark an item superseded by a newer one
     Supersede {
@@ -108,6 +123,9 @@ pub(crate) enum Command {
         /// Show this version instead of the latest
         #[arg(long)]
         version: Option<u64>,
+        /// Print the item as a file (front matter and body), ready to edit and `revise`
+        #[arg(long)]
+        source: bool,
     },
     /// Every version of an item: who signed it, when, what changed
     History {
@@ -519,6 +537,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: trust_cmd::KeyCommand::Rotate { which },
         } => Op::Trust(TrustOp::RotateKey { which }),
         Command::Key { cmd } => return trust_cmd::key(&home, &mut out, cli.json, cmd),
+        Command::Edit { id, yes } => return edit::edit(home, &mut out, cli.json, &id, yes),
+        Command::Show {
+            id,
+            version,
+            source: true,
+        } => {
+            let outcome = ops::dispatch(home, Op::Read(ReadOp::Show { id, version }))?;
+            return output::render_source(&outcome, &mut out, cli.json);
+        }
         command => command.into_op()?,
     };
     let outcome = ops::dispatch(home, op)?;
@@ -533,7 +560,34 @@ impl Command {
             Command::Publish {
                 file,
                 allow,
+                check: true,
+                ..
+            } => {
+                let file = ops::absolute(&file)?;
+                Op::Check {
+                    content: read_draft(&file, &allow.allowed)?,
+                    file,
+                    revise: None,
+                }
+            }
+            Command::Revise {
+                id,
+                file,
+                allow,
+                check: true,
+            } => {
+                let file = ops::absolute(&file)?;
+                Op::Check {
+                    content: read_draft(&file, &allow.allowed)?,
+                    file,
+                    revise: Some(id),
+                }
+            }
+            Command::Publish {
+                file,
+                allow,
                 idempotency_key,
+                check: false,
             } => {
                 let file = ops::absolute(&file)?;
                 Op::Publish {
@@ -543,7 +597,12 @@ impl Command {
                     idempotency_key,
                 }
             }
-            Command::Revise { id, file, allow } => {
+            Command::Revise {
+                id,
+                file,
+                allow,
+                check: false,
+            } => {
                 let file = ops::absolute(&file)?;
                 Op::Revise {
                     id,
@@ -559,7 +618,7 @@ impl Command {
                 allowed: allow.allowed,
             },
             Command::List { filter } => Op::List { filter },
-            Command::Show { id, version } => Op::Read(ReadOp::Show { id, version }),
+            Command::Show { id, version, .. } => Op::Read(ReadOp::Show { id, version }),
             Command::History { id } => Op::Read(ReadOp::History { id }),
             Command::Search {
                 query,
@@ -650,6 +709,7 @@ impl Command {
             }),
             Command::Moderation => Op::Forum(ForumOp::Moderation),
             Command::Init(_)
+            | Command::Edit { .. }
             | Command::Demo { .. }
             | Command::Node { .. }
             | Command::Key { .. } => {

@@ -13,12 +13,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetStatus;
+use gatehouse_node::query::diff::{self, ItemDiff};
 use gatehouse_node::query::{
     DueItem, EstablishmentSummary, ItemView, ReadView, SearchResults, StatusReport, VersionEntry,
 };
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::vocab::Status;
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
@@ -65,6 +67,15 @@ pub enum Op {
         reason: String,
         /// Reviewed false positives in the reason.
         allowed: Vec<String>,
+    },
+    /// What `publish --check` or `revise --check` would do, storing nothing.
+    Check {
+        /// The file it was read from (for messages).
+        file: PathBuf,
+        /// The item, parsed and checked.
+        content: ItemContent,
+        /// The item it would revise; none for a new item.
+        revise: Option<String>,
     },
     /// List items.
     List {
@@ -121,6 +132,20 @@ pub enum ReadOp {
     Establishments,
 }
 
+/// What `--check` found: what would be published, and nothing stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The file checked.
+    pub file: PathBuf,
+    /// The content as it would be published.
+    pub content: ItemContent,
+    /// For a revision: the item and what would change.
+    pub revises: Option<ItemDiff>,
+    /// For a new item: this establishment's items with the same title
+    /// (publishing the file again would make a second item).
+    pub same_title: Vec<ItemView>,
+}
+
 /// What a command did, for the CLI to render.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Outcome {
@@ -129,6 +154,8 @@ pub enum Outcome {
         /// The new item.
         id: ItemId,
     },
+    /// `publish --check`, `revise --check`.
+    Checked(Box<CheckReport>),
     /// `revise`.
     Revised {
         /// The item.
@@ -275,6 +302,66 @@ pub fn read_with(op: ReadOp, view: &ReadView) -> anyhow::Result<Outcome> {
     })
 }
 
+/// What publishing (or, with `revise`, revising that item with) `content`
+/// would do: the checks of the real thing (the file's, and for a revision
+/// that the item is this establishment's and still open), with nothing
+/// signed or stored. Content equal to the current version is reported as
+/// no change.
+fn check(
+    view: &ReadView,
+    file: PathBuf,
+    content: ItemContent,
+    revise: Option<String>,
+) -> anyhow::Result<CheckReport> {
+    let mine = view.establishment();
+    let (revises, same_title) = match revise {
+        Some(id) => {
+            let id = view.resolve(&id)?;
+            let current = view.get(&id, None)?;
+            if current.item.owner != mine {
+                return Err(gatehouse_node::error::LibraryError::NotOwner {
+                    item: id,
+                    owner: view.establishment_name(&current.item.owner),
+                }
+                .into());
+            }
+            if matches!(
+                current.item.content.status,
+                Status::Superseded | Status::Withdrawn
+            ) {
+                return Err(gatehouse_node::error::LibraryError::Closed {
+                    id,
+                    status: current.item.content.status,
+                }
+                .into());
+            }
+            let mut proposed = current.clone();
+            proposed.item.content = content.clone();
+            proposed.item.version += 1;
+            (Some(diff::diff(&current, &proposed)), Vec::new())
+        }
+        None => {
+            let title = content.title.to_lowercase();
+            let filter = gatehouse_node::query::filter::Filter {
+                owners: Some(vec![mine]),
+                ..Default::default()
+            };
+            let same = view
+                .list(&filter)?
+                .into_iter()
+                .filter(|v| v.item.content.title.to_lowercase() == title)
+                .collect();
+            (None, same)
+        }
+    };
+    Ok(CheckReport {
+        file,
+        content,
+        revises,
+        same_title,
+    })
+}
+
 /// Runs `op` on the library `ctx` reaches.
 pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
     Ok(match op {
@@ -305,6 +392,11 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
                 .with_context(|| format!("{}", file.display()))?;
             Outcome::Revised { id, version }
         }
+        Op::Check {
+            file,
+            content,
+            revise,
+        } => Outcome::Checked(Box::new(check(&ctx.view()?, file, content, revise)?)),
         Op::Supersede { id, by } => {
             let lib = ctx.lib()?;
             let old = lib.resolve(&id)?;

@@ -9,8 +9,117 @@ use std::io::{self, Write};
 use gatehouse_node::query::ItemView;
 use serde::Serialize;
 
-use crate::ops::{Outcome, PeersOutcome};
+use gatehouse_node::query::diff::LineChange;
+
+use crate::ops::{CheckReport, Outcome, PeersOutcome};
 use crate::{render, trust_cmd};
+
+/// `show --source`: the item as a file, ready to edit and `revise`.
+pub fn render_source(outcome: &Outcome, out: &mut dyn Write, json: bool) -> anyhow::Result<()> {
+    let Outcome::Item { view } = outcome else {
+        return render(outcome, out, json);
+    };
+    let text = gatehouse_node::authoring::draft::source(&view.item.content);
+    if json {
+        return print_json(
+            out,
+            &serde_json::json!({ "id": view.item.id, "version": view.item.version, "source": text }),
+        );
+    }
+    write!(out, "{text}")?;
+    Ok(())
+}
+
+/// What `publish --check` or `revise --check` found.
+fn write_check(out: &mut dyn Write, report: &CheckReport) -> anyhow::Result<()> {
+    let c = &report.content;
+    writeln!(
+        out,
+        "Checked {}: it can be published. Nothing was signed or stored.",
+        report.file.display()
+    )?;
+    let slugs = |v: Vec<&str>| v.join(", ");
+    let summary = |out: &mut dyn Write| -> anyhow::Result<()> {
+        writeln!(
+            out,
+            "  {} ({}, {})",
+            c.title,
+            c.kind.slug(),
+            c.status.slug()
+        )?;
+        writeln!(
+            out,
+            "  pathways {} · settings {} · {} · review due {}",
+            slugs(c.pathways.iter().map(|p| p.slug()).collect()),
+            slugs(c.settings.iter().map(|s| s.slug()).collect()),
+            c.nation.slug(),
+            c.review_due
+        )?;
+        Ok(())
+    };
+    match &report.revises {
+        None => {
+            writeln!(out, "It would publish a new item:")?;
+            summary(out)?;
+            if !report.same_title.is_empty() {
+                writeln!(out, "This site already has an item with this title:")?;
+                for v in &report.same_title {
+                    write_item_line(out, v)?;
+                }
+                let first = &report.same_title[0].item.id.to_hex()[..8];
+                writeln!(
+                    out,
+                    "Publishing the file would make a second item. To publish it as a new version of that one: gatehouse revise {first} {}",
+                    report.file.display()
+                )?;
+            }
+        }
+        Some(d) => {
+            writeln!(
+                out,
+                "It would be version {} of {} ({}):",
+                d.to,
+                &d.item.to_hex()[..8],
+                c.title
+            )?;
+            if d.fields.is_empty() && d.hunks.is_empty() {
+                writeln!(out, "  no change from version {}", d.from)?;
+            }
+            for f in &d.fields {
+                writeln!(out, "  {}: {:?} -> {:?}", f.field, f.before, f.after)?;
+            }
+            if !d.hunks.is_empty() {
+                let lines = |n: usize| {
+                    if n == 1 {
+                        "1 line".to_string()
+                    } else {
+                        format!("{n} lines")
+                    }
+                };
+                writeln!(
+                    out,
+                    "  body: {} added, {} removed",
+                    lines(d.lines_added),
+                    lines(d.lines_removed)
+                )?;
+            }
+            for hunk in &d.hunks {
+                if let Some(at) = hunk.lines.iter().find_map(|l| l.new_line.or(l.old_line)) {
+                    writeln!(out, "  @@ line {at}")?;
+                }
+                for l in &hunk.lines {
+                    let mark = match l.change {
+                        LineChange::Same => ' ',
+                        LineChange::Added => '+',
+                        LineChange::Removed => '-',
+                    };
+                    writeln!(out, "  {mark} {}", l.text)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Writes `outcome` to `out`.
 pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow::Result<()> {
@@ -20,6 +129,12 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                 return print_json(&mut out, &serde_json::json!({ "id": id }));
             }
             writeln!(out, "{id}")?;
+        }
+        Outcome::Checked(report) => {
+            if json {
+                return print_json(&mut out, report);
+            }
+            write_check(&mut out, report)?;
         }
         Outcome::Revised { id, version } => {
             if json {

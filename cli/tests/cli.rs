@@ -1114,3 +1114,130 @@ fn names_and_reasons_in_certificates_are_scanned_for_patient_identifiers() {
     let err = Fixture::empty().fails(&["init", "--establishment", &format!("HMP {nhs}")], 2);
     assert!(err.contains("patient identifiers never enter"), "{err}");
 }
+
+/// Runs `gatehouse edit` with `editor` as `$EDITOR` (no `$VISUAL`).
+fn edit_with(f: &Fixture, editor: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--home")
+        .arg(f.home())
+        .arg("edit")
+        .args(args)
+        .env_remove("GATEHOUSE_HOME")
+        .env_remove("VISUAL")
+        .env("EDITOR", editor)
+        .output()
+        .expect("run gatehouse edit")
+}
+
+/// A shell script standing in for an editor: `body` runs with the file as
+/// `$1` and `$n` counting the times it has been opened.
+fn editor_script(f: &Fixture, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let counter = f.files.path().join(format!("{name}.count"));
+    let script = format!(
+        "#!/bin/sh\nn=$(cat '{c}' 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > '{c}'\n{body}\n",
+        c = counter.display()
+    );
+    let path = f.write(name, &script);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn an_item_is_edited_in_place_and_a_bad_save_opens_the_editor_again() {
+    let f = Fixture::new();
+    let id = f.publish_sample(NALOXONE);
+    let source = f.ok(&["show", &id[..8], "--source"]);
+    assert!(
+        source.starts_with("---\ntitle: Take-home naloxone"),
+        "{source}"
+    );
+
+    // First save: a review date that is not a date. The editor opens again
+    // with the problem written in the file; the second save fixes it.
+    let editor = editor_script(
+        &f,
+        "fix-on-second-save",
+        r#"if [ "$n" = 1 ]; then sed -i 's/^review_due: .*/review_due: soon/' "$1"; fi
+if [ "$n" = 2 ]; then
+  grep -q '^# gatehouse: line .*review_due' "$1" || exit 3
+  sed -i 's/^review_due: .*/review_due: 2030-01-31/' "$1"
+fi"#,
+    );
+    let out = edit_with(&f, &editor, &[&id[..8], "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stderr.contains("review_due"),
+        "the first save's problem: {stderr}"
+    );
+    assert!(stdout.contains("It would be version 2"), "{stdout}");
+    assert!(
+        stdout.contains("review_due"),
+        "the change is shown: {stdout}"
+    );
+    let shown = f.json(&["show", &id[..8]]);
+    assert_eq!(shown["version"], 2);
+    assert_eq!(shown["review_due"], "2030-01-31");
+    // The body came through untouched.
+    let before = f.json(&["show", &id[..8], "--version", "1"]);
+    assert_eq!(shown["body"], before["body"]);
+
+    // Without a terminal to ask on and without --yes, nothing is published.
+    let editor = editor_script(
+        &f,
+        "change-title",
+        r#"sed -i 's/^title: .*/title: Take-home naloxone kits/' "$1""#,
+    );
+    let out = edit_with(&f, &editor, &[&id[..8]]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(f.json(&["show", &id[..8]])["version"], 2);
+
+    // Saving without a change publishes nothing.
+    let editor = editor_script(&f, "no-change", "true");
+    let out = edit_with(&f, &editor, &[&id[..8], "--yes"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No change made"));
+    assert_eq!(f.json(&["show", &id[..8]])["version"], 2);
+}
+
+#[test]
+fn check_shows_what_would_be_published_and_stores_nothing() {
+    let f = Fixture::new();
+    let id = f.publish_sample(NALOXONE);
+    let before = f.envelopes();
+
+    // The same file again: checked, and the item it would duplicate named.
+    let text = f.ok(&["publish", path_str(&sample(NALOXONE)), "--check"]);
+    assert!(text.contains("Nothing was signed or stored"), "{text}");
+    assert!(
+        text.contains("already has an item with this title"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("gatehouse revise {}", &id[..8])),
+        "{text}"
+    );
+
+    // A revision: what would change.
+    let changed = read_sample(NALOXONE).replace("review_due: 2027-03-31", "review_due: 2028-03-31");
+    let file = f.write("naloxone-v2.md", &changed);
+    let report = f.json(&["revise", &id[..8], path_str(&file), "--check"]);
+    assert_eq!(report["revises"]["to"], 2);
+    let fields: Vec<String> = items(&report["revises"]["fields"])
+        .iter()
+        .map(|c| str_of(&c["field"]).to_string())
+        .collect();
+    assert_eq!(fields, ["review_due"]);
+
+    // A file that does not read is refused as publish would refuse it.
+    let bad = f.write(
+        "bad.md",
+        &read_sample(NALOXONE).replace("kind: procedure", "kind: leaflet"),
+    );
+    f.fails(&["publish", path_str(&bad), "--check"], 2);
+
+    assert_eq!(f.envelopes(), before, "a check stores nothing");
+    assert_eq!(f.json(&["show", &id[..8]])["version"], 1);
+}

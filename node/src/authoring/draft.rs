@@ -26,7 +26,7 @@ use thiserror::Error;
 pub const MAX_DRAFT_BYTES: usize = 512 * 1024;
 
 /// Why a file is not a publishable item.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DraftError {
     /// The file does not start with a `---` line.
     #[error(
@@ -308,9 +308,108 @@ pub fn parse(text: &str, allowed: &[String]) -> Result<ItemContent, DraftError> 
     Ok(content)
 }
 
+/// The front matter as [`source`] writes it: keys in the order of the file
+/// format, optional keys left out when empty.
+#[derive(serde::Serialize)]
+struct SourceFrontMatter<'a> {
+    title: &'a str,
+    kind: &'static str,
+    summary: &'a str,
+    pathways: Vec<&'static str>,
+    settings: Vec<&'static str>,
+    nation: &'static str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effective_from: Option<String>,
+    review_due: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aim: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    measures: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pdsa_cycles: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcomes: Option<&'a str>,
+}
+
+/// An item's content as a file [`parse`] reads back to the same content:
+/// the front matter (YAML, every value quoted where YAML needs it), then
+/// the body. What `show --source` prints and `edit` opens.
+pub fn source(content: &ItemContent) -> String {
+    let fm = SourceFrontMatter {
+        title: &content.title,
+        kind: content.kind.slug(),
+        summary: &content.summary,
+        pathways: content.pathways.iter().map(|p| p.slug()).collect(),
+        settings: content.settings.iter().map(|s| s.slug()).collect(),
+        nation: content.nation.slug(),
+        tags: &content.tags,
+        approved_by: content.approved_by.as_deref(),
+        approved_on: content.approved_on.map(|d| d.to_string()),
+        effective_from: content.effective_from.map(|d| d.to_string()),
+        review_due: content.review_due.to_string(),
+        status: content.status.slug(),
+        aim: content.qi.as_ref().map(|q| q.aim.as_str()),
+        measures: content.qi.as_ref().map(|q| q.measures.as_slice()),
+        pdsa_cycles: content.qi.as_ref().map(|q| q.pdsa_cycles.as_slice()),
+        outcomes: content.qi.as_ref().map(|q| q.outcomes.as_str()),
+    };
+    // Serialising plain strings, lists and slugs cannot fail.
+    let yaml = serde_yaml_ng::to_string(&fm).unwrap_or_default();
+    let mut out = format!("---\n{yaml}---\n");
+    if !content.body.is_empty() {
+        out.push('\n');
+        out.push_str(&content.body);
+        if !content.body.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sample_items_source_reads_back_as_the_same_item() {
+        let ests =
+            crate::sample::read_sample_dir(&crate::sample::default_sample_dir()).expect("samples");
+        let mut n = 0;
+        for (path, content) in ests.iter().flat_map(|e| &e.items) {
+            let text = source(content);
+            assert_eq!(
+                parse(&text, &[]).as_ref(),
+                Ok(content),
+                "{}:\n{text}",
+                path.display()
+            );
+            n += 1;
+        }
+        assert!(n >= 30, "only {n} sample items");
+    }
+
+    #[test]
+    fn the_source_of_an_item_reads_back_as_the_same_item() {
+        let mut c = parse(GOOD, &[]).expect("parses");
+        assert_eq!(parse(&source(&c), &[]), Ok(c.clone()));
+        // Values YAML would misread unquoted.
+        c.title = "Naloxone: \"take-home\" kits # not a comment".into();
+        c.summary = "yes".into();
+        c.approved_by = Some("- D&T committee, 'pharmacy'".into());
+        c.tags = vec!["null".into(), "2026".into(), "[x]".into()];
+        c.body = "No body line 1\n---\nafter a rule".into();
+        let text = source(&c);
+        let back = parse(&text, &[]).expect("reads back");
+        c.body.push('\n');
+        assert_eq!(back, c, "{text}");
+    }
 
     const GOOD: &str = "---\ntitle: Take-home naloxone\nkind: procedure\nsummary: Naloxone for everyone at risk on release.\npathways: [substance-misuse, release-continuity]\nsettings: [local-remand]\nnation: england\ntags: [Naloxone, release]\napproved_by: Drugs and Therapeutics Committee\napproved_on: 2026-01-10\neffective_from: 2026-02-01\nreview_due: 2027-02-01\n---\n\n# Purpose\n\nReduce deaths after release.\n";
 

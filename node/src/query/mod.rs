@@ -309,7 +309,8 @@ impl ReadView {
         }
     }
 
-    pub(crate) fn establishment_name(&self, id: &EstablishmentId) -> String {
+    /// An establishment's name, or its short id when the network has none.
+    pub fn establishment_name(&self, id: &EstablishmentId) -> String {
         self.trust.establishments.get(id).map_or_else(
             || format!("establishment {}", id.short()),
             |e| e.name.clone(),
