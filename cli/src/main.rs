@@ -15,7 +15,7 @@ mod output;
 mod render;
 mod trust_cmd;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -50,6 +50,9 @@ struct Cli {
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     json: bool,
+    /// Do not ask before a command that cannot be undone (for scripts)
+    #[arg(long, global = true)]
+    yes: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,9 +92,6 @@ pub(crate) enum Command {
     Edit {
         /// Item id (or a unique prefix)
         id: String,
-        /// Publish without asking (for scripts)
-        #[arg(long)]
-        yes: bool,
     },
     /// Mark an item superseded by a newer one
     Supersede {
@@ -537,7 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: trust_cmd::KeyCommand::Rotate { which },
         } => Op::Trust(TrustOp::RotateKey { which }),
         Command::Key { cmd } => return trust_cmd::key(&home, &mut out, cli.json, cmd),
-        Command::Edit { id, yes } => return edit::edit(home, &mut out, cli.json, &id, yes),
+        Command::Edit { id } => return edit::edit(home, &mut out, cli.json, &id, cli.yes),
         Command::Show {
             id,
             version,
@@ -546,10 +546,87 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = ops::dispatch(home, Op::Read(ReadOp::Show { id, version }))?;
             return output::render_source(&outcome, &mut out, cli.json);
         }
-        command => command.into_op()?,
+        command => {
+            if !cli.yes {
+                confirm_destructive(&home, &command)?;
+            }
+            command.into_op()?
+        }
     };
     let outcome = ops::dispatch(home, op)?;
     output::render(&outcome, &mut out, cli.json)
+}
+
+/// For a command that cannot be undone, names what it acts on and asks on
+/// the terminal; without a terminal it refuses (scripts pass `--yes`).
+fn confirm_destructive(home: &Home, command: &Command) -> anyhow::Result<()> {
+    use ops::{Outcome, Target};
+    use trust_cmd::{MemberCommand, TrustCommand};
+    let describe = |target: Target| -> anyhow::Result<String> {
+        match ops::dispatch(home.clone(), Op::Read(ReadOp::Describe(target)))? {
+            Outcome::Described { what } => Ok(what),
+            _ => anyhow::bail!("the library did not say what the command acts on"),
+        }
+    };
+    let question = match command {
+        Command::Withdraw { id, .. } => {
+            format!(
+                "Withdraw {} from the library?",
+                describe(Target::Item(id.clone()))?
+            )
+        }
+        Command::Trust {
+            cmd: TrustCommand::Revoke { key: Some(key), .. },
+        }
+        | Command::Member {
+            cmd: MemberCommand::Remove { key, .. },
+        } => format!(
+            "Revoke {}? Nothing it signs from now on will be accepted anywhere.",
+            describe(Target::Key(*key))?
+        ),
+        Command::Trust {
+            cmd:
+                TrustCommand::Revoke {
+                    establishment: Some(text),
+                    ..
+                },
+        } => format!(
+            "Remove {} from the network?",
+            describe(Target::Establishment(text.clone()))?
+        ),
+        Command::Staff {
+            cmd: forum_cmd::StaffCommand::Remove { login, .. },
+        } => {
+            let account = gatehouse_node::staff::Staff::of(home)
+                .list()?
+                .into_iter()
+                .find(|a| a.login == *login)
+                .with_context(|| {
+                    format!("no staff account {login:?} here (gatehouse staff list)")
+                })?;
+            format!(
+                "Remove {} ({}, {})? Their key is revoked network-wide; their posts stay.",
+                account.name,
+                login,
+                account.role.slug()
+            )
+        }
+        _ => return Ok(()),
+    };
+    if !io::stdin().is_terminal() {
+        return Err(usage(format!(
+            "{question} This cannot be undone, so it asks first: run it on a terminal, or pass --yes"
+        )));
+    }
+    eprint!("{question} This cannot be undone. [y/N] ");
+    io::stderr().flush()?;
+    let mut answer = String::new();
+    io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(usage("nothing was done"))
+    }
 }
 
 impl Command {

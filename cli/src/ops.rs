@@ -20,6 +20,7 @@ use gatehouse_node::query::{
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::jiff::civil::Date;
+use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::vocab::Status;
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +131,19 @@ pub enum ReadOp {
     },
     /// The establishments.
     Establishments,
+    /// What a command that cannot be undone would act on, named for people.
+    Describe(Target),
+}
+
+/// What a destructive command acts on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Target {
+    /// An item, by id or prefix.
+    Item(String),
+    /// A key.
+    Key(PublicKey),
+    /// An establishment, by name, part of it, or id.
+    Establishment(String),
 }
 
 /// What `--check` found: what would be published, and nothing stored.
@@ -156,6 +170,11 @@ pub enum Outcome {
     },
     /// `publish --check`, `revise --check`.
     Checked(Box<CheckReport>),
+    /// What a destructive command would act on.
+    Described {
+        /// Its name, for people.
+        what: String,
+    },
     /// `revise`.
     Revised {
         /// The item.
@@ -299,6 +318,71 @@ pub fn read_with(op: ReadOp, view: &ReadView) -> anyhow::Result<Outcome> {
         ReadOp::Establishments => Outcome::Establishments {
             establishments: view.establishments()?,
         },
+        ReadOp::Describe(target) => Outcome::Described {
+            what: describe(view, &target)?,
+        },
+    })
+}
+
+/// `target` as a person would recognise it.
+fn describe(view: &ReadView, target: &Target) -> anyhow::Result<String> {
+    Ok(match target {
+        Target::Item(id) => {
+            let v = view.get(&view.resolve(id)?, None)?;
+            format!(
+                "{} ({}, {}, version {})",
+                v.item.content.title,
+                &v.item.id.to_hex()[..8],
+                v.establishment
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| v.establishment.id.short()),
+                v.item.version
+            )
+        }
+        Target::Key(key) => {
+            let short = &key.to_hex()[..8];
+            let found = view.establishments()?.into_iter().find_map(|e| {
+                e.keys
+                    .iter()
+                    .chain(&e.members)
+                    .find(|k| k.key == *key)
+                    .map(|k| (k.clone(), e.name.clone()))
+            });
+            match found {
+                Some((k, est)) => format!(
+                    "key {short} of {} ({}, {est})",
+                    k.name.as_deref().unwrap_or("no name"),
+                    k.role
+                ),
+                None => format!("key {short}, which this node does not know"),
+            }
+        }
+        Target::Establishment(text) => {
+            let found = view.find_establishments(text);
+            let all = view.establishments()?;
+            let named: Vec<String> = all
+                .iter()
+                .filter(|e| found.contains(&e.id))
+                .map(|e| {
+                    format!(
+                        "{} ({} items, {} keys)",
+                        e.name,
+                        e.items,
+                        e.keys.len() + e.members.len()
+                    )
+                })
+                .collect();
+            match named.as_slice() {
+                [] => anyhow::bail!("no establishment matches {text:?}"),
+                [one] => format!("{one}, with every key it holds"),
+                many => anyhow::bail!(
+                    "{text:?} matches {} establishments ({}); give more of the name, or the id",
+                    many.len(),
+                    many.join(", ")
+                ),
+            }
+        }
     })
 }
 

@@ -130,6 +130,12 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
             }
             writeln!(out, "{id}")?;
         }
+        Outcome::Described { what } => {
+            if json {
+                return print_json(&mut out, &serde_json::json!({ "what": what }));
+            }
+            writeln!(out, "{what}")?;
+        }
         Outcome::Checked(report) => {
             if json {
                 return print_json(&mut out, report);

@@ -439,6 +439,7 @@ fn list_filters_narrow_the_listing() {
     let naloxone = f.publish_sample(NALOXONE); // procedure, review 2027-03-31
     let qi = f.publish_sample(QI); // review 2027-05-31
     f.ok(&[
+        "--yes",
         "withdraw",
         &alcohol,
         "--reason",
@@ -517,7 +518,7 @@ fn supersede_and_withdraw_change_status() {
 
     // Withdrawal keeps the reason.
     let reason = "Replaced by the regional alcohol pathway";
-    let out = f.json(&["withdraw", &other, "--reason", reason]);
+    let out = f.json(&["withdraw", &other, "--reason", reason, "--yes"]);
     assert_eq!(str_of(&out["status"]), "withdrawn");
     let c = f.json(&["show", &other]);
     assert_eq!(str_of(&c["status"]), "withdrawn");
@@ -532,7 +533,7 @@ fn supersede_and_withdraw_change_status() {
     assert_eq!(str_of(&last["action"]), "withdraw");
 
     // Withdrawing twice is refused.
-    let err = f.fails(&["withdraw", &other, "--reason", "again"], 2);
+    let err = f.fails(&["withdraw", &other, "--reason", "again", "--yes"], 2);
     assert!(err.contains("withdrawn"), "{err}");
 }
 
@@ -560,7 +561,13 @@ fn due_lists_only_items_within_the_period() {
         "withdrawn.md",
         &draft("Withdrawn policy", "policy", &days_from_today(5), "Body."),
     ));
-    f.ok(&["withdraw", &withdrawn, "--reason", "No longer needed"]);
+    f.ok(&[
+        "withdraw",
+        &withdrawn,
+        "--reason",
+        "No longer needed",
+        "--yes",
+    ]);
 
     let due = f.json(&["due", "--within", "90d"]);
     assert_eq!(str_of(&due["today"]), today().to_string());
@@ -1098,7 +1105,7 @@ fn names_and_reasons_in_certificates_are_scanned_for_patient_identifiers() {
     for args in [
         vec!["trust", "admit", "--key", key, "--name"],
         vec!["member", "add", "--key", key, "--name"],
-        vec!["trust", "revoke", "--key", key, "--reason"],
+        vec!["--yes", "trust", "revoke", "--key", key, "--reason"],
     ] {
         let text = format!("Patient {nhs} transferred");
         let mut args = args.clone();
@@ -1240,4 +1247,32 @@ fn check_shows_what_would_be_published_and_stores_nothing() {
 
     assert_eq!(f.envelopes(), before, "a check stores nothing");
     assert_eq!(f.json(&["show", &id[..8]])["version"], 1);
+}
+
+#[test]
+fn a_command_that_cannot_be_undone_names_its_target_and_asks_first() {
+    let f = Fixture::new();
+    let id = f.publish_sample(NALOXONE);
+    // No terminal here: refused, naming the item, and nothing done.
+    let err = f.fails(&["withdraw", &id[..8], "--reason", "Replaced"], 1);
+    assert!(err.contains("Take-home naloxone on release"), "{err}");
+    assert!(err.contains(ESTABLISHMENT), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(f.json(&["show", &id[..8]])["status"], "published");
+
+    // A member's key: named with its holder.
+    let member = f.json(&["key", "show"]);
+    let key = str_of(&member["member"]).to_string();
+    let err = f.fails(&["member", "remove", &key], 1);
+    assert!(err.contains("Healthcare manager"), "{err}");
+
+    // A staff account: named, and still there.
+    f.ok(&["staff", "add", "--name", "Dr A Patel"]);
+    let err = f.fails(&["staff", "remove", "dr-a-patel"], 1);
+    assert!(err.contains("Dr A Patel"), "{err}");
+    assert_eq!(items(&f.json(&["staff", "list"])).len(), 1);
+
+    // With --yes it goes ahead.
+    f.ok(&["withdraw", &id[..8], "--reason", "Replaced", "--yes"]);
+    assert_eq!(f.json(&["show", &id[..8]])["status"], "withdrawn");
 }

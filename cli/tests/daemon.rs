@@ -144,7 +144,7 @@ fn commands_go_through_the_running_node_with_the_same_results() {
     std::fs::rename(&socket, &aside).expect("move the socket");
     for q in [
         &["search", "naloxone"][..],
-        &["withdraw", prefix, "--reason", "test"],
+        &["withdraw", prefix, "--reason", "test", "--yes"],
     ] {
         let (ok, _, err) = run(&home, cwd, q);
         assert!(

@@ -441,7 +441,7 @@ fn leavers_late_revision_is_rejected_whichever_bundle_arrives_first() {
     assert_eq!(net.a.json(&["show", &id])["version"], 1);
 
     // The lead revokes the deputy, who has left; what the deputy signed stays.
-    let removed = net.b.json(&["member", "remove", &d_key]);
+    let removed = net.b.json(&["member", "remove", &d_key, "--yes"]);
     assert!(
         removed["kept"].as_u64().is_some_and(|k| k >= 1),
         "{removed}"
@@ -527,7 +527,9 @@ fn compromised_deputy_key_takes_its_items_out_of_list_search_and_show() {
         "{found}"
     );
 
-    let revoked = net.b.json(&["member", "remove", &d_key, "--compromised"]);
+    let revoked = net
+        .b
+        .json(&["member", "remove", &d_key, "--compromised", "--yes"]);
     assert_eq!(revoked["kept"], 0, "{revoked}");
     assert!(net.b.list_ids().is_empty(), "gone at the lead's node too");
     carry(&net.b, &net.a, &net.file("b2.bundle"));
@@ -543,7 +545,7 @@ fn compromised_deputy_key_takes_its_items_out_of_list_search_and_show() {
 
     // A later "left the service" revocation does not bring the item back:
     // every revocation of a key must keep an envelope for it to stay.
-    let again = net.a.json(&["trust", "revoke", "--key", &d_key]);
+    let again = net.a.json(&["trust", "revoke", "--key", &d_key, "--yes"]);
     assert_eq!(str_of(&again["judgement"]["state"]), "accepted", "{again}");
     assert!(net.a.list_ids().is_empty());
     net.a.fails(&["show", &id], 2);
@@ -730,6 +732,7 @@ fn removed_establishment_keeps_its_history_but_cannot_publish_more() {
     carry(&net.b, &net.a, &net.file("b1.bundle"));
 
     let removal = net.a.json(&[
+        "--yes",
         "trust",
         "revoke",
         "--establishment",
@@ -1155,7 +1158,7 @@ fn site_lead_cannot_revoke_another_establishments_key() {
     net.b
         .run(&["member", "add", "--key", &alpha_lead, "--name", "Not ours"]);
     net.b
-        .run(&["member", "remove", &alpha_lead, "--compromised"]);
+        .run(&["member", "remove", &alpha_lead, "--compromised", "--yes"]);
     let b_bundle = net.file("b.bundle");
     net.b.export(&b_bundle);
     // The same two certificates, as a modified node would sign them whatever
