@@ -582,7 +582,7 @@ fn confirm_destructive(home: &Home, command: &Command) -> anyhow::Result<()> {
             cmd: MemberCommand::Remove { key, .. },
         } => format!(
             "Revoke {}? Nothing it signs from now on will be accepted anywhere.",
-            describe(Target::Key(*key))?
+            describe(Target::Key(key.clone()))?
         ),
         Command::Trust {
             cmd:

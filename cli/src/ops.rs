@@ -20,7 +20,6 @@ use gatehouse_node::query::{
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::jiff::civil::Date;
-use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::vocab::Status;
 use serde::{Deserialize, Serialize};
 
@@ -140,8 +139,8 @@ pub enum ReadOp {
 pub enum Target {
     /// An item, by id or prefix.
     Item(String),
-    /// A key.
-    Key(PublicKey),
+    /// A key, whole or by prefix.
+    Key(String),
     /// An establishment, by name, part of it, or id.
     Establishment(String),
 }
@@ -340,7 +339,8 @@ fn describe(view: &ReadView, target: &Target) -> anyhow::Result<String> {
                 v.item.version
             )
         }
-        Target::Key(key) => {
+        Target::Key(text) => {
+            let key = &view.resolve_key(text)?;
             let short = &key.to_hex()[..8];
             let found = view.establishments()?.into_iter().find_map(|e| {
                 e.keys

@@ -87,13 +87,13 @@ pub enum TrustCommand {
     },
     /// Revoke a key, or remove an establishment (signed with keys/admin.key)
     Revoke {
-        /// The key to revoke
+        /// The key to revoke (the whole key, or its first 8 or more characters)
         #[arg(
             long,
             conflicts_with = "establishment",
             required_unless_present = "establishment"
         )]
-        key: Option<PublicKey>,
+        key: Option<String>,
         /// The establishment to remove (name, part of it, or id)
         #[arg(long)]
         establishment: Option<String>,
@@ -136,8 +136,8 @@ pub enum MemberCommand {
     },
     /// Revoke a member's key (signed with keys/establishment.key)
     Remove {
-        /// The key
-        key: PublicKey,
+        /// The key (the whole key, or its first 8 or more characters)
+        key: String,
         /// The key was lost or compromised: nothing it signed stays valid
         #[arg(long)]
         compromised: bool,
@@ -512,7 +512,10 @@ fn trust(home: &Home, lib: &mut Library, cmd: TrustCommand) -> anyhow::Result<Tr
         } => {
             let admin = need_key(home, "admin", "network admin")?;
             TrustOutcome::Revoked(match (key, establishment) {
-                (Some(key), _) => lib.revoke_key(&admin, key, history(compromised), &reason)?,
+                (Some(key), _) => {
+                    let key = lib.read_view().resolve_key(&key)?;
+                    lib.revoke_key(&admin, key, history(compromised), &reason)?
+                }
                 (None, Some(text)) => {
                     let id = resolve_establishment(&lib.read_view(), &text)?;
                     lib.remove_establishment(&admin, id, history(compromised), &reason)?
@@ -602,6 +605,7 @@ fn member(home: &Home, lib: &mut Library, cmd: MemberCommand) -> anyhow::Result<
             reason,
         } => {
             let signer = need_key(home, "establishment", "establishment")?;
+            let key = lib.read_view().resolve_key(&key)?;
             let issued = lib.revoke_key(&signer, key, history(compromised), &reason)?;
             TrustOutcome::MemberRemoved { key, issued }
         }

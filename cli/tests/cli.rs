@@ -1265,6 +1265,19 @@ fn a_command_that_cannot_be_undone_names_its_target_and_asks_first() {
     let key = str_of(&member["member"]).to_string();
     let err = f.fails(&["member", "remove", &key], 1);
     assert!(err.contains("Healthcare manager"), "{err}");
+    // Or by its first 8 characters; a prefix no key has is named.
+    let err = f.fails(&["member", "remove", &key[..8]], 1);
+    assert!(err.contains("Healthcare manager"), "{err}");
+    let unknown = if key.starts_with('0') {
+        "ffffffff"
+    } else {
+        "00000000"
+    };
+    let err = f.fails(&["member", "remove", unknown, "--yes"], 2);
+    assert!(
+        err.contains("no key the network knows starts with"),
+        "{err}"
+    );
 
     // A staff account: named, and still there.
     f.ok(&["staff", "add", "--name", "Dr A Patel"]);

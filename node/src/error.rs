@@ -37,6 +37,19 @@ pub enum LibraryError {
     /// No item has this id.
     #[error("no item {0}")]
     UnknownItem(String),
+    /// No key the network knows starts with the text given.
+    #[error(
+        "no key the network knows starts with {0:?}; give the whole key, or at least 8 of its characters"
+    )]
+    UnknownKey(String),
+    /// A key prefix matches more than one key.
+    #[error("key prefix {prefix} matches {candidates}; give more characters")]
+    AmbiguousKey {
+        /// The prefix given.
+        prefix: String,
+        /// The keys it matches, with their holders.
+        candidates: String,
+    },
     /// An id prefix matches more than one item.
     #[error("item id prefix {prefix} matches {count} items; give more characters")]
     AmbiguousId {

@@ -309,6 +309,49 @@ impl ReadView {
         }
     }
 
+    /// A key the network knows, by the whole key or a unique prefix of at
+    /// least 8 hex characters (as listings show them).
+    pub fn resolve_key(&self, text: &str) -> Result<PublicKey> {
+        let text = text.trim().to_ascii_lowercase();
+        if let Ok(key) = text.parse::<PublicKey>() {
+            return Ok(key);
+        }
+        if text.len() < 8 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(LibraryError::UnknownKey(text));
+        }
+        let mut found: BTreeMap<PublicKey, String> = BTreeMap::new();
+        for e in self.trust.establishments.values() {
+            for k in &e.keys {
+                found.insert(*k, format!("an establishment key of {}", e.name));
+            }
+        }
+        for ((est, key), m) in &self.trust.members {
+            found.insert(
+                *key,
+                format!("{} of {}", m.name, self.establishment_name(est)),
+            );
+        }
+        for k in &self.trust.admins {
+            found.entry(*k).or_insert_with(|| "a network admin".into());
+        }
+        found.retain(|k, _| k.to_hex().starts_with(&text));
+        match found.len() {
+            0 => Err(LibraryError::UnknownKey(text)),
+            1 => found
+                .into_keys()
+                .next()
+                .ok_or(LibraryError::UnknownKey(text)),
+            _ => Err(LibraryError::AmbiguousKey {
+                prefix: text,
+                candidates: found
+                    .iter()
+                    .map(|(k, who)| format!("{} ({who})", &k.to_hex()[..12]))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
     /// An establishment's name, or its short id when the network has none.
     pub fn establishment_name(&self, id: &EstablishmentId) -> String {
         self.trust.establishments.get(id).map_or_else(
