@@ -208,19 +208,6 @@ impl NetHandle {
     }
 }
 
-/// Runs library work that can take a while (ingesting a batch, applying
-/// it to items and the index) without holding up the runtime's other
-/// tasks, the web server's among them: on a multi-threaded runtime the
-/// worker first hands its other tasks to a fresh thread, so even a machine
-/// with one core keeps serving pages while a flood is taken in. On a
-/// single-threaded runtime it simply runs.
-fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a panic elsewhere; the data is still whole.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -540,14 +527,14 @@ impl EventLoop {
     /// Gives the core one input and carries out what it says.
     fn input(&mut self, input: Input) {
         let now = now_ms();
-        let outputs = off_the_runtime(|| {
+        let outputs = {
             let mut set = LibrarySet {
                 lib: lock(&self.lib),
                 me: self.me,
                 unsettled: &mut self.unsettled,
             };
             self.core.handle(input, now, &mut set)
-        });
+        };
         for output in outputs {
             self.output(output);
         }
@@ -668,7 +655,7 @@ impl EventLoop {
     /// Applies envelopes stored from gossip since the last tick.
     fn settle(&mut self) {
         if std::mem::take(&mut self.unsettled)
-            && let Err(e) = off_the_runtime(|| lock(&self.lib).settle())
+            && let Err(e) = lock(&self.lib).settle()
         {
             tracing::error!("could not apply received envelopes: {e}");
         }
