@@ -629,6 +629,16 @@ fn confirm_destructive(home: &Home, command: &Command) -> anyhow::Result<()> {
     }
 }
 
+/// `publish --check` or `revise --check` of `file`.
+fn check_op(file: &Path, allowed: &[String], revise: Option<String>) -> anyhow::Result<Op> {
+    let file = ops::absolute(file)?;
+    Ok(Op::Check {
+        content: read_draft(&file, allowed)?,
+        file,
+        revise,
+    })
+}
+
 impl Command {
     /// The op for a command that needs the library: its draft files read
     /// and checked, its paths absolute.
@@ -639,27 +649,13 @@ impl Command {
                 allow,
                 check: true,
                 ..
-            } => {
-                let file = ops::absolute(&file)?;
-                Op::Check {
-                    content: read_draft(&file, &allow.allowed)?,
-                    file,
-                    revise: None,
-                }
-            }
+            } => check_op(&file, &allow.allowed, None)?,
             Command::Revise {
                 id,
                 file,
                 allow,
                 check: true,
-            } => {
-                let file = ops::absolute(&file)?;
-                Op::Check {
-                    content: read_draft(&file, &allow.allowed)?,
-                    file,
-                    revise: Some(id),
-                }
-            }
+            } => check_op(&file, &allow.allowed, Some(id))?,
             Command::Publish {
                 file,
                 allow,

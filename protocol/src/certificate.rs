@@ -251,8 +251,9 @@ fn read_name(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeEr
 }
 
 /// A vocabulary value written exactly as its slug (so one meaning has one
-/// encoding).
-fn read_slug<T: std::str::FromStr + std::fmt::Display>(
+/// encoding; people's spellings, "Pharmacy medicines", are read elsewhere,
+/// never from the wire).
+pub(crate) fn read_slug<T: std::str::FromStr + std::fmt::Display>(
     r: &mut Reader<'_>,
     field: &'static str,
 ) -> Result<T, DecodeError> {

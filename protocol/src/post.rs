@@ -15,6 +15,7 @@
 //! The encoding is canonical ([`crate::encoding`]); decoding bounds every
 //! field, so a post is at most a few hundred KiB whatever it claims.
 
+use crate::certificate::read_slug;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::id::{EnvelopeId, EstablishmentId, ItemId};
 use crate::vocab::{Pathway, Setting};
@@ -280,22 +281,7 @@ fn read_slugs<T: std::str::FromStr + std::fmt::Display + Ord + Copy>(
     r: &mut Reader<'_>,
     field: &'static str,
 ) -> Result<Vec<T>, DecodeError> {
-    let list: Vec<T> = r.seq(field, MAX_TAGS, |r| {
-        let text = r.str(field, 64)?;
-        let value: T = text.parse().map_err(|_| DecodeError::Invalid {
-            field,
-            reason: "unknown value",
-        })?;
-        // Exactly the slug: people's spellings ("Pharmacy medicines") are
-        // read elsewhere, never from the wire.
-        if value.to_string() != text {
-            return Err(DecodeError::Invalid {
-                field,
-                reason: "not written as its slug",
-            });
-        }
-        Ok(value)
-    })?;
+    let list: Vec<T> = r.seq(field, MAX_TAGS, |r| read_slug(r, field))?;
     // Canonical: sorted, no repeats, so one meaning has one encoding.
     if list.windows(2).any(|w| w[0] >= w[1]) {
         return Err(DecodeError::Invalid {
