@@ -88,8 +88,8 @@ pub fn edit(
             revise: Some(id.clone()),
         },
     )?;
-    if !json {
-        output::render(&check, out, false)?;
+    if let (false, ops::Outcome::Checked(report)) = (json, &check) {
+        output::write_check(out, report, false)?;
     }
     if !yes && !confirm(out, "Publish this version to the network?")? {
         writeln!(

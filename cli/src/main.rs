@@ -51,7 +51,12 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// Do not ask before a command that cannot be undone (for scripts)
-    #[arg(long, global = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_YES",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     yes: bool,
     #[command(subcommand)]
     command: Command,
@@ -61,6 +66,14 @@ struct Cli {
 pub(crate) enum Command {
     /// Create a node: keys, a new network, this establishment admitted
     Init(InitArgs),
+    /// Start a new item from a template: every field in place, with its choices
+    New {
+        /// policy, procedure, guideline, qi-initiative, pathway or other
+        #[arg(value_parser = parse_vocab::<Kind>)]
+        kind: Kind,
+        /// Write it to this file (never over an existing one) instead of printing it
+        file: Option<PathBuf>,
+    },
     /// Publish a new item from a Markdown file with YAML front matter
     Publish {
         /// The item file
@@ -538,6 +551,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => Op::Trust(TrustOp::RotateKey { which }),
         Command::Key { cmd } => return trust_cmd::key(&home, &mut out, cli.json, cmd),
         Command::Edit { id } => return edit::edit(home, &mut out, cli.json, &id, cli.yes),
+        Command::New { kind, file } => return new_item(home, &mut out, kind, file.as_deref()),
         Command::Show {
             id,
             version,
@@ -549,6 +563,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         command => {
             if !cli.yes {
                 confirm_destructive(&home, &command)?;
+                confirm_new_item(&home, &command)?;
             }
             command.into_op()?
         }
@@ -613,12 +628,18 @@ fn confirm_destructive(home: &Home, command: &Command) -> anyhow::Result<()> {
         }
         _ => return Ok(()),
     };
+    ask(&format!("{question} This cannot be undone."))
+}
+
+/// Asks `question` on the terminal; without a terminal, or with any answer
+/// but yes, nothing is done (usage error, exit 1).
+fn ask(question: &str) -> anyhow::Result<()> {
     if !io::stdin().is_terminal() {
         return Err(usage(format!(
-            "{question} This cannot be undone, so it asks first: run it on a terminal, or pass --yes"
+            "{question} It asks first: run it on a terminal, or pass --yes"
         )));
     }
-    eprint!("{question} This cannot be undone. [y/N] ");
+    eprint!("{question} [y/N] ");
     io::stderr().flush()?;
     let mut answer = String::new();
     io::stdin().lock().read_line(&mut answer)?;
@@ -627,6 +648,81 @@ fn confirm_destructive(home: &Home, command: &Command) -> anyhow::Result<()> {
     } else {
         Err(usage("nothing was done"))
     }
+}
+
+/// Before a publish whose title this establishment already uses: the file
+/// is more likely a revision of that item than a second one, so it asks.
+fn confirm_new_item(home: &Home, command: &Command) -> anyhow::Result<()> {
+    let Command::Publish {
+        file,
+        allow,
+        check: false,
+        idempotency_key: None,
+    } = command
+    else {
+        return Ok(());
+    };
+    let ops::Outcome::Checked(report) =
+        ops::dispatch(home.clone(), check_op(file, &allow.allowed, None)?)?
+    else {
+        return Ok(());
+    };
+    let Some(existing) = report.same_title.first() else {
+        return Ok(());
+    };
+    let short = &existing.item.id.to_hex()[..8];
+    ask(&format!(
+        "{} already has \"{}\" ({}, version {}). To publish a new version of it, run `gatehouse revise {} {}`. Publish this file as a second, separate item?",
+        existing
+            .establishment
+            .name
+            .as_deref()
+            .unwrap_or("This establishment"),
+        existing.item.content.title,
+        short,
+        existing.item.version,
+        short,
+        file.display(),
+    ))
+}
+
+/// `gatehouse new KIND [FILE]`.
+fn new_item(
+    home: Home,
+    out: &mut dyn Write,
+    kind: Kind,
+    file: Option<&Path>,
+) -> anyhow::Result<()> {
+    let today = Zoned::now().date();
+    let ops::Outcome::Described { what: text } =
+        ops::dispatch(home, Op::Read(ReadOp::Template { kind, today }))?
+    else {
+        bail!("the library gave no template");
+    };
+    let Some(file) = file else {
+        write!(out, "{text}")?;
+        return Ok(());
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+        .with_context(|| {
+            format!(
+                "cannot write a new file {} (an existing file is never overwritten)",
+                file.display()
+            )
+        })?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    writeln!(
+        out,
+        "Wrote a new {} to {}. Fill in the title, summary and care pathways, then: gatehouse publish {} --check",
+        kind.label().to_lowercase(),
+        file.display(),
+        file.display()
+    )?;
+    Ok(())
 }
 
 /// `publish --check` or `revise --check` of `file`.
@@ -783,6 +879,7 @@ impl Command {
             Command::Moderation => Op::Forum(ForumOp::Moderation),
             Command::Init(_)
             | Command::Edit { .. }
+            | Command::New { .. }
             | Command::Demo { .. }
             | Command::Node { .. }
             | Command::Key { .. } => {

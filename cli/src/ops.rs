@@ -20,7 +20,7 @@ use gatehouse_node::query::{
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::jiff::civil::Date;
-use gatehouse_protocol::vocab::Status;
+use gatehouse_protocol::vocab::{Kind, Nation, Setting, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
@@ -132,6 +132,13 @@ pub enum ReadOp {
     Establishments,
     /// What a command that cannot be undone would act on, named for people.
     Describe(Target),
+    /// A new item's file of `kind`, for this establishment.
+    Template {
+        /// The kind of document.
+        kind: Kind,
+        /// Today, where the command runs.
+        today: Date,
+    },
 }
 
 /// What a destructive command acts on.
@@ -320,6 +327,19 @@ pub fn read_with(op: ReadOp, view: &ReadView) -> anyhow::Result<Outcome> {
         ReadOp::Describe(target) => Outcome::Described {
             what: describe(view, &target)?,
         },
+        ReadOp::Template { kind, today } => {
+            let own = view.establishment();
+            let (setting, nation) = view
+                .trust()
+                .establishments
+                .get(&own)
+                .map_or((Setting::LocalRemand, Nation::England), |e| {
+                    (e.setting, e.nation)
+                });
+            Outcome::Described {
+                what: gatehouse_node::authoring::template::template(kind, setting, nation, today),
+            }
+        }
     })
 }
 

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use gatehouse_node::query::ItemView;
 use serde::Serialize;
 
-use gatehouse_node::query::diff::LineChange;
+use gatehouse_node::query::diff::{LineChange, field_label, field_value, long_date};
 
 use crate::ops::{CheckReport, Outcome, PeersOutcome};
 use crate::{render, trust_cmd};
@@ -31,13 +31,15 @@ pub fn render_source(outcome: &Outcome, out: &mut dyn Write, json: bool) -> anyh
 }
 
 /// What `publish --check` or `revise --check` found.
-fn write_check(out: &mut dyn Write, report: &CheckReport) -> anyhow::Result<()> {
+pub fn write_check(out: &mut dyn Write, report: &CheckReport, header: bool) -> anyhow::Result<()> {
     let c = &report.content;
-    writeln!(
-        out,
-        "Checked {}: it can be published. Nothing was signed or stored.",
-        report.file.display()
-    )?;
+    if header {
+        writeln!(
+            out,
+            "Checked {}: it can be published. Nothing was signed or stored.",
+            report.file.display()
+        )?;
+    }
     let slugs = |v: Vec<&str>| v.join(", ");
     let summary = |out: &mut dyn Write| -> anyhow::Result<()> {
         writeln!(
@@ -53,7 +55,7 @@ fn write_check(out: &mut dyn Write, report: &CheckReport) -> anyhow::Result<()> 
             slugs(c.pathways.iter().map(|p| p.slug()).collect()),
             slugs(c.settings.iter().map(|s| s.slug()).collect()),
             c.nation.slug(),
-            c.review_due
+            long_date(c.review_due)
         )?;
         Ok(())
     };
@@ -86,7 +88,20 @@ fn write_check(out: &mut dyn Write, report: &CheckReport) -> anyhow::Result<()> 
                 writeln!(out, "  no change from version {}", d.from)?;
             }
             for f in &d.fields {
-                writeln!(out, "  {}: {:?} -> {:?}", f.field, f.before, f.after)?;
+                let shown = |v: &str| {
+                    if v.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        field_value(v)
+                    }
+                };
+                writeln!(
+                    out,
+                    "  {}: {} → {}",
+                    field_label(&f.field),
+                    shown(&f.before),
+                    shown(&f.after)
+                )?;
             }
             if !d.hunks.is_empty() {
                 let lines = |n: usize| {
@@ -140,7 +155,7 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
             if json {
                 return print_json(&mut out, report);
             }
-            write_check(&mut out, report)?;
+            write_check(&mut out, report, true)?;
         }
         Outcome::Revised { id, version } => {
             if json {
@@ -207,7 +222,12 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                         .as_deref()
                         .unwrap_or("unknown establishment"),
                 )?;
-                let mut what = v.changed.join(", ");
+                let mut what = v
+                    .changed
+                    .iter()
+                    .map(|f| field_label(f))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if v.lines_added + v.lines_removed > 0 {
                     what.push_str(&format!(
                         " (body +{} -{} lines)",

@@ -16,7 +16,7 @@ use gatehouse_node::authoring::authority::{History, Issued};
 use gatehouse_node::home::{Home, generate_key};
 use gatehouse_node::library::Library;
 use gatehouse_node::query::{EstablishmentSummary, ReadView};
-use gatehouse_node::replica::bundle::{self, ImportReport};
+use gatehouse_node::replica::bundle::{self, Arrivals, ImportReport};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
 use gatehouse_protocol::jiff::civil::Date;
@@ -41,9 +41,9 @@ pub enum NetworkCommand {
         /// Add this admin key (repeatable)
         #[arg(long = "add", value_name = "KEY")]
         add: Vec<PublicKey>,
-        /// Remove this admin key (repeatable)
+        /// Remove this admin key: the whole key or its first 8 or more characters (repeatable)
         #[arg(long = "remove", value_name = "KEY")]
-        remove: Vec<PublicKey>,
+        remove: Vec<String>,
         /// Signatures needed for the next change [default: a majority of the new set]
         #[arg(long)]
         threshold: Option<u8>,
@@ -53,8 +53,8 @@ pub enum NetworkCommand {
     },
     /// Endorse an admin-set change another admin proposed (signed with keys/admin.key)
     Endorse {
-        /// The admin-set change's envelope id
-        id: EnvelopeId,
+        /// The admin-set change's id (or its first 8 or more characters)
+        id: String,
     },
 }
 
@@ -75,9 +75,9 @@ pub enum TrustCommand {
         /// Its nation
         #[arg(long, default_value = "england", value_parser = parse_vocab::<Nation>)]
         nation: Nation,
-        /// Add the key to this already admitted establishment instead
-        #[arg(long, value_name = "ESTABLISHMENT_ID")]
-        to: Option<EstablishmentId>,
+        /// Add the key to this already admitted establishment instead (its name, part of it, or id)
+        #[arg(long, value_name = "ESTABLISHMENT")]
+        to: Option<String>,
         /// Write an invitation bundle for `gatehouse init --join FILE`
         #[arg(long, value_name = "FILE")]
         invite: Option<PathBuf>,
@@ -212,8 +212,12 @@ fn resolve_establishment(view: &ReadView, text: &str) -> anyhow::Result<Establis
             "no establishment matches {text:?}; see `gatehouse trust list`"
         ))),
         many => Err(usage(format!(
-            "{text:?} matches {} establishments; give more of the name, or the id",
-            many.len()
+            "{text:?} matches {} establishments: {}; give more of the name, or the id",
+            many.len(),
+            many.iter()
+                .map(|id| format!("{} ({})", view.establishment_name(id), id.short()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -292,6 +296,8 @@ pub enum TrustOutcome {
     Admitted {
         /// The name given.
         name: String,
+        /// The establishment key admitted.
+        key: PublicKey,
         /// The establishment.
         establishment: EstablishmentId,
         /// The certificate.
@@ -301,8 +307,13 @@ pub enum TrustOutcome {
         /// Envelopes in it.
         envelopes_in_invite: Option<usize>,
     },
-    /// `trust revoke`.
-    Revoked(Issued),
+    /// `trust revoke` and `member remove`.
+    Revoked {
+        /// What was revoked, in words.
+        what: String,
+        /// The revocation.
+        issued: Issued,
+    },
     /// `trust list`.
     Listed {
         /// Every establishment.
@@ -329,13 +340,6 @@ pub enum TrustOutcome {
         invite: Option<PathBuf>,
         /// Envelopes in it.
         envelopes_in_invite: Option<usize>,
-    },
-    /// `member remove`.
-    MemberRemoved {
-        /// The key.
-        key: PublicKey,
-        /// The revocation.
-        issued: Issued,
     },
     /// `member list`.
     Members {
@@ -369,6 +373,118 @@ pub enum TrustOutcome {
     },
 }
 
+/// A key as people know it: "key 2b021b28 (Deputy healthcare manager of
+/// HMP Bravo)".
+fn key_in_words(view: &ReadView, key: &PublicKey) -> String {
+    match view.key_holders().get(key) {
+        Some(who) => format!("key {} ({who})", key.short()),
+        None => format!("key {}", key.short()),
+    }
+}
+
+/// The one certificate whose id is `text` or starts with it (8 or more
+/// hex characters).
+fn certificate_by_prefix(lib: &Library, text: &str) -> anyhow::Result<EnvelopeId> {
+    let text = text.trim().to_ascii_lowercase();
+    if let Ok(id) = text.parse::<EnvelopeId>() {
+        return Ok(id);
+    }
+    if text.len() < 8 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("{text:?} is not a change id: give the whole id or its first 8 or more characters");
+    }
+    let found: Vec<EnvelopeId> = lib
+        .certificate_ids()?
+        .into_iter()
+        .filter(|id| id.to_hex().starts_with(&text))
+        .collect();
+    match found.as_slice() {
+        [id] => Ok(*id),
+        [] => bail!("no change of trust here has an id starting {text}"),
+        many => bail!(
+            "{} changes of trust have ids starting {text}: {}",
+            many.len(),
+            many.iter()
+                .map(|id| id.to_hex()[..12].to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// What an import brought: items by title, trust changes in words, posts.
+fn write_arrivals(out: &mut dyn Write, a: &Arrivals) -> anyhow::Result<()> {
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    for (new, item) in &a.items {
+        let id = item.id.short();
+        if *new {
+            writeln!(
+                out,
+                "  new item from {}: {} ({id}, version {})",
+                item.establishment, item.title, item.version
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  revised by {}: {} ({id}, now version {})",
+                item.establishment, item.title, item.version
+            )?;
+        }
+    }
+    let (listed_new, listed_revised) =
+        a.items.iter().fold(
+            (0, 0),
+            |(n, r), (new, _)| {
+                if *new { (n + 1, r) } else { (n, r + 1) }
+            },
+        );
+    if a.new_items > listed_new {
+        writeln!(
+            out,
+            "  and {} more",
+            plural(a.new_items - listed_new, "new item", "new items")
+        )?;
+    }
+    if a.revised_items > listed_revised {
+        writeln!(
+            out,
+            "  and {} more",
+            plural(
+                a.revised_items - listed_revised,
+                "revised item",
+                "revised items"
+            )
+        )?;
+    }
+    for said in &a.trust {
+        writeln!(out, "  trust: {said}")?;
+    }
+    if a.trust_changes > a.trust.len() {
+        writeln!(
+            out,
+            "  and {} more",
+            plural(
+                a.trust_changes - a.trust.len(),
+                "trust change",
+                "trust changes"
+            )
+        )?;
+    }
+    if a.posts > 0 {
+        writeln!(
+            out,
+            "  {} in questions and discussions",
+            plural(a.posts, "new post", "new posts")
+        )?;
+    }
+    Ok(())
+}
+
 /// One line per key of an establishment: key, role, holder, revoked mark.
 fn write_keys(
     out: &mut dyn Write,
@@ -385,6 +501,9 @@ fn write_keys(
             k.name.as_deref().unwrap_or(""),
             if k.revoked { " [revoked]" } else { "" }
         )?;
+        if !short && k.role == "establishment" && !k.revoked {
+            writeln!(out, "{prefix}  reads aloud as: {}", k.key.words())?;
+        }
     }
     Ok(())
 }
@@ -448,6 +567,12 @@ fn network(home: &Home, lib: &mut Library, cmd: NetworkCommand) -> anyhow::Resul
             compromised,
         } => {
             let admin = need_key(home, "admin", "network admin")?;
+            let view = lib.read_view();
+            let remove = remove
+                .iter()
+                .map(|k| view.resolve_key(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            drop(view);
             let mut admins: Vec<PublicKey> = lib
                 .trust()
                 .admins
@@ -473,6 +598,7 @@ fn network(home: &Home, lib: &mut Library, cmd: NetworkCommand) -> anyhow::Resul
         }
         NetworkCommand::Endorse { id } => {
             let admin = need_key(home, "admin", "network admin")?;
+            let id = certificate_by_prefix(lib, &id)?;
             let judgement = lib.endorse(&admin, id)?;
             TrustOutcome::Endorsed { id, judgement }
         }
@@ -491,6 +617,10 @@ fn trust(home: &Home, lib: &mut Library, cmd: TrustCommand) -> anyhow::Result<Tr
             with_library,
         } => {
             let admin = need_key(home, "admin", "network admin")?;
+            let to = match to {
+                Some(text) => Some(resolve_establishment(&lib.read_view(), &text)?),
+                None => None,
+            };
             let (establishment, issued) = lib.admit(&admin, key, &name, setting, nation, to)?;
             let envelopes_in_invite = match &invite {
                 Some(file) => Some(write_bundle(lib, file, with_library)?),
@@ -498,6 +628,7 @@ fn trust(home: &Home, lib: &mut Library, cmd: TrustCommand) -> anyhow::Result<Tr
             };
             TrustOutcome::Admitted {
                 name,
+                key,
                 establishment,
                 certificate: issued.id,
                 invite,
@@ -511,17 +642,30 @@ fn trust(home: &Home, lib: &mut Library, cmd: TrustCommand) -> anyhow::Result<Tr
             reason,
         } => {
             let admin = need_key(home, "admin", "network admin")?;
-            TrustOutcome::Revoked(match (key, establishment) {
+            let (what, issued) = match (key, establishment) {
                 (Some(key), _) => {
-                    let key = lib.read_view().resolve_key(&key)?;
-                    lib.revoke_key(&admin, key, history(compromised), &reason)?
+                    let view = lib.read_view();
+                    let key = view.resolve_key(&key)?;
+                    let what = key_in_words(&view, &key);
+                    drop(view);
+                    (
+                        what,
+                        lib.revoke_key(&admin, key, history(compromised), &reason)?,
+                    )
                 }
                 (None, Some(text)) => {
-                    let id = resolve_establishment(&lib.read_view(), &text)?;
-                    lib.remove_establishment(&admin, id, history(compromised), &reason)?
+                    let view = lib.read_view();
+                    let id = resolve_establishment(&view, &text)?;
+                    let what = format!("{}, with every key it holds", view.establishment_name(&id));
+                    drop(view);
+                    (
+                        what,
+                        lib.remove_establishment(&admin, id, history(compromised), &reason)?,
+                    )
                 }
                 (None, None) => return Err(usage("give --key or --establishment")),
-            })
+            };
+            TrustOutcome::Revoked { what, issued }
         }
         cmd @ (TrustCommand::List | TrustCommand::Show { .. }) => {
             return trust_view(&lib.read_view(), cmd);
@@ -605,9 +749,12 @@ fn member(home: &Home, lib: &mut Library, cmd: MemberCommand) -> anyhow::Result<
             reason,
         } => {
             let signer = need_key(home, "establishment", "establishment")?;
-            let key = lib.read_view().resolve_key(&key)?;
+            let view = lib.read_view();
+            let key = view.resolve_key(&key)?;
+            let what = key_in_words(&view, &key);
+            drop(view);
             let issued = lib.revoke_key(&signer, key, history(compromised), &reason)?;
-            TrustOutcome::MemberRemoved { key, issued }
+            TrustOutcome::Revoked { what, issued }
         }
         MemberCommand::List => return members_view(&lib.read_view()),
     })
@@ -629,10 +776,12 @@ pub fn key(home: &Home, out: &mut dyn Write, json: bool, cmd: KeyCommand) -> any
             if json {
                 return print_json(
                     out,
-                    &serde_json::json!({ "key": key.public(), "file": path }),
+                    &serde_json::json!({ "key": key.public(), "words": key.public().words(), "file": path }),
                 );
             }
             writeln!(out, "{}", key.public())?;
+            // The key alone on stdout, for scripts; the words for people.
+            eprintln!("read aloud to check it: {}", key.public().words());
             Ok(())
         }
         KeyCommand::Show => {
@@ -770,6 +919,7 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
         }
         TrustOutcome::Admitted {
             name,
+            key,
             establishment,
             certificate,
             invite,
@@ -778,10 +928,19 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
             if json {
                 return print_json(
                     out,
-                    &serde_json::json!({ "establishment": establishment, "certificate": certificate, "invite": invite, "envelopes_in_invite": envelopes_in_invite }),
+                    &serde_json::json!({ "establishment": establishment, "key": key, "words": key.words(), "certificate": certificate, "invite": invite, "envelopes_in_invite": envelopes_in_invite }),
                 );
             }
-            writeln!(out, "admitted {name} as establishment {establishment}")?;
+            writeln!(
+                out,
+                "admitted {name} as establishment {establishment}, with the key {}",
+                key.short()
+            )?;
+            writeln!(
+                out,
+                "its key reads aloud as: {} (the site's `key generate` showed the same words)",
+                key.words()
+            )?;
             if let (Some(file), Some(n)) = (invite, envelopes_in_invite) {
                 writeln!(
                     out,
@@ -791,15 +950,20 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
                 )?;
             }
         }
-        TrustOutcome::Revoked(issued) => {
+        TrustOutcome::Revoked { what, issued } => {
             if json {
                 return print_json(out, issued);
             }
             writeln!(
                 out,
-                "revoked ({}); {} earlier envelopes stay valid",
-                issued.id, issued.kept
+                "Revoked {what}: nothing signed with it from now on is accepted anywhere."
             )?;
+            match issued.kept {
+                0 => writeln!(out, "No change it signed before stays valid.")?,
+                1 => writeln!(out, "The 1 change it signed before stays valid.")?,
+                n => writeln!(out, "The {n} changes it signed before stay valid.")?,
+            }
+            writeln!(out, "(revocation {})", issued.id.short())?;
         }
         TrustOutcome::Listed { establishments } => {
             if json {
@@ -868,18 +1032,6 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
                 )?;
             }
         }
-        TrustOutcome::MemberRemoved { key, issued } => {
-            if json {
-                return print_json(out, issued);
-            }
-            writeln!(
-                out,
-                "revoked {} ({}); {} earlier envelopes it signed stay valid",
-                key.short(),
-                issued.id,
-                issued.kept
-            )?;
-        }
         TrustOutcome::Members { establishment: e } => {
             if json {
                 return print_json(
@@ -932,6 +1084,7 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
                     report.new,
                     report.duplicate
                 )?;
+                write_arrivals(out, &report.arrived)?;
                 for (reason, n) in &report.pending {
                     writeln!(out, "  pending  {n}: {reason}")?;
                 }

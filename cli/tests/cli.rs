@@ -896,7 +896,28 @@ fn a_publish_retried_with_its_idempotency_key_makes_no_second_item() {
     // Another key is another item, as is a publish without one.
     let other = f.json(&["publish", file, "--idempotency-key", "retry-2"]);
     assert_ne!(other["id"], first["id"]);
-    f.publish_sample(NALOXONE);
+    // Without a key, the same title asks first; --yes answers it.
+    f.json(&["--yes", "publish", file]);
+    assert_eq!(f.list(&[]).len(), 3);
+}
+
+#[test]
+fn publishing_a_title_the_site_already_uses_asks_whether_it_is_a_revision() {
+    let f = Fixture::new();
+    let id = f.publish_sample(NALOXONE);
+    let file = sample(NALOXONE);
+    let err = f.fails(&["publish", path_str(&file)], 1);
+    assert!(
+        err.contains("already has \"Take-home naloxone on release\"")
+            && err.contains(&format!("gatehouse revise {}", &id[..8]))
+            && err.contains("--yes"),
+        "names the item and the way to revise it: {err}"
+    );
+    assert_eq!(f.list(&[]).len(), 1, "nothing was published");
+    // Another title is published without a question.
+    f.publish_sample(POLICY);
+    let second = f.json(&["--yes", "publish", path_str(&file)]);
+    assert_ne!(str_of(&second["id"]), id);
     assert_eq!(f.list(&[]).len(), 3);
 }
 
@@ -1181,7 +1202,7 @@ fi"#,
     );
     assert!(stdout.contains("It would be version 2"), "{stdout}");
     assert!(
-        stdout.contains("review_due"),
+        stdout.contains("Review date: 31 March 2027 → 31 January 2030"),
         "the change is shown: {stdout}"
     );
     let shown = f.json(&["show", &id[..8]]);

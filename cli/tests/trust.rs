@@ -369,6 +369,114 @@ fn hex_bytes(s: &str) -> Vec<u8> {
 // 1. Delegation and attribution across three nodes
 
 #[test]
+fn a_key_reads_aloud_as_the_same_six_words_at_the_site_and_at_the_admin() {
+    let dir = tempfile::tempdir().expect("make test dir");
+    let a = Node::at(dir.path(), "A");
+    let c = Node::at(dir.path(), "C");
+    a.ok(&["init", "--establishment", ALPHA]);
+    let generated = c.run(&["key", "generate", "establishment"]);
+    assert!(generated.status.success());
+    let key = String::from_utf8_lossy(&generated.stdout)
+        .trim()
+        .to_string();
+    assert_eq!(
+        key.len(),
+        64,
+        "stdout holds the key alone, for scripts: {key}"
+    );
+    let stderr = String::from_utf8_lossy(&generated.stderr);
+    let words = stderr
+        .trim()
+        .strip_prefix("read aloud to check it: ")
+        .unwrap_or_else(|| panic!("the words are shown: {stderr}"));
+    assert_eq!(words.split(' ').count(), 6, "{words}");
+    let admitted = a.ok(&["trust", "admit", "--key", &key, "--name", "HMP Charlie"]);
+    assert!(
+        admitted.contains(&format!("its key reads aloud as: {words}")),
+        "{admitted}"
+    );
+    let shown = a.ok(&["trust", "show", "HMP Charlie"]);
+    assert!(
+        shown.contains(&format!("reads aloud as: {words}")),
+        "{shown}"
+    );
+    // Another key reads otherwise.
+    let other = Node::at(dir.path(), "D").run(&["key", "generate", "establishment"]);
+    assert!(!String::from_utf8_lossy(&other.stderr).contains(words));
+}
+
+#[test]
+fn an_import_says_what_arrived_by_title_and_by_name() {
+    let net = Net::new();
+    let file = net.item("wound.md", NALOXONE, "Wound care at Bravo");
+    let id = net.b.publish(&file);
+    let bundle = net.file("b.bundle");
+    net.b.export(&bundle);
+    let said = net.a.ok(&["bundle", "import", path_str(&bundle)]);
+    assert!(
+        said.contains(&format!(
+            "new item from {BRAVO}: Wound care at Bravo ({}, version 1)",
+            &id[..8]
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("trust: {LEAD} may act for {BRAVO} as person")),
+        "{said}"
+    );
+    let revised = net.file("wound-2.md");
+    std::fs::write(
+        &revised,
+        std::fs::read_to_string(&file)
+            .expect("read")
+            .replace("review_due: 2027-02-10", "review_due: 2028-02-10"),
+    )
+    .expect("write");
+    net.b.ok(&["revise", &id, path_str(&revised)]);
+    net.b.export(&bundle);
+    let said = net.a.ok(&["bundle", "import", path_str(&bundle)]);
+    assert!(
+        said.contains(&format!(
+            "revised by {BRAVO}: Wound care at Bravo ({}, now version 2)",
+            &id[..8]
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("trust:"), "nothing new in trust: {said}");
+}
+
+#[test]
+fn a_revoked_person_who_publishes_is_told_in_plain_words() {
+    let net = Net::new();
+    let (d, d_key) = net.deputy();
+    net.b.ok(&[
+        "--yes",
+        "member",
+        "remove",
+        &d_key[..8],
+        "--reason",
+        "left the service",
+    ]);
+    carry(&net.b, &d, &net.file("b.bundle"));
+    let (_, err) = d.fails(
+        &[
+            "publish",
+            path_str(&net.item("late.md", NALOXONE, "Late draft")),
+        ],
+        2,
+    );
+    assert!(
+        err.contains("your key may not make that change, so nothing was signed or stored")
+            && err.contains("revoked"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Rejected(") && !err.contains("KeyRevoked"),
+        "{err}"
+    );
+}
+
+#[test]
 fn deputy_publishes_and_the_item_reaches_the_admin_attributed_to_deputy_and_establishment() {
     let net = Net::new();
     let (d, d_key) = net.deputy();

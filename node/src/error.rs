@@ -203,7 +203,9 @@ pub enum LibraryError {
     )]
     UnreadFull,
     /// This node's own key is not authorised for the change.
-    #[error("this node's key may not make that change: {0:?}")]
+    #[error(
+        "your key may not make that change, so nothing was signed or stored (the network would judge it {0}); if your key was revoked or replaced, your site lead can give you a new one (`gatehouse member add`)"
+    )]
     NotAuthorised(Judgement),
     /// An envelope from outside was refused.
     #[error(transparent)]

@@ -104,6 +104,23 @@ impl PublicKey {
         s
     }
 
+    /// Six words to read aloud when a key is exchanged by phone: both ends
+    /// see the same words for the same key, and a key mistyped or swapped
+    /// in transit gives other words. The words are 66 bits of a BLAKE3
+    /// hash of the key, 11 bits each, from the BIP-39 English list (2,048
+    /// words, no two alike in their first four letters).
+    pub fn words(&self) -> String {
+        let hash = blake3::derive_key("gatehouse 2026 key words", &self.0);
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&hash[..16]);
+        let bits = u128::from_be_bytes(head);
+        let list = bip39::Language::English.word_list();
+        (1..=6)
+            .map(|i| list[((bits >> (128 - 11 * i)) & 0x7ff) as usize])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Strict ed25519 verification of `sig` over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8; 64]) -> bool {
         let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&self.0) else {
@@ -183,6 +200,18 @@ impl fmt::Debug for SecretKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_read_aloud_as_six_words_that_differ_for_other_keys() {
+        let a = SecretKey::from_seed([7; 32]).public();
+        let b = SecretKey::from_seed([8; 32]).public();
+        let words = a.words();
+        assert_eq!(words.split(' ').count(), 6, "{words}");
+        assert_eq!(words, a.words(), "the same key gives the same words");
+        assert_ne!(words, b.words());
+        let list = bip39::Language::English.word_list();
+        assert!(words.split(' ').all(|w| list.contains(&w)), "{words}");
+    }
 
     #[test]
     fn sign_and_verify() {

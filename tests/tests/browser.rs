@@ -426,6 +426,58 @@ async fn a_hostile_item_runs_nothing_and_loads_nothing_in_the_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn on_a_phone_the_first_result_shows_before_any_filter() {
+    let site = site();
+    let (_driver, c) = browser().await;
+    c.set_window_size(390, 844)
+        .await
+        .expect("phone-sized window");
+    c.goto(&format!("{}/search?q=naloxone", site.base))
+        .await
+        .expect("search");
+    let layout = c
+        .execute(
+            "const first = document.querySelector('ol.results .result-title').getBoundingClientRect();
+             const facets = document.querySelector('nav.facets').getBoundingClientRect();
+             const link = document.querySelector('.filters-link a');
+             return [first.top, first.bottom, facets.top, innerHeight, innerWidth,
+                     document.documentElement.scrollWidth, window.scrollY,
+                     link ? link.getBoundingClientRect().height : 0];",
+            vec![],
+        )
+        .await
+        .expect("layout");
+    let n = |i: usize| layout[i].as_f64().expect("a number");
+    let (top, bottom, facets, height, width) = (n(0), n(1), n(2), n(3), n(4));
+    assert!(width <= 400.0, "the window is phone-sized: {layout}");
+    assert_eq!(n(6), 0.0, "nothing has scrolled");
+    assert!(
+        top >= 0.0 && bottom <= height,
+        "the first result's title is on the first screen: {layout}"
+    );
+    assert!(
+        facets > bottom,
+        "the filters come after the results: {layout}"
+    );
+    assert!(n(5) <= width, "nothing is wider than the screen: {layout}");
+    assert!(
+        n(7) > 0.0,
+        "a link at the top leads to the filters: {layout}"
+    );
+    assert_accessible(&c, "search on a phone").await;
+    // The link reaches the filters.
+    click_link(&c, "//p[contains(@class,'filters-link')]", "Filter results").await;
+    assert!(
+        c.current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .ends_with("#facets-heading")
+    );
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn keyboard_users_skip_to_content_and_see_where_focus_is() {
     let site = site();
     let (_driver, c) = browser().await;

@@ -377,7 +377,12 @@ fn item_page_shows_metadata_signer_history_and_a_readable_diff() {
     ] {
         assert!(html.contains(&format!("<dt>{field}</dt>")), "{field} shown");
     }
-    assert!(html.contains("Substance misuse") && html.contains("2027-06-30"));
+    assert!(html.contains("Substance misuse") && html.contains("30 June 2027"));
+    assert!(
+        !html.contains("ed25519") && !html.contains("envelope"),
+        "the page speaks of approval and signature, not of the format"
+    );
+    assert!(html.contains("Uncontrolled when printed."));
     assert!(html.contains(&format!(
         r#"<a href="/items/{}?version=1">Version 1</a>"#,
         f.revised
@@ -391,7 +396,8 @@ fn item_page_shows_metadata_signer_history_and_a_readable_diff() {
     assert!(diff.contains("<h1>Changes from version 1 to 3</h1>"));
     assert!(diff.contains("<ins>Tell the pharmacist.</ins>"));
     assert!(diff.contains("<del>Check the kit.</del>"));
-    assert!(diff.contains(r#"<th scope="row">review_due</th>"#));
+    assert!(diff.contains(r#"<th scope="row">Review date</th>"#));
+    assert!(diff.contains("1 January 2027") && diff.contains("30 June 2027"));
 }
 
 #[test]

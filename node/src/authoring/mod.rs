@@ -11,6 +11,7 @@
 pub mod authority;
 pub mod draft;
 pub mod post;
+pub mod template;
 
 use gatehouse_protocol::automerge::AutoCommit;
 use gatehouse_protocol::automerge::transaction::CommitOptions;

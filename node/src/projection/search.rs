@@ -100,6 +100,49 @@ fn query_fault(e: tantivy::TantivyError) -> SearchError {
     }
 }
 
+/// The first [`SNIPPET_MAX_CHARS`] characters of a stored text field.
+fn opening(doc: &TantivyDocument, field: Field) -> String {
+    doc.get_first(field)
+        .and_then(|v| v.as_str())
+        .map(|s| s.chars().take(SNIPPET_MAX_CHARS).collect())
+        .unwrap_or_default()
+}
+
+/// Words so common in questions that matching them finds nothing
+/// ("how do we manage ...", "naloxone on release"): they are left out of a
+/// query, so they are neither matched nor marked in snippets.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "all", "an", "and", "any", "are", "as", "at", "be", "but", "by", "can", "could",
+    "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is",
+    "it", "its", "me", "my", "of", "on", "or", "our", "should", "so", "that", "the", "their",
+    "them", "then", "there", "these", "they", "this", "those", "to", "us", "was", "we", "were",
+    "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your",
+];
+
+/// `query` without its stop words; as it is when it uses query syntax
+/// (quotes, fields, operators) or holds nothing but stop words.
+pub fn without_stop_words(query: &str) -> String {
+    if query.contains(['"', ':', '(', ')', '*', '^', '~'])
+        || query.split_whitespace().any(|w| w.starts_with(['+', '-']))
+    {
+        return query.to_string();
+    }
+    let kept: Vec<&str> = query
+        .split_whitespace()
+        .filter(|w| {
+            let bare = w
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            !STOP_WORDS.contains(&bare.as_str())
+        })
+        .collect();
+    if kept.is_empty() {
+        query.to_string()
+    } else {
+        kept.join(" ")
+    }
+}
+
 /// The query with the other form of every abbreviation it holds added.
 pub fn expand_abbreviations(query: &str) -> String {
     let normal: String = query
@@ -513,7 +556,7 @@ impl SearchReader {
                 req.query.len()
             )));
         }
-        let cleaned = without_exists_terms(req.query);
+        let cleaned = without_stop_words(&without_exists_terms(req.query));
         let query = cleaned.trim();
         if req.offset >= MAX_SEARCH_WINDOW {
             return Err(SearchError::BadQuery(format!(
@@ -617,20 +660,20 @@ impl SearchReader {
                             snippet = from_summary;
                         }
                     }
-                    let ranges = snippet
-                        .highlighted()
-                        .iter()
-                        .map(|r| (r.start, r.end))
-                        .collect();
-                    (snippet.fragment().to_string(), ranges)
+                    if snippet.fragment().trim().is_empty() {
+                        // A prefix or one-typo match ("nalox") has no exact
+                        // word to centre a snippet on: the summary opens.
+                        (opening(&doc, f.summary), Vec::new())
+                    } else {
+                        let ranges = snippet
+                            .highlighted()
+                            .iter()
+                            .map(|r| (r.start, r.end))
+                            .collect();
+                        (snippet.fragment().to_string(), ranges)
+                    }
                 }
-                None => (
-                    doc.get_first(f.summary)
-                        .and_then(|v| v.as_str())
-                        .map(|s| s.chars().take(SNIPPET_MAX_CHARS).collect())
-                        .unwrap_or_default(),
-                    Vec::new(),
-                ),
+                None => (opening(&doc, f.summary), Vec::new()),
             };
             hits.push(Hit {
                 id,
@@ -730,6 +773,23 @@ impl SearchReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_words_leave_a_query_unless_nothing_else_is_left() {
+        assert_eq!(
+            without_stop_words("How do we manage alcohol withdrawal?"),
+            "manage alcohol withdrawal?"
+        );
+        assert_eq!(
+            without_stop_words("naloxone on release"),
+            "naloxone release"
+        );
+        assert_eq!(without_stop_words("how to"), "how to");
+        assert_eq!(
+            without_stop_words("\"naloxone on release\""),
+            "\"naloxone on release\""
+        );
+    }
 
     #[test]
     fn abbreviations_expand_both_ways() {

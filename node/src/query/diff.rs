@@ -10,6 +10,45 @@ use crate::query::ItemView;
 /// Lines of unchanged body kept around each change.
 pub const DIFF_CONTEXT_LINES: usize = 3;
 
+/// A field's name as people say it ("Review date" for `review_due`); the
+/// JSON and front matter keep the names of the format.
+pub fn field_label(field: &str) -> &str {
+    match field {
+        "title" => "Title",
+        "kind" => "Kind",
+        "summary" => "Summary",
+        "body" => "Document text",
+        "pathways" => "Care pathways",
+        "settings" => "Settings",
+        "nation" => "Nation",
+        "tags" => "Tags",
+        "approved_by" => "Approved by",
+        "approved_on" => "Approved on",
+        "effective_from" => "Effective from",
+        "review_due" => "Review date",
+        "status" => "Status",
+        "qi" => "Quality improvement details",
+        "superseded_by" => "Replaced by",
+        "supersedes" => "Replaces",
+        "withdrawn_reason" => "Reason for withdrawal",
+        "created" => "First version",
+        other => other,
+    }
+}
+
+/// A date as people write it: "1 December 2026".
+pub fn long_date(date: gatehouse_protocol::jiff::civil::Date) -> String {
+    date.strftime("%-d %B %Y").to_string()
+}
+
+/// A field value for people: an ISO date ("2027-03-31") as a long one,
+/// anything else as it is.
+pub fn field_value(value: &str) -> String {
+    value
+        .parse::<gatehouse_protocol::jiff::civil::Date>()
+        .map_or_else(|_| value.to_string(), long_date)
+}
+
 /// One metadata field whose value differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {

@@ -319,21 +319,7 @@ impl ReadView {
         if text.len() < 8 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(LibraryError::UnknownKey(text));
         }
-        let mut found: BTreeMap<PublicKey, String> = BTreeMap::new();
-        for e in self.trust.establishments.values() {
-            for k in &e.keys {
-                found.insert(*k, format!("an establishment key of {}", e.name));
-            }
-        }
-        for ((est, key), m) in &self.trust.members {
-            found.insert(
-                *key,
-                format!("{} of {}", m.name, self.establishment_name(est)),
-            );
-        }
-        for k in &self.trust.admins {
-            found.entry(*k).or_insert_with(|| "a network admin".into());
-        }
+        let mut found = self.key_holders();
         found.retain(|k, _| k.to_hex().starts_with(&text));
         match found.len() {
             0 => Err(LibraryError::UnknownKey(text)),
@@ -350,6 +336,28 @@ impl ReadView {
                     .join(", "),
             }),
         }
+    }
+
+    /// Every key the network knows, with who holds it in words ("Deputy
+    /// healthcare manager of HMP Bravo", "an establishment key of HMP
+    /// Bravo", "a network admin").
+    pub fn key_holders(&self) -> BTreeMap<PublicKey, String> {
+        let mut found: BTreeMap<PublicKey, String> = BTreeMap::new();
+        for e in self.trust.establishments.values() {
+            for k in &e.keys {
+                found.insert(*k, format!("an establishment key of {}", e.name));
+            }
+        }
+        for ((est, key), m) in &self.trust.members {
+            found.insert(
+                *key,
+                format!("{} of {}", m.name, self.establishment_name(est)),
+            );
+        }
+        for k in &self.trust.admins {
+            found.entry(*k).or_insert_with(|| "a network admin".into());
+        }
+        found
     }
 
     /// An establishment's name, or its short id when the network has none.

@@ -16,17 +16,20 @@
 //! breaks part-way stores the valid envelopes before the break and says
 //! where it broke.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use gatehouse_protocol::certificate::{Certificate, RevokeTarget};
 use gatehouse_protocol::envelope::{
-    Envelope, MAX_ENVELOPE_BYTES, Verified, VerifyError, peek_created_ms,
+    Body, Envelope, MAX_ENVELOPE_BYTES, Verified, VerifyError, peek_created_ms,
 };
-use gatehouse_protocol::id::{EnvelopeId, NetworkId};
+use gatehouse_protocol::id::{EnvelopeId, ItemId, NetworkId};
+use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::trust::Judgement;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::library::{Library, LibraryError};
+use crate::query::ReadView;
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"GHBUNDLE";
@@ -234,9 +237,46 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// Most items (or trust changes) an import report names one by one; the
+/// rest are counted.
+pub const MAX_LISTED_ARRIVALS: usize = 50;
+
+/// An item an import brought, as it now stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArrivedItem {
+    /// Its id.
+    pub id: ItemId,
+    /// Its title.
+    pub title: String,
+    /// The establishment that owns it.
+    pub establishment: String,
+    /// The version this node now holds.
+    pub version: u64,
+}
+
+/// What an import brought, in terms of content rather than envelopes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Arrivals {
+    /// How many items were new to this node.
+    pub new_items: usize,
+    /// How many items this node held got new versions.
+    pub revised_items: usize,
+    /// The first new and revised items (at most [`MAX_LISTED_ARRIVALS`] each).
+    pub items: Vec<(bool, ArrivedItem)>,
+    /// Trust changes in plain words: admissions, delegations, revocations
+    /// and admin-set changes (at most [`MAX_LISTED_ARRIVALS`]).
+    pub trust: Vec<String>,
+    /// How many trust changes there were in all.
+    pub trust_changes: usize,
+    /// New posts: questions, answers and discussion.
+    pub posts: usize,
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImportReport {
+    /// What arrived and took effect, by content.
+    pub arrived: Arrivals,
     /// Entries read.
     pub read: usize,
     /// Envelopes new to this node and in effect.
@@ -284,6 +324,16 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
             }
         }
     }
+    let before = lib.read_view();
+    let held_before: BTreeSet<ItemId> = valid
+        .iter()
+        .filter_map(|(_, _, env)| match env.body() {
+            Body::Change(c) => Some(c.item),
+            _ => None,
+        })
+        .filter(|item| before.get(item, None).is_ok())
+        .collect();
+    drop(before);
     let mut fresh = Vec::new();
     // A certificate whose signer another entry admits may come first in the
     // file: what had no effect yet is tried again while the rest of the
@@ -299,7 +349,7 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
                 continue;
             }
             match lib.accept_outside(env.clone()) {
-                Ok(_) => fresh.push(id),
+                Ok(_) => fresh.push(env),
                 Err(e @ LibraryError::NoEffect(_)) => later.push((index, offset, env, e)),
                 Err(
                     e @ (LibraryError::PoolFull(_)
@@ -326,14 +376,104 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
     }
     lib.finish()?;
     // Judged after the whole bundle is in: order within the file does not matter.
-    for id in fresh {
-        match lib.judgement_of(&id)? {
-            Judgement::Accepted => report.new += 1,
+    let mut in_effect = Vec::new();
+    for env in fresh {
+        match lib.judgement_of(&env.id())? {
+            Judgement::Accepted => {
+                report.new += 1;
+                in_effect.push(env);
+            }
             Judgement::Pending(r) => *report.pending.entry(r.to_string()).or_default() += 1,
             Judgement::Rejected(r) => *report.rejected.entry(r.to_string()).or_default() += 1,
         }
     }
+    report.arrived = arrivals(&lib.read_view(), &held_before, &in_effect);
     Ok(report)
+}
+
+/// What `envelopes` (new and in effect) brought, as `view` now shows it;
+/// `held_before` are the items this node had before they came.
+fn arrivals(view: &ReadView, held_before: &BTreeSet<ItemId>, envelopes: &[Verified]) -> Arrivals {
+    let mut arrived = Arrivals::default();
+    let mut items = BTreeSet::new();
+    let holders = view.key_holders();
+    let key = |k: &PublicKey| match holders.get(k) {
+        Some(who) => format!("{} ({who})", k.short()),
+        None => k.short(),
+    };
+    for env in envelopes {
+        let said = match env.body() {
+            Body::Change(c) => {
+                items.insert(c.item);
+                continue;
+            }
+            Body::Post(_) => {
+                arrived.posts += 1;
+                continue;
+            }
+            Body::Unread { .. } => continue,
+            Body::Certificate(Certificate::Genesis(g)) => {
+                format!("the network {} was founded", g.name)
+            }
+            Body::Certificate(Certificate::Admit(a)) => format!(
+                "{} admitted to the network ({}, {}), establishment key {}",
+                a.name,
+                a.setting.label(),
+                a.nation.label(),
+                a.key.short()
+            ),
+            Body::Certificate(Certificate::Delegate(d)) => format!(
+                "{} may act for {} as {} (key {})",
+                d.name,
+                view.establishment_name(&d.establishment),
+                d.role.slug(),
+                d.member.short()
+            ),
+            Body::Certificate(Certificate::Revoke(r)) => match &r.target {
+                RevokeTarget::Key(k) => format!("key {} revoked: {}", key(k), r.reason),
+                RevokeTarget::Establishment(e) => format!(
+                    "{} removed from the network: {}",
+                    view.establishment_name(e),
+                    r.reason
+                ),
+            },
+            Body::Certificate(Certificate::AdminSet(_)) => "the network's admin set changed".into(),
+            Body::Certificate(Certificate::Endorse(_)) => {
+                "an admin endorsed a change of the admin set".into()
+            }
+        };
+        arrived.trust_changes += 1;
+        if arrived.trust.len() < MAX_LISTED_ARRIVALS {
+            arrived.trust.push(said);
+        }
+    }
+    let (mut new_listed, mut revised_listed) = (0, 0);
+    for id in items {
+        let Ok(v) = view.get(&id, None) else {
+            continue;
+        };
+        let new = !held_before.contains(&id);
+        let listed = if new {
+            arrived.new_items += 1;
+            &mut new_listed
+        } else {
+            arrived.revised_items += 1;
+            &mut revised_listed
+        };
+        if *listed < MAX_LISTED_ARRIVALS {
+            *listed += 1;
+            arrived.items.push((
+                new,
+                ArrivedItem {
+                    id,
+                    title: v.item.content.title.clone(),
+                    establishment: view.establishment_name(&v.item.owner),
+                    version: v.item.version,
+                },
+            ));
+        }
+    }
+    arrived
 }
 
 fn refuse(

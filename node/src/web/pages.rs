@@ -23,7 +23,7 @@ use super::{LocalClient, PAGE_SIZE, SearchParams, WebError, WebState, item_id, v
 use crate::projection::markdown;
 use crate::projection::search::{FACETS, FacetCount, Sort};
 use crate::query::ReadView;
-use crate::query::diff::{ItemDiff, LineChange};
+use crate::query::diff::{ItemDiff, LineChange, field_label, field_value, long_date};
 use crate::query::{ItemView, SearchResult, VersionEntry, format_ms};
 
 /// The stylesheet.
@@ -258,12 +258,28 @@ fn facet_title(dimension: &str) -> &'static str {
     }
 }
 
-fn date_of(rfc3339: &str) -> &str {
-    rfc3339.get(..10).unwrap_or(rfc3339)
+/// The day of an RFC 3339 time, as people write it ("1 December 2026").
+fn date_of(rfc3339: &str) -> String {
+    field_value(rfc3339.get(..10).unwrap_or(rfc3339))
 }
 
 pub(super) fn date_ms(ms: u64) -> String {
-    date_of(&format_ms(ms)).to_string()
+    date_of(&format_ms(ms))
+}
+
+/// One line of Markdown source as the page shows it (a heading as a
+/// heading, a list item as a bullet, emphasis as emphasis), sanitised like
+/// any body; a plain line is not wrapped in a paragraph.
+fn line_html(text: &str) -> String {
+    let html = markdown::render(text, 2);
+    let trimmed = html.trim();
+    match trimmed
+        .strip_prefix("<p>")
+        .and_then(|rest| rest.strip_suffix("</p>"))
+    {
+        Some(inner) if !inner.contains("<p>") => inner.to_string(),
+        _ => trimmed.to_string(),
+    }
 }
 
 fn badge(status: Status) -> Markup {
@@ -374,9 +390,9 @@ async fn home(State(state): State<WebState>) -> Response {
                                     p.result-meta {
                                         @if d.days_left < 0 {
                                             strong.badge.badge-overdue { "Overdue" } " "
-                                            "review was due " (d.view.item.content.review_due) " (" ((-d.days_left)) " days ago)"
+                                            "review was due " (long_date(d.view.item.content.review_due)) " (" ((-d.days_left)) " days ago)"
                                         } @else {
-                                            "review due " (d.view.item.content.review_due) " (in " (d.days_left) " days)"
+                                            "review due " (long_date(d.view.item.content.review_due)) " (in " (d.days_left) " days)"
                                         }
                                     }
                                 }
@@ -577,8 +593,8 @@ async fn search(
             h1 { (heading) }
             (search_form(&p.q, &keep))
             div.search-layout {
-                (facets_panel(lib, &p, &found.facets))
                 div.search-results {
+                    p.filters-link { a href="#facets-heading" { "Filter results" } }
                     form.sort-form action="/search" method="get" {
                         @for (k, v) in params_pairs(&p).iter().filter(|(k, _)| k != "sort") {
                             input type="hidden" name=(k) value=(v);
@@ -626,6 +642,7 @@ async fn search(
                     }
                     (pagination(&p, total))
                 }
+                (facets_panel(lib, &p, &found.facets))
             }
         };
         Ok(layout(site_info, Section::Search, &title, content))
@@ -653,20 +670,30 @@ pub(super) fn title_of(lib: &ReadView, id: &ItemId) -> String {
 }
 
 fn verified_panel(view: &ItemView, entry: Option<&VersionEntry>) -> Markup {
+    let c = &view.item.content;
+    let owner = view
+        .establishment
+        .name
+        .as_deref()
+        .unwrap_or("an unknown establishment");
     html! {
         div.verified {
-            h2.verified-title { "Verified" }
+            h2.verified-title { "Approval and signature" }
+            @match (&c.approved_by, c.approved_on) {
+                (Some(by), Some(on)) => p { "Approved by " strong { (by) } " on " (long_date(on)) "." },
+                (Some(by), None) => p { "Approved by " strong { (by) } "." },
+                (None, Some(on)) => p { "Approved on " (long_date(on)) "." },
+                (None, None) => p { "No approval is recorded for this version." },
+            }
             @match entry {
                 Some(e) => p {
-                    "Version " (e.version) " was signed by "
-                    strong { (e.signer.name.as_deref().unwrap_or("an unnamed key")) }
-                    " for " strong { (e.establishment.name.as_deref().unwrap_or("an unknown establishment")) }
+                    "Checked: version " (e.version) " was signed by "
+                    strong { (e.signer.name.as_deref().unwrap_or("an unnamed person")) }
+                    " for " strong { (e.establishment.name.as_deref().unwrap_or(owner)) }
                     " on " (date_of(&e.at)) ". "
-                    "The ed25519 signature was checked when this node received it, and the key is trusted by the network's admins."
-                    br;
-                    span.muted { "Signing key " code { (e.signer.key.short()) } " · envelope " code { (e.envelope.short()) } }
+                    "This node confirmed that the signature is theirs and that they may publish for " (owner) "."
                 },
-                None => p { "Owned by " (view.establishment.name.as_deref().unwrap_or("an unknown establishment")) "." },
+                None => p { "Owned by " (owner) "." },
             }
         }
     }
@@ -689,7 +716,7 @@ fn history_table(id: &ItemId, history: &[VersionEntry], shown: u64) -> Markup {
                         td { (e.action) }
                         td { (e.signer.name.as_deref().unwrap_or("unnamed key")) br; span.muted { (e.establishment.name.as_deref().unwrap_or("")) } }
                         td {
-                            (e.changed.join(", "))
+                            (e.changed.iter().map(|f| field_label(f)).collect::<Vec<_>>().join(", "))
                             @if e.lines_added + e.lines_removed > 0 {
                                 " (" "+" (e.lines_added) " / −" (e.lines_removed) " lines)"
                             }
@@ -783,7 +810,7 @@ async fn item(
             }
             span.caption { (c.kind.label()) " · " (view.establishment.name.as_deref().unwrap_or("unknown establishment")) }
             h1 { (c.title) }
-            p.status-line { (badge(c.status)) " " span { "Version " (it.version) } " · " span { "Review due " (c.review_due) } }
+            p.status-line { (badge(c.status)) " " span { "Version " (it.version) } " · " span { "Review due " (long_date(c.review_due)) } }
             @if version.is_some() && it.version != latest.item.version {
                 div.notice role="note" {
                     p { strong { "You are reading version " (it.version) "." } " The current version is " (latest.item.version) ". "
@@ -802,6 +829,11 @@ async fn item(
                     p { "Reason: " (reason) }
                     p { "Do not follow it." }
                 }
+            }
+            p.print-only {
+                strong { "Uncontrolled when printed." }
+                " Version " (it.version) " of item " (it.id.short()) ", printed on " (long_date(Zoned::now().date()))
+                ". Check the library for the current version before you follow it."
             }
             p.lead { (c.summary) }
             @if let Some(s) = &me {
@@ -835,9 +867,9 @@ async fn item(
                     (summary_row("Nation", html! { (c.nation.label()) }))
                     (summary_row("Tags", list_or_none(&c.tags, Clone::clone)))
                     (summary_row("Approved by", opt_text(c.approved_by.clone())))
-                    (summary_row("Approved on", opt_text(c.approved_on.map(|d| d.to_string()))))
-                    (summary_row("Effective from", opt_text(c.effective_from.map(|d| d.to_string()))))
-                    (summary_row("Review due", html! { (c.review_due) }))
+                    (summary_row("Approved on", opt_text(c.approved_on.map(long_date))))
+                    (summary_row("Effective from", opt_text(c.effective_from.map(long_date))))
+                    (summary_row("Review due", html! { (long_date(c.review_due)) }))
                     (summary_row("Last updated", html! { (date_ms(view.updated_ms)) }))
                     (summary_row("Signed by", list_or_none(&view.signed_by, |n| n.name.clone().unwrap_or_else(|| n.key.short()))))
                     @if !it.supersedes.is_empty() {
@@ -916,7 +948,7 @@ fn diff_view(d: &ItemDiff) -> Markup {
                     thead { tr { th scope="col" { "Field" } th scope="col" { "Version " (d.from) } th scope="col" { "Version " (d.to) } } }
                     tbody {
                         @for f in &d.fields {
-                            tr { th scope="row" { (f.field) } td.del-cell { (f.before) } td.ins-cell { (f.after) } }
+                            tr { th scope="row" { (field_label(&f.field)) } td.del-cell { (field_value(&f.before)) } td.ins-cell { (field_value(&f.after)) } }
                         }
                     }
                 }
@@ -933,11 +965,11 @@ fn diff_view(d: &ItemDiff) -> Markup {
                     div.diff {
                         @for line in &h.lines {
                             @match line.change {
-                                LineChange::Same => div.diff-line { span.diff-marker aria-hidden="true" { " " } span { (line.text) } },
+                                LineChange::Same => div.diff-line { span.diff-marker aria-hidden="true" { " " } span { (PreEscaped(line_html(&line.text))) } },
                                 LineChange::Added => div.diff-line.diff-added {
-                                    span.diff-marker aria-hidden="true" { "+" } span.visually-hidden { "Added: " } ins { (line.text) } },
+                                    span.diff-marker aria-hidden="true" { "+" } span.visually-hidden { "Added: " } ins { (PreEscaped(line_html(&line.text))) } },
                                 LineChange::Removed => div.diff-line.diff-removed {
-                                    span.diff-marker aria-hidden="true" { "−" } span.visually-hidden { "Removed: " } del { (line.text) } },
+                                    span.diff-marker aria-hidden="true" { "−" } span.visually-hidden { "Removed: " } del { (PreEscaped(line_html(&line.text))) } },
                             }
                         }
                     }
@@ -1101,4 +1133,32 @@ async fn network(State(state): State<WebState>, LocalClient(local): LocalClient)
         Ok(layout(site_info, Section::Network, "Network", content))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_line_reads_as_the_page_shows_it_not_as_markdown() {
+        assert_eq!(
+            line_html("Tell the **pharmacist**."),
+            "Tell the <strong>pharmacist</strong>."
+        );
+        assert!(
+            line_html("## Training").starts_with("<h4"),
+            "{}",
+            line_html("## Training")
+        );
+        assert!(line_html("- OST induction").contains("<li>OST induction</li>"));
+        assert!(!line_html("<script>alert(1)</script>").contains("<script"));
+        assert_eq!(line_html(""), "");
+    }
+
+    #[test]
+    fn dates_read_as_people_write_them() {
+        assert_eq!(date_of("2026-12-01T09:30:00Z"), "1 December 2026");
+        assert_eq!(field_value("2027-03-31"), "31 March 2027");
+        assert_eq!(field_value("HMP Northgate"), "HMP Northgate");
+    }
 }
