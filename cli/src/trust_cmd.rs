@@ -420,9 +420,9 @@ fn write_arrivals(out: &mut dyn Write, a: &Arrivals) -> anyhow::Result<()> {
             format!("{n} {many}")
         }
     };
-    for (new, item) in &a.items {
+    for item in &a.items {
         let id = item.id.short();
-        if *new {
+        if item.new {
             writeln!(
                 out,
                 "  new item from {}: {} ({id}, version {})",
@@ -436,13 +436,8 @@ fn write_arrivals(out: &mut dyn Write, a: &Arrivals) -> anyhow::Result<()> {
             )?;
         }
     }
-    let (listed_new, listed_revised) =
-        a.items.iter().fold(
-            (0, 0),
-            |(n, r), (new, _)| {
-                if *new { (n + 1, r) } else { (n, r + 1) }
-            },
-        );
+    let listed_new = a.items.iter().filter(|i| i.new).count();
+    let listed_revised = a.items.len() - listed_new;
     if a.new_items > listed_new {
         writeln!(
             out,

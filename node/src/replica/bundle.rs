@@ -244,6 +244,8 @@ pub const MAX_LISTED_ARRIVALS: usize = 50;
 /// An item an import brought, as it now stands.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArrivedItem {
+    /// Whether it was new to this node (else it was revised).
+    pub new: bool,
     /// Its id.
     pub id: ItemId,
     /// Its title.
@@ -262,7 +264,7 @@ pub struct Arrivals {
     /// How many items this node held got new versions.
     pub revised_items: usize,
     /// The first new and revised items (at most [`MAX_LISTED_ARRIVALS`] each).
-    pub items: Vec<(bool, ArrivedItem)>,
+    pub items: Vec<ArrivedItem>,
     /// Trust changes in plain words: admissions, delegations, revocations
     /// and admin-set changes (at most [`MAX_LISTED_ARRIVALS`]).
     pub trust: Vec<String>,
@@ -462,15 +464,13 @@ fn arrivals(view: &ReadView, held_before: &BTreeSet<ItemId>, envelopes: &[Verifi
         };
         if *listed < MAX_LISTED_ARRIVALS {
             *listed += 1;
-            arrived.items.push((
+            arrived.items.push(ArrivedItem {
                 new,
-                ArrivedItem {
-                    id,
-                    title: v.item.content.title.clone(),
-                    establishment: view.establishment_name(&v.item.owner),
-                    version: v.item.version,
-                },
-            ));
+                id,
+                title: v.item.content.title.clone(),
+                establishment: view.establishment_name(&v.item.owner),
+                version: v.item.version,
+            });
         }
     }
     arrived
