@@ -15,7 +15,7 @@ use clap::Subcommand;
 use gatehouse_node::authoring::authority::{History, Issued};
 use gatehouse_node::home::{Home, generate_key};
 use gatehouse_node::library::Library;
-use gatehouse_node::query::{EstablishmentSummary, ReadView};
+use gatehouse_node::query::{EstablishmentSummary, ReadView, key_in_words};
 use gatehouse_node::replica::bundle::{self, Arrivals, ImportReport};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
@@ -373,13 +373,22 @@ pub enum TrustOutcome {
     },
 }
 
-/// A key as people know it: "key 2b021b28 (Deputy healthcare manager of
-/// HMP Bravo)".
-fn key_in_words(view: &ReadView, key: &PublicKey) -> String {
-    match view.key_holders().get(key) {
-        Some(who) => format!("key {} ({who})", key.short()),
-        None => format!("key {}", key.short()),
-    }
+/// Revokes the key `text` names (whole or by prefix), signed by `signer`;
+/// returns it as people know it ("key 2b021b28 (Deputy healthcare manager
+/// of HMP Bravo)") with the revocation.
+fn revoke_key(
+    lib: &mut Library,
+    signer: &SecretKey,
+    text: &str,
+    compromised: bool,
+    reason: &str,
+) -> anyhow::Result<(String, Issued)> {
+    let view = lib.read_view();
+    let key = view.resolve_key(text)?;
+    let what = format!("key {}", key_in_words(&view.key_holders(), &key));
+    drop(view);
+    let issued = lib.revoke_key(signer, key, history(compromised), reason)?;
+    Ok((what, issued))
 }
 
 /// The one certificate whose id is `text` or starts with it (8 or more
@@ -436,40 +445,31 @@ fn write_arrivals(out: &mut dyn Write, a: &Arrivals) -> anyhow::Result<()> {
             )?;
         }
     }
+    let more = |out: &mut dyn Write, all: usize, listed: usize, one, many| {
+        if all > listed {
+            writeln!(out, "  and {} more", plural(all - listed, one, many))?;
+        }
+        anyhow::Ok(())
+    };
     let listed_new = a.items.iter().filter(|i| i.new).count();
-    let listed_revised = a.items.len() - listed_new;
-    if a.new_items > listed_new {
-        writeln!(
-            out,
-            "  and {} more",
-            plural(a.new_items - listed_new, "new item", "new items")
-        )?;
-    }
-    if a.revised_items > listed_revised {
-        writeln!(
-            out,
-            "  and {} more",
-            plural(
-                a.revised_items - listed_revised,
-                "revised item",
-                "revised items"
-            )
-        )?;
-    }
+    more(out, a.new_items, listed_new, "new item", "new items")?;
+    more(
+        out,
+        a.revised_items,
+        a.items.len() - listed_new,
+        "revised item",
+        "revised items",
+    )?;
     for said in &a.trust {
         writeln!(out, "  trust: {said}")?;
     }
-    if a.trust_changes > a.trust.len() {
-        writeln!(
-            out,
-            "  and {} more",
-            plural(
-                a.trust_changes - a.trust.len(),
-                "trust change",
-                "trust changes"
-            )
-        )?;
-    }
+    more(
+        out,
+        a.trust_changes,
+        a.trust.len(),
+        "trust change",
+        "trust changes",
+    )?;
     if a.posts > 0 {
         writeln!(
             out,
@@ -638,16 +638,7 @@ fn trust(home: &Home, lib: &mut Library, cmd: TrustCommand) -> anyhow::Result<Tr
         } => {
             let admin = need_key(home, "admin", "network admin")?;
             let (what, issued) = match (key, establishment) {
-                (Some(key), _) => {
-                    let view = lib.read_view();
-                    let key = view.resolve_key(&key)?;
-                    let what = key_in_words(&view, &key);
-                    drop(view);
-                    (
-                        what,
-                        lib.revoke_key(&admin, key, history(compromised), &reason)?,
-                    )
-                }
+                (Some(key), _) => revoke_key(lib, &admin, &key, compromised, &reason)?,
                 (None, Some(text)) => {
                     let view = lib.read_view();
                     let id = resolve_establishment(&view, &text)?;
@@ -744,11 +735,7 @@ fn member(home: &Home, lib: &mut Library, cmd: MemberCommand) -> anyhow::Result<
             reason,
         } => {
             let signer = need_key(home, "establishment", "establishment")?;
-            let view = lib.read_view();
-            let key = view.resolve_key(&key)?;
-            let what = key_in_words(&view, &key);
-            drop(view);
-            let issued = lib.revoke_key(&signer, key, history(compromised), &reason)?;
+            let (what, issued) = revoke_key(lib, &signer, &key, compromised, &reason)?;
             TrustOutcome::Revoked { what, issued }
         }
         MemberCommand::List => return members_view(&lib.read_view()),

@@ -56,6 +56,15 @@ pub struct EstablishmentRef {
     pub name: Option<String>,
 }
 
+/// A key as people know it, from [`ReadView::key_holders`]: "2b021b28
+/// (Deputy healthcare manager of HMP Bravo)", or the short key alone.
+pub fn key_in_words(holders: &BTreeMap<PublicKey, String>, key: &PublicKey) -> String {
+    match holders.get(key) {
+        Some(who) => format!("{} ({who})", key.short()),
+        None => key.short(),
+    }
+}
+
 /// An item as shown to people and in JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemView {
@@ -338,7 +347,8 @@ impl ReadView {
         }
     }
 
-    /// Every key the network knows, with who holds it in words ("Deputy
+    /// Every key the network knows, with who holds it in words (see
+    /// [`key_in_words`]) ("Deputy
     /// healthcare manager of HMP Bravo", "an establishment key of HMP
     /// Bravo", "a network admin").
     pub fn key_holders(&self) -> BTreeMap<PublicKey, String> {
@@ -402,6 +412,14 @@ impl ReadView {
                 .collect(),
             item,
         }
+    }
+
+    /// Whether the catalog holds `id` (nothing is loaded).
+    pub fn holds_item(&self, id: &ItemId) -> Result<bool> {
+        Ok(self
+            .store
+            .get(Tree::Catalog, id.to_hex().as_bytes())?
+            .is_some())
     }
 
     fn load_item(&self, id: &ItemId) -> Result<Option<(Item, u64)>> {

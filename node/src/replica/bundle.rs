@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::library::{Library, LibraryError};
-use crate::query::ReadView;
+use crate::query::{ReadView, key_in_words};
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"GHBUNDLE";
@@ -326,17 +326,22 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
             }
         }
     }
-    let before = lib.read_view();
-    let held_before: BTreeSet<ItemId> = valid
+    let touched: BTreeSet<ItemId> = valid
         .iter()
         .filter_map(|(_, _, env)| match env.body() {
             Body::Change(c) => Some(c.item),
             _ => None,
         })
-        .filter(|item| before.get(item, None).is_ok())
         .collect();
+    let before = lib.read_view();
+    let mut held_before = BTreeSet::new();
+    for item in touched {
+        if before.holds_item(&item)? {
+            held_before.insert(item);
+        }
+    }
     drop(before);
-    let mut fresh = Vec::new();
+    let mut fresh: Vec<(EnvelopeId, Arrival)> = Vec::new();
     // A certificate whose signer another entry admits may come first in the
     // file: what had no effect yet is tried again while the rest of the
     // bundle brings something new.
@@ -350,8 +355,9 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
                 report.duplicate += 1;
                 continue;
             }
+            let arrival = Arrival::of(&env);
             match lib.accept_outside(env.clone()) {
-                Ok(_) => fresh.push(env),
+                Ok(_) => fresh.push((id, arrival)),
                 Err(e @ LibraryError::NoEffect(_)) => later.push((index, offset, env, e)),
                 Err(
                     e @ (LibraryError::PoolFull(_)
@@ -379,11 +385,11 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
     lib.finish()?;
     // Judged after the whole bundle is in: order within the file does not matter.
     let mut in_effect = Vec::new();
-    for env in fresh {
-        match lib.judgement_of(&env.id())? {
+    for (id, arrival) in fresh {
+        match lib.judgement_of(&id)? {
             Judgement::Accepted => {
                 report.new += 1;
-                in_effect.push(env);
+                in_effect.push(arrival);
             }
             Judgement::Pending(r) => *report.pending.entry(r.to_string()).or_default() += 1,
             Judgement::Rejected(r) => *report.rejected.entry(r.to_string()).or_default() += 1,
@@ -393,45 +399,66 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
     Ok(report)
 }
 
-/// What `envelopes` (new and in effect) brought, as `view` now shows it;
+/// What an envelope of a bundle brings, kept for the report while the
+/// import runs (not the envelope: a bundle may hold a million).
+enum Arrival {
+    /// A change to this item.
+    Item(ItemId),
+    /// A post.
+    Post,
+    /// A certificate (small; named once the import's names are known).
+    Trust(Certificate),
+    /// A kind this version does not read.
+    Other,
+}
+
+impl Arrival {
+    fn of(env: &Verified) -> Self {
+        match env.body() {
+            Body::Change(c) => Arrival::Item(c.item),
+            Body::Post(_) => Arrival::Post,
+            Body::Certificate(c) => Arrival::Trust(c.clone()),
+            Body::Unread { .. } => Arrival::Other,
+        }
+    }
+}
+
+/// What `arrivals` (new and in effect) brought, as `view` now shows it;
 /// `held_before` are the items this node had before they came.
-fn arrivals(view: &ReadView, held_before: &BTreeSet<ItemId>, envelopes: &[Verified]) -> Arrivals {
+fn arrivals(view: &ReadView, held_before: &BTreeSet<ItemId>, arrivals: &[Arrival]) -> Arrivals {
     let mut arrived = Arrivals::default();
     let mut items = BTreeSet::new();
     let holders = view.key_holders();
-    let key = |k: &PublicKey| match holders.get(k) {
-        Some(who) => format!("{} ({who})", k.short()),
-        None => k.short(),
-    };
-    for env in envelopes {
-        let said = match env.body() {
-            Body::Change(c) => {
-                items.insert(c.item);
+    let key = |k: &PublicKey| key_in_words(&holders, k);
+    for arrival in arrivals {
+        let said = match arrival {
+            Arrival::Item(item) => {
+                items.insert(*item);
                 continue;
             }
-            Body::Post(_) => {
+            Arrival::Post => {
                 arrived.posts += 1;
                 continue;
             }
-            Body::Unread { .. } => continue,
-            Body::Certificate(Certificate::Genesis(g)) => {
+            Arrival::Other => continue,
+            Arrival::Trust(Certificate::Genesis(g)) => {
                 format!("the network {} was founded", g.name)
             }
-            Body::Certificate(Certificate::Admit(a)) => format!(
+            Arrival::Trust(Certificate::Admit(a)) => format!(
                 "{} admitted to the network ({}, {}), establishment key {}",
                 a.name,
                 a.setting.label(),
                 a.nation.label(),
                 a.key.short()
             ),
-            Body::Certificate(Certificate::Delegate(d)) => format!(
+            Arrival::Trust(Certificate::Delegate(d)) => format!(
                 "{} may act for {} as {} (key {})",
                 d.name,
                 view.establishment_name(&d.establishment),
                 d.role.slug(),
                 d.member.short()
             ),
-            Body::Certificate(Certificate::Revoke(r)) => match &r.target {
+            Arrival::Trust(Certificate::Revoke(r)) => match &r.target {
                 RevokeTarget::Key(k) => format!("key {} revoked: {}", key(k), r.reason),
                 RevokeTarget::Establishment(e) => format!(
                     "{} removed from the network: {}",
@@ -439,8 +466,8 @@ fn arrivals(view: &ReadView, held_before: &BTreeSet<ItemId>, envelopes: &[Verifi
                     r.reason
                 ),
             },
-            Body::Certificate(Certificate::AdminSet(_)) => "the network's admin set changed".into(),
-            Body::Certificate(Certificate::Endorse(_)) => {
+            Arrival::Trust(Certificate::AdminSet(_)) => "the network's admin set changed".into(),
+            Arrival::Trust(Certificate::Endorse(_)) => {
                 "an admin endorsed a change of the admin set".into()
             }
         };
@@ -449,21 +476,21 @@ fn arrivals(view: &ReadView, held_before: &BTreeSet<ItemId>, envelopes: &[Verifi
             arrived.trust.push(said);
         }
     }
-    let (mut new_listed, mut revised_listed) = (0, 0);
     for id in items {
-        let Ok(v) = view.get(&id, None) else {
-            continue;
-        };
         let new = !held_before.contains(&id);
-        let listed = if new {
-            arrived.new_items += 1;
-            &mut new_listed
+        let count = if new {
+            &mut arrived.new_items
         } else {
-            arrived.revised_items += 1;
-            &mut revised_listed
+            &mut arrived.revised_items
         };
-        if *listed < MAX_LISTED_ARRIVALS {
-            *listed += 1;
+        *count += 1;
+        // Only the items listed are loaded; the rest are counted. An item
+        // whose changes are held but not visible (built on an invalidated
+        // change) is counted and not named.
+        if *count > MAX_LISTED_ARRIVALS {
+            continue;
+        }
+        if let Ok(v) = view.get(&id, None) {
             arrived.items.push(ArrivedItem {
                 new,
                 id,
