@@ -8,6 +8,7 @@
 mod ctx;
 mod daemon;
 mod demo;
+mod draft_cmd;
 mod edit;
 mod forum_cmd;
 mod ops;
@@ -73,6 +74,11 @@ pub(crate) enum Command {
         kind: Kind,
         /// Write it to this file (never over an existing one) instead of printing it
         file: Option<PathBuf>,
+    },
+    /// Items being written, kept on this node only (never signed or sent) until published
+    Draft {
+        #[command(subcommand)]
+        cmd: draft_cmd::DraftCommand,
     },
     /// Publish a new item from a Markdown file with YAML front matter
     Publish {
@@ -384,7 +390,7 @@ pub(crate) struct InitArgs {
 }
 
 #[derive(Args)]
-struct AllowArgs {
+pub(crate) struct AllowArgs {
     /// Accept this text though it looks like a patient identifier (a reviewed false positive); repeatable
     #[arg(long = "allow-identifier", value_name = "TEXT")]
     allowed: Vec<String>,
@@ -552,6 +558,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key { cmd } => return trust_cmd::key(&home, &mut out, cli.json, cmd),
         Command::Edit { id } => return edit::edit(home, &mut out, cli.json, &id, cli.yes),
         Command::New { kind, file } => return new_item(home, &mut out, kind, file.as_deref()),
+        Command::Draft { cmd } => return draft_cmd::run(home, &mut out, cli.json, cli.yes, cmd),
         Command::Show {
             id,
             version,
@@ -563,9 +570,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         command => {
             if !cli.yes {
                 confirm_destructive(&home, &command)?;
-                confirm_new_item(&home, &command)?;
             }
-            command.into_op()?
+            let op = command.into_op()?;
+            if !cli.yes {
+                confirm_new_item(&home, &op)?;
+            }
+            op
         }
     };
     let outcome = ops::dispatch(home, op)?;
@@ -633,7 +643,7 @@ fn confirm_destructive(home: &Home, command: &Command) -> anyhow::Result<()> {
 
 /// Asks `question` on the terminal; without a terminal, or with any answer
 /// but yes, nothing is done (usage error, exit 1).
-fn ask(question: &str) -> anyhow::Result<()> {
+pub(crate) fn ask(question: &str) -> anyhow::Result<()> {
     if !io::stdin().is_terminal() {
         return Err(usage(format!(
             "{question} It asks first: run it on a terminal, or pass --yes"
@@ -652,19 +662,22 @@ fn ask(question: &str) -> anyhow::Result<()> {
 
 /// Before a publish whose title this establishment already uses: the file
 /// is more likely a revision of that item than a second one, so it asks.
-fn confirm_new_item(home: &Home, command: &Command) -> anyhow::Result<()> {
-    let Command::Publish {
+pub(crate) fn confirm_new_item(home: &Home, op: &Op) -> anyhow::Result<()> {
+    let Op::Publish {
         file,
-        allow,
-        check: false,
+        content,
         idempotency_key: None,
-    } = command
+        ..
+    } = op
     else {
         return Ok(());
     };
-    let ops::Outcome::Checked(report) =
-        ops::dispatch(home.clone(), check_op(file, &allow.allowed, None)?)?
-    else {
+    let check = Op::Check {
+        file: file.clone(),
+        content: content.clone(),
+        revise: None,
+    };
+    let ops::Outcome::Checked(report) = ops::dispatch(home.clone(), check)? else {
         return Ok(());
     };
     let Some(existing) = report.same_title.first() else {
@@ -880,6 +893,7 @@ impl Command {
             Command::Init(_)
             | Command::Edit { .. }
             | Command::New { .. }
+            | Command::Draft { .. }
             | Command::Demo { .. }
             | Command::Node { .. }
             | Command::Key { .. } => {
@@ -967,6 +981,13 @@ fn read_draft(
     file: &Path,
     allowed: &[String],
 ) -> anyhow::Result<gatehouse_protocol::item::ItemContent> {
+    let text = read_item_text(file)?;
+    gatehouse_node::authoring::draft::parse(&text, allowed)
+        .with_context(|| format!("{}", file.display()))
+}
+
+/// An item file's text, read no further than an item may be long.
+pub(crate) fn read_item_text(file: &Path) -> anyhow::Result<String> {
     use gatehouse_node::authoring::draft::{DraftError, MAX_DRAFT_BYTES};
     use std::io::Read;
     // Read at most one byte past the limit: a device or a huge file is
@@ -988,15 +1009,13 @@ fn read_draft(
             DraftError::TooLarge(size)
         )));
     }
-    let text = String::from_utf8(text).map_err(|e| {
+    String::from_utf8(text).map_err(|e| {
         anyhow::anyhow!(
             "{}: not UTF-8 text (byte {})",
             file.display(),
             e.utf8_error().valid_up_to()
         )
-    })?;
-    gatehouse_node::authoring::draft::parse(&text, allowed)
-        .with_context(|| format!("{}", file.display()))
+    })
 }
 
 pub(crate) fn build_filter(view: &ReadView, f: FilterArgs) -> anyhow::Result<Filter> {

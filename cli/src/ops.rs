@@ -467,6 +467,19 @@ fn check(
 }
 
 /// Runs `op` on the library `ctx` reaches.
+/// A version the network sees is published: a draft stays on this node
+/// (`gatehouse draft`), so a file marked `status: draft` is not shared.
+fn shared_not_draft(file: &Path, content: &ItemContent) -> anyhow::Result<()> {
+    if content.status == Status::Draft {
+        anyhow::bail!(
+            "{}: status: draft. A draft stays on this node until it is published: keep it with `gatehouse draft save {}`; publish it, when it is ready, with `gatehouse draft publish NAME` (or set status: published)",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
     Ok(match op {
         Op::Publish {
@@ -475,6 +488,7 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             allowed,
             idempotency_key,
         } => {
+            shared_not_draft(&file, &content)?;
             let lib = ctx.lib()?;
             let id = match &idempotency_key {
                 Some(key) => lib.publish_once(&content, &allowed, key),
@@ -489,6 +503,7 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             content,
             allowed,
         } => {
+            shared_not_draft(&file, &content)?;
             let lib = ctx.lib()?;
             let id = lib.resolve(&id)?;
             let version = lib
@@ -500,7 +515,10 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             file,
             content,
             revise,
-        } => Outcome::Checked(Box::new(check(&ctx.view()?, file, content, revise)?)),
+        } => {
+            shared_not_draft(&file, &content)?;
+            Outcome::Checked(Box::new(check(&ctx.view()?, file, content, revise)?))
+        }
         Op::Supersede { id, by } => {
             let lib = ctx.lib()?;
             let old = lib.resolve(&id)?;

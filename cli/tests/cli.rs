@@ -902,6 +902,66 @@ fn a_publish_retried_with_its_idempotency_key_makes_no_second_item() {
 }
 
 #[test]
+fn a_draft_stays_on_this_node_until_it_is_published() {
+    let f = Fixture::new();
+    let before = f.envelopes();
+    let unfinished = f.write(
+        "wound.md",
+        "---\ntitle: Wound care\nkind: procedure\n---\n\nTo do.\n",
+    );
+    let saved = f.ok(&["draft", "save", path_str(&unfinished)]);
+    assert!(
+        saved.contains("draft wound-care on this node only"),
+        "{saved}"
+    );
+    let listed = f.ok(&["draft", "list"]);
+    assert!(
+        listed.contains("wound-care") && listed.contains("not ready: "),
+        "an unfinished draft says what is missing: {listed}"
+    );
+
+    // The finished file, marked draft, is not shared by a publish either.
+    let text = read_sample(NALOXONE).replace("review_due:", "status: draft\nreview_due:");
+    let marked = f.write("naloxone.md", &text);
+    let err = f.fails(&["publish", path_str(&marked)], 2);
+    assert!(
+        err.contains("status: draft") && err.contains("gatehouse draft save"),
+        "{err}"
+    );
+    f.ok(&["draft", "save", path_str(&marked), "--name", "naloxone"]);
+    assert!(f.ok(&["draft", "list"]).contains("ready to publish"));
+    assert_eq!(
+        f.ok(&["draft", "show", "naloxone"]),
+        text,
+        "kept as written"
+    );
+
+    // Nothing was signed, stored or put in a bundle.
+    assert_eq!(f.envelopes(), before);
+    assert!(f.list(&[]).is_empty());
+    let bundle = f.files.path().join("out.bundle");
+    let exported = f.json(&["bundle", "export", path_str(&bundle)]);
+    assert_eq!(exported["envelopes"].as_u64(), Some(before));
+
+    let published = f.json(&["draft", "publish", "naloxone"]);
+    let id = str_of(&published["id"]).to_string();
+    let items = f.list(&[]);
+    assert_eq!(items.len(), 1);
+    assert_eq!(str_of(&items[0]["id"]), id);
+    assert_eq!(str_of(&items[0]["status"]), "published");
+    assert!(
+        !f.ok(&["draft", "list"]).contains("naloxone"),
+        "published drafts go"
+    );
+
+    f.fails(&["draft", "discard", "wound-care"], 1);
+    f.ok(&["--yes", "draft", "discard", "wound-care"]);
+    assert_eq!(f.ok(&["draft", "list"]).trim(), "No drafts on this node.");
+    let err = f.fails(&["draft", "show", "../keys/admin"], 2);
+    assert!(err.contains("not a draft name"), "{err}");
+}
+
+#[test]
 fn publishing_a_title_the_site_already_uses_asks_whether_it_is_a_revision() {
     let f = Fixture::new();
     let id = f.publish_sample(NALOXONE);

@@ -10,6 +10,7 @@
 //!     admin.key      0600   the network admin key made when the network was founded
 //!   store/           sled database (envelopes and derived trees)
 //!   index/           tantivy index (derived, rebuilt when missing)
+//!   drafts/          0700   items being written, this node's only (`drafts.rs`)
 //! ```
 
 use std::fs;

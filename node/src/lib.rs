@@ -18,6 +18,7 @@
 //! to browsers and programs over HTTP.
 
 pub mod authoring;
+pub mod drafts;
 pub mod error;
 pub mod home;
 pub mod library;
