@@ -136,6 +136,10 @@ pub fn write_check(out: &mut dyn Write, report: &CheckReport, header: bool) -> a
     Ok(())
 }
 
+/// Lines of what arrived from peers that `status` shows (`--json` has all
+/// the node keeps).
+const ARRIVED_LINES: usize = 10;
+
 /// Writes `outcome` to `out`.
 pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow::Result<()> {
     match outcome {
@@ -365,6 +369,19 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                                 gatehouse_node::query::format_ms
                             )
                         )?;
+                    }
+                    if !n.arrived.is_empty() {
+                        writeln!(out, "arrived        from peers, latest last:")?;
+                        let skip = n.arrived.len().saturating_sub(ARRIVED_LINES);
+                        for line in &n.arrived[skip..] {
+                            let at = gatehouse_node::query::format_ms(line.at_ms);
+                            writeln!(
+                                out,
+                                "  {}  {}",
+                                at.get(..16).unwrap_or(&at).replace('T', " "),
+                                line.text
+                            )?;
+                        }
                     }
                     if n.forged_received > 0 {
                         writeln!(

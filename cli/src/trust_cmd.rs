@@ -15,8 +15,9 @@ use clap::Subcommand;
 use gatehouse_node::authoring::authority::{History, Issued};
 use gatehouse_node::home::{Home, generate_key};
 use gatehouse_node::library::Library;
+use gatehouse_node::query::arrivals::Arrivals;
 use gatehouse_node::query::{EstablishmentSummary, ReadView, key_in_words};
-use gatehouse_node::replica::bundle::{self, Arrivals, ImportReport};
+use gatehouse_node::replica::bundle::{self, ImportReport};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
 use gatehouse_protocol::jiff::civil::Date;
@@ -422,60 +423,8 @@ fn certificate_by_prefix(lib: &Library, text: &str) -> anyhow::Result<EnvelopeId
 
 /// What an import brought: items by title, trust changes in words, posts.
 fn write_arrivals(out: &mut dyn Write, a: &Arrivals) -> anyhow::Result<()> {
-    let plural = |n: usize, one: &str, many: &str| {
-        if n == 1 {
-            format!("{n} {one}")
-        } else {
-            format!("{n} {many}")
-        }
-    };
-    for item in &a.items {
-        let id = item.id.short();
-        if item.new {
-            writeln!(
-                out,
-                "  new item from {}: {} ({id}, version {})",
-                item.establishment, item.title, item.version
-            )?;
-        } else {
-            writeln!(
-                out,
-                "  revised by {}: {} ({id}, now version {})",
-                item.establishment, item.title, item.version
-            )?;
-        }
-    }
-    let more = |out: &mut dyn Write, all: usize, listed: usize, one, many| {
-        if all > listed {
-            writeln!(out, "  and {} more", plural(all - listed, one, many))?;
-        }
-        anyhow::Ok(())
-    };
-    let listed_new = a.items.iter().filter(|i| i.new).count();
-    more(out, a.new_items, listed_new, "new item", "new items")?;
-    more(
-        out,
-        a.revised_items,
-        a.items.len() - listed_new,
-        "revised item",
-        "revised items",
-    )?;
-    for said in &a.trust {
-        writeln!(out, "  trust: {said}")?;
-    }
-    more(
-        out,
-        a.trust_changes,
-        a.trust.len(),
-        "trust change",
-        "trust changes",
-    )?;
-    if a.posts > 0 {
-        writeln!(
-            out,
-            "  {} in questions and discussions",
-            plural(a.posts, "new post", "new posts")
-        )?;
+    for line in a.lines() {
+        writeln!(out, "  {line}")?;
     }
     Ok(())
 }

@@ -16,7 +16,9 @@ use gatehouse_node::store::MemoryStore;
 use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId};
-use gatehouse_tests::cluster::{Cluster, address, holds, library_json, loopback, wait_until};
+use gatehouse_tests::cluster::{
+    Cluster, address, holds, library_json, loopback, site_name, wait_until,
+};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -101,6 +103,23 @@ async fn an_item_published_at_a_is_searchable_at_c_through_b() {
         .expect("publish");
     let took = found_on_web(&client, web.addr, "naloxone line test", &id, 1).await;
     eprintln!("published at A, found through C's web API after {took:?}");
+    // C says what arrived in terms of content, not envelopes. The report
+    // follows the batch's settle tick, so it is waited for (and before the
+    // revision, which would otherwise fold into the same report).
+    let a_name = site_name(0);
+    let reported = |how: &str, version: u64| {
+        let wanted = format!("{how} {a_name}: Take-home naloxone on release, line test (");
+        c.net.status().arrived.iter().any(|l| {
+            l.text.starts_with(&wanted) && l.text.ends_with(&format!("version {version})"))
+        })
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "C's report of the new item",
+        || reported("new item from", 1),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", c.net.status().arrived));
     // A revision at A shows in C's index, under its new words.
     content.summary = "Now also covers the quinquennial refresher.".into();
     a.local(|lib| lib.revise(&id, &content, &[]))
@@ -109,6 +128,13 @@ async fn an_item_published_at_a_is_searchable_at_c_through_b() {
     let took = found_on_web(&client, web.addr, "quinquennial", &id, 2).await;
     eprintln!("revised at A, found through C's web API after {took:?}");
     web.stop().await;
+    wait_until(
+        Duration::from_secs(10),
+        "C's report of the revision",
+        || reported("revised by", 2),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", c.net.status().arrived));
     // C never connected to A: it got the item through B.
     let c_status = c.net.status();
     assert!(

@@ -49,6 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::codec::SyncCodec;
 use crate::library::Library;
+use crate::query::arrivals::{Arrival, arrivals};
 use crate::sync::replica_set::{admitting, count_settled, ingest_batch, proof_bytes};
 use crate::sync::{
     EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict,
@@ -56,6 +57,7 @@ use crate::sync::{
 };
 use gatehouse_protocol::envelope::{MAX_FIRST_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
+use gatehouse_protocol::trust::Judgement;
 
 pub use self::codec::SYNC_PROTOCOLS;
 /// Commands queued to the network task before senders wait.
@@ -153,6 +155,42 @@ pub struct NetStatus {
     pub gossip_duplicates: u64,
     /// When this node last completed a reconciliation with anyone.
     pub last_sync_ms: Option<u64>,
+    /// What the latest batches from peers brought, by content (at most
+    /// [`MAX_ARRIVED_SHOWN`], oldest first).
+    pub arrived: Vec<ArrivedLine>,
+}
+
+/// One line of what arrived from peers: "new item from HMP Bravo: ...".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArrivedLine {
+    /// When it was applied here (ms since the epoch).
+    pub at_ms: u64,
+    /// What arrived, in words.
+    pub text: String,
+}
+
+/// Lines of [`NetStatus::arrived`] kept.
+pub const MAX_ARRIVED_SHOWN: usize = 50;
+/// Envelopes from peers between two reports that are looked at to say what
+/// they brought; beyond that (a site catching up) they are counted.
+pub const MAX_DESCRIBED_ARRIVALS: usize = 200;
+
+/// Envelopes stored from peers since the last report of what arrived.
+#[derive(Debug, Default)]
+struct Unreported {
+    /// The first of them (at most [`MAX_DESCRIBED_ARRIVALS`]).
+    ids: Vec<EnvelopeId>,
+    /// How many more there were.
+    more: usize,
+}
+
+impl Unreported {
+    fn note(&mut self, fresh: &[EnvelopeId]) {
+        let room = MAX_DESCRIBED_ARRIVALS.saturating_sub(self.ids.len());
+        let take = room.min(fresh.len());
+        self.ids.extend_from_slice(&fresh[..take]);
+        self.more += fresh.len() - take;
+    }
 }
 
 enum Command {
@@ -256,6 +294,7 @@ struct LibrarySet<'a> {
     lib: MutexGuard<'a, Library>,
     me: PublicKey,
     unsettled: &'a mut bool,
+    unreported: &'a mut Unreported,
 }
 
 impl EnvelopeSet for LibrarySet<'_> {
@@ -272,6 +311,7 @@ impl EnvelopeSet for LibrarySet<'_> {
 
     fn ingest(&mut self, envelopes: Vec<Vec<u8>>, gossip: bool) -> Ingested {
         let (mut out, fresh) = ingest_batch(self.lib.replica_mut(), envelopes);
+        self.unreported.note(&fresh);
         if out.stored > 0 {
             if gossip && !out.certificates {
                 // Applied on the next settle tick; gossipsub forwards what
@@ -321,6 +361,8 @@ struct EventLoop {
     next_token: u64,
     /// Envelopes stored but not yet applied to items and the index.
     unsettled: bool,
+    /// Envelopes stored whose content is not yet reported.
+    unreported: Unreported,
 }
 
 /// Starts the network task for the node whose key is `node_key`.
@@ -457,10 +499,12 @@ pub async fn start(
     );
     let core = {
         let mut unsettled = false;
+        let mut unreported = Unreported::default();
         let set = LibrarySet {
             lib: lock(&lib),
             me,
             unsettled: &mut unsettled,
+            unreported: &mut unreported,
         };
         SyncCore::new(sync_config, seed, &set)
     };
@@ -479,6 +523,7 @@ pub async fn start(
         verdicts: HashMap::new(),
         next_token: 1,
         unsettled: false,
+        unreported: Unreported::default(),
     };
     for addr in event_loop.config.bootstrap.clone() {
         event_loop.input(Input::Remember {
@@ -532,6 +577,7 @@ impl EventLoop {
                 lib: lock(&self.lib),
                 me: self.me,
                 unsettled: &mut self.unsettled,
+                unreported: &mut self.unreported,
             };
             self.core.handle(input, now, &mut set)
         };
@@ -652,13 +698,55 @@ impl EventLoop {
         }
     }
 
-    /// Applies envelopes stored from gossip since the last tick.
+    /// Applies envelopes stored from gossip since the last tick, then says
+    /// what the envelopes applied since the last report brought.
     fn settle(&mut self) {
         if std::mem::take(&mut self.unsettled)
             && let Err(e) = lock(&self.lib).settle()
         {
             tracing::error!("could not apply received envelopes: {e}");
         }
+        self.report_arrivals();
+    }
+
+    /// Logs what arrived, by content, and keeps the lines for `status`.
+    fn report_arrivals(&mut self) {
+        if self.unreported.ids.is_empty() && self.unreported.more == 0 {
+            return;
+        }
+        let Unreported { ids, more } = std::mem::take(&mut self.unreported);
+        // Only what took effect is reported; what waits is `status`'s pending.
+        let (view, now, accepted) = {
+            let lib = lock(&self.lib);
+            let accepted: Vec<EnvelopeId> = ids
+                .into_iter()
+                .filter(|id| matches!(lib.judgement_of(id), Ok(Judgement::Accepted)))
+                .collect();
+            (lib.read_view(), lib.now(), accepted)
+        };
+        let arrived: Vec<Arrival> = accepted
+            .iter()
+            .filter_map(|id| view.envelope(id).ok())
+            .map(|env| Arrival::of(&env))
+            .collect();
+        let mut lines = arrivals(&view, &arrived).lines();
+        if more > 0 {
+            lines.push(format!("and {more} more envelopes from peers"));
+        }
+        if lines.is_empty() {
+            return;
+        }
+        for line in &lines {
+            tracing::info!("arrived: {line}");
+        }
+        let mut status = lock(&self.status);
+        status.arrived.extend(
+            lines
+                .into_iter()
+                .map(|text| ArrivedLine { at_ms: now, text }),
+        );
+        let excess = status.arrived.len().saturating_sub(MAX_ARRIVED_SHOWN);
+        status.arrived.drain(..excess);
     }
 
     /// Addresses in the peer book are kept dialled like bootstrap ones.

@@ -8,6 +8,7 @@
 //! without taking the library's lock, so a page view or `gatehouse show`
 //! never waits for a 2 MiB ingest or a rebuild.
 
+pub mod arrivals;
 pub mod diff;
 pub mod filter;
 pub mod forum;
@@ -412,14 +413,6 @@ impl ReadView {
                 .collect(),
             item,
         }
-    }
-
-    /// Whether the catalog holds `id` (nothing is loaded).
-    pub fn holds_item(&self, id: &ItemId) -> Result<bool> {
-        Ok(self
-            .store
-            .get(Tree::Catalog, id.to_hex().as_bytes())?
-            .is_some())
     }
 
     fn load_item(&self, id: &ItemId) -> Result<Option<(Item, u64)>> {

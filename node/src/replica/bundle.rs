@@ -16,20 +16,18 @@
 //! breaks part-way stores the valid envelopes before the break and says
 //! where it broke.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use gatehouse_protocol::certificate::{Certificate, RevokeTarget};
 use gatehouse_protocol::envelope::{
-    Body, Envelope, MAX_ENVELOPE_BYTES, Verified, VerifyError, peek_created_ms,
+    Envelope, MAX_ENVELOPE_BYTES, Verified, VerifyError, peek_created_ms,
 };
-use gatehouse_protocol::id::{EnvelopeId, ItemId, NetworkId};
-use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::id::{EnvelopeId, NetworkId};
 use gatehouse_protocol::trust::Judgement;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::library::{Library, LibraryError};
-use crate::query::{ReadView, key_in_words};
+use crate::query::arrivals::{Arrival, Arrivals, arrivals};
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"GHBUNDLE";
@@ -237,43 +235,6 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// Most items (or trust changes) an import report names one by one; the
-/// rest are counted.
-pub const MAX_LISTED_ARRIVALS: usize = 50;
-
-/// An item an import brought, as it now stands.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ArrivedItem {
-    /// Whether it was new to this node (else it was revised).
-    pub new: bool,
-    /// Its id.
-    pub id: ItemId,
-    /// Its title.
-    pub title: String,
-    /// The establishment that owns it.
-    pub establishment: String,
-    /// The version this node now holds.
-    pub version: u64,
-}
-
-/// What an import brought, in terms of content rather than envelopes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Arrivals {
-    /// How many items were new to this node.
-    pub new_items: usize,
-    /// How many items this node held got new versions.
-    pub revised_items: usize,
-    /// The first new and revised items (at most [`MAX_LISTED_ARRIVALS`] each).
-    pub items: Vec<ArrivedItem>,
-    /// Trust changes in plain words: admissions, delegations, revocations
-    /// and admin-set changes (at most [`MAX_LISTED_ARRIVALS`]).
-    pub trust: Vec<String>,
-    /// How many trust changes there were in all.
-    pub trust_changes: usize,
-    /// New posts: questions, answers and discussion.
-    pub posts: usize,
-}
-
 /// What an import did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImportReport {
@@ -326,21 +287,6 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
             }
         }
     }
-    let touched: BTreeSet<ItemId> = valid
-        .iter()
-        .filter_map(|(_, _, env)| match env.body() {
-            Body::Change(c) => Some(c.item),
-            _ => None,
-        })
-        .collect();
-    let before = lib.read_view();
-    let mut held_before = BTreeSet::new();
-    for item in touched {
-        if before.holds_item(&item)? {
-            held_before.insert(item);
-        }
-    }
-    drop(before);
     let mut fresh: Vec<(EnvelopeId, Arrival)> = Vec::new();
     // A certificate whose signer another entry admits may come first in the
     // file: what had no effect yet is tried again while the rest of the
@@ -395,112 +341,8 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
             Judgement::Rejected(r) => *report.rejected.entry(r.to_string()).or_default() += 1,
         }
     }
-    report.arrived = arrivals(&lib.read_view(), &held_before, &in_effect);
+    report.arrived = arrivals(&lib.read_view(), &in_effect);
     Ok(report)
-}
-
-/// What an envelope of a bundle brings, kept for the report while the
-/// import runs (not the envelope: a bundle may hold a million).
-enum Arrival {
-    /// A change to this item.
-    Item(ItemId),
-    /// A post.
-    Post,
-    /// A certificate (small; named once the import's names are known).
-    Trust(Certificate),
-    /// A kind this version does not read.
-    Other,
-}
-
-impl Arrival {
-    fn of(env: &Verified) -> Self {
-        match env.body() {
-            Body::Change(c) => Arrival::Item(c.item),
-            Body::Post(_) => Arrival::Post,
-            Body::Certificate(c) => Arrival::Trust(c.clone()),
-            Body::Unread { .. } => Arrival::Other,
-        }
-    }
-}
-
-/// What `arrivals` (new and in effect) brought, as `view` now shows it;
-/// `held_before` are the items this node had before they came.
-fn arrivals(view: &ReadView, held_before: &BTreeSet<ItemId>, arrivals: &[Arrival]) -> Arrivals {
-    let mut arrived = Arrivals::default();
-    let mut items = BTreeSet::new();
-    let holders = view.key_holders();
-    let key = |k: &PublicKey| key_in_words(&holders, k);
-    for arrival in arrivals {
-        let said = match arrival {
-            Arrival::Item(item) => {
-                items.insert(*item);
-                continue;
-            }
-            Arrival::Post => {
-                arrived.posts += 1;
-                continue;
-            }
-            Arrival::Other => continue,
-            Arrival::Trust(Certificate::Genesis(g)) => {
-                format!("the network {} was founded", g.name)
-            }
-            Arrival::Trust(Certificate::Admit(a)) => format!(
-                "{} admitted to the network ({}, {}), establishment key {}",
-                a.name,
-                a.setting.label(),
-                a.nation.label(),
-                a.key.short()
-            ),
-            Arrival::Trust(Certificate::Delegate(d)) => format!(
-                "{} may act for {} as {} (key {})",
-                d.name,
-                view.establishment_name(&d.establishment),
-                d.role.slug(),
-                d.member.short()
-            ),
-            Arrival::Trust(Certificate::Revoke(r)) => match &r.target {
-                RevokeTarget::Key(k) => format!("key {} revoked: {}", key(k), r.reason),
-                RevokeTarget::Establishment(e) => format!(
-                    "{} removed from the network: {}",
-                    view.establishment_name(e),
-                    r.reason
-                ),
-            },
-            Arrival::Trust(Certificate::AdminSet(_)) => "the network's admin set changed".into(),
-            Arrival::Trust(Certificate::Endorse(_)) => {
-                "an admin endorsed a change of the admin set".into()
-            }
-        };
-        arrived.trust_changes += 1;
-        if arrived.trust.len() < MAX_LISTED_ARRIVALS {
-            arrived.trust.push(said);
-        }
-    }
-    for id in items {
-        let new = !held_before.contains(&id);
-        let count = if new {
-            &mut arrived.new_items
-        } else {
-            &mut arrived.revised_items
-        };
-        *count += 1;
-        // Only the items listed are loaded; the rest are counted. An item
-        // whose changes are held but not visible (built on an invalidated
-        // change) is counted and not named.
-        if *count > MAX_LISTED_ARRIVALS {
-            continue;
-        }
-        if let Ok(v) = view.get(&id, None) {
-            arrived.items.push(ArrivedItem {
-                new,
-                id,
-                title: v.item.content.title.clone(),
-                establishment: view.establishment_name(&v.item.owner),
-                version: v.item.version,
-            });
-        }
-    }
-    arrived
 }
 
 fn refuse(
