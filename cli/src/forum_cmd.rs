@@ -9,6 +9,7 @@ use clap::Subcommand;
 use gatehouse_node::query::forum::{
     ModerationEntry, ThreadList, ThreadQuery, ThreadSummary, ThreadView,
 };
+use gatehouse_node::query::when;
 use gatehouse_node::staff::{AccountView, NewAccount, Staff};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, ItemId};
@@ -356,7 +357,7 @@ fn summary_line(out: &mut dyn Write, t: &ThreadSummary) -> anyhow::Result<()> {
         out,
         "          asked by {} on {}",
         t.author.label(),
-        t.created
+        when(&t.created)
     )?;
     Ok(())
 }
@@ -409,7 +410,13 @@ pub fn render(outcome: &ForumOutcome, out: &mut dyn Write, json: bool) -> anyhow
                 if p.versions.len() > 1 {
                     marks.push(format!("edited {} times", p.versions.len() - 1));
                 }
-                writeln!(out, "{}  {}  {}", short(&p.id), p.author.label(), p.created)?;
+                writeln!(
+                    out,
+                    "{}  {}  {}",
+                    short(&p.id),
+                    p.author.label(),
+                    when(&p.created)
+                )?;
                 if !marks.is_empty() {
                     writeln!(out, "  ({})", marks.join("; "))?;
                 }
@@ -432,7 +439,7 @@ pub fn render(outcome: &ForumOutcome, out: &mut dyn Write, json: bool) -> anyhow
                 writeln!(
                     out,
                     "{}  {} hid post {} in thread {}: {}",
-                    m.created,
+                    when(&m.created),
                     m.by.label(),
                     short(&m.post),
                     short(&m.thread),

@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use gatehouse_node::query::ItemView;
+use gatehouse_node::query::{ItemView, when};
 use serde::Serialize;
 
 use gatehouse_node::query::diff::{LineChange, field_label, field_value, long_date};
@@ -218,7 +218,7 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                     "v{:<3} {:<10} {}  {} ({}), {}",
                     v.version,
                     v.action,
-                    v.at,
+                    when(&v.at),
                     v.signer.name.as_deref().unwrap_or("unknown key"),
                     v.signer.key.short(),
                     v.establishment
@@ -374,13 +374,8 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                         writeln!(out, "arrived        from peers, latest last:")?;
                         let skip = n.arrived.len().saturating_sub(ARRIVED_LINES);
                         for line in &n.arrived[skip..] {
-                            let at = gatehouse_node::query::format_ms(line.at_ms);
-                            writeln!(
-                                out,
-                                "  {}  {}",
-                                at.get(..16).unwrap_or(&at).replace('T', " "),
-                                line.text
-                            )?;
+                            let at = when(&gatehouse_node::query::format_ms(line.at_ms));
+                            writeln!(out, "  {at}  {}", line.text)?;
                         }
                     }
                     if n.forged_received > 0 {

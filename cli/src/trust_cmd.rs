@@ -446,7 +446,8 @@ fn write_keys(
             if k.revoked { " [revoked]" } else { "" }
         )?;
         if !short && k.role == "establishment" && !k.revoked {
-            writeln!(out, "{prefix}  reads aloud as: {}", k.key.words())?;
+            let pad = " ".repeat(prefix.len());
+            writeln!(out, "{pad}  reads aloud as: {}", k.key.words())?;
         }
     }
     Ok(())

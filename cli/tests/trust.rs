@@ -1451,4 +1451,25 @@ fn a_lead_hides_only_their_own_sites_posts_and_an_admin_hides_any_network_wide()
         let text = node.ok(&["moderation"]);
         assert!(text.contains("(network admin)"), "{text}");
     }
+
+    // Bravo's lead hides it too: it was hidden already, and the log holds
+    // both hides, everywhere.
+    net.b
+        .json(&["hide", &question[..10], "--reason", "asked twice"]);
+    carry(&net.b, &net.a, &net.file("b2.bundle"));
+    for node in [&net.a, &net.b] {
+        let log = array(&node.json(&["moderation"]));
+        let reasons: BTreeSet<&str> = log.iter().map(|m| str_of(&m["reason"])).collect();
+        assert_eq!(
+            reasons,
+            BTreeSet::from(["names a wing and a date", "asked twice"]),
+            "{log:?}"
+        );
+        let thread = node.json(&["thread", &question[..10]]);
+        assert_eq!(
+            str_of(&thread["posts"][0]["hidden"]["reason"]),
+            "names a wing and a date",
+            "the first hide is the one shown"
+        );
+    }
 }

@@ -182,6 +182,10 @@ pub struct Standing {
     pub retracted: bool,
     /// Hidden by a moderator: (the hide, its reason).
     pub hidden: Option<(EnvelopeId, String)>,
+    /// Hides of the post made after that one (a lead's, then an admin's
+    /// network-wide one): no further effect, but the moderation log lists
+    /// every hide.
+    pub hides_after: Vec<(EnvelopeId, String)>,
     /// People who marked it helpful.
     pub helpful: BTreeSet<PublicKey>,
 }
@@ -403,14 +407,16 @@ impl Forum {
         out
     }
 
-    /// Every hide in effect, newest first.
+    /// Every hide that counts (by a lead of the post's site, or an admin),
+    /// the first of a post's and any later ones, newest first.
     pub fn moderation_log(&self) -> Vec<Moderation> {
         let mut out = Vec::new();
         for t in self.threads.values() {
             for (post, standing) in &t.standing {
-                if let Some((hide, reason)) = &standing.hidden
-                    && let Some(f) = t.facts.iter().find(|f| f.id == *hide)
-                {
+                for (hide, reason) in standing.hidden.iter().chain(&standing.hides_after) {
+                    let Some(f) = t.facts.iter().find(|f| f.id == *hide) else {
+                        continue;
+                    };
                     out.push(Moderation {
                         hide: *hide,
                         by: f.signer,
@@ -502,11 +508,13 @@ fn settle(t: &mut Thread, trust: &TrustView) {
                             && is_lead(trust, &e, &f.signer)
                     }
                 };
-                if may
-                    && let Some(s) = standing.get_mut(post)
-                    && s.hidden.is_none()
-                {
-                    s.hidden = Some((f.id, reason.clone()));
+                if may && let Some(s) = standing.get_mut(post) {
+                    let hide = (f.id, reason.clone());
+                    if s.hidden.is_none() {
+                        s.hidden = Some(hide);
+                    } else {
+                        s.hides_after.push(hide);
+                    }
                 }
             }
             What::Helpful { answer } => {

@@ -725,6 +725,17 @@ pub fn format_ms(ms: u64) -> String {
         .map_or_else(|| "unknown".into(), |t| t.to_string())
 }
 
+/// An RFC 3339 time as people write it: "4 December 2026, 18:45 UTC"
+/// (the text as it is when it is not a time).
+pub fn when(rfc3339: &str) -> String {
+    rfc3339
+        .parse::<gatehouse_protocol::jiff::Timestamp>()
+        .map_or_else(
+            |_| rfc3339.to_string(),
+            |t| t.strftime("%-d %B %Y, %H:%M UTC").to_string(),
+        )
+}
+
 /// Which fields differ between two versions, and body lines added/removed.
 fn describe_change(before: Option<&Item>, after: &Item) -> (Vec<String>, usize, usize) {
     let Some(before) = before else {

@@ -1160,5 +1160,10 @@ mod tests {
         assert_eq!(date_of("2026-12-01T09:30:00Z"), "1 December 2026");
         assert_eq!(field_value("2027-03-31"), "31 March 2027");
         assert_eq!(field_value("HMP Northgate"), "HMP Northgate");
+        assert_eq!(
+            crate::query::when("2026-12-04T18:45:35.237Z"),
+            "4 December 2026, 18:45 UTC"
+        );
+        assert_eq!(crate::query::when("unknown"), "unknown");
     }
 }
