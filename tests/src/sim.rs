@@ -782,6 +782,8 @@ impl Sim {
                         peer: kt,
                         address: address_of(to),
                         dialer: true,
+                        // A simulated address names its node.
+                        named: true,
                     },
                 );
                 self.input(
@@ -790,6 +792,7 @@ impl Sim {
                         peer: kf,
                         address: format!("{}/in", address_of(from)),
                         dialer: false,
+                        named: false,
                     },
                 );
             }

@@ -14,7 +14,8 @@ use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::store::MemoryStore;
 use gatehouse_node::web::{WebServer, WebState};
-use gatehouse_protocol::certificate::MemberRole;
+use gatehouse_protocol::certificate::{Certificate, MemberRole};
+use gatehouse_protocol::envelope::{Body, Envelope};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId};
 use gatehouse_tests::cluster::{
     Cluster, address, holds, library_json, loopback, site_name, wait_until,
@@ -212,6 +213,74 @@ async fn a_node_that_was_never_admitted_obtains_nothing() {
     );
     assert_eq!(status.items, 0);
     for n in [&a, &b, &rogue] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_proves_itself_only_to_the_node_its_operator_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 2).expect("cluster");
+    // A listener this network never admitted, holding only the network's
+    // founding certificate: whatever it is sent and can check, it keeps.
+    let (network, genesis) = {
+        let lib = Library::open(&cluster.homes[0]).expect("open");
+        let network = lib.config().network;
+        let genesis: Vec<Vec<u8>> = lib
+            .certificate_bytes()
+            .expect("certs")
+            .into_iter()
+            .filter(|b| {
+                matches!(
+                    Envelope::open(b, &network).map(|e| e.body().clone()),
+                    Ok(Body::Certificate(Certificate::Genesis(_)))
+                )
+            })
+            .collect();
+        (network, genesis)
+    };
+    assert_eq!(genesis.len(), 1);
+    let stranger_key = generate_key().expect("key");
+    let mut stranger_lib = Library::with_store(
+        Arc::new(MemoryStore::new()),
+        NodeConfig {
+            network,
+            establishment: EstablishmentId([9; 16]),
+            member: None,
+            node: stranger_key.public(),
+            actor_suffix: "0f0e0d0c0b0a09080706050403020100".into(),
+        },
+        SearchIndex::in_memory().expect("index"),
+        None,
+    )
+    .expect("stranger's library");
+    bundle::import(&mut stranger_lib, &bundle::write(&network, &genesis)).expect("genesis");
+    let stranger = RunningNode::start_with(stranger_lib, &stranger_key, loopback(vec![]))
+        .await
+        .expect("stranger");
+    let named = address(&stranger).await.expect("stranger's address");
+    let plain: gatehouse_node::net::Multiaddr =
+        stranger.net.status().listening[0].parse().expect("address");
+    let held = || stranger.lock().status().expect("status").envelopes;
+    assert_eq!(held(), 1);
+
+    // An address alone: the stranger is sent nothing, and is let go.
+    let a = cluster.start(0, vec![plain]).await.expect("start a");
+    wait_until(DEADLINE, "A to give the stranger up", || {
+        a.net.status().refused_connections >= 1
+    })
+    .await
+    .expect("refused");
+    assert_eq!(held(), 1, "a stranger at an address learned A's chain");
+
+    // An address naming the node: its operator chose it, so B proves its
+    // admission to it (and to nothing more).
+    let b = cluster.start(1, vec![named]).await.expect("start b");
+    wait_until(DEADLINE, "B's proof at the named node", || held() > 1)
+        .await
+        .expect("proof");
+    assert!(held() <= 8, "only B's own chain: {}", held());
+    for n in [&a, &b, &stranger] {
         n.stop().await;
     }
 }

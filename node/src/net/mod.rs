@@ -833,10 +833,15 @@ impl EventLoop {
                     return;
                 };
                 if num_established.get() == 1 {
+                    let address = endpoint.get_remote_address();
+                    // The address dialled ends in /p2p/ with this very peer.
+                    let named = endpoint.is_dialer()
+                        && address.iter().last() == Some(Protocol::P2p(peer_id));
                     self.input(Input::Connected {
                         peer,
-                        address: endpoint.get_remote_address().to_string(),
+                        address: address.to_string(),
                         dialer: endpoint.is_dialer(),
+                        named,
                     });
                 }
             }

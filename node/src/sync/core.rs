@@ -213,7 +213,8 @@ impl SyncCore {
                 peer,
                 address,
                 dialer,
-            } => self.connected(peer, address, dialer, now_ms, set),
+                named,
+            } => self.connected(peer, address, (dialer, named), now_ms, set),
             Input::Disconnected { peer } => self.disconnected(peer),
             Input::Discovered { peer, address } => {
                 if self.admitted.contains_key(&peer) && !self.peers.contains_key(&peer) {
@@ -292,7 +293,7 @@ impl SyncCore {
         &mut self,
         peer: PublicKey,
         address: String,
-        dialer: bool,
+        (dialer, named): (bool, bool),
         now_ms: u64,
         set: &mut dyn EnvelopeSet,
     ) {
@@ -329,11 +330,14 @@ impl SyncCore {
                 p.probation_until = Some(until);
             }
             self.out.push(Output::Barred { peer });
-            // The side that dialled asks to be let in: it proves its own
-            // admission even to a peer it cannot judge yet (a site that
-            // joined after its invitation was made). A listener sends
-            // nothing to a stranger.
-            if dialer {
+            // A peer this node cannot judge yet is sent nothing, except
+            // this node's own admission proof when this node dialled an
+            // address naming that peer's key (its operator chose that
+            // node; Noise proved the key): a stranger who merely holds an
+            // address, or who dials in, learns nothing. A peer that knows
+            // this node proves itself, and is sent this node's proof in
+            // turn (`admit`).
+            if dialer && named {
                 self.send_proof(peer, now_ms, set);
             }
         }

@@ -110,6 +110,10 @@ pub enum Input {
         address: String,
         /// Whether this node dialled.
         dialer: bool,
+        /// Whether this node dialled an address that named the peer's key
+        /// (`/p2p/...`): its operator chose that very node, so this node
+        /// proves its own admission to it before knowing it.
+        named: bool,
     },
     /// The last connection to `peer` closed.
     Disconnected {
