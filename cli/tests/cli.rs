@@ -241,6 +241,28 @@ fn init_prints_public_keys_and_keeps_secret_keys_private() {
         }
     }
 
+    // The store and index are the owner's only, even in a --home that
+    // others may read, and one found readable is mended on opening.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |d: &str| {
+            std::fs::metadata(f.home().join(d))
+                .expect("dir")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode("store"), mode("index")), (0o700, 0o700));
+        std::fs::set_permissions(
+            f.home().join("store"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+        f.ok(&["publish", path_str(&sample(NALOXONE))]);
+        assert_eq!(mode("store"), 0o700, "mended when the node opened");
+    }
+
     // A second init in the same directory is refused and changes nothing.
     let err = f.fails(&["init", "--establishment", "HMP Other"], 2);
     assert!(err.contains("already exists"), "{err}");

@@ -108,17 +108,23 @@ impl Home {
     /// Creates the directory tree, private to its owner: other local users
     /// can read neither the library's store nor the keys. A directory that
     /// already holds other things (one given with `--home`) keeps its mode;
-    /// its `keys/` is private all the same.
+    /// its `keys/` is private all the same, and so are `store/` and
+    /// `index/` once made (`private_dir`).
     pub fn create(&self) -> Result<(), HomeError> {
         let ours = fs::read_dir(&self.root).map_or(true, |mut d| d.next().is_none());
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         if ours {
             set_mode(&self.root, 0o700)?;
         }
-        let keys = self.keys_dir();
-        fs::create_dir_all(&keys).map_err(io(&keys))?;
-        set_mode(&keys, 0o700)?;
-        Ok(())
+        self.private_dir(&self.keys_dir())
+    }
+
+    /// Makes `dir` (created if missing) readable by the owner only: the
+    /// store and index are made so when a node is made, and again each
+    /// time it opens, so a data directory made before is mended.
+    pub fn private_dir(&self, dir: &Path) -> Result<(), HomeError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        set_mode(dir, 0o700)
     }
 
     /// Writes a secret key, readable by the owner only. Refuses to overwrite.
@@ -193,6 +199,22 @@ mod tests {
             let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode(&path), 0o600);
             assert_eq!(mode(home.root()), 0o700, "the data directory is private");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // A --home that already holds other things keeps its mode; what
+            // the node keeps in it is private all the same.
+            let shared = dir.path().join("shared");
+            fs::create_dir(&shared).expect("dir");
+            fs::write(shared.join("notes.txt"), "x").expect("file");
+            fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).expect("chmod");
+            let in_shared = Home::new(&shared);
+            in_shared.create().expect("create");
+            let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode(&shared), 0o755);
+            assert_eq!(mode(&in_shared.keys_dir()), 0o700);
+            assert!(!in_shared.is_initialised(), "making keys/ makes no node");
         }
         let back = home.read_key("member").expect("read").expect("present");
         assert_eq!(back.public(), k.public());

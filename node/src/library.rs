@@ -361,6 +361,12 @@ impl Library {
                 home.root().display().to_string(),
             ));
         }
+        // A data directory made by an earlier version may have a store
+        // others can read: mended on opening.
+        home.private_dir(&home.store_dir())?;
+        if home.index_dir().exists() {
+            home.private_dir(&home.index_dir())?;
+        }
         let store = SledStore::open(&home.store_dir())?;
         let config = stored_config(&store, home)?;
         let member = home.read_key("member")?;
@@ -391,6 +397,8 @@ impl Library {
         config: NodeConfig,
         member: Option<SecretKey>,
     ) -> Result<Self> {
+        home.private_dir(&home.store_dir())?;
+        home.private_dir(&home.index_dir())?;
         let store = SledStore::open(&home.store_dir())?;
         store.apply(vec![
             config_write(&config)?,
