@@ -432,9 +432,26 @@ async fn on_a_phone_the_first_result_shows_before_any_filter() {
     c.set_window_size(390, 844)
         .await
         .expect("phone-sized window");
-    c.goto(&format!("{}/search?q=naloxone", site.base))
-        .await
-        .expect("search");
+    // A loaded machine may answer a page busy (503): it is asked again
+    // until the results are there.
+    let started = Instant::now();
+    loop {
+        c.goto(&format!("{}/search?q=naloxone", site.base))
+            .await
+            .expect("search");
+        if c.find(Locator::Css("ol.results .result-title"))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no results: {}",
+            c.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let layout = c
         .execute(
             "const first = document.querySelector('ol.results .result-title').getBoundingClientRect();
