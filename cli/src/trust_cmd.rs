@@ -781,10 +781,12 @@ fn bundle(lib: &mut Library, cmd: BundleCommand) -> anyhow::Result<TrustOutcome>
             }
         }
         BundleCommand::Import { file } => {
-            let bytes = bundle::read_file(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let report =
-                bundle::import(lib, &bytes).with_context(|| format!("{}", file.display()))?;
+            let report = bundle::import_file(lib, &file).map_err(|e| match e {
+                bundle::BundleError::Io(e) => {
+                    anyhow::Error::new(e).context(format!("cannot read {}", file.display()))
+                }
+                e => anyhow::Error::new(e).context(format!("{}", file.display())),
+            })?;
             TrustOutcome::Imported { file, report }
         }
     })
@@ -1022,6 +1024,19 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
                 }
                 for (reason, n) in &report.rejected {
                     writeln!(out, "  rejected {n}: {reason}")?;
+                }
+                for (reason, n) in &report.held_back {
+                    writeln!(
+                        out,
+                        "  held back {n}: {reason}; kept, and offered again by the next import"
+                    )?;
+                }
+                if report.released > 0 {
+                    writeln!(
+                        out,
+                        "  {} held back by an earlier import now in place",
+                        report.released
+                    )?;
                 }
                 for r in &report.refusals {
                     writeln!(

@@ -649,6 +649,32 @@ impl Library {
         self.replica.accept_outside(env, true)
     }
 
+    /// Keeps a bundle entry with no effect yet for later imports
+    /// ([`Replica::hold_back`]).
+    pub(crate) fn hold_back(&mut self, id: &EnvelopeId, bytes: &[u8]) -> Result<()> {
+        self.replica.hold_back(id, bytes)
+    }
+
+    /// The ids of the bundle entries held back.
+    pub(crate) fn held_back_ids(&mut self) -> Result<Vec<EnvelopeId>> {
+        self.replica.held_back_ids()
+    }
+
+    /// The bytes of a bundle entry held back, if it still is.
+    pub(crate) fn held_back(&self, id: &EnvelopeId) -> Result<Option<Vec<u8>>> {
+        self.replica.held_back(id)
+    }
+
+    /// How many bundle entries are held back.
+    pub fn held_back_count(&mut self) -> Result<usize> {
+        Ok(self.replica.held_back_ids()?.len())
+    }
+
+    /// Forgets a bundle entry held back.
+    pub(crate) fn release(&mut self, id: &EnvelopeId) -> Result<()> {
+        self.replica.release(id)
+    }
+
     /// Whether the envelope is held.
     pub fn has_envelope(&self, id: &EnvelopeId) -> Result<bool> {
         self.replica.has_envelope(id)

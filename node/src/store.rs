@@ -43,11 +43,16 @@ pub enum Tree {
     /// Post envelope id → signer ‖ voice (1: establishment ‖ its id; 2:
     /// the admins), to re-judge posts without decoding them.
     PostFacts,
+    /// Envelope id → bytes of a bundle entry that could have no effect yet
+    /// (a certificate whose signer another bundle admits). Not part of the
+    /// library: never judged, exported or sent; offered again by every
+    /// import, and bounded ([`crate::replica::MAX_HELD_BACK`]).
+    HeldBack,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 12] = [
+    pub const ALL: [Tree; 13] = [
         Tree::Envelopes,
         Tree::Certificates,
         Tree::ChangeFacts,
@@ -60,6 +65,7 @@ impl Tree {
         Tree::Peers,
         Tree::Unread,
         Tree::PostFacts,
+        Tree::HeldBack,
     ];
 
     fn name(self) -> &'static str {
@@ -76,6 +82,7 @@ impl Tree {
             Tree::Peers => "peers",
             Tree::Unread => "unread",
             Tree::PostFacts => "post_facts",
+            Tree::HeldBack => "held_back",
         }
     }
 }

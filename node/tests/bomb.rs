@@ -2,7 +2,8 @@
 //! to: change envelopes whose Automerge chunk is compressed (each of a few
 //! hundred KiB inflating to 400 MiB), validly signed by an admitted person,
 //! are refused by bundle import and by sync without being inflated, and the
-//! import's peak memory stays under 64 MB.
+//! import's peak memory stays under 64 MB, also for a bundle file several
+//! times that size.
 //!
 //! The only test in its binary: the allocator counts every thread's
 //! allocations.
@@ -82,9 +83,7 @@ fn compressed_changes_are_refused_without_being_inflated() {
 
     let base = ALLOC.current_usage();
     ALLOC.reset_peak_usage();
-    let file = bundle::read_file(&path).expect("read the bundle");
-    let report = bundle::import(&mut lib, &file).expect("import");
-    drop(file);
+    let report = bundle::import_file(&mut lib, &path).expect("import");
     let peak = ALLOC.peak_usage().saturating_sub(base);
     assert_eq!(report.read, bombs.len());
     assert_eq!(
@@ -101,6 +100,26 @@ fn compressed_changes_are_refused_without_being_inflated() {
         bombs.len(),
         chunk.len() >> 10,
         INFLATED >> 20,
+        peak >> 20
+    );
+
+    // A bundle far larger than the limit is read an entry at a time: the
+    // whole file is never held.
+    let repeated: Vec<Vec<u8>> = (0..40).flat_map(|_| bombs.iter().cloned()).collect();
+    let big = dir.path().join("big.bundle");
+    std::fs::write(&big, bundle::write(&network, &repeated)).expect("write");
+    let size = std::fs::metadata(&big).expect("size").len();
+    assert!(size > 2 * PEAK_LIMIT as u64, "{size} bytes");
+    let base = ALLOC.current_usage();
+    ALLOC.reset_peak_usage();
+    let report = bundle::import_file(&mut lib, &big).expect("import");
+    let peak = ALLOC.peak_usage().saturating_sub(base);
+    assert_eq!(report.read, repeated.len());
+    assert_eq!(report.refused.values().sum::<usize>(), repeated.len());
+    assert!(
+        peak < PEAK_LIMIT,
+        "importing a bundle of {} MiB peaked at {} MiB",
+        size >> 20,
         peak >> 20
     );
 

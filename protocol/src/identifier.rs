@@ -226,27 +226,28 @@ fn ascii_digit(c: char) -> Option<char> {
     char::from_digit(u32::from(c) - zero, 10)
 }
 
-/// The character as a reader takes it: digits of other scripts by their
-/// value, and compatibility forms of an ASCII letter or digit (fullwidth,
-/// superscript, circled, mathematical alphanumerics) by their Unicode
-/// compatibility decomposition, as NFKC would give them.
-fn fold(c: char) -> char {
+/// The characters as a reader takes `c`, pushed with the span `from..to`
+/// it came from: digits of other scripts by their value, and everything
+/// else by its Unicode compatibility decomposition, as NFKC reads it
+/// (fullwidth, superscript, circled and mathematical forms become ASCII
+/// letters and digits; `⒐` becomes `9.`, `⑽` becomes `(10)`), with
+/// combining marks left out (a digit with a stroke or a keycap through it
+/// still reads as the digit).
+fn fold_into(c: char, from: usize, to: usize, out: &mut Vec<(char, usize, usize)>) {
     if let Some(d) = ascii_digit(c) {
-        return d;
+        out.push((d, from, to));
+        return;
     }
     if c.is_ascii() {
-        return c;
+        out.push((c, from, to));
+        return;
     }
-    let (mut parts, mut last) = (0, c);
     unicode_normalization::char::decompose_compatible(c, |d| {
-        parts += 1;
-        last = d;
+        if is_invisible(d) || unicode_normalization::char::is_combining_mark(d) {
+            return;
+        }
+        out.push((ascii_digit(d).unwrap_or(d), from, to));
     });
-    if parts == 1 && last.is_ascii_alphanumeric() {
-        last
-    } else {
-        c
-    }
 }
 
 /// Prison numbers hidden from the plain scan by invisible characters,
@@ -354,14 +355,14 @@ fn find_disguised(text: &str) -> Vec<IdentifierMatch> {
         {
             // A reference to an invisible character is as invisible.
             if !is_invisible(decoded) {
-                chars.push((fold(decoded), at, at + len));
+                fold_into(decoded, at, at + len, &mut chars);
             }
             at += len;
             continue;
         }
         let next = at + c.len_utf8();
         if !is_invisible(c) {
-            chars.push((fold(c), at, next));
+            fold_into(c, at, next, &mut chars);
         }
         at = next;
     }
@@ -797,6 +798,20 @@ mod tests {
             plain
                 .chars()
                 .map(|d| char::from_u32(0x1d7ce + d.to_digit(10).unwrap()).unwrap())
+                .collect(),
+            // Forms whose compatibility decomposition is more than one
+            // character ("⒐" is "9."), and digits with combining marks.
+            plain
+                .chars()
+                .map(|d| match d {
+                    '0' => '\u{1f100}',
+                    d => char::from_u32(0x2487 + d.to_digit(10).unwrap()).unwrap(),
+                })
+                .collect(),
+            plain.chars().flat_map(|d| [d, '\u{336}']).collect(),
+            plain
+                .chars()
+                .flat_map(|d| [d, '\u{fe0f}', '\u{20e3}'])
                 .collect(),
         ] {
             assert!(!find_identifiers(&text).is_empty(), "not found in {text:?}");

@@ -108,7 +108,7 @@ pub fn bundle_file(data: &[u8]) {
     let_guarded_automerge_panics_unwind();
     if let Ok(read) = bundle::read(data) {
         for entry in &read.entries {
-            let _ = Envelope::decode(entry.bytes);
+            let _ = Envelope::decode(&entry.bytes);
         }
     }
 }

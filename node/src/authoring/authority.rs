@@ -443,7 +443,7 @@ impl Library {
         let certs: Vec<Verified> = file
             .entries
             .iter()
-            .filter_map(|e| Envelope::open(e.bytes, &network).ok())
+            .filter_map(|e| Envelope::open(&e.bytes, &network).ok())
             .filter(|e| matches!(e.body(), Body::Certificate(_)))
             .collect();
         let trust = TrustView::build(&network, &certs);

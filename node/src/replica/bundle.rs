@@ -18,9 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_protocol::envelope::{
-    Envelope, MAX_ENVELOPE_BYTES, Verified, VerifyError, peek_created_ms,
-};
+use gatehouse_protocol::envelope::{Envelope, MAX_ENVELOPE_BYTES, VerifyError, peek_created_ms};
 use gatehouse_protocol::id::{EnvelopeId, NetworkId};
 use gatehouse_protocol::trust::Judgement;
 use serde::{Deserialize, Serialize};
@@ -60,17 +58,20 @@ pub enum BundleError {
     /// The library refused to store.
     #[error(transparent)]
     Library(Box<LibraryError>),
+    /// The file could not be read.
+    #[error("cannot read the bundle: {0}")]
+    Io(std::io::Error),
 }
 
 /// Largest bundle file read: a whole national library of 300 sites is well
 /// under a gigabyte.
 pub const MAX_BUNDLE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
-/// Reads a bundle (or invitation) file: a regular file of at most
-/// [`MAX_BUNDLE_BYTES`], checked before anything is read, so a device or a
-/// runaway file is refused at once rather than read until memory runs out.
-pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
+/// Opens a bundle (or invitation) file for reading: a regular file of at
+/// most [`MAX_BUNDLE_BYTES`], checked before anything is read, so a device
+/// or a runaway file is refused at once rather than read until memory runs
+/// out.
+pub fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -82,8 +83,18 @@ pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
             meta.len()
         )));
     }
+    Ok(file)
+}
+
+/// Reads a whole bundle (or invitation) file into memory, under the checks
+/// of [`open_file`]. Imports read from the file as they go
+/// ([`import_file`]); this is for invitations, which are small.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
     let mut bytes = Vec::new();
-    file.take(MAX_BUNDLE_BYTES + 1).read_to_end(&mut bytes)?;
+    open_file(path)?
+        .take(MAX_BUNDLE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_BUNDLE_BYTES {
         return Err(std::io::Error::other("the file grew past the bundle limit"));
     }
@@ -117,109 +128,206 @@ pub fn write(network: &NetworkId, envelopes: &[Vec<u8>]) -> Vec<u8> {
 
 /// One entry read from a bundle.
 #[derive(Debug)]
-pub struct Entry<'a> {
+pub struct Entry {
     /// 1-based position in the file.
     pub index: usize,
     /// Byte offset of its length prefix.
-    pub offset: usize,
+    pub offset: u64,
     /// The envelope bytes.
-    pub bytes: &'a [u8],
+    pub bytes: Vec<u8>,
 }
 
 /// What reading a bundle found.
 #[derive(Debug)]
-pub struct Read<'a> {
+pub struct Read {
     /// The network named in the header.
     pub network: NetworkId,
     /// Entries read before the end or the break.
-    pub entries: Vec<Entry<'a>>,
+    pub entries: Vec<Entry>,
     /// Where and how the file broke, if it did.
     pub broken: Option<String>,
 }
 
-/// Reads a bundle's entries without verifying them.
-pub fn read(bytes: &[u8]) -> Result<Read<'_>, BundleError> {
-    if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(BundleError::NotABundle);
-    }
-    let version = *bytes.get(8).ok_or(BundleError::NotABundle)?;
-    if version != VERSION {
-        return Err(BundleError::Version(version));
-    }
-    let network = NetworkId(
-        bytes
-            .get(9..HEADER_BYTES)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(BundleError::NotABundle)?,
-    );
+/// Reads a bundle held in memory, every entry, without verifying them.
+pub fn read(bytes: &[u8]) -> Result<Read, BundleError> {
+    let mut reader = Reader::new(bytes)?;
     let mut entries = Vec::new();
-    let mut pos = HEADER_BYTES;
-    let broken = loop {
-        let index = entries.len() + 1;
-        let Some(len_bytes) = bytes.get(pos..pos + 4) else {
-            break Some(format!(
-                "truncated at byte {pos}: the file ends after {} entries without its end marker",
-                entries.len()
-            ));
-        };
-        let len =
-            u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+    while let Some(entry) = reader.next_entry() {
+        entries.push(entry);
+    }
+    Ok(Read {
+        network: reader.network,
+        broken: reader.broken,
+        entries,
+    })
+}
+
+/// Reads a bundle's entries one at a time from `R`, holding one entry in
+/// memory at once, and checks the end marker (count and checksum) when it
+/// comes to it.
+pub struct Reader<R> {
+    inner: R,
+    /// The network named in the header.
+    pub network: NetworkId,
+    /// Bytes read so far.
+    pos: u64,
+    /// Entries read so far.
+    count: usize,
+    /// The checksum of every byte before the end marker, so far.
+    hasher: blake3::Hasher,
+    /// Where and how the file broke, once it has.
+    pub broken: Option<String>,
+    done: bool,
+}
+
+/// Reads into `buf` until it is full or the source ends: how many bytes
+/// were read.
+fn fill(inner: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match inner.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+impl<R: std::io::Read> Reader<R> {
+    /// Reads the header: magic, version, network.
+    pub fn new(mut inner: R) -> Result<Self, BundleError> {
+        let mut header = [0u8; HEADER_BYTES];
+        let got = fill(&mut inner, &mut header).map_err(BundleError::Io)?;
+        if got < 9 || &header[..8] != MAGIC {
+            return Err(BundleError::NotABundle);
+        }
+        if header[8] != VERSION {
+            return Err(BundleError::Version(header[8]));
+        }
+        if got < HEADER_BYTES {
+            return Err(BundleError::NotABundle);
+        }
+        let mut network = [0u8; 32];
+        network.copy_from_slice(&header[9..HEADER_BYTES]);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&header);
+        Ok(Self {
+            inner,
+            network: NetworkId(network),
+            pos: HEADER_BYTES as u64,
+            count: 0,
+            hasher,
+            broken: None,
+            done: false,
+        })
+    }
+
+    fn stop(&mut self, why: String) -> Option<Entry> {
+        self.broken = Some(why);
+        self.done = true;
+        None
+    }
+
+    /// The next entry, or `None` at the end marker or where the file
+    /// breaks (then [`Reader::broken`] says where and how).
+    pub fn next_entry(&mut self) -> Option<Entry> {
+        if self.done {
+            return None;
+        }
+        let pos = self.pos;
+        let index = self.count + 1;
+        let mut len_bytes = [0u8; 4];
+        match fill(&mut self.inner, &mut len_bytes) {
+            Ok(4) => {}
+            Ok(_) => {
+                return self.stop(format!(
+                    "truncated at byte {pos}: the file ends after {} entries without its end marker",
+                    self.count
+                ));
+            }
+            Err(e) => return self.stop(format!("cannot read at byte {pos}: {e}")),
+        }
+        let len = u32::from_be_bytes(len_bytes) as usize;
         if len == 0 {
-            // The end marker: count and checksum.
-            let Some(trailer) = bytes.get(pos + 4..pos + 44) else {
-                break Some(format!(
-                    "truncated at byte {pos}: the end marker is cut short"
-                ));
-            };
-            let count = u64::from_be_bytes(trailer[..8].try_into().unwrap_or([0; 8]));
-            if count != entries.len() as u64 {
-                break Some(format!(
-                    "the end marker at byte {pos} says {count} entries, but {} were read",
-                    entries.len()
-                ));
-            }
-            if blake3::hash(&bytes[..pos]).as_bytes()[..] != trailer[8..40] {
-                break Some(format!(
-                    "the checksum at byte {pos} does not match: the file was changed or damaged"
-                ));
-            }
-            if bytes.len() != pos + 44 {
-                break Some(format!(
-                    "{} unexpected bytes after the end marker at byte {}",
-                    bytes.len() - pos - 44,
-                    pos + 44
-                ));
-            }
-            break None;
+            self.done = true;
+            self.end_marker(pos);
+            return None;
         }
         if len > MAX_ENVELOPE_BYTES {
-            break Some(format!(
+            return self.stop(format!(
                 "entry {index} at byte {pos} claims {len} bytes, over the envelope limit of {MAX_ENVELOPE_BYTES}: the file is damaged here"
             ));
         }
-        let Some(body) = bytes.get(pos + 4..pos + 4 + len) else {
-            break Some(format!(
-                "truncated in entry {index} at byte {pos}: it needs {len} bytes, {} remain",
-                bytes.len().saturating_sub(pos + 4)
-            ));
-        };
-        if entries.len() >= MAX_BUNDLE_ENTRIES {
-            break Some(format!(
+        if self.count >= MAX_BUNDLE_ENTRIES {
+            return self.stop(format!(
                 "more than {MAX_BUNDLE_ENTRIES} entries; the rest were not read"
             ));
         }
-        entries.push(Entry {
+        let mut bytes = vec![0u8; len];
+        match fill(&mut self.inner, &mut bytes) {
+            Ok(n) if n == len => {}
+            Ok(n) => {
+                return self.stop(format!(
+                    "truncated in entry {index} at byte {pos}: it needs {len} bytes, {n} remain"
+                ));
+            }
+            Err(e) => return self.stop(format!("cannot read at byte {}: {e}", pos + 4)),
+        }
+        self.hasher.update(&len_bytes);
+        self.hasher.update(&bytes);
+        self.pos += 4 + len as u64;
+        self.count += 1;
+        Some(Entry {
             index,
             offset: pos,
-            bytes: body,
-        });
-        pos += 4 + len;
-    };
-    Ok(Read {
-        network,
-        entries,
-        broken,
-    })
+            bytes,
+        })
+    }
+
+    /// Checks the end marker at `pos` (its zero length already read): the
+    /// count, the checksum, and that nothing follows.
+    fn end_marker(&mut self, pos: u64) {
+        let mut trailer = [0u8; 40];
+        match fill(&mut self.inner, &mut trailer) {
+            Ok(40) => {}
+            Ok(_) => {
+                self.broken = Some(format!(
+                    "truncated at byte {pos}: the end marker is cut short"
+                ));
+                return;
+            }
+            Err(e) => {
+                self.broken = Some(format!("cannot read at byte {pos}: {e}"));
+                return;
+            }
+        }
+        let count = u64::from_be_bytes(trailer[..8].try_into().unwrap_or([0; 8]));
+        if count != self.count as u64 {
+            self.broken = Some(format!(
+                "the end marker at byte {pos} says {count} entries, but {} were read",
+                self.count
+            ));
+            return;
+        }
+        if self.hasher.finalize().as_bytes()[..] != trailer[8..40] {
+            self.broken = Some(format!(
+                "the checksum at byte {pos} does not match: the file was changed or damaged"
+            ));
+            return;
+        }
+        match std::io::copy(&mut self.inner, &mut std::io::sink()) {
+            Ok(0) => {}
+            Ok(extra) => {
+                self.broken = Some(format!(
+                    "{extra} unexpected bytes after the end marker at byte {}",
+                    pos + 44
+                ));
+            }
+            Err(e) => self.broken = Some(format!("cannot read at byte {}: {e}", pos + 44)),
+        }
+    }
 }
 
 /// One envelope a bundle import refused or could not put in effect.
@@ -228,7 +336,7 @@ pub struct Refusal {
     /// 1-based position in the file.
     pub index: usize,
     /// Byte offset in the file.
-    pub offset: usize,
+    pub offset: u64,
     /// Its id, when it decoded.
     pub id: Option<EnvelopeId>,
     /// Why.
@@ -252,86 +360,123 @@ pub struct ImportReport {
     pub rejected: BTreeMap<String, usize>,
     /// Entries refused outright (bad signature, malformed), by reason.
     pub refused: BTreeMap<String, usize>,
+    /// Entries that can have no effect yet (a certificate whose signer no
+    /// envelope held admits), by reason: not stored, but held back and
+    /// offered again by the next import.
+    #[serde(default)]
+    pub held_back: BTreeMap<String, usize>,
+    /// Entries held back by earlier imports that this one put in place.
+    #[serde(default)]
+    pub released: usize,
     /// The first refusals, one by one.
     pub refusals: Vec<Refusal>,
     /// Where the file broke, if it did.
     pub broken: Option<String>,
 }
 
-/// Imports a bundle: verifies every entry, stores the valid ones, and
-/// reports what happened to each.
+/// Most bytes of new envelopes an import holds before it ends a batch:
+/// the changes of a batch stay in memory until it ends, so a national
+/// library's bundle is imported in steps of this size, each durable, and
+/// what the import holds stays bounded however large the file.
+pub const IMPORT_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// Imports a bundle held in memory (an invitation, a test's bundle).
 pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleError> {
+    import_from(lib, std::io::Cursor::new(bytes))
+}
+
+/// Imports a bundle file, reading it as it goes ([`import_from`]) under the
+/// checks of [`open_file`].
+pub fn import_file(lib: &mut Library, path: &std::path::Path) -> Result<ImportReport, BundleError> {
+    let file = open_file(path).map_err(BundleError::Io)?;
+    import_from(lib, std::io::BufReader::new(file))
+}
+
+/// Imports a bundle: verifies every entry, stores the valid ones, and
+/// reports what happened to each. One entry is held in memory at a time.
+/// An entry that can have no effect yet (a certificate whose signer a later
+/// entry admits) is remembered by its place and read again once the rest of
+/// the file is in, so order within the file does not matter; one that still
+/// has none is held back ([`Library::hold_back`]) and offered again by the
+/// next import, with those held back by earlier ones, so order between
+/// files does not matter either.
+pub fn import_from<R: std::io::Read + std::io::Seek>(
+    lib: &mut Library,
+    source: R,
+) -> Result<ImportReport, BundleError> {
     let network = lib.config().network;
-    let file = read(bytes)?;
-    if file.network != network {
+    let mut reader = Reader::new(source)?;
+    if reader.network != network {
         return Err(BundleError::WrongNetwork {
             expected: network,
-            got: file.network,
+            got: reader.network,
         });
     }
-    let mut report = ImportReport {
-        read: file.entries.len(),
-        broken: file.broken,
-        ..ImportReport::default()
+    let mut import = Import {
+        report: ImportReport::default(),
+        fresh: Vec::new(),
+        batch_bytes: 0,
     };
-    let mut valid: Vec<(usize, usize, Verified)> = Vec::new();
-    for entry in &file.entries {
-        match Envelope::open(entry.bytes, &network) {
-            Ok(env) => valid.push((entry.index, entry.offset, env)),
-            Err(e) => {
-                // An envelope that parsed has an id; one that did not is
-                // named by its place in the file. Nothing is decoded twice.
-                let id =
-                    (!matches!(e, VerifyError::Malformed(_))).then(|| EnvelopeId::of(entry.bytes));
-                refuse(&mut report, entry.index, entry.offset, id, e.to_string());
+    // Entries with no effect yet: place, length, id, why.
+    let mut later: Vec<(usize, u64, usize, EnvelopeId, String)> = Vec::new();
+    while let Some(entry) = reader.next_entry() {
+        import.report.read += 1;
+        match import.offer(lib, &entry.bytes)? {
+            Offered::Stored | Offered::Duplicate => {}
+            Offered::NotYet(id, reason) => {
+                later.push((entry.index, entry.offset, entry.bytes.len(), id, reason));
+            }
+            Offered::Refused(id, reason) => {
+                refuse(&mut import.report, entry.index, entry.offset, id, reason);
             }
         }
     }
-    let mut fresh: Vec<(EnvelopeId, Arrival)> = Vec::new();
-    // A certificate whose signer another entry admits may come first in the
-    // file: what had no effect yet is tried again while the rest of the
-    // bundle brings something new.
-    let mut waiting = valid;
+    import.report.broken = reader.broken.take();
+    let mut source = reader.inner;
+    let mut held = lib.held_back_ids()?;
+    let held_before = held.len();
+    // What has no effect yet is offered again while the rest brings
+    // something new.
     loop {
-        let mut later = Vec::new();
-        let stored_before = fresh.len();
-        for (index, offset, env) in waiting {
-            let id = env.id();
-            if lib.has_envelope(&id)? {
-                report.duplicate += 1;
+        let stored_before = import.fresh.len();
+        let mut still_held = Vec::new();
+        for id in held {
+            let Some(bytes) = lib.held_back(&id)? else {
                 continue;
-            }
-            let arrival = Arrival::of(&env);
-            match lib.accept_outside(env.clone()) {
-                Ok(_) => fresh.push((id, arrival)),
-                Err(e @ LibraryError::NoEffect(_)) => later.push((index, offset, env, e)),
-                Err(
-                    e @ (LibraryError::PoolFull(_)
-                    | LibraryError::SignerLimit(_)
-                    | LibraryError::ContentRefused { .. }
-                    | LibraryError::CertificateRefused { .. }
-                    | LibraryError::PostRefused { .. }),
-                ) => {
-                    refuse(&mut report, index, offset, Some(id), e.to_string());
-                }
-                Err(e) => return Err(e.into()),
+            };
+            match import.offer(lib, &bytes)? {
+                Offered::NotYet(..) => still_held.push(id),
+                _ => lib.release(&id)?,
             }
         }
-        if later.is_empty() || fresh.len() == stored_before {
-            for (index, offset, env, e) in later {
-                refuse(&mut report, index, offset, Some(env.id()), e.to_string());
+        held = still_held;
+        let mut left = Vec::new();
+        for (index, offset, len, id, reason) in later {
+            let bytes = read_entry_at(&mut source, offset, len).map_err(BundleError::Io)?;
+            match import.offer(lib, &bytes)? {
+                Offered::Stored | Offered::Duplicate => {}
+                Offered::NotYet(..) => left.push((index, offset, len, id, reason)),
+                Offered::Refused(id, reason) => {
+                    refuse(&mut import.report, index, offset, id, reason);
+                }
             }
+        }
+        later = left;
+        if (later.is_empty() && held.is_empty()) || import.fresh.len() == stored_before {
             break;
         }
-        waiting = later
-            .into_iter()
-            .map(|(index, offset, env, _)| (index, offset, env))
-            .collect();
     }
+    for (_, offset, len, id, reason) in later {
+        let bytes = read_entry_at(&mut source, offset, len).map_err(BundleError::Io)?;
+        lib.hold_back(&id, &bytes)?;
+        *import.report.held_back.entry(reason).or_default() += 1;
+    }
+    import.report.released = held_before - held.len();
     lib.finish()?;
     // Judged after the whole bundle is in: order within the file does not matter.
     let mut in_effect = Vec::new();
-    for (id, arrival) in fresh {
+    let mut report = import.report;
+    for (id, arrival) in import.fresh {
         match lib.judgement_of(&id)? {
             Judgement::Accepted => {
                 report.new += 1;
@@ -345,10 +490,85 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
     Ok(report)
 }
 
+/// The bytes of the entry whose length prefix is at `offset`.
+fn read_entry_at(
+    source: &mut (impl std::io::Read + std::io::Seek),
+    offset: u64,
+    len: usize,
+) -> std::io::Result<Vec<u8>> {
+    source.seek(std::io::SeekFrom::Start(offset + 4))?;
+    let mut bytes = vec![0u8; len];
+    source.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// An import under way.
+struct Import {
+    report: ImportReport,
+    /// New envelopes stored, with what each brings.
+    fresh: Vec<(EnvelopeId, Arrival)>,
+    /// Bytes of new envelopes since the batch began.
+    batch_bytes: usize,
+}
+
+/// What offering one entry did.
+enum Offered {
+    /// Stored (in effect or not).
+    Stored,
+    /// Already held.
+    Duplicate,
+    /// It can have no effect yet: not stored.
+    NotYet(EnvelopeId, String),
+    /// Refused: malformed, forged, or against the rules.
+    Refused(Option<EnvelopeId>, String),
+}
+
+impl Import {
+    /// Verifies one entry and offers it to the library.
+    fn offer(&mut self, lib: &mut Library, bytes: &[u8]) -> Result<Offered, BundleError> {
+        let network = lib.config().network;
+        let env = match Envelope::open(bytes, &network) {
+            Ok(env) => env,
+            Err(e) => {
+                // An envelope that parsed has an id; one that did not is
+                // named by its place in the file. Nothing is decoded twice.
+                let id = (!matches!(e, VerifyError::Malformed(_))).then(|| EnvelopeId::of(bytes));
+                return Ok(Offered::Refused(id, e.to_string()));
+            }
+        };
+        let id = env.id();
+        if lib.has_envelope(&id)? {
+            self.report.duplicate += 1;
+            return Ok(Offered::Duplicate);
+        }
+        let arrival = Arrival::of(&env);
+        match lib.accept_outside(env) {
+            Ok(_) => {
+                self.fresh.push((id, arrival));
+                self.batch_bytes += bytes.len();
+                if self.batch_bytes >= IMPORT_BATCH_BYTES {
+                    lib.finish()?;
+                    self.batch_bytes = 0;
+                }
+                Ok(Offered::Stored)
+            }
+            Err(e @ LibraryError::NoEffect(_)) => Ok(Offered::NotYet(id, e.to_string())),
+            Err(
+                e @ (LibraryError::PoolFull(_)
+                | LibraryError::SignerLimit(_)
+                | LibraryError::ContentRefused { .. }
+                | LibraryError::CertificateRefused { .. }
+                | LibraryError::PostRefused { .. }),
+            ) => Ok(Offered::Refused(Some(id), e.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 fn refuse(
     report: &mut ImportReport,
     index: usize,
-    offset: usize,
+    offset: u64,
     id: Option<EnvelopeId>,
     reason: String,
 ) {

@@ -64,6 +64,13 @@ pub const MAX_UNACCEPTED_ENVELOPES: usize = 10_000;
 /// signer is refused unless it is in effect: a key of the network cannot
 /// fill the pool with junk. A site's own publishing is never refused.
 pub const MAX_UNACCEPTED_PER_SIGNER: usize = 100;
+
+/// Most bundle entries held back until what they depend on arrives (see
+/// [`Replica::hold_back`]); past it, the oldest-named give way.
+pub const MAX_HELD_BACK: usize = 10_000;
+
+/// Most bytes of bundle entries held back.
+pub const MAX_HELD_BACK_BYTES: usize = 64 * 1024 * 1024;
 /// Most envelopes held of kinds this node does not read; past this, more
 /// are refused (not counted as forgeries) until the node is upgraded.
 pub const MAX_UNREAD_ENVELOPES: usize = 100_000;
@@ -94,6 +101,9 @@ pub struct Replica {
     /// Changes stored in the current batch, so projections need not read
     /// them back from disk.
     fresh: BTreeMap<EnvelopeId, Verified>,
+    /// The size of each bundle entry held back ([`Replica::hold_back`]),
+    /// once read.
+    held: Option<BTreeMap<EnvelopeId, usize>>,
     /// Items whose accepted changes may have moved since projections last
     /// caught up.
     dirty: BTreeSet<ItemId>,
@@ -176,6 +186,7 @@ impl Replica {
             trust: Arc::default(),
             trust_stale: false,
             fresh: BTreeMap::new(),
+            held: None,
             dirty: BTreeSet::new(),
             outbox: Vec::new(),
             ids: None,
@@ -488,6 +499,67 @@ impl Replica {
                 ]
             }
         }
+    }
+
+    /// Keeps a bundle entry that could have no effect yet, apart from the
+    /// library, so that a later import can offer it again: a chain of
+    /// certificates split across two bundles then takes effect in whichever
+    /// order they are imported. At most [`MAX_HELD_BACK`] entries and
+    /// [`MAX_HELD_BACK_BYTES`] are kept; past either, entries with the
+    /// lowest ids give way, so what is held stays bounded whatever files
+    /// are imported.
+    pub fn hold_back(&mut self, id: &EnvelopeId, bytes: &[u8]) -> Result<()> {
+        if bytes.len() > MAX_HELD_BACK_BYTES {
+            return Ok(());
+        }
+        let held = self.held_sizes()?;
+        held.insert(*id, bytes.len());
+        let mut total: usize = held.values().sum();
+        let mut batch: Vec<Write> = Vec::new();
+        while held.len() > MAX_HELD_BACK || total > MAX_HELD_BACK_BYTES {
+            let Some((gone, n)) = held.pop_first() else {
+                break;
+            };
+            total -= n;
+            batch.push((Tree::HeldBack, gone.as_bytes().to_vec(), None));
+        }
+        if held.contains_key(id) {
+            batch.push((Tree::HeldBack, id.as_bytes().to_vec(), Some(bytes.to_vec())));
+        }
+        self.store.apply(batch)?;
+        Ok(())
+    }
+
+    /// The size of each entry held back, read from the store once.
+    fn held_sizes(&mut self) -> Result<&mut BTreeMap<EnvelopeId, usize>> {
+        if self.held.is_none() {
+            let mut sizes = BTreeMap::new();
+            for (k, v) in self.store.scan(Tree::HeldBack, b"")? {
+                if let Ok(id) = <[u8; 32]>::try_from(k.as_slice()) {
+                    sizes.insert(EnvelopeId(id), v.len());
+                }
+            }
+            self.held = Some(sizes);
+        }
+        Ok(self.held.get_or_insert_default())
+    }
+
+    /// The ids of the entries held back.
+    pub fn held_back_ids(&mut self) -> Result<Vec<EnvelopeId>> {
+        Ok(self.held_sizes()?.keys().copied().collect())
+    }
+
+    /// The bytes of an entry held back, if it still is.
+    pub fn held_back(&self, id: &EnvelopeId) -> Result<Option<Vec<u8>>> {
+        Ok(self.store.get(Tree::HeldBack, id.as_bytes())?)
+    }
+
+    /// Forgets an entry held back (it took effect, or never can).
+    pub fn release(&mut self, id: &EnvelopeId) -> Result<()> {
+        self.held_sizes()?.remove(id);
+        self.store
+            .apply(vec![(Tree::HeldBack, id.as_bytes().to_vec(), None)])?;
+        Ok(())
     }
 
     /// Whether the envelope is held.
@@ -895,4 +967,41 @@ pub(crate) fn accepted_changes(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn what_is_held_back_stays_bounded_and_can_be_released() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let mut replica = Replica::open(store.clone(), NetworkId([1; 32])).expect("open");
+        let id = |n: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&n.to_be_bytes());
+            EnvelopeId(b)
+        };
+        for n in 0..=MAX_HELD_BACK as u32 {
+            replica.hold_back(&id(n), b"entry").expect("hold");
+        }
+        assert_eq!(store.len(Tree::HeldBack).expect("len"), MAX_HELD_BACK);
+        assert_eq!(replica.held_back(&id(0)).expect("get"), None);
+        assert_eq!(
+            replica.held_back(&id(1)).expect("get").as_deref(),
+            Some(&b"entry"[..])
+        );
+        // One entry as large as the byte limit leaves room for nothing else.
+        replica
+            .hold_back(&id(u32::MAX), &vec![0; MAX_HELD_BACK_BYTES])
+            .expect("hold");
+        assert_eq!(replica.held_back_ids().expect("ids"), [id(u32::MAX)]);
+        replica.release(&id(u32::MAX)).expect("release");
+        assert!(replica.held_back_ids().expect("ids").is_empty());
+        // What the store holds is read back by a replica opened later.
+        replica.hold_back(&id(7), b"again").expect("hold");
+        let mut reopened = Replica::open(store, NetworkId([1; 32])).expect("open");
+        assert_eq!(reopened.held_back_ids().expect("ids"), [id(7)]);
+    }
 }
