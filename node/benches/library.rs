@@ -112,6 +112,77 @@ fn bench_verify_and_apply(c: &mut Criterion) {
     g.finish();
 }
 
+/// What judging a change's content on receipt costs (the item rebuilt at
+/// the change and read as a local publish is checked): a bundle of new
+/// items, and the 51st version of an item, each with the check and without.
+fn bench_content_checks(c: &mut Criterion) {
+    let net = network();
+    let envelopes = items(&net, 200);
+    let file = gatehouse_node::replica::bundle::write(&net.network, &envelopes);
+    let mut g = c.benchmark_group("content checks");
+    g.sample_size(10);
+    for on in [true, false] {
+        let name = if on { "on" } else { "off" };
+        g.throughput(Throughput::Elements(envelopes.len() as u64));
+        g.bench_function(format!("200 new items, checks {name}"), |b| {
+            b.iter_batched(
+                || {
+                    let mut lib = library(&net, None);
+                    lib.judge_content(on);
+                    lib
+                },
+                |mut lib| {
+                    let report =
+                        gatehouse_node::replica::bundle::import(&mut lib, &file).expect("import");
+                    assert_eq!(report.new, envelopes.len());
+                    lib
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    // An item with 50 versions, and its 51st.
+    let mut author = library(&net, Some(SecretKey::from_seed(net.member.to_seed())));
+    let mut content = synthetic_content(1);
+    let item = author.publish(&content, &[]).expect("publish");
+    for v in 2..=50 {
+        content
+            .body
+            .push_str(&format!("\n\nChange {v}: the dose table was checked."));
+        author.revise(&item, &content, &[]).expect("revise");
+    }
+    let before = author.export().expect("export");
+    content.body.push_str("\n\nChange 51.");
+    author.revise(&item, &content, &[]).expect("revise");
+    let last = author
+        .export()
+        .expect("export")
+        .into_iter()
+        .find(|e| !before.contains(e))
+        .expect("the 51st version");
+    let earlier = gatehouse_node::replica::bundle::write(&net.network, &before);
+    g.throughput(Throughput::Elements(1));
+    for on in [true, false] {
+        let name = if on { "on" } else { "off" };
+        g.bench_function(format!("version 51 of an item, checks {name}"), |b| {
+            b.iter_batched(
+                || {
+                    let mut lib = library(&net, None);
+                    lib.judge_content(on);
+                    gatehouse_node::replica::bundle::import(&mut lib, &earlier).expect("import");
+                    lib
+                },
+                |mut lib| {
+                    lib.ingest(&last).expect("ingest");
+                    lib
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    g.finish();
+}
+
 fn bench_search(c: &mut Criterion) {
     let net = network();
     for size in sizes() {
@@ -206,6 +277,7 @@ fn bench_publish_to_searchable(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_verify_and_apply,
+    bench_content_checks,
     bench_publish_to_searchable,
     bench_search
 );

@@ -675,6 +675,13 @@ impl Library {
         self.replica.release(id)
     }
 
+    /// Turns the content check of changes from outside on or off
+    /// ([`Replica::judge_content`]): always on in a node; off only to
+    /// measure what it costs.
+    pub fn judge_content(&mut self, on: bool) {
+        self.replica.judge_content(on);
+    }
+
     /// Whether the envelope is held.
     pub fn has_envelope(&self, id: &EnvelopeId) -> Result<bool> {
         self.replica.has_envelope(id)

@@ -58,6 +58,10 @@ pub struct SimConfig {
     pub bootstrap_peers: usize,
     /// The sync core's settings.
     pub sync: SyncConfig,
+    /// Whether each site judges the content of every change it receives
+    /// (schema, vocabulary, dates, identifiers, on the item at that change),
+    /// as every real node does.
+    pub content_checks: bool,
 }
 
 impl Default for SimConfig {
@@ -71,6 +75,7 @@ impl Default for SimConfig {
             gossip_degree: 6,
             bootstrap_peers: 2,
             sync: SyncConfig::default(),
+            content_checks: true,
         }
     }
 }
@@ -340,7 +345,7 @@ impl Sim {
                 &establishment_key,
             ));
         }
-        let set = bare_replica(self.network, &key, own);
+        let set = bare_replica(self.network, &key, own, self.config.content_checks);
         let core = SyncCore::new(self.config.sync.clone(), self.random(), &set);
         let mut bootstrap = Vec::new();
         if i > 0 {
@@ -942,7 +947,7 @@ impl Sim {
         let invitation = self.invitation();
         let i = self.nodes.len();
         let key = SecretKey::from_seed(random_seed(&mut self.rng));
-        let set = bare_replica(self.network, &key, invitation);
+        let set = bare_replica(self.network, &key, invitation, self.config.content_checks);
         let core = SyncCore::new(self.config.sync.clone(), self.random(), &set);
         self.index.insert(key.public(), i);
         self.nodes.push(SimNode {
@@ -1046,16 +1051,18 @@ impl Sim {
 }
 
 /// A replica in memory holding `envelopes`, for the node whose key is `key`.
-fn bare_replica(network: NetworkId, key: &SecretKey, envelopes: Vec<Verified>) -> BareReplica {
+fn bare_replica(
+    network: NetworkId,
+    key: &SecretKey,
+    envelopes: Vec<Verified>,
+    content_checks: bool,
+) -> BareReplica {
     let store = Arc::new(MemoryStore::new());
     let mut replica = match Replica::open(store, network) {
         Ok(r) => r,
         Err(e) => panic!("an in-memory replica cannot fail to open: {e}"),
     };
-    // Judging each change's content builds its item's Automerge document at
-    // every site; the simulation's items are generated clean, and the
-    // content rules are tested on real nodes (node/tests/receipt.rs).
-    replica.judge_content(false);
+    replica.judge_content(content_checks);
     let mut set = BareReplica {
         replica,
         node: key.public(),

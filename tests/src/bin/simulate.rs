@@ -1,7 +1,9 @@
 //! Runs the network simulation's scenarios at full size and prints their
-//! figures: `simulate [--nodes N] [--seed S] [SCENARIO...]`.
+//! figures: `simulate [--nodes N] [--seed S] [--no-content-checks] [SCENARIO...]`.
 //!
 //! Scenarios: join, partition, revocation, rogue, flood (all by default).
+//! Every site judges the content of each change it receives, as a node
+//! does; `--no-content-checks` turns that off, to see what it costs.
 
 use anyhow::{Context, bail};
 use gatehouse_tests::scenario;
@@ -15,12 +17,14 @@ fn main() -> anyhow::Result<()> {
         .init();
     let mut nodes = 300;
     let mut seed = 1;
+    let mut content_checks = true;
     let mut chosen = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--nodes" => nodes = args.next().context("--nodes N")?.parse()?,
             "--seed" => seed = args.next().context("--seed S")?.parse()?,
+            "--no-content-checks" => content_checks = false,
             "join" | "partition" | "revocation" | "rogue" | "flood" => chosen.push(arg),
             other => bail!("unknown argument {other:?}"),
         }
@@ -32,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     }
     let config = SimConfig {
         seed,
+        content_checks,
         ..SimConfig::default()
     };
     let mut failed = false;
