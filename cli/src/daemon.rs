@@ -20,14 +20,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use gatehouse_node::home::Home;
-use gatehouse_node::net::NetConfig;
 use gatehouse_node::runtime::RunningNode;
-use gatehouse_node::web::{DEFAULT_WEB_LISTEN, Limits, WebAccess, WebServer};
+use gatehouse_node::web::{Limits, WebAccess, WebServer};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::UsageError;
+use crate::config::Config;
 use crate::ctx::Ctx;
 use crate::ops::{Op, Outcome, operate};
 
@@ -44,10 +44,15 @@ pub const SOCKET: &str = "node.sock";
 /// running node serves its web page and API on.
 pub const WEB_ADDR_FILE: &str = "web.addr";
 
-/// `gatehouse node run` options.
-#[derive(Args, Clone)]
+/// `gatehouse node run` options. Each one given here overrides the
+/// configuration file (`gatehouse.toml` in the data directory, or
+/// `--config`); `gatehouse config show` prints what is in force.
+#[derive(Args, Clone, Default)]
 pub struct RunArgs {
-    /// Listen on this address (repeatable) [default: /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1]
+    /// Read the configuration from this file [default: gatehouse.toml in the data directory, if there is one]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen on this address (repeatable) [default: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1]
     #[arg(long, value_name = "MULTIADDR")]
     pub listen: Vec<Multiaddr>,
     /// Dial this peer at start and keep it connected (repeatable; also `gatehouse peers add`)
@@ -63,13 +68,13 @@ pub struct RunArgs {
     /// Do not relay connections for other admitted nodes
     #[arg(long)]
     pub no_relay_server: bool,
-    /// Seconds between reconciliations with each peer
-    #[arg(long, default_value_t = 60)]
-    pub reconcile_secs: u64,
+    /// Seconds between reconciliations with each peer [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub reconcile_secs: Option<u64>,
     /// Serve the web page and JSON API on this address; loopback by
-    /// default, `0.0.0.0:8480` serves the site's network
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_WEB_LISTEN)]
-    pub web_listen: SocketAddr,
+    /// default, `0.0.0.0:8480` serves the site's network [default: 127.0.0.1:8480]
+    #[arg(long, value_name = "ADDR")]
+    pub web_listen: Option<SocketAddr>,
     /// Who may read the web page and API: `open` (anyone who can reach
     /// it) or `staff` (this node's signed-in staff only). The default is
     /// open on loopback and staff anywhere else
@@ -85,25 +90,9 @@ pub struct RunArgs {
     /// Do not serve the web page and JSON API
     #[arg(long)]
     pub no_web: bool,
-    /// Log format
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
-}
-
-impl RunArgs {
-    /// The network configuration these options describe.
-    pub fn net_config(&self) -> NetConfig {
-        let mut c = NetConfig::default();
-        if !self.listen.is_empty() {
-            c.listen = self.listen.clone();
-        }
-        c.bootstrap = self.bootstrap.clone();
-        c.mdns = !self.no_mdns;
-        c.relays = self.relay.clone();
-        c.relay_server = !self.no_relay_server;
-        c.reconcile_every = Duration::from_secs(self.reconcile_secs.max(1));
-        c
-    }
+    /// Log format: text or json [default: text]
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// The control protocol's version. A node answers only requests of its own
@@ -205,31 +194,32 @@ fn init_tracing(format: &str) {
     }
 }
 
-/// Runs the node until Ctrl-C or SIGTERM.
+/// Runs the node until Ctrl-C or SIGTERM, with the configuration `args`
+/// and the file give.
 pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
-    init_tracing(&args.log_format);
-    let access = match args.web_access.as_deref() {
-        Some(a) => a.parse().map_err(UsageError)?,
-        None => WebAccess::default_for(args.web_listen),
-    };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
+    let config = Config::resolve(&home, &args)?;
+    init_tracing(&config.log_format.value);
+    if let Some(file) = &config.file {
+        tracing::info!(file = %file.display(), "configuration read");
+    }
+    let access = config.web_access.value;
+    let tls = match &config.tls.value {
+        Some((cert, key)) => Some(
             gatehouse_node::web::tls::server_config(cert, key)
                 .map_err(|e| UsageError(e.to_string()))?,
         ),
-        _ => None,
+        None => None,
     };
+    let web_listen = config.web_listen.value;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let node = RunningNode::start(&home, args.net_config()).await?;
+        let node = RunningNode::start(&home, config.net_config()).await?;
         let socket = serve_control(&home, node.clone()).await?;
-        let web = if args.no_web {
-            None
-        } else {
-            match serve_web(&home, &node, args.web_listen, access, tls).await {
+        let web = if config.web.value {
+            match serve_web(&home, &node, web_listen, access, tls).await {
                 Ok(w) => Some(w),
                 Err(e) => {
                     let _ = std::fs::remove_file(&socket);
@@ -237,6 +227,8 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
                     return Err(e);
                 }
             }
+        } else {
+            None
         };
         tracing::info!(peer_id = %node.net.status().peer_id, "node running; Ctrl-C to stop");
         shutdown_signal().await;

@@ -5,6 +5,7 @@
 //! by clap, checked into real values, then handed to the node library. Exit
 //! codes: 0 success, 1 usage error, 2 any other failure.
 
+mod config;
 mod ctx;
 mod daemon;
 mod demo;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use forum_cmd::ForumOp;
 use gatehouse_node::home::Home;
 use gatehouse_node::library::{InitOptions, Library};
@@ -297,6 +298,18 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: NodeCommand,
     },
+    /// The node's configuration: `gatehouse.toml` and `node run`'s flags
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCommand,
+    },
+    /// Print a shell completion script: `gatehouse completions bash > /etc/bash_completion.d/gatehouse`
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `gatehouse man | man -l -`
+    Man,
     /// Run a local demo network of three nodes made from the sample library, until Ctrl-C
     Demo {
         /// Where to make it [default: a new directory under the system temp directory]
@@ -358,6 +371,13 @@ pub(crate) enum PeersCommand {
     },
     /// Remembered peers, and connected ones when the node runs
     List,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the configuration `node run` would use with these flags, and
+    /// where each value comes from (a flag, the file, or the default)
+    Show(daemon::RunArgs),
 }
 
 #[derive(Subcommand)]
@@ -540,6 +560,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: NodeCommand::Run(args),
         } => return daemon::run(home, args),
         Command::Init(args) => return init(&home, &mut out, cli.json, args),
+        Command::Config {
+            cmd: ConfigCommand::Show(args),
+        } => return config_show(&home, &mut out, cli.json, &args),
+        // Written whole, straight to standard output: the scripts are the
+        // output, not text for a reader's terminal.
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut script);
+            return write_stdout(&script);
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            return write_stdout(&page);
+        }
         Command::Demo {
             dir,
             samples,
@@ -896,11 +931,73 @@ impl Command {
             | Command::Draft { .. }
             | Command::Demo { .. }
             | Command::Node { .. }
+            | Command::Config { .. }
+            | Command::Completions { .. }
+            | Command::Man
             | Command::Key { .. } => {
                 return Err(usage("this command does not run on the library"));
             }
         })
     }
+}
+
+/// Writes `bytes` to standard output as they are; a reader that stops
+/// early (`| head`) ends it quietly.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn config_show(
+    home: &Home,
+    out: &mut impl Write,
+    json: bool,
+    args: &daemon::RunArgs,
+) -> anyhow::Result<()> {
+    let config = config::Config::resolve(home, args)?;
+    let entries = config.entries();
+    if json {
+        let settings: serde_json::Map<String, serde_json::Value> = entries
+            .iter()
+            .map(|(key, value, from)| {
+                (
+                    (*key).to_string(),
+                    serde_json::json!({ "value": value, "from": from }),
+                )
+            })
+            .collect();
+        return print_json(
+            out,
+            &serde_json::json!({ "file": config.file, "settings": settings }),
+        );
+    }
+    match &config.file {
+        Some(f) => writeln!(out, "# read from {}", f.display())?,
+        None => writeln!(
+            out,
+            "# no configuration file ({} in the data directory, or --config FILE)",
+            config::CONFIG_FILE
+        )?,
+    }
+    let mut section = "";
+    for (key, value, from) in entries {
+        let (head, name) = key.split_once('.').unwrap_or(("", key));
+        if head != section {
+            writeln!(out, "\n[{head}]")?;
+            section = head;
+        }
+        // A JSON string, number, boolean or list of strings is written the
+        // same way in TOML; a setting with no value is left commented out.
+        if value.is_null() {
+            writeln!(out, "# {name} is not set  # {from}")?;
+        } else {
+            writeln!(out, "{name} = {value}  # {from}")?;
+        }
+    }
+    Ok(())
 }
 
 fn init(home: &Home, out: &mut impl Write, json: bool, args: InitArgs) -> anyhow::Result<()> {

@@ -1392,3 +1392,20 @@ fn a_command_that_cannot_be_undone_names_its_target_and_asks_first() {
     f.ok(&["withdraw", &id[..8], "--reason", "Replaced", "--yes"]);
     assert_eq!(f.json(&["show", &id[..8]])["status"], "withdrawn");
 }
+
+#[test]
+fn shell_completions_and_the_manual_page_cover_every_command() {
+    let f = Fixture::empty();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = f.ok(&["completions", shell]);
+        for command in ["publish", "revise", "search", "bundle", "trust", "config"] {
+            assert!(
+                script.contains(command),
+                "{shell} completions lack {command}"
+            );
+        }
+    }
+    let page = f.ok(&["man"]);
+    assert!(page.contains(".TH gatehouse 1"), "{page}");
+    assert!(page.contains("publish") && page.contains("completions"));
+}

@@ -1,0 +1,532 @@
+//! The node's configuration: `gatehouse.toml` in the data directory (or
+//! the file `--config` names, such as `/etc/gatehouse/gatehouse.toml` for
+//! the service), with `node run`'s flags over it and the defaults under
+//! both. `gatehouse config show` prints the result with where each value
+//! came from.
+//!
+//! ```toml
+//! [network]
+//! listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+//! bootstrap = ["/dns4/node.example.nhs.uk/tcp/4001/p2p/12D3KooW..."]
+//! mdns = true
+//! relay = []
+//! relay_server = true
+//! reconcile_secs = 60
+//!
+//! [web]
+//! enabled = true
+//! listen = "127.0.0.1:8480"
+//! access = "open"            # or "staff"
+//! tls_cert = "/etc/gatehouse/cert.pem"
+//! tls_key = "/etc/gatehouse/key.pem"
+//!
+//! [log]
+//! format = "text"            # or "json"
+//! ```
+//!
+//! An unknown key or a bad value is refused with the file, line, column and
+//! key, before the node starts. A relative path in the file is taken from
+//! the file's folder.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use gatehouse_node::home::Home;
+use gatehouse_node::net::NetConfig;
+use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebAccess};
+use libp2p::Multiaddr;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::UsageError;
+use crate::daemon::RunArgs;
+
+/// Name of the configuration file in the data directory.
+pub const CONFIG_FILE: &str = "gatehouse.toml";
+
+/// The port the node listens on by default, for TCP and for QUIC, so a
+/// site's firewall is opened once (as 4001 is for IPFS nodes).
+pub const DEFAULT_PORT: u16 = 4001;
+
+/// Largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A multiaddress read from the file: a bad one is an error at its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Addr(Multiaddr);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Multiaddr::from_str(&s)
+            .map(Addr)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a multiaddress: {e}")))
+    }
+}
+
+/// Who may read the web page, as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Access {
+    Open,
+    Staff,
+}
+
+/// The log format, as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    network: NetworkSection,
+    #[serde(default)]
+    web: WebSection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSection {
+    listen: Option<Vec<Addr>>,
+    bootstrap: Option<Vec<Addr>>,
+    mdns: Option<bool>,
+    relay: Option<Vec<Addr>>,
+    relay_server: Option<bool>,
+    reconcile_secs: Option<NonZeroU64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebSection {
+    enabled: Option<bool>,
+    listen: Option<SocketAddr>,
+    access: Option<Access>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    format: Option<LogFormat>,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Nobody set it.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// A flag of the command.
+    Flag,
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Flag => f.write_str("command line"),
+        }
+    }
+}
+
+/// One setting's value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Setting<T> {
+    /// The value in force.
+    pub value: T,
+    /// Where it came from.
+    pub from: Source,
+}
+
+/// The configuration a node runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file read, if one was.
+    pub file: Option<PathBuf>,
+    /// Addresses to listen on.
+    pub listen: Setting<Vec<Multiaddr>>,
+    /// Peers dialled at start and kept connected.
+    pub bootstrap: Setting<Vec<Multiaddr>>,
+    /// Whether peers on the local network are found with mDNS.
+    pub mdns: Setting<bool>,
+    /// Relays to listen through.
+    pub relay: Setting<Vec<Multiaddr>>,
+    /// Whether this node relays for other admitted nodes.
+    pub relay_server: Setting<bool>,
+    /// Seconds between reconciliations with each peer.
+    pub reconcile_secs: Setting<u64>,
+    /// Whether the web page and API are served.
+    pub web: Setting<bool>,
+    /// Where the web page and API are served.
+    pub web_listen: Setting<SocketAddr>,
+    /// Who may read them.
+    pub web_access: Setting<WebAccess>,
+    /// The TLS certificate and key files, if the page is served over TLS.
+    pub tls: Setting<Option<(PathBuf, PathBuf)>>,
+    /// `text` or `json`.
+    pub log_format: Setting<String>,
+}
+
+/// The addresses listened on when none are configured: every interface,
+/// TCP and QUIC, on [`DEFAULT_PORT`].
+pub fn default_listen() -> Vec<Multiaddr> {
+    [
+        format!("/ip4/0.0.0.0/tcp/{DEFAULT_PORT}"),
+        format!("/ip4/0.0.0.0/udp/{DEFAULT_PORT}/quic-v1"),
+    ]
+    .iter()
+    .filter_map(|a| a.parse().ok())
+    .collect()
+}
+
+/// Reads the configuration file: `explicit` (which must exist), else the
+/// data directory's `gatehouse.toml` if there is one.
+fn read_file(
+    home: &Home,
+    explicit: Option<&Path>,
+) -> anyhow::Result<Option<(PathBuf, FileConfig)>> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = home.root().join(CONFIG_FILE);
+            if !p.exists() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    let text = read_text(&path).map_err(|e| {
+        UsageError(format!(
+            "cannot read the configuration {}: {e}",
+            path.display()
+        ))
+    })?;
+    let parsed = parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    Ok(Some((path, parsed)))
+}
+
+fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "over the limit of {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
+/// Parses a configuration file's text. The error names the line, column
+/// and key.
+fn parse(text: &str) -> Result<FileConfig, String> {
+    let parsed: FileConfig = toml::from_str(text).map_err(|e| describe(text, &e))?;
+    if parsed.web.tls_cert.is_some() != parsed.web.tls_key.is_some() {
+        let (key, other) = if parsed.web.tls_cert.is_some() {
+            ("tls_cert", "tls_key")
+        } else {
+            ("tls_key", "tls_cert")
+        };
+        let line = line_of(text, key).map_or(String::new(), |l| format!("line {l}: "));
+        return Err(format!(
+            "{line}web.{key} needs web.{other}: the page is served over TLS with both or neither"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A TOML error as one line: where, then what.
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().to_string())
+                .filter(|k| !k.is_empty() && !k.starts_with('['));
+            match key {
+                Some(key) => format!("line {line}, column {column}, key `{key}`: {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
+        }
+        None => message,
+    }
+}
+
+/// The first line that sets `key`.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+        .map(|i| i + 1)
+}
+
+/// Picks the flag's value, else the file's, else the default.
+fn pick<T>(flag: Option<T>, file: Option<T>, path: Option<&Path>, default: T) -> Setting<T> {
+    match (flag, file) {
+        (Some(value), _) => Setting {
+            value,
+            from: Source::Flag,
+        },
+        (None, Some(value)) => Setting {
+            value,
+            from: path.map_or(Source::Default, |p| Source::File(p.to_path_buf())),
+        },
+        (None, None) => Setting {
+            value: default,
+            from: Source::Default,
+        },
+    }
+}
+
+fn addrs(list: Option<Vec<Addr>>) -> Option<Vec<Multiaddr>> {
+    list.map(|l| l.into_iter().map(|a| a.0).collect())
+}
+
+/// A list flag counts when given at least once.
+fn given<T>(list: &[T]) -> Option<Vec<T>>
+where
+    T: Clone,
+{
+    (!list.is_empty()).then(|| list.to_vec())
+}
+
+impl Config {
+    /// The configuration `args` and the file give, over the defaults.
+    pub fn resolve(home: &Home, args: &RunArgs) -> anyhow::Result<Self> {
+        let (path, file) = match read_file(home, args.config.as_deref())? {
+            Some((p, f)) => (Some(p), f),
+            None => (None, FileConfig::default()),
+        };
+        let at = path.as_deref();
+        let n = file.network;
+        let w = file.web;
+        let web_listen = pick(
+            args.web_listen,
+            w.listen,
+            at,
+            DEFAULT_WEB_LISTEN
+                .parse()
+                .map_err(|e| anyhow::anyhow!("the default web address: {e}"))?,
+        );
+        let web_access = match (args.web_access.as_deref(), w.access) {
+            (Some(a), _) => Setting {
+                value: a.parse().map_err(UsageError)?,
+                from: Source::Flag,
+            },
+            (None, Some(a)) => Setting {
+                value: match a {
+                    Access::Open => WebAccess::Open,
+                    Access::Staff => WebAccess::Staff,
+                },
+                from: at.map_or(Source::Default, |p| Source::File(p.to_path_buf())),
+            },
+            // Open on loopback, staff-only anywhere else.
+            (None, None) => Setting {
+                value: WebAccess::default_for(web_listen.value),
+                from: Source::Default,
+            },
+        };
+        let flag_tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(c), Some(k)) => Some(Some((c.clone(), k.clone()))),
+            _ => None,
+        };
+        // A relative path in the file is taken from the file's folder.
+        let beside = |p: PathBuf| match at.and_then(Path::parent) {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        };
+        let file_tls = match (w.tls_cert, w.tls_key) {
+            (Some(c), Some(k)) => Some(Some((beside(c), beside(k)))),
+            _ => None,
+        };
+        let log_format = args.log_format.clone().map_or_else(
+            || {
+                pick(
+                    None,
+                    file.log.format.map(|f| match f {
+                        LogFormat::Text => "text".to_string(),
+                        LogFormat::Json => "json".to_string(),
+                    }),
+                    at,
+                    "text".to_string(),
+                )
+            },
+            |f| Setting {
+                value: f,
+                from: Source::Flag,
+            },
+        );
+        Ok(Self {
+            listen: pick(given(&args.listen), addrs(n.listen), at, default_listen()),
+            bootstrap: pick(given(&args.bootstrap), addrs(n.bootstrap), at, Vec::new()),
+            mdns: pick(args.no_mdns.then_some(false), n.mdns, at, true),
+            relay: pick(given(&args.relay), addrs(n.relay), at, Vec::new()),
+            relay_server: pick(
+                args.no_relay_server.then_some(false),
+                n.relay_server,
+                at,
+                true,
+            ),
+            reconcile_secs: pick(
+                args.reconcile_secs.map(|s| s.max(1)),
+                n.reconcile_secs.map(NonZeroU64::get),
+                at,
+                60,
+            ),
+            web: pick(args.no_web.then_some(false), w.enabled, at, true),
+            web_listen,
+            web_access,
+            tls: pick(flag_tls, file_tls, at, None),
+            log_format,
+            file: path,
+        })
+    }
+
+    /// The network configuration.
+    pub fn net_config(&self) -> NetConfig {
+        NetConfig {
+            listen: self.listen.value.clone(),
+            bootstrap: self.bootstrap.value.clone(),
+            mdns: self.mdns.value,
+            relays: self.relay.value.clone(),
+            relay_server: self.relay_server.value,
+            reconcile_every: Duration::from_secs(self.reconcile_secs.value),
+            ..NetConfig::default()
+        }
+    }
+
+    /// Every setting as `(key, value, where it came from)`, in the file's
+    /// order; a setting with no value (no TLS) is `null`.
+    pub fn entries(&self) -> Vec<(&'static str, serde_json::Value, &Source)> {
+        use serde_json::{Value, json};
+        fn list(v: &[Multiaddr]) -> Value {
+            v.iter().map(|a| Value::String(a.to_string())).collect()
+        }
+        let (cert, key) = match &self.tls.value {
+            Some((c, k)) => (json!(c), json!(k)),
+            None => (Value::Null, Value::Null),
+        };
+        vec![
+            (
+                "network.listen",
+                list(&self.listen.value),
+                &self.listen.from,
+            ),
+            (
+                "network.bootstrap",
+                list(&self.bootstrap.value),
+                &self.bootstrap.from,
+            ),
+            ("network.mdns", json!(self.mdns.value), &self.mdns.from),
+            ("network.relay", list(&self.relay.value), &self.relay.from),
+            (
+                "network.relay_server",
+                json!(self.relay_server.value),
+                &self.relay_server.from,
+            ),
+            (
+                "network.reconcile_secs",
+                json!(self.reconcile_secs.value),
+                &self.reconcile_secs.from,
+            ),
+            ("web.enabled", json!(self.web.value), &self.web.from),
+            (
+                "web.listen",
+                json!(self.web_listen.value.to_string()),
+                &self.web_listen.from,
+            ),
+            (
+                "web.access",
+                json!(self.web_access.value.to_string()),
+                &self.web_access.from,
+            ),
+            ("web.tls_cert", cert, &self.tls.from),
+            ("web.tls_key", key, &self.tls.from),
+            (
+                "log.format",
+                json!(self.log_format.value),
+                &self.log_format.from,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_reads() {
+        let c = parse(
+            "[network]\nlisten = [\"/ip4/0.0.0.0/tcp/4001\"]\nmdns = false\nreconcile_secs = 300\n\
+             [web]\nlisten = \"0.0.0.0:8480\"\naccess = \"staff\"\n[log]\nformat = \"json\"\n",
+        )
+        .expect("parses");
+        assert_eq!(c.network.mdns, Some(false));
+        assert_eq!(c.network.reconcile_secs.map(NonZeroU64::get), Some(300));
+        assert!(matches!(c.web.access, Some(Access::Staff)));
+        assert!(matches!(c.log.format, Some(LogFormat::Json)));
+    }
+
+    #[test]
+    fn mistakes_name_their_line_and_key() {
+        for (text, wanted) in [
+            (
+                "[network]\nmdns = true\nlisen = []\n",
+                "line 3, column 1, key `lisen`",
+            ),
+            (
+                "[network]\nreconcile_secs = 0\n",
+                "line 2, column 18, key `reconcile_secs`",
+            ),
+            (
+                "[web]\n\naccess = \"everyone\"\n",
+                "line 3, column 10, key `access`",
+            ),
+            (
+                "[network]\nlisten = [\"tcp:4001\"]\n",
+                "line 2, column 10, key `listen`",
+            ),
+            (
+                "[web]\nlisten = \"localhost\"\n",
+                "line 2, column 10, key `listen`",
+            ),
+            ("[webb]\n", "line 1, column 2"),
+            (
+                "[web]\ntls_cert = \"c.pem\"\n",
+                "line 2: web.tls_cert needs web.tls_key",
+            ),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(e.starts_with(wanted), "{text:?}: {e}");
+        }
+    }
+}
