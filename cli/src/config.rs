@@ -19,6 +19,8 @@
 //! access = "open"            # or "staff"
 //! tls_cert = "/etc/gatehouse/cert.pem"
 //! tls_key = "/etc/gatehouse/key.pem"
+//! metrics_from_network = false  # /metrics for this machine only
+//! ready_sync_within_secs = 86400 # /readyz wants a reconciliation this recent
 //!
 //! [log]
 //! format = "text"            # or "json"
@@ -113,6 +115,8 @@ struct WebSection {
     access: Option<Access>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    metrics_from_network: Option<bool>,
+    ready_sync_within_secs: Option<NonZeroU64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +188,10 @@ pub struct Config {
     pub tls: Setting<Option<(PathBuf, PathBuf)>>,
     /// `text` or `json`.
     pub log_format: Setting<String>,
+    /// Whether `/metrics` answers clients beyond this machine.
+    pub metrics_from_network: Setting<bool>,
+    /// How recent a reconciliation `/readyz` asks for, in seconds.
+    pub ready_sync_within_secs: Setting<u64>,
 }
 
 /// The addresses listened on when none are configured: every interface,
@@ -406,6 +414,13 @@ impl Config {
             web_access,
             tls: pick(flag_tls, file_tls, at, None),
             log_format,
+            metrics_from_network: pick(None, w.metrics_from_network, at, false),
+            ready_sync_within_secs: pick(
+                None,
+                w.ready_sync_within_secs.map(NonZeroU64::get),
+                at,
+                gatehouse_node::web::ops::READY_SYNC_WITHIN.as_secs(),
+            ),
             file: path,
         })
     }
@@ -470,6 +485,16 @@ impl Config {
             ),
             ("web.tls_cert", cert, &self.tls.from),
             ("web.tls_key", key, &self.tls.from),
+            (
+                "web.metrics_from_network",
+                json!(self.metrics_from_network.value),
+                &self.metrics_from_network.from,
+            ),
+            (
+                "web.ready_sync_within_secs",
+                json!(self.ready_sync_within_secs.value),
+                &self.ready_sync_within_secs.from,
+            ),
             (
                 "log.format",
                 json!(self.log_format.value),

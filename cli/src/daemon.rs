@@ -202,7 +202,6 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
     if let Some(file) = &config.file {
         tracing::info!(file = %file.display(), "configuration read");
     }
-    let access = config.web_access.value;
     let tls = match &config.tls.value {
         Some((cert, key)) => Some(
             gatehouse_node::web::tls::server_config(cert, key)
@@ -210,7 +209,6 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let web_listen = config.web_listen.value;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -219,7 +217,12 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         let node = RunningNode::start(&home, config.net_config()).await?;
         let socket = serve_control(&home, node.clone()).await?;
         let web = if config.web.value {
-            match serve_web(&home, &node, web_listen, access, tls).await {
+            let monitoring = Monitoring {
+                metrics_from_network: config.metrics_from_network.value,
+                ready_sync_within: Duration::from_secs(config.ready_sync_within_secs.value),
+            };
+            let web = (config.web_listen.value, config.web_access.value, monitoring);
+            match serve_web(&home, &node, web, tls).await {
                 Ok(w) => Some(w),
                 Err(e) => {
                     let _ = std::fs::remove_file(&socket);
@@ -266,15 +269,37 @@ async fn shutdown_signal() {
 
 /// Serves the web page and API for `node` on `addr`, and records the
 /// address bound in the data directory for the CLI.
+/// What the monitoring routes answer, and to whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Monitoring {
+    /// `/metrics` for clients beyond this machine too.
+    pub metrics_from_network: bool,
+    /// How recent a reconciliation `/readyz` asks for.
+    pub ready_sync_within: Duration,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self {
+            metrics_from_network: false,
+            ready_sync_within: gatehouse_node::web::ops::READY_SYNC_WITHIN,
+        }
+    }
+}
+
+/// Serves the web page and API on `addr` (its address goes to `web.addr`).
 pub async fn serve_web(
     home: &Home,
     node: &RunningNode,
-    addr: SocketAddr,
-    access: WebAccess,
+    (addr, access, monitoring): (SocketAddr, WebAccess, Monitoring),
     tls: Option<std::sync::Arc<gatehouse_node::web::tls::ServerConfig>>,
 ) -> anyhow::Result<WebServer> {
     // The site's staff sign in to ask and answer, with their own keys.
-    let state = node.web_state(home).with_access(access);
+    let state = node
+        .web_state(home)
+        .with_access(access)
+        .with_metrics_from_network(monitoring.metrics_from_network)
+        .with_ready_sync_within(monitoring.ready_sync_within);
     if tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(
             address = %addr,

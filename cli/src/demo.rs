@@ -159,9 +159,9 @@ pub fn run(
             daemon::serve_control(home, node.clone()).await?;
             // The usual web port and the next two if free, any port if not.
             let port = DEMO_WEB_PORT + u16::try_from(n).unwrap_or(0);
-            let web = match daemon::serve_web(home, &node, ([127, 0, 0, 1], port).into(), WebAccess::Open, None).await {
+            let web = match daemon::serve_web(home, &node, (([127, 0, 0, 1], port).into(), WebAccess::Open, daemon::Monitoring::default()), None).await {
                 Ok(w) => w,
-                Err(_) => daemon::serve_web(home, &node, ([127, 0, 0, 1], 0).into(), WebAccess::Open, None).await?,
+                Err(_) => daemon::serve_web(home, &node, (([127, 0, 0, 1], 0).into(), WebAccess::Open, daemon::Monitoring::default()), None).await?,
             };
             webs.push(web);
             previous = Some(addr);

@@ -303,6 +303,28 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: ConfigCommand,
     },
+    /// Write a signed copy of this node (every envelope, its configuration
+    /// and peer book) to FILE, while it runs or not
+    Backup {
+        /// Where to write it
+        file: PathBuf,
+        /// Seal the key files into it too, under a passphrase read from
+        /// --passphrase-file or $GATEHOUSE_BACKUP_PASSPHRASE
+        #[arg(long)]
+        include_keys: bool,
+        /// A file holding the passphrase (its first line)
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Rebuild a node in --home (which must not hold one) from a backup;
+    /// items, catalog and index are derived again
+    Restore {
+        /// The backup
+        file: PathBuf,
+        /// A file holding the passphrase its keys were sealed under
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Print a shell completion script: `gatehouse completions bash > /etc/bash_completion.d/gatehouse`
     Completions {
         /// The shell
@@ -565,6 +587,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => return config_show(&home, &mut out, cli.json, &args),
         // Written whole, straight to standard output: the scripts are the
         // output, not text for a reader's terminal.
+        Command::Restore {
+            file,
+            passphrase_file,
+        } => return restore(&home, &mut out, cli.json, &file, passphrase_file.as_deref()),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut script);
@@ -862,6 +888,27 @@ impl Command {
                 cmd: trust_cmd::KeyCommand::Rotate { which },
             } => Op::Trust(TrustOp::RotateKey { which }),
             Command::Peers { cmd } => Op::Peers(cmd),
+            Command::Backup {
+                file,
+                include_keys,
+                passphrase_file,
+            } => {
+                let passphrase = passphrase(passphrase_file.as_deref())?;
+                if include_keys && passphrase.is_none() {
+                    return Err(usage(
+                        "--include-keys seals the keys under a passphrase: give --passphrase-file FILE or set GATEHOUSE_BACKUP_PASSPHRASE",
+                    ));
+                }
+                if let Some(p) = &passphrase {
+                    gatehouse_node::staff::check_password(p)
+                        .map_err(|e| usage(format!("the passphrase: {e}")))?;
+                }
+                Op::Backup {
+                    file: std::path::absolute(&file)
+                        .with_context(|| format!("{}", file.display()))?,
+                    passphrase: passphrase.filter(|_| include_keys),
+                }
+            }
             Command::Staff { cmd } => Op::Forum(ForumOp::Staff(cmd)),
             Command::Ask {
                 title,
@@ -932,6 +979,7 @@ impl Command {
             | Command::Demo { .. }
             | Command::Node { .. }
             | Command::Config { .. }
+            | Command::Restore { .. }
             | Command::Completions { .. }
             | Command::Man
             | Command::Key { .. } => {
@@ -939,6 +987,62 @@ impl Command {
             }
         })
     }
+}
+
+/// The passphrase for a backup's keys: the first line of `file`, else
+/// `$GATEHOUSE_BACKUP_PASSPHRASE`.
+fn passphrase(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
+        let line = text.lines().next().unwrap_or("").to_string();
+        if line.is_empty() {
+            return Err(usage(format!("{} holds no passphrase", f.display())));
+        }
+        return Ok(Some(line));
+    }
+    Ok(std::env::var("GATEHOUSE_BACKUP_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty()))
+}
+
+fn restore(
+    home: &Home,
+    out: &mut impl Write,
+    json: bool,
+    file: &std::path::Path,
+    passphrase_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let secret = passphrase(passphrase_file)?;
+    let (_, report) = Library::restore(home, file, secret.as_deref()).with_context(|| {
+        format!(
+            "restoring {} into {}",
+            file.display(),
+            home.root().display()
+        )
+    })?;
+    if json {
+        return print_json(out, &report);
+    }
+    writeln!(
+        out,
+        "restored {} envelopes ({} in effect, {} items) and {} peer addresses into {}",
+        report.envelopes,
+        report.new,
+        report.items,
+        report.peers,
+        home.root().display()
+    )?;
+    if report.keys.is_empty() {
+        writeln!(
+            out,
+            "the backup held no keys: copy the node's key files into {} before `gatehouse node run`",
+            home.keys_dir().display()
+        )?;
+    } else {
+        writeln!(out, "keys restored: {}", report.keys.join(", "))?;
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to standard output as they are; a reader that stops

@@ -102,6 +102,13 @@ pub enum Op {
     Forum(crate::forum_cmd::ForumOp),
     /// The peer book.
     Peers(PeersCommand),
+    /// `backup`: a signed copy of the node, taken under the library's lock.
+    Backup {
+        /// Where to write it (absolute).
+        file: PathBuf,
+        /// Seals the key files into it under this passphrase.
+        passphrase: Option<String>,
+    },
 }
 
 /// A read of items and establishments.
@@ -255,6 +262,8 @@ pub enum Outcome {
     Forum(crate::forum_cmd::ForumOutcome),
     /// The peer book.
     Peers(PeersOutcome),
+    /// `backup`.
+    BackedUp(gatehouse_node::backup::BackupReport),
 }
 
 /// What a `peers` command did.
@@ -579,6 +588,10 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
         Op::Trust(op) => Outcome::Trust(trust_cmd::operate(ctx, op)?),
         Op::Forum(op) => Outcome::Forum(crate::forum_cmd::operate(ctx, op)?),
         Op::Peers(cmd) => Outcome::Peers(peers(ctx, cmd)?),
+        Op::Backup { file, passphrase } => {
+            let home = ctx.home.clone();
+            Outcome::BackedUp(ctx.lib()?.backup(&home, &file, passphrase.as_deref())?)
+        }
     })
 }
 

@@ -408,6 +408,30 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
         Outcome::Trust(t) => return trust_cmd::render(t, out, json),
         Outcome::Forum(f) => return crate::forum_cmd::render(f, out, json),
         Outcome::Peers(p) => return render_peers(p, out, json),
+        Outcome::BackedUp(r) => {
+            if json {
+                return print_json(&mut out, r);
+            }
+            writeln!(
+                out,
+                "{} envelopes ({} bytes) backed up to {}, signed by this node",
+                r.envelopes,
+                r.bytes,
+                r.file.display()
+            )?;
+            if r.keys.is_empty() {
+                writeln!(
+                    out,
+                    "keys are not in it: keep keys/ safe apart, or back up with --include-keys"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "keys sealed in it under the passphrase: {}",
+                    r.keys.join(", ")
+                )?;
+            }
+        }
     }
     Ok(())
 }

@@ -150,6 +150,9 @@ pub enum LibraryError {
     /// A bundle could not be read.
     #[error("bundle: {0}")]
     Bundle(String),
+    /// A backup could not be written, read or restored.
+    #[error("{0}")]
+    Backup(String),
     /// No envelope has this id.
     #[error("no envelope {0} is held here")]
     UnknownEnvelope(EnvelopeId),

@@ -18,10 +18,12 @@
 //! to browsers and programs over HTTP.
 
 pub mod authoring;
+pub mod backup;
 pub mod drafts;
 pub mod error;
 pub mod home;
 pub mod library;
+pub mod metrics;
 pub mod net;
 pub mod projection;
 pub mod query;

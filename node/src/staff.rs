@@ -86,9 +86,10 @@ pub enum StaffError {
 
 type Result<T, E = StaffError> = std::result::Result<T, E>;
 
-/// A secret key sealed under a password or set-up code.
+/// A secret key sealed under a password or set-up code (or a backup's
+/// passphrase).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Sealed {
+pub(crate) struct Sealed {
     /// argon2id salt, hex.
     salt: String,
     /// argon2id memory in KiB, iterations, lanes.
@@ -187,7 +188,7 @@ fn stretch(secret: &str, salt: &[u8], m_kib: u32, t: u32, p: u32) -> Result<[u8;
     Ok(out)
 }
 
-fn seal(key: &SecretKey, secret: &str) -> Result<Sealed> {
+pub(crate) fn seal(key: &SecretKey, secret: &str) -> Result<Sealed> {
     let salt: [u8; 16] = random_bytes().map_err(|e| StaffError::Crypto(e.to_string()))?;
     let nonce: [u8; 24] = random_bytes().map_err(|e| StaffError::Crypto(e.to_string()))?;
     let p = params();
@@ -206,7 +207,7 @@ fn seal(key: &SecretKey, secret: &str) -> Result<Sealed> {
     })
 }
 
-fn unseal(s: &Sealed, secret: &str) -> Result<SecretKey> {
+pub(crate) fn unseal(s: &Sealed, secret: &str) -> Result<SecretKey> {
     let salt = hex::decode(&s.salt).map_err(|_| StaffError::WrongSecret)?;
     let nonce = hex::decode(&s.nonce).map_err(|_| StaffError::WrongSecret)?;
     let sealed = hex::decode(&s.sealed).map_err(|_| StaffError::WrongSecret)?;

@@ -127,6 +127,8 @@ pub trait Store: Send + Sync {
     fn len(&self, tree: Tree) -> Result<usize, StoreError>;
     /// Removes every entry of a derived tree (for a rebuild).
     fn clear(&self, tree: Tree) -> Result<(), StoreError>;
+    /// Bytes the store takes: on disk, or in memory for [`MemoryStore`].
+    fn size_bytes(&self) -> Result<u64, StoreError>;
 }
 
 /// The sled backend.
@@ -268,6 +270,10 @@ impl Store for SledStore {
         self.tree(tree).clear()?;
         Ok(())
     }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
 }
 
 /// The in-memory backend.
@@ -332,6 +338,15 @@ impl Store for MemoryStore {
     fn clear(&self, tree: Tree) -> Result<(), StoreError> {
         self.with(|t| t.remove(&tree));
         Ok(())
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.with(|t| {
+            t.values()
+                .flat_map(BTreeMap::iter)
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum()
+        }))
     }
 }
 

@@ -301,3 +301,50 @@ async fn peer_addresses_are_shown_only_on_the_nodes_own_machine() {
         "the library status is still given"
     );
 }
+
+#[tokio::test]
+async fn metrics_answer_this_machine_and_health_checks_anyone_even_on_a_staff_only_node() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use gatehouse_node::web::{WebAccess, router};
+    use tower::ServiceExt as _;
+
+    let (_dir, lib, _server) = server(Limits::default()).await;
+    let ask = |app: axum::Router, path: &'static str, from: [u8; 4]| async move {
+        let mut request = axum::http::Request::get(path)
+            .body(Body::empty())
+            .expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((from, 50_000))));
+        let response = app.oneshot(request).await.expect("response");
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8(body.to_vec()).expect("utf-8"))
+    };
+    let staff_only = WebState::new(lib.reads(), None).with_access(WebAccess::Staff);
+    let app = router(staff_only.clone(), false);
+    // The library itself is for signed-in staff.
+    assert_eq!(
+        ask(app.clone(), "/api/v1/items", [192, 0, 2, 10]).await.0,
+        401
+    );
+    let (status, text) = ask(app.clone(), "/metrics", [127, 0, 0, 1]).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("gatehouse_envelopes 4"), "{text}");
+    assert!(text.contains("gatehouse_store_size_bytes "), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let (status, text) = ask(app.clone(), "/metrics", [192, 0, 2, 10]).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("metrics_from_network"), "{text}");
+    let (status, text) = ask(app.clone(), "/healthz", [192, 0, 2, 10]).await;
+    assert_eq!((status, text.as_str()), (200, "ok\n"));
+    // With no network, ready is the store reading.
+    let (status, text) = ask(app, "/readyz", [192, 0, 2, 10]).await;
+    assert_eq!((status, text.as_str()), (200, "ready\n"));
+    // Told to, the node serves its metrics to the site's network.
+    let app = router(staff_only.with_metrics_from_network(true), false);
+    assert_eq!(ask(app, "/metrics", [192, 0, 2, 10]).await.0, 200);
+}

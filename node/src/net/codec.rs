@@ -9,12 +9,15 @@
 //! version-1 stream envelopes of later kinds are left out.
 
 use std::io;
+use std::sync::Arc;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use gatehouse_protocol::envelope::{MAX_FIRST_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{MAX_SYNC_MESSAGE_BYTES, SyncRequest, SyncResponse};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
+
+use crate::metrics::SyncBytes;
 
 /// The current sync protocol: every envelope kind.
 pub const SYNC_PROTOCOL_V2: &str = "/gatehouse/sync/2";
@@ -34,11 +37,18 @@ fn for_version(protocol: &StreamProtocol, envelopes: Vec<Vec<u8>>) -> Vec<Vec<u8
         .collect()
 }
 
-/// Frames sync messages: a `u32` length, then the canonical bytes.
+/// Frames sync messages: a `u32` length, then the canonical bytes; counts
+/// the bytes each way.
 #[derive(Debug, Clone, Default)]
-pub struct SyncCodec;
+pub struct SyncCodec {
+    /// Bytes sent and received, shared by every stream.
+    pub bytes: Arc<SyncBytes>,
+}
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    counted: &SyncBytes,
+) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -50,14 +60,20 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
+    counted.received(4 + len);
     Ok(buf)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+    counted: &SyncBytes,
+) -> io::Result<()> {
     let len = u32::try_from(bytes.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync message too large"))?;
     io.write_all(&len.to_be_bytes()).await?;
     io.write_all(bytes).await?;
+    counted.sent(4 + bytes.len());
     io.close().await
 }
 
@@ -74,14 +90,14 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        SyncRequest::decode(&read_frame(io).await?).map_err(invalid)
+        SyncRequest::decode(&read_frame(io, &self.bytes).await?).map_err(invalid)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
-        SyncResponse::decode(&read_frame(io).await?).map_err(invalid)
+        SyncResponse::decode(&read_frame(io, &self.bytes).await?).map_err(invalid)
     }
 
     async fn write_request<T>(
@@ -97,7 +113,7 @@ impl request_response::Codec for SyncCodec {
             SyncRequest::Push(envs) => SyncRequest::Push(for_version(protocol, envs)),
             other => other,
         };
-        write_frame(io, &req.encode()).await
+        write_frame(io, &req.encode(), &self.bytes).await
     }
 
     async fn write_response<T>(
@@ -113,7 +129,7 @@ impl request_response::Codec for SyncCodec {
             SyncResponse::Envelopes(envs) => SyncResponse::Envelopes(for_version(protocol, envs)),
             other => other,
         };
-        write_frame(io, &res.encode()).await
+        write_frame(io, &res.encode(), &self.bytes).await
     }
 }
 

@@ -49,6 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::codec::SyncCodec;
 use crate::library::Library;
+use crate::metrics::{NetMetrics, observe};
 use crate::query::arrivals::{Arrival, arrivals};
 use crate::sync::replica_set::{admitting, count_settled, ingest_batch, proof_bytes};
 use crate::sync::{
@@ -58,6 +59,7 @@ use crate::sync::{
 use gatehouse_protocol::envelope::{MAX_FIRST_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
 use gatehouse_protocol::trust::Judgement;
+use prometheus_client::metrics::histogram::Histogram;
 
 pub use self::codec::SYNC_PROTOCOLS;
 /// Commands queued to the network task before senders wait.
@@ -158,6 +160,12 @@ pub struct NetStatus {
     /// What the latest batches from peers brought, by content (at most
     /// [`MAX_ARRIVED_SHOWN`], oldest first).
     pub arrived: Vec<ArrivedLine>,
+    /// Bytes of the sync protocol sent, length prefixes included.
+    #[serde(default)]
+    pub sync_bytes_sent: u64,
+    /// Bytes of the sync protocol received.
+    #[serde(default)]
+    pub sync_bytes_received: u64,
 }
 
 /// One line of what arrived from peers: "new item from HMP Bravo: ...".
@@ -206,6 +214,7 @@ enum Command {
 pub struct NetHandle {
     commands: mpsc::Sender<Command>,
     status: Arc<Mutex<NetStatus>>,
+    metrics: NetMetrics,
 }
 
 impl NetHandle {
@@ -234,7 +243,14 @@ impl NetHandle {
 
     /// A copy of the network's state.
     pub fn status(&self) -> NetStatus {
-        lock(&self.status).clone()
+        let mut status = lock(&self.status).clone();
+        (status.sync_bytes_sent, status.sync_bytes_received) = self.metrics.sync.totals();
+        status
+    }
+
+    /// What the network task measures (sync bytes, ingest latency).
+    pub fn metrics(&self) -> &NetMetrics {
+        &self.metrics
     }
 
     /// Stops the network task and waits for it.
@@ -293,6 +309,8 @@ pub fn key_of(peer: &PeerId) -> Option<PublicKey> {
 struct LibrarySet<'a> {
     lib: MutexGuard<'a, Library>,
     me: PublicKey,
+    /// How long each batch from peers takes to apply.
+    ingest_latency: &'a Histogram,
     unsettled: &'a mut bool,
     unreported: &'a mut Unreported,
 }
@@ -310,6 +328,29 @@ impl EnvelopeSet for LibrarySet<'_> {
     }
 
     fn ingest(&mut self, envelopes: Vec<Vec<u8>>, gossip: bool) -> Ingested {
+        let started = std::time::Instant::now();
+        let out = self.apply(envelopes, gossip);
+        observe(self.ingest_latency, started.elapsed());
+        out
+    }
+
+    fn admitted(&self) -> BTreeMap<PublicKey, String> {
+        admitted_nodes(self.lib.trust())
+    }
+
+    fn admission_proof(&self) -> Vec<Vec<u8>> {
+        proof_bytes(self.lib.replica(), &self.me)
+    }
+
+    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        admitting(self.lib.replica(), peer, offered)
+    }
+}
+
+impl LibrarySet<'_> {
+    /// Stores a batch from peers and applies it (gossip on the next
+    /// settle tick).
+    fn apply(&mut self, envelopes: Vec<Vec<u8>>, gossip: bool) -> Ingested {
         let (mut out, fresh) = ingest_batch(self.lib.replica_mut(), envelopes);
         self.unreported.note(&fresh);
         if out.stored > 0 {
@@ -325,18 +366,6 @@ impl EnvelopeSet for LibrarySet<'_> {
         }
         count_settled(self.lib.replica(), &mut out, &fresh);
         out
-    }
-
-    fn admitted(&self) -> BTreeMap<PublicKey, String> {
-        admitted_nodes(self.lib.trust())
-    }
-
-    fn admission_proof(&self) -> Vec<Vec<u8>> {
-        proof_bytes(self.lib.replica(), &self.me)
-    }
-
-    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-        admitting(self.lib.replica(), peer, offered)
     }
 }
 
@@ -363,6 +392,7 @@ struct EventLoop {
     unsettled: bool,
     /// Envelopes stored whose content is not yet reported.
     unreported: Unreported,
+    metrics: NetMetrics,
 }
 
 /// Starts the network task for the node whose key is `node_key`.
@@ -376,6 +406,10 @@ pub async fn start(
     let (network, me) = {
         let lib = lock(&lib);
         (lib.config().network, lib.config().node)
+    };
+    let metrics = NetMetrics::default();
+    let codec = SyncCodec {
+        bytes: metrics.sync.clone(),
     };
     let topic = IdentTopic::new(format!("gatehouse/{network}"));
     let later_kinds = IdentTopic::new(format!("gatehouse/{network}/later-kinds"));
@@ -424,7 +458,7 @@ pub async fn start(
                 .with_peer_score(score, gossipsub::PeerScoreThresholds::default())
                 .map_err(io::Error::other)?;
             let sync = request_response::Behaviour::with_codec(
-                SyncCodec,
+                codec,
                 SYNC_PROTOCOLS
                     .iter()
                     .map(|p| (StreamProtocol::new(p), ProtocolSupport::Full)),
@@ -503,6 +537,7 @@ pub async fn start(
         let set = LibrarySet {
             lib: lock(&lib),
             me,
+            ingest_latency: &metrics.ingest,
             unsettled: &mut unsettled,
             unreported: &mut unreported,
         };
@@ -524,6 +559,7 @@ pub async fn start(
         next_token: 1,
         unsettled: false,
         unreported: Unreported::default(),
+        metrics: metrics.clone(),
     };
     for addr in event_loop.config.bootstrap.clone() {
         event_loop.input(Input::Remember {
@@ -535,6 +571,7 @@ pub async fn start(
     Ok(NetHandle {
         commands: tx,
         status,
+        metrics,
     })
 }
 
@@ -576,6 +613,7 @@ impl EventLoop {
             let mut set = LibrarySet {
                 lib: lock(&self.lib),
                 me: self.me,
+                ingest_latency: &self.metrics.ingest,
                 unsettled: &mut self.unsettled,
                 unreported: &mut self.unreported,
             };

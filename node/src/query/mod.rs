@@ -692,6 +692,11 @@ impl ReadView {
             .collect()
     }
 
+    /// Bytes the node's store takes.
+    pub fn store_bytes(&self) -> Result<u64> {
+        Ok(self.store.size_bytes()?)
+    }
+
     /// Counts of what this node holds.
     pub fn status(&self) -> Result<StatusReport> {
         let mut pending = BTreeMap::new();

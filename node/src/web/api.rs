@@ -97,9 +97,12 @@ async fn search(
     State(state): State<WebState>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<SearchPage> {
-    state
+    let started = std::time::Instant::now();
+    let answer = state
         .read(move |lib| Ok(Json(run_search(lib, &pairs, false)?.1)))
-        .await
+        .await;
+    crate::metrics::observe(&state.search_latency, started.elapsed());
+    answer
 }
 
 async fn item(

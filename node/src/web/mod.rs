@@ -18,6 +18,7 @@ pub mod discuss;
 pub mod feed;
 pub mod forum;
 pub mod inbox;
+pub mod ops;
 pub mod pages;
 mod serve;
 pub mod tls;
@@ -83,6 +84,12 @@ pub struct WebState {
     pub access: WebAccess,
     /// Served over TLS (set by [`WebServer::start_tls`]).
     pub https: bool,
+    /// How long searches take, for `/metrics`.
+    pub search_latency: prometheus_client::metrics::histogram::Histogram,
+    /// Whether `/metrics` answers clients beyond this machine.
+    pub metrics_from_network: bool,
+    /// How recent a reconciliation `/readyz` asks for.
+    pub ready_sync_within: Duration,
 }
 
 /// Who may read a node's page and API.
@@ -143,7 +150,23 @@ impl WebState {
             accounts: None,
             access: WebAccess::Open,
             https: false,
+            search_latency: crate::metrics::latency_histogram(),
+            metrics_from_network: false,
+            ready_sync_within: ops::READY_SYNC_WITHIN,
         }
+    }
+
+    /// Serves `/metrics` to the site's network too, not only to this
+    /// machine.
+    pub fn with_metrics_from_network(mut self, on: bool) -> Self {
+        self.metrics_from_network = on;
+        self
+    }
+
+    /// Sets how recent a reconciliation `/readyz` asks for.
+    pub fn with_ready_sync_within(mut self, within: Duration) -> Self {
+        self.ready_sync_within = within;
+        self
     }
 
     /// Sets who may read the page and API.
@@ -555,10 +578,13 @@ pub fn router(state: WebState, loopback_only: bool) -> Router {
         .merge(feed::routes())
         .merge(inbox::routes())
         .merge(api::routes());
-    let routes = routes.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::identify,
-    ));
+    let routes = routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
+        // Monitoring is outside sign-in: a scraper cannot sign in.
+        .merge(ops::routes());
     let routes = if state.https {
         routes.layer(axum::middleware::map_response(strict_transport))
     } else {

@@ -568,7 +568,8 @@ async fn search(
     State(state): State<WebState>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    render(&state, move |lib, site_info| {
+    let started = std::time::Instant::now();
+    let page = render(&state, move |lib, site_info| {
         let (p, found) = run_search(lib, &pairs, true)?;
         let total = found.results.total;
         let results: &[SearchResult] = &found.results.results;
@@ -647,7 +648,9 @@ async fn search(
         };
         Ok(layout(site_info, Section::Search, &title, content))
     })
-    .await
+    .await;
+    crate::metrics::observe(&state.search_latency, started.elapsed());
+    page
 }
 
 fn summary_row(key: &str, value: Markup) -> Markup {
