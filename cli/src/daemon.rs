@@ -184,8 +184,10 @@ pub fn forward(home: &Home, op: &mut Op) -> anyhow::Result<Option<Outcome>> {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    // Colour only for a person at a terminal: the journal keeps plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         let _ = builder.json().try_init();
@@ -233,8 +235,20 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        tracing::info!(peer_id = %node.net.status().peer_id, "node running; Ctrl-C to stop");
+        // Ready once the store is open and the listeners are bound: what a
+        // service manager (systemd's Type=notify) waits for.
+        let bound = std::time::Instant::now();
+        while node.net.status().listening.is_empty() && bound.elapsed() < LISTEN_WAIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let listening = node.net.status().listening;
+        tracing::info!(peer_id = %node.net.status().peer_id, ?listening, "node running; Ctrl-C to stop");
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!("listening on {}", listening.join(", "))),
+        ]);
         shutdown_signal().await;
+        notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("stopping");
         if let Some(w) = web {
             stop_web(&home, w).await;
@@ -244,6 +258,19 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         node.lock().settle()?;
         Ok(())
     })
+}
+
+/// How long a starting node waits for its listeners before it says it is
+/// ready anyway (a relay-only site may listen on nothing of its own).
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Tells the service manager, when there is one (`$NOTIFY_SOCKET`).
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(false, states)
+    {
+        tracing::warn!("cannot tell the service manager: {e}");
+    }
 }
 
 async fn shutdown_signal() {
