@@ -9,6 +9,7 @@ mod config;
 mod ctx;
 mod daemon;
 mod demo;
+mod doctor;
 mod draft_cmd;
 mod edit;
 mod forum_cmd;
@@ -325,6 +326,10 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },
+    /// Check this node: data directory, keys, configuration, store and
+    /// index, clock, peers and ports; says what to fix (exit 2 if anything
+    /// must be)
+    Doctor(daemon::RunArgs),
     /// Print a shell completion script: `gatehouse completions bash > /etc/bash_completion.d/gatehouse`
     Completions {
         /// The shell
@@ -591,6 +596,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             passphrase_file,
         } => return restore(&home, &mut out, cli.json, &file, passphrase_file.as_deref()),
+        Command::Doctor(args) => return doctor_cmd(&home, &mut out, cli.json, &args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut script);
@@ -980,6 +986,7 @@ impl Command {
             | Command::Node { .. }
             | Command::Config { .. }
             | Command::Restore { .. }
+            | Command::Doctor(_)
             | Command::Completions { .. }
             | Command::Man
             | Command::Key { .. } => {
@@ -987,6 +994,42 @@ impl Command {
             }
         })
     }
+}
+
+fn doctor_cmd(
+    home: &Home,
+    out: &mut impl Write,
+    json: bool,
+    args: &daemon::RunArgs,
+) -> anyhow::Result<()> {
+    let checks = doctor::run(home, args);
+    let failed = checks
+        .iter()
+        .filter(|c| c.state == doctor::State::Fail)
+        .count();
+    if json {
+        print_json(out, &serde_json::json!({ "checks": checks }))?;
+    } else {
+        for c in &checks {
+            let mark = match c.state {
+                doctor::State::Ok => "ok  ",
+                doctor::State::Warn => "warn",
+                doctor::State::Fail => "FAIL",
+            };
+            writeln!(out, "{mark} {}: {}", c.name, c.detail)?;
+            if let Some(fix) = &c.fix {
+                writeln!(out, "     fix: {fix}")?;
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} checks failed; see the fixes above",
+            checks.len()
+        );
+    }
+    Ok(())
 }
 
 /// The passphrase for a backup's keys: the first line of `file`, else

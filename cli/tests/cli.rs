@@ -1409,3 +1409,37 @@ fn shell_completions_and_the_manual_page_cover_every_command() {
     assert!(page.contains(".TH gatehouse 1"), "{page}");
     assert!(page.contains("publish") && page.contains("completions"));
 }
+
+#[test]
+fn doctor_passes_a_healthy_node_and_names_the_fix_for_a_key_left_readable() {
+    let f = Fixture::new();
+    let out = f.ok(&["--json", "doctor", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let checks = report["checks"].as_array().expect("checks");
+    for name in [
+        "data directory",
+        "node key",
+        "configuration",
+        "store and index",
+        "clock",
+        "port",
+    ] {
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["name"] == name && c["state"] == "ok"),
+            "{name}: {out}"
+        );
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = f.home().join("keys").join("member.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = f.run(&["doctor", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL member key"), "{text}");
+    assert!(
+        text.contains(&format!("fix: chmod 600 {}", key.display())),
+        "{text}"
+    );
+}
