@@ -480,8 +480,16 @@ impl Library {
             }));
         };
         home.create()?;
-        let node = generate_key()?;
-        home.write_key("node", &node)?;
+        // A site that lost its node but kept its keys joins again as the
+        // same node: its node key, already delegated, is kept.
+        let node = match home.read_key("node")? {
+            Some(k) => k,
+            None => {
+                let k = generate_key()?;
+                home.write_key("node", &k)?;
+                k
+            }
+        };
         let member = match (member_key, &est_key) {
             (Some(m), _) => Some(m),
             (None, Some(_)) => {
@@ -509,20 +517,22 @@ impl Library {
             {
                 lib.delegate(est, establishment, m, member_name, MemberRole::Person)?;
             }
-            let est_name = lib
-                .trust()
-                .establishments
-                .get(&establishment)
-                .map(|e| e.name.clone())
-                .unwrap_or_default();
-            lib.delegate(
-                est,
-                establishment,
-                node.public(),
-                &format!("{est_name} node"),
-                MemberRole::Device,
-            )?;
-            node_delegated = true;
+            if lib.trust().member(&establishment, &node.public()).is_none() {
+                let est_name = lib
+                    .trust()
+                    .establishments
+                    .get(&establishment)
+                    .map(|e| e.name.clone())
+                    .unwrap_or_default();
+                lib.delegate(
+                    est,
+                    establishment,
+                    node.public(),
+                    &format!("{est_name} node"),
+                    MemberRole::Device,
+                )?;
+                node_delegated = true;
+            }
         }
         let report = JoinReport {
             home: home.root().display().to_string(),
