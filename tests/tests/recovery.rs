@@ -17,7 +17,10 @@ async fn a_site_that_kept_only_its_keys_gets_its_library_back_from_its_peers() {
     let cluster = Cluster::new(dir.path(), 2).expect("cluster");
     let a = cluster.start(0, vec![]).await.expect("start a");
     let a_addr = address(&a).await.expect("a");
-    let b = cluster.start(1, vec![a_addr.clone()]).await.expect("start b");
+    let b = cluster
+        .start(1, vec![a_addr.clone()])
+        .await
+        .expect("start b");
     let own = b
         .local(|lib| lib.publish(&synthetic_content(5), &[]))
         .await
@@ -37,7 +40,10 @@ async fn a_site_that_kept_only_its_keys_gets_its_library_back_from_its_peers() {
     assert!(!home.is_initialised());
     let invite = {
         let lib = a.lock();
-        bundle::write(&lib.config().network, &lib.certificate_bytes().expect("certs"))
+        bundle::write(
+            &lib.config().network,
+            &lib.certificate_bytes().expect("certs"),
+        )
     };
     let (_, report) = Library::join(home, &invite, "Healthcare manager").expect("join again");
     assert!(!report.node_delegated, "its node key was delegated already");
