@@ -313,6 +313,17 @@ fn a_damaged_backup_is_refused_and_keys_come_back_only_with_their_passphrase() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{key}");
     }
+    // A restore cut short (its marker and a half-made store left behind):
+    // the node refuses to open, and the same restore again finishes it.
+    let cut_short = dir.path().join("cut-short");
+    std::fs::create_dir_all(cut_short.join("store")).expect("dir");
+    std::fs::write(cut_short.join("store").join("db"), b"half written").expect("write");
+    std::fs::write(cut_short.join("restore.partial"), b"").expect("marker");
+    let err = fails(&cut_short, &["status"]);
+    assert!(err.contains("did not finish"), "{err}");
+    ok(&cut_short, &["restore", b, "--passphrase-file", s]);
+    assert_eq!(item_ids(&cut_short), item_ids(&home));
+    assert!(!cut_short.join("restore.partial").exists());
     // A home that holds a node is never overwritten.
     let err = fails(&home, &["restore", b, "--passphrase-file", s]);
     assert!(err.contains("already"), "{err}");

@@ -38,6 +38,8 @@ pub const VERSION: u8 = 1;
 const MAX_MANIFEST_BYTES: u32 = 1024 * 1024;
 /// What the signature covers, before the digest.
 const DOMAIN: &[u8] = b"gatehouse/v1/backup";
+/// The file in the data directory that marks a restore under way.
+pub const RESTORING: &str = "restore.partial";
 /// The key files a backup may carry.
 pub const KEY_NAMES: [&str; 4] = ["admin", "establishment", "member", "node"];
 
@@ -166,6 +168,16 @@ impl Library {
         file: &Path,
         passphrase: Option<&str>,
     ) -> Result<(Self, RestoreReport)> {
+        // A restore that was cut short (killed, disk full) left this
+        // marker: what it made is its own, and is made again.
+        let marker = home.root().join(RESTORING);
+        if marker.exists() {
+            for dir in [home.store_dir(), home.index_dir()] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                }
+            }
+        }
         if home.is_initialised() {
             return Err(LibraryError::AlreadyInitialised(
                 home.root().display().to_string(),
@@ -199,8 +211,20 @@ impl Library {
             }
         }
         home.create()?;
+        std::fs::write(&marker, b"a restore is under way\n").map_err(|e| io(&marker, e))?;
         for (name, key) in &keys {
-            home.write_key(name, key)?;
+            match home.read_key(name)? {
+                Some(held) if held.public() == key.public() => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                        "{} holds another key; move it away to restore this one",
+                        home.key_path(name).display()
+                    )));
+                }
+                None => {
+                    home.write_key(name, key)?;
+                }
+            }
         }
         let config = NodeConfig {
             actor_suffix: hex::encode(random_bytes::<16>()?),
@@ -220,6 +244,7 @@ impl Library {
             }
         }
         let items = lib.status()?.items;
+        std::fs::remove_file(&marker).map_err(|e| io(&marker, e))?;
         Ok((
             lib,
             RestoreReport {

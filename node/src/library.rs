@@ -361,6 +361,12 @@ impl Library {
                 home.root().display().to_string(),
             ));
         }
+        if home.root().join(crate::backup::RESTORING).exists() {
+            return Err(LibraryError::Backup(format!(
+                "a restore into {} did not finish: run the same `gatehouse restore` again",
+                home.root().display()
+            )));
+        }
         // A data directory made by an earlier version may have a store
         // others can read: mended on opening.
         home.private_dir(&home.store_dir())?;

@@ -444,7 +444,11 @@ pub fn import_from<R: std::io::Read + std::io::Seek>(
             let Some(bytes) = lib.held_back(&id)? else {
                 continue;
             };
-            match import.offer(lib, &bytes)? {
+            // Not this file's entry: only what it puts in place is reported.
+            let duplicates = import.report.duplicate;
+            let offered = import.offer(lib, &bytes)?;
+            import.report.duplicate = duplicates;
+            match offered {
                 Offered::NotYet(..) => still_held.push(id),
                 _ => lib.release(&id)?,
             }
