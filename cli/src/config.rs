@@ -69,6 +69,80 @@ impl<'de> Deserialize<'de> for Addr {
     }
 }
 
+/// A bandwidth limit: bytes a second, written with its unit as people
+/// write link speeds: `256kbit`, `2Mbit`, `32KiB`, `1MB` (`/s` may follow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate(pub NonZeroU64);
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let text = s.trim();
+        let text = text.strip_suffix("/s").unwrap_or(text).trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().map_err(|_| {
+            format!("{s:?} is not a rate: write a number and a unit, as 256kbit or 32KiB")
+        })?;
+        // Bits for the `bit` units (link speeds), bytes otherwise.
+        let per = match unit.trim() {
+            "bit" | "bps" => 1.0 / 8.0,
+            "kbit" | "kbps" => 1_000.0 / 8.0,
+            "Mbit" | "Mbps" => 1_000_000.0 / 8.0,
+            "Gbit" | "Gbps" => 1_000_000_000.0 / 8.0,
+            "B" => 1.0,
+            "kB" | "KB" => 1_000.0,
+            "KiB" => 1_024.0,
+            "MB" => 1_000_000.0,
+            "MiB" => 1_048_576.0,
+            "" => {
+                return Err(format!(
+                    "{s:?} has no unit: write 256kbit, 32KiB, 1MB and so on"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{s:?}: unknown unit {other:?} (bit, kbit, Mbit, Gbit, B, kB, KiB, MB, MiB)"
+                ));
+            }
+        };
+        let bytes = (number * per).round();
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let bytes = if (1.0..1e15).contains(&bytes) {
+            bytes as u64
+        } else {
+            0
+        };
+        NonZeroU64::new(bytes)
+            .map(Rate)
+            .ok_or_else(|| format!("{s:?}: a rate must be at least one byte a second"))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0.get();
+        write!(f, "{bytes} B/s")?;
+        #[allow(clippy::cast_precision_loss)]
+        let kbit = bytes as f64 * 8.0 / 1_000.0;
+        if kbit >= 1_000.0 {
+            write!(f, " ({:.1} Mbit/s)", kbit / 1_000.0)
+        } else {
+            write!(f, " ({kbit:.0} kbit/s)")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Who may read the web page, as written in the file.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +179,8 @@ struct NetworkSection {
     relay: Option<Vec<Addr>>,
     relay_server: Option<bool>,
     reconcile_secs: Option<NonZeroU64>,
+    max_upload_rate: Option<Rate>,
+    max_download_rate: Option<Rate>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +254,10 @@ pub struct Config {
     pub relay_server: Setting<bool>,
     /// Seconds between reconciliations with each peer.
     pub reconcile_secs: Setting<u64>,
+    /// The most sent to all peers together, if limited.
+    pub max_upload_rate: Setting<Option<Rate>>,
+    /// The most taken in from all peers together, if limited.
+    pub max_download_rate: Setting<Option<Rate>>,
     /// Whether the web page and API are served.
     pub web: Setting<bool>,
     /// Where the web page and API are served.
@@ -212,6 +292,32 @@ fn read_file(
     home: &Home,
     explicit: Option<&Path>,
 ) -> anyhow::Result<Option<(PathBuf, FileConfig)>> {
+    let Some((path, text)) = file_text(home, explicit)? else {
+        return Ok(None);
+    };
+    let parsed = parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    Ok(Some((path, parsed)))
+}
+
+/// The settings file a backup carries: `explicit`, else the data
+/// directory's `gatehouse.toml` if there is one. It is carried as written,
+/// and checked again when the restored node runs.
+pub fn for_backup(
+    home: &Home,
+    explicit: Option<&Path>,
+) -> anyhow::Result<Option<gatehouse_node::backup::Settings>> {
+    let Some((path, text)) = file_text(home, explicit)? else {
+        return Ok(None);
+    };
+    Ok(Some(gatehouse_node::backup::Settings {
+        path: std::path::absolute(&path)?,
+        text,
+    }))
+}
+
+/// The configuration file's path and text: `explicit`, else the data
+/// directory's `gatehouse.toml` if there is one.
+fn file_text(home: &Home, explicit: Option<&Path>) -> anyhow::Result<Option<(PathBuf, String)>> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
@@ -228,8 +334,7 @@ fn read_file(
             path.display()
         ))
     })?;
-    let parsed = parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-    Ok(Some((path, parsed)))
+    Ok(Some((path, text)))
 }
 
 fn read_text(path: &Path) -> std::io::Result<String> {
@@ -409,6 +514,18 @@ impl Config {
                 at,
                 60,
             ),
+            max_upload_rate: pick(
+                args.max_upload_rate.map(Some),
+                n.max_upload_rate.map(Some),
+                at,
+                None,
+            ),
+            max_download_rate: pick(
+                args.max_download_rate.map(Some),
+                n.max_download_rate.map(Some),
+                at,
+                None,
+            ),
             web: pick(args.no_web.then_some(false), w.enabled, at, true),
             web_listen,
             web_access,
@@ -434,6 +551,8 @@ impl Config {
             relays: self.relay.value.clone(),
             relay_server: self.relay_server.value,
             reconcile_every: Duration::from_secs(self.reconcile_secs.value),
+            max_upload_bytes_per_sec: self.max_upload_rate.value.map(|r| r.0),
+            max_download_bytes_per_sec: self.max_download_rate.value.map(|r| r.0),
             ..NetConfig::default()
         }
     }
@@ -471,6 +590,16 @@ impl Config {
                 "network.reconcile_secs",
                 json!(self.reconcile_secs.value),
                 &self.reconcile_secs.from,
+            ),
+            (
+                "network.max_upload_rate",
+                json!(self.max_upload_rate.value.map(|r| r.to_string())),
+                &self.max_upload_rate.from,
+            ),
+            (
+                "network.max_download_rate",
+                json!(self.max_download_rate.value.map(|r| r.to_string())),
+                &self.max_download_rate.from,
             ),
             ("web.enabled", json!(self.web.value), &self.web.from),
             (
@@ -519,6 +648,34 @@ mod tests {
         assert_eq!(c.network.reconcile_secs.map(NonZeroU64::get), Some(300));
         assert!(matches!(c.web.access, Some(Access::Staff)));
         assert!(matches!(c.log.format, Some(LogFormat::Json)));
+    }
+
+    #[test]
+    fn rates_read_as_link_speeds_and_sizes() {
+        for (text, bytes) in [
+            ("256kbit", 32_000),
+            ("2Mbit/s", 250_000),
+            ("32KiB", 32_768),
+            ("1.5MB", 1_500_000),
+            ("1MiB/s", 1_048_576),
+            ("800 B", 800),
+        ] {
+            assert_eq!(text.parse::<Rate>().map(|r| r.0.get()), Ok(bytes), "{text}");
+        }
+        for bad in ["256", "fast", "0kbit", "1bit", "12 parsecs", ""] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "256kbit".parse::<Rate>().expect("rate").to_string(),
+            "32000 B/s (256 kbit/s)"
+        );
+        let c = parse("[network]\nmax_upload_rate = \"256kbit\"\n").expect("parses");
+        assert_eq!(c.network.max_upload_rate.map(|r| r.0.get()), Some(32_000));
+        let err = parse("[network]\nmax_download_rate = \"lots\"\n").expect_err("refused");
+        assert!(
+            err.contains("line 2") && err.contains("max_download_rate"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -71,6 +71,14 @@ pub struct RunArgs {
     /// Seconds between reconciliations with each peer [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub reconcile_secs: Option<u64>,
+    /// Send at most this much a second to all peers together, e.g. 256kbit
+    /// or 32KiB [default: no limit]
+    #[arg(long, value_name = "RATE")]
+    pub max_upload_rate: Option<crate::config::Rate>,
+    /// Take in at most this much a second from all peers together
+    /// [default: no limit]
+    #[arg(long, value_name = "RATE")]
+    pub max_download_rate: Option<crate::config::Rate>,
     /// Serve the web page and JSON API on this address; loopback by
     /// default, `0.0.0.0:8480` serves the site's network [default: 127.0.0.1:8480]
     #[arg(long, value_name = "ADDR")]

@@ -40,8 +40,7 @@ fn net_config(bootstrap: Option<&str>) -> anyhow::Result<NetConfig> {
         mdns: false,
         reconcile_every: Duration::from_secs(5),
         probation: Duration::from_secs(gatehouse_node::net::PROBATION_SECS),
-        relays: Vec::new(),
-        relay_server: true,
+        ..NetConfig::default()
     })
 }
 

@@ -1,7 +1,9 @@
 //! `gatehouse doctor`: checks what a node needs and says what to fix: the
 //! data directory and key files (present, private), the configuration
 //! file, the store and index (opened, which repairs derived state), the
-//! clock (envelopes claimed in the future), the bootstrap and remembered
+//! clock (against the peers' clocks while the node runs, which each sync
+//! measures; otherwise against envelopes claimed in the future), the
+//! bootstrap and remembered
 //! peers (reachable over TCP), and the listening ports (free to bind, or
 //! bound by the running node).
 
@@ -237,25 +239,95 @@ fn library(
             Some("`gatehouse status` says why; pending ones wait for certificates from peers"),
         ));
     }
-    clock(home, running, out);
+    match &net {
+        Some(status) => peer_clocks(status, out),
+        None => clock(home, out),
+    }
     net
 }
 
-/// Envelopes claimed well in the future point to this machine's clock
-/// running behind (or another site's running ahead).
-fn clock(home: &Home, running: bool, out: &mut Vec<Check>) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    if running {
+/// This machine's clock against its peers', as the running node measured
+/// them (each sync asks the peer's time): the median offset says whether
+/// this clock is wrong, one peer far from the rest that its clock is.
+fn peer_clocks(status: &gatehouse_node::net::NetStatus, out: &mut Vec<Check>) {
+    let mut measured: Vec<(i64, u64, String)> = status
+        .peers
+        .iter()
+        .filter_map(|(id, p)| {
+            let name = p.establishment.clone().unwrap_or_else(|| id.clone());
+            Some((p.clock_offset_ms?, p.clock_rtt_ms?, name))
+        })
+        .collect();
+    if measured.is_empty() {
         out.push(check(
             "clock",
             State::Ok,
-            "not checked while the node runs (it holds the store); run doctor with the node stopped",
+            "no peer has told its time yet (each sync with a peer asks it)",
             None,
         ));
         return;
     }
+    measured.sort_by_key(|(offset, _, _)| *offset);
+    let median = measured[measured.len() / 2].0;
+    let slack = i64::try_from(FUTURE_SLACK_MS).unwrap_or(i64::MAX);
+    let minutes = |ms: i64| (ms.unsigned_abs() + 30_000) / 60_000;
+    if median.abs() > slack {
+        out.push(check(
+            "clock",
+            State::Warn,
+            format!(
+                "this machine's clock is {} min {} its peers' (the middle of {} measured)",
+                minutes(median),
+                if median > 0 { "behind" } else { "ahead of" },
+                measured.len()
+            ),
+            Some("set this machine's time: timedatectl set-ntp true, or the site's time server"),
+        ));
+        return;
+    }
+    let odd: Vec<String> = measured
+        .iter()
+        .filter(|(offset, _, _)| (offset - median).abs() > slack)
+        .map(|(offset, _, name)| {
+            let off = offset - median;
+            format!(
+                "{name} is {} min {}",
+                minutes(off),
+                if off > 0 { "ahead" } else { "behind" }
+            )
+        })
+        .collect();
+    if odd.is_empty() {
+        let worst_rtt = measured.iter().map(|(_, rtt, _)| *rtt).max().unwrap_or(0);
+        out.push(check(
+            "clock",
+            State::Ok,
+            format!(
+                "within {} s of {} peers' clocks (measured to within {} ms)",
+                median.unsigned_abs().div_ceil(1000),
+                measured.len(),
+                worst_rtt.div_ceil(2)
+            ),
+            None,
+        ));
+    } else {
+        out.push(check(
+            "clock",
+            State::Warn,
+            format!("this clock agrees with most peers, but {}", odd.join(", ")),
+            Some(
+                "tell those sites to set their machine's time: what they sign shows the wrong date",
+            ),
+        ));
+    }
+}
+
+/// Envelopes claimed well in the future point to this machine's clock
+/// running behind (or another site's running ahead).
+fn clock(home: &Home, out: &mut Vec<Check>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let Ok(lib) = gatehouse_node::library::Library::open_for_reading(home) else {
         return;
     };
@@ -384,5 +456,56 @@ fn ports(config: &Config, net: Option<&gatehouse_node::net::NetStatus>, out: &mu
                 Some("another program holds the port: stop it, or set network.listen to another"),
             ),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_node::net::{NetStatus, PeerState};
+
+    fn status(offsets_ms: &[i64]) -> NetStatus {
+        let mut s = NetStatus::default();
+        for (n, offset) in offsets_ms.iter().enumerate() {
+            s.peers.insert(
+                format!("peer{n}"),
+                PeerState {
+                    connected: true,
+                    admitted: true,
+                    establishment: Some(format!("HMP Site {n}")),
+                    clock_offset_ms: Some(*offset),
+                    clock_rtt_ms: Some(40),
+                    ..PeerState::default()
+                },
+            );
+        }
+        s
+    }
+
+    fn clock_of(offsets_ms: &[i64]) -> Check {
+        let mut out = Vec::new();
+        peer_clocks(&status(offsets_ms), &mut out);
+        assert_eq!(out.len(), 1);
+        out.remove(0)
+    }
+
+    #[test]
+    fn the_clock_is_judged_against_the_middle_of_the_peers() {
+        let c = clock_of(&[1_500, -800, 200]);
+        assert_eq!(c.state, State::Ok, "{c:?}");
+        assert!(c.detail.contains("within 1 s of 3 peers"), "{c:?}");
+        // Every peer 20 minutes ahead: this clock is behind.
+        let c = clock_of(&[1_200_000, 1_199_000, 1_201_000]);
+        assert_eq!(c.state, State::Warn);
+        assert!(c.detail.contains("20 min behind"), "{c:?}");
+        assert!(c.fix.as_deref().is_some_and(|f| f.contains("timedatectl")));
+        // One peer an hour behind the rest: its clock is wrong, not this one.
+        let c = clock_of(&[300, -3_600_000, -100, 50]);
+        assert_eq!(c.state, State::Warn);
+        assert!(c.detail.contains("HMP Site 1 is 60 min behind"), "{c:?}");
+        // Nobody measured yet.
+        let c = clock_of(&[]);
+        assert_eq!(c.state, State::Ok);
+        assert!(c.detail.contains("no peer has told its time"), "{c:?}");
     }
 }

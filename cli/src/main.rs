@@ -25,6 +25,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use forum_cmd::ForumOp;
+use gatehouse_node::backup::RestoredSettings;
 use gatehouse_node::home::Home;
 use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::query::ReadView;
@@ -316,6 +317,10 @@ pub(crate) enum Command {
         /// A file holding the passphrase (its first line)
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// The settings file the node runs with, carried in the backup
+        /// [default: gatehouse.toml in the data directory, if there is one]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Rebuild a node in --home (which must not hold one) from a backup;
     /// items, catalog and index are derived again
@@ -638,7 +643,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !cli.yes {
                 confirm_destructive(&home, &command)?;
             }
-            let op = command.into_op()?;
+            let op = command.into_op(&home)?;
             if !cli.yes {
                 confirm_new_item(&home, &op)?;
             }
@@ -818,7 +823,7 @@ fn check_op(file: &Path, allowed: &[String], revise: Option<String>) -> anyhow::
 impl Command {
     /// The op for a command that needs the library: its draft files read
     /// and checked, its paths absolute.
-    fn into_op(self) -> anyhow::Result<Op> {
+    fn into_op(self, home: &Home) -> anyhow::Result<Op> {
         Ok(match self {
             Command::Publish {
                 file,
@@ -898,6 +903,7 @@ impl Command {
                 file,
                 include_keys,
                 passphrase_file,
+                config,
             } => {
                 let passphrase = passphrase(passphrase_file.as_deref())?;
                 if include_keys && passphrase.is_none() {
@@ -913,6 +919,7 @@ impl Command {
                     file: std::path::absolute(&file)
                         .with_context(|| format!("{}", file.display()))?,
                     passphrase: passphrase.filter(|_| include_keys),
+                    settings: config::for_backup(home, config.as_deref())?,
                 }
             }
             Command::Staff { cmd } => Op::Forum(ForumOp::Staff(cmd)),
@@ -1076,6 +1083,29 @@ fn restore(
         report.peers,
         home.root().display()
     )?;
+    match &report.settings {
+        Some(RestoredSettings {
+            from,
+            written: Some(to),
+        }) => writeln!(
+            out,
+            "settings file (was {}) restored to {}",
+            from.display(),
+            to.display()
+        )?,
+        Some(RestoredSettings {
+            from,
+            written: None,
+        }) => writeln!(
+            out,
+            "the backup's settings file (was {}) was not restored: {} holds one already",
+            from.display(),
+            home.root()
+                .join(gatehouse_node::backup::SETTINGS_FILE)
+                .display()
+        )?,
+        None => {}
+    }
     if report.keys.is_empty() {
         writeln!(
             out,

@@ -108,6 +108,8 @@ pub enum Op {
         file: PathBuf,
         /// Seals the key files into it under this passphrase.
         passphrase: Option<String>,
+        /// The settings file the node runs with.
+        settings: Option<gatehouse_node::backup::Settings>,
     },
 }
 
@@ -588,9 +590,16 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
         Op::Trust(op) => Outcome::Trust(trust_cmd::operate(ctx, op)?),
         Op::Forum(op) => Outcome::Forum(crate::forum_cmd::operate(ctx, op)?),
         Op::Peers(cmd) => Outcome::Peers(peers(ctx, cmd)?),
-        Op::Backup { file, passphrase } => {
+        Op::Backup {
+            file,
+            passphrase,
+            settings,
+        } => {
             let home = ctx.home.clone();
-            Outcome::BackedUp(ctx.lib()?.backup(&home, &file, passphrase.as_deref())?)
+            Outcome::BackedUp(
+                ctx.lib()?
+                    .backup(&home, &file, passphrase.as_deref(), settings)?,
+            )
         }
     })
 }

@@ -419,6 +419,9 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                 r.bytes,
                 r.file.display()
             )?;
+            if let Some(settings) = &r.settings {
+                writeln!(out, "with the settings file {}", settings.display())?;
+            }
             if r.keys.is_empty() {
                 writeln!(
                     out,

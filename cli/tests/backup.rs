@@ -328,3 +328,63 @@ fn a_damaged_backup_is_refused_and_keys_come_back_only_with_their_passphrase() {
     let err = fails(&home, &["restore", b, "--passphrase-file", s]);
     assert!(err.contains("already"), "{err}");
 }
+
+/// The settings file the node runs with travels in its backup: a site
+/// restored on a new machine listens, serves and dials as before, and a
+/// settings file already in place there is kept.
+#[test]
+fn the_settings_file_travels_in_the_backup_and_one_in_place_is_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("node");
+    ok(&home, &["init", "--establishment", "HMP Northgate"]);
+    // The service's file lives outside the data directory.
+    let etc = dir.path().join("etc-gatehouse.toml");
+    let settings = "# HMP Northgate, healthcare server\n[network]\nlisten = [\"/ip4/0.0.0.0/tcp/4101\"]\nreconcile_secs = 90\n\n[web]\nlisten = \"0.0.0.0:8481\"\naccess = \"staff\"\n";
+    std::fs::write(&etc, settings).expect("write");
+    let backup = dir.path().join("node.backup");
+    let b = backup.to_str().expect("path");
+    let said = ok(
+        &home,
+        &["backup", b, "--config", etc.to_str().expect("path")],
+    );
+    assert!(
+        said.contains(&format!("with the settings file {}", etc.display())),
+        "{said}"
+    );
+
+    let target = dir.path().join("restored");
+    let said = ok(&target, &["restore", b]);
+    assert!(
+        said.contains(&format!(
+            "settings file (was {}) restored to {}",
+            etc.display(),
+            target.join("gatehouse.toml").display()
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("gatehouse.toml")).expect("restored"),
+        settings
+    );
+    // The restored node runs with it, as `config show` reports.
+    let shown: Value =
+        serde_json::from_str(&ok(&target, &["--json", "config", "show"])).expect("json");
+    let text = shown.to_string();
+    assert!(text.contains("4101") && text.contains("8481"), "{text}");
+
+    // A data directory's own file is taken when none is named, and a
+    // restore never overwrites one the site put in place.
+    let own = "[network]\nreconcile_secs = 45\n";
+    std::fs::write(home.join("gatehouse.toml"), own).expect("write");
+    ok(&home, &["backup", b]);
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let mine = "[network]\nreconcile_secs = 300\n";
+    std::fs::write(elsewhere.join("gatehouse.toml"), mine).expect("write");
+    let said = ok(&elsewhere, &["restore", b]);
+    assert!(said.contains("was not restored"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.join("gatehouse.toml")).expect("kept"),
+        mine
+    );
+}

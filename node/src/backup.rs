@@ -1,6 +1,7 @@
 //! Backups: a consistent, signed copy of a node's primary data (every
-//! envelope, the node's configuration and its peer book; its keys only
-//! when asked, sealed under a passphrase), and the restore that rebuilds a
+//! envelope, the node's configuration and its peer book, the settings file
+//! it runs with; its keys only when asked, sealed under a passphrase), and
+//! the restore that rebuilds a
 //! node from one on another machine, deriving items, catalog and index
 //! again.
 //!
@@ -42,6 +43,22 @@ const DOMAIN: &[u8] = b"gatehouse/v1/backup";
 pub const RESTORING: &str = "restore.partial";
 /// The key files a backup may carry.
 pub const KEY_NAMES: [&str; 4] = ["admin", "establishment", "member", "node"];
+/// The name a restored settings file is given in the data directory, where
+/// `node run` reads it when no other file is named.
+pub const SETTINGS_FILE: &str = "gatehouse.toml";
+/// Largest settings file carried.
+pub const MAX_SETTINGS_BYTES: usize = 64 * 1024;
+
+/// The settings file a node runs with (`gatehouse.toml`), carried in a
+/// backup as its text, so that a site restored elsewhere listens, serves and
+/// dials as it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Where it was read when the backup was taken.
+    pub path: PathBuf,
+    /// Its text, as written.
+    pub text: String,
+}
 
 /// What a backup says of itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +76,9 @@ pub(crate) struct Manifest {
     /// Secret keys by file name, sealed under the passphrase.
     #[serde(default)]
     pub keys: BTreeMap<String, Sealed>,
+    /// The settings file the node ran with, if it had one.
+    #[serde(default)]
+    pub settings: Option<Settings>,
 }
 
 /// What a backup wrote.
@@ -72,6 +92,8 @@ pub struct BackupReport {
     pub bytes: u64,
     /// The key files sealed into it.
     pub keys: Vec<String>,
+    /// The settings file carried in it.
+    pub settings: Option<PathBuf>,
 }
 
 /// What a restore did.
@@ -89,6 +111,20 @@ pub struct RestoreReport {
     pub keys: Vec<String>,
     /// Peer addresses restored.
     pub peers: usize,
+    /// The settings file: where it was read when the backup was taken, and
+    /// where it was written now (`None` when one was there already and was
+    /// kept).
+    pub settings: Option<RestoredSettings>,
+}
+
+/// Where a backup's settings file went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoredSettings {
+    /// Where the backed-up node read it.
+    pub from: PathBuf,
+    /// Where it is now, or `None` when the data directory held one already
+    /// (kept as it was).
+    pub written: Option<PathBuf>,
 }
 
 fn bad(why: impl Into<String>) -> LibraryError {
@@ -102,13 +138,24 @@ fn io(path: &Path, e: std::io::Error) -> LibraryError {
 impl Library {
     /// Writes a backup of this node to `file`: written beside it and
     /// renamed into place once complete and flushed, mode 0600. With a
-    /// `passphrase`, the key files of `home` are sealed into it.
+    /// `passphrase`, the key files of `home` are sealed into it; `settings`
+    /// is the settings file the node runs with.
     pub fn backup(
         &mut self,
         home: &Home,
         file: &Path,
         passphrase: Option<&str>,
+        settings: Option<Settings>,
     ) -> Result<BackupReport> {
+        if settings
+            .as_ref()
+            .is_some_and(|s| s.text.len() > MAX_SETTINGS_BYTES)
+        {
+            return Err(bad(format!(
+                "its settings file is over {} KiB",
+                MAX_SETTINGS_BYTES / 1024
+            )));
+        }
         let node_key = home
             .read_key("node")?
             .ok_or_else(|| bad("this node has no node key to sign it with"))?;
@@ -129,6 +176,7 @@ impl Library {
             peers: self.peers()?.into_iter().map(|p| p.address).collect(),
             envelopes: envelopes.len(),
             keys,
+            settings,
         };
         let bundle = bundle::write(&self.config().network, &envelopes);
         drop(envelopes);
@@ -154,6 +202,7 @@ impl Library {
             envelopes: manifest.envelopes,
             bytes: out.len() as u64,
             keys: manifest.keys.keys().cloned().collect(),
+            settings: manifest.settings.map(|s| s.path),
         })
     }
 
@@ -243,6 +292,13 @@ impl Library {
                 peers += 1;
             }
         }
+        let settings = match manifest.settings {
+            Some(s) => Some(RestoredSettings {
+                written: restore_settings(home, &s.text)?,
+                from: s.path,
+            }),
+            None => None,
+        };
         let items = lib.status()?.items;
         std::fs::remove_file(&marker).map_err(|e| io(&marker, e))?;
         Ok((
@@ -254,9 +310,21 @@ impl Library {
                 items,
                 keys: keys.into_keys().collect(),
                 peers,
+                settings,
             },
         ))
     }
+}
+
+/// Writes a backup's settings file into the data directory, unless one is
+/// there already (a restore never overwrites what the site put in place).
+fn restore_settings(home: &Home, text: &str) -> Result<Option<PathBuf>> {
+    let path = home.root().join(SETTINGS_FILE);
+    if path.exists() {
+        return Ok(None);
+    }
+    write_private(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
+    Ok(Some(path))
 }
 
 fn signed_message(digest: blake3::Hash) -> Vec<u8> {

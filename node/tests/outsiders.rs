@@ -17,7 +17,8 @@ use gatehouse_node::error::LibraryError;
 use gatehouse_node::replica::{MAX_UNACCEPTED_PER_SIGNER, Replica};
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::store::MemoryStore;
-use gatehouse_node::sync::replica_set::{admitting, ingest_batch};
+use gatehouse_node::sync::Ingested;
+use gatehouse_node::sync::replica_set::{admitting, ingest_batch, store_opened};
 use gatehouse_protocol::certificate::{
     Admission, Certificate, Delegation, Endorsement, Genesis, MemberRole, Revocation, RevokeTarget,
 };
@@ -126,8 +127,9 @@ fn a_peer_on_probation_stores_only_its_own_admission() {
         ));
     }
     let admitted = admitting(&host, &key(22).public(), &bytes(&offered)).expect("admitted");
-    assert_eq!(admitted, bytes(&chain));
-    let (got, _) = ingest_batch(&mut host, admitted);
+    assert_eq!(admitted, chain);
+    let mut got = Ingested::default();
+    store_opened(&mut host, admitted, &mut got);
     host.settle().expect("settle");
     assert_eq!(got.stored, 2);
     assert_eq!(host.envelope_ids().expect("ids").len(), before + 2);

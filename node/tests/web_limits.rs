@@ -348,3 +348,59 @@ async fn metrics_answer_this_machine_and_health_checks_anyone_even_on_a_staff_on
     let app = router(staff_only.with_metrics_from_network(true), false);
     assert_eq!(ask(app, "/metrics", [192, 0, 2, 10]).await.0, 200);
 }
+
+/// A body of 250,000 nested `>` (a page that once took the node's lock for
+/// minutes) is rendered at the nesting cap: its page costs no more than a
+/// page with a plain body of the same length, and while it is asked for
+/// again and again, other pages are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_deeply_nested_quotes_costs_what_a_plain_one_does_while_others_are_served() {
+    let (_dir, mut lib, server) = server(Limits::default()).await;
+    let mut deep = gatehouse_node::sample::synthetic_content(1);
+    deep.body = format!("{} deep", ">".repeat(250_000));
+    let mut plain = gatehouse_node::sample::synthetic_content(2);
+    plain.body = format!("{} plain", "word ".repeat(50_000));
+    let deep = lib.publish(&deep, &[]).expect("publish").to_hex();
+    let plain = lib.publish(&plain, &[]).expect("publish").to_hex();
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+
+    // The quickest of a few answers, so that a moment's load on a shared
+    // machine is not taken for the page's own cost.
+    let fastest = |id: String| {
+        let (client, page) = (client.clone(), format!("{base}/items/{id}"));
+        tokio::spawn(async move {
+            let mut fastest = Duration::MAX;
+            for _ in 0..4 {
+                let started = std::time::Instant::now();
+                let answer = client.get(&page).send().await.expect("answered");
+                assert_eq!(answer.status(), reqwest::StatusCode::OK);
+                let html = answer.text().await.expect("body");
+                fastest = fastest.min(started.elapsed());
+                if html.contains(" deep") {
+                    assert!(html.matches("<blockquote>").count() <= 16);
+                }
+            }
+            fastest
+        })
+    };
+    let plain_took = fastest(plain).await.expect("task");
+    let deep_pages = fastest(deep);
+    // Meanwhile, another reader's page.
+    for _ in 0..10 {
+        let status = client
+            .get(format!("{base}/api/v1/status"))
+            .timeout(PATIENCE)
+            .send()
+            .await
+            .expect("served while the deep page is asked for")
+            .status();
+        assert_eq!(status, reqwest::StatusCode::OK);
+    }
+    let deep_took = deep_pages.await.expect("task");
+    eprintln!("best page times: nested {deep_took:?}, plain {plain_took:?}");
+    assert!(
+        deep_took < plain_took * 2 + Duration::from_millis(50),
+        "the nested page took {deep_took:?} at best, a plain one of the same length {plain_took:?}"
+    );
+}

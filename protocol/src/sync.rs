@@ -6,6 +6,10 @@
 //! what the other lacks with [`SyncRequest::Push`]. Every envelope moved
 //! is verified by the receiver as if it came from anywhere else; these
 //! messages carry no trust of their own. All sizes are bounded.
+//!
+//! [`SyncRequest::Clock`] asks for the other node's clock, so that a site
+//! whose clock has drifted from its peers' learns of it (timestamps are
+//! claims for display, never inputs to validity, but staff read them).
 
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::envelope::MAX_ENVELOPE_BYTES;
@@ -31,6 +35,8 @@ pub enum SyncRequest {
     Fetch(Vec<EnvelopeId>),
     /// Here are envelopes you lack.
     Push(Vec<Vec<u8>>),
+    /// What time is it by your clock?
+    Clock,
 }
 
 /// The answer to a [`SyncRequest`].
@@ -47,6 +53,12 @@ pub enum SyncResponse {
     },
     /// The request was not served, and why (for example: not admitted).
     Refused(String),
+    /// The answering node's clock when it answered (ms since the Unix
+    /// epoch).
+    Clock {
+        /// Its time.
+        now_ms: u64,
+    },
 }
 
 fn write_envelopes(w: &mut Writer, envs: &[Vec<u8>]) {
@@ -78,6 +90,9 @@ impl SyncRequest {
                 w.u8(3);
                 write_envelopes(&mut w, envs);
             }
+            SyncRequest::Clock => {
+                w.u8(4);
+            }
         }
         w.into_bytes()
     }
@@ -96,6 +111,7 @@ impl SyncRequest {
             1 => SyncRequest::Reconcile(r.bytes("reconcile", MAX_SYNC_MESSAGE_BYTES)?.to_vec()),
             2 => SyncRequest::Fetch(r.seq("ids", MAX_FETCH_IDS, |r| Ok(EnvelopeId(r.fixed()?)))?),
             3 => SyncRequest::Push(read_envelopes(&mut r)?),
+            4 => SyncRequest::Clock,
             t => {
                 return Err(DecodeError::UnknownTag {
                     field: "sync request",
@@ -129,6 +145,9 @@ impl SyncResponse {
             SyncResponse::Refused(reason) => {
                 w.u8(4).str(reason);
             }
+            SyncResponse::Clock { now_ms } => {
+                w.u8(5).u64(*now_ms);
+            }
         }
         w.into_bytes()
     }
@@ -159,6 +178,7 @@ impl SyncResponse {
             2 => SyncResponse::Envelopes(read_envelopes(&mut r)?),
             3 => SyncResponse::Ack { stored: r.u32()? },
             4 => SyncResponse::Refused(r.str("reason", MAX_REASON_BYTES)?.to_string()),
+            5 => SyncResponse::Clock { now_ms: r.u64()? },
             t => {
                 return Err(DecodeError::UnknownTag {
                     field: "sync response",
@@ -182,6 +202,7 @@ mod tests {
             SyncRequest::Reconcile(vec![1, 2, 3]),
             SyncRequest::Fetch(vec![EnvelopeId([7; 32])]),
             SyncRequest::Push(vec![vec![9; 10], vec![]]),
+            SyncRequest::Clock,
         ];
         for r in reqs {
             assert_eq!(SyncRequest::decode(&r.encode()), Ok(r));
@@ -192,6 +213,9 @@ mod tests {
             SyncResponse::Envelopes(vec![vec![5; 3]]),
             SyncResponse::Ack { stored: 3 },
             SyncResponse::Refused("not admitted".into()),
+            SyncResponse::Clock {
+                now_ms: 1_764_000_000_000,
+            },
         ];
         for r in resps {
             assert_eq!(SyncResponse::decode(&r.encode()), Ok(r));

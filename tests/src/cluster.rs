@@ -144,8 +144,7 @@ pub fn loopback(bootstrap: Vec<Multiaddr>) -> NetConfig {
         mdns: false,
         reconcile_every: Duration::from_secs(2),
         probation: Duration::from_secs(2),
-        relays: Vec::new(),
-        relay_server: true,
+        ..NetConfig::default()
     }
 }
 

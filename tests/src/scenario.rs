@@ -92,6 +92,65 @@ pub fn join_one_by_one(config: SimConfig, nodes: usize) -> Checked {
     })
 }
 
+/// One site's clock runs ten minutes ahead: every peer that syncs with it
+/// measures it ten minutes ahead, within half the round trip, and it
+/// measures each of them ten minutes behind; the others agree with each
+/// other.
+pub fn a_clock_ahead_is_measured_by_its_peers(config: SimConfig, nodes: usize) -> Checked {
+    const AHEAD_MS: i64 = 10 * 60_000;
+    let mut sim = Sim::new(config);
+    grow(&mut sim, nodes, 2_000);
+    let fast = nodes / 2;
+    sim.nodes[fast].clock_ahead_ms = AHEAD_MS.unsigned_abs();
+    // Long enough for every connected pair to ask again (every 5 minutes,
+    // at a session).
+    sim.run_for(12 * 60_000);
+    let fast_key = sim.nodes[fast].key.public();
+    let mut measured = 0;
+    for (i, node) in sim.nodes.iter().enumerate().take(nodes) {
+        for (peer, stats) in &node.core.status().peers {
+            let (Some(offset), Some(rtt)) = (stats.clock_offset_ms, stats.clock_rtt_ms) else {
+                continue;
+            };
+            let expected = if i == fast {
+                -AHEAD_MS
+            } else if *peer == fast_key {
+                AHEAD_MS
+            } else {
+                0
+            };
+            let within = i64::try_from(rtt / 2 + 1).unwrap_or(i64::MAX);
+            if (offset - expected).abs() > within {
+                return Err(fail(
+                    &sim,
+                    format!(
+                        "site {i} measured {peer} at {offset} ms (rtt {rtt} ms), expected {expected}"
+                    ),
+                ));
+            }
+            measured += 1;
+        }
+    }
+    let of_fast = sim
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.core
+                .status()
+                .peers
+                .get(&fast_key)
+                .is_some_and(|s| s.clock_offset_ms.is_some())
+        })
+        .count();
+    if of_fast == 0 {
+        return Err(fail(&sim, "no site measured the fast clock".into()));
+    }
+    Ok(Outcome {
+        name: "a clock ahead",
+        figures: format!("{measured} clocks measured; {of_fast} sites measured the one ahead"),
+    })
+}
+
 /// The network splits in two; each side publishes; the partition heals
 /// and every site ends with both sides' items.
 pub fn partition_heals(config: SimConfig, nodes: usize) -> Checked {
@@ -173,8 +232,11 @@ pub fn revocation_while_a_third_is_offline(mut config: SimConfig, nodes: usize) 
 }
 
 /// A node holding every certificate of the network, but whose key nobody
-/// delegated, dials ten sites: each refuses it, it obtains nothing and
-/// stores nothing anywhere.
+/// delegated, dials ten sites and, on probation, pushes each of them 240
+/// certificates of junk signed by its own key (revocations of itself and
+/// of keys nobody knows, endorsements of nothing): each refuses it, it
+/// obtains nothing, and nothing it sent is stored anywhere, even after
+/// minutes of anti-entropy among the sites.
 pub fn rogue_obtains_nothing(config: SimConfig, nodes: usize) -> Checked {
     let mut sim = Sim::new(config);
     grow(&mut sim, nodes, 2_000);
@@ -183,6 +245,21 @@ pub fn rogue_obtains_nothing(config: SimConfig, nodes: usize) -> Checked {
     let targets: Vec<usize> = (0..nodes).step_by((nodes / 10).max(1)).collect();
     let rogue = sim.add_rogue(targets.clone());
     let held_by_rogue = sim.ids(rogue);
+    // Once connected, still on probation, it pushes junk signed by its own
+    // key to every site it dialled, in place of an admission proof.
+    let junk = sim.junk_certificates(rogue, 80);
+    let mut unpushed = targets.clone();
+    let give_up = sim.now_ms + 60_000;
+    while !unpushed.is_empty() && sim.now_ms < give_up {
+        sim.run_for(20);
+        unpushed.retain(|t| !sim.push_raw(rogue, *t, junk.clone()));
+    }
+    if !unpushed.is_empty() {
+        return Err(fail(
+            &sim,
+            format!("the rogue never reached sites {unpushed:?}"),
+        ));
+    }
     sim.run_for(5 * 60_000);
     if sim.ids(rogue) != held_by_rogue {
         return Err(fail(&sim, "the rogue obtained envelopes".into()));
@@ -211,8 +288,9 @@ pub fn rogue_obtains_nothing(config: SimConfig, nodes: usize) -> Checked {
     Ok(Outcome {
         name: "rogue obtains nothing",
         figures: format!(
-            "{refused} connections refused by {} sites dialled",
-            targets.len()
+            "{refused} connections refused by {} sites dialled, each pushed {} junk certificates, none stored anywhere",
+            targets.len(),
+            junk.len()
         ),
     })
 }

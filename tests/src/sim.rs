@@ -29,7 +29,7 @@ use gatehouse_node::sync::{
     BareReplica, EnvelopeSet, Input, Output, RequestId, SyncConfig, SyncCore, Verdict,
 };
 use gatehouse_protocol::certificate::{
-    Admission, Certificate, Delegation, Genesis, MemberRole, Revocation, RevokeTarget,
+    Admission, Certificate, Delegation, Endorsement, Genesis, MemberRole, Revocation, RevokeTarget,
 };
 use gatehouse_protocol::envelope::{Body, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
@@ -125,6 +125,8 @@ pub struct SimNode {
     pub online: bool,
     /// Sites it dials at start.
     pub bootstrap: Vec<usize>,
+    /// How far its clock runs ahead of the simulation's (ms).
+    pub clock_ahead_ms: u64,
     seen: BTreeSet<EnvelopeId>,
     next_tick: Option<u64>,
     suffix: [u8; 16],
@@ -370,6 +372,7 @@ impl Sim {
             bootstrap,
             seen: BTreeSet::new(),
             next_tick: None,
+            clock_ahead_ms: 0,
             suffix,
         });
         self.start(i);
@@ -565,8 +568,9 @@ impl Sim {
         if !self.nodes[i].online {
             return;
         }
-        let now = self.now_ms;
         let node = &mut self.nodes[i];
+        // The core reads the site's own clock.
+        let now = self.now_ms + node.clock_ahead_ms;
         let outputs = node.core.handle(input, now, &mut node.set);
         for output in outputs {
             self.output(i, output);
@@ -578,6 +582,8 @@ impl Sim {
         let Some(deadline) = self.nodes[i].core.next_deadline() else {
             return;
         };
+        // Its deadlines are by its own clock.
+        let deadline = deadline.saturating_sub(self.nodes[i].clock_ahead_ms);
         let at = deadline.max(self.now_ms + 1);
         if self.nodes[i]
             .next_tick
@@ -615,7 +621,7 @@ impl Sim {
                 match &message {
                     SyncRequest::Reconcile(_) => self.stats.reconcile_bytes += len,
                     SyncRequest::Push(e) => self.stats.envelopes_synced += e.len() as u64,
-                    SyncRequest::Fetch(_) => {}
+                    SyncRequest::Fetch(_) | SyncRequest::Clock => {}
                 }
                 self.outstanding.insert((i, request), (j, epoch));
                 let timeout = now + self.config.request_timeout_ms;
@@ -962,10 +968,65 @@ impl Sim {
             bootstrap: targets,
             seen: BTreeSet::new(),
             next_tick: None,
+            clock_ahead_ms: 0,
             suffix: [0xEE; 16],
         });
         self.start(i);
         i
+    }
+
+    /// Site `i` pushes `envelopes` to site `j` as they are, outside its
+    /// sync core (a modified node); the answer is dropped. False when the
+    /// two are not connected.
+    pub fn push_raw(&mut self, i: usize, j: usize, envelopes: Vec<Vec<u8>>) -> bool {
+        let Some(&epoch) = self.links.get(&pair(i, j)) else {
+            return false;
+        };
+        let at = self.now_ms + self.latency();
+        // An id its core never issued: the answer matches nothing.
+        let request = RequestId::MAX - self.seq;
+        self.schedule(
+            at,
+            Event::Request {
+                from: i,
+                to: j,
+                epoch,
+                request,
+                message: SyncRequest::Push(envelopes),
+            },
+        );
+        true
+    }
+
+    /// Junk a stranger might push: `n` each of revocations of itself, of
+    /// keys nobody knows, and endorsements of nothing, signed by site `i`'s
+    /// node key.
+    pub fn junk_certificates(&self, i: usize, n: usize) -> Vec<Vec<u8>> {
+        let key = &self.nodes[i].key;
+        let mut out = Vec::new();
+        for k in 0..n {
+            let revoke = |target: PublicKey| {
+                Certificate::Revoke(Revocation {
+                    target: RevokeTarget::Key(target),
+                    keep: Vec::new(),
+                    reason: format!("junk {k}"),
+                })
+            };
+            let nobody =
+                SecretKey::from_seed([u8::try_from(k % 200).unwrap_or(0) + 1; 32]).public();
+            let mut target = [0u8; 32];
+            target[..8].copy_from_slice(&(k as u64).to_be_bytes());
+            for cert in [
+                revoke(key.public()),
+                revoke(nobody),
+                Certificate::Endorse(Endorsement {
+                    target: EnvelopeId(target),
+                }),
+            ] {
+                out.push(self.certificate(cert, key).bytes().to_vec());
+            }
+        }
+        out
     }
 
     /// Site `i` gossips `bytes` as they are, to every peer it is connected

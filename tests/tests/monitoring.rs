@@ -1,16 +1,21 @@
 //! What a site's monitoring sees, between two real nodes on loopback:
 //! every figure of `/metrics` moves as the nodes connect, sync, publish,
-//! search and meet a forgery, and `/readyz` turns ready once they have
-//! reconciled.
+//! search and meet a forgery, an envelope that waits for its signer's
+//! delegation and one signed for another site, and `/readyz` turns ready
+//! once they have reconciled.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use gatehouse_node::authoring::new_item;
+use gatehouse_node::home::generate_key;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_tests::cluster::{Cluster, address, holds, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
+/// Items A holds before B first syncs: enough that B's store grows.
+const ITEMS: u64 = 40;
 
 /// The samples of a metrics text, by name with labels.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -38,8 +43,12 @@ async fn every_metric_moves_as_two_nodes_sync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::new(dir.path(), 2).expect("cluster");
     let a = cluster.start(0, vec![]).await.expect("start a");
-    let id = a
-        .local(|lib| lib.publish(&synthetic_content(3), &[]))
+    let ids = a
+        .local(|lib| {
+            (0..ITEMS)
+                .map(|n| lib.publish(&synthetic_content(3 + n), &[]))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .await
         .expect("publish");
     // B is watched: it dials A, and reconciles with it.
@@ -68,9 +77,11 @@ async fn every_metric_moves_as_two_nodes_sync() {
     );
 
     b.net.dial(a_addr).await;
-    wait_until(DEADLINE, "the item at B", || holds(&b, &id))
-        .await
-        .expect("arrived");
+    wait_until(DEADLINE, "the items at B", || {
+        ids.iter().all(|id| holds(&b, id))
+    })
+    .await
+    .expect("arrived");
     wait_until(DEADLINE, "B to reconcile with A", || {
         b.net.status().last_sync_ms.is_some()
     })
@@ -123,14 +134,71 @@ async fn every_metric_moves_as_two_nodes_sync() {
             at(&after, name)
         );
     }
-    assert_eq!(at(&after, "gatehouse_items"), 1.0);
+    assert_eq!(at(&after, "gatehouse_items"), ITEMS as f64);
+    // A's clock, measured at the sync: the same machine's, so no offset.
+    let offset = format!("gatehouse_peer_clock_offset_seconds{{{peer}}}");
+    assert_eq!(after.get(&offset), Some(&0.0), "{offset}\n{text}");
     assert_eq!(at(&after, "gatehouse_peers_connected"), 1.0);
     assert_eq!(at(&after, "gatehouse_search_duration_seconds_count"), 1.0);
-    assert!(at(&after, "gatehouse_store_size_bytes") > 0.0);
+    assert!(
+        at(&after, "gatehouse_store_size_bytes") > at(&before, "gatehouse_store_size_bytes"),
+        "B's store did not grow as {ITEMS} items arrived"
+    );
     // B's invitation held every certificate already.
     assert!(at(&after, "gatehouse_certificates") >= 4.0);
     let (status, text) = get(&client, &web, "/readyz").await;
     assert_eq!((status, text.as_str()), (200, "ready\n"));
+
+    // From A, two envelopes B keeps but puts in no item: a new item signed
+    // by a key no site has delegated yet (waiting for its delegation), and
+    // one signed by A's site lead for B's site (never in effect).
+    let (network, a_site, b_site) = {
+        let (a_lib, b_lib) = (a.lock(), b.lock());
+        (
+            a_lib.config().network,
+            a_lib.config().establishment,
+            b_lib.config().establishment,
+        )
+    };
+    let lead = cluster
+        .home(0)
+        .read_key("member")
+        .expect("read")
+        .expect("A's lead");
+    let stranger = generate_key().expect("key");
+    let suffix = [7u8; 16];
+    let mut waiting = synthetic_content(1000);
+    waiting.title = "Signed before its delegation".into();
+    let mut foreign = synthetic_content(1001);
+    foreign.title = "Signed for another site".into();
+    for (content, key, owner) in [(&waiting, &stranger, a_site), (&foreign, &lead, b_site)] {
+        let env = new_item(content, key, &suffix, owner, &network, 1).expect("sign");
+        a.net.gossip_raw(env.bytes().to_vec()).await;
+    }
+    let pending = "gatehouse_envelopes_pending{reason=\"the signer's key has no delegation from the item's establishment\"}";
+    let rejected = "gatehouse_envelopes_rejected{reason=\"the signer is delegated by another establishment, not the item's owner\"}";
+    let give_up = std::time::Instant::now() + DEADLINE;
+    let m = loop {
+        let (_, text) = get(&client, &web, "/metrics").await;
+        let m = samples(&text);
+        if at(&m, pending) == 1.0 && at(&m, rejected) == 1.0 {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "B did not count both in {DEADLINE:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        at(&m, "gatehouse_items"),
+        ITEMS as f64,
+        "neither became an item"
+    );
+    assert_eq!(
+        at(&m, "gatehouse_envelopes"),
+        at(&after, "gatehouse_envelopes") + 2.0
+    );
     web.stop().await;
     for n in [&a, &b] {
         n.stop().await;

@@ -33,6 +33,14 @@ fn sites_joining_one_by_one_are_all_admitted_and_converge() {
 }
 
 #[test]
+fn a_clock_ahead_is_measured_by_its_peers() {
+    report(scenario::a_clock_ahead_is_measured_by_its_peers(
+        config(16),
+        nodes().min(40),
+    ));
+}
+
+#[test]
 fn a_partition_heals() {
     report(scenario::partition_heals(config(12), nodes()));
 }

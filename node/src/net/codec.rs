@@ -3,10 +3,13 @@
 //! bounded by [`MAX_SYNC_MESSAGE_BYTES`].
 //!
 //! Versions are negotiated per stream by multistream-select from
-//! [`SYNC_PROTOCOLS`], newest first. Version 2 carries envelopes of every
-//! kind; a peer that speaks only version 1 reads just changes and
-//! certificates (and would count any other kind as a forgery), so on a
-//! version-1 stream envelopes of later kinds are left out.
+//! [`SYNC_PROTOCOLS`], newest first. Version 3 adds the clock exchange
+//! ([`SyncRequest::Clock`]); to a peer that speaks only an earlier version
+//! it is not sent (the request fails here, before anything is written).
+//! Version 2 carries envelopes of every kind; a peer that speaks only
+//! version 1 reads just changes and certificates (and would count any other
+//! kind as a forgery), so on a version-1 stream envelopes of later kinds
+//! are left out.
 
 use std::io;
 use std::sync::Arc;
@@ -19,12 +22,14 @@ use libp2p::request_response;
 
 use crate::metrics::SyncBytes;
 
-/// The current sync protocol: every envelope kind.
+/// The current sync protocol: every envelope kind, and the clock.
+pub const SYNC_PROTOCOL_V3: &str = "/gatehouse/sync/3";
+/// The second sync protocol: every envelope kind.
 pub const SYNC_PROTOCOL_V2: &str = "/gatehouse/sync/2";
 /// The first sync protocol: changes and certificates only.
 pub const SYNC_PROTOCOL_V1: &str = "/gatehouse/sync/1";
 /// The sync protocols this node speaks, newest first.
-pub const SYNC_PROTOCOLS: [&str; 2] = [SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V1];
+pub const SYNC_PROTOCOLS: [&str; 3] = [SYNC_PROTOCOL_V3, SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V1];
 
 /// Leaves out, for a version-1 peer, envelopes of kinds it cannot read.
 fn for_version(protocol: &StreamProtocol, envelopes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
@@ -111,6 +116,12 @@ impl request_response::Codec for SyncCodec {
     {
         let req = match req {
             SyncRequest::Push(envs) => SyncRequest::Push(for_version(protocol, envs)),
+            SyncRequest::Clock if protocol.as_ref() != SYNC_PROTOCOL_V3 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the peer's sync protocol has no clock exchange",
+                ));
+            }
             other => other,
         };
         write_frame(io, &req.encode(), &self.bytes).await

@@ -7,6 +7,8 @@
 //!
 //! - Transport: TCP and QUIC, Noise, Yamux; the node key is the libp2p
 //!   identity, so a connection's PeerId names the node at the other end.
+//!   Every connection's substreams are held to the node's bandwidth
+//!   budget ([`budget`]).
 //! - Gossip: gossipsub on one topic per network (message id = envelope id);
 //!   each message is held until the core gives its verdict (accept and
 //!   forward, ignore, or reject, which lowers the sender's score). Peers
@@ -24,10 +26,12 @@
 //! never held across an `.await`.
 
 pub mod book;
+pub mod budget;
 pub mod codec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,6 +40,8 @@ use gatehouse_protocol::envelope::MAX_ENVELOPE_BYTES;
 use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
 pub use libp2p::Multiaddr;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
@@ -47,11 +53,12 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
+use self::budget::{Budget, metered};
 use self::codec::SyncCodec;
 use crate::library::Library;
 use crate::metrics::{NetMetrics, observe};
 use crate::query::arrivals::{Arrival, arrivals};
-use crate::sync::replica_set::{admitting, count_settled, ingest_batch, proof_bytes};
+use crate::sync::replica_set::{admitting, count_settled, ingest_batch, proof_bytes, store_opened};
 use crate::sync::{
     EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict,
     admission::admitted_nodes,
@@ -109,6 +116,11 @@ pub struct NetConfig {
     pub relays: Vec<Multiaddr>,
     /// Serve as a relay for other admitted nodes.
     pub relay_server: bool,
+    /// The most bytes a second sent to all peers together (`None`: no
+    /// limit).
+    pub max_upload_bytes_per_sec: Option<NonZeroU64>,
+    /// The most bytes a second taken in from all peers together.
+    pub max_download_bytes_per_sec: Option<NonZeroU64>,
 }
 
 impl Default for NetConfig {
@@ -128,6 +140,8 @@ impl Default for NetConfig {
             probation: Duration::from_millis(crate::sync::PROBATION_MS),
             relays: Vec::new(),
             relay_server: true,
+            max_upload_bytes_per_sec: None,
+            max_download_bytes_per_sec: None,
         }
     }
 }
@@ -342,8 +356,14 @@ impl EnvelopeSet for LibrarySet<'_> {
         proof_bytes(self.lib.replica(), &self.me)
     }
 
-    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-        admitting(self.lib.replica(), peer, offered)
+    fn admit(&mut self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Ingested> {
+        let chain = admitting(self.lib.replica(), peer, offered)?;
+        let started = std::time::Instant::now();
+        let mut out = Ingested::default();
+        let fresh = store_opened(self.lib.replica_mut(), chain, &mut out);
+        let out = self.applied(out, &fresh, false);
+        observe(self.ingest_latency, started.elapsed());
+        Some(out)
     }
 }
 
@@ -351,8 +371,14 @@ impl LibrarySet<'_> {
     /// Stores a batch from peers and applies it (gossip on the next
     /// settle tick).
     fn apply(&mut self, envelopes: Vec<Vec<u8>>, gossip: bool) -> Ingested {
-        let (mut out, fresh) = ingest_batch(self.lib.replica_mut(), envelopes);
-        self.unreported.note(&fresh);
+        let (out, fresh) = ingest_batch(self.lib.replica_mut(), envelopes);
+        self.applied(out, &fresh, gossip)
+    }
+
+    /// Applies what a batch stored (gossip on the next settle tick) and
+    /// counts what took effect.
+    fn applied(&mut self, mut out: Ingested, fresh: &[EnvelopeId], gossip: bool) -> Ingested {
+        self.unreported.note(fresh);
         if out.stored > 0 {
             if gossip && !out.certificates {
                 // Applied on the next settle tick; gossipsub forwards what
@@ -364,7 +390,7 @@ impl LibrarySet<'_> {
                 tracing::error!("could not apply received envelopes: {e}");
             }
         }
-        count_settled(self.lib.replica(), &mut out, &fresh);
+        count_settled(self.lib.replica(), &mut out, fresh);
         out
     }
 }
@@ -395,6 +421,27 @@ struct EventLoop {
     metrics: NetMetrics,
 }
 
+/// TCP (Noise, Yamux) and QUIC, every connection's substreams held to
+/// `budget` ([`budget::MeteredMuxer`]).
+fn transport(
+    key: &identity::Keypair,
+    budget: &Budget,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    use libp2p::Transport as _;
+    use libp2p::core::upgrade::Version;
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default())
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(metered(budget.clone()));
+    let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
+        .map(metered(budget.clone()));
+    Ok(tcp
+        .or_transport(quic)
+        .map(|either, _| either.into_inner())
+        .boxed())
+}
+
 /// Starts the network task for the node whose key is `node_key`.
 pub async fn start(
     lib: Arc<Mutex<Library>>,
@@ -415,15 +462,14 @@ pub async fn start(
     let later_kinds = IdentTopic::new(format!("gatehouse/{network}/later-kinds"));
     let mdns_on = config.mdns;
     let relay_on = config.relay_server;
+    let budget = Budget::new(
+        config.max_upload_bytes_per_sec,
+        config.max_download_bytes_per_sec,
+    );
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        .with_other_transport(|key| transport(key, &budget))
         .map_err(|e| NetError::Swarm(e.to_string()))?
-        .with_quic()
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| NetError::Swarm(e.to_string()))?
         .with_behaviour(|key, relay_client| {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use gatehouse_protocol::automerge::{self, AutoCommit};
+use gatehouse_protocol::automerge::{self, AutoCommit, ChangeHash};
 use gatehouse_protocol::envelope::{Body, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
 use gatehouse_protocol::item::{self, Item};
@@ -478,17 +478,27 @@ impl ReadView {
             .get(Tree::ItemDocs, id.as_bytes())?
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         let mut doc = AutoCommit::load(&bytes)?;
+        let now = sorted_heads(doc.get_heads());
         let mut out = Vec::new();
+        // The item after the change read last: in a linear history, the
+        // item before the next one. Rebuilding the document at a change
+        // costs as much as loading it, so each version is built once, and
+        // the latest is read from the document as loaded.
+        let mut last: Option<(Vec<ChangeHash>, Option<Item>)> = None;
         for change in doc.get_changes(&[]) {
             let Some(env) = by_hash.get(&change.hash()) else {
                 continue;
             };
-            let mut before = doc.fork_at(change.deps())?;
-            let mut after = doc.fork_at(&[change.hash()])?;
-            before.commit();
-            after.commit();
-            let before = item::read_item(&before).ok();
-            let Ok(after) = item::read_item(&after) else {
+            let deps = sorted_heads(change.deps().to_vec());
+            let before = match last.take() {
+                Some((heads, it)) if heads == deps => it,
+                _ if deps.is_empty() => None,
+                _ => read_at(&mut doc, &deps, &now)?,
+            };
+            let heads = vec![change.hash()];
+            let after = read_at(&mut doc, &heads, &now)?;
+            last = Some((heads, after.clone()));
+            let Some(after) = after else {
                 continue;
             };
             let (changed, added, removed) = describe_change(before.as_ref(), &after);
@@ -784,4 +794,21 @@ fn describe_change(before: Option<&Item>, after: &Item) -> (Vec<String>, usize, 
         }
     }
     (changed, added, removed)
+}
+
+fn sorted_heads(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort_unstable();
+    heads
+}
+
+/// The item as it stood at `heads` (sorted), or `None` if it did not read
+/// there; `now` (sorted) are the document's own heads, read without a
+/// rebuild.
+fn read_at(doc: &mut AutoCommit, heads: &[ChangeHash], now: &[ChangeHash]) -> Result<Option<Item>> {
+    if heads == now {
+        return Ok(item::read_item(doc).ok());
+    }
+    let mut at = doc.fork_at(heads)?;
+    at.commit();
+    Ok(item::read_item(&at).ok())
 }

@@ -21,6 +21,8 @@ use super::{EnvelopeSet, Ingested, Input, MessageId, Output, RequestId, Verdict}
 pub const RECONCILE_EVERY_MS: u64 = 60_000;
 /// Default time an unadmitted peer may stay connected to prove its admission.
 pub const PROBATION_MS: u64 = 10_000;
+/// How often a peer's clock is asked again (clocks drift slowly).
+pub const CLOCK_EVERY_MS: u64 = 5 * 60_000;
 /// Forged envelopes tolerated from one peer before it is disconnected.
 pub const MAX_FORGED_PER_PEER: u32 = 3;
 /// How long a peer disconnected for forgeries is refused.
@@ -95,6 +97,14 @@ pub struct PeerStats {
     pub envelopes_sent: u64,
     /// Forged or malformed envelopes it sent.
     pub forged: u32,
+    /// Its clock less this node's, as last measured (ms; the midpoint of
+    /// the exchange taken as the moment it answered).
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// The round trip of that measurement (ms): the offset is right to
+    /// within half of it.
+    #[serde(default)]
+    pub clock_rtt_ms: Option<u64>,
 }
 
 /// Counters and per-peer state, for status pages and the simulation.
@@ -130,6 +140,10 @@ struct Peer {
     proving: bool,
     /// Our proof was sent on this connection.
     sent_proof: bool,
+    /// A clock request to it is in flight.
+    asking_clock: bool,
+    /// When its clock was last asked (core clock, ms).
+    clock_asked_ms: Option<u64>,
     session: Option<Session>,
     next_reconcile_ms: u64,
 }
@@ -314,6 +328,8 @@ impl SyncCore {
                 offered_proof: false,
                 proving: false,
                 sent_proof: false,
+                asking_clock: false,
+                clock_asked_ms: None,
                 session: None,
                 next_reconcile_ms: first_reconcile,
             },
@@ -388,6 +404,35 @@ impl SyncCore {
         } else if dialer && !p.proving && p.session.is_none() {
             self.start_session(peer, now_ms, set);
         }
+        self.ask_clock(peer, now_ms);
+    }
+
+    /// Asks an admitted peer its clock, unless a request is in flight or
+    /// it was asked less than [`CLOCK_EVERY_MS`] ago.
+    fn ask_clock(&mut self, peer: PublicKey, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let recent = p
+            .clock_asked_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < CLOCK_EVERY_MS);
+        if !p.admitted || p.asking_clock || recent {
+            return;
+        }
+        p.asking_clock = true;
+        p.clock_asked_ms = Some(now_ms);
+        self.send(peer, SyncRequest::Clock, Purpose::Clock { sent_ms: now_ms });
+    }
+
+    /// Records a peer's clock, answered at `now_ms` to a request sent at
+    /// `sent_ms`.
+    fn clock_answered(&mut self, peer: PublicKey, sent_ms: u64, now_ms: u64, theirs_ms: u64) {
+        let rtt = now_ms.saturating_sub(sent_ms);
+        let midpoint = sent_ms.saturating_add(rtt / 2);
+        let offset = i64::try_from(i128::from(theirs_ms) - i128::from(midpoint)).unwrap_or(0);
+        let stats = self.stats(&peer);
+        stats.clock_offset_ms = Some(offset);
+        stats.clock_rtt_ms = Some(rtt);
     }
 
     /// Refuses connections from `peer` until `until_ms`.
@@ -553,6 +598,8 @@ impl SyncCore {
         if !admitted {
             return self.serve_probation(peer, request, now_ms, set);
         }
+        // The side that does not start sessions measures when served.
+        self.ask_clock(peer, now_ms);
         match request {
             SyncRequest::Reconcile(bytes) => {
                 let message = match ReconcileMessage::decode(&bytes) {
@@ -594,6 +641,7 @@ impl SyncCore {
                     stored: u32::try_from(got.stored).unwrap_or(u32::MAX),
                 }
             }
+            SyncRequest::Clock => SyncResponse::Clock { now_ms },
         }
     }
 
@@ -619,24 +667,23 @@ impl SyncCore {
         }
         p.offered_proof = true;
         // From the frame alone: nothing of a stranger's payload is decoded
-        // before its signature is checked (`admitting` opens each).
+        // before its signature is checked (`admit` opens each, once).
         let only_certificates = envelopes.len() <= MAX_PROOF_CERTIFICATES
             && envelopes
                 .iter()
                 .all(|e| Envelope::kind_of(e).is_ok_and(|k| k == EnvelopeKind::Certificate));
-        let chain = if only_certificates {
-            set.admitting(&peer, &envelopes)
+        let got = if only_certificates {
+            set.admit(&peer, &envelopes)
         } else {
             None
         };
-        let Some(chain) = chain else {
+        let Some(got) = got else {
             tracing::info!(%peer, "refusing a peer whose certificates do not admit it");
             self.status.refused_connections += 1;
             self.ban(peer, now_ms + self.config.refuse_ms);
             self.out.push(Output::Disconnect { peer });
             return refused();
         };
-        let got = set.ingest(chain, false);
         self.account(peer, &got, now_ms, set);
         SyncResponse::Ack {
             stored: u32::try_from(got.stored).unwrap_or(u32::MAX),
@@ -666,6 +713,8 @@ impl SyncCore {
         };
         let opening = Reconciler::new(&ids).initiate().encode();
         let next = now_ms + self.jittered(self.config.reconcile_every_ms);
+        // Clocks drift: each session measures again.
+        self.ask_clock(peer, now_ms);
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -709,6 +758,15 @@ impl SyncCore {
             && let Some(s) = self.session(&peer)
         {
             s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        if let Purpose::Clock { sent_ms } = purpose {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.asking_clock = false;
+            }
+            if let SyncResponse::Clock { now_ms: theirs } = response {
+                self.clock_answered(peer, sent_ms, now_ms, theirs);
+            }
+            return;
         }
         match (purpose, response) {
             (Purpose::Proof, response) => {
@@ -805,10 +863,15 @@ impl SyncCore {
         set: &mut dyn EnvelopeSet,
     ) {
         tracing::debug!(%peer, ?purpose, "sync request failed");
-        if purpose.in_session() {
-            self.session_failed(peer, now_ms);
-        } else {
-            self.proved(peer, now_ms, set);
+        match purpose {
+            // A peer of an earlier version has no clock to tell.
+            Purpose::Clock { .. } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.asking_clock = false;
+                }
+            }
+            Purpose::Proof => self.proved(peer, now_ms, set),
+            _ => self.session_failed(peer, now_ms),
         }
     }
 

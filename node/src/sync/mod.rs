@@ -71,9 +71,10 @@ pub trait EnvelopeSet {
     /// The certificates that admit this node's own key.
     fn admission_proof(&self) -> Vec<Vec<u8>>;
     /// When the certificates `offered`, added to those held, admit `peer`:
-    /// those of them that make its admission chain and are in effect, the
-    /// only ones a peer on probation may have stored. Nothing is stored.
-    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>>;
+    /// stores those of them that make its admission chain and are in
+    /// effect, the only ones a peer on probation may have stored, each
+    /// opened once. Otherwise `None`, and nothing is stored.
+    fn admit(&mut self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Ingested>;
 }
 
 /// What became of envelopes offered to an [`EnvelopeSet`].

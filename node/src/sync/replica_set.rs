@@ -19,19 +19,59 @@ use crate::replica::Replica;
 /// the tally and the new certificates, whose judgement is known only once
 /// the batch is settled ([`count_settled`]).
 ///
-/// A certificate that can have no effect yet (its signer admitted by a
-/// certificate later in the batch) is tried again once the batch's other
-/// certificates are stored; what still has no effect is refused and
-/// counted, and the peer offers it again in a later session.
+/// Each envelope is opened (its signature checked, then its payload
+/// decoded) once: a copy of one held is known by its hash alone, and what
+/// waits for the rest of the batch waits opened.
 pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested, Vec<EnvelopeId>) {
     let mut out = Ingested::default();
+    let network = replica.network();
+    let mut opened = Vec::with_capacity(envelopes.len());
+    for bytes in envelopes {
+        match replica.has_envelope(&EnvelopeId::of(&bytes)) {
+            Ok(true) => {
+                out.duplicates += 1;
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!("could not store an envelope: {e}");
+                continue;
+            }
+        }
+        match Envelope::open(&bytes, &network) {
+            Ok(v) => opened.push(v),
+            Err(e) => {
+                tracing::warn!("refused an envelope: {e}");
+                out.forged += 1;
+            }
+        }
+    }
+    let fresh = store_opened(replica, opened, &mut out);
+    (out, fresh)
+}
+
+/// Stores envelopes already opened, without settling, adding to `out`;
+/// returns the new ones.
+///
+/// An envelope that can have no effect yet (a certificate whose signer is
+/// admitted by a certificate later in the batch, a change whose earlier
+/// changes come later) is tried again once the batch's others are stored;
+/// what still has no effect is refused and counted, and the peer offers it
+/// again in a later session.
+pub fn store_opened(
+    replica: &mut Replica,
+    envelopes: Vec<Verified>,
+    out: &mut Ingested,
+) -> Vec<EnvelopeId> {
     let mut fresh = Vec::new();
     let mut waiting = envelopes;
     loop {
         let mut later = Vec::new();
         let stored_before = out.stored;
-        for bytes in waiting {
-            match replica.ingest(&bytes) {
+        for env in waiting {
+            // Kept to try again without opening it a second time.
+            let copy = env.clone();
+            match replica.accept_outside(env, false) {
                 Ok(a) if !a.new => out.duplicates += 1,
                 Ok(a) => {
                     out.stored += 1;
@@ -45,7 +85,7 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
                     tracing::warn!("refused an envelope: {e}");
                     out.forged += 1;
                 }
-                Err(LibraryError::NoEffect(_)) => later.push(bytes),
+                Err(LibraryError::NoEffect(_)) => later.push(copy),
                 Err(
                     e @ (LibraryError::SignerLimit(_)
                     | LibraryError::PoolFull(_)
@@ -61,10 +101,10 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
         }
         if later.is_empty() || out.stored == stored_before {
             if !later.is_empty() {
-                tracing::debug!(count = later.len(), "refused certificates with no effect");
+                tracing::debug!(count = later.len(), "refused envelopes with no effect yet");
             }
             out.refused += u32::try_from(later.len()).unwrap_or(u32::MAX);
-            return (out, fresh);
+            return fresh;
         }
         waiting = later;
     }
@@ -103,7 +143,11 @@ pub fn proof_bytes(replica: &Replica, node: &PublicKey) -> Vec<Vec<u8>> {
 /// ones that are part of its admission proof and in effect. Anything else a
 /// peer on probation offers (certificates about other keys, revocations,
 /// endorsements by strangers) is not stored.
-pub fn admitting(replica: &Replica, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+pub fn admitting(
+    replica: &Replica,
+    peer: &PublicKey,
+    offered: &[Vec<u8>],
+) -> Option<Vec<Verified>> {
     let network = replica.network();
     let mut certs = match replica.certificates() {
         Ok(c) => c,
@@ -130,9 +174,8 @@ pub fn admitting(replica: &Replica, peer: &PublicKey, offered: &[Vec<u8>]) -> Op
     }
     let proof: BTreeSet<EnvelopeId> = admission_proof(&certs, peer).into_iter().collect();
     Some(
-        new.iter()
+        new.into_iter()
             .filter(|v| proof.contains(&v.id()) && view.judge(v) == Judgement::Accepted)
-            .map(|v| v.bytes().to_vec())
             .collect(),
     )
 }
@@ -158,13 +201,8 @@ impl EnvelopeSet for BareReplica {
     }
 
     fn ingest(&mut self, envelopes: Vec<Vec<u8>>, _gossip: bool) -> Ingested {
-        let (mut out, fresh) = ingest_batch(&mut self.replica, envelopes);
-        self.received += out.stored as u64;
-        if let Err(e) = self.replica.settle() {
-            tracing::error!("could not settle: {e}");
-        }
-        count_settled(&self.replica, &mut out, &fresh);
-        out
+        let (out, fresh) = ingest_batch(&mut self.replica, envelopes);
+        self.settled(out, &fresh)
     }
 
     fn admitted(&self) -> BTreeMap<PublicKey, String> {
@@ -175,7 +213,22 @@ impl EnvelopeSet for BareReplica {
         proof_bytes(&self.replica, &self.node)
     }
 
-    fn admitting(&self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-        admitting(&self.replica, peer, offered)
+    fn admit(&mut self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Ingested> {
+        let chain = admitting(&self.replica, peer, offered)?;
+        let mut out = Ingested::default();
+        let fresh = store_opened(&mut self.replica, chain, &mut out);
+        Some(self.settled(out, &fresh))
+    }
+}
+
+impl BareReplica {
+    /// Settles what a batch stored and counts what took effect.
+    fn settled(&mut self, mut out: Ingested, fresh: &[EnvelopeId]) -> Ingested {
+        self.received += out.stored as u64;
+        if let Err(e) = self.replica.settle() {
+            tracing::error!("could not settle: {e}");
+        }
+        count_settled(&self.replica, &mut out, fresh);
+        out
     }
 }

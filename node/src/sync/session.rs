@@ -20,12 +20,18 @@ pub(crate) enum Purpose {
     Fetch(Vec<EnvelopeId>),
     /// Pushing this many envelopes.
     Push(usize),
+    /// Asking the peer's clock, at this node's time.
+    Clock {
+        /// When the request was sent (core clock, ms).
+        sent_ms: u64,
+    },
 }
 
 impl Purpose {
-    /// Whether the request belongs to a session (the proof does not).
+    /// Whether the request belongs to a session (the proof and the clock
+    /// do not).
     pub(crate) fn in_session(&self) -> bool {
-        !matches!(self, Purpose::Proof)
+        !matches!(self, Purpose::Proof | Purpose::Clock { .. })
     }
 }
 

@@ -131,6 +131,7 @@ fn exposition(
         let received = Family::<Labels, Counter>::default();
         let sent = Family::<Labels, Counter>::default();
         let forged = Family::<Labels, Counter>::default();
+        let clock = Family::<Labels, Gauge>::default();
         for (peer, p) in &net.peers {
             let labels = vec![
                 ("peer".to_string(), peer.clone()),
@@ -147,6 +148,9 @@ fn exposition(
             received.get_or_create(&labels).inc_by(p.envelopes_received);
             sent.get_or_create(&labels).inc_by(p.envelopes_sent);
             forged.get_or_create(&labels).inc_by(u64::from(p.forged));
+            if let Some(ms) = p.clock_offset_ms {
+                clock.get_or_create(&labels).set(ms / 1000);
+            }
         }
         r.register(
             "peer_last_sync_timestamp_seconds",
@@ -163,6 +167,11 @@ fn exposition(
             "peer_forged_received",
             "Forged envelopes received from each peer",
             forged,
+        );
+        r.register(
+            "peer_clock_offset_seconds",
+            "Each peer's clock less this node's, as last measured",
+            clock,
         );
         if let Some(ms) = net.last_sync_ms {
             gauge(
