@@ -8,6 +8,8 @@
 //! identifier is refused the same way.
 
 mod common;
+#[path = "../../protocol/tests/support/disguises.rs"]
+mod disguises;
 
 use std::sync::Arc;
 
@@ -134,7 +136,7 @@ fn refused_for(lib: &mut Library, env: &Verified) -> String {
 
 #[test]
 fn identifiers_from_a_peer_are_refused_however_written() {
-    let site = site();
+    let mut site = site();
     let mut peer = receiver(&site);
     let items_before = peer.status().expect("status").items;
     let link_split = "Ring [943](a)[476](b)[5919](c) for the results.\n";
@@ -142,18 +144,25 @@ fn identifiers_from_a_peer_are_refused_however_written() {
     // the rendered page: the source scan alone would miss it.
     assert!(find_identifiers(link_split).is_empty());
     assert!(!find_identifiers(&plain_text(link_split)).is_empty());
-    let hostile = [
-        with_body("Patient 943 476 5919 was seen.\n"),
-        with_body("Patient 943.476.5919 was seen.\n"),
-        with_body("Patient NHS9434765919 was seen.\n"),
-        with_body("Patient 943\u{200b}476\u{200b}5919 was seen.\n"),
-        with_body(link_split),
-        ItemContent {
-            title: "Follow-up for A1234BC".into(),
-            ..synthetic_content(1)
-        },
-    ];
+    // Every disguise the scanner's own test knows, in a body; split by
+    // links; a prison number in a title.
+    let mut hostile: Vec<ItemContent> = disguises::disguises("9434765919")
+        .iter()
+        .map(|d| with_body(&format!("Patient {d} was seen.\n")))
+        .collect();
+    assert_eq!(hostile.len(), disguises::DISGUISES);
+    hostile.push(with_body(link_split));
+    hostile.push(ItemContent {
+        title: "Follow-up for A1234BC".into(),
+        ..synthetic_content(1)
+    });
     for (n, content) in hostile.iter().enumerate() {
+        // Refused by a local publish too.
+        assert!(
+            site.lib.publish(content, &[]).is_err(),
+            "published: {:?}",
+            content.body
+        );
         let env = site.raw_item(content, &[], 100 + n as u8);
         let reason = refused_for(&mut peer, &env);
         assert!(reason.contains("looks like"), "{reason}");

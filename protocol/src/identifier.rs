@@ -612,6 +612,10 @@ fn match_prison_number(bytes: &[u8], start: usize) -> Option<(IdentifierKind, us
 }
 
 #[cfg(test)]
+#[path = "../tests/support/disguises.rs"]
+mod disguises;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
@@ -743,77 +747,9 @@ mod tests {
     fn disguised_numbers_are_found_however_written() {
         let plain = format(&sample(), None);
         let (a, b, c) = (&plain[..3], &plain[3..6], &plain[6..]);
-        let entity: String = plain
-            .chars()
-            .map(|d| format!("&#{};", u32::from(d)))
-            .collect();
-        let fullwidth: String = plain
-            .chars()
-            .map(|d| char::from_u32(0xff10 + d.to_digit(10).unwrap()).unwrap())
-            .collect();
-        for text in [
-            format!("NHS{plain}"),
-            format!("NHS no:{plain}."),
-            format!("{a}.{b}.{c}"),
-            format!("{a}/{b}/{c}"),
-            format!("({a}) {b} {c}"),
-            format!("{a} {b}\n{c}"),
-            format!("{a}\n{b}\n{c}"),
-            format!("{a} - {b} - {c}"),
-            format!("{a}\u{2013}{b}\u{2013}{c}"),
-            format!("{a}\u{200b}{b}\u{200b}{c}"),
-            format!("{a}\u{ad}{b}{c}"),
-            format!("{a}\u{feff}{b} {c}"),
-            format!("{a}**{}**{}", &b[..1], &plain[4..]),
-            format!("`{plain}`"),
-            format!("{a}\\-{b}\\-{c}"),
-            format!("_{a}_ {b} {c}"),
-            format!("&#{};{}", u32::from(plain.as_bytes()[0]), &plain[1..]),
-            entity,
-            format!("&#x{:x};{}", u32::from(plain.as_bytes()[0]), &plain[1..]),
-            format!("{a}&nbsp;{b}&nbsp;{c}"),
-            format!("{a}&ZeroWidthSpace;{b}&#8203;{c}"),
-            format!("{a}&thinsp;{b}&thinsp;{c}"),
-            format!("{a}&ndash;{b}&ndash;{c}"),
-            format!("{a}\u{2009}{b}\u{202f}{c}"),
-            fullwidth,
-            format!("{a}\u{a0}{b}\u{a0}{c}"),
-            format!("ref{plain}"),
-            format!("{plain}x"),
-            // Compatibility forms NFKC maps to digits: superscripts, circled,
-            // mathematical bold.
-            plain
-                .chars()
-                .map(|d| {
-                    ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'][d as usize - '0' as usize]
-                })
-                .collect(),
-            plain
-                .chars()
-                .map(|d| match d {
-                    '0' => '⓪',
-                    d => char::from_u32(0x245f + d.to_digit(10).unwrap()).unwrap(),
-                })
-                .collect(),
-            plain
-                .chars()
-                .map(|d| char::from_u32(0x1d7ce + d.to_digit(10).unwrap()).unwrap())
-                .collect(),
-            // Forms whose compatibility decomposition is more than one
-            // character ("⒐" is "9."), and digits with combining marks.
-            plain
-                .chars()
-                .map(|d| match d {
-                    '0' => '\u{1f100}',
-                    d => char::from_u32(0x2487 + d.to_digit(10).unwrap()).unwrap(),
-                })
-                .collect(),
-            plain.chars().flat_map(|d| [d, '\u{336}']).collect(),
-            plain
-                .chars()
-                .flat_map(|d| [d, '\u{fe0f}', '\u{20e3}'])
-                .collect(),
-        ] {
+        let all = super::disguises::disguises(&plain);
+        assert_eq!(all.len(), super::disguises::DISGUISES);
+        for text in all {
             assert!(!find_identifiers(&text).is_empty(), "not found in {text:?}");
         }
         // Part of a longer run of groups is not one.
