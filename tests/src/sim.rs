@@ -498,6 +498,41 @@ impl Sim {
         self.start(i);
     }
 
+    /// Brings site `i` back as [`Sim::come_back`] does, but dialling no one.
+    pub fn come_back_quietly(&mut self, i: usize) {
+        let seed = self.random();
+        let node = &mut self.nodes[i];
+        node.online = true;
+        node.seen.clear();
+        node.core = SyncCore::new(self.config.sync.clone(), seed, &node.set);
+        self.input(i, Input::Tick);
+    }
+
+    /// Connects sites `a` and `b` as two nodes that dialled each other at
+    /// the same instant do: each side's first connection is its own dial,
+    /// so each takes itself for the dialer. False if they are connected.
+    pub fn dial_both(&mut self, a: usize, b: usize) -> bool {
+        if self.links.contains_key(&pair(a, b)) || !self.nodes[a].online || !self.nodes[b].online {
+            return false;
+        }
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        self.links.insert(pair(a, b), epoch);
+        for (from, to) in [(a, b), (b, a)] {
+            let peer = self.nodes[to].key.public();
+            self.input(
+                from,
+                Input::Connected {
+                    peer,
+                    address: address_of(to),
+                    dialer: true,
+                    named: true,
+                },
+            );
+        }
+        true
+    }
+
     /// Splits the network: each site's side is `side(i)`; connections
     /// across are cut and nothing crosses until [`Sim::heal`].
     pub fn partition(&mut self, side: impl Fn(usize) -> Side) {

@@ -33,6 +33,11 @@ fn sites_joining_one_by_one_are_all_admitted_and_converge() {
 }
 
 #[test]
+fn two_sites_that_dial_each_other_at_once_move_each_envelope_once() {
+    report(scenario::both_dial_at_once(config(17)));
+}
+
+#[test]
 fn a_clock_ahead_is_measured_by_its_peers() {
     report(scenario::a_clock_ahead_is_measured_by_its_peers(
         config(16),

@@ -356,6 +356,10 @@ impl EnvelopeSet for LibrarySet<'_> {
         proof_bytes(self.lib.replica(), &self.me)
     }
 
+    fn node_key(&self) -> PublicKey {
+        self.me
+    }
+
     fn admit(&mut self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Ingested> {
         let chain = admitting(self.lib.replica(), peer, offered)?;
         let started = std::time::Instant::now();

@@ -130,7 +130,11 @@ pub struct CoreStatus {
 /// A connected peer.
 #[derive(Debug)]
 struct Peer {
-    dialer: bool,
+    /// This side starts the sessions with it: the side with the lower key,
+    /// whoever dialled, so that a pair with connections both ways (both
+    /// dialled at once) runs one session, not two that move every envelope
+    /// twice.
+    initiator: bool,
     admitted: bool,
     /// When an unadmitted peer is disconnected.
     probation_until: Option<u64>,
@@ -158,6 +162,8 @@ struct Redial {
 /// The sync state machine of one node.
 pub struct SyncCore {
     config: SyncConfig,
+    /// This node's key.
+    me: PublicKey,
     rng: u64,
     admitted: BTreeMap<PublicKey, String>,
     peers: BTreeMap<PublicKey, Peer>,
@@ -174,6 +180,7 @@ impl SyncCore {
     pub fn new(config: SyncConfig, seed: u64, set: &dyn EnvelopeSet) -> Self {
         Self {
             config,
+            me: set.node_key(),
             rng: seed,
             admitted: set.admitted(),
             peers: BTreeMap::new(),
@@ -209,7 +216,7 @@ impl SyncCore {
     /// reconciliation, a redial), for shells that sleep until then.
     pub fn next_deadline(&self) -> Option<u64> {
         let peers = self.peers.values().flat_map(|p| {
-            let reconcile = (p.admitted && p.dialer && p.session.is_none() && !p.proving)
+            let reconcile = (p.admitted && p.initiator && p.session.is_none() && !p.proving)
                 .then_some(p.next_reconcile_ms);
             [p.probation_until, reconcile]
         });
@@ -322,7 +329,7 @@ impl SyncCore {
         self.peers.insert(
             peer,
             Peer {
-                dialer,
+                initiator: self.me < peer,
                 admitted: false,
                 probation_until: None,
                 offered_proof: false,
@@ -377,7 +384,7 @@ impl SyncCore {
 
     /// Lets a connected peer in: gossip, then our admission proof (the peer
     /// may not know this node yet: it may have joined recently), after
-    /// whose answer the dialer starts a session.
+    /// whose answer the initiator starts a session.
     fn admit(&mut self, peer: PublicKey, now_ms: u64, set: &mut dyn EnvelopeSet) {
         let establishment = self.admitted.get(&peer).cloned();
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -385,7 +392,7 @@ impl SyncCore {
         };
         p.admitted = true;
         p.probation_until = None;
-        let dialer = p.dialer;
+        let initiator = p.initiator;
         // Only an admitted peer resets its address's backoff: one that is
         // refused on every connection is redialled ever more slowly.
         let min = self.config.redial_min_ms;
@@ -401,7 +408,7 @@ impl SyncCore {
         };
         if !p.sent_proof {
             self.send_proof(peer, now_ms, set);
-        } else if dialer && !p.proving && p.session.is_none() {
+        } else if initiator && !p.proving && p.session.is_none() {
             self.start_session(peer, now_ms, set);
         }
         self.ask_clock(peer, now_ms);
@@ -493,7 +500,7 @@ impl SyncCore {
             .iter()
             .filter(|(_, p)| {
                 p.admitted
-                    && p.dialer
+                    && p.initiator
                     && p.session.is_none()
                     && !p.proving
                     && p.next_reconcile_ms <= now_ms
@@ -611,7 +618,14 @@ impl SyncCore {
                     Err(e) => return SyncResponse::Refused(format!("store: {e}")),
                 };
                 match Reconciler::new(&ids).respond(&message) {
-                    Ok(step) => SyncResponse::Reconcile(step.reply.map(|m| m.encode())),
+                    Ok(step) => {
+                        // The last round, from this side: the peer runs
+                        // the session, and this is its reconciliation too.
+                        if step.reply.is_none() {
+                            self.synced(peer, now_ms);
+                        }
+                        SyncResponse::Reconcile(step.reply.map(|m| m.encode()))
+                    }
                     Err(e) => SyncResponse::Refused(format!("reconcile: {e}")),
                 }
             }
@@ -844,13 +858,13 @@ impl SyncCore {
         self.pump(peer, now_ms, set);
     }
 
-    /// Our proof was answered (or not): the dialer's session can start.
+    /// Our proof was answered (or not): the initiator's session can start.
     fn proved(&mut self, peer: PublicKey, now_ms: u64, set: &mut dyn EnvelopeSet) {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
         p.proving = false;
-        if p.dialer && p.admitted && p.session.is_none() {
+        if p.initiator && p.admitted && p.session.is_none() {
             self.start_session(peer, now_ms, set);
         }
     }
@@ -929,6 +943,19 @@ impl SyncCore {
         self.maybe_finish(peer, now_ms, set);
     }
 
+    /// Records a completed reconciliation with `peer`, on either side.
+    fn synced(&mut self, peer: PublicKey, now_ms: u64) {
+        let stats = self.stats(&peer);
+        stats.last_sync_ms = Some(now_ms);
+        let addresses = stats.addresses.iter().cloned().collect();
+        self.status.last_sync_ms = Some(now_ms);
+        self.out.push(Output::Synced {
+            peer,
+            addresses,
+            at_ms: now_ms,
+        });
+    }
+
     fn maybe_finish(&mut self, peer: PublicKey, now_ms: u64, set: &mut dyn EnvelopeSet) {
         let done = self
             .peers
@@ -943,15 +970,7 @@ impl SyncCore {
             .get_mut(&peer)
             .and_then(|p| p.session.take())
             .is_some_and(|s| s.again);
-        let stats = self.stats(&peer);
-        stats.last_sync_ms = Some(now_ms);
-        let addresses = stats.addresses.iter().cloned().collect();
-        self.status.last_sync_ms = Some(now_ms);
-        self.out.push(Output::Synced {
-            peer,
-            addresses,
-            at_ms: now_ms,
-        });
+        self.synced(peer, now_ms);
         if again {
             self.start_session(peer, now_ms, set);
         }

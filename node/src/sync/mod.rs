@@ -13,10 +13,12 @@
 //! [`EnvelopeSet`], which the node implements over its library and the
 //! simulation over a bare [`crate::replica::Replica`].
 //!
-//! One session with a peer, driven by the side that dialled:
+//! One session at a time with a peer, driven by the side whose key is
+//! lower, whoever dialled: two nodes that dial each other at once share
+//! one session, not two that would each move every missing envelope.
 //!
 //! ```text
-//!  dialer                                    listener
+//!  initiator                                 the other
 //!    | -- Push(admission proof) ------------>  |  proof checked in a scratch trust
 //!    | <------------------------------ Ack --  |  view; stored only if it admits
 //!    | -- Reconcile(fingerprints) ---------->  |
@@ -70,6 +72,8 @@ pub trait EnvelopeSet {
     fn admitted(&self) -> BTreeMap<PublicKey, String>;
     /// The certificates that admit this node's own key.
     fn admission_proof(&self) -> Vec<Vec<u8>>;
+    /// This node's own key.
+    fn node_key(&self) -> PublicKey;
     /// When the certificates `offered`, added to those held, admit `peer`:
     /// stores those of them that make its admission chain and are in
     /// effect, the only ones a peer on probation may have stored, each

@@ -213,6 +213,10 @@ impl EnvelopeSet for BareReplica {
         proof_bytes(&self.replica, &self.node)
     }
 
+    fn node_key(&self) -> PublicKey {
+        self.node
+    }
+
     fn admit(&mut self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Ingested> {
         let chain = admitting(&self.replica, peer, offered)?;
         let mut out = Ingested::default();
