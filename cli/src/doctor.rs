@@ -253,6 +253,7 @@ fn peer_clocks(status: &gatehouse_node::net::NetStatus, out: &mut Vec<Check>) {
     let mut measured: Vec<(i64, u64, String)> = status
         .peers
         .iter()
+        .filter(|(_, p)| p.connected)
         .filter_map(|(id, p)| {
             let name = p.establishment.clone().unwrap_or_else(|| id.clone());
             Some((p.clock_offset_ms?, p.clock_rtt_ms?, name))
@@ -268,9 +269,48 @@ fn peer_clocks(status: &gatehouse_node::net::NetStatus, out: &mut Vec<Check>) {
         return;
     }
     measured.sort_by_key(|(offset, _, _)| *offset);
-    let median = measured[measured.len() / 2].0;
     let slack = i64::try_from(FUTURE_SLACK_MS).unwrap_or(i64::MAX);
     let minutes = |ms: i64| (ms.unsigned_abs() + 30_000) / 60_000;
+    // With one or two peers, a difference cannot be laid at either door.
+    if measured.len() < 3 {
+        let apart: Vec<String> = measured
+            .iter()
+            .filter(|(offset, _, _)| offset.abs() > slack)
+            .map(|(offset, _, name)| {
+                format!(
+                    "{name}'s clock is {} min {} this one",
+                    minutes(*offset),
+                    if *offset > 0 { "ahead of" } else { "behind" }
+                )
+            })
+            .collect();
+        out.push(if apart.is_empty() {
+            check(
+                "clock",
+                State::Ok,
+                format!(
+                    "within 5 min of {} connected peer{}' clocks",
+                    measured.len(),
+                    if measured.len() == 1 { "" } else { "s" }
+                ),
+                None,
+            )
+        } else {
+            check(
+                "clock",
+                State::Warn,
+                format!(
+                    "{}: one of the two is wrong (three or more peers would tell which)",
+                    apart.join(", ")
+                ),
+                Some("check this machine's time (timedatectl), and ask that site to check theirs"),
+            )
+        });
+        return;
+    }
+    // The middle of the peers' offsets: a clock that only some have wrong
+    // does not move it.
+    let median = measured[measured.len() / 2].0;
     if median.abs() > slack {
         out.push(check(
             "clock",
@@ -503,6 +543,16 @@ mod tests {
         let c = clock_of(&[300, -3_600_000, -100, 50]);
         assert_eq!(c.state, State::Warn);
         assert!(c.detail.contains("HMP Site 1 is 60 min behind"), "{c:?}");
+        // One or two peers: which clock is wrong cannot be told.
+        let c = clock_of(&[-1_800_000]);
+        assert_eq!(c.state, State::Warn);
+        assert!(
+            c.detail
+                .contains("HMP Site 0's clock is 30 min behind this one"),
+            "{c:?}"
+        );
+        assert!(c.detail.contains("one of the two is wrong"), "{c:?}");
+        assert_eq!(clock_of(&[2_000, -1_000]).state, State::Ok);
         // Nobody measured yet.
         let c = clock_of(&[]);
         assert_eq!(c.state, State::Ok);

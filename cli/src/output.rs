@@ -419,8 +419,14 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                 r.bytes,
                 r.file.display()
             )?;
-            if let Some(settings) = &r.settings {
-                writeln!(out, "with the settings file {}", settings.display())?;
+            match &r.settings {
+                Some(settings) => {
+                    writeln!(out, "with the settings file {}", settings.display())?;
+                }
+                None => writeln!(
+                    out,
+                    "no settings file in it: this data directory has none; name the one the node runs with by --config (the service's is /etc/gatehouse/gatehouse.toml)"
+                )?,
             }
             if r.keys.is_empty() {
                 writeln!(

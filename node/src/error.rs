@@ -60,7 +60,7 @@ pub enum LibraryError {
     },
     /// The item belongs to another establishment.
     #[error(
-        "item {item} belongs to {owner}; only its own establishment can change it (adopt it instead)"
+        "item {item} belongs to {owner}; only its own establishment can change it: discuss it with them (`gatehouse discuss --about {item} --title TOPIC`), or publish your site's own version as a new item"
     )]
     NotOwner {
         /// The item.

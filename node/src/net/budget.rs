@@ -30,6 +30,16 @@ const BURST_SECS: f64 = 0.25;
 /// The least a bucket holds, in bytes, so that a low rate still lets a
 /// frame header and a small message through in one go.
 const MIN_BURST_BYTES: f64 = 4096.0;
+/// Under a download budget, a QUIC peer may send this many seconds of the
+/// rate ahead of what is read.
+pub const RECEIVE_WINDOW_SECS: f64 = 2.0;
+/// The least it may send ahead.
+pub const MIN_RECEIVE_WINDOW_BYTES: u32 = 64 * 1024;
+/// The least a write or read waits for, in bytes (or what it wants, if
+/// less): each write becomes a frame of the multiplexer and of Noise, so
+/// letting through a few bytes at each wake would spend the link on
+/// framing.
+const MIN_QUANTUM_BYTES: f64 = 1500.0;
 
 /// A token bucket: `rate` bytes a second, up to a burst.
 #[derive(Debug)]
@@ -60,8 +70,13 @@ impl Bucket {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.at = now;
-        if self.tokens < 1.0 {
-            let wait = (1.0 - self.tokens) / self.rate;
+        // Wait for a worthwhile amount: a quantum, or all that is wanted.
+        #[allow(clippy::cast_precision_loss)]
+        let need = (want as f64)
+            .min(MIN_QUANTUM_BYTES.max(self.burst / 8.0))
+            .max(1.0);
+        if self.tokens < need {
+            let wait = (need - self.tokens) / self.rate;
             return Err(Duration::from_secs_f64(wait).max(Duration::from_millis(1)));
         }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -99,6 +114,20 @@ impl Budget {
     /// Whether it limits anything.
     pub fn is_limited(&self) -> bool {
         self.up.is_some() || self.down.is_some()
+    }
+
+    /// Under a download budget, how far ahead of what is read a peer may
+    /// send on one stream: [`RECEIVE_WINDOW_SECS`] of the rate, at least
+    /// [`MIN_RECEIVE_WINDOW_BYTES`].
+    pub fn receive_window(&self) -> Option<u32> {
+        let down = self.down.as_ref()?;
+        let rate = down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rate;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let window = (rate * RECEIVE_WINDOW_SECS).min(f64::from(u32::MAX)) as u32;
+        Some(window.max(MIN_RECEIVE_WINDOW_BYTES))
     }
 }
 
@@ -328,6 +357,12 @@ mod tests {
         b.spend(n);
         let wait = b.take(1, later).expect_err("empty");
         assert!(wait <= Duration::from_millis(1), "{wait:?}");
+        // A large write waits for a quantum (1,500 bytes: 150 ms at this
+        // rate), not for the first byte, so the link does not carry a
+        // frame for every few bytes.
+        let wait = b.take(1_000_000, later).expect_err("empty");
+        assert_eq!(wait, Duration::from_millis(150));
+        assert_eq!(b.take(1_000_000, later + wait), Ok(1_500));
         // A fast rate's burst is a quarter second of it.
         let mut fast = Bucket::new(rate(4_000_000), start);
         assert_eq!(fast.take(usize::MAX, later), Ok(1_000_000));

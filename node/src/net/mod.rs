@@ -60,19 +60,60 @@ use crate::metrics::{NetMetrics, observe};
 use crate::query::arrivals::{Arrival, arrivals};
 use crate::sync::replica_set::{admitting, count_settled, ingest_batch, proof_bytes, store_opened};
 use crate::sync::{
-    EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict,
+    EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict, WINDOW,
     admission::admitted_nodes,
 };
 use gatehouse_protocol::envelope::{MAX_FIRST_KIND, peek_kind_tag};
-use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
+use gatehouse_protocol::sync::{SyncRequest, SyncResponse, TARGET_BATCH_BYTES};
 use gatehouse_protocol::trust::Judgement;
 use prometheus_client::metrics::histogram::Histogram;
 
 pub use self::codec::SYNC_PROTOCOLS;
 /// Commands queued to the network task before senders wait.
 pub const COMMAND_QUEUE: usize = 256;
-/// How long a sync request may take.
+/// How long a sync request may take, with no bandwidth budget.
 pub const REQUEST_TIMEOUT_SECS: u64 = 60;
+/// The longest a sync request may take under a bandwidth budget.
+pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 30 * 60;
+/// Under an upload budget, what one batch sent may hold: this many
+/// seconds of the rate (at least [`MIN_BUDGET_BATCH_BYTES`]).
+pub const BUDGET_BATCH_SECS: u64 = 8;
+/// The least a batch holds under an upload budget.
+pub const MIN_BUDGET_BATCH_BYTES: usize = 16 * 1024;
+
+/// The size of the batches this node sends: [`TARGET_BATCH_BYTES`], or
+/// [`BUDGET_BATCH_SECS`] of an upload budget if that is less.
+pub fn batch_bytes(config: &NetConfig) -> usize {
+    config
+        .max_upload_bytes_per_sec
+        .map_or(TARGET_BATCH_BYTES, |up| {
+            let secs =
+                usize::try_from(up.get().saturating_mul(BUDGET_BATCH_SECS)).unwrap_or(usize::MAX);
+            secs.clamp(MIN_BUDGET_BATCH_BYTES, TARGET_BATCH_BYTES)
+        })
+}
+
+/// How long this node's sync requests may take: long enough, under a
+/// budget, for a whole window of the largest batches to cross at the
+/// budget's rate twice over (what a peer sends it, at most
+/// [`TARGET_BATCH_BYTES`] and an envelope each; what it sends, its own
+/// [`batch_bytes`]).
+pub fn request_timeout(config: &NetConfig) -> Duration {
+    let window = WINDOW as u64;
+    let largest = MAX_ENVELOPE_BYTES as u64;
+    let down = config.max_download_bytes_per_sec.map_or(0, |r| {
+        2 * window * (TARGET_BATCH_BYTES as u64 + largest) / r.get()
+    });
+    let up = config.max_upload_bytes_per_sec.map_or(0, |r| {
+        2 * window * (batch_bytes(config) as u64 + largest) / r.get()
+    });
+    Duration::from_secs(
+        REQUEST_TIMEOUT_SECS
+            .max(down)
+            .max(up)
+            .min(MAX_REQUEST_TIMEOUT_SECS),
+    )
+}
 /// Concurrent sync streams per connection.
 pub const MAX_CONCURRENT_STREAMS: usize = 16;
 /// Seconds an unadmitted peer stays connected by default, to push the
@@ -438,8 +479,15 @@ fn transport(
         .authenticate(noise::Config::new(key)?)
         .multiplex(yamux::Config::default())
         .map(metered(budget.clone()));
-    let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
-        .map(metered(budget.clone()));
+    let mut quic_config = libp2p::quic::Config::new(key);
+    if let Some(window) = budget.receive_window() {
+        // QUIC lets a peer send this far ahead of what is read: under a
+        // download budget, a few seconds of it, so that what crosses the
+        // link is what the budget lets in.
+        quic_config.max_stream_data = window;
+        quic_config.max_connection_data = window.saturating_mul(2);
+    }
+    let quic = libp2p::quic::tokio::Transport::new(quic_config).map(metered(budget.clone()));
     Ok(tcp
         .or_transport(quic)
         .map(|either, _| either.into_inner())
@@ -470,6 +518,7 @@ pub async fn start(
         config.max_upload_bytes_per_sec,
         config.max_download_bytes_per_sec,
     );
+    let timeout = request_timeout(&config);
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_other_transport(|key| transport(key, &budget))
@@ -513,7 +562,7 @@ pub async fn start(
                     .iter()
                     .map(|p| (StreamProtocol::new(p), ProtocolSupport::Full)),
                 request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
+                    .with_request_timeout(timeout)
                     .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
             );
             let mdns = if mdns_on {
@@ -576,6 +625,7 @@ pub async fn start(
     let sync_config = SyncConfig {
         reconcile_every_ms: u64::try_from(config.reconcile_every.as_millis()).unwrap_or(u64::MAX),
         probation_ms: u64::try_from(config.probation.as_millis()).unwrap_or(u64::MAX),
+        batch_bytes: batch_bytes(&config),
         ..SyncConfig::default()
     };
     let seed = u64::from_be_bytes(
@@ -1051,5 +1101,47 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(up: Option<u64>, down: Option<u64>) -> NetConfig {
+        NetConfig {
+            max_upload_bytes_per_sec: up.and_then(NonZeroU64::new),
+            max_download_bytes_per_sec: down.and_then(NonZeroU64::new),
+            ..NetConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_budget_shrinks_batches_and_gives_requests_time_to_cross() {
+        let free = budget(None, None);
+        assert_eq!(batch_bytes(&free), TARGET_BATCH_BYTES);
+        assert_eq!(
+            request_timeout(&free),
+            Duration::from_secs(REQUEST_TIMEOUT_SECS)
+        );
+        // 256 kbit/s up: batches of 8 s of it, and requests given the time
+        // a window of them (and of the largest envelope) takes, twice.
+        let slow = budget(Some(32_000), None);
+        assert_eq!(batch_bytes(&slow), 256_000);
+        let timeout = request_timeout(&slow).as_secs();
+        let twice_a_window = (2 * WINDOW * (256_000 + MAX_ENVELOPE_BYTES)) as u64 / 32_000;
+        assert_eq!(timeout, twice_a_window);
+        // 256 kbit/s down: a peer's full batches must fit too.
+        let slow_down = budget(None, Some(32_000));
+        let full = (WINDOW * (TARGET_BATCH_BYTES + MAX_ENVELOPE_BYTES)) as u64 / 32_000;
+        assert!(request_timeout(&slow_down).as_secs() >= full);
+        // A trickle is bounded: batches of at least 16 KiB, requests of at
+        // most half an hour.
+        let trickle = budget(Some(100), Some(100));
+        assert_eq!(batch_bytes(&trickle), MIN_BUDGET_BATCH_BYTES);
+        assert_eq!(
+            request_timeout(&trickle),
+            Duration::from_secs(MAX_REQUEST_TIMEOUT_SECS)
+        );
     }
 }

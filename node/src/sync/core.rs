@@ -62,6 +62,10 @@ pub struct SyncConfig {
     pub redial_min_ms: u64,
     /// Longest wait between redials.
     pub redial_max_ms: u64,
+    /// Target size of one fetch response or push this node sends: smaller
+    /// under an upload budget, so that each crosses a slow link well within
+    /// a request's time limit.
+    pub batch_bytes: usize,
 }
 
 impl Default for SyncConfig {
@@ -74,6 +78,7 @@ impl Default for SyncConfig {
             refuse_ms: REFUSE_MS,
             redial_min_ms: REDIAL_MIN_MS,
             redial_max_ms: MAX_REDIAL_BACKOFF_MS,
+            batch_bytes: TARGET_BATCH_BYTES,
         }
     }
 }
@@ -216,8 +221,8 @@ impl SyncCore {
     /// reconciliation, a redial), for shells that sleep until then.
     pub fn next_deadline(&self) -> Option<u64> {
         let peers = self.peers.values().flat_map(|p| {
-            let reconcile = (p.admitted && p.initiator && p.session.is_none() && !p.proving)
-                .then_some(p.next_reconcile_ms);
+            let reconcile =
+                (p.admitted && p.session.is_none() && !p.proving).then_some(p.next_reconcile_ms);
             [p.probation_until, reconcile]
         });
         let redials = self.redial.values().filter_map(|r| {
@@ -300,6 +305,20 @@ impl SyncCore {
         z ^ (z >> 31)
     }
 
+    /// How long until the next session with a peer: a reconcile interval
+    /// for the initiator; for the other side, twice that, put off again
+    /// whenever the initiator's session reaches it, so that it starts one
+    /// only if the initiator does not (a peer of an earlier version, which
+    /// starts sessions only when it dialled).
+    fn reconcile_wait(&mut self, initiator: bool) -> u64 {
+        let every = self.config.reconcile_every_ms;
+        self.jittered(if initiator {
+            every
+        } else {
+            every.saturating_mul(2)
+        })
+    }
+
     /// `ms` plus up to a tenth more, so that many nodes do not act in step.
     fn jittered(&mut self, ms: u64) -> u64 {
         let spread = (ms / 10).max(1);
@@ -325,11 +344,12 @@ impl SyncCore {
         if let Some(r) = self.redial.get_mut(&address) {
             r.peer = Some(peer);
         }
-        let first_reconcile = now_ms + self.jittered(self.config.reconcile_every_ms);
+        let initiator = self.me < peer;
+        let first_reconcile = now_ms + self.reconcile_wait(initiator);
         self.peers.insert(
             peer,
             Peer {
-                initiator: self.me < peer,
+                initiator,
                 admitted: false,
                 probation_until: None,
                 offered_proof: false,
@@ -426,9 +446,12 @@ impl SyncCore {
         if !p.admitted || p.asking_clock || recent {
             return;
         }
-        p.asking_clock = true;
-        p.clock_asked_ms = Some(now_ms);
-        self.send(peer, SyncRequest::Clock, Purpose::Clock { sent_ms: now_ms });
+        if self.send(peer, SyncRequest::Clock, Purpose::Clock { sent_ms: now_ms })
+            && let Some(p) = self.peers.get_mut(&peer)
+        {
+            p.asking_clock = true;
+            p.clock_asked_ms = Some(now_ms);
+        }
     }
 
     /// Records a peer's clock, answered at `now_ms` to a request sent at
@@ -459,10 +482,12 @@ impl SyncCore {
         self.stats(&peer).connected = false;
     }
 
-    fn send(&mut self, peer: PublicKey, message: SyncRequest, purpose: Purpose) {
+    /// Queues a request; false when too many are in flight and it was
+    /// dropped.
+    fn send(&mut self, peer: PublicKey, message: SyncRequest, purpose: Purpose) -> bool {
         if self.requests.len() >= MAX_REQUESTS_IN_FLIGHT {
             tracing::warn!(%peer, "too many sync requests in flight; dropping one");
-            return;
+            return false;
         }
         let request = self.next_request;
         self.next_request += 1;
@@ -477,6 +502,7 @@ impl SyncCore {
             request,
             message,
         });
+        true
     }
 
     fn tick(&mut self, now_ms: u64, set: &mut dyn EnvelopeSet) {
@@ -499,11 +525,7 @@ impl SyncCore {
             .peers
             .iter()
             .filter(|(_, p)| {
-                p.admitted
-                    && p.initiator
-                    && p.session.is_none()
-                    && !p.proving
-                    && p.next_reconcile_ms <= now_ms
+                p.admitted && p.session.is_none() && !p.proving && p.next_reconcile_ms <= now_ms
             })
             .map(|(k, _)| *k)
             .collect();
@@ -619,10 +641,15 @@ impl SyncCore {
                 };
                 match Reconciler::new(&ids).respond(&message) {
                     Ok(step) => {
-                        // The last round, from this side: the peer runs
-                        // the session, and this is its reconciliation too.
-                        if step.reply.is_none() {
-                            self.synced(peer, now_ms);
+                        // The peer runs a session with this node: it is
+                        // this node's reconciliation too, and this side
+                        // need not start one of its own.
+                        self.synced(peer, now_ms);
+                        let wait = self.reconcile_wait(false);
+                        if let Some(p) = self.peers.get_mut(&peer)
+                            && !p.initiator
+                        {
+                            p.next_reconcile_ms = now_ms + wait;
                         }
                         SyncResponse::Reconcile(step.reply.map(|m| m.encode()))
                     }
@@ -640,7 +667,7 @@ impl SyncCore {
                 for e in envelopes {
                     size += e.len();
                     out.push(e);
-                    if size >= TARGET_BATCH_BYTES {
+                    if size >= self.config.batch_bytes {
                         break;
                     }
                 }
@@ -726,7 +753,8 @@ impl SyncCore {
             }
         };
         let opening = Reconciler::new(&ids).initiate().encode();
-        let next = now_ms + self.jittered(self.config.reconcile_every_ms);
+        let initiator = self.peers.get(&peer).is_some_and(|p| p.initiator);
+        let next = now_ms + self.reconcile_wait(initiator);
         // Clocks drift: each session measures again.
         self.ask_clock(peer, now_ms);
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -774,8 +802,14 @@ impl SyncCore {
             s.in_flight = s.in_flight.saturating_sub(1);
         }
         if let Purpose::Clock { sent_ms } = purpose {
+            let answered = matches!(response, SyncResponse::Clock { .. });
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.asking_clock = false;
+                // Refused (this node still on probation there): ask again
+                // at the next chance rather than minutes later.
+                if !answered {
+                    p.clock_asked_ms = None;
+                }
             }
             if let SyncResponse::Clock { now_ms: theirs } = response {
                 self.clock_answered(peer, sent_ms, now_ms, theirs);
@@ -924,7 +958,7 @@ impl SyncCore {
             let mut size = 0;
             let mut taken = 0;
             for e in envelopes {
-                if !batch.is_empty() && size + e.len() > TARGET_BATCH_BYTES {
+                if !batch.is_empty() && size + e.len() > self.config.batch_bytes {
                     break;
                 }
                 size += e.len();

@@ -46,6 +46,8 @@ use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
 use serde::Serialize;
 
+pub use self::session::WINDOW;
+
 pub use self::core::{
     BAN_MS, CoreStatus, MAX_FORGED_PER_PEER, MAX_REDIAL_BACKOFF_MS, PROBATION_MS, PeerStats,
     RECONCILE_EVERY_MS, SyncConfig, SyncCore,

@@ -20,14 +20,22 @@ use crate::replica::Replica;
 /// the batch is settled ([`count_settled`]).
 ///
 /// Each envelope is opened (its signature checked, then its payload
-/// decoded) once: a copy of one held is known by its hash alone, and what
-/// waits for the rest of the batch waits opened.
+/// decoded) once: a copy of one held, or of one earlier in the batch, is
+/// known by its hash alone, and what waits for the rest of the batch waits
+/// opened.
 pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested, Vec<EnvelopeId>) {
     let mut out = Ingested::default();
     let network = replica.network();
     let mut opened = Vec::with_capacity(envelopes.len());
+    let mut in_batch = BTreeSet::new();
     for bytes in envelopes {
-        match replica.has_envelope(&EnvelopeId::of(&bytes)) {
+        let id = EnvelopeId::of(&bytes);
+        // A second copy in the same batch is not opened again either.
+        if !in_batch.insert(id) {
+            out.duplicates += 1;
+            continue;
+        }
+        match replica.has_envelope(&id) {
             Ok(true) => {
                 out.duplicates += 1;
                 continue;
