@@ -490,22 +490,23 @@ impl Sim {
     /// Brings site `i` back, as a restarted process (a fresh core over the
     /// replica it kept).
     pub fn come_back(&mut self, i: usize) {
-        let seed = self.random();
-        let node = &mut self.nodes[i];
-        node.online = true;
-        node.seen.clear();
-        node.core = SyncCore::new(self.config.sync.clone(), seed, &node.set);
+        self.restart(i);
         self.start(i);
     }
 
     /// Brings site `i` back as [`Sim::come_back`] does, but dialling no one.
     pub fn come_back_quietly(&mut self, i: usize) {
+        self.restart(i);
+        self.input(i, Input::Tick);
+    }
+
+    /// Site `i` online again with a fresh core over the replica it kept.
+    fn restart(&mut self, i: usize) {
         let seed = self.random();
         let node = &mut self.nodes[i];
         node.online = true;
         node.seen.clear();
         node.core = SyncCore::new(self.config.sync.clone(), seed, &node.set);
-        self.input(i, Input::Tick);
     }
 
     /// Connects sites `a` and `b` as two nodes that dialled each other at

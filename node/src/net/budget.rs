@@ -111,11 +111,6 @@ impl Budget {
         }
     }
 
-    /// Whether it limits anything.
-    pub fn is_limited(&self) -> bool {
-        self.up.is_some() || self.down.is_some()
-    }
-
     /// Under a download budget, how far ahead of what is read a peer may
     /// send on one stream: [`RECEIVE_WINDOW_SECS`] of the rate, at least
     /// [`MIN_RECEIVE_WINDOW_BYTES`].
