@@ -8,6 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use gatehouse_node::authoring::adopt::CONFLICT_MARKERS;
 use gatehouse_node::authoring::draft::{self, DraftError};
 use gatehouse_node::home::Home;
 
@@ -29,7 +30,7 @@ pub fn edit(
     id: &str,
     yes: bool,
 ) -> anyhow::Result<()> {
-    let Outcome::Item { view } = ops::dispatch(
+    let Outcome::Item { view, .. } = ops::dispatch(
         home.clone(),
         Op::Read(ReadOp::Show {
             id: id.to_string(),
@@ -53,32 +54,9 @@ pub fn edit(
     )?;
     let original = draft::source(&view.item.content);
     let file = scratch_file(&home, &id)?;
-    let mut text = original.clone();
-    let mut problem: Option<DraftError> = None;
-    let content = 'tries: {
-        for _ in 0..MAX_TRIES {
-            write_private(&file, &with_note(&text, problem.as_ref()))?;
-            run_editor(&file)?;
-            let saved = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            text = without_note(&saved);
-            if text == original {
-                let _ = std::fs::remove_file(&file);
-                writeln!(out, "No change made; nothing was published.")?;
-                return Ok(());
-            }
-            match draft::parse(&text, &allowed) {
-                Ok(content) => break 'tries content,
-                Err(e) => {
-                    eprintln!("{}: {e}", file.display());
-                    problem = Some(e);
-                }
-            }
-        }
-        return Err(usage(format!(
-            "the file still does not read after {MAX_TRIES} saves; nothing was published. Your text is kept in {}",
-            file.display()
-        )));
+    let Some(content) = edit_until_it_reads(&file, &original, &allowed, false)? else {
+        writeln!(out, "No change made; nothing was published.")?;
+        return Ok(());
     };
     let check = ops::dispatch(
         home.clone(),
@@ -114,8 +92,64 @@ pub fn edit(
     output::render(&revised, out, json)
 }
 
+/// Opens `original` in the person's editor in `file` until what they save
+/// reads as an item (each problem written at the top of the file) and its
+/// body holds no conflict marker. `None` when they saved it unchanged and
+/// `unchanged_is_done` is false.
+pub fn edit_until_it_reads(
+    file: &Path,
+    original: &str,
+    allowed: &[String],
+    unchanged_is_done: bool,
+) -> anyhow::Result<Option<gatehouse_protocol::item::ItemContent>> {
+    let mut text = original.to_string();
+    let mut problem: Option<DraftError> = None;
+    for _ in 0..MAX_TRIES {
+        write_private(file, &with_note(&text, problem.as_ref()))?;
+        run_editor(file)?;
+        let saved = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        text = without_note(&saved);
+        if text == original && !unchanged_is_done && !has_marker(&text) {
+            let _ = std::fs::remove_file(file);
+            return Ok(None);
+        }
+        match draft::parse(&text, allowed) {
+            Ok(content) if has_marker(&content.body) => {
+                let at = text
+                    .lines()
+                    .position(|l| CONFLICT_MARKERS.iter().any(|m| l.starts_with(m)))
+                    .map_or(0, |i| i + 1);
+                let e = DraftError::Field {
+                    field: "body".into(),
+                    line: at,
+                    message:
+                        "a conflict marker is left; keep the lines you want and remove the markers"
+                            .into(),
+                };
+                eprintln!("{}: {e}", file.display());
+                problem = Some(e);
+            }
+            Ok(content) => return Ok(Some(content)),
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                problem = Some(e);
+            }
+        }
+    }
+    Err(usage(format!(
+        "the file still does not read after {MAX_TRIES} saves; nothing was published. Your text is kept in {}",
+        file.display()
+    )))
+}
+
+fn has_marker(text: &str) -> bool {
+    text.lines()
+        .any(|l| CONFLICT_MARKERS.iter().any(|m| l.starts_with(m)))
+}
+
 /// `<home>/tmp/edit-<id>.md`, in a directory only this user reads.
-fn scratch_file(home: &Home, id: &str) -> anyhow::Result<PathBuf> {
+pub fn scratch_file(home: &Home, id: &str) -> anyhow::Result<PathBuf> {
     let dir = home.root().join("tmp");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
     set_mode(&dir, 0o700)?;
@@ -232,7 +266,7 @@ fn shifted(problem: &DraftError, by: usize) -> DraftError {
 
 /// Asks `question` on the terminal; without one, refuses (scripts pass
 /// `--yes`).
-fn confirm(out: &mut dyn Write, question: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirm(out: &mut dyn Write, question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(usage(
             "not published: there is no terminal to confirm on; pass --yes to publish without asking",

@@ -5,6 +5,7 @@
 //! by clap, checked into real values, then handed to the node library. Exit
 //! codes: 0 success, 1 usage error, 2 any other failure.
 
+mod adopt_cmd;
 mod config;
 mod ctx;
 mod daemon;
@@ -114,6 +115,29 @@ pub(crate) enum Command {
     Edit {
         /// Item id (or a unique prefix)
         id: String,
+    },
+    /// Adopt another establishment's item for yours: a copy your establishment owns, recording the source and the version taken, without the source's approval and dates
+    Adopt {
+        /// The source item (id or a unique prefix)
+        id: String,
+        /// Change the copy in your editor before it is published
+        #[arg(long)]
+        edit: bool,
+        #[command(flatten)]
+        allow: AllowArgs,
+    },
+    /// Take what the source of an adopted item changed into your copy, keeping your own changes, as a new version
+    TakeChange {
+        /// Your adopted item (id or a unique prefix)
+        id: String,
+        /// Show the source's change and what taking it gives; publish nothing
+        #[arg(long)]
+        check: bool,
+        /// Open the merged copy in your editor first (needed where you and the source changed the same lines)
+        #[arg(long, conflicts_with = "check")]
+        edit: bool,
+        #[command(flatten)]
+        allow: AllowArgs,
     },
     /// Mark an item superseded by a newer one
     Supersede {
@@ -537,7 +561,7 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-fn usage(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
@@ -629,6 +653,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => Op::Trust(TrustOp::RotateKey { which }),
         Command::Key { cmd } => return trust_cmd::key(&home, &mut out, cli.json, cmd),
         Command::Edit { id } => return edit::edit(home, &mut out, cli.json, &id, cli.yes),
+        Command::Adopt { id, edit, allow } => {
+            return adopt_cmd::adopt(home, &mut out, cli.json, &id, edit, allow.allowed);
+        }
+        Command::TakeChange {
+            id,
+            check,
+            edit,
+            allow,
+        } => {
+            return adopt_cmd::take_change(
+                home,
+                &mut out,
+                cli.json,
+                cli.yes,
+                &id,
+                check,
+                edit,
+                allow.allowed,
+            );
+        }
         Command::New { kind, file } => return new_item(home, &mut out, kind, file.as_deref()),
         Command::Draft { cmd } => return draft_cmd::run(home, &mut out, cli.json, cli.yes, cmd),
         Command::Show {
@@ -987,6 +1031,8 @@ impl Command {
             Command::Moderation => Op::Forum(ForumOp::Moderation),
             Command::Init(_)
             | Command::Edit { .. }
+            | Command::Adopt { .. }
+            | Command::TakeChange { .. }
             | Command::New { .. }
             | Command::Draft { .. }
             | Command::Demo { .. }
@@ -1313,5 +1359,6 @@ pub(crate) fn build_filter(view: &ReadView, f: FilterArgs) -> anyhow::Result<Fil
         nation: f.nation,
         owners,
         review_due_before: f.review_due_before,
+        adopted_from: None,
     })
 }

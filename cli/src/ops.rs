@@ -68,6 +68,31 @@ pub enum Op {
         /// Reviewed false positives in the reason.
         allowed: Vec<String>,
     },
+    /// Adopt another establishment's item for this one.
+    Adopt {
+        /// The source item (id or prefix).
+        id: String,
+        /// The copy as edited (`None`: the source's content as it stands).
+        content: Option<ItemContent>,
+        /// Reviewed false positives.
+        allowed: Vec<String>,
+    },
+    /// What taking the source's change into an adopted item would give.
+    SourceChange {
+        /// This site's copy (id or prefix).
+        id: String,
+    },
+    /// Sign the source's change into an adopted item as a new version.
+    TakeChange {
+        /// This site's copy (id or prefix).
+        id: String,
+        /// The merged content, as the site lead accepted or edited it.
+        content: ItemContent,
+        /// Reviewed false positives.
+        allowed: Vec<String>,
+        /// The source's version it takes.
+        source_version: u64,
+    },
     /// What `publish --check` or `revise --check` would do, storing nothing.
     Check {
         /// The file it was read from (for messages).
@@ -190,6 +215,26 @@ pub enum Outcome {
         /// Its name, for people.
         what: String,
     },
+    /// `adopt`.
+    Adopted {
+        /// This site's new item.
+        id: ItemId,
+        /// The source.
+        from: ItemId,
+        /// The source's version taken.
+        version: u64,
+    },
+    /// What taking a source's change would give.
+    SourceChange(Box<gatehouse_node::authoring::adopt::SourceChange>),
+    /// `take-change`.
+    TookChange {
+        /// This site's item.
+        id: ItemId,
+        /// Its version now.
+        version: u64,
+        /// The source's version it holds now.
+        source_version: u64,
+    },
     /// `revise`.
     Revised {
         /// The item.
@@ -218,6 +263,8 @@ pub enum Outcome {
     Item {
         /// The item.
         view: Box<ItemView>,
+        /// The sites that adopted it.
+        adopters: Vec<gatehouse_node::query::adoption::Adopter>,
     },
     /// `history`.
     History {
@@ -241,6 +288,8 @@ pub enum Outcome {
         within_days: i64,
         /// The items.
         items: Vec<DueItem>,
+        /// Adopted items whose source changed since the version taken.
+        source_changes: Vec<gatehouse_node::query::adoption::SourceAlert>,
     },
     /// `establishments`.
     Establishments {
@@ -310,9 +359,13 @@ pub fn dispatch(home: Home, mut op: Op) -> anyhow::Result<Outcome> {
 /// Answers a read from `view`.
 pub fn read_with(op: ReadOp, view: &ReadView) -> anyhow::Result<Outcome> {
     Ok(match op {
-        ReadOp::Show { id, version } => Outcome::Item {
-            view: Box::new(view.get(&view.resolve(&id)?, version)?),
-        },
+        ReadOp::Show { id, version } => {
+            let id = view.resolve(&id)?;
+            Outcome::Item {
+                view: Box::new(view.get(&id, version)?),
+                adopters: view.adopters(&id)?,
+            }
+        }
         ReadOp::History { id } => {
             let id = view.resolve(&id)?;
             Outcome::History {
@@ -555,11 +608,46 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             }
         }
         Op::Read(read) => read_with(read, &ctx.view()?)?,
-        Op::Due { today, within_days } => Outcome::Due {
-            today,
-            within_days,
-            items: ctx.view()?.due(today, within_days)?,
-        },
+        Op::Due { today, within_days } => {
+            let view = ctx.view()?;
+            Outcome::Due {
+                today,
+                within_days,
+                items: view.due(today, within_days)?,
+                source_changes: view.source_changes()?,
+            }
+        }
+        Op::Adopt {
+            id,
+            content,
+            allowed,
+        } => {
+            let lib = ctx.lib()?;
+            let from = lib.resolve(&id)?;
+            let id = lib.adopt(&from, content.as_ref(), &allowed)?;
+            let version = lib.get(&id, None)?.item.adoption.map_or(0, |a| a.version);
+            Outcome::Adopted { id, from, version }
+        }
+        Op::SourceChange { id } => {
+            let view = ctx.view()?;
+            let id = view.resolve(&id)?;
+            Outcome::SourceChange(Box::new(view.source_change(&id)?))
+        }
+        Op::TakeChange {
+            id,
+            content,
+            allowed,
+            source_version,
+        } => {
+            let lib = ctx.lib()?;
+            let id = lib.resolve(&id)?;
+            let version = lib.take_change(&id, &content, &allowed, source_version)?;
+            Outcome::TookChange {
+                id,
+                version,
+                source_version,
+            }
+        }
         Op::Status { stale_after_ms } => {
             let net = ctx.net.clone();
             let view = ctx.view()?;

@@ -9,14 +9,17 @@ use std::io::{self, Write};
 use gatehouse_node::query::{ItemView, when};
 use serde::Serialize;
 
+use gatehouse_node::authoring::adopt::SourceChange;
+use gatehouse_node::query::adoption::{Adopter, SourceAlert};
 use gatehouse_node::query::diff::{LineChange, field_label, field_value, long_date};
+use gatehouse_protocol::vocab::{Nation, Status};
 
 use crate::ops::{CheckReport, Outcome, PeersOutcome};
 use crate::{render, trust_cmd};
 
 /// `show --source`: the item as a file, ready to edit and `revise`.
 pub fn render_source(outcome: &Outcome, out: &mut dyn Write, json: bool) -> anyhow::Result<()> {
-    let Outcome::Item { view } = outcome else {
+    let Outcome::Item { view, .. } = outcome else {
         return render(outcome, out, json);
     };
     let text = gatehouse_node::authoring::draft::source(&view.item.content);
@@ -54,7 +57,7 @@ pub fn write_check(out: &mut dyn Write, report: &CheckReport, header: bool) -> a
             "  pathways {} · settings {} · {} · review due {}",
             slugs(c.pathways.iter().map(|p| p.slug()).collect()),
             slugs(c.settings.iter().map(|s| s.slug()).collect()),
-            c.nation.slug(),
+            Nation::set_slugs(&c.nations).join(","),
             long_date(c.review_due)
         )?;
         Ok(())
@@ -84,53 +87,62 @@ pub fn write_check(out: &mut dyn Write, report: &CheckReport, header: bool) -> a
                 &d.item.to_hex()[..8],
                 c.title
             )?;
-            if d.fields.is_empty() && d.hunks.is_empty() {
-                writeln!(out, "  no change from version {}", d.from)?;
+            write_diff(out, d)?;
+        }
+    }
+    Ok(())
+}
+
+/// The changes from one version to another: fields, then body lines.
+pub fn write_diff(
+    out: &mut dyn Write,
+    d: &gatehouse_node::query::diff::ItemDiff,
+) -> anyhow::Result<()> {
+    if d.fields.is_empty() && d.hunks.is_empty() {
+        writeln!(out, "  no change from version {}", d.from)?;
+    }
+    for f in &d.fields {
+        let shown = |v: &str| {
+            if v.is_empty() {
+                "(none)".to_string()
+            } else {
+                field_value(v)
             }
-            for f in &d.fields {
-                let shown = |v: &str| {
-                    if v.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        field_value(v)
-                    }
-                };
-                writeln!(
-                    out,
-                    "  {}: {} → {}",
-                    field_label(&f.field),
-                    shown(&f.before),
-                    shown(&f.after)
-                )?;
+        };
+        writeln!(
+            out,
+            "  {}: {} → {}",
+            field_label(&f.field),
+            shown(&f.before),
+            shown(&f.after)
+        )?;
+    }
+    if !d.hunks.is_empty() {
+        let lines = |n: usize| {
+            if n == 1 {
+                "1 line".to_string()
+            } else {
+                format!("{n} lines")
             }
-            if !d.hunks.is_empty() {
-                let lines = |n: usize| {
-                    if n == 1 {
-                        "1 line".to_string()
-                    } else {
-                        format!("{n} lines")
-                    }
-                };
-                writeln!(
-                    out,
-                    "  body: {} added, {} removed",
-                    lines(d.lines_added),
-                    lines(d.lines_removed)
-                )?;
-            }
-            for hunk in &d.hunks {
-                if let Some(at) = hunk.lines.iter().find_map(|l| l.new_line.or(l.old_line)) {
-                    writeln!(out, "  @@ line {at}")?;
-                }
-                for l in &hunk.lines {
-                    let mark = match l.change {
-                        LineChange::Same => ' ',
-                        LineChange::Added => '+',
-                        LineChange::Removed => '-',
-                    };
-                    writeln!(out, "  {mark} {}", l.text)?;
-                }
-            }
+        };
+        writeln!(
+            out,
+            "  body: {} added, {} removed",
+            lines(d.lines_added),
+            lines(d.lines_removed)
+        )?;
+    }
+    for hunk in &d.hunks {
+        if let Some(at) = hunk.lines.iter().find_map(|l| l.new_line.or(l.old_line)) {
+            writeln!(out, "  @@ line {at}")?;
+        }
+        for l in &hunk.lines {
+            let mark = match l.change {
+                LineChange::Same => ' ',
+                LineChange::Added => '+',
+                LineChange::Removed => '-',
+            };
+            writeln!(out, "  {mark} {}", l.text)?;
         }
     }
     Ok(())
@@ -199,11 +211,53 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                 write_item_line(&mut out, v)?;
             }
         }
-        Outcome::Item { view } => {
+        Outcome::Item { view, adopters } => {
             if json {
-                return print_json(&mut out, view);
+                let mut value = serde_json::to_value(view)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("adopted_by".into(), serde_json::to_value(adopters)?);
+                }
+                return print_json(&mut out, &value);
             }
             write_item(&mut out, view)?;
+            write_adopters(&mut out, view, adopters)?;
+        }
+        Outcome::Adopted { id, from, version } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "adopted_from": from, "source_version": version }),
+                );
+            }
+            writeln!(out, "{id}")?;
+            writeln!(
+                out,
+                "Adopted from {} at its version {version}; this establishment owns the copy. Change it with `gatehouse edit {}`.",
+                from.short(),
+                id.short()
+            )?;
+        }
+        Outcome::SourceChange(change) => {
+            if json {
+                return print_json(&mut out, change);
+            }
+            write_source_change(&mut out, change)?;
+        }
+        Outcome::TookChange {
+            id,
+            version,
+            source_version,
+        } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "version": version, "source_version": source_version }),
+                );
+            }
+            writeln!(
+                out,
+                "{id} is now at version {version}, holding version {source_version} of its source"
+            )?;
         }
         Outcome::History { id, versions } => {
             if json {
@@ -264,13 +318,15 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
             today,
             within_days,
             items,
+            source_changes,
         } => {
             if json {
                 return print_json(
                     &mut out,
-                    &serde_json::json!({ "today": today, "within_days": within_days, "items": items }),
+                    &serde_json::json!({ "today": today, "within_days": within_days, "items": items, "source_changes": source_changes }),
                 );
             }
+            write_source_alerts(&mut out, source_changes)?;
             if items.is_empty() {
                 writeln!(
                     out,
@@ -561,6 +617,122 @@ fn highlight(snippet: &str, ranges: &[(usize, usize)]) -> String {
     out.replace('\n', " ")
 }
 
+/// Adopted items whose source changed since the version taken.
+fn write_source_alerts(out: &mut dyn Write, alerts: &[SourceAlert]) -> anyhow::Result<()> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "The source changed since you adopted it:")?;
+    for a in alerts {
+        let source = &a.source.item;
+        let what = match source.content.status {
+            Status::Withdrawn => "withdrawn".to_string(),
+            Status::Superseded => "superseded".to_string(),
+            _ => format!("now version {}", source.version),
+        };
+        writeln!(
+            out,
+            "  {}  {}  (yours holds version {} of {} by {}, {what}); see it with `gatehouse take-change {} --check`",
+            a.mine.item.id.short(),
+            a.mine.item.content.title,
+            a.taken,
+            source.id.short(),
+            a.source
+                .establishment
+                .name
+                .as_deref()
+                .unwrap_or("another site"),
+            a.mine.item.id.short(),
+        )?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Where an item came from and the sites that adopted it.
+fn write_adopters(out: &mut dyn Write, v: &ItemView, adopters: &[Adopter]) -> anyhow::Result<()> {
+    if let Some(a) = v.item.adoption {
+        writeln!(
+            out,
+            "{:<16}{} at its version {} (envelope {})",
+            "adopted from",
+            a.from.to_hex(),
+            a.version,
+            a.envelope.short()
+        )?;
+    }
+    if adopters.is_empty() {
+        return Ok(());
+    }
+    let sites = if adopters.len() == 1 { "site" } else { "sites" };
+    writeln!(out, "{:<16}{} {sites}:", "adopted by", adopters.len())?;
+    for a in adopters {
+        let held = a.version.map_or("version not recorded".to_string(), |n| {
+            if n == v.item.version {
+                format!("version {n}, the latest")
+            } else {
+                format!("version {n}")
+            }
+        });
+        writeln!(
+            out,
+            "  {}  {}  holds {held}{}",
+            a.item.short(),
+            a.establishment
+                .name
+                .as_deref()
+                .unwrap_or("unknown establishment"),
+            if a.status == Status::Published {
+                String::new()
+            } else {
+                format!(" ({})", a.status)
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// What taking a source's change would do.
+pub fn write_source_change(out: &mut dyn Write, c: &SourceChange) -> anyhow::Result<()> {
+    let source = &c.source.item;
+    writeln!(
+        out,
+        "{} by {} changed from version {} (yours) to {}:",
+        source.content.title,
+        c.source
+            .establishment
+            .name
+            .as_deref()
+            .unwrap_or("another site"),
+        c.taken.item.version,
+        source.version
+    )?;
+    write_diff(out, &gatehouse_node::query::diff::diff(&c.taken, &c.source))?;
+    if c.conflicts > 0 {
+        writeln!(
+            out,
+            "Your copy changed {} of the same places; take the change with --edit to choose the lines to keep.",
+            if c.conflicts == 1 {
+                "one".to_string()
+            } else {
+                c.conflicts.to_string()
+            }
+        )?;
+    } else {
+        let mut proposed = c.mine.clone();
+        proposed.item.content = c.merged.clone();
+        proposed.item.version += 1;
+        writeln!(
+            out,
+            "Taken into your copy {} (your own changes kept), it would be version {}:",
+            c.mine.item.id.short(),
+            proposed.item.version
+        )?;
+        write_diff(out, &gatehouse_node::query::diff::diff(&c.mine, &proposed))?;
+    }
+    Ok(())
+}
+
 fn write_item(out: &mut dyn Write, v: &ItemView) -> anyhow::Result<()> {
     let i = &v.item;
     let c = &i.content;
@@ -599,7 +771,7 @@ fn write_item(out: &mut dyn Write, v: &ItemView) -> anyhow::Result<()> {
         "signed by",
         &format!("{} of {est}", signers.join(", ")),
     )?;
-    row(out, "nation", c.nation.label())?;
+    row(out, "nation", &Nation::set_label(&c.nations))?;
     row(
         out,
         "pathways",

@@ -1473,3 +1473,77 @@ fn a_lead_hides_only_their_own_sites_posts_and_an_admin_hides_any_network_wide()
         );
     }
 }
+
+/// Site B adopts site A's item from the command line, A revises it, B's
+/// `due` says so, `take-change --check` shows the source's change and what
+/// taking it gives, `take-change` signs it, and A's `show` lists B among
+/// the adopters with the version it holds.
+#[test]
+fn a_site_adopts_another_sites_item_and_takes_its_change() {
+    let net = Net::new();
+    let rel = "hmp-northgate/05-take-home-naloxone-on-release.md";
+    let src = net.a.publish(&net.item("src.md", rel, "Naloxone at Alpha"));
+    carry(&net.a, &net.b, &net.file("one.bundle"));
+
+    let (_, err) = net.a.fails(&["adopt", &src], 2);
+    assert!(err.contains("already this establishment's"), "{err}");
+    let adopted = net.b.json(&["adopt", &src[..8]]);
+    let copy = str_of(&adopted["id"]).to_string();
+    assert_eq!(str_of(&adopted["adopted_from"]), src, "{adopted}");
+    assert_eq!(adopted["source_version"], 1);
+    let shown = net.b.json(&["show", &copy]);
+    assert_eq!(str_of(&shown["adoption"]["from"]), src, "{shown}");
+    assert_eq!(str_of(&shown["title"]), "Naloxone at Alpha");
+    assert!(
+        shown["approved_by"].is_null(),
+        "Alpha's approval is not Bravo's: {shown}"
+    );
+    assert!(!net.b.ok(&["due"]).contains("The source changed"));
+
+    // A revises the source.
+    let sentence = "Naloxone reverses opioid overdose";
+    let revised = with_title(rel, "Naloxone at Alpha")
+        .replace(sentence, "Naloxone quickly reverses opioid overdose");
+    let file = net.file("src2.md");
+    std::fs::write(&file, revised).expect("write revision");
+    net.a.ok(&["revise", &src, path_str(&file)]);
+    carry(&net.a, &net.b, &net.file("two.bundle"));
+
+    let due = net.b.ok(&["due"]);
+    assert!(
+        due.contains("The source changed since you adopted it"),
+        "{due}"
+    );
+    assert!(
+        due.contains(&format!("take-change {} --check", &copy[..8])),
+        "{due}"
+    );
+    let check = net.b.ok(&["take-change", &copy[..8], "--check"]);
+    assert!(
+        check.contains("changed from version 1 (yours) to 2")
+            && check.contains("+ ")
+            && check.contains("Naloxone quickly reverses"),
+        "{check}"
+    );
+    assert!(check.contains("it would be version 2"), "{check}");
+    let took = net.b.json(&["take-change", &copy, "--yes"]);
+    assert_eq!(took["version"], 2, "{took}");
+    assert_eq!(took["source_version"], 2, "{took}");
+    let shown = net.b.json(&["show", &copy]);
+    assert!(str_of(&shown["body"]).contains("Naloxone quickly reverses"));
+    assert_eq!(shown["adoption"]["version"], 2);
+    assert!(!net.b.ok(&["due"]).contains("The source changed"));
+    let (_, err) = net.b.fails(&["take-change", &copy, "--yes"], 2);
+    assert!(err.contains("already holds version 2"), "{err}");
+
+    carry(&net.b, &net.a, &net.file("three.bundle"));
+    let text = net.a.ok(&["show", &src]);
+    assert!(text.contains("adopted by      1 site:"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}  {BRAVO}  holds version 2, the latest",
+            &copy[..8]
+        )),
+        "{text}"
+    );
+}

@@ -60,7 +60,7 @@ pub enum LibraryError {
     },
     /// The item belongs to another establishment.
     #[error(
-        "item {item} belongs to {owner}; only its own establishment can change it: discuss it with them (`gatehouse discuss --about {item} --title TOPIC`), or publish your site's own version as a new item"
+        "item {item} belongs to {owner}; only its own establishment can change it: discuss it with them (`gatehouse discuss --about {item} --title TOPIC`), or adopt it for your site (`gatehouse adopt {item}`) and change your copy"
     )]
     NotOwner {
         /// The item.
@@ -131,6 +131,9 @@ pub enum LibraryError {
         /// Its status.
         status: Status,
     },
+    /// An adoption, or taking a source's change, that cannot be made.
+    #[error("{0}")]
+    Adopt(String),
     /// A revision that changes nothing.
     #[error("nothing changed in item {0}")]
     NoChange(ItemId),

@@ -558,6 +558,15 @@ impl Library {
         self.ambient.now_ms()
     }
 
+    /// Today's date on this machine's calendar, by the library's clock.
+    pub fn today(&self) -> gatehouse_protocol::jiff::civil::Date {
+        let ms = i64::try_from(self.now()).unwrap_or(i64::MAX);
+        gatehouse_protocol::jiff::Timestamp::from_millisecond(ms)
+            .unwrap_or(gatehouse_protocol::jiff::Timestamp::UNIX_EPOCH)
+            .to_zoned(gatehouse_protocol::jiff::tz::TimeZone::system())
+            .date()
+    }
+
     /// Replaces the clock and random source (tests and the simulation).
     pub fn set_ambient(&mut self, ambient: Ambient) {
         self.ambient = ambient;
@@ -839,6 +848,16 @@ impl Library {
     /// See [`ReadView::due`].
     pub fn due(&self, today: Date, within_days: i64) -> Result<Vec<DueItem>> {
         self.read_view().due(today, within_days)
+    }
+
+    /// See [`ReadView::adopters`].
+    pub fn adopters(&self, source: &ItemId) -> Result<Vec<crate::query::adoption::Adopter>> {
+        self.read_view().adopters(source)
+    }
+
+    /// See [`ReadView::source_changes`].
+    pub fn source_changes(&self) -> Result<Vec<crate::query::adoption::SourceAlert>> {
+        self.read_view().source_changes()
     }
 
     /// See [`ReadView::establishments`].

@@ -394,7 +394,7 @@ pub fn synthetic_content(n: u64) -> ItemContent {
         body,
         pathways: pathways_unique,
         settings: vec![Setting::ALL[pick(next(), Setting::ALL.len())]],
-        nation: Nation::ALL[pick(next(), Nation::ALL.len())],
+        nations: vec![Nation::ALL[pick(next(), Nation::ALL.len())]],
         tags: topic.split(' ').map(str::to_string).collect(),
         approved_by: Some("Clinical Governance Group".into()),
         approved_on: Some(effective),

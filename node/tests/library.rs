@@ -522,3 +522,67 @@ fn the_home_pages_due_list_is_the_head_of_the_whole_list() {
         }
     }
 }
+
+/// An item that follows the guidance of several nations, or of the whole
+/// UK, is found by a filter on any of them and counted under each in the
+/// facets; the settings and pathway added for real documents filter too.
+#[test]
+fn several_nations_new_settings_and_safeguarding_filter_and_count() {
+    use gatehouse_node::projection::search::SearchRequest;
+    use gatehouse_protocol::vocab::Pathway;
+    let (_dir, home) = sample_node();
+    let lib = Library::open(&home).expect("open");
+    let titles = |filter: &Filter| -> Vec<String> {
+        lib.list(filter)
+            .expect("list")
+            .into_iter()
+            .map(|v| v.item.content.title)
+            .collect()
+    };
+    let rule35 = "Rule 35 reports".to_string();
+    for nation in Nation::ALL {
+        let filter = Filter {
+            nation: Some(*nation),
+            ..Filter::default()
+        };
+        assert!(titles(&filter).contains(&rule35), "{nation}");
+        let page = lib
+            .find(&SearchRequest {
+                facets: true,
+                ..SearchRequest::relevance("rule 35", &filter, 10)
+            })
+            .expect("search");
+        assert_eq!(page.results.results[0].view.item.content.title, rule35);
+        let counted = &page.facets["nation"];
+        assert_eq!(counted.len(), 4, "UK-wide counts under each: {counted:?}");
+    }
+    // Welsh guidance only: the Welsh site's items and the UK-wide one.
+    let wales = titles(&Filter {
+        nation: Some(Nation::Wales),
+        ..Filter::default()
+    });
+    let scotland = titles(&Filter {
+        nation: Some(Nation::Scotland),
+        ..Filter::default()
+    });
+    assert!(wales.iter().all(|t| !scotland.contains(t) || *t == rule35));
+    for setting in [Setting::ShortTermHolding, Setting::PreDeparture] {
+        let found = titles(&Filter {
+            setting: Some(setting),
+            ..Filter::default()
+        });
+        assert_eq!(found, vec![rule35.clone()], "{setting}");
+    }
+    let safeguarding = titles(&Filter {
+        pathway: Some(Pathway::Safeguarding),
+        ..Filter::default()
+    });
+    assert!(safeguarding.contains(&rule35), "{safeguarding:?}");
+    let item = lib
+        .list(&Filter::default())
+        .expect("list")
+        .into_iter()
+        .find(|v| v.item.content.title == rule35)
+        .expect("rule 35");
+    assert_eq!(Nation::set_label(&item.item.content.nations), "UK-wide");
+}

@@ -83,7 +83,11 @@ impl Site {
     /// `publish` (as a modified or hostile node would).
     fn raw_item(&self, content: &ItemContent, allowed: &[String], salt: u8) -> Verified {
         new_item_with_salt(
-            Draft { content, allowed },
+            Draft {
+                content,
+                allowed,
+                adoption: None,
+            },
             &self.member,
             &SUFFIX,
             self.owner(),

@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::id::{EstablishmentId, ItemId};
+use crate::id::{EnvelopeId, EstablishmentId, ItemId};
 use crate::key::PublicKey;
 use crate::vocab::{Kind, Nation, Pathway, Setting, Status};
 
@@ -62,8 +62,11 @@ pub struct ItemContent {
     pub pathways: Vec<Pathway>,
     /// Setting types it applies to (at least one).
     pub settings: Vec<Setting>,
-    /// The nation whose guidance it follows.
-    pub nation: Nation,
+    /// The nations whose guidance it follows (one or several; all four
+    /// for the whole UK), sorted. Reads `nation` (one) as written before
+    /// items named several.
+    #[serde(alias = "nation", deserialize_with = "one_or_many_nations")]
+    pub nations: Vec<Nation>,
     /// Free tags, lowercase.
     pub tags: Vec<String>,
     /// Who approved it (a committee or role).
@@ -78,6 +81,32 @@ pub struct ItemContent {
     pub status: Status,
     /// QI details; present exactly when `kind` is a QI initiative.
     pub qi: Option<QiDetails>,
+}
+
+fn one_or_many_nations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Nation>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Nation),
+        Many(Vec<Nation>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(n) => vec![n],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Where an adopted item came from: the other establishment's item and the
+/// version of it the adopting site holds, with the envelope that made that
+/// version. Moved on each time the adopting site takes the source's change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// The source item.
+    pub from: ItemId,
+    /// The source's version taken.
+    pub version: u64,
+    /// The envelope of the source's change that made that version.
+    pub envelope: EnvelopeId,
 }
 
 /// A field of an item that breaks a rule.
@@ -133,6 +162,9 @@ impl ItemContent {
         }
         if self.settings.is_empty() {
             return Err(field_err("settings", "name at least one setting type"));
+        }
+        if self.nations.is_empty() {
+            return Err(field_err("nation", "name at least one nation, or uk"));
         }
         if self.tags.len() > MAX_TAGS {
             return Err(field_err(
@@ -238,6 +270,9 @@ pub struct Item {
     pub withdrawn_reason: Option<String>,
     /// The item it was adopted from, at another establishment.
     pub adopted_from: Option<ItemId>,
+    /// The source's version and envelope taken, when adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<Adoption>,
     /// Text the author reviewed and allowed although it looks like a
     /// patient identifier (`--allow-identifier`), recorded in the signed
     /// change so that every receiver accepts exactly that text and no
@@ -380,7 +415,19 @@ pub fn write_version(
                 .collect::<Vec<_>>(),
         ),
     )?;
-    put_str_if_changed(doc, &ROOT, "nation", content.nation.slug())?;
+    let mut nations = content.nations.clone();
+    nations.sort();
+    nations.dedup();
+    put_list(
+        doc,
+        &ROOT,
+        "nations",
+        &slugs(&nations.iter().map(|n| n.slug()).collect::<Vec<_>>()),
+    )?;
+    // Nodes that read one nation read the first.
+    if let Some(first) = nations.first() {
+        put_str_if_changed(doc, &ROOT, "nation", first.slug())?;
+    }
     put_list(doc, &ROOT, "tags", &content.tags)?;
     put_opt(doc, "approved_by", content.approved_by.clone())?;
     put_opt(
@@ -426,6 +473,29 @@ fn mark_author(doc: &mut AutoCommit, author: &PublicKey) -> Result<(), DocError>
         doc.put(&authors, author.to_hex(), true)?;
     }
     Ok(())
+}
+
+/// Records where an adopted item came from, or the source's version the
+/// adopting site has now taken. The caller commits.
+pub fn write_adoption(doc: &mut AutoCommit, adoption: &Adoption) -> Result<(), DocError> {
+    put_str_if_changed(doc, &ROOT, "adopted_from", &adoption.from.to_hex())?;
+    let version = i64::try_from(adoption.version).unwrap_or(i64::MAX);
+    if read_i64(doc, "adopted_version") != Some(version) {
+        doc.put(ROOT, "adopted_version", version)?;
+    }
+    put_str_if_changed(doc, &ROOT, "adopted_envelope", &adoption.envelope.to_hex())?;
+    Ok(())
+}
+
+fn read_i64(doc: &impl ReadDoc, key: &str) -> Option<i64> {
+    match doc.get(ROOT, key) {
+        Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
+            ScalarValue::Int(i) => Some(*i),
+            ScalarValue::Uint(u) => i64::try_from(*u).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Marks an item superseded by `successor`.
@@ -546,6 +616,22 @@ fn read_parsed<T: std::str::FromStr>(
         .map_err(|_| unreadable(key, &format!("{text:?} is not {what}")))
 }
 
+/// The nations: the `nations` list (unknown slugs, from a newer peer's
+/// vocabulary, skipped), or the single `nation` of documents written
+/// before items named several.
+fn read_nations(doc: &impl ReadDoc) -> Result<Vec<Nation>, DocError> {
+    let mut out: Vec<Nation> = read_list_at(doc, &ROOT, "nations")?
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    if out.is_empty() {
+        out.push(read_parsed(doc, "nation", "a nation")?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// An optional date field.
 fn read_opt_date(doc: &impl ReadDoc, key: &'static str) -> Result<Option<Date>, DocError> {
     match read_text_field(doc, ROOT, key)? {
@@ -618,7 +704,7 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect(),
-        nation: read_parsed(doc, "nation", "a nation")?,
+        nations: read_nations(doc)?,
         tags: read_list_at(doc, &ROOT, "tags")?,
         approved_by: read_text_field(doc, ROOT, "approved_by")?,
         approved_on: read_opt_date(doc, "approved_on")?,
@@ -637,6 +723,8 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         .filter_map(|s| s.parse().ok())
         .collect();
     supersedes.sort();
+    let adopted_from: Option<ItemId> =
+        read_str(doc, ROOT, "adopted_from").and_then(|s| s.parse().ok());
     Ok(Item {
         id,
         owner,
@@ -646,7 +734,14 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         supersedes,
         superseded_by: read_str(doc, ROOT, "superseded_by").and_then(|s| s.parse().ok()),
         withdrawn_reason: read_text_field(doc, ROOT, "withdrawn_reason")?,
-        adopted_from: read_str(doc, ROOT, "adopted_from").and_then(|s| s.parse().ok()),
+        adopted_from,
+        adoption: adopted_from.and_then(|from| {
+            Some(Adoption {
+                from,
+                version: u64::try_from(read_i64(doc, "adopted_version")?).ok()?,
+                envelope: read_str(doc, ROOT, "adopted_envelope")?.parse().ok()?,
+            })
+        }),
         allowed_identifiers: read_list_at(doc, &ROOT, "allowed_identifiers")?,
     })
 }
@@ -664,7 +759,7 @@ pub(crate) mod tests {
             body: "# Purpose\n\nReduce deaths in the weeks after release.\n".into(),
             pathways: vec![Pathway::SubstanceMisuse, Pathway::ReleaseContinuity],
             settings: vec![Setting::LocalRemand],
-            nation: Nation::England,
+            nations: vec![Nation::England],
             tags: vec!["naloxone".into(), "release".into()],
             approved_by: Some("Drugs and Therapeutics Committee".into()),
             approved_on: Some(Date::constant(2026, 1, 10)),
@@ -696,6 +791,34 @@ pub(crate) mod tests {
         let item = read_item(&doc).expect("read");
         assert_eq!(item.version, 2);
         assert_eq!(item.content.body, revised.body);
+    }
+
+    #[test]
+    fn several_nations_round_trip_and_one_nation_documents_still_read() {
+        let owner = EstablishmentId([1; 16]);
+        let author = SecretKey::from_seed([2; 32]).public();
+        let id = ItemId::derive(&owner, &[9; 16]);
+        let mut doc = AutoCommit::new();
+        init_doc(&mut doc, id, &owner).expect("init");
+        let mut content = sample_content();
+        content.nations = vec![Nation::Wales, Nation::England];
+        write_version(&mut doc, &content, &author).expect("write");
+        doc.commit();
+        let item = read_item(&doc).expect("read");
+        assert_eq!(item.content.nations, vec![Nation::England, Nation::Wales]);
+        // What a node reading one nation reads.
+        assert_eq!(read_str(&doc, ROOT, "nation").as_deref(), Some("england"));
+        // A document written before items named several nations.
+        doc.delete(ROOT, "nations").expect("delete");
+        doc.put(ROOT, "nation", "scotland").expect("put");
+        doc.commit();
+        assert_eq!(
+            read_item(&doc).expect("read").content.nations,
+            vec![Nation::Scotland]
+        );
+        let mut none = sample_content();
+        none.nations.clear();
+        assert_eq!(none.validate().expect_err("no nation").field, "nation");
     }
 
     #[test]

@@ -154,6 +154,8 @@ vocabulary!(
         WomensHealth => "womens-health", "Women's health";
         /// Children and young people.
         ChildrenYoungPeople => "children-young-people", "Children and young people";
+        /// Safeguarding adults and children: concerns, referrals, disclosures.
+        Safeguarding => "safeguarding", "Safeguarding";
         /// Clinical governance.
         Governance => "governance", "Clinical governance";
     }
@@ -184,6 +186,16 @@ vocabulary!(
         Irc => "irc", "Immigration removal centre (IRC)";
         /// Secure hospital.
         SecureHospital => "secure-hospital", "Secure hospital";
+        /// Police custody suite.
+        PoliceCustody => "police-custody", "Police custody";
+        /// Court cells and court custody.
+        CourtCustody => "court-custody", "Court custody";
+        /// Approved premises (probation hostels).
+        ApprovedPremises => "approved-premises", "Approved premises";
+        /// Short-term holding facility (immigration).
+        ShortTermHolding => "short-term-holding", "Short-term holding facility";
+        /// Pre-departure accommodation (immigration).
+        PreDeparture => "pre-departure", "Pre-departure accommodation";
     }
 );
 
@@ -201,6 +213,73 @@ vocabulary!(
     }
 );
 
+/// The word that stands for every nation of the UK in front matter, the
+/// CLI and filters.
+pub const UK: &str = "uk";
+
+impl Nation {
+    /// Reads a set of nations as people write it: one slug, several
+    /// separated by commas, or `uk` for all four. Sorted, without repeats.
+    pub fn parse_set(s: &str) -> Result<Vec<Nation>, UnknownValue> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part.eq_ignore_ascii_case(UK) {
+                out.extend_from_slice(Nation::ALL);
+            } else {
+                out.push(part.parse().map_err(|mut e: UnknownValue| {
+                    e.expected = Nation::choices();
+                    e
+                })?);
+            }
+        }
+        if out.is_empty() {
+            return Err(UnknownValue {
+                vocabulary: "nation",
+                got: s.to_string(),
+                expected: Nation::choices(),
+            });
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The accepted words: every slug and `uk`.
+    pub fn choices() -> String {
+        let mut v: Vec<&str> = Nation::ALL.iter().map(|n| n.slug()).collect();
+        v.push(UK);
+        v.join(", ")
+    }
+
+    /// Whether `set` names every nation of the UK.
+    pub fn is_uk(set: &[Nation]) -> bool {
+        Nation::ALL.iter().all(|n| set.contains(n))
+    }
+
+    /// A set as people read it: "UK-wide", "England", "England and Wales",
+    /// "England, Wales and Scotland".
+    pub fn set_label(set: &[Nation]) -> String {
+        if Nation::is_uk(set) {
+            return "UK-wide".to_string();
+        }
+        let labels: Vec<&str> = set.iter().map(|n| n.label()).collect();
+        match labels.split_last() {
+            None => String::new(),
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        }
+    }
+
+    /// A set as front matter and the CLI write it: `uk`, one slug, or
+    /// slugs separated by commas.
+    pub fn set_slugs(set: &[Nation]) -> Vec<&'static str> {
+        if Nation::is_uk(set) {
+            return vec![UK];
+        }
+        set.iter().map(|n| n.slug()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +294,23 @@ mod tests {
             .parse::<Setting>()
             .expect_err("unknown setting");
         assert!(err.to_string().contains("prison-cat-a"), "{err}");
+    }
+
+    #[test]
+    fn nations_are_one_several_or_the_uk() {
+        assert_eq!(Nation::parse_set("wales"), Ok(vec![Nation::Wales]));
+        let ew = Nation::parse_set("Wales, england,wales").expect("two");
+        assert_eq!(ew, vec![Nation::England, Nation::Wales]);
+        assert_eq!(Nation::set_label(&ew), "England and Wales");
+        assert_eq!(Nation::set_slugs(&ew), vec!["england", "wales"]);
+        let uk = Nation::parse_set("UK").expect("uk");
+        assert_eq!(uk, Nation::ALL.to_vec());
+        assert_eq!(Nation::set_label(&uk), "UK-wide");
+        assert_eq!(Nation::set_slugs(&uk), vec!["uk"]);
+        let three = [Nation::England, Nation::Wales, Nation::Scotland];
+        assert_eq!(Nation::set_label(&three), "England, Wales and Scotland");
+        let err = Nation::parse_set("england, gb").expect_err("unknown");
+        assert!(err.to_string().contains("gb"), "{err}");
+        assert!(Nation::parse_set(" , ").is_err());
     }
 }

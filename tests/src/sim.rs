@@ -431,6 +431,7 @@ impl Sim {
             Draft {
                 content: &content,
                 allowed: &[],
+                adoption: None,
             },
             &node.member,
             &node.suffix,

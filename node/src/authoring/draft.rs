@@ -18,7 +18,7 @@
 use gatehouse_protocol::identifier::{IdentifierKind, find_identifiers_allowing};
 use gatehouse_protocol::item::{ItemContent, QiDetails};
 use gatehouse_protocol::jiff::civil::Date;
-use gatehouse_protocol::vocab::{Kind, Status};
+use gatehouse_protocol::vocab::{Kind, Nation, Status};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -83,7 +83,8 @@ struct FrontMatter {
     summary: String,
     pathways: Vec<String>,
     settings: Vec<String>,
-    nation: String,
+    #[serde(alias = "nations")]
+    nation: OneOrMany,
     #[serde(default)]
     tags: Vec<String>,
     approved_by: Option<String>,
@@ -95,6 +96,23 @@ struct FrontMatter {
     measures: Option<Vec<String>>,
     pdsa_cycles: Option<Vec<String>>,
     outcomes: Option<String>,
+}
+
+/// A key that takes one value or a list (`nation: uk`, `nation: [england, wales]`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn joined(&self) -> String {
+        match self {
+            OneOrMany::One(s) => s.clone(),
+            OneOrMany::Many(v) => v.join(","),
+        }
+    }
 }
 
 struct Located<'a> {
@@ -289,7 +307,8 @@ pub fn parse(text: &str, allowed: &[String]) -> Result<ItemContent, DraftError> 
             .iter()
             .map(|s| at.parse("settings", s))
             .collect::<Result<_, _>>()?,
-        nation: at.parse("nation", &fm.nation)?,
+        nations: Nation::parse_set(&fm.nation.joined())
+            .map_err(|e| at.err("nation", e.to_string()))?,
         tags: fm.tags.iter().map(|t| t.trim().to_lowercase()).collect(),
         approved_by: fm.approved_by.map(|s| s.trim().to_string()),
         approved_on: fm
@@ -317,7 +336,7 @@ struct SourceFrontMatter<'a> {
     summary: &'a str,
     pathways: Vec<&'static str>,
     settings: Vec<&'static str>,
-    nation: &'static str,
+    nation: OneOrList,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tags: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -338,6 +357,14 @@ struct SourceFrontMatter<'a> {
     outcomes: Option<&'a str>,
 }
 
+/// `nation` as written: one slug, `uk`, or a list.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum OneOrList {
+    One(&'static str),
+    Many(Vec<&'static str>),
+}
+
 /// An item's content as a file [`parse`] reads back to the same content:
 /// the front matter (YAML, every value quoted where YAML needs it), then
 /// the body. What `show --source` prints and `edit` opens.
@@ -348,7 +375,10 @@ pub fn source(content: &ItemContent) -> String {
         summary: &content.summary,
         pathways: content.pathways.iter().map(|p| p.slug()).collect(),
         settings: content.settings.iter().map(|s| s.slug()).collect(),
-        nation: content.nation.slug(),
+        nation: match Nation::set_slugs(&content.nations).as_slice() {
+            [one] => OneOrList::One(one),
+            many => OneOrList::Many(many.to_vec()),
+        },
         tags: &content.tags,
         approved_by: content.approved_by.as_deref(),
         approved_on: content.approved_on.map(|d| d.to_string()),
@@ -421,6 +451,46 @@ mod tests {
         assert_eq!(c.tags, vec!["naloxone", "release"]);
         assert!(c.body.starts_with("# Purpose"));
         assert_eq!(c.status, Status::Published);
+        assert_eq!(c.nations, vec![Nation::England]);
+    }
+
+    #[test]
+    fn nation_is_one_a_list_or_uk_and_source_writes_it_back() {
+        for (written, nations, back) in [
+            (
+                "nation: [wales, england]",
+                vec![Nation::England, Nation::Wales],
+                "nation:\n- england\n- wales\n",
+            ),
+            ("nation: uk", Nation::ALL.to_vec(), "nation: uk\n"),
+            (
+                "nation: England, Scotland",
+                vec![Nation::England, Nation::Scotland],
+                "nation:\n- england\n- scotland\n",
+            ),
+            (
+                "nations: [england, wales, scotland, northern-ireland]",
+                Nation::ALL.to_vec(),
+                "nation: uk\n",
+            ),
+        ] {
+            let text = GOOD.replace("nation: england", written);
+            let c = parse(&text, &[]).expect(written);
+            assert_eq!(c.nations, nations, "{written}");
+            let src = source(&c);
+            assert!(src.contains(back), "{written}: {src}");
+            assert_eq!(parse(&src, &[]).expect("source parses").nations, nations);
+        }
+        let err = parse(
+            &GOOD.replace("nation: england", "nation: [england, gb]"),
+            &[],
+        )
+        .expect_err("unknown nation");
+        let text = err.to_string();
+        assert!(
+            text.contains("line 7") && text.contains("gb") && text.contains("uk"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! Certificate operations (admit, delegate, revoke, rotate) are in
 //! [`authority`]; Markdown drafts with front matter are read in [`draft`].
 
+pub mod adopt;
 pub mod authority;
 pub mod draft;
 pub mod post;
@@ -204,15 +205,30 @@ impl Library {
     ) -> Result<ItemId> {
         content.validate()?;
         check_identifiers(content, allowed)?;
+        self.publish_draft(
+            Draft {
+                content,
+                allowed,
+                adoption: None,
+            },
+            salt,
+            "publish",
+        )
+    }
+
+    /// Signs and stores the first change of a new item owned here, the
+    /// content already checked.
+    fn publish_draft(&mut self, draft: Draft<'_>, salt: [u8; 16], action: &str) -> Result<ItemId> {
         let signer = self.signer()?;
-        let env = new_item_with_salt(
-            Draft { content, allowed },
+        let env = sign_new_item(
+            draft,
             &signer.member,
             &signer.actor_suffix,
             self.config.establishment,
             &self.config.network,
             self.now(),
             salt,
+            action,
         )?;
         let id = ItemId::derive(&self.config.establishment, &salt);
         let j = self.replica.trust().judge(&env);
@@ -260,6 +276,20 @@ impl Library {
         content: &ItemContent,
         allowed: &[String],
     ) -> Result<u64> {
+        self.revise_as(id, content, allowed, None, "revise")
+    }
+
+    /// [`Library::revise`], recording the source's version taken when
+    /// `adoption` is given (then a version is made even if the content is
+    /// unchanged: the record of what was taken moves).
+    fn revise_as(
+        &mut self,
+        id: &ItemId,
+        content: &ItemContent,
+        allowed: &[String],
+        adoption: Option<&item::Adoption>,
+        action: &str,
+    ) -> Result<u64> {
         content.validate()?;
         check_identifiers(content, allowed)?;
         let (mut doc, current, salt) = self.doc_for_change(id)?;
@@ -272,13 +302,14 @@ impl Library {
                 status: current.content.status,
             });
         }
-        if current.content == *content {
+        if current.content == *content && adoption.is_none() {
             return Err(LibraryError::NoChange(*id));
         }
         let author = self.signer()?.member.public();
         item::write_version(&mut doc, content, &author)?;
         item::write_allowed_identifiers(&mut doc, allowed)?;
-        self.commit_change(*id, current.owner, salt, &mut doc, "revise")?;
+        adopt::record(&mut doc, adoption)?;
+        self.commit_change(*id, current.owner, salt, &mut doc, action)?;
         Ok(self.get(id, None)?.item.version)
     }
 
@@ -351,6 +382,7 @@ pub fn new_item(
         Draft {
             content,
             allowed: &[],
+            adoption: None,
         },
         member,
         suffix,
@@ -369,12 +401,14 @@ pub struct Draft<'a> {
     pub content: &'a ItemContent,
     /// The allowed text (`--allow-identifier`), recorded in the change.
     pub allowed: &'a [String],
+    /// Where an adopted item came from (`None` for a site's own item).
+    pub adoption: Option<&'a item::Adoption>,
 }
 
 /// [`new_item`] with the item's salt given, for reproducible runs (the
 /// network simulation); a real item's salt is random.
 pub fn new_item_with_salt(
-    Draft { content, allowed }: Draft<'_>,
+    draft: Draft<'_>,
     member: &SecretKey,
     suffix: &[u8; ACTOR_SUFFIX_BYTES],
     owner: EstablishmentId,
@@ -382,14 +416,35 @@ pub fn new_item_with_salt(
     now_ms: u64,
     salt: [u8; 16],
 ) -> Result<Verified> {
+    sign_new_item(
+        draft, member, suffix, owner, network, now_ms, salt, "publish",
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign_new_item(
+    Draft {
+        content,
+        allowed,
+        adoption,
+    }: Draft<'_>,
+    member: &SecretKey,
+    suffix: &[u8; ACTOR_SUFFIX_BYTES],
+    owner: EstablishmentId,
+    network: &NetworkId,
+    now_ms: u64,
+    salt: [u8; 16],
+    action: &str,
+) -> Result<Verified> {
     let id = ItemId::derive(&owner, &salt);
     let mut doc = AutoCommit::new().with_actor(actor_id(&member.public(), suffix));
     item::init_doc(&mut doc, id, &owner)?;
     item::write_version(&mut doc, content, &member.public())?;
     item::write_allowed_identifiers(&mut doc, allowed)?;
+    adopt::record(&mut doc, adoption)?;
     doc.commit_with(
         CommitOptions::default()
-            .with_message("publish")
+            .with_message(action)
             .with_time(i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)),
     );
     let change = doc

@@ -81,6 +81,10 @@ pub fn template(kind: Kind, setting: Setting, nation: Nation, today: Date) -> St
         choices(Setting::ALL.iter().map(|s| s.slug()).collect())
     ));
     out.push_str(&format!("settings: [{}]\n", setting.slug()));
+    out.push_str(&format!(
+        "# Whose guidance it follows: one of {}, a list such as [england, wales], or uk for all four.\n",
+        choices(Nation::ALL.iter().map(|n| n.slug()).collect())
+    ));
     out.push_str(&format!("nation: {}\n", nation.slug()));
     out.push_str("tags: []\n");
     out.push_str("# The committee or person that approved it, and when (YYYY-MM-DD).\n");
@@ -129,7 +133,7 @@ mod tests {
             let content = draft::parse(&filled(&text), &[])
                 .unwrap_or_else(|e| panic!("{kind:?}: {e}\n{text}"));
             assert_eq!(content.kind, *kind);
-            assert_eq!(content.nation, Nation::Wales);
+            assert_eq!(content.nations, vec![Nation::Wales]);
             assert_eq!(content.review_due, Date::constant(2029, 12, 1));
         }
     }

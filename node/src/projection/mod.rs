@@ -379,6 +379,8 @@ struct CatalogEntry {
     withdrawn_reason: Option<String>,
     adopted_from: Option<ItemId>,
     #[serde(default)]
+    adoption: Option<item::Adoption>,
+    #[serde(default)]
     allowed_identifiers: Vec<String>,
 }
 
@@ -399,6 +401,7 @@ impl CatalogEntry {
             superseded_by: self.superseded_by,
             withdrawn_reason: self.withdrawn_reason,
             adopted_from: self.adopted_from,
+            adoption: self.adoption,
             allowed_identifiers: self.allowed_identifiers,
         }
     }

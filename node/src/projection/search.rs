@@ -319,6 +319,7 @@ struct Fields {
     owner: Field,
     pathway: Field,
     setting: Field,
+    adopted_from: Field,
     review_due: Field,
     updated: Field,
     facet: Field,
@@ -345,6 +346,7 @@ fn schema() -> (Schema, Fields) {
         owner: sb.add_text_field("owner", STRING),
         pathway: sb.add_text_field("pathway", STRING),
         setting: sb.add_text_field("setting", STRING),
+        adopted_from: sb.add_text_field("adopted_from", STRING),
         review_due: sb.add_i64_field("review_due", INDEXED | FAST),
         updated: sb.add_i64_field("updated", FAST),
         facet: sb.add_facet_field("facet", FacetOptions::default()),
@@ -472,7 +474,9 @@ impl SearchIndex {
         }
         doc.add_text(f.kind, item.content.kind.slug());
         doc.add_text(f.status, item.content.status.slug());
-        doc.add_text(f.nation, item.content.nation.slug());
+        for n in &item.content.nations {
+            doc.add_text(f.nation, n.slug());
+        }
         doc.add_text(f.owner, item.owner.to_hex());
         for p in &item.content.pathways {
             doc.add_text(f.pathway, p.slug());
@@ -480,15 +484,18 @@ impl SearchIndex {
         for s in &item.content.settings {
             doc.add_text(f.setting, s.slug());
         }
+        if let Some(source) = item.adopted_from {
+            doc.add_text(f.adopted_from, source.to_hex());
+        }
         doc.add_i64(f.review_due, day_number(item.content.review_due));
         doc.add_i64(f.updated, i64::try_from(updated_ms).unwrap_or(i64::MAX));
         let c = &item.content;
         let mut facets = vec![
             ("kind", c.kind.slug().to_string()),
             ("status", c.status.slug().to_string()),
-            ("nation", c.nation.slug().to_string()),
             ("owner", item.owner.to_hex()),
         ];
+        facets.extend(c.nations.iter().map(|n| ("nation", n.slug().to_string())));
         facets.extend(c.pathways.iter().map(|p| ("pathway", p.slug().to_string())));
         facets.extend(c.settings.iter().map(|s| ("setting", s.slug().to_string())));
         for (dimension, value) in facets {
@@ -749,6 +756,9 @@ impl SearchReader {
         if let Some(p) = filter.pathway {
             out.push(self.term(f.pathway, p.slug()));
         }
+        if let Some(source) = filter.adopted_from {
+            out.push(self.term(f.adopted_from, &source.to_hex()));
+        }
         if let Some(s) = filter.setting {
             out.push(self.term(f.setting, s.slug()));
         }
@@ -814,6 +824,7 @@ mod tests {
             superseded_by: None,
             withdrawn_reason: None,
             adopted_from: None,
+            adoption: None,
             allowed_identifiers: Vec::new(),
         };
         index.upsert(&item, 0).expect("upsert");

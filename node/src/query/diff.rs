@@ -20,7 +20,7 @@ pub fn field_label(field: &str) -> &str {
         "body" => "Document text",
         "pathways" => "Care pathways",
         "settings" => "Settings",
-        "nation" => "Nation",
+        "nation" | "nations" => "Nation",
         "tags" => "Tags",
         "approved_by" => "Approved by",
         "approved_on" => "Approved on",

@@ -1,6 +1,6 @@
 //! The filters `list`, `search` and `due` share.
 
-use gatehouse_protocol::id::EstablishmentId;
+use gatehouse_protocol::id::{EstablishmentId, ItemId};
 use gatehouse_protocol::item::Item;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
@@ -22,6 +22,8 @@ pub struct Filter {
     pub owners: Option<Vec<EstablishmentId>>,
     /// Review due strictly before this date.
     pub review_due_before: Option<Date>,
+    /// Adopted from this item.
+    pub adopted_from: Option<ItemId>,
 }
 
 impl Filter {
@@ -54,8 +56,11 @@ impl Filter {
             && self.pathway.is_none_or(|p| c.pathways.contains(&p))
             && self.setting.is_none_or(|s| c.settings.contains(&s))
             && self.status.is_none_or(|s| c.status == s)
-            && self.nation.is_none_or(|n| c.nation == n)
+            && self.nation.is_none_or(|n| c.nations.contains(&n))
             && self.owners.as_ref().is_none_or(|o| o.contains(&item.owner))
             && self.review_due_before.is_none_or(|d| c.review_due < d)
+            && self
+                .adopted_from
+                .is_none_or(|s| item.adopted_from == Some(s))
     }
 }

@@ -38,6 +38,10 @@ pub enum InboxKind {
     ItemChanged,
     /// A new discussion of an item they watch.
     ItemDiscussed,
+    /// The source of an item their establishment adopted changed since the
+    /// version taken (`item` is the establishment's copy; `version` the
+    /// source's now).
+    SourceChanged,
 }
 
 /// One entry.
@@ -187,6 +191,25 @@ impl ReadView {
                     });
                 }
             }
+        }
+        // Everyone signed in here works for this node's establishment.
+        for a in self.source_changes().unwrap_or_default() {
+            entries.push(InboxEntry {
+                kind: InboxKind::SourceChanged,
+                at_ms: a.source.updated_ms,
+                thread: None,
+                post: None,
+                item: Some(a.mine.item.id),
+                title: a.mine.item.content.title.clone(),
+                by: a
+                    .source
+                    .establishment
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "another establishment".into()),
+                version: Some(a.source.item.version),
+                unread: false,
+            });
         }
         let mut unread = 0;
         let mut latest_ms = 0;

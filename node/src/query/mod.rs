@@ -8,6 +8,7 @@
 //! without taking the library's lock, so a page view or `gatehouse show`
 //! never waits for a 2 MiB ingest or a rebuild.
 
+pub mod adoption;
 pub mod arrivals;
 pub mod diff;
 pub mod filter;
@@ -770,7 +771,7 @@ fn describe_change(before: Option<&Item>, after: &Item) -> (Vec<String>, usize, 
     check("body", b.body != a.body);
     check("pathways", b.pathways != a.pathways);
     check("settings", b.settings != a.settings);
-    check("nation", b.nation != a.nation);
+    check("nations", b.nations != a.nations);
     check("tags", b.tags != a.tags);
     check("approved_by", b.approved_by != a.approved_by);
     check("approved_on", b.approved_on != a.approved_on);

@@ -31,7 +31,9 @@ pub fn routes() -> Router<WebState> {
 
 fn entry_line(e: &InboxEntry) -> Markup {
     let link = match (e.kind, e.thread, e.post, e.item) {
-        (InboxKind::ItemChanged, _, _, Some(item)) => format!("/items/{}", item.to_hex()),
+        (InboxKind::ItemChanged | InboxKind::SourceChanged, _, _, Some(item)) => {
+            format!("/items/{}", item.to_hex())
+        }
         (_, Some(t), Some(p), _) if t != p => {
             format!("/threads/{}#post-{}", t.to_hex(), p.to_hex())
         }
@@ -48,9 +50,12 @@ fn entry_line(e: &InboxEntry) -> Markup {
                     InboxKind::Reply => "replied in ",
                     InboxKind::ItemChanged => "published a new version of ",
                     InboxKind::ItemDiscussed => "started a discussion of an item you watch: ",
+                    InboxKind::SourceChanged => "changed the source of your site's adopted ",
                 }
                 a href=(link) { (e.title) }
-                @if let Some(v) = e.version { " (version " (v) ")" }
+                @if let Some(v) = e.version {
+                    @if e.kind == InboxKind::SourceChanged { " (the source is now at version " (v) ")" } @else { " (version " (v) ")" }
+                }
             }
             p.result-meta { (super::pages::date_ms(e.at_ms)) }
         }

@@ -498,6 +498,7 @@ pub fn parse_search(pairs: &[(String, String)], web_page: bool) -> Result<Search
         nation,
         owners: (!owners.is_empty()).then_some(owners),
         review_due_before,
+        adopted_from: None,
     };
     Ok(p)
 }

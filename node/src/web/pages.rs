@@ -361,11 +361,20 @@ async fn home(State(state): State<WebState>) -> Response {
         })?;
         let today = Zoned::now().date();
         let (due, due_total) = lib.due_soonest(today, HOME_DUE_WITHIN_DAYS, HOME_LIST_LEN)?;
+        let source_changes = lib.source_changes()?;
         let content = html! {
             h1 { "Find policies, procedures and QI work from across the network" }
             p.lead { "Search the documents that establishments in " (site_info.network)
                 " share: how other sites handle a clinical problem, and what they learned." }
             (search_form("", &[]))
+            @if !source_changes.is_empty() {
+                section.notice aria-labelledby="sources-heading" {
+                    h2 #sources-heading.notice-title { "The source changed since " (site_info.establishment) " adopted it" }
+                    ul.results {
+                        @for a in &source_changes { (source_alert(a)) }
+                    }
+                }
+            }
             div.columns {
                 section.column aria-labelledby="recent-heading" {
                     h2 #recent-heading { "Recently published or updated" }
@@ -408,6 +417,34 @@ async fn home(State(state): State<WebState>) -> Response {
         Ok(layout(site_info, Section::Home, "Home", content))
     })
     .await
+}
+
+/// One adopted item whose source moved on: what, and where to see the change.
+fn source_alert(a: &crate::query::adoption::SourceAlert) -> Markup {
+    let source = &a.source.item;
+    let by = a
+        .source
+        .establishment
+        .name
+        .as_deref()
+        .unwrap_or("another site");
+    html! {
+        li.result {
+            h3.result-title { (item_link(&a.mine.item.id, &a.mine.item.content.title)) }
+            p.result-meta {
+                "Adopted from " (item_link(&source.id, &source.content.title)) " by " (by) " at version " (a.taken) ". "
+                @match source.content.status {
+                    Status::Withdrawn => { strong { "The source has been withdrawn." } }
+                    Status::Superseded => { strong { "The source has been superseded." } }
+                    _ => {
+                        "It is now at version " (source.version) ": "
+                        a href={ "/items/" (source.id.to_hex()) "/diff?from=" (a.taken) "&to=" (source.version) } { "see what changed" }
+                        ". A site lead takes the change with " code { "gatehouse take-change " (a.mine.item.id.short()) } "."
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Query-string pairs that reproduce `p` (page 1).
@@ -792,6 +829,14 @@ async fn item(
             None => latest.clone(),
         };
         let history = lib.history(&id)?;
+        let adopters = lib.adopters(&id)?;
+        let source_moved = match latest.item.adoption {
+            Some(_) if latest.item.owner == lib.establishment() => lib
+                .source_changes()?
+                .into_iter()
+                .find(|a| a.mine.item.id == id),
+            _ => None,
+        };
         let c = &view.item.content;
         let it = &view.item;
         // The latest version may be a merge of concurrent revisions, reached
@@ -833,6 +878,12 @@ async fn item(
                     p { "Do not follow it." }
                 }
             }
+            @if let Some(a) = &source_moved {
+                div.notice role="note" {
+                    h2.notice-title { "The source changed since you adopted it" }
+                    ul.results { (source_alert(a)) }
+                }
+            }
             p.print-only {
                 strong { "Uncontrolled when printed." }
                 " Version " (it.version) " of item " (it.id.short()) ", printed on " (long_date(Zoned::now().date()))
@@ -867,7 +918,7 @@ async fn item(
                     (summary_row("Version", html! { (it.version) }))
                     (summary_row("Care pathways", list_or_none(&c.pathways, |p| p.label().to_string())))
                     (summary_row("Settings", list_or_none(&c.settings, |s| s.label().to_string())))
-                    (summary_row("Nation", html! { (c.nation.label()) }))
+                    (summary_row("Nation", html! { (Nation::set_label(&c.nations)) }))
                     (summary_row("Tags", list_or_none(&c.tags, Clone::clone)))
                     (summary_row("Approved by", opt_text(c.approved_by.clone())))
                     (summary_row("Approved on", opt_text(c.approved_on.map(long_date))))
@@ -886,9 +937,35 @@ async fn item(
                         (summary_row("Withdrawn because", html! { (reason) }))
                     }
                     @if let Some(origin) = it.adopted_from {
-                        (summary_row("Adopted from", item_link(&origin, &title_of(lib, &origin))))
+                        (summary_row("Adopted from", html! {
+                            (item_link(&origin, &title_of(lib, &origin)))
+                            @if let Some(a) = it.adoption { ", version " (a.version) }
+                        }))
                     }
                     (summary_row("Item id", html! { code { (it.id.to_hex()) } }))
+                }
+            }
+            @if !adopters.is_empty() {
+                section aria-labelledby="adopters-heading" {
+                    h2 #adopters-heading { "Adopted by " (adopters.len()) @if adopters.len() == 1 { " site" } @else { " sites" } }
+                    table {
+                        thead { tr { th scope="col" { "Establishment" } th scope="col" { "Their copy" } th scope="col" { "Version of this item they hold" } } }
+                        tbody {
+                            @for a in &adopters {
+                                tr {
+                                    td { (a.establishment.name.as_deref().unwrap_or("unknown establishment")) }
+                                    td { a href={ "/items/" (a.item.to_hex()) } { (a.item.short()) } @if a.status != Status::Published { " (" (a.status.label().to_lowercase()) ")" } }
+                                    td {
+                                        @match a.version {
+                                            Some(n) if n == latest.item.version => { (n) ", the current one" }
+                                            Some(n) => { (n) " (current: " (latest.item.version) ")" }
+                                            None => { "not recorded" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             section.no-print aria-labelledby="history-heading" {
