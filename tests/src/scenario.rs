@@ -292,7 +292,9 @@ pub fn rogue_obtains_nothing(config: SimConfig, nodes: usize) -> Checked {
     // key to every site it dialled, in place of an admission proof.
     let junk = sim.junk_certificates(rogue, 80);
     let mut unpushed = targets.clone();
-    let give_up = sim.now_ms + 60_000;
+    // Refused after probation, it redials with backoff: each site is given
+    // ten minutes to be reached.
+    let give_up = sim.now_ms + 10 * 60_000;
     while !unpushed.is_empty() && sim.now_ms < give_up {
         sim.run_for(20);
         unpushed.retain(|t| !sim.push_raw(rogue, *t, junk.clone()));
