@@ -10,8 +10,8 @@ use gatehouse_node::authoring::draft;
 use gatehouse_node::home::Home;
 use gatehouse_protocol::jiff::Zoned;
 
-use crate::edit::{confirm, edit_until_it_reads, scratch_file};
-use crate::ops::{self, Op, Outcome, ReadOp};
+use crate::edit::{confirm, current_item, edit_until_it_reads, scratch_file};
+use crate::ops::{self, Op, Outcome};
 use crate::output;
 
 /// Runs `adopt`: the copy is the source as it stands, without the source
@@ -26,16 +26,7 @@ pub fn adopt(
     allowed: Vec<String>,
 ) -> anyhow::Result<()> {
     let content = if edit {
-        let Outcome::Item { view, .. } = ops::dispatch(
-            home.clone(),
-            Op::Read(ReadOp::Show {
-                id: id.to_string(),
-                version: None,
-            }),
-        )?
-        else {
-            anyhow::bail!("the library did not return the item");
-        };
+        let view = current_item(&home, id)?;
         let copy = adoptable_copy(&view.item.content, Zoned::now().date());
         let file = scratch_file(&home, &format!("adopt-{}", view.item.id.to_hex()))?;
         let Some(content) = edit_until_it_reads(&file, &draft::source(&copy), &allowed, true)?

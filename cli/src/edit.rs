@@ -30,16 +30,7 @@ pub fn edit(
     id: &str,
     yes: bool,
 ) -> anyhow::Result<()> {
-    let Outcome::Item { view, .. } = ops::dispatch(
-        home.clone(),
-        Op::Read(ReadOp::Show {
-            id: id.to_string(),
-            version: None,
-        }),
-    )?
-    else {
-        anyhow::bail!("the library did not return the item");
-    };
+    let view = current_item(&home, id)?;
     let id = view.item.id.to_hex();
     let allowed = view.item.allowed_identifiers.clone();
     // Refused now if it could not be revised (another site's, or closed),
@@ -90,6 +81,21 @@ pub fn edit(
     )?;
     let _ = std::fs::remove_file(&file);
     output::render(&revised, out, json)
+}
+
+/// The current version of item `id` (or prefix).
+pub fn current_item(home: &Home, id: &str) -> anyhow::Result<Box<gatehouse_node::query::ItemView>> {
+    let Outcome::Item { view, .. } = ops::dispatch(
+        home.clone(),
+        Op::Read(ReadOp::Show {
+            id: id.to_string(),
+            version: None,
+        }),
+    )?
+    else {
+        anyhow::bail!("the library did not return the item");
+    };
+    Ok(view)
 }
 
 /// Opens `original` in the person's editor in `file` until what they save
