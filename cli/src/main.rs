@@ -157,6 +157,37 @@ pub(crate) enum Command {
         #[command(flatten)]
         allow: AllowArgs,
     },
+    /// Approve the current version of one of this establishment's items, signed with your own key; a version submitted for approval (`status: submitted`) is then published
+    Approve {
+        /// Item id (or a unique prefix)
+        id: String,
+        /// Your key file (from `gatehouse key generate member`, delegated with `gatehouse member add`); this node's publishing key when left out
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Record that an item in force was reviewed and needs no change: a signed change moving its review date
+    Review {
+        /// Item id (or a unique prefix)
+        id: String,
+        /// The next review date (YYYY-MM-DD); three years from today when left out
+        #[arg(long, value_parser = parse_date)]
+        next: Option<Date>,
+        /// Your key file; this node's publishing key when left out
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Show this establishment's rules, or sign new ones: whether an approval by a version's own author counts, and when review reminders start
+    Rules {
+        /// Require a second person to approve a version (on or off)
+        #[arg(long, value_parser = parse_on_off)]
+        two_person_approval: Option<bool>,
+        /// Start review reminders this many months before a review date (1 to 36; 6 unless set)
+        #[arg(long)]
+        reminder_months: Option<u16>,
+        /// Your key file; this node's publishing key when left out
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// List items
     List {
         #[command(flatten)]
@@ -190,9 +221,9 @@ pub(crate) enum Command {
     },
     /// This establishment's items due for review
     Due {
-        /// How far ahead to look, e.g. 90d, 12w, 6m
-        #[arg(long, default_value = "90d", value_parser = parse_period)]
-        within: i64,
+        /// How far ahead to look, e.g. 90d, 12w, 6m; when review reminders start (6 months unless `gatehouse rules` says otherwise) when left out
+        #[arg(long, value_parser = parse_period)]
+        within: Option<i64>,
     },
     /// The establishments in the network
     Establishments,
@@ -528,6 +559,24 @@ fn parse_duration_ms(s: &str) -> Result<u64, String> {
 }
 
 /// "90d", "12w", "6m" (30-day months), "1y" or a bare number of days.
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        other => Err(format!("{other:?}: say on or off")),
+    }
+}
+
+/// Reads a person's key file given with `--key`, as a seed to sign with.
+fn key_seed(path: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let key = gatehouse_node::home::read_key_file(&path)?
+        .ok_or_else(|| anyhow::anyhow!("no key file at {}", path.display()))?;
+    Ok(Some(hex::encode(key.to_seed())))
+}
+
 fn parse_period(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -931,6 +980,24 @@ impl Command {
             Command::Due { within } => Op::Due {
                 today: Zoned::now().date(),
                 within_days: within,
+            },
+            Command::Approve { id, key } => Op::Approve {
+                id,
+                key: key_seed(key)?,
+            },
+            Command::Review { id, next, key } => Op::Review {
+                id,
+                next,
+                key: key_seed(key)?,
+            },
+            Command::Rules {
+                two_person_approval,
+                reminder_months,
+                key,
+            } => Op::Rules {
+                two_person_approval,
+                reminder_months,
+                key: key_seed(key)?,
             },
             Command::Status { stale_after } => Op::Status {
                 stale_after_ms: stale_after,

@@ -113,8 +113,34 @@ pub enum Op {
     Due {
         /// The caller's date.
         today: Date,
-        /// How far ahead.
-        within_days: i64,
+        /// How far ahead; when reminders start by the rules when `None`.
+        within_days: Option<i64>,
+    },
+    /// Approve an item's current version.
+    Approve {
+        /// The item.
+        id: String,
+        /// The approver's key seed (hex), read from their key file by the
+        /// CLI; this node's publishing key when `None`.
+        key: Option<String>,
+    },
+    /// Record a review that needs no change.
+    Review {
+        /// The item.
+        id: String,
+        /// The next review date.
+        next: Option<Date>,
+        /// The reviewer's key seed (hex).
+        key: Option<String>,
+    },
+    /// Show or sign this establishment's rules.
+    Rules {
+        /// Whether a second person must approve.
+        two_person_approval: Option<bool>,
+        /// When review reminders start.
+        reminder_months: Option<u16>,
+        /// The signer's key seed (hex).
+        key: Option<String>,
     },
     /// Counts, trust problems and the network's state.
     Status {
@@ -265,6 +291,25 @@ pub enum Outcome {
         view: Box<ItemView>,
         /// The sites that adopted it.
         adopters: Vec<gatehouse_node::query::adoption::Adopter>,
+        /// Its stage, approvals and the owner's rules (the latest version
+        /// only).
+        lifecycle: Option<Box<gatehouse_node::query::lifecycle::Lifecycle>>,
+    },
+    /// `approve`.
+    Approved(gatehouse_node::authoring::lifecycle::Approved),
+    /// `review`.
+    Reviewed {
+        /// The item.
+        id: ItemId,
+        /// Its next review date.
+        next: Date,
+    },
+    /// `rules`.
+    Rules {
+        /// The rules in force.
+        rules: gatehouse_protocol::record::SiteRules,
+        /// Whether they were just signed.
+        signed: bool,
     },
     /// `history`.
     History {
@@ -290,6 +335,8 @@ pub enum Outcome {
         items: Vec<DueItem>,
         /// Adopted items whose source changed since the version taken.
         source_changes: Vec<gatehouse_node::query::adoption::SourceAlert>,
+        /// This establishment's versions submitted and not yet approved.
+        awaiting_approval: Vec<ItemView>,
     },
     /// `establishments`.
     Establishments {
@@ -343,6 +390,17 @@ pub enum PeersOutcome {
 
 /// An absolute form of a path given on the command line, so that the
 /// running node reads and writes where the caller meant.
+/// A key from the seed the CLI read from a person's key file.
+fn seed_key(seed: Option<&str>) -> anyhow::Result<Option<gatehouse_protocol::key::SecretKey>> {
+    let Some(seed) = seed else {
+        return Ok(None);
+    };
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(seed, &mut bytes)
+        .map_err(|_| anyhow::anyhow!("a key seed that is not 32 bytes of hex"))?;
+    Ok(Some(gatehouse_protocol::key::SecretKey::from_seed(bytes)))
+}
+
 pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
 }
@@ -361,9 +419,20 @@ pub fn read_with(op: ReadOp, view: &ReadView) -> anyhow::Result<Outcome> {
     Ok(match op {
         ReadOp::Show { id, version } => {
             let id = view.resolve(&id)?;
+            let item = view.get(&id, version)?;
+            let latest = version.is_none_or(|v| v == item.item.version);
+            let lifecycle = if latest {
+                Some(Box::new(view.lifecycle(
+                    &id,
+                    gatehouse_protocol::jiff::Zoned::now().date(),
+                )?))
+            } else {
+                None
+            };
             Outcome::Item {
-                view: Box::new(view.get(&id, version)?),
+                view: Box::new(item),
                 adopters: view.adopters(&id)?,
+                lifecycle,
             }
         }
         ReadOp::History { id } => {
@@ -610,11 +679,66 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
         Op::Read(read) => read_with(read, &ctx.view()?)?,
         Op::Due { today, within_days } => {
             let view = ctx.view()?;
+            let within_days = match within_days {
+                Some(d) => d,
+                None => {
+                    let (rules, _) = view.site_rules(&view.establishment())?;
+                    let until = today
+                        .checked_add(
+                            gatehouse_protocol::jiff::Span::new()
+                                .months(i64::from(rules.reminder_months)),
+                        )
+                        .unwrap_or(today);
+                    today.until(until).map_or(0, |s| i64::from(s.get_days()))
+                }
+            };
             Outcome::Due {
                 today,
                 within_days,
                 items: view.due(today, within_days)?,
                 source_changes: view.source_changes()?,
+                awaiting_approval: view.list(&gatehouse_node::query::filter::Filter {
+                    status: Some(gatehouse_protocol::vocab::Status::Submitted),
+                    owners: Some(vec![view.establishment()]),
+                    ..Default::default()
+                })?,
+            }
+        }
+        Op::Approve { id, key } => {
+            let key = seed_key(key.as_deref())?;
+            let lib = ctx.lib()?;
+            let id = lib.resolve(&id)?;
+            Outcome::Approved(lib.approve(&id, key.as_ref())?)
+        }
+        Op::Review { id, next, key } => {
+            let key = seed_key(key.as_deref())?;
+            let lib = ctx.lib()?;
+            let id = lib.resolve(&id)?;
+            let next = lib.review(&id, next, key.as_ref())?;
+            Outcome::Reviewed { id, next }
+        }
+        Op::Rules {
+            two_person_approval: None,
+            reminder_months: None,
+            ..
+        } => {
+            let view = ctx.view()?;
+            let (rules, _) = view.site_rules(&view.establishment())?;
+            Outcome::Rules {
+                rules,
+                signed: false,
+            }
+        }
+        Op::Rules {
+            two_person_approval,
+            reminder_months,
+            key,
+        } => {
+            let key = seed_key(key.as_deref())?;
+            let lib = ctx.lib()?;
+            Outcome::Rules {
+                rules: lib.set_rules(two_person_approval, reminder_months, key.as_ref())?,
+                signed: true,
             }
         }
         Op::Adopt {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use gatehouse_node::authoring::adopt::SourceChange;
 use gatehouse_node::query::adoption::{Adopter, SourceAlert};
 use gatehouse_node::query::diff::{LineChange, field_label, field_value, long_date};
+use gatehouse_node::query::lifecycle::Lifecycle;
 use gatehouse_protocol::vocab::{Nation, Status};
 
 use crate::ops::{CheckReport, Outcome, PeersOutcome};
@@ -211,16 +212,78 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
                 write_item_line(&mut out, v)?;
             }
         }
-        Outcome::Item { view, adopters } => {
+        Outcome::Item {
+            view,
+            adopters,
+            lifecycle,
+        } => {
             if json {
                 let mut value = serde_json::to_value(view)?;
                 if let Some(map) = value.as_object_mut() {
                     map.insert("adopted_by".into(), serde_json::to_value(adopters)?);
+                    if let Some(l) = lifecycle {
+                        map.insert("lifecycle".into(), serde_json::to_value(l)?);
+                    }
                 }
                 return print_json(&mut out, &value);
             }
             write_item(&mut out, view)?;
+            if let Some(l) = lifecycle {
+                write_lifecycle(&mut out, view, l)?;
+            }
             write_adopters(&mut out, view, adopters)?;
+        }
+        Outcome::Approved(a) => {
+            if json {
+                return print_json(&mut out, a);
+            }
+            writeln!(
+                out,
+                "Version {} of {} approved (approval record {}){}",
+                a.version,
+                a.item,
+                a.record.short(),
+                if a.published {
+                    "; it is published and in force from today"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        Outcome::Reviewed { id, next } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "review_due": next.to_string() }),
+                );
+            }
+            writeln!(out, "{id} reviewed with no change; next review by {next}")?;
+        }
+        Outcome::Rules { rules, signed } => {
+            if json {
+                return print_json(&mut out, rules);
+            }
+            if *signed {
+                writeln!(
+                    out,
+                    "Signed revision {} of this establishment's rules:",
+                    rules.revision
+                )?;
+            }
+            writeln!(
+                out,
+                "approval          {}",
+                if rules.two_person_approval {
+                    "a second person must approve: an approval by a version's author does not count"
+                } else {
+                    "one person may approve, the author included"
+                }
+            )?;
+            writeln!(
+                out,
+                "review reminders  start {} months before the review date",
+                rules.reminder_months
+            )?;
         }
         Outcome::Adopted { id, from, version } => {
             if json {
@@ -319,14 +382,31 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
             within_days,
             items,
             source_changes,
+            awaiting_approval,
         } => {
             if json {
                 return print_json(
                     &mut out,
-                    &serde_json::json!({ "today": today, "within_days": within_days, "items": items, "source_changes": source_changes }),
+                    &serde_json::json!({ "today": today, "within_days": within_days, "items": items, "source_changes": source_changes, "awaiting_approval": awaiting_approval }),
                 );
             }
             write_source_alerts(&mut out, source_changes)?;
+            if !awaiting_approval.is_empty() {
+                writeln!(
+                    out,
+                    "Submitted for approval (approve with `gatehouse approve ID --key YOUR.key`):"
+                )?;
+                for v in awaiting_approval {
+                    writeln!(
+                        out,
+                        "  {}  {}  version {}",
+                        v.item.id.short(),
+                        v.item.content.title,
+                        v.item.version
+                    )?;
+                }
+                writeln!(out)?;
+            }
             if items.is_empty() {
                 writeln!(
                     out,
@@ -729,6 +809,60 @@ pub fn write_source_change(out: &mut dyn Write, c: &SourceChange) -> anyhow::Res
             proposed.item.version
         )?;
         write_diff(out, &gatehouse_node::query::diff::diff(&c.mine, &proposed))?;
+    }
+    Ok(())
+}
+
+/// The stage of an item's version, its approvals and its front sheet.
+fn write_lifecycle(out: &mut dyn Write, v: &ItemView, l: &Lifecycle) -> anyhow::Result<()> {
+    let row = |out: &mut dyn Write, k: &str, val: &str| writeln!(out, "{k:<16}{val}");
+    writeln!(out)?;
+    row(out, "stage", l.stage.label())?;
+    match &l.approved {
+        Some(a) => row(
+            out,
+            "approval",
+            &format!(
+                "version {} approved by {} ({}), signed {}",
+                a.version,
+                a.approver.name.as_deref().unwrap_or("unknown key"),
+                a.approver.key.short(),
+                a.at
+            ),
+        )?,
+        None => row(out, "approval", "no approval of this version counts")?,
+    }
+    for a in l.approvals.iter().filter(|a| !a.counts) {
+        row(
+            out,
+            "not counted",
+            &format!(
+                "approval of version {} by {} ({}): {}",
+                a.version,
+                a.approver.name.as_deref().unwrap_or("unknown key"),
+                a.approver.key.short(),
+                a.reason.as_deref().unwrap_or("")
+            ),
+        )?;
+    }
+    row(
+        out,
+        "reminders",
+        &format!(
+            "from {} (review due {})",
+            l.reminders_from, v.item.content.review_due
+        ),
+    )?;
+    let fs = &v.item.content.front_sheet;
+    for (k, text) in fs.texts() {
+        row(out, &k.replace('_', " "), text)?;
+    }
+    if let Some(e) = fs.equality_impact {
+        let when = fs
+            .equality_impact_on
+            .map(|d| format!(" on {d}"))
+            .unwrap_or_default();
+        row(out, "equality impact", &format!("{}{when}", e.slug()))?;
     }
     Ok(())
 }

@@ -1547,3 +1547,68 @@ fn a_site_adopts_another_sites_item_and_takes_its_change() {
         "{text}"
     );
 }
+
+#[test]
+fn a_second_person_approves_with_their_own_key_where_the_site_needs_two() {
+    let net = Net::new();
+    let (d, d_key) = net.deputy();
+    let rules = net.b.ok(&["rules", "--two-person-approval", "on"]);
+    assert!(rules.contains("Signed revision 1"), "{rules}");
+    assert!(rules.contains("a second person must approve"), "{rules}");
+    assert!(net.b.ok(&["rules"]).contains("6 months before"));
+
+    // B's lead submits a version for approval: not in force yet.
+    let text = with_title(NALOXONE, "Naloxone for approval").replacen(
+        "---\n",
+        "---\nstatus: submitted\ndocument_owner: Head of Healthcare\n",
+        1,
+    );
+    let file = net.file("submit.md");
+    std::fs::write(&file, text).expect("write");
+    let id = net.b.publish(&file);
+    let shown = net.b.json(&["show", &id]);
+    assert_eq!(str_of(&shown["lifecycle"]["stage"]), "submitted", "{shown}");
+    assert_eq!(str_of(&shown["document_owner"]), "Head of Healthcare");
+
+    let due = net.b.ok(&["due"]);
+    assert!(
+        due.contains("Submitted for approval") && due.contains("Naloxone for approval"),
+        "{due}"
+    );
+    // The author's own approval would not count here.
+    let (_, err) = net.b.fails(&["approve", &id], 2);
+    assert!(err.contains("requires a second person"), "{err}");
+    assert!(err.contains("--key"), "{err}");
+
+    // The deputy approves with their own key file, and it is published.
+    let key_file = d.home.join("keys").join("member.key");
+    let approved = net
+        .b
+        .json(&["approve", &id[..8], "--key", path_str(&key_file)]);
+    assert_eq!(approved["published"], true, "{approved}");
+    let shown = net.b.json(&["show", &id]);
+    assert_eq!(str_of(&shown["status"]), "published");
+    let counted = &shown["lifecycle"]["approved"];
+    assert_eq!(str_of(&counted["approver"]["key"]), d_key, "{shown}");
+    let text = net.b.ok(&["show", &id]);
+    assert!(text.contains(&format!("approved by {DEPUTY}")), "{text}");
+    let history = net.b.json(&["history", &id]);
+    let last = array(&history["versions"]).pop().expect("a change");
+    assert_eq!(str_of(&last["action"]), "approve and publish");
+    assert_eq!(str_of(&last["signer"]["key"]), d_key);
+
+    // Reviewed with no change: the date moves three years on.
+    let reviewed = net.b.json(&["review", &id, "--key", path_str(&key_file)]);
+    let next = str_of(&reviewed["review_due"]).to_string();
+    assert_eq!(str_of(&net.b.json(&["show", &id])["review_due"]), next);
+    assert!(!net.b.ok(&["due"]).contains("Naloxone for approval"));
+
+    // The admin's node, given B's envelopes, shows the same.
+    carry(&net.b, &net.a, &net.file("approved.bundle"));
+    let at_a = net.a.json(&["show", &id]);
+    assert_eq!(
+        str_of(&at_a["lifecycle"]["approved"]["approver"]["key"]),
+        d_key
+    );
+    assert_eq!(at_a["lifecycle"]["rules"]["two_person_approval"], true);
+}

@@ -134,6 +134,9 @@ pub enum LibraryError {
     /// An adoption, or taking a source's change, that cannot be made.
     #[error("{0}")]
     Adopt(String),
+    /// An approval, review or rule change that cannot be made, and why.
+    #[error("{0}")]
+    Lifecycle(String),
     /// A revision that changes nothing.
     #[error("nothing changed in item {0}")]
     NoChange(ItemId),

@@ -145,30 +145,35 @@ impl Home {
 
     /// Reads a secret key; `None` when the file does not exist.
     pub fn read_key(&self, name: &str) -> Result<Option<SecretKey>, HomeError> {
-        let path = self.key_path(name);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&path)(e)),
-        };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).map_err(io(&path))?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(HomeError::KeyTooOpen(path));
-            }
-        }
-        let mut lines = text.lines();
-        if lines.next() != Some(KEY_HEADER) {
-            return Err(HomeError::BadKeyFile(path));
-        }
-        let mut seed = [0u8; 32];
-        let hex_line = lines.next().unwrap_or_default().trim();
-        hex::decode_to_slice(hex_line, &mut seed)
-            .map_err(|_| HomeError::BadKeyFile(path.clone()))?;
-        Ok(Some(SecretKey::from_seed(seed)))
+        read_key_file(&self.key_path(name))
     }
+}
+
+/// Reads a secret key file (a person's own, kept where they keep it);
+/// `None` when it does not exist. Refused when others may read it.
+pub fn read_key_file(path: &Path) -> Result<Option<SecretKey>, HomeError> {
+    let path = path.to_path_buf();
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).map_err(io(&path))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(HomeError::KeyTooOpen(path));
+        }
+    }
+    let mut lines = text.lines();
+    if lines.next() != Some(KEY_HEADER) {
+        return Err(HomeError::BadKeyFile(path));
+    }
+    let mut seed = [0u8; 32];
+    let hex_line = lines.next().unwrap_or_default().trim();
+    hex::decode_to_slice(hex_line, &mut seed).map_err(|_| HomeError::BadKeyFile(path.clone()))?;
+    Ok(Some(SecretKey::from_seed(seed)))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), HomeError> {

@@ -407,6 +407,7 @@ pub fn synthetic_content(n: u64) -> ItemContent {
             pdsa_cycles: vec!["PDSA 1: test on one wing for two weeks".into()],
             outcomes: "Reviews on time rose over the project.".into(),
         }),
+        front_sheet: gatehouse_protocol::item::FrontSheet::default(),
     }
 }
 

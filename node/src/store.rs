@@ -48,11 +48,15 @@ pub enum Tree {
     /// library: never judged, exported or sent; offered again by every
     /// import, and bounded ([`crate::replica::MAX_HELD_BACK`]).
     HeldBack,
+    /// Records (kind 4) by what they are about: `i` ‖ item id or `r` ‖
+    /// establishment id (rules), then the envelope id; the value is the
+    /// facts they are re-judged on.
+    Records,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 13] = [
+    pub const ALL: [Tree; 14] = [
         Tree::Envelopes,
         Tree::Certificates,
         Tree::ChangeFacts,
@@ -66,6 +70,7 @@ impl Tree {
         Tree::Unread,
         Tree::PostFacts,
         Tree::HeldBack,
+        Tree::Records,
     ];
 
     fn name(self) -> &'static str {
@@ -83,6 +88,7 @@ impl Tree {
             Tree::Unread => "unread",
             Tree::PostFacts => "post_facts",
             Tree::HeldBack => "held_back",
+            Tree::Records => "records",
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! version    u8        = 1
-//! kind       u8        1 = change, 2 = certificate, 3 = post, 4-255 = kinds added later
+//! kind       u8        1 = change, 2 = certificate, 3 = post, 4 = record, 5-255 = kinds added later
 //! network    [u8; 32]  network id
 //! signer     [u8; 32]  ed25519 public key
 //! created_ms u64       signer's clock, for display only
@@ -21,7 +21,7 @@
 //!
 //! The set of kinds is open. Kinds 1 and 2 sign under the domains
 //! `gatehouse/v1/change` and `gatehouse/v1/certificate`; every kind added
-//! later (posts, kind 3; acknowledgements, adoptions, attachments) signs
+//! later (posts, kind 3; records, kind 4: approvals, acknowledgements; attachments) signs
 //! under `gatehouse/v1/kind-<tag>`, so a node that does not know a kind can
 //! still verify its signature. Such an envelope decodes to [`Body::Unread`]: its
 //! payload is kept as bytes, stored and forwarded, never interpreted, and
@@ -35,6 +35,7 @@ use crate::encoding::{DecodeError, Reader, Writer};
 use crate::id::{EnvelopeId, NetworkId};
 use crate::key::{PublicKey, SecretKey};
 use crate::post::Post;
+use crate::record::Record;
 
 /// The envelope format version this code writes and reads.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -55,13 +56,16 @@ pub enum EnvelopeKind {
     Certificate,
     /// A post: advice, answers, discussion, moderation.
     Post,
-    /// A kind added after this code (tag 4 to 255): stored and forwarded
+    /// A record: an approval, an acknowledgement, a request to read, an
+    /// establishment's rules.
+    Record,
+    /// A kind added after this code (tag 5 to 255): stored and forwarded
     /// unread.
     Other(u8),
 }
 
 /// The highest kind tag this code reads; later ones are [`EnvelopeKind::Other`].
-pub const MAX_READ_KIND: u8 = 3;
+pub const MAX_READ_KIND: u8 = 4;
 /// The highest kind of the first protocol version (sync `/1`, the first
 /// gossip topic): nodes of that version see nothing later.
 pub const MAX_FIRST_KIND: u8 = 2;
@@ -73,6 +77,7 @@ impl EnvelopeKind {
             EnvelopeKind::Change => 1,
             EnvelopeKind::Certificate => 2,
             EnvelopeKind::Post => 3,
+            EnvelopeKind::Record => 4,
             EnvelopeKind::Other(t) => t,
         }
     }
@@ -82,6 +87,7 @@ impl EnvelopeKind {
             1 => Ok(EnvelopeKind::Change),
             2 => Ok(EnvelopeKind::Certificate),
             3 => Ok(EnvelopeKind::Post),
+            4 => Ok(EnvelopeKind::Record),
             0 => Err(DecodeError::UnknownTag {
                 field: "envelope kind",
                 tag: 0,
@@ -98,6 +104,7 @@ impl EnvelopeKind {
             // Posts came after the first set: they sign under the domain a
             // node that does not read them derives from the tag.
             EnvelopeKind::Post => b"gatehouse/v1/kind-3".to_vec(),
+            EnvelopeKind::Record => b"gatehouse/v1/kind-4".to_vec(),
             EnvelopeKind::Other(t) => format!("gatehouse/v1/kind-{t}").into_bytes(),
         }
     }
@@ -118,9 +125,11 @@ pub enum Body {
     Certificate(Certificate),
     /// A post.
     Post(Box<Post>),
+    /// A record.
+    Record(Box<Record>),
     /// The payload of a kind this code does not read, kept as it arrived.
     Unread {
-        /// The kind's tag (3 to 255).
+        /// The kind's tag (5 to 255).
         kind: u8,
         /// The payload bytes.
         payload: Vec<u8>,
@@ -134,6 +143,7 @@ impl Body {
             Body::Change(_) => EnvelopeKind::Change,
             Body::Certificate(_) => EnvelopeKind::Certificate,
             Body::Post(_) => EnvelopeKind::Post,
+            Body::Record(_) => EnvelopeKind::Record,
             Body::Unread { kind, .. } => EnvelopeKind::Other(*kind),
         }
     }
@@ -143,6 +153,7 @@ impl Body {
             Body::Change(c) => c.encode(),
             Body::Certificate(c) => c.encode(),
             Body::Post(p) => p.encode(),
+            Body::Record(r) => r.encode(),
             Body::Unread { payload, .. } => payload.clone(),
         }
     }
@@ -152,6 +163,7 @@ impl Body {
             EnvelopeKind::Change => Body::Change(Box::new(ChangePayload::decode(bytes)?)),
             EnvelopeKind::Certificate => Body::Certificate(Certificate::decode(bytes)?),
             EnvelopeKind::Post => Body::Post(Box::new(Post::decode(bytes)?)),
+            EnvelopeKind::Record => Body::Record(Box::new(Record::decode(bytes)?)),
             EnvelopeKind::Other(kind) => Body::Unread {
                 kind,
                 payload: bytes.to_vec(),
@@ -328,6 +340,8 @@ impl Envelope {
             // A post's author is its signer; whom it may speak for is
             // decided by trust.
             Body::Post(_) => {}
+            // So is a record's; trust decides whom it speaks for.
+            Body::Record(_) => {}
             // Nothing here knows what binds it; its signature is checked.
             Body::Unread { .. } => {}
         }

@@ -46,6 +46,85 @@ pub struct QiDetails {
     pub outcomes: String,
 }
 
+/// Whether an equality impact assessment was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EqualityImpact {
+    /// Done, on the date given.
+    Done,
+    /// Judged not needed.
+    NotNeeded,
+}
+
+impl EqualityImpact {
+    /// The slug in front matter and documents.
+    pub fn slug(self) -> &'static str {
+        match self {
+            EqualityImpact::Done => "done",
+            EqualityImpact::NotNeeded => "not-needed",
+        }
+    }
+}
+
+impl std::str::FromStr for EqualityImpact {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['_', ' '], "-")
+            .as_str()
+        {
+            "done" => Ok(EqualityImpact::Done),
+            "not-needed" => Ok(EqualityImpact::NotNeeded),
+            other => Err(format!("{other:?} is not done or not-needed")),
+        }
+    }
+}
+
+/// A document's front sheet: what inspectors look for beside approval and
+/// review. Every field is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FrontSheet {
+    /// The role that owns the document, e.g. "Head of Healthcare".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_owner: Option<String>,
+    /// The committee that ratified it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratifying_committee: Option<String>,
+    /// Whether an equality impact assessment was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equality_impact: Option<EqualityImpact>,
+    /// When it was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equality_impact_on: Option<Date>,
+    /// Who was consulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consultation: Option<String>,
+    /// Who it is distributed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
+    /// What this version changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_notes: Option<String>,
+}
+
+impl FrontSheet {
+    /// The free-text fields, named as in front matter.
+    pub fn texts(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("document_owner", &self.document_owner),
+            ("ratifying_committee", &self.ratifying_committee),
+            ("consultation", &self.consultation),
+            ("distribution", &self.distribution),
+            ("version_notes", &self.version_notes),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+}
+
 /// Everything a site lead writes for one version of an item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemContent {
@@ -81,6 +160,9 @@ pub struct ItemContent {
     pub status: Status,
     /// QI details; present exactly when `kind` is a QI initiative.
     pub qi: Option<QiDetails>,
+    /// The front sheet.
+    #[serde(flatten, default)]
+    pub front_sheet: FrontSheet,
 }
 
 fn one_or_many_nations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Nation>, D::Error> {
@@ -181,6 +263,27 @@ impl ItemContent {
         if let Some(a) = &self.approved_by {
             check_len("approved_by", a, MAX_FIELD_CHARS)?;
         }
+        for (field, text) in self.front_sheet.texts() {
+            check_len(field, text, MAX_FIELD_CHARS)?;
+        }
+        match (
+            self.front_sheet.equality_impact,
+            self.front_sheet.equality_impact_on,
+        ) {
+            (None, Some(_)) => {
+                return Err(field_err(
+                    "equality_impact",
+                    "a date is given without saying done or not-needed",
+                ));
+            }
+            (Some(EqualityImpact::Done), None) => {
+                return Err(field_err(
+                    "equality_impact",
+                    "say when it was done: done YYYY-MM-DD",
+                ));
+            }
+            _ => {}
+        }
         if let (Some(approved), Some(effective)) = (self.approved_on, self.effective_from)
             && approved > effective
         {
@@ -200,10 +303,13 @@ impl ItemContent {
                 ),
             ));
         }
-        if !matches!(self.status, Status::Draft | Status::Published) {
+        if !matches!(
+            self.status,
+            Status::Draft | Status::Submitted | Status::Published
+        ) {
             return Err(field_err(
                 "status",
-                "a version is draft or published; use supersede or withdraw for the others",
+                "a version is draft, submitted or published; use supersede or withdraw for the others",
             ));
         }
         match (&self.qi, self.kind) {
@@ -429,19 +535,23 @@ pub fn write_version(
         put_str_if_changed(doc, &ROOT, "nation", first.slug())?;
     }
     put_list(doc, &ROOT, "tags", &content.tags)?;
-    put_opt(doc, "approved_by", content.approved_by.clone())?;
+    write_standing(doc, content)?;
+    let fs = &content.front_sheet;
+    put_opt(doc, "document_owner", fs.document_owner.clone())?;
+    put_opt(doc, "ratifying_committee", fs.ratifying_committee.clone())?;
     put_opt(
         doc,
-        "approved_on",
-        content.approved_on.map(|d| d.to_string()),
+        "equality_impact",
+        fs.equality_impact.map(|e| e.slug().to_string()),
     )?;
     put_opt(
         doc,
-        "effective_from",
-        content.effective_from.map(|d| d.to_string()),
+        "equality_impact_on",
+        fs.equality_impact_on.map(|d| d.to_string()),
     )?;
-    put_str_if_changed(doc, &ROOT, "review_due", &content.review_due.to_string())?;
-    put_str_if_changed(doc, &ROOT, "status", content.status.slug())?;
+    put_opt(doc, "consultation", fs.consultation.clone())?;
+    put_opt(doc, "distribution", fs.distribution.clone())?;
+    put_opt(doc, "version_notes", fs.version_notes.clone())?;
     match &content.qi {
         Some(qi) => {
             let obj = match doc.get(ROOT, "qi")? {
@@ -461,6 +571,26 @@ pub fn write_version(
     }
     mark_author(doc, author)?;
     doc.increment(ROOT, "version", 1)?;
+    Ok(())
+}
+
+/// Writes what approval and review change without making a new version:
+/// status, approver, approval, effective and review dates. The caller
+/// commits.
+pub fn write_standing(doc: &mut AutoCommit, content: &ItemContent) -> Result<(), DocError> {
+    put_opt(doc, "approved_by", content.approved_by.clone())?;
+    put_opt(
+        doc,
+        "approved_on",
+        content.approved_on.map(|d| d.to_string()),
+    )?;
+    put_opt(
+        doc,
+        "effective_from",
+        content.effective_from.map(|d| d.to_string()),
+    )?;
+    put_str_if_changed(doc, &ROOT, "review_due", &content.review_due.to_string())?;
+    put_str_if_changed(doc, &ROOT, "status", content.status.slug())?;
     Ok(())
 }
 
@@ -712,6 +842,21 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         review_due: read_parsed(doc, "review_due", "a date")?,
         status: read_parsed(doc, "status", "a status")?,
         qi,
+        front_sheet: FrontSheet {
+            document_owner: read_text_field(doc, ROOT, "document_owner")?,
+            ratifying_committee: read_text_field(doc, ROOT, "ratifying_committee")?,
+            equality_impact: match read_text_field(doc, ROOT, "equality_impact")? {
+                None => None,
+                Some(t) => Some(
+                    t.parse()
+                        .map_err(|e: String| unreadable("equality_impact", &e))?,
+                ),
+            },
+            equality_impact_on: read_opt_date(doc, "equality_impact_on")?,
+            consultation: read_text_field(doc, ROOT, "consultation")?,
+            distribution: read_text_field(doc, ROOT, "distribution")?,
+            version_notes: read_text_field(doc, ROOT, "version_notes")?,
+        },
     };
     let mut authors: Vec<PublicKey> = read_keys(doc, "authors")
         .iter()
@@ -767,6 +912,12 @@ pub(crate) mod tests {
             review_due: Date::constant(2027, 2, 1),
             status: Status::Published,
             qi: None,
+            front_sheet: FrontSheet {
+                document_owner: Some("Head of Healthcare".into()),
+                equality_impact: Some(EqualityImpact::NotNeeded),
+                version_notes: Some("First version.".into()),
+                ..FrontSheet::default()
+            },
         }
     }
 

@@ -15,6 +15,7 @@ pub mod item;
 pub mod key;
 pub mod post;
 pub mod reconcile;
+pub mod record;
 pub mod sync;
 pub mod trust;
 pub mod vocab;

@@ -409,7 +409,7 @@ impl TrustView {
                     created_ms: e.created_ms(),
                     cert,
                 }),
-                Body::Change(_) | Body::Post(_) | Body::Unread { .. } => None,
+                Body::Change(_) | Body::Post(_) | Body::Record(_) | Body::Unread { .. } => None,
             })
             .collect();
         // Sorted by id: every tie-break below is independent of arrival order.
@@ -954,6 +954,33 @@ impl TrustView {
         }
     }
 
+    /// Decides a record: its signer must be a key of the establishment it
+    /// speaks in, in a role that may sign it (a key that publishes for an
+    /// approval, a request to read or the rules; any member of staff for an
+    /// acknowledgement; never a node's key), within revocations.
+    pub fn judge_record(
+        &self,
+        id: &EnvelopeId,
+        signer: &PublicKey,
+        establishment: &EstablishmentId,
+        needs_publisher: bool,
+    ) -> Judgement {
+        if !self.has_genesis() {
+            return Judgement::Pending(PendingReason::NoGenesis);
+        }
+        if !self.establishments.contains_key(establishment) {
+            return Judgement::Pending(PendingReason::EstablishmentNotAdmitted);
+        }
+        match self.role_of(establishment, signer) {
+            None => self.not_a_key_of_it(signer),
+            Some(MemberRole::Device) => Judgement::Rejected(RejectReason::RoleMayNotPost),
+            Some(MemberRole::Clinician) if needs_publisher => {
+                Judgement::Rejected(RejectReason::RoleMayNotPublish)
+            }
+            Some(_) => self.authority_ok(signer, establishment, id),
+        }
+    }
+
     /// Decides an envelope of a kind this code does not read, from its
     /// signer alone: in effect while the signer is a key (of any role) of
     /// an establishment whose authority covers it, exactly as a change by
@@ -981,6 +1008,12 @@ impl TrustView {
         match env.body() {
             Body::Change(c) => self.judge_change(&env.id(), &env.signer(), &c.owner),
             Body::Post(p) => self.judge_post(&env.id(), &env.signer(), &p.voice),
+            Body::Record(r) => self.judge_record(
+                &env.id(),
+                &env.signer(),
+                &r.establishment,
+                r.needs_publisher(),
+            ),
             Body::Unread { .. } => self.judge_unread(&env.id(), &env.signer()),
             Body::Certificate(_) => match self.certs.get(&env.id()) {
                 Some(j) => *j,

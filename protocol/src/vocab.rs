@@ -106,6 +106,8 @@ vocabulary!(
     Status, "status", {
         /// Being written; not for use.
         Draft => "draft", "Draft";
+        /// Signed by its author and waiting for approval; not in force.
+        Submitted => "submitted", "Submitted for approval";
         /// In force.
         Published => "published", "Published";
         /// Replaced by a newer item.
@@ -216,6 +218,35 @@ vocabulary!(
 /// The word that stands for every nation of the UK in front matter, the
 /// CLI and filters.
 pub const UK: &str = "uk";
+
+vocabulary!(
+    /// A member of staff's job, which read-and-acknowledge requests name
+    /// ("all nurses must read version 3").
+    Job, "job", {
+        /// A doctor: GP, psychiatrist or other.
+        Doctor => "doctor", "Doctor";
+        /// A registered nurse, mental-health nurse included.
+        Nurse => "nurse", "Nurse";
+        /// A pharmacist.
+        Pharmacist => "pharmacist", "Pharmacist";
+        /// A pharmacy technician.
+        PharmacyTechnician => "pharmacy-technician", "Pharmacy technician";
+        /// A healthcare assistant or support worker.
+        HealthcareAssistant => "healthcare-assistant", "Healthcare assistant";
+        /// A substance-misuse or recovery worker.
+        SubstanceMisuseWorker => "substance-misuse-worker", "Substance misuse worker";
+        /// A psychologist, counsellor or therapist.
+        Therapist => "therapist", "Psychologist or therapist";
+        /// A dentist or dental nurse.
+        Dental => "dental", "Dental team";
+        /// Allied health: physiotherapy, occupational therapy and others.
+        AlliedHealth => "allied-health", "Allied health professional";
+        /// Administration and reception.
+        Administrator => "administrator", "Administrator";
+        /// A manager or lead.
+        Manager => "manager", "Manager";
+    }
+);
 
 impl Nation {
     /// Reads a set of nations as people write it: one slug, several

@@ -74,8 +74,8 @@ fn write_seed_inputs() {
         match env.body() {
             Body::Certificate(c) => write("certificate", &format!("seed-{n}"), &c.encode()),
             Body::Change(c) => write("change", &format!("seed-{n}"), &c.encode()),
-            // Posts are fuzzed through the envelope target.
-            Body::Post(_) | Body::Unread { .. } => {}
+            // Posts and records are fuzzed through the envelope target.
+            Body::Post(_) | Body::Record(_) | Body::Unread { .. } => {}
         }
     }
     write("bundle", "seed", &bundle::write(&network, &envelopes));

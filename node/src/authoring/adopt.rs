@@ -49,6 +49,12 @@ pub fn adoptable_copy(source: &ItemContent, today: Date) -> ItemContent {
     c.approved_on = None;
     c.effective_from = None;
     c.status = Status::Published;
+    // The source site's committee, assessment and notes are its own.
+    c.front_sheet.ratifying_committee = None;
+    c.front_sheet.equality_impact = None;
+    c.front_sheet.equality_impact_on = None;
+    c.front_sheet.consultation = None;
+    c.front_sheet.version_notes = None;
     c.review_due = today
         .checked_add(DEFAULT_REVIEW_YEARS.years())
         .unwrap_or(source.review_due);

@@ -16,7 +16,7 @@
 //! before anything else.
 
 use gatehouse_protocol::identifier::{IdentifierKind, find_identifiers_allowing};
-use gatehouse_protocol::item::{ItemContent, QiDetails};
+use gatehouse_protocol::item::{FrontSheet, ItemContent, QiDetails};
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::vocab::{Kind, Nation, Status};
 use serde::Deserialize;
@@ -96,6 +96,12 @@ struct FrontMatter {
     measures: Option<Vec<String>>,
     pdsa_cycles: Option<Vec<String>>,
     outcomes: Option<String>,
+    document_owner: Option<String>,
+    ratifying_committee: Option<String>,
+    equality_impact: Option<String>,
+    consultation: Option<String>,
+    distribution: Option<String>,
+    version_notes: Option<String>,
 }
 
 /// A key that takes one value or a list (`nation: uk`, `nation: [england, wales]`).
@@ -322,9 +328,31 @@ pub fn parse(text: &str, allowed: &[String]) -> Result<ItemContent, DraftError> 
         review_due: at.date("review_due", &fm.review_due)?,
         status,
         qi,
+        front_sheet: FrontSheet {
+            document_owner: trimmed(fm.document_owner),
+            ratifying_committee: trimmed(fm.ratifying_committee),
+            equality_impact: None,
+            equality_impact_on: None,
+            consultation: trimmed(fm.consultation),
+            distribution: trimmed(fm.distribution),
+            version_notes: trimmed(fm.version_notes),
+        },
     };
+    let mut content = content;
+    if let Some(eia) = trimmed(fm.equality_impact) {
+        let (what, date) = eia.split_once(char::is_whitespace).unwrap_or((&eia, ""));
+        content.front_sheet.equality_impact = Some(at.parse("equality_impact", what)?);
+        if !date.trim().is_empty() {
+            content.front_sheet.equality_impact_on = Some(at.date("equality_impact", date)?);
+        }
+    }
     content.validate().map_err(|e| at.err(e.field, e.reason))?;
     Ok(content)
+}
+
+/// An optional text, trimmed; empty reads as absent.
+fn trimmed(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// The front matter as [`source`] writes it: keys in the order of the file
@@ -355,6 +383,18 @@ struct SourceFrontMatter<'a> {
     pdsa_cycles: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcomes: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document_owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratifying_committee: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    equality_impact: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consultation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distribution: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_notes: Option<&'a str>,
 }
 
 /// `nation` as written: one slug, `uk`, or a list.
@@ -389,6 +429,17 @@ pub fn source(content: &ItemContent) -> String {
         measures: content.qi.as_ref().map(|q| q.measures.as_slice()),
         pdsa_cycles: content.qi.as_ref().map(|q| q.pdsa_cycles.as_slice()),
         outcomes: content.qi.as_ref().map(|q| q.outcomes.as_str()),
+        document_owner: content.front_sheet.document_owner.as_deref(),
+        ratifying_committee: content.front_sheet.ratifying_committee.as_deref(),
+        equality_impact: content.front_sheet.equality_impact.map(|e| {
+            match content.front_sheet.equality_impact_on {
+                Some(d) => format!("{} {d}", e.slug()),
+                None => e.slug().to_string(),
+            }
+        }),
+        consultation: content.front_sheet.consultation.as_deref(),
+        distribution: content.front_sheet.distribution.as_deref(),
+        version_notes: content.front_sheet.version_notes.as_deref(),
     };
     // Serialising plain strings, lists and slugs cannot fail.
     let yaml = serde_yaml_ng::to_string(&fm).unwrap_or_default();
@@ -452,6 +503,39 @@ mod tests {
         assert!(c.body.starts_with("# Purpose"));
         assert_eq!(c.status, Status::Published);
         assert_eq!(c.nations, vec![Nation::England]);
+    }
+
+    #[test]
+    fn the_front_sheet_and_submitted_status_read_and_write_back() {
+        let text = GOOD.replace(
+            "review_due: 2027-02-01\n",
+            "review_due: 2027-02-01\nstatus: submitted\ndocument_owner: Head of Healthcare\nratifying_committee: Medicines Management Committee\nequality_impact: done 2026-01-05\nconsultation: Pharmacy, substance misuse team\ndistribution: All clinical staff\nversion_notes: Adds the release checklist.\n",
+        );
+        let c = parse(&text, &[]).expect("parses");
+        assert_eq!(c.status, Status::Submitted);
+        let fs = &c.front_sheet;
+        assert_eq!(fs.document_owner.as_deref(), Some("Head of Healthcare"));
+        assert_eq!(
+            fs.equality_impact,
+            Some(gatehouse_protocol::item::EqualityImpact::Done)
+        );
+        assert_eq!(fs.equality_impact_on, Some(Date::constant(2026, 1, 5)));
+        assert_eq!(fs.distribution.as_deref(), Some("All clinical staff"));
+        assert_eq!(parse(&source(&c), &[]), Ok(c.clone()));
+        // Done needs its date; a date needs done or not-needed.
+        let undated = text.replace("done 2026-01-05", "done");
+        let err = parse(&undated, &[]).expect_err("no date");
+        assert!(err.to_string().contains("equality_impact"), "{err}");
+        let unknown = text.replace("done 2026-01-05", "maybe");
+        assert!(parse(&unknown, &[]).is_err());
+        let not_needed = text.replace("done 2026-01-05", "not-needed");
+        assert_eq!(
+            parse(&not_needed, &[])
+                .expect("parses")
+                .front_sheet
+                .equality_impact,
+            Some(gatehouse_protocol::item::EqualityImpact::NotNeeded)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod adopt;
 pub mod authority;
 pub mod draft;
+pub mod lifecycle;
 pub mod post;
 pub mod template;
 
@@ -83,6 +84,7 @@ pub(crate) fn check_identifiers(content: &ItemContent, allowed: &[String]) -> Re
     if let Some(a) = &content.approved_by {
         fields.push(("approved_by", a));
     }
+    fields.extend(content.front_sheet.texts());
     if let Some(qi) = &content.qi {
         fields.push(("aim", &qi.aim));
         fields.push(("outcomes", &qi.outcomes));
@@ -129,6 +131,22 @@ impl Library {
         doc: &mut AutoCommit,
         action: &str,
     ) -> Result<EnvelopeId> {
+        let key = SecretKey::from_seed(self.signer()?.member.to_seed());
+        self.commit_change_as(&key, item, owner, salt, doc, action)
+    }
+
+    /// [`Library::commit_change`] signed with `key` (a person's own key:
+    /// an approver's, a reviewer's), the document opened for it by
+    /// [`Library::doc_for_change_as`].
+    fn commit_change_as(
+        &mut self,
+        key: &SecretKey,
+        item: ItemId,
+        owner: EstablishmentId,
+        salt: [u8; 16],
+        doc: &mut AutoCommit,
+        action: &str,
+    ) -> Result<EnvelopeId> {
         let now = self.now();
         doc.commit_with(
             CommitOptions::default()
@@ -138,7 +156,6 @@ impl Library {
         let change = doc
             .get_last_local_change()
             .ok_or_else(|| LibraryError::Corrupt("no change was made".into()))?;
-        let signer = self.signer()?;
         let env = Verified::sign(
             Body::Change(Box::new(ChangePayload {
                 item,
@@ -146,7 +163,7 @@ impl Library {
                 salt,
                 change,
             })),
-            &signer.member,
+            key,
             &self.config.network,
             now,
         );
@@ -243,6 +260,17 @@ impl Library {
     /// Loads an item's document ready for a local change, checking that this
     /// node's establishment owns it.
     fn doc_for_change(&self, id: &ItemId) -> Result<(AutoCommit, Item, [u8; 16])> {
+        let key = self.signer()?.member.public();
+        self.doc_for_change_as(id, &key)
+    }
+
+    /// [`Library::doc_for_change`] for a change signed by `key`: the
+    /// document's actor is that key's, set before any operation.
+    fn doc_for_change_as(
+        &self,
+        id: &ItemId,
+        key: &gatehouse_protocol::key::PublicKey,
+    ) -> Result<(AutoCommit, Item, [u8; 16])> {
         let bytes = self
             .store
             .get(Tree::ItemDocs, id.as_bytes())?
@@ -255,15 +283,16 @@ impl Library {
                 owner: self.read_view().establishment_name(&current.owner),
             });
         }
-        let signer = self.signer()?;
-        doc.set_actor(actor_id(&signer.member.public(), &signer.actor_suffix));
+        doc.set_actor(actor_id(key, &self.signer()?.actor_suffix));
         let salt = self
             .replica
             .accepted_changes(id)?
             .iter()
             .find_map(|e| match e.body() {
                 Body::Change(c) => Some(c.salt),
-                Body::Certificate(_) | Body::Post(_) | Body::Unread { .. } => None,
+                Body::Certificate(_) | Body::Post(_) | Body::Record(_) | Body::Unread { .. } => {
+                    None
+                }
             })
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         Ok((doc, current, salt))

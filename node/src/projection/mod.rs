@@ -189,7 +189,9 @@ impl Projections {
             .into_iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some(c.change.clone()),
-                Body::Certificate(_) | Body::Post(_) | Body::Unread { .. } => None,
+                Body::Certificate(_) | Body::Post(_) | Body::Record(_) | Body::Unread { .. } => {
+                    None
+                }
             })
             .collect();
         let key_hex = item.to_hex();

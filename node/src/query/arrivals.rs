@@ -52,6 +52,9 @@ pub struct Arrivals {
     pub trust_changes: usize,
     /// New posts: questions, answers and discussion.
     pub posts: usize,
+    /// New records: approvals, acknowledgements, requests to read, rules.
+    #[serde(default)]
+    pub records: usize,
 }
 
 /// What one envelope brings, kept for a report while a batch is taken in
@@ -68,6 +71,8 @@ pub enum Arrival {
     },
     /// A post.
     Post,
+    /// A record (approval, acknowledgement, request to read, rules).
+    Record,
     /// A certificate (small; named once the import's names are known).
     Trust(Certificate),
     /// A kind this version does not read.
@@ -88,6 +93,7 @@ impl Arrival {
                 creates: c.change.deps().is_empty(),
             },
             Body::Post(_) => Arrival::Post,
+            Body::Record(_) => Arrival::Record,
             Body::Certificate(c) => Arrival::Trust(c.clone()),
             Body::Unread { .. } => Arrival::Other,
         }
@@ -110,6 +116,10 @@ pub fn arrivals(view: &ReadView, arrivals: &[Arrival]) -> Arrivals {
             }
             Arrival::Post => {
                 arrived.posts += 1;
+                continue;
+            }
+            Arrival::Record => {
+                arrived.records += 1;
                 continue;
             }
             Arrival::Other => continue,
@@ -177,7 +187,7 @@ pub fn arrivals(view: &ReadView, arrivals: &[Arrival]) -> Arrivals {
 impl Arrivals {
     /// Whether anything arrived that took effect.
     pub fn is_empty(&self) -> bool {
-        self.new_items + self.revised_items + self.trust_changes + self.posts == 0
+        self.new_items + self.revised_items + self.trust_changes + self.posts + self.records == 0
     }
 
     /// The report as lines for people, one per named item or trust change,
@@ -234,6 +244,13 @@ impl Arrivals {
                 noun(n, "new post", "new posts")
             ));
         }
+        if self.records > 0 {
+            let n = self.records;
+            out.push(format!(
+                "{n} {} (approvals, acknowledgements, requests to read, rules)",
+                noun(n, "new record", "new records")
+            ));
+        }
         out
     }
 }
@@ -258,6 +275,7 @@ mod tests {
             trust: vec!["HMP Bravo admitted".into()],
             trust_changes: 2,
             posts: 1,
+            records: 2,
         };
         assert_eq!(
             a.lines(),
@@ -268,6 +286,7 @@ mod tests {
                 "trust: HMP Bravo admitted",
                 "and 1 more trust change",
                 "1 new post in questions and discussions",
+                "2 new records (approvals, acknowledgements, requests to read, rules)",
             ]
         );
         assert!(Arrivals::default().lines().is_empty());

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod filter;
 pub mod forum;
 pub mod inbox;
+pub mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,6 +105,9 @@ pub struct VersionEntry {
     pub lines_added: usize,
     /// Body lines removed.
     pub lines_removed: usize,
+    /// Whether this change made a new version (published or revised it),
+    /// rather than changing the version it found (a review, a status).
+    pub made_version: bool,
 }
 
 /// A search hit with its item.
@@ -437,7 +441,9 @@ impl ReadView {
             .iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some((c.change.hash(), e.created_ms())),
-                Body::Certificate(_) | Body::Post(_) | Body::Unread { .. } => None,
+                Body::Certificate(_) | Body::Post(_) | Body::Record(_) | Body::Unread { .. } => {
+                    None
+                }
             })
             .collect();
         let bytes = self
@@ -503,6 +509,7 @@ impl ReadView {
                 continue;
             };
             let (changed, added, removed) = describe_change(before.as_ref(), &after);
+            let made_version = before.as_ref().is_none_or(|b| b.version < after.version);
             let owner = after.owner;
             out.push(VersionEntry {
                 version: after.version,
@@ -514,6 +521,7 @@ impl ReadView {
                 changed,
                 lines_added: added,
                 lines_removed: removed,
+                made_version,
             });
         }
         Ok(out)

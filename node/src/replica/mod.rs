@@ -31,6 +31,7 @@ use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
 use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::post::Voice;
+use gatehouse_protocol::record::Record;
 use gatehouse_protocol::trust::{Judgement, PendingReason, TrustView};
 use serde::Serialize;
 
@@ -148,6 +149,43 @@ fn post_facts(signer: &PublicKey, voice: &Voice) -> Vec<u8> {
         Voice::Admin => v.push(2),
     }
     v
+}
+
+/// Where a record is filed in [`Tree::Records`]: by its item, or (rules)
+/// by its establishment, then by its id.
+pub(crate) fn record_key(record: &Record, id: &EnvelopeId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(49);
+    match record.item() {
+        Some(item) => {
+            k.push(b'i');
+            k.extend_from_slice(item.as_bytes());
+        }
+        None => {
+            k.push(b'r');
+            k.extend_from_slice(record.establishment.as_bytes());
+        }
+    }
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The facts of a record kept to re-judge it: signer ‖ establishment ‖
+/// whether it needs a key that publishes.
+fn record_facts(signer: &PublicKey, record: &Record) -> Vec<u8> {
+    let mut v = signer.as_bytes().to_vec();
+    v.extend_from_slice(record.establishment.as_bytes());
+    v.push(u8::from(record.needs_publisher()));
+    v
+}
+
+/// Reads back [`record_facts`].
+fn read_record_facts(v: &[u8]) -> Option<(PublicKey, EstablishmentId, bool)> {
+    if v.len() != 49 {
+        return None;
+    }
+    let signer = PublicKey::from_bytes(<[u8; 32]>::try_from(&v[..32]).ok()?).ok()?;
+    let est = EstablishmentId(<[u8; 16]>::try_from(&v[32..48]).ok()?);
+    Some((signer, est, v[48] == 1))
 }
 
 /// Reads back [`post_facts`].
@@ -313,6 +351,12 @@ impl Replica {
             let in_effect = match env.body() {
                 Body::Change(c) => self.trust.judge_change(&env.id(), &signer, &c.owner),
                 Body::Post(p) => self.trust.judge_post(&env.id(), &signer, &p.voice),
+                Body::Record(r) => self.trust.judge_record(
+                    &env.id(),
+                    &signer,
+                    &r.establishment,
+                    r.needs_publisher(),
+                ),
                 Body::Unread { .. } => self.trust.judge_unread(&env.id(), &signer),
                 // Its effect is known only once the batch settles.
                 Body::Certificate(_) => Judgement::Pending(PendingReason::SignerNotAdmin),
@@ -483,6 +527,11 @@ impl Replica {
                 id.as_bytes().to_vec(),
                 Some(post_facts(&env.signer(), &p.voice)),
             )],
+            Body::Record(r) => vec![(
+                Tree::Records,
+                record_key(r, &id),
+                Some(record_facts(&env.signer(), r)),
+            )],
             Body::Change(c) => {
                 let mut facts = Vec::with_capacity(64);
                 facts.extend_from_slice(env.signer().as_bytes());
@@ -622,6 +671,10 @@ impl Replica {
             Body::Unread { .. } => self.trust.judge_unread(&id, &env.signer()),
             Body::Change(c) => self.trust.judge_change(&id, &env.signer(), &c.owner),
             Body::Post(p) => self.trust.judge_post(&id, &env.signer(), &p.voice),
+            Body::Record(r) => {
+                self.trust
+                    .judge_record(&id, &env.signer(), &r.establishment, r.needs_publisher())
+            }
             // A certificate's effect depends on all the others: `finish`
             // rebuilds trust once per batch and records its judgement then.
             // Only a full pool needs it judged now, to refuse it.
@@ -652,7 +705,7 @@ impl Replica {
             Body::Change(c) => {
                 self.dirty.insert(c.item);
             }
-            Body::Post(_) | Body::Unread { .. } => {}
+            Body::Post(_) | Body::Record(_) | Body::Unread { .. } => {}
         }
         if judgement != Judgement::Accepted && !certificate {
             *self.batch_unaccepted.entry(env.signer()).or_default() += 1;
@@ -673,7 +726,7 @@ impl Replica {
                 self.fresh.insert(id, env);
             }
             Body::Post(_) => self.fresh_posts.push(env),
-            Body::Unread { .. } => {}
+            Body::Record(_) | Body::Unread { .. } => {}
         }
         Ok(Accepted {
             id,
@@ -856,6 +909,19 @@ impl Replica {
             let id = EnvelopeId(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| bad())?);
             let (signer, voice) = read_post_facts(&v).ok_or_else(bad)?;
             let now = self.trust.judge_post(&id, &signer, &voice);
+            if now != Judgement::Accepted {
+                *unaccepted.entry(signer).or_default() += 1;
+            }
+            if now != self.judgement_of(&id)? {
+                writes.push(judgement_write(&id, now)?);
+            }
+        }
+        for (k, v) in self.store.scan(Tree::Records, b"")? {
+            let bad = || LibraryError::Corrupt("record facts".into());
+            let id =
+                EnvelopeId(<[u8; 32]>::try_from(k.get(17..).ok_or_else(bad)?).map_err(|_| bad())?);
+            let (signer, est, needs_publisher) = read_record_facts(&v).ok_or_else(bad)?;
+            let now = self.trust.judge_record(&id, &signer, &est, needs_publisher);
             if now != Judgement::Accepted {
                 *unaccepted.entry(signer).or_default() += 1;
             }

@@ -830,6 +830,7 @@ async fn item(
         };
         let history = lib.history(&id)?;
         let adopters = lib.adopters(&id)?;
+        let lifecycle = lib.lifecycle_from(&id, &history, Zoned::now().date())?;
         let source_moved = match latest.item.adoption {
             Some(_) if latest.item.owner == lib.establishment() => lib
                 .source_changes()?
@@ -945,6 +946,10 @@ async fn item(
                     (summary_row("Item id", html! { code { (it.id.to_hex()) } }))
                 }
             }
+            (front_sheet(&c.front_sheet))
+            @if version.is_none() || it.version == latest.item.version {
+                (approval_panel(&view, &lifecycle))
+            }
             @if !adopters.is_empty() {
                 section aria-labelledby="adopters-heading" {
                     h2 #adopters-heading { "Adopted by " (adopters.len()) @if adopters.len() == 1 { " site" } @else { " sites" } }
@@ -980,6 +985,84 @@ async fn item(
         Ok(layout(site_info, Section::None, &c.title, content))
     })
     .await
+}
+
+/// The document's front sheet, when it has one.
+fn front_sheet(fs: &gatehouse_protocol::item::FrontSheet) -> Markup {
+    let eia = fs
+        .equality_impact
+        .map(|e| match (e, fs.equality_impact_on) {
+            (gatehouse_protocol::item::EqualityImpact::Done, Some(d)) => {
+                format!("Done, {}", long_date(d))
+            }
+            (gatehouse_protocol::item::EqualityImpact::Done, None) => "Done".to_string(),
+            (gatehouse_protocol::item::EqualityImpact::NotNeeded, _) => "Not needed".to_string(),
+        });
+    let rows = [
+        ("Document owner", fs.document_owner.clone()),
+        ("Ratifying committee", fs.ratifying_committee.clone()),
+        ("Equality impact assessment", eia),
+        ("Consultation", fs.consultation.clone()),
+        ("Distribution", fs.distribution.clone()),
+        ("Version notes", fs.version_notes.clone()),
+    ];
+    if rows.iter().all(|(_, v)| v.is_none()) {
+        return html! {};
+    }
+    html! {
+        section aria-labelledby="front-sheet-heading" {
+            h2 #front-sheet-heading { "Front sheet" }
+            dl.summary {
+                @for (k, v) in rows {
+                    @if let Some(v) = v { (summary_row(k, html! { (v) })) }
+                }
+            }
+        }
+    }
+}
+
+/// Who approved the current version (signed with their own key), the
+/// approvals that do not count and why, the review dates and the owner's
+/// rules.
+fn approval_panel(view: &ItemView, l: &crate::query::lifecycle::Lifecycle) -> Markup {
+    let owner = view
+        .establishment
+        .name
+        .as_deref()
+        .unwrap_or("The owning establishment");
+    let who = |a: &crate::query::lifecycle::ApprovalView| {
+        format!(
+            "{} (key {})",
+            a.approver.name.as_deref().unwrap_or("unknown key"),
+            a.approver.key.short()
+        )
+    };
+    html! {
+        section aria-labelledby="approval-heading" {
+            h2 #approval-heading { "Approval and review" }
+            dl.summary {
+                (summary_row("Stage", html! { strong { (l.stage.label()) } }))
+                (summary_row("Approval", match &l.approved {
+                    Some(a) => html! { "Version " (a.version) " approved by " (who(a)) ", signed " (a.at.get(..10).unwrap_or(&a.at)) },
+                    None => html! { "No signed approval of this version counts." },
+                }))
+                @for a in l.approvals.iter().filter(|a| !a.counts) {
+                    (summary_row("Not counted", html! {
+                        "Approval of version " (a.version) " by " (who(a)) ": " (a.reason.as_deref().unwrap_or(""))
+                    }))
+                }
+                (summary_row("Review due", html! { (long_date(view.item.content.review_due)) }))
+                (summary_row("Reminders from", html! { (long_date(l.reminders_from)) }))
+                (summary_row("Rules", html! {
+                    @if l.rules.two_person_approval {
+                        (owner) " requires a second person to approve each version."
+                    } @else {
+                        (owner) " lets one person approve a version, its author included."
+                    }
+                }))
+            }
+        }
+    }
 }
 
 /// The threads about an item, and the way to start one.
