@@ -14,6 +14,7 @@ mod doctor;
 mod draft_cmd;
 mod edit;
 mod forum_cmd;
+mod measure_cmd;
 mod ops;
 mod output;
 mod render;
@@ -247,6 +248,11 @@ pub(crate) enum Command {
     Member {
         #[command(subcommand)]
         cmd: trust_cmd::MemberCommand,
+    },
+    /// A QI initiative's measures over time: define them, add values, note PDSA cycles, set the progress score; `measure show` gives the SPC signals
+    Measure {
+        #[command(subcommand)]
+        cmd: measure_cmd::MeasureCommand,
     },
     /// For site leads: the people who sign in to this node's web page
     Staff {
@@ -1034,6 +1040,7 @@ impl Command {
                 }
             }
             Command::Staff { cmd } => Op::Forum(ForumOp::Staff(cmd)),
+            Command::Measure { cmd } => Op::Measure(measure_cmd::op(cmd)?),
             Command::Ask {
                 title,
                 body,

@@ -151,6 +151,8 @@ pub enum Op {
     Trust(trust_cmd::TrustOp),
     /// `ask`, `threads`, `thread`, `reply`, `resolve`, `hide`, `staff`.
     Forum(crate::forum_cmd::ForumOp),
+    /// A QI initiative's measures.
+    Measure(crate::measure_cmd::MeasureOp),
     /// The peer book.
     Peers(PeersCommand),
     /// `backup`: a signed copy of the node, taken under the library's lock.
@@ -358,6 +360,8 @@ pub enum Outcome {
     Trust(TrustOutcome),
     /// The forum and staff commands.
     Forum(crate::forum_cmd::ForumOutcome),
+    /// A measure command's outcome.
+    Measure(crate::measure_cmd::MeasureOutcome),
     /// The peer book.
     Peers(PeersOutcome),
     /// `backup`.
@@ -801,6 +805,7 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
         }
         Op::Trust(op) => Outcome::Trust(trust_cmd::operate(ctx, op)?),
         Op::Forum(op) => Outcome::Forum(crate::forum_cmd::operate(ctx, op)?),
+        Op::Measure(op) => Outcome::Measure(crate::measure_cmd::operate(ctx, op)?),
         Op::Peers(cmd) => Outcome::Peers(peers(ctx, cmd)?),
         Op::Backup {
             file,

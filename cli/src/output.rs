@@ -543,6 +543,7 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
         }
         Outcome::Trust(t) => return trust_cmd::render(t, out, json),
         Outcome::Forum(f) => return crate::forum_cmd::render(f, out, json),
+        Outcome::Measure(m) => return crate::measure_cmd::render(m, out, json),
         Outcome::Peers(p) => return render_peers(p, out, json),
         Outcome::BackedUp(r) => {
             if json {

@@ -1443,3 +1443,95 @@ fn doctor_passes_a_healthy_node_and_names_the_fix_for_a_key_left_readable() {
         "{text}"
     );
 }
+
+#[test]
+fn a_qi_lead_imports_a_measure_and_reads_its_signals() {
+    let f = Fixture::new();
+    let text = draft("Reviews on reception", "qi-initiative", "2028-06-01", "Body.").replace(
+        "review_due",
+        "aim: Reviews within 7 days.\nmeasures: [Reviews within 7 days]\npdsa_cycles: [Pharmacist at reception]\noutcomes: To come.\nreview_due",
+    );
+    let id = f.publish(&f.write("qi.md", &text));
+    f.ok(&[
+        "measure",
+        "define",
+        &id,
+        "reviews",
+        "--name",
+        "Reviews within 7 days",
+        "--unit",
+        "%",
+        "--better",
+        "higher",
+        "--baseline-until",
+        "2025-10-31",
+    ]);
+    let mut csv = String::from("date,value\n");
+    for (i, v) in [
+        58, 61, 60, 59, 62, 60, 57, 61, 60, 59, 74, 76, 75, 77, 73, 76, 75, 74,
+    ]
+    .iter()
+    .enumerate()
+    {
+        csv.push_str(&format!("2025-{:02}-28,{v}\n", i % 12 + 1));
+        if i == 11 {
+            break;
+        }
+    }
+    let imported = f.ok(&[
+        "measure",
+        "import",
+        &id,
+        "reviews",
+        path_str(&f.write("data.csv", &csv)),
+    ]);
+    assert!(
+        imported.contains("12 values of reviews recorded"),
+        "{imported}"
+    );
+    f.ok(&[
+        "measure",
+        "note",
+        &id,
+        "reviews",
+        "2025-11-28",
+        "PDSA 2: pharmacist at reception",
+    ]);
+    f.ok(&[
+        "measure", "progress", &id, "--score", "3.5", "--stage", "testing",
+    ]);
+    let shown = f.ok(&["measure", "show", &id]);
+    assert!(shown.contains("IHI score 3.5 (Improvement)"), "{shown}");
+    assert!(
+        shown.contains("mean and limits from the baseline: the 10 values up to 2025-10-31"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("[PDSA 2: pharmacist at reception]"),
+        "{shown}"
+    );
+    assert!(shown.contains("signal: "), "{shown}");
+    let json = f.json(&["measure", "show", &id]);
+    let points = &json["Shown"]["measures"][0]["points"];
+    assert_eq!(points.as_array().map(Vec::len), Some(12), "{json}");
+
+    // Bad input is named and changes nothing.
+    let bad = f.write("bad.csv", "date,value\n2025-01-28,1\n2025-02-30,2\n");
+    let err = f.fails(&["measure", "import", &id, "reviews", path_str(&bad)], 2);
+    assert!(err.contains("line 3"), "{err}");
+    let err = f.fails(
+        &[
+            "measure", "progress", &id, "--score", "3.3", "--stage", "testing",
+        ],
+        1,
+    );
+    assert!(err.contains("steps of 0.5"), "{err}");
+    let policy = f.publish(&f.write("p.md", &draft("A policy", "policy", "2028-06-01", "Body.")));
+    let err = f.fails(
+        &[
+            "measure", "define", &policy, "x", "--name", "X", "--better", "lower",
+        ],
+        2,
+    );
+    assert!(err.contains("QI initiatives"), "{err}");
+}

@@ -1,7 +1,11 @@
 //! Library behaviour across restarts, damaged derived state, tampered input
 //! and delivery order, on real sled stores and in-memory ones.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::offer_until_stored;
 
 use gatehouse_node::home::Home;
 use gatehouse_node::library::{Ambient, InitOptions, Library, LibraryError, NodeConfig};
@@ -21,28 +25,6 @@ fn options(name: &str) -> InitOptions {
         network_name: "Test network".into(),
         member_name: "Healthcare manager".into(),
     }
-}
-
-/// Offers envelopes one at a time, as peers do; what has no effect yet
-/// (a certificate before the one naming its signer, a change before the
-/// ones it builds on) is offered again, as the next sync session would.
-fn offer_until_stored(lib: &mut Library, envelopes: Vec<Vec<u8>>) {
-    let mut offer = envelopes;
-    for _ in 0..16 {
-        let mut again = Vec::new();
-        for bytes in offer {
-            match lib.ingest(&bytes) {
-                Ok(_) => {}
-                Err(LibraryError::NoEffect(_)) => again.push(bytes),
-                Err(e) => panic!("ingest: {e}"),
-            }
-        }
-        if again.is_empty() {
-            return;
-        }
-        offer = again;
-    }
-    panic!("envelopes were never stored");
 }
 
 /// A node in a temp dir holding the whole sample library.

@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::new_site;
-use gatehouse_node::library::{Library, LibraryError, NodeConfig};
-use gatehouse_node::projection::search::SearchIndex;
+use common::{new_site, offer_until_stored, other_node};
+use gatehouse_node::library::Library;
 use gatehouse_node::query::lifecycle::{Lifecycle, Stage};
 use gatehouse_node::sample::synthetic_content;
-use gatehouse_node::store::MemoryStore;
 use gatehouse_protocol::certificate::MemberRole;
-use gatehouse_protocol::id::{EstablishmentId, ItemId};
+use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::jiff::ToSpan;
 use gatehouse_protocol::jiff::civil::Date;
@@ -31,44 +27,6 @@ fn content(today: Date, status: Status) -> ItemContent {
     c.effective_from = None;
     c.review_due = today.checked_add(3.years()).expect("date");
     c
-}
-
-/// A node of another establishment that holds nothing yet.
-fn other_node(lib: &Library) -> Library {
-    Library::with_store(
-        Arc::new(MemoryStore::new()),
-        NodeConfig {
-            network: lib.config().network,
-            establishment: EstablishmentId([0x42; 16]),
-            member: None,
-            node: SecretKey::from_seed([50; 32]).public(),
-            actor_suffix: "000102030405060708090a0b0c0d0e0f".into(),
-        },
-        SearchIndex::in_memory().expect("index"),
-        None,
-    )
-    .expect("library")
-}
-
-/// Offers envelopes one at a time, as peers do, again while any has no
-/// effect yet (a change before the one it builds on).
-fn offer_until_stored(lib: &mut Library, envelopes: Vec<Vec<u8>>) {
-    let mut offer = envelopes;
-    for _ in 0..32 {
-        let mut again = Vec::new();
-        for bytes in offer {
-            match lib.ingest(&bytes) {
-                Ok(_) => {}
-                Err(LibraryError::NoEffect(_)) => again.push(bytes),
-                Err(e) => panic!("ingest: {e}"),
-            }
-        }
-        if again.is_empty() {
-            return;
-        }
-        offer = again;
-    }
-    panic!("envelopes were never stored");
 }
 
 /// What a reader sees of an item's approvals.

@@ -191,6 +191,308 @@ pub struct Adoption {
     pub envelope: EnvelopeId,
 }
 
+/// Most measures one QI initiative carries.
+pub const MAX_MEASURES: usize = 32;
+/// Most data points one measure holds.
+pub const MAX_POINTS: usize = 2_000;
+/// Most notes (PDSA cycles and other annotations) on one measure.
+pub const MAX_NOTES: usize = 200;
+/// Longest measure key, in characters.
+pub const MAX_MEASURE_KEY_CHARS: usize = 40;
+/// Longest measure name, unit or note, in characters.
+pub const MAX_MEASURE_TEXT_CHARS: usize = 200;
+
+/// Which way a measure improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Improvement {
+    /// A higher value is better.
+    Higher,
+    /// A lower value is better.
+    Lower,
+}
+
+impl Improvement {
+    /// The slug in documents and on the command line.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Improvement::Higher => "higher",
+            Improvement::Lower => "lower",
+        }
+    }
+}
+
+impl std::str::FromStr for Improvement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "higher" | "up" => Ok(Improvement::Higher),
+            "lower" | "down" => Ok(Improvement::Lower),
+            other => Err(format!("{other:?}: say higher or lower")),
+        }
+    }
+}
+
+/// One value of a measure: an aggregate for a period (a count, a rate, a
+/// percentage), never a patient's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DataPoint {
+    /// The date the value is for (the end of its period).
+    pub date: Date,
+    /// The value.
+    pub value: f64,
+}
+
+impl PartialEq for DataPoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.date == other.date && self.value.to_bits() == other.value.to_bits()
+    }
+}
+
+impl Eq for DataPoint {}
+
+/// A note on a measure's chart at a date: a PDSA cycle begun, a change made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// The date.
+    pub date: Date,
+    /// What happened.
+    pub text: String,
+}
+
+/// What a measure is: its name, definition, unit and which way is better.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureDefinition {
+    /// A short key, unique in the item (lowercase letters, digits, `-`).
+    pub key: String,
+    /// Its name.
+    pub name: String,
+    /// How it is counted.
+    pub definition: String,
+    /// The unit, e.g. "%" or "patients".
+    pub unit: String,
+    /// Which way is better.
+    pub improvement: Improvement,
+    /// The end of the baseline: the chart's mean and limits come from the
+    /// values up to this date, and every value is judged against them;
+    /// from every value when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_until: Option<Date>,
+}
+
+/// A measure of a QI initiative with its data over time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measure {
+    /// What it is.
+    #[serde(flatten)]
+    pub definition: MeasureDefinition,
+    /// Its values, oldest first, one per date.
+    pub points: Vec<DataPoint>,
+    /// Notes at dates, oldest first.
+    pub notes: Vec<Note>,
+}
+
+/// The IHI progress score of a QI initiative: 0.5 to 5.0 in steps of 0.5,
+/// kept in tenths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProgressScore(pub u8);
+
+impl ProgressScore {
+    /// Reads "3.5": 0.5 to 5.0 in steps of 0.5.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number from 0.5 to 5.0"))?;
+        let tenths = (v * 10.0).round();
+        if !(5.0..=50.0).contains(&tenths)
+            || !(tenths as u8).is_multiple_of(5)
+            || (v * 10.0 - tenths).abs() > 1e-9
+        {
+            return Err(format!(
+                "{s:?}: the IHI progress score goes from 0.5 to 5.0 in steps of 0.5"
+            ));
+        }
+        Ok(ProgressScore(tenths as u8))
+    }
+
+    /// Whether it is one of the scale's scores.
+    pub fn is_valid(self) -> bool {
+        (5..=50).contains(&self.0) && self.0.is_multiple_of(5)
+    }
+
+    /// "3.5".
+    pub fn text(self) -> String {
+        format!("{}.{}", self.0 / 10, self.0 % 10)
+    }
+
+    /// What the score means on the IHI scale.
+    pub fn meaning(self) -> &'static str {
+        match self.0 {
+            5 => "Intent to participate",
+            10 => "Charter and team established",
+            15 => "Planning for the project has begun",
+            20 => "Activity, but no changes",
+            25 => "Changes tested, but no improvement",
+            30 => "Modest improvement",
+            35 => "Improvement",
+            40 => "Significant improvement",
+            45 => "Sustainable improvement",
+            50 => "Outstanding sustainable results",
+            _ => "Not on the scale",
+        }
+    }
+}
+
+/// Where a QI initiative is, with its IHI progress score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The score.
+    pub score: ProgressScore,
+    /// The stage.
+    pub stage: QiStage,
+}
+
+/// The stage of a QI initiative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QiStage {
+    /// Understanding the problem, planning.
+    Planning,
+    /// Testing changes in PDSA cycles.
+    Testing,
+    /// Putting tested changes into practice.
+    Implementing,
+    /// Spreading them to other teams or sites.
+    Spreading,
+    /// Holding the gains.
+    Sustaining,
+    /// Finished.
+    Closed,
+}
+
+impl QiStage {
+    /// Every stage, in order.
+    pub const ALL: &'static [QiStage] = &[
+        QiStage::Planning,
+        QiStage::Testing,
+        QiStage::Implementing,
+        QiStage::Spreading,
+        QiStage::Sustaining,
+        QiStage::Closed,
+    ];
+
+    /// The slug.
+    pub fn slug(self) -> &'static str {
+        match self {
+            QiStage::Planning => "planning",
+            QiStage::Testing => "testing",
+            QiStage::Implementing => "implementing",
+            QiStage::Spreading => "spreading",
+            QiStage::Sustaining => "sustaining",
+            QiStage::Closed => "closed",
+        }
+    }
+
+    /// What people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            QiStage::Planning => "Planning",
+            QiStage::Testing => "Testing changes",
+            QiStage::Implementing => "Implementing",
+            QiStage::Spreading => "Spreading",
+            QiStage::Sustaining => "Sustaining",
+            QiStage::Closed => "Closed",
+        }
+    }
+}
+
+impl std::str::FromStr for QiStage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        QiStage::ALL
+            .iter()
+            .copied()
+            .find(|q| q.slug() == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a stage; expected one of: {}",
+                    QiStage::ALL
+                        .iter()
+                        .map(|q| q.slug())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+/// Checks a measure's definition.
+pub fn validate_measure(def: &MeasureDefinition) -> Result<(), FieldError> {
+    if def.key.is_empty()
+        || def.key.chars().count() > MAX_MEASURE_KEY_CHARS
+        || !def
+            .key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(field_err(
+            "measure",
+            format!(
+                "{:?}: a measure's key is 1 to {MAX_MEASURE_KEY_CHARS} lowercase letters, digits and hyphens",
+                def.key
+            ),
+        ));
+    }
+    if def.name.trim().is_empty() {
+        return Err(field_err("name", "must not be empty"));
+    }
+    check_len("name", &def.name, MAX_MEASURE_TEXT_CHARS)?;
+    check_len("unit", &def.unit, MAX_MEASURE_TEXT_CHARS)?;
+    check_len("definition", &def.definition, MAX_FIELD_CHARS)?;
+    Ok(())
+}
+
+/// Checks an item's measures as read back: definitions, finite values,
+/// bounded sizes.
+pub fn validate_measures(measures: &[Measure]) -> Result<(), FieldError> {
+    if measures.len() > MAX_MEASURES {
+        return Err(field_err(
+            "measures",
+            format!("over the limit of {MAX_MEASURES} measures"),
+        ));
+    }
+    for m in measures {
+        validate_measure(&m.definition)?;
+        if m.points.len() > MAX_POINTS {
+            return Err(field_err(
+                "points",
+                format!("over the limit of {MAX_POINTS} data points"),
+            ));
+        }
+        if let Some(p) = m.points.iter().find(|p| !p.value.is_finite()) {
+            return Err(field_err(
+                "points",
+                format!("the value for {} is not a finite number", p.date),
+            ));
+        }
+        if m.notes.len() > MAX_NOTES {
+            return Err(field_err(
+                "notes",
+                format!("over the limit of {MAX_NOTES} notes"),
+            ));
+        }
+        for n in &m.notes {
+            if n.text.trim().is_empty() {
+                return Err(field_err("notes", "a note is empty"));
+            }
+            check_len("notes", &n.text, MAX_MEASURE_TEXT_CHARS)?;
+        }
+    }
+    Ok(())
+}
+
 /// A field of an item that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{field}: {reason}")]
@@ -379,6 +681,12 @@ pub struct Item {
     /// The source's version and envelope taken, when adopted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<Adoption>,
+    /// A QI initiative's measures and their data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<Measure>,
+    /// A QI initiative's progress score and stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     /// Text the author reviewed and allowed although it looks like a
     /// patient identifier (`--allow-identifier`), recorded in the signed
     /// change so that every receiver accepts exactly that text and no
@@ -603,6 +911,199 @@ fn mark_author(doc: &mut AutoCommit, author: &PublicKey) -> Result<(), DocError>
         doc.put(&authors, author.to_hex(), true)?;
     }
     Ok(())
+}
+
+fn measures_map(doc: &mut AutoCommit) -> Result<ObjId, DocError> {
+    Ok(match doc.get(ROOT, "qi_measures")? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        _ => doc.put_object(ROOT, "qi_measures", ObjType::Map)?,
+    })
+}
+
+fn measure_obj(doc: &mut AutoCommit, key: &str) -> Result<ObjId, DocError> {
+    let map = measures_map(doc)?;
+    match doc.get(&map, key)? {
+        Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
+        _ => Err(DocError::Field {
+            field: "measure",
+            reason: format!("{key:?} is not defined"),
+        }),
+    }
+}
+
+fn child_map(doc: &mut AutoCommit, parent: &ObjId, key: &str) -> Result<ObjId, DocError> {
+    Ok(match doc.get(parent, key)? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        _ => doc.put_object(parent, key, ObjType::Map)?,
+    })
+}
+
+/// Defines a measure, or changes its name, definition, unit or direction
+/// (its data stay). The caller commits.
+pub fn write_measure(doc: &mut AutoCommit, def: &MeasureDefinition) -> Result<(), DocError> {
+    let map = measures_map(doc)?;
+    let obj = child_map(doc, &map, &def.key)?;
+    put_str_if_changed(doc, &obj, "name", &def.name)?;
+    put_str_if_changed(doc, &obj, "definition", &def.definition)?;
+    put_str_if_changed(doc, &obj, "unit", &def.unit)?;
+    put_str_if_changed(doc, &obj, "improvement", def.improvement.slug())?;
+    match def.baseline_until {
+        Some(d) => put_str_if_changed(doc, &obj, "baseline_until", &d.to_string())?,
+        None => {
+            if doc.get(&obj, "baseline_until")?.is_some() {
+                doc.delete(&obj, "baseline_until")?;
+            }
+        }
+    }
+    child_map(doc, &obj, "points")?;
+    child_map(doc, &obj, "notes")?;
+    Ok(())
+}
+
+/// Records values of a measure, one per date (a date given again takes
+/// the new value). The caller commits.
+pub fn write_points(doc: &mut AutoCommit, key: &str, points: &[DataPoint]) -> Result<(), DocError> {
+    let obj = measure_obj(doc, key)?;
+    let map = child_map(doc, &obj, "points")?;
+    for p in points {
+        doc.put(&map, p.date.to_string(), ScalarValue::F64(p.value))?;
+    }
+    Ok(())
+}
+
+/// Removes a measure's value at `date`; false when it had none.
+pub fn remove_point(doc: &mut AutoCommit, key: &str, date: Date) -> Result<bool, DocError> {
+    let obj = measure_obj(doc, key)?;
+    let map = child_map(doc, &obj, "points")?;
+    if doc.get(&map, date.to_string())?.is_none() {
+        return Ok(false);
+    }
+    doc.delete(&map, date.to_string())?;
+    Ok(true)
+}
+
+/// Writes a note on a measure at a date (one per date). The caller commits.
+pub fn write_note(doc: &mut AutoCommit, key: &str, note: &Note) -> Result<(), DocError> {
+    let obj = measure_obj(doc, key)?;
+    let map = child_map(doc, &obj, "notes")?;
+    doc.put(&map, note.date.to_string(), note.text.as_str())?;
+    Ok(())
+}
+
+/// Writes a QI initiative's progress score and stage. The caller commits.
+pub fn write_progress(doc: &mut AutoCommit, progress: &Progress) -> Result<(), DocError> {
+    let obj = child_map(doc, &ROOT, "qi_progress")?;
+    let score = i64::from(progress.score.0);
+    if !matches!(doc.get(&obj, "score_tenths")?, Some((Value::Scalar(v), _)) if v.as_i64() == Some(score))
+    {
+        doc.put(&obj, "score_tenths", score)?;
+    }
+    put_str_if_changed(doc, &obj, "stage", progress.stage.slug())?;
+    Ok(())
+}
+
+fn read_measures(doc: &impl ReadDoc) -> Result<Vec<Measure>, DocError> {
+    let map = match doc.get(ROOT, "qi_measures")? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        Some(_) => return Err(unreadable("qi_measures", "is not a map")),
+        None => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for key in doc.keys(&map).collect::<Vec<_>>() {
+        let Some((Value::Object(ObjType::Map), obj)) = doc.get(&map, &key)? else {
+            return Err(unreadable(
+                "qi_measures",
+                "holds a measure that is not a map",
+            ));
+        };
+        let text = |k: &'static str| -> Result<String, DocError> {
+            Ok(read_text_field(doc, &obj, k)?.unwrap_or_default())
+        };
+        let improvement = text("improvement")?
+            .parse()
+            .map_err(|e: String| unreadable("improvement", &e))?;
+        let mut points = Vec::new();
+        if let Some((Value::Object(ObjType::Map), pts)) = doc.get(&obj, "points")? {
+            for d in doc.keys(&pts).collect::<Vec<_>>() {
+                let date: Date = d
+                    .parse()
+                    .map_err(|_| unreadable("points", &format!("{d:?} is not a date")))?;
+                let value = match doc.get(&pts, &d)? {
+                    Some((Value::Scalar(v), _)) => match v.as_ref() {
+                        ScalarValue::F64(f) => *f,
+                        ScalarValue::Int(i) => *i as f64,
+                        ScalarValue::Uint(u) => *u as f64,
+                        _ => {
+                            return Err(unreadable(
+                                "points",
+                                &format!("the value for {d} is not a number"),
+                            ));
+                        }
+                    },
+                    _ => {
+                        return Err(unreadable(
+                            "points",
+                            &format!("the value for {d} is not a number"),
+                        ));
+                    }
+                };
+                points.push(DataPoint { date, value });
+            }
+        }
+        points.sort_by_key(|p| p.date);
+        let mut notes = Vec::new();
+        if let Some((Value::Object(ObjType::Map), ns)) = doc.get(&obj, "notes")? {
+            for d in doc.keys(&ns).collect::<Vec<_>>() {
+                let date: Date = d
+                    .parse()
+                    .map_err(|_| unreadable("notes", &format!("{d:?} is not a date")))?;
+                let text = read_str(doc, &ns, &d)
+                    .ok_or_else(|| unreadable("notes", &format!("the note for {d} is not text")))?;
+                notes.push(Note { date, text });
+            }
+        }
+        notes.sort_by_key(|n| n.date);
+        out.push(Measure {
+            definition: MeasureDefinition {
+                key,
+                name: text("name")?,
+                definition: text("definition")?,
+                unit: text("unit")?,
+                improvement,
+                baseline_until: match read_text_field(doc, &obj, "baseline_until")? {
+                    None => None,
+                    Some(t) => Some(t.parse().map_err(|_| {
+                        unreadable("baseline_until", &format!("{t:?} is not a date"))
+                    })?),
+                },
+            },
+            points,
+            notes,
+        });
+    }
+    Ok(out)
+}
+
+fn read_progress(doc: &impl ReadDoc) -> Result<Option<Progress>, DocError> {
+    let obj = match doc.get(ROOT, "qi_progress")? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        Some(_) => return Err(unreadable("qi_progress", "is not a map")),
+        None => return Ok(None),
+    };
+    let score = match doc.get(&obj, "score_tenths")? {
+        Some((Value::Scalar(v), _)) => v
+            .as_i64()
+            .and_then(|i| u8::try_from(i).ok())
+            .map(ProgressScore)
+            .filter(|s| s.is_valid())
+            .ok_or_else(|| unreadable("qi_progress", "holds a score off the scale"))?,
+        _ => return Err(unreadable("qi_progress", "has no score")),
+    };
+    let stage = read_text_field(doc, &obj, "stage")?
+        .ok_or_else(|| unreadable("qi_progress", "has no stage"))?
+        .parse()
+        .map_err(|e: String| unreadable("qi_progress", &e))?;
+    Ok(Some(Progress { score, stage }))
 }
 
 /// Records where an adopted item came from, or the source's version the
@@ -888,6 +1389,8 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
             })
         }),
         allowed_identifiers: read_list_at(doc, &ROOT, "allowed_identifiers")?,
+        measures: read_measures(doc)?,
+        progress: read_progress(doc)?,
     })
 }
 

@@ -10,7 +10,10 @@ use gatehouse_node::library::{InitOptions, Library};
 use gatehouse_node::sample::{default_sample_dir, populate, read_sample_dir};
 use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_protocol::id::{EnvelopeId, ItemId};
-use gatehouse_protocol::item::ItemContent;
+use gatehouse_protocol::item::{
+    DataPoint, Improvement, ItemContent, MeasureDefinition, Note, Progress, ProgressScore, QiStage,
+};
+use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::post::{Action, Edit, Question, Reply, Topic, Urgency};
 use gatehouse_protocol::vocab::{Nation, Pathway, Setting};
 
@@ -39,11 +42,23 @@ pub struct LibrarySite {
     pub withdrawn: ItemId,
     /// Its body is [`HOSTILE_BODY`] and its title holds a script tag.
     pub hostile: ItemId,
+    /// A QI initiative with one measure of [`QI_VALUES`] (a shift above the
+    /// mean from the eleventh point, after a PDSA cycle noted there), its
+    /// progress score 3.5 at the testing stage.
+    pub qi: ItemId,
     /// A question linking to `revised`, with a reply (edited), a reply
     /// quoting it, and a hidden reply.
     pub question: EnvelopeId,
     _dir: tempfile::TempDir,
 }
+
+/// The monthly values of the QI test item's measure: ten around 60, then
+/// ten around 75 (seven or more above the mean: a shift, an improvement
+/// when higher is better).
+pub const QI_VALUES: [f64; 20] = [
+    58.0, 61.0, 60.0, 59.0, 62.0, 60.0, 57.0, 61.0, 60.0, 59.0, 74.0, 76.0, 75.0, 77.0, 73.0, 76.0,
+    75.0, 74.0, 78.0, 76.0,
+];
 
 /// Item content for the web tests, owned by the node's establishment.
 pub fn content(title: &str, review_due: &str, body: &str) -> ItemContent {
@@ -109,6 +124,59 @@ impl LibrarySite {
                 HOSTILE_BODY,
             ),
             &[],
+        )?;
+
+        let qi = lib.publish(
+            &draft::parse(
+                "---\ntitle: Web test medication reviews on reception\nkind: qi-initiative\n\
+                 summary: Raising the share of medication reviews done within a week of reception.\n\
+                 pathways: [pharmacy-medicines]\nsettings: [local-remand]\nnation: england\n\
+                 review_due: 2027-06-30\naim: 90% of reviews within 7 days by March.\n\
+                 measures: [Reviews within 7 days]\npdsa_cycles: [A pharmacist at reception]\n\
+                 outcomes: Reviews on time rose.\n---\n\nThe initiative.\n",
+                &[],
+            )?,
+            &[],
+        )?;
+        lib.define_measure(
+            &qi,
+            &MeasureDefinition {
+                key: "reviews-on-time".into(),
+                name: "Reviews within 7 days".into(),
+                definition: "Medication reviews done within 7 days of reception, as a share of receptions that month.".into(),
+                unit: "%".into(),
+                improvement: Improvement::Higher,
+                baseline_until: Some(Date::constant(2025, 10, 31)),
+            },
+        )?;
+        let points: Vec<DataPoint> = QI_VALUES
+            .iter()
+            .enumerate()
+            .map(|(i, v)| DataPoint {
+                date: Date::new(
+                    2025 + i16::try_from(i / 12).unwrap_or(0),
+                    1 + i8::try_from(i % 12).unwrap_or(0),
+                    28,
+                )
+                .unwrap_or(Date::constant(2025, 1, 28)),
+                value: *v,
+            })
+            .collect();
+        lib.record_points(&qi, "reviews-on-time", &points)?;
+        lib.note_measure(
+            &qi,
+            "reviews-on-time",
+            &Note {
+                date: points[10].date,
+                text: "PDSA 2: a pharmacist at reception".into(),
+            },
+        )?;
+        lib.set_progress(
+            &qi,
+            Progress {
+                score: ProgressScore(35),
+                stage: QiStage::Testing,
+            },
         )?;
 
         let question = lib.post(Action::Ask(Question {
@@ -187,6 +255,7 @@ impl LibrarySite {
             new,
             withdrawn,
             hostile,
+            qi,
             _dir: dir,
         })
     }

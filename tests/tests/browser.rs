@@ -426,6 +426,59 @@ async fn a_hostile_item_runs_nothing_and_loads_nothing_in_the_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_qi_leads_spc_chart_shows_its_signals_without_javascript_and_passes_axe() {
+    let site = site();
+    let (_driver, c) = browser().await;
+    c.goto(&format!("{}/items/{}", site.base, site.qi))
+        .await
+        .expect("item");
+    // Two charts, each an image with a title and description.
+    let labelled = c
+        .execute(
+            "return [...document.querySelectorAll('svg.spc-svg')].map(s => [s.getAttribute('role'), ...s.getAttribute('aria-labelledby').split(' ').map(id => !!document.getElementById(id))]);",
+            vec![],
+        )
+        .await
+        .expect("charts");
+    assert_eq!(
+        labelled,
+        json!([["img", true, true], ["img", true, true]]),
+        "{labelled}"
+    );
+    // The shift from the eleventh point is an improvement (higher is
+    // better): those points are blue diamonds, the first ten grey.
+    let improvement = c
+        .execute(
+            "return document.querySelectorAll('.spc-xmr-chart .spc-points .spc-improvement').length;",
+            vec![],
+        )
+        .await
+        .expect("count");
+    assert_eq!(improvement, json!(10));
+    let signals = texts(&c, ".spc-xmr-chart ul.spc-signals li").await;
+    assert!(
+        signals
+            .iter()
+            .any(|s| s.contains("points in a row above the mean") && s.contains("improvement")),
+        "{signals:?}"
+    );
+    assert!(
+        signals.iter().all(|s| !s.contains("concern")),
+        "{signals:?}"
+    );
+    let page = text(&c, "main").await;
+    assert!(page.contains("PDSA 2: a pharmacist at reception"), "{page}");
+    assert!(page.contains("IHI score 3.5: Improvement"), "{page}");
+    let scripts = c
+        .execute("return document.scripts.length;", vec![])
+        .await
+        .expect("scripts");
+    assert_eq!(scripts, json!(0));
+    assert_accessible(&c, "QI item with charts").await;
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn on_a_phone_the_first_result_shows_before_any_filter() {
     let site = site();
     let (_driver, c) = browser().await;

@@ -12,6 +12,7 @@ pub mod adopt;
 pub mod authority;
 pub mod draft;
 pub mod lifecycle;
+pub mod measures;
 pub mod post;
 pub mod template;
 
@@ -117,6 +118,7 @@ pub(crate) fn check_received(item: &Item) -> Result<()> {
     if let Some(reason) = &item.withdrawn_reason {
         refuse_identifiers("withdrawn_reason", reason, &item.allowed_identifiers)?;
     }
+    measures::check(item)?;
     Ok(())
 }
 

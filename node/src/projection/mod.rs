@@ -384,6 +384,10 @@ struct CatalogEntry {
     adoption: Option<item::Adoption>,
     #[serde(default)]
     allowed_identifiers: Vec<String>,
+    #[serde(default)]
+    measures: Vec<item::Measure>,
+    #[serde(default)]
+    progress: Option<item::Progress>,
 }
 
 fn catalog_entry(id: &ItemId, bytes: &[u8]) -> Result<CatalogEntry> {
@@ -405,6 +409,8 @@ impl CatalogEntry {
             adopted_from: self.adopted_from,
             adoption: self.adoption,
             allowed_identifiers: self.allowed_identifiers,
+            measures: self.measures,
+            progress: self.progress,
         }
     }
 }

@@ -826,6 +826,8 @@ mod tests {
             adopted_from: None,
             adoption: None,
             allowed_identifiers: Vec::new(),
+            measures: Vec::new(),
+            progress: None,
         };
         index.upsert(&item, 0).expect("upsert");
         index.commit().expect("commit");

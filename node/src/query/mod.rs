@@ -15,6 +15,7 @@ pub mod filter;
 pub mod forum;
 pub mod inbox;
 pub mod lifecycle;
+pub mod spc;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod discuss;
 pub mod feed;
 pub mod forum;

@@ -907,7 +907,12 @@ async fn item(
                         (summary_row("Measures", html! { ul { @for m in &qi.measures { li { (m) } } } }))
                         (summary_row("PDSA cycles", html! { ol { @for m in &qi.pdsa_cycles { li { (m) } } } }))
                         (summary_row("Outcomes", html! { (qi.outcomes) }))
+                        @if let Some(p) = &it.progress {
+                            (summary_row("Progress", html! { "IHI score " (p.score.text()) ": " (p.score.meaning()) }))
+                            (summary_row("Stage", html! { (p.stage.label()) }))
+                        }
                     }
+                    (measure_charts(&it.measures))
                 }
             }
             section aria-labelledby="details-heading" {
@@ -985,6 +990,33 @@ async fn item(
         Ok(layout(site_info, Section::None, &c.title, content))
     })
     .await
+}
+
+/// Each measure of a QI initiative: its definition, then an SPC (XmR)
+/// chart with the Making Data Count signals and a run chart, notes (PDSA
+/// cycles) marked at the first point on or after their date.
+fn measure_charts(measures: &[gatehouse_protocol::item::Measure]) -> Markup {
+    html! {
+        @for (n, m) in measures.iter().enumerate() {
+            @let d = &m.definition;
+            @let points: Vec<(String, f64)> = m.points.iter().map(|p| (p.date.to_string(), p.value)).collect();
+            @let notes: Vec<(usize, String)> = m.notes.iter().filter_map(|note| {
+                m.points.iter().position(|p| p.date >= note.date).map(|i| (i, note.text.clone()))
+            }).collect();
+            @let better = match d.improvement {
+                gatehouse_protocol::item::Improvement::Higher => crate::query::spc::Better::Higher,
+                gatehouse_protocol::item::Improvement::Lower => crate::query::spc::Better::Lower,
+            };
+            @let baseline = d.baseline_until.map(|until| m.points.iter().filter(|p| p.date <= until).count());
+            section.measure aria-labelledby={ "measure-" (n) "-heading" } {
+                h3 id={ "measure-" (n) "-heading" } { (d.name) }
+                p { (d.definition) @if !d.unit.is_empty() { " Unit: " (d.unit) "." } " "
+                    @match d.improvement { gatehouse_protocol::item::Improvement::Higher => "Higher is better.", gatehouse_protocol::item::Improvement::Lower => "Lower is better." } }
+                (super::chart::spc_chart(&format!("spc-{n}"), &format!("{}: SPC chart", d.name), &d.unit, &points, &notes, better, baseline))
+                (super::chart::run_chart(&format!("run-{n}"), &format!("{}: run chart", d.name), &d.unit, &points, &notes, better))
+            }
+        }
+    }
 }
 
 /// The document's front sheet, when it has one.
