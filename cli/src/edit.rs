@@ -77,6 +77,7 @@ pub fn edit(
             file: file.clone(),
             content,
             allowed,
+            significant: None,
         },
     )?;
     let _ = std::fs::remove_file(&file);

@@ -14,7 +14,7 @@ use gatehouse_node::staff::{AccountView, NewAccount, Staff};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::{EnvelopeId, ItemId};
 use gatehouse_protocol::post::{Action, Question, Reply, Topic, Urgency};
-use gatehouse_protocol::vocab::{Pathway, Setting};
+use gatehouse_protocol::vocab::{Job, Pathway, Setting};
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
@@ -36,6 +36,20 @@ pub enum StaffCommand {
         /// What they sign in with (default: made from the name, e.g. dr-a-patel)
         #[arg(long)]
         login: Option<String>,
+        /// Their job, which requests to read name (doctor, nurse, pharmacist, pharmacy-technician, healthcare-assistant, ...)
+        #[arg(long, value_parser = parse_vocab::<Job>)]
+        job: Option<Job>,
+    },
+    /// Set a person's job (or clear it with --none)
+    Job {
+        /// Their login
+        login: String,
+        /// The job
+        #[arg(value_parser = parse_vocab::<Job>, required_unless_present = "none")]
+        job: Option<Job>,
+        /// Clear it
+        #[arg(long, conflicts_with = "job")]
+        none: bool,
     },
     /// The people with accounts on this node
     List,
@@ -212,9 +226,22 @@ pub fn operate(ctx: &mut Ctx<'_>, op: ForumOp) -> anyhow::Result<ForumOutcome> {
                 .map(AccountView::from)
                 .collect(),
         ),
-        ForumOp::Staff(StaffCommand::Add { name, role, login }) => ForumOutcome::StaffAdded(
-            Staff::of(&home).add(ctx.lib()?, &name, login.as_deref(), role)?,
-        ),
+        ForumOp::Staff(StaffCommand::Add {
+            name,
+            role,
+            login,
+            job,
+        }) => {
+            let staff = Staff::of(&home);
+            let mut added = staff.add(ctx.lib()?, &name, login.as_deref(), role)?;
+            if job.is_some() {
+                added.account = staff.set_job(&added.account.login, job)?;
+            }
+            ForumOutcome::StaffAdded(added)
+        }
+        ForumOp::Staff(StaffCommand::Job { login, job, .. }) => {
+            ForumOutcome::StaffList(vec![Staff::of(&home).set_job(&login, job)?])
+        }
         ForumOp::Staff(StaffCommand::Remove { login, reason }) => {
             ForumOutcome::StaffRemoved(Staff::of(&home).remove(ctx.lib()?, &login, &reason)?)
         }
@@ -477,10 +504,11 @@ pub fn render(outcome: &ForumOutcome, out: &mut dyn Write, json: bool) -> anyhow
                 };
                 writeln!(
                     out,
-                    "{:<20} {:<24} {:<10} {}",
+                    "{:<20} {:<24} {:<10} {:<22} {}",
                     a.login,
                     a.name,
                     a.role.slug(),
+                    a.job.map_or("no job set", |j| j.slug()),
                     state
                 )?;
             }

@@ -36,7 +36,7 @@ use gatehouse_node::query::forum::ThreadList;
 use gatehouse_protocol::jiff::Zoned;
 use gatehouse_protocol::jiff::civil::Date;
 use gatehouse_protocol::post::Urgency;
-use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
+use gatehouse_protocol::vocab::{Job, Kind, Nation, Pathway, Setting, Status};
 use ops::{Op, ReadOp};
 use output::print_json;
 use serde::{Deserialize, Serialize};
@@ -111,6 +111,12 @@ pub(crate) enum Command {
         /// Check the file and show what would change; sign and store nothing
         #[arg(long)]
         check: bool,
+        /// A significant revision: staff asked to read the item are asked again
+        #[arg(long)]
+        significant: bool,
+        /// With --significant: the date to read it by (four weeks on unless given)
+        #[arg(long, value_parser = parse_date, requires = "significant")]
+        read_by: Option<Date>,
     },
     /// Change one of this establishment's items in your editor ($VISUAL or $EDITOR): checked when you save, the change shown, published as a new version once you say yes
     Edit {
@@ -176,6 +182,36 @@ pub(crate) enum Command {
         /// Your key file; this node's publishing key when left out
         #[arg(long)]
         key: Option<PathBuf>,
+    },
+    /// Ask staff to read the current version of one of this establishment's items by a date ("all nurses must read version 3")
+    ReadRequest {
+        /// Item id (or a unique prefix)
+        id: String,
+        /// A job asked (doctor, nurse, pharmacist, pharmacy-technician, healthcare-assistant, ...); give it again for more
+        #[arg(long, value_parser = parse_vocab::<Job>, conflicts_with = "everyone")]
+        job: Vec<Job>,
+        /// Ask all staff
+        #[arg(long)]
+        everyone: bool,
+        /// The date to read it by (YYYY-MM-DD)
+        #[arg(long, value_parser = parse_date)]
+        by: Date,
+        /// Your key file; this node's publishing key when left out
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Sign that you have read and understood the current version of an item of your establishment (staff do this on the item's web page)
+    Acknowledge {
+        /// Item id (or a unique prefix)
+        id: String,
+        /// Your key file; this node's publishing key when left out
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Who has read an item's requested version and who has not, by when
+    Register {
+        /// Item id (or a unique prefix)
+        id: String,
     },
     /// Show this establishment's rules, or sign new ones: whether an approval by a version's own author counts, and when review reminders start
     Rules {
@@ -935,6 +971,7 @@ impl Command {
                 file,
                 allow,
                 check: true,
+                ..
             } => check_op(&file, &allow.allowed, Some(id))?,
             Command::Publish {
                 file,
@@ -955,6 +992,8 @@ impl Command {
                 file,
                 allow,
                 check: false,
+                significant,
+                read_by,
             } => {
                 let file = ops::absolute(&file)?;
                 Op::Revise {
@@ -962,8 +1001,36 @@ impl Command {
                     content: read_draft(&file, &allow.allowed)?,
                     file,
                     allowed: allow.allowed,
+                    significant: significant.then_some(read_by),
                 }
             }
+            Command::ReadRequest {
+                id,
+                job,
+                everyone,
+                by,
+                key,
+            } => {
+                if job.is_empty() && !everyone {
+                    return Err(usage(
+                        "say who must read it: --job nurse (as many as needed) or --everyone",
+                    ));
+                }
+                Op::RequestReading {
+                    id,
+                    jobs: job,
+                    due: by,
+                    key: key_seed(key)?,
+                }
+            }
+            Command::Acknowledge { id, key } => Op::Acknowledge {
+                id,
+                key: key_seed(key)?,
+            },
+            Command::Register { id } => Op::Register {
+                id,
+                today: Zoned::now().date(),
+            },
             Command::Supersede { id, by } => Op::Supersede { id, by },
             Command::Withdraw { id, reason, allow } => Op::Withdraw {
                 id,

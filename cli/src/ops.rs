@@ -51,6 +51,10 @@ pub enum Op {
         content: ItemContent,
         /// Reviewed false positives.
         allowed: Vec<String>,
+        /// A significant revision: staff asked to read the item are asked
+        /// again, by this date (four weeks on when `None`).
+        #[serde(default)]
+        significant: Option<Option<Date>>,
     },
     /// Mark an item superseded.
     Supersede {
@@ -132,6 +136,31 @@ pub enum Op {
         next: Option<Date>,
         /// The reviewer's key seed (hex).
         key: Option<String>,
+    },
+    /// Ask staff to read an item.
+    RequestReading {
+        /// The item.
+        id: String,
+        /// The jobs asked; everyone when empty.
+        jobs: Vec<gatehouse_protocol::vocab::Job>,
+        /// By when.
+        due: Date,
+        /// The signer's key seed (hex).
+        key: Option<String>,
+    },
+    /// Acknowledge having read an item.
+    Acknowledge {
+        /// The item.
+        id: String,
+        /// The reader's key seed (hex); this node's publishing key when `None`.
+        key: Option<String>,
+    },
+    /// Who has read an item and who has not.
+    Register {
+        /// The item.
+        id: String,
+        /// The caller's date.
+        today: Date,
     },
     /// Show or sign this establishment's rules.
     Rules {
@@ -269,7 +298,28 @@ pub enum Outcome {
         id: ItemId,
         /// Its version now.
         version: u64,
+        /// For a significant revision: whether staff were asked to read it
+        /// again (`false`: nobody had been asked).
+        asked_again: Option<bool>,
     },
+    /// `read-request`.
+    ReadingRequested {
+        /// The record.
+        record: gatehouse_protocol::id::EnvelopeId,
+        /// The request now in force.
+        request: Option<gatehouse_node::query::reading::ReadingRequest>,
+    },
+    /// `acknowledge`.
+    Acknowledged {
+        /// The item.
+        id: ItemId,
+        /// The version acknowledged.
+        version: u64,
+        /// The record.
+        record: gatehouse_protocol::id::EnvelopeId,
+    },
+    /// `register`.
+    Register(Box<gatehouse_node::query::reading::Register>),
     /// `supersede`.
     Superseded {
         /// The old item.
@@ -639,6 +689,7 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             file,
             content,
             allowed,
+            significant,
         } => {
             shared_not_draft(&file, &content)?;
             let lib = ctx.lib()?;
@@ -646,7 +697,57 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             let version = lib
                 .revise(&id, &content, &allowed)
                 .with_context(|| format!("{}", file.display()))?;
-            Outcome::Revised { id, version }
+            let asked_again = match significant {
+                Some(due) => Some(lib.ask_again(&id, due)?.is_some()),
+                None => None,
+            };
+            Outcome::Revised {
+                id,
+                version,
+                asked_again,
+            }
+        }
+        Op::RequestReading { id, jobs, due, key } => {
+            let key = seed_key(key.as_deref())?;
+            let lib = ctx.lib()?;
+            let id = lib.resolve(&id)?;
+            let record = lib.request_reading(&id, &jobs, due, key.as_ref())?;
+            let view = lib.read_view();
+            Outcome::ReadingRequested {
+                record,
+                request: view.reading_request(&id)?,
+            }
+        }
+        Op::Acknowledge { id, key } => {
+            let key = seed_key(key.as_deref())?;
+            let lib = ctx.lib()?;
+            let id = lib.resolve(&id)?;
+            let key = match key {
+                Some(k) => k,
+                None => lib.signing_key()?,
+            };
+            let record = lib.acknowledge(&key, &id)?;
+            Outcome::Acknowledged {
+                id,
+                version: lib.get(&id, None)?.item.version,
+                record,
+            }
+        }
+        Op::Register { id, today } => {
+            let staff: Vec<gatehouse_node::query::reading::StaffMember> =
+                gatehouse_node::staff::Staff::of(&ctx.home)
+                    .list()?
+                    .into_iter()
+                    .filter(|a| a.state != gatehouse_node::staff::AccountState::Removed)
+                    .map(|a| gatehouse_node::query::reading::StaffMember {
+                        name: a.name,
+                        key: a.key,
+                        job: a.job,
+                    })
+                    .collect();
+            let view = ctx.view()?;
+            let id = view.resolve(&id)?;
+            Outcome::Register(Box::new(view.register(&id, &staff, today)?))
         }
         Op::Check {
             file,

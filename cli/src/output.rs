@@ -13,6 +13,7 @@ use gatehouse_node::authoring::adopt::SourceChange;
 use gatehouse_node::query::adoption::{Adopter, SourceAlert};
 use gatehouse_node::query::diff::{LineChange, field_label, field_value, long_date};
 use gatehouse_node::query::lifecycle::Lifecycle;
+use gatehouse_node::query::reading::Register;
 use gatehouse_protocol::vocab::{Nation, Status};
 
 use crate::ops::{CheckReport, Outcome, PeersOutcome};
@@ -174,14 +175,73 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
             }
             write_check(&mut out, report, true)?;
         }
-        Outcome::Revised { id, version } => {
+        Outcome::Revised {
+            id,
+            version,
+            asked_again,
+        } => {
             if json {
                 return print_json(
                     &mut out,
-                    &serde_json::json!({ "id": id, "version": version }),
+                    &serde_json::json!({ "id": id, "version": version, "asked_again": asked_again }),
                 );
             }
             writeln!(out, "{id} is now at version {version}")?;
+            match asked_again {
+                Some(true) => writeln!(
+                    out,
+                    "A significant revision: the staff asked to read it are asked again (see `gatehouse register {}`)",
+                    id.short()
+                )?,
+                Some(false) => writeln!(
+                    out,
+                    "Nobody had been asked to read it; ask with `gatehouse read-request {}`",
+                    id.short()
+                )?,
+                None => {}
+            }
+        }
+        Outcome::ReadingRequested { record, request } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "record": record, "request": request }),
+                );
+            }
+            if let Some(r) = request {
+                writeln!(
+                    out,
+                    "Asked {} to read version {} by {} (record {})",
+                    r.jobs_in_words(),
+                    r.version,
+                    r.due,
+                    record.short()
+                )?;
+            }
+        }
+        Outcome::Acknowledged {
+            id,
+            version,
+            record,
+        } => {
+            if json {
+                return print_json(
+                    &mut out,
+                    &serde_json::json!({ "id": id, "version": version, "record": record }),
+                );
+            }
+            writeln!(
+                out,
+                "You have acknowledged reading version {version} of {} (record {})",
+                id.short(),
+                record.short()
+            )?;
+        }
+        Outcome::Register(r) => {
+            if json {
+                return print_json(&mut out, r);
+            }
+            write_register(&mut out, r)?;
         }
         Outcome::Superseded { id, by } => {
             if json {
@@ -812,6 +872,59 @@ pub fn write_source_change(out: &mut dyn Write, c: &SourceChange) -> anyhow::Res
         write_diff(out, &gatehouse_node::query::diff::diff(&c.mine, &proposed))?;
     }
     Ok(())
+}
+
+/// Who has read an item's requested version and who has not.
+fn write_register(out: &mut dyn Write, r: &Register) -> anyhow::Result<()> {
+    writeln!(out, "{} (version {})", r.title, r.version)?;
+    let Some(req) = &r.request else {
+        writeln!(
+            out,
+            "Nobody has been asked to read it: `gatehouse read-request {} --job nurse --by YYYY-MM-DD`",
+            r.item.short()
+        )?;
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "{} must read version {} by {}{}; {} of {} have",
+        capitalise(&req.jobs_in_words()),
+        req.version,
+        req.due,
+        if r.overdue { " (OVERDUE)" } else { "" },
+        r.done(),
+        r.rows.len()
+    )?;
+    for row in &r.rows {
+        let job = row.person.job.map_or("no job set", |j| j.label());
+        match &row.acknowledged {
+            Some(a) => writeln!(
+                out,
+                "  read      {}  ({job}): version {} on {}",
+                row.person.name,
+                a.version,
+                a.at.get(..10).unwrap_or(&a.at)
+            )?,
+            None => writeln!(out, "  NOT YET   {}  ({job})", row.person.name)?,
+        }
+    }
+    for a in &r.others {
+        writeln!(
+            out,
+            "  also      {}: version {} on {}",
+            a.who.name.as_deref().unwrap_or("unknown key"),
+            a.version,
+            a.at.get(..10).unwrap_or(&a.at)
+        )?;
+    }
+    Ok(())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// The stage of an item's version, its approvals and its front sheet.

@@ -1535,3 +1535,65 @@ fn a_qi_lead_imports_a_measure_and_reads_its_signals() {
     );
     assert!(err.contains("QI initiatives"), "{err}");
 }
+
+#[test]
+fn a_site_lead_asks_nurses_to_read_an_item_and_reads_the_register() {
+    let f = Fixture::new();
+    for (name, job) in [
+        ("Nurse A Shah", "nurse"),
+        ("Nurse B Okoro", "nurse"),
+        ("C Lee", "pharmacist"),
+    ] {
+        let added = f.ok(&["staff", "add", "--name", name, "--job", job]);
+        assert!(added.contains("one-time set-up code"), "{added}");
+    }
+    let listed = f.ok(&["staff", "list"]);
+    assert!(listed.contains("pharmacist"), "{listed}");
+    let id = f.publish(&f.write("p.md", &draft("Sharps", "procedure", "2028-06-01", "Body.")));
+    let err = f.fails(&["read-request", &id, "--by", &days_from_today(30)], 1);
+    assert!(
+        err.contains("--job nurse") && err.contains("--everyone"),
+        "{err}"
+    );
+    let asked = f.ok(&[
+        "read-request",
+        &id,
+        "--job",
+        "nurse",
+        "--by",
+        &days_from_today(30),
+    ]);
+    assert!(
+        asked.contains("Asked every nurse to read version 1"),
+        "{asked}"
+    );
+    let register = f.ok(&["register", &id]);
+    assert!(
+        register.contains("Every nurse must read version 1"),
+        "{register}"
+    );
+    assert!(register.contains("0 of 2 have"), "{register}");
+    assert!(register.contains("NOT YET   Nurse A Shah"), "{register}");
+    assert!(!register.contains("C Lee"), "{register}");
+    f.ok(&["acknowledge", &id]);
+    let register = f.json(&["register", &id]);
+    assert_eq!(
+        register["others"].as_array().map(Vec::len),
+        Some(1),
+        "{register}"
+    );
+
+    let revised = f.write(
+        "p2.md",
+        &draft(
+            "Sharps",
+            "procedure",
+            "2028-06-01",
+            "Body, with a new step.",
+        ),
+    );
+    let out = f.ok(&["revise", &id, path_str(&revised), "--significant"]);
+    assert!(out.contains("asked again"), "{out}");
+    let register = f.ok(&["register", &id]);
+    assert!(register.contains("must read version 2"), "{register}");
+}

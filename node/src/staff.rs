@@ -25,6 +25,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use gatehouse_protocol::certificate::MemberRole;
 use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::vocab::Job;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -123,6 +124,9 @@ pub struct Account {
     pub name: String,
     /// Their role.
     pub role: MemberRole,
+    /// Their job, which requests to read name ("all nurses").
+    #[serde(default)]
+    pub job: Option<Job>,
     /// Their public key.
     pub key: PublicKey,
     /// The delegation certificate.
@@ -146,6 +150,9 @@ pub struct AccountView {
     pub name: String,
     /// Role.
     pub role: MemberRole,
+    /// Job.
+    #[serde(default)]
+    pub job: Option<Job>,
     /// Public key.
     pub key: PublicKey,
     /// State.
@@ -158,6 +165,7 @@ impl From<&Account> for AccountView {
             login: a.login.clone(),
             name: a.name.clone(),
             role: a.role,
+            job: a.job,
             key: a.key,
             state: a.state,
         }
@@ -426,6 +434,7 @@ impl Staff {
             login,
             name: name.trim().to_string(),
             role,
+            job: None,
             key: key.public(),
             delegation: issued.id,
             revocation: None,
@@ -438,6 +447,14 @@ impl Staff {
             account: (&account).into(),
             setup_code: code,
         })
+    }
+
+    /// Sets or clears `login`'s job.
+    pub fn set_job(&self, login: &str, job: Option<Job>) -> Result<AccountView> {
+        let mut a = self.get(login)?;
+        a.job = job;
+        self.write(&a)?;
+        Ok((&a).into())
     }
 
     /// Opens `login`'s key with their password.

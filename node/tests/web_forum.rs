@@ -3,7 +3,8 @@
 //! token planted before sign-in worth nothing; five wrong passwords lock
 //! the login; an NHS number refused where it is written; a removed
 //! person's session ends; script, handlers, `javascript:` links and remote
-//! images in a post render inert.
+//! images in a post render inert; staff acknowledge an item from its page
+//! and the register shows who has not.
 
 mod common;
 
@@ -15,6 +16,8 @@ use gatehouse_node::staff::Staff;
 use gatehouse_node::web::auth::{Accounts, IDLE_TIMEOUT, SESSION_COOKIE};
 use gatehouse_node::web::{WebAccess, WebServer, WebState};
 use gatehouse_protocol::certificate::MemberRole;
+use gatehouse_protocol::jiff::ToSpan;
+use gatehouse_protocol::vocab::Job;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 
@@ -969,4 +972,93 @@ async fn answers_replies_and_watched_items_reach_the_inbox_and_the_header_counts
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn staff_acknowledge_from_the_item_page_and_the_register_shows_who_has_not() {
+    let site = site().await;
+    let patel = site.sign_in(true).await;
+    let okoro = site.colleague().await;
+    let staff = Staff::of(&site.home);
+    staff.set_job(LOGIN, Some(Job::Nurse)).expect("job");
+    staff
+        .set_job("nurse-b-okoro", Some(Job::Nurse))
+        .expect("job");
+    let id = {
+        let mut lib = site.library.lock().expect("lock");
+        let id = lib
+            .publish(&gatehouse_node::sample::synthetic_content(1), &[])
+            .expect("publish");
+        let due = lib.today().checked_add(30.days()).expect("date");
+        lib.request_reading(&id, &[Job::Nurse], due, None)
+            .expect("request");
+        id
+    };
+    let path = format!("/items/{}", id.to_hex());
+
+    let page = site.page(&path, Some(&patel)).await;
+    assert!(
+        page.contains("Every nurse must read version 1 by"),
+        "{page}"
+    );
+    assert!(
+        page.contains("I have read and understood version 1"),
+        "{page}"
+    );
+    assert!(page.contains("0 of 2 asked have acknowledged it"), "{page}");
+    // Someone not signed in sees the request and no register.
+    let anonymous = site.page(&path, None).await;
+    assert!(anonymous.contains("Every nurse must read version 1"));
+    assert!(!anonymous.contains("Who has read it"));
+
+    let csrf = site.csrf(&patel).await;
+    let to = site
+        .post_to(&format!("{path}/acknowledge"), &patel, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(to, format!("{path}#reading-heading"));
+    let page = site.page(&path, Some(&patel)).await;
+    assert!(page.contains("You acknowledged version 1"), "{page}");
+    assert!(page.contains("1 of 2 asked have acknowledged it"), "{page}");
+    let row = |name: &str, page: &str| {
+        let at = page.find(&format!("<td>{name}</td>")).expect("a row");
+        page[at..at + 200].to_string()
+    };
+    assert!(row("Dr A Patel", &page).contains("Version 1, "), "{page}");
+    assert!(row("Nurse B Okoro", &page).contains("Not yet"), "{page}");
+    // A second acknowledgement of the same version is refused.
+    let again = site
+        .post(
+            &format!("{path}/acknowledge"),
+            Some(&patel),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+
+    // What each still has to read, in their inbox.
+    let title = gatehouse_node::sample::synthetic_content(1).title;
+    let inbox = site.page("/inbox", Some(&okoro)).await;
+    let to_read = &inbox[inbox.find("To read").expect("section")..];
+    assert!(to_read.contains(&title), "{inbox}");
+    let inbox = site.page("/inbox", Some(&patel)).await;
+    assert!(
+        inbox.contains("you have acknowledged everything"),
+        "{inbox}"
+    );
+
+    // A significant revision asks again.
+    {
+        let mut lib = site.library.lock().expect("lock");
+        let mut next = lib.get(&id, None).expect("item").item.content;
+        next.body.push_str("\nA new step.\n");
+        lib.revise(&id, &next, &[]).expect("revise");
+        assert!(lib.ask_again(&id, None).expect("ask again").is_some());
+    }
+    let page = site.page(&path, Some(&patel)).await;
+    assert!(page.contains("must read version 2"), "{page}");
+    assert!(
+        page.contains("I have read and understood version 2"),
+        "{page}"
+    );
+    assert!(page.contains("0 of 2 asked have acknowledged it"), "{page}");
 }

@@ -220,6 +220,104 @@ impl Library {
         Ok(next)
     }
 
+    /// Asks staff in `jobs` (everyone when empty) to read the current
+    /// version of `id`, owned here and in force, by `due`; signed with
+    /// `key` (this node's publishing key when `None`).
+    pub fn request_reading(
+        &mut self,
+        id: &ItemId,
+        jobs: &[gatehouse_protocol::vocab::Job],
+        due: Date,
+        key: Option<&SecretKey>,
+    ) -> Result<EnvelopeId> {
+        let key = self.key_or_signer(key)?;
+        let (item, _) = crate::projection::load_item(&*self.store, id)?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        if item.owner != self.config.establishment {
+            return Err(LibraryError::NotOwner {
+                item: *id,
+                owner: self.read_view().establishment_name(&item.owner),
+            });
+        }
+        if item.content.status != Status::Published {
+            return Err(refuse(format!(
+                "only an item in force is read and acknowledged; this one is {}",
+                item.content.status.label().to_lowercase()
+            )));
+        }
+        if due < self.today() {
+            return Err(refuse(format!("the date to read it by, {due}, has passed")));
+        }
+        let mut jobs = jobs.to_vec();
+        jobs.sort();
+        jobs.dedup();
+        self.sign_record(
+            &key,
+            Record {
+                establishment: item.owner,
+                action: RecordAction::RequestReading {
+                    item: *id,
+                    version: item.version,
+                    jobs,
+                    due,
+                },
+            },
+        )
+    }
+
+    /// Signs, with a person's own `key`, that they have read and
+    /// understood the current version of `id` (an item of their
+    /// establishment, in force). Refused when they already have.
+    pub fn acknowledge(&mut self, key: &SecretKey, id: &ItemId) -> Result<EnvelopeId> {
+        let view = self.read_view();
+        let (item, _) = crate::projection::load_item(&*self.store, id)?
+            .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
+        if item.content.status != Status::Published {
+            return Err(refuse(format!(
+                "only an item in force is acknowledged; this one is {}",
+                item.content.status.label().to_lowercase()
+            )));
+        }
+        if view
+            .acknowledgements(id)?
+            .iter()
+            .any(|a| a.who.key == key.public() && a.version == item.version)
+        {
+            return Err(refuse(format!(
+                "you have already acknowledged version {}",
+                item.version
+            )));
+        }
+        self.sign_record(
+            key,
+            Record {
+                establishment: item.owner,
+                action: RecordAction::Acknowledge {
+                    item: *id,
+                    version: item.version,
+                },
+            },
+        )
+    }
+
+    /// After a significant revision of `id`: the request to read in force
+    /// is made again for the new version, the same jobs asked, by `due`
+    /// (four weeks from today when `None`), so staff read it again.
+    /// Returns the new request, or `None` when nobody was asked to read it.
+    pub fn ask_again(&mut self, id: &ItemId, due: Option<Date>) -> Result<Option<EnvelopeId>> {
+        let Some(request) = self.read_view().reading_request(id)? else {
+            return Ok(None);
+        };
+        let due = match due {
+            Some(d) => d,
+            None => self
+                .today()
+                .checked_add(Span::new().days(28))
+                .map_err(|e| refuse(format!("no date four weeks on: {e}")))?,
+        };
+        self.request_reading(id, &request.jobs, due, None).map(Some)
+    }
+
     /// Signs this establishment's rules with `key`: each given value
     /// replaces the one in force; a new revision of the rules.
     pub fn set_rules(

@@ -15,6 +15,7 @@ pub mod filter;
 pub mod forum;
 pub mod inbox;
 pub mod lifecycle;
+pub mod reading;
 pub mod spc;
 
 use std::collections::BTreeMap;

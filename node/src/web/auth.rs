@@ -162,6 +162,31 @@ impl Accounts {
         }
     }
 
+    /// This node's staff (those not removed), as registers of who has read
+    /// an item list them.
+    pub fn staff_members(&self) -> Vec<crate::query::reading::StaffMember> {
+        match self.staff.list() {
+            Ok(list) => list
+                .into_iter()
+                .filter(|a| a.state != crate::staff::AccountState::Removed)
+                .map(|a| crate::query::reading::StaffMember {
+                    name: a.name,
+                    key: a.key,
+                    job: a.job,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("could not read the staff list: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// `login`'s job, if set.
+    pub fn job_of(&self, login: &str) -> Option<gatehouse_protocol::vocab::Job> {
+        self.staff.get(login).ok().and_then(|a| a.job)
+    }
+
     /// What `login` has read and watches.
     pub fn inbox_state(&self, login: &str) -> InboxState {
         let mut inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());

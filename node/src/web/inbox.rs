@@ -1,11 +1,14 @@
 //! The inbox page and watching: what is new for the signed-in person
-//! ([`crate::query::inbox`]), and the buttons that watch a thread or an
+//! ([`crate::query::inbox`]), what they still have to read
+//! ([`crate::query::reading`]), and the buttons that watch a thread or an
 //! item. Opening the inbox marks what it shows as seen; the header of
-//! every page counts what is not.
+//! every page counts what is not. Read and acknowledge on an item's page:
+//! the request, the button that signs "I have read and understood", and
+//! for the owning site's staff the register of who has.
 
 use axum::Form;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use gatehouse_protocol::id::{EnvelopeId, ItemId};
@@ -27,6 +30,127 @@ pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/inbox", get(inbox))
         .route("/watch", post(watch))
+        .route("/items/{id}/acknowledge", post(acknowledge))
+}
+
+/// An item's request to read, as its page shows it: who must read which
+/// version by when; for a signed-in person asked, whether they have, and
+/// the button that signs that they have; for this site's signed-in staff,
+/// the register.
+pub(super) fn reading_panel(
+    lib: &crate::query::ReadView,
+    view: &crate::query::ItemView,
+    me: Option<&Session>,
+    accounts: Option<&Accounts>,
+    today: gatehouse_protocol::jiff::civil::Date,
+) -> Result<Markup, WebError> {
+    let it = &view.item;
+    let Some(request) = lib.reading_request(&it.id)? else {
+        return Ok(html! {});
+    };
+    let own = it.owner == lib.establishment();
+    let mine = match (me, accounts) {
+        (Some(s), Some(a)) if own => Some((s, a.job_of(&s.login))),
+        _ => None,
+    };
+    let my_ack = mine.and_then(|(s, _)| {
+        lib.acknowledgements(&it.id).ok().and_then(|acks| {
+            acks.into_iter()
+                .find(|a| a.who.key == s.key.public() && a.version >= request.version)
+        })
+    });
+    let register = match (mine, accounts) {
+        (Some(_), Some(a)) => Some(lib.register(&it.id, &a.staff_members(), today)?),
+        _ => None,
+    };
+    let due = crate::query::diff::long_date(request.due);
+    Ok(html! {
+        section.no-print aria-labelledby="reading-heading" {
+            h2 #reading-heading { "Read and acknowledge" }
+            p { (capitalised(&request.jobs_in_words())) " must read version " (request.version) " by " (due) "." }
+            @if let Some((s, job)) = mine {
+                @if let Some(a) = &my_ack {
+                    p.notice role="status" { "You acknowledged version " (a.version) " on " (a.at.get(..10).unwrap_or(&a.at)) "." }
+                } @else if request.asks(job) && it.content.status == gatehouse_protocol::vocab::Status::Published {
+                    form method="post" action={ "/items/" (it.id.to_hex()) "/acknowledge" } {
+                        (csrf_field(s))
+                        button.button type="submit" { "I have read and understood version " (it.version) }
+                    }
+                    @if today > request.due { p.error-message { "This was due by " (due) "." } }
+                }
+            }
+            @if let Some(r) = &register {
+                h3 { "Who has read it" }
+                p { (r.done()) " of " (r.rows.len()) " asked have acknowledged it." @if r.overdue { " " strong { "Overdue." } } }
+                table {
+                    caption { "Acknowledgement register for version " (request.version) }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Job" } th scope="col" { "Acknowledged" } } }
+                    tbody {
+                        @for row in &r.rows {
+                            tr {
+                                td { (row.person.name) }
+                                td { (row.person.job.map_or("not set", |j| j.label())) }
+                                td { @match &row.acknowledged {
+                                    Some(a) => { "Version " (a.version) ", " (a.at.get(..10).unwrap_or(&a.at)) }
+                                    None => { strong { "Not yet" } }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// Signs, with the signed-in person's key, that they have read and
+/// understood the item's current version; back to the item.
+async fn acknowledge(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let back = format!("/items/{id}");
+    let (Some(s), Some(accounts)) = (current(), state.accounts.clone()) else {
+        return see_other(&format!("/signin?next={back}"));
+    };
+    if let Some(r) = refused(&s, &fields) {
+        return r;
+    }
+    let found = state.read(move |lib| super::item_id(lib, &id)).await;
+    let item = match found {
+        Ok(i) => i,
+        Err(e) => return error_page(None, &e),
+    };
+    let key = s.key.clone();
+    let (library, net) = accounts.library();
+    let (library, net) = (library.clone(), net.cloned());
+    let done = tokio::task::spawn_blocking(move || {
+        let mut lib = library.lock().unwrap_or_else(|p| p.into_inner());
+        let id = lib.acknowledge(&key, &item)?;
+        Ok::<_, crate::error::LibraryError>((id, lib.take_outbox()))
+    })
+    .await;
+    match done {
+        Ok(Ok((_, fresh))) => {
+            if let Some(net) = net {
+                net.announce(fresh).await;
+            }
+            see_other(&format!("/items/{}#reading-heading", item.to_hex()))
+        }
+        Ok(Err(e @ crate::error::LibraryError::Lifecycle(_))) => {
+            error_page(None, &WebError::BadRequest(e.to_string()))
+        }
+        Ok(Err(e)) => error_page(None, &e.into()),
+        Err(_) => error_page(None, &WebError::Internal(super::INTERNAL_MESSAGE.into())),
+    }
 }
 
 fn entry_line(e: &InboxEntry) -> Markup {
@@ -134,6 +258,7 @@ async fn inbox(State(state): State<WebState>) -> Response {
         return error_page(None, &WebError::Internal(super::INTERNAL_MESSAGE.into()));
     };
     let me = s.key.public();
+    let job = accounts.job_of(&s.login);
     let st = before.clone();
     let found: Result<Inbox, WebError> = state
         .read(move |lib| Ok(lib.inbox(&me, &st.watching, st.read_up_to_ms, INBOX_PAGE_LEN)))
@@ -172,9 +297,27 @@ async fn inbox(State(state): State<WebState>) -> Response {
             .keys()
             .map(|i| (*i, super::pages::title_of(lib, i)))
             .collect();
+        let today = gatehouse_protocol::jiff::Zoned::now().date();
+        let to_read = lib.to_read(&s.key.public(), job, today)?;
         let content = html! {
             (account_bar(Some(&s), true))
             h1 { "Your inbox" }
+            section aria-labelledby="to-read-heading" {
+                h2 #to-read-heading { "To read" }
+                @if to_read.is_empty() {
+                    p { "Nothing: you have acknowledged everything you were asked to read." }
+                } @else {
+                    ul.results {
+                        @for t in &to_read {
+                            li {
+                                a href={ "/items/" (t.view.item.id.to_hex()) "#reading-heading" } { (t.view.item.content.title) }
+                                " — version " (t.request.version) ", by " (crate::query::diff::long_date(t.request.due))
+                                @if t.overdue { " " strong { "(overdue)" } }
+                            }
+                        }
+                    }
+                }
+            }
             p.lead { "Answers to your questions, replies where you have posted or that you watch, and changes to items you watch." }
             @if found.entries.is_empty() {
                 p { "Nothing yet. Ask a question, take part in a discussion, or watch an item, and what follows comes here." }

@@ -831,6 +831,7 @@ async fn item(
         let history = lib.history(&id)?;
         let adopters = lib.adopters(&id)?;
         let lifecycle = lib.lifecycle_from(&id, &history, Zoned::now().date())?;
+        let reading = super::inbox::reading_panel(lib, &latest, me.as_ref(), accounts.as_deref(), Zoned::now().date())?;
         let source_moved = match latest.item.adoption {
             Some(_) if latest.item.owner == lib.establishment() => lib
                 .source_changes()?
@@ -954,6 +955,7 @@ async fn item(
             (front_sheet(&c.front_sheet))
             @if version.is_none() || it.version == latest.item.version {
                 (approval_panel(&view, &lifecycle))
+                (reading)
             }
             @if !adopters.is_empty() {
                 section aria-labelledby="adopters-heading" {
