@@ -17,6 +17,7 @@ mod forum_cmd;
 mod measure_cmd;
 mod ops;
 mod output;
+mod pack_cmd;
 mod render;
 mod trust_cmd;
 
@@ -212,6 +213,18 @@ pub(crate) enum Command {
     Register {
         /// Item id (or a unique prefix)
         id: String,
+    },
+    /// Write an inspection pack: every item an establishment has in force, with front sheets, approvals, version history, review status, acknowledgement registers and provenance, as pages that print well plus the signed envelopes they were built from; `pack verify DIR` checks one anywhere
+    #[command(args_conflicts_with_subcommands = true)]
+    Pack {
+        #[command(subcommand)]
+        cmd: Option<pack_cmd::PackCommand>,
+        /// The establishment (name, part of it, or id); this node's own when left out
+        #[arg(long)]
+        establishment: Option<String>,
+        /// A new (or empty) directory to write the pack to
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Show this establishment's rules, or sign new ones: whether an approval by a version's own author counts, and when review reminders start
     Rules {
@@ -717,6 +730,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             passphrase_file,
         } => return restore(&home, &mut out, cli.json, &file, passphrase_file.as_deref()),
         Command::Doctor(args) => return doctor_cmd(&home, &mut out, cli.json, &args),
+        // Needs no node: a pack is checked on any machine.
+        Command::Pack {
+            cmd: Some(pack_cmd::PackCommand::Verify { dir }),
+            ..
+        } => {
+            let report = gatehouse_node::pack::verify(&dir).map_err(|e| {
+                anyhow::anyhow!("the pack in {} does not verify: {e}", dir.display())
+            })?;
+            return pack_cmd::render(&report, true, &mut out, cli.json);
+        }
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut script);
@@ -1027,6 +1050,19 @@ impl Command {
                 id,
                 key: key_seed(key)?,
             },
+            // `pack verify` returned above.
+            Command::Pack {
+                establishment, out, ..
+            } => {
+                let Some(out) = out else {
+                    return Err(usage("say where to write the pack: --out DIR"));
+                };
+                Op::Pack {
+                    establishment,
+                    out: ops::absolute(&out)?,
+                    today: Zoned::now().date(),
+                }
+            }
             Command::Register { id } => Op::Register {
                 id,
                 today: Zoned::now().date(),

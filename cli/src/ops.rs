@@ -155,6 +155,15 @@ pub enum Op {
         /// The reader's key seed (hex); this node's publishing key when `None`.
         key: Option<String>,
     },
+    /// Write an inspection pack.
+    Pack {
+        /// The establishment; this node's own when `None`.
+        establishment: Option<String>,
+        /// The directory.
+        out: PathBuf,
+        /// The date it speaks for.
+        today: Date,
+    },
     /// Who has read an item and who has not.
     Register {
         /// The item.
@@ -320,6 +329,8 @@ pub enum Outcome {
     },
     /// `register`.
     Register(Box<gatehouse_node::query::reading::Register>),
+    /// `pack`.
+    Pack(gatehouse_node::pack::PackReport),
     /// `supersede`.
     Superseded {
         /// The old item.
@@ -733,6 +744,16 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
                 record,
             }
         }
+        Op::Pack {
+            establishment,
+            out,
+            today,
+        } => Outcome::Pack(crate::pack_cmd::build(
+            ctx,
+            establishment.as_deref(),
+            &out,
+            today,
+        )?),
         Op::Register { id, today } => {
             let staff: Vec<gatehouse_node::query::reading::StaffMember> =
                 gatehouse_node::staff::Staff::of(&ctx.home)

@@ -604,6 +604,7 @@ pub fn render(outcome: &Outcome, mut out: &mut dyn Write, json: bool) -> anyhow:
         Outcome::Trust(t) => return trust_cmd::render(t, out, json),
         Outcome::Forum(f) => return crate::forum_cmd::render(f, out, json),
         Outcome::Measure(m) => return crate::measure_cmd::render(m, out, json),
+        Outcome::Pack(r) => return crate::pack_cmd::render(r, false, out, json),
         Outcome::Peers(p) => return render_peers(p, out, json),
         Outcome::BackedUp(r) => {
             if json {
@@ -888,7 +889,7 @@ fn write_register(out: &mut dyn Write, r: &Register) -> anyhow::Result<()> {
     writeln!(
         out,
         "{} must read version {} by {}{}; {} of {} have",
-        capitalise(&req.jobs_in_words()),
+        gatehouse_node::query::capitalised(&req.jobs_in_words()),
         req.version,
         req.due,
         if r.overdue { " (OVERDUE)" } else { "" },
@@ -918,13 +919,6 @@ fn write_register(out: &mut dyn Write, r: &Register) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
 }
 
 /// The stage of an item's version, its approvals and its front sheet.

@@ -1597,3 +1597,31 @@ fn a_site_lead_asks_nurses_to_read_an_item_and_reads_the_register() {
     let register = f.ok(&["register", &id]);
     assert!(register.contains("must read version 2"), "{register}");
 }
+
+#[test]
+fn a_pack_is_written_and_verified_with_no_node() {
+    let f = Fixture::new();
+    let id = f.publish(&f.write("p.md", &draft("Sharps", "procedure", "2028-06-01", "Body.")));
+    f.ok(&["approve", &id]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("pack");
+    let made = f.ok(&["pack", "--out", path_str(&out)]);
+    assert!(made.contains("1 items in force"), "{made}");
+    // Checked with no node: no home is given.
+    let check = Command::new(BIN)
+        .args(["pack", "verify", path_str(&out)])
+        .env_remove("GATEHOUSE_HOME")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{text}");
+    assert!(text.contains("verifies"), "{text}");
+    let page = out.join("index.html");
+    let mut bytes = std::fs::read(&page).expect("read");
+    bytes[10] ^= 0x20;
+    std::fs::write(&page, bytes).expect("write");
+    let err = f.fails(&["pack", "verify", path_str(&out)], 2);
+    assert!(err.contains("index.html was changed"), "{err}");
+    let err = f.fails(&["pack"], 1);
+    assert!(err.contains("--out"), "{err}");
+}

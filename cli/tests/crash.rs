@@ -276,8 +276,19 @@ fn bundle_import_killed_at_any_moment_ends_with_the_same_library() {
     eprintln!("{interrupted} of {iterations} imports killed before they finished");
 }
 
-/// A `gatehouse node run` process, killed when dropped.
-struct Node(std::process::Child);
+/// A `gatehouse node run` process, killed when dropped, and where its
+/// standard error goes.
+struct Node(std::process::Child, std::path::PathBuf);
+
+impl Node {
+    /// Fails at once, with what the node said, if it has stopped.
+    fn still_running(&mut self, what: &str) {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            let said = std::fs::read_to_string(&self.1).unwrap_or_default();
+            panic!("the node stopped ({status}) while waiting for {what}:\n{said}");
+        }
+    }
+}
 
 impl Drop for Node {
     fn drop(&mut self) {
@@ -301,11 +312,14 @@ fn run_node(home: &std::path::Path, bootstrap: Option<&str>) -> Node {
     if let Some(b) = bootstrap {
         c.args(["--bootstrap", b]);
     }
+    let log = home.with_extension("stderr");
+    let stderr = std::fs::File::create(&log).expect("a file for the node's standard error");
     Node(
         c.stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(stderr))
             .spawn()
             .expect("start the node"),
+        log,
     )
 }
 
@@ -415,8 +429,11 @@ fn a_node_killed_while_it_syncs_ends_with_the_same_library() {
     let reference_home = dir.path().join("reference");
     copy_dir(&blank, &reference_home);
     let started = std::time::Instant::now();
-    let node = run_node(&reference_home, Some(&address));
-    wait_until("the uninterrupted sync", || synced(&reference_home));
+    let mut node = run_node(&reference_home, Some(&address));
+    wait_until("the uninterrupted sync", || {
+        node.still_running("the uninterrupted sync");
+        synced(&reference_home)
+    });
     let full_us = started.elapsed().as_micros() as u64;
     stop(node);
     let reference = library_seen(&reference_home);
@@ -446,8 +463,11 @@ fn a_node_killed_while_it_syncs_ends_with_the_same_library() {
             }
         }
         // Syncing again brings it to exactly the uninterrupted library.
-        let node = run_node(&home, Some(&address));
-        wait_until("the sync after the kill", || synced(&home));
+        let mut node = run_node(&home, Some(&address));
+        wait_until("the sync after the kill", || {
+            node.still_running("the sync after the kill");
+            synced(&home)
+        });
         stop(node);
         assert_eq!(
             library_seen(&home),

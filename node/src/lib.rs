@@ -25,6 +25,7 @@ pub mod home;
 pub mod library;
 pub mod metrics;
 pub mod net;
+pub mod pack;
 pub mod projection;
 pub mod query;
 pub mod replica;

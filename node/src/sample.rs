@@ -386,7 +386,7 @@ pub fn synthetic_content(n: u64) -> ItemContent {
     ItemContent {
         title: format!(
             "{} {} ({n})",
-            capitalise(topic),
+            crate::query::capitalised(topic),
             kind.label().to_lowercase()
         ),
         kind,
@@ -409,13 +409,6 @@ pub fn synthetic_content(n: u64) -> ItemContent {
         }),
         front_sheet: gatehouse_protocol::item::FrontSheet::default(),
     }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

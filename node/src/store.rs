@@ -141,7 +141,13 @@ pub trait Store: Send + Sync {
 pub struct SledStore {
     db: sled::Db,
     trees: BTreeMap<Tree, sled::Tree>,
+    /// The directory's lock (`gatehouse.lock`), held while the store is
+    /// open: taken before anything in the directory is touched.
+    _lock: std::fs::File,
 }
+
+/// The file whose lock says a process has the store open.
+const LOCK_FILE: &str = "gatehouse.lock";
 
 /// Removes snapshot files sled left half-written (`snap.*.generating`), as
 /// it does when the disk fills while it writes one: sled would otherwise
@@ -193,6 +199,24 @@ impl SledStore {
     }
 
     fn try_open(dir: &Path) -> Result<Self, StoreError> {
+        // Nothing in the directory is touched before its lock is held: a
+        // process opening a store another is opening would otherwise
+        // remove the snapshot that one is writing, and its open would fail.
+        let in_use = || StoreError::Locked(dir.display().to_string());
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(in_use()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Sled(sled::Error::Io(e)));
+            }
+        }
         remove_unfinished_snapshots(dir);
         let db = sled::Config::new().path(dir).open().map_err(|e| match e {
             sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
@@ -210,7 +234,11 @@ impl SledStore {
         for t in Tree::ALL {
             trees.insert(t, db.open_tree(t.name())?);
         }
-        Ok(Self { db, trees })
+        Ok(Self {
+            db,
+            trees,
+            _lock: lock,
+        })
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {
@@ -421,5 +449,22 @@ mod tests {
         let s = SledStore::open(dir.path()).expect("opens");
         assert_eq!(s.len(Tree::Envelopes).expect("len"), 2);
         assert!(!stray.exists());
+    }
+
+    /// A process opening a store another holds (a CLI command while a
+    /// node starts) touches nothing in it: the snapshot the holder may be
+    /// writing stays, and the newcomer is told the store is in use.
+    #[test]
+    fn opening_a_store_in_use_removes_nothing_of_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = SledStore::open(dir.path()).expect("open");
+        let writing = dir.path().join("snap.0000000000000001.generating");
+        std::fs::write(&writing, b"being written").expect("write");
+        let second = SledStore::open_waiting(dir.path(), std::time::Duration::from_millis(100));
+        assert!(matches!(second, Err(StoreError::Locked(_))));
+        assert!(writing.exists(), "the holder's snapshot was removed");
+        drop(held);
+        std::fs::remove_file(&writing).expect("remove");
+        SledStore::open(dir.path()).expect("opens once let go");
     }
 }

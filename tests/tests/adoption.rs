@@ -218,6 +218,27 @@ async fn a_site_adopts_a_policy_is_told_of_the_source_change_and_takes_it() {
     let text = page(&client, a_web.addr, &format!("/items/{src}")).await;
     assert!(text.contains("2, the current one"), "{text}");
 
+    // B's inspection pack carries the copy's provenance and verifies with
+    // nothing but its own files.
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().join("pack");
+    let made = {
+        let lib = b.lock();
+        let signer = lib.signing_key().expect("key");
+        let today = lib.today();
+        let own = lib.config().establishment;
+        gatehouse_node::pack::build(&lib, own, &[], today, &signer, &dir).expect("pack")
+    };
+    assert!(made.items >= 1);
+    gatehouse_node::pack::verify(&dir).expect("the pack verifies");
+    let copy_page = std::fs::read_to_string(dir.join(format!("items/{}.html", copy.to_hex())))
+        .expect("the copy's page");
+    assert!(copy_page.contains("Adopted from"), "{copy_page}");
+    assert!(
+        copy_page.contains(", version 2, made by the change"),
+        "{copy_page}"
+    );
+
     a_web.stop().await;
     b_web.stop().await;
     a.stop().await;

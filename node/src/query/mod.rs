@@ -61,6 +61,14 @@ pub struct EstablishmentRef {
     pub name: Option<String>,
 }
 
+/// `s` with its first letter a capital.
+pub fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
 /// A key as people know it, from [`ReadView::key_holders`]: "2b021b28
 /// (Deputy healthcare manager of HMP Bravo)", or the short key alone.
 pub fn key_in_words(holders: &BTreeMap<PublicKey, String>, key: &PublicKey) -> String {

@@ -67,7 +67,7 @@ pub(super) fn reading_panel(
     Ok(html! {
         section.no-print aria-labelledby="reading-heading" {
             h2 #reading-heading { "Read and acknowledge" }
-            p { (capitalised(&request.jobs_in_words())) " must read version " (request.version) " by " (due) "." }
+            p { (crate::query::capitalised(&request.jobs_in_words())) " must read version " (request.version) " by " (due) "." }
             @if let Some((s, job)) = mine {
                 @if let Some(a) = &my_ack {
                     p.notice role="status" { "You acknowledged version " (a.version) " on " (a.at.get(..10).unwrap_or(&a.at)) "." }
@@ -101,13 +101,6 @@ pub(super) fn reading_panel(
             }
         }
     })
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
 }
 
 /// Signs, with the signed-in person's key, that they have read and
