@@ -30,7 +30,7 @@ pub enum StaffCommand {
         /// Their name as the network will see it, e.g. "Dr A Patel"
         #[arg(long)]
         name: String,
-        /// Their role (clinician: may post, not publish)
+        /// Their role: clinician (posts, acknowledges) or person (a site lead: also adopts another site's item from its page; needs keys/establishment.key)
         #[arg(long, default_value = "clinician", value_parser = parse_vocab::<MemberRole>)]
         role: MemberRole,
         /// What they sign in with (default: made from the name, e.g. dr-a-patel)
@@ -233,7 +233,22 @@ pub fn operate(ctx: &mut Ctx<'_>, op: ForumOp) -> anyhow::Result<ForumOutcome> {
             job,
         }) => {
             let staff = Staff::of(&home);
-            let mut added = staff.add(ctx.lib()?, &name, login.as_deref(), role)?;
+            let mut added = match role {
+                MemberRole::Clinician => staff.add(ctx.lib()?, &name, login.as_deref(), role)?,
+                MemberRole::Person => {
+                    let Some(est_key) = home.read_key("establishment")? else {
+                        anyhow::bail!(
+                            "a site lead's web account is delegated by the establishment key, and {} holds none: put the key kept offline there for this command, then take it away again",
+                            home.key_path("establishment").display()
+                        );
+                    };
+                    staff.add_lead(ctx.lib()?, &name, login.as_deref(), &est_key)?
+                }
+                other => anyhow::bail!(
+                    "web accounts are for clinicians and site leads (person), not {}",
+                    other.slug()
+                ),
+            };
             if job.is_some() {
                 added.account = staff.set_job(&added.account.login, job)?;
             }

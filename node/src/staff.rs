@@ -411,25 +411,50 @@ impl Staff {
         login: Option<&str>,
         role: MemberRole,
     ) -> Result<NewAccount> {
+        if role != MemberRole::Clinician {
+            return Err(StaffError::Library(LibraryError::Invalid(
+                gatehouse_protocol::item::FieldError {
+                    field: "role",
+                    reason: "a clinician's account is made here; a site lead's needs the establishment key (`gatehouse staff add --role person`)".into(),
+                },
+            )));
+        }
+        let lead = lib.signing_key()?;
+        self.add_delegated(lib, name, login, role, &lead)
+    }
+
+    /// Adds a site lead who signs in to the web page: a new person key
+    /// (one that publishes: adopting another site's item from its page),
+    /// delegated by `establishment_key`, as only an establishment key may
+    /// delegate a person.
+    pub fn add_lead(
+        &self,
+        lib: &mut Library,
+        name: &str,
+        login: Option<&str>,
+        establishment_key: &SecretKey,
+    ) -> Result<NewAccount> {
+        self.add_delegated(lib, name, login, MemberRole::Person, establishment_key)
+    }
+
+    fn add_delegated(
+        &self,
+        lib: &mut Library,
+        name: &str,
+        login: Option<&str>,
+        role: MemberRole,
+        delegator: &SecretKey,
+    ) -> Result<NewAccount> {
         let login = login.map_or_else(|| login_from_name(name), str::to_string);
         check_login(&login)?;
         if self.path(&login).exists() {
             return Err(StaffError::Exists(login));
         }
-        if role != MemberRole::Clinician {
-            return Err(StaffError::Library(LibraryError::Invalid(
-                gatehouse_protocol::item::FieldError {
-                    field: "role",
-                    reason: "staff accounts are for clinicians; site leads and admins use `gatehouse member` and `gatehouse trust`".into(),
-                },
-            )));
-        }
         let key = crate::home::generate_key().map_err(|e| StaffError::Crypto(e.to_string()))?;
         let code = setup_code()?;
         let sealed = seal(&key, &code)?;
-        let lead = lib.signing_key()?;
         let est = lib.config().establishment;
-        let issued = lib.delegate(&lead, est, key.public(), name, role)?;
+        let issued = lib.delegate(delegator, est, key.public(), name, role)?;
         let account = Account {
             login,
             name: name.trim().to_string(),

@@ -3,8 +3,13 @@
 //! item page, `source_changes`) with the diff between the version it took
 //! and the source's current one, takes the change with its own edit kept,
 //! and A's item page lists B among the adopters with the version it holds.
+//! A site lead adopts from the item's web page, signed with their own key.
+
+mod common;
 
 use std::time::Duration;
+
+use common::WebUser;
 
 use gatehouse_node::query::inbox::InboxKind;
 use gatehouse_node::sample::synthetic_content;
@@ -241,6 +246,65 @@ async fn a_site_adopts_a_policy_is_told_of_the_source_change_and_takes_it() {
 
     a_web.stop().await;
     b_web.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_lead_adopts_from_the_item_page_with_their_own_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(dir.path(), 2).expect("cluster");
+    let a = cluster.start(0, vec![]).await.expect("start a");
+    let b = cluster
+        .start(1, vec![address(&a).await.expect("a")])
+        .await
+        .expect("start b");
+    let source = policy();
+    let src = a
+        .local(move |lib| lib.publish(&source, &[]))
+        .await
+        .expect("publish");
+    wait_until(DEADLINE, "B to hold A's policy", || holds(&b, &src))
+        .await
+        .expect("replicated");
+
+    // A clinician at B is not offered it; B's lead is.
+    let nurse = WebUser::clinician(&b, &cluster.homes[1], "Nurse C Ames").await;
+    let path = format!("/items/{src}");
+    assert!(!nurse.get(&path).await.contains("Adopt for my site"));
+    let lead = WebUser::lead(&b, &cluster.homes[1], "Deputy lead D Rowe").await;
+    let page = lead.get(&path).await;
+    assert!(page.contains("Adopt for my site"), "{page}");
+    let to = lead.post(&path, &format!("{path}/adopt"), &[]).await;
+    let copy: ItemId = to
+        .strip_prefix("/items/")
+        .and_then(|id| id.parse().ok())
+        .expect("sent to the copy");
+    let view = b.lock().get(&copy, None).expect("the copy");
+    assert_eq!(view.item.adoption.map(|a| a.from), Some(src));
+    assert_eq!(
+        view.signed_by
+            .iter()
+            .map(|n| n.name.clone().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["Deputy lead D Rowe"],
+        "signed with the lead's own key"
+    );
+    let page = lead.get(&path).await;
+    assert!(page.contains("has adopted this item"), "{page}");
+    assert!(
+        !page.contains("type=\"submit\">Adopt for my site"),
+        "{page}"
+    );
+
+    // A learns of it.
+    wait_until(DEADLINE, "A to list B among the adopters", || {
+        a.lock()
+            .adopters(&src)
+            .is_ok_and(|list| list.iter().any(|x| x.item == copy))
+    })
+    .await
+    .expect("adoption replicated");
     a.stop().await;
     b.stop().await;
 }

@@ -100,6 +100,19 @@ impl Library {
         content: Option<&ItemContent>,
         allowed: &[String],
     ) -> Result<ItemId> {
+        let key = self.signing_key()?;
+        self.adopt_as(&key, source, content, allowed)
+    }
+
+    /// [`Library::adopt`] signed with `key`: a site lead's own, from the
+    /// item's web page.
+    pub fn adopt_as(
+        &mut self,
+        key: &gatehouse_protocol::key::SecretKey,
+        source: &ItemId,
+        content: Option<&ItemContent>,
+        allowed: &[String],
+    ) -> Result<ItemId> {
         let view = self.get(source, None)?;
         if view.item.owner == self.config.establishment {
             return Err(LibraryError::Adopt(format!(
@@ -131,7 +144,8 @@ impl Library {
         content.validate()?;
         check_identifiers(content, allowed)?;
         let salt = self.ambient.random()?;
-        self.publish_draft(
+        self.publish_draft_as(
+            key,
             Draft {
                 content,
                 allowed,

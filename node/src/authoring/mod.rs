@@ -238,10 +238,23 @@ impl Library {
     /// Signs and stores the first change of a new item owned here, the
     /// content already checked.
     fn publish_draft(&mut self, draft: Draft<'_>, salt: [u8; 16], action: &str) -> Result<ItemId> {
+        let key = SecretKey::from_seed(self.signer()?.member.to_seed());
+        self.publish_draft_as(&key, draft, salt, action)
+    }
+
+    /// [`Library::publish_draft`] signed with `key` (a site lead's own,
+    /// signed in to the web page).
+    fn publish_draft_as(
+        &mut self,
+        key: &SecretKey,
+        draft: Draft<'_>,
+        salt: [u8; 16],
+        action: &str,
+    ) -> Result<ItemId> {
         let signer = self.signer()?;
         let env = sign_new_item(
             draft,
-            &signer.member,
+            key,
             &signer.actor_suffix,
             self.config.establishment,
             &self.config.network,

@@ -57,6 +57,9 @@ pub struct Session {
     pub name: String,
     /// Their key, opened at sign-in.
     pub key: Arc<SecretKey>,
+    /// Their role: a clinician, or a site lead (a person key, which may
+    /// adopt another site's item from its page).
+    pub role: gatehouse_protocol::certificate::MemberRole,
     /// The token every form of theirs carries.
     pub csrf: String,
     last_seen: Instant,
@@ -281,6 +284,7 @@ impl Accounts {
             login: account.login,
             name: account.name,
             key: Arc::new(key),
+            role: account.role,
             csrf: token()?,
             last_seen: now,
             started: now,

@@ -31,6 +31,122 @@ pub fn routes() -> Router<WebState> {
         .route("/inbox", get(inbox))
         .route("/watch", post(watch))
         .route("/items/{id}/acknowledge", post(acknowledge))
+        .route("/items/{id}/adopt", post(adopt))
+}
+
+/// For a signed-in site lead, on another establishment's item in force:
+/// the button that adopts it for their site (or a link to their site's
+/// copy, once adopted).
+pub(super) fn adopt_panel(
+    lib: &crate::query::ReadView,
+    view: &crate::query::ItemView,
+    me: Option<&Session>,
+    adopters: &[crate::query::adoption::Adopter],
+) -> Markup {
+    let it = &view.item;
+    let Some(s) = me else {
+        return html! {};
+    };
+    let lead = matches!(
+        s.role,
+        gatehouse_protocol::certificate::MemberRole::Person
+            | gatehouse_protocol::certificate::MemberRole::Establishment
+    );
+    if !lead
+        || it.owner == lib.establishment()
+        || it.content.status != gatehouse_protocol::vocab::Status::Published
+    {
+        return html! {};
+    }
+    let mine = adopters
+        .iter()
+        .find(|a| a.establishment.id == lib.establishment());
+    let own = lib.establishment_name(&lib.establishment());
+    html! {
+        section.no-print aria-labelledby="adopt-heading" {
+            h2 #adopt-heading { "Adopt for my site" }
+            @if let Some(a) = mine {
+                p { (own) " has adopted this item: " a href={ "/items/" (a.item.to_hex()) } { "your site's copy" } "." }
+            } @else {
+                p { "Make a copy owned by " (own) ", signed with your key, recording this item and its version " (it.version)
+                    ". The copy starts without " (view.establishment.name.as_deref().unwrap_or("the source site")) "'s approval and dates, which are your site's to give; you are told when this item changes." }
+                form method="post" action={ "/items/" (it.id.to_hex()) "/adopt" } {
+                    (csrf_field(s))
+                    button.button type="submit" { "Adopt for my site" }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `act` on the library with the signed-in person's key on the
+/// blocking pool, announces what it stored, and sends the browser to the
+/// address `to` gives for its result.
+async fn signed_by_session<T: Send + 'static>(
+    state: &WebState,
+    fields: &Fields,
+    back: &str,
+    act: impl FnOnce(
+        &mut crate::library::Library,
+        &gatehouse_protocol::key::SecretKey,
+    ) -> Result<T, crate::error::LibraryError>
+    + Send
+    + 'static,
+    to: impl FnOnce(T) -> String,
+) -> Response {
+    let (Some(s), Some(accounts)) = (current(), state.accounts.clone()) else {
+        return see_other(&format!("/signin?next={back}"));
+    };
+    if let Some(r) = refused(&s, fields) {
+        return r;
+    }
+    let key = s.key.clone();
+    let (library, net) = accounts.library();
+    let (library, net) = (library.clone(), net.cloned());
+    let done = tokio::task::spawn_blocking(move || {
+        let mut lib = library.lock().unwrap_or_else(|p| p.into_inner());
+        let out = act(&mut lib, &key)?;
+        Ok::<_, crate::error::LibraryError>((out, lib.take_outbox()))
+    })
+    .await;
+    match done {
+        Ok(Ok((out, fresh))) => {
+            if let Some(net) = net {
+                net.announce(fresh).await;
+            }
+            see_other(&to(out))
+        }
+        Ok(Err(
+            e @ (crate::error::LibraryError::Lifecycle(_)
+            | crate::error::LibraryError::Adopt(_)
+            | crate::error::LibraryError::NotAuthorised(_)),
+        )) => error_page(None, &WebError::BadRequest(e.to_string())),
+        Ok(Err(e)) => error_page(None, &e.into()),
+        Err(_) => error_page(None, &WebError::Internal(super::INTERNAL_MESSAGE.into())),
+    }
+}
+
+/// Adopts the item for the signed-in site lead's establishment, signed
+/// with their key; on to the copy.
+async fn adopt(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let back = format!("/items/{id}");
+    let found = state.read(move |lib| super::item_id(lib, &id)).await;
+    let source = match found {
+        Ok(i) => i,
+        Err(e) => return error_page(None, &e),
+    };
+    signed_by_session(
+        &state,
+        &fields,
+        &back,
+        move |lib, key| lib.adopt_as(key, &source, None, &[]),
+        |copy| format!("/items/{}", copy.to_hex()),
+    )
+    .await
 }
 
 /// An item's request to read, as its page shows it: who must read which
@@ -111,39 +227,19 @@ async fn acknowledge(
     Form(fields): Form<Fields>,
 ) -> Response {
     let back = format!("/items/{id}");
-    let (Some(s), Some(accounts)) = (current(), state.accounts.clone()) else {
-        return see_other(&format!("/signin?next={back}"));
-    };
-    if let Some(r) = refused(&s, &fields) {
-        return r;
-    }
     let found = state.read(move |lib| super::item_id(lib, &id)).await;
     let item = match found {
         Ok(i) => i,
         Err(e) => return error_page(None, &e),
     };
-    let key = s.key.clone();
-    let (library, net) = accounts.library();
-    let (library, net) = (library.clone(), net.cloned());
-    let done = tokio::task::spawn_blocking(move || {
-        let mut lib = library.lock().unwrap_or_else(|p| p.into_inner());
-        let id = lib.acknowledge(&key, &item)?;
-        Ok::<_, crate::error::LibraryError>((id, lib.take_outbox()))
-    })
-    .await;
-    match done {
-        Ok(Ok((_, fresh))) => {
-            if let Some(net) = net {
-                net.announce(fresh).await;
-            }
-            see_other(&format!("/items/{}#reading-heading", item.to_hex()))
-        }
-        Ok(Err(e @ crate::error::LibraryError::Lifecycle(_))) => {
-            error_page(None, &WebError::BadRequest(e.to_string()))
-        }
-        Ok(Err(e)) => error_page(None, &e.into()),
-        Err(_) => error_page(None, &WebError::Internal(super::INTERNAL_MESSAGE.into())),
-    }
+    signed_by_session(
+        &state,
+        &fields,
+        &back,
+        move |lib, key| lib.acknowledge(key, &item),
+        move |_| format!("/items/{}#reading-heading", item.to_hex()),
+    )
+    .await
 }
 
 fn entry_line(e: &InboxEntry) -> Markup {

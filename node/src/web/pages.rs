@@ -956,6 +956,7 @@ async fn item(
             @if version.is_none() || it.version == latest.item.version {
                 (approval_panel(&view, &lifecycle))
                 (reading)
+                (super::inbox::adopt_panel(lib, &latest, me.as_ref(), &adopters))
             }
             @if !adopters.is_empty() {
                 section aria-labelledby="adopters-heading" {
