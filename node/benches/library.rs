@@ -19,6 +19,7 @@ use gatehouse_node::projection::search::SearchIndex;
 use gatehouse_node::query::filter::Filter;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_node::store::MemoryStore;
+use gatehouse_protocol::change::ChangePayload;
 use gatehouse_protocol::envelope::Body;
 use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::SecretKey;
@@ -64,6 +65,34 @@ fn bench_verify_and_apply(c: &mut Criterion) {
         b.iter(|| {
             for (msg, sig) in &signed {
                 assert!(key.verify(black_box(msg), sig));
+            }
+        });
+    });
+    // The parts of opening an envelope from outside, each alone.
+    let changes: Vec<ChangePayload> = envelopes
+        .iter()
+        .map(|e| {
+            match gatehouse_protocol::envelope::Envelope::open(e, &net.network)
+                .expect("valid")
+                .body()
+            {
+                Body::Change(c) => (**c).clone(),
+                other => panic!("items are changes, not {:?}", other.kind()),
+            }
+        })
+        .collect();
+    let payloads: Vec<Vec<u8>> = changes.iter().map(ChangePayload::encode).collect();
+    g.bench_function("parse the Automerge change alone", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                black_box(ChangePayload::decode(p).expect("decodes"));
+            }
+        });
+    });
+    g.bench_function("check the change's ops alone", |b| {
+        b.iter(|| {
+            for c in &changes {
+                c.check_ops().expect("ops read");
             }
         });
     });

@@ -90,24 +90,23 @@ impl ChangePayload {
     /// build then panics again while unwinding, which no guard can catch.
     /// Checked on every change from outside ([`crate::envelope::Envelope::open`]),
     /// not on bytes read back from the store.
+    ///
+    /// Every op was read when the change was parsed (`Change::from_bytes`
+    /// refuses ops that do not); marks are found from the change's action
+    /// column alone, without expanding its ops (a 2 KB body is two thousand
+    /// ops, and expanding them cost twelve times the signature check).
     pub fn check_ops(&self) -> Result<(), DecodeError> {
-        use automerge::legacy::OpType;
         let refused = |reason| DecodeError::Invalid {
             field: "change",
             reason,
         };
-        let expanded = guarded(|| self.change.decode())
-            .map_err(|_| refused("an Automerge change whose ops do not read"))?;
-        if expanded
-            .operations
-            .iter()
-            .any(|op| matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)))
-        {
-            return Err(refused(
+        match actions_include(self.change.raw_bytes(), MARK_ACTION) {
+            Some(false) => Ok(()),
+            Some(true) => Err(refused(
                 "an Automerge change with rich-text marks, which items do not use",
-            ));
+            )),
+            None => Err(refused("an Automerge change whose ops do not read")),
         }
-        Ok(())
     }
 
     /// The change's actor id must be `signer ‖ 16-byte suffix`.
@@ -119,6 +118,119 @@ impl ChangePayload {
             ));
         }
         Ok(())
+    }
+}
+
+/// The action both rich-text mark ops (begin and end) carry in a change's
+/// action column.
+const MARK_ACTION: u64 = 7;
+/// The action column's specification: column 4, of integers, not deflated.
+const ACTION_COLUMN_SPEC: u64 = (4 << 4) | 2;
+
+/// Reads a change chunk's columns (Automerge's binary format) far enough to
+/// say whether its action column holds `action`; `None` when the bytes do
+/// not read as an uncompressed change chunk.
+fn actions_include(chunk: &[u8], action: u64) -> Option<bool> {
+    let mut r = Leb(chunk);
+    r.take(4)?; // magic
+    r.take(4)?; // checksum
+    r.take(1)?; // chunk type
+    let len = usize::try_from(r.uleb()?).ok()?;
+    let mut r = Leb(r.take(len)?);
+    let deps = usize::try_from(r.uleb()?).ok()?;
+    r.take(deps.checked_mul(32)?)?;
+    let actor = usize::try_from(r.uleb()?).ok()?;
+    r.take(actor)?;
+    r.uleb()?; // seq
+    r.uleb()?; // start op
+    r.sleb()?; // time
+    let message = usize::try_from(r.uleb()?).ok()?;
+    r.take(message)?;
+    let others = r.uleb()?;
+    for _ in 0..others {
+        let n = usize::try_from(r.uleb()?).ok()?;
+        r.take(n)?;
+    }
+    let columns = r.uleb()?;
+    let mut offset = 0usize;
+    let mut action_column = None;
+    for _ in 0..columns {
+        let spec = r.uleb()?;
+        let n = usize::try_from(r.uleb()?).ok()?;
+        if spec == ACTION_COLUMN_SPEC {
+            action_column = Some((offset, n));
+        }
+        offset = offset.checked_add(n)?;
+    }
+    let data = r.take(offset)?;
+    let Some((at, n)) = action_column else {
+        return Some(false);
+    };
+    let mut col = Leb(data.get(at..at.checked_add(n)?)?);
+    // Run-length encoded: a positive count then the value repeated, a
+    // negative count then that many values, zero then a count of nulls.
+    while !col.0.is_empty() {
+        let count = col.sleb()?;
+        if count > 0 {
+            if col.uleb()? == action {
+                return Some(true);
+            }
+        } else if count < 0 {
+            for _ in 0..count.unsigned_abs() {
+                if col.uleb()? == action {
+                    return Some(true);
+                }
+            }
+        } else {
+            col.uleb()?;
+        }
+    }
+    Some(false)
+}
+
+/// A reader of LEB128 numbers and byte runs; every read is bounded.
+struct Leb<'a>(&'a [u8]);
+
+impl<'a> Leb<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn uleb(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = *self.take(1)?.first()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return None;
+            }
+            value |= bits.checked_shl(shift)?;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn sleb(&mut self) -> Option<i64> {
+        let mut value = 0i64;
+        let mut shift = 0u32;
+        loop {
+            let byte = *self.take(1)?.first()?;
+            if shift >= 64 {
+                return None;
+            }
+            value |= i64::from(byte & 0x7f).checked_shl(shift)?;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                if shift < 64 && byte & 0x40 != 0 {
+                    value |= -1i64 << shift;
+                }
+                return Some(value);
+            }
+        }
     }
 }
 
@@ -153,6 +265,106 @@ fn decode_change(raw: Vec<u8>) -> Result<automerge::Change, DecodeError> {
 mod tests {
     use super::*;
     use automerge::transaction::Transactable;
+
+    /// What Automerge's own expansion of the ops says: whether any is a
+    /// mark.
+    fn marks_by_expansion(change: &automerge::Change) -> bool {
+        change.decode().operations.iter().any(|op| {
+            matches!(
+                op.action,
+                automerge::legacy::OpType::MarkBegin(_) | automerge::legacy::OpType::MarkEnd(_)
+            )
+        })
+    }
+
+    fn payload(change: automerge::Change) -> ChangePayload {
+        let owner = EstablishmentId([3; 16]);
+        let salt = [4; 16];
+        ChangePayload {
+            item: ItemId::derive(&owner, &salt),
+            owner,
+            salt,
+            change,
+        }
+    }
+
+    #[test]
+    fn a_change_with_rich_text_marks_is_refused_and_one_without_is_not() {
+        use automerge::marks::{ExpandMark, Mark};
+        let mut doc = automerge::AutoCommit::new();
+        let text = doc
+            .put_object(automerge::ROOT, "body", automerge::ObjType::Text)
+            .expect("text");
+        doc.splice_text(&text, 0, 0, "Naloxone on release")
+            .expect("splice");
+        doc.put(automerge::ROOT, "title", "T").expect("put");
+        doc.commit();
+        let plain = payload(doc.get_last_local_change().expect("change"));
+        assert!(plain.check_ops().is_ok());
+        doc.mark(
+            &text,
+            Mark::new("bold".into(), true, 0, 8),
+            ExpandMark::After,
+        )
+        .expect("mark");
+        doc.commit();
+        let marked = payload(doc.get_last_local_change().expect("change"));
+        assert!(marks_by_expansion(&marked.change));
+        let err = marked.check_ops().expect_err("marks refused");
+        assert!(err.to_string().contains("rich-text marks"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// The action column, read alone, finds a mark exactly when
+        /// Automerge's expansion of the ops does, over changes of map
+        /// puts, counters, text of any length and marks.
+        #[test]
+        fn the_action_column_finds_marks_as_expansion_does(
+            texts in proptest::collection::vec("[a-z é]{0,300}", 1..4),
+            puts in 0usize..5,
+            mark in proptest::option::of((0usize..5, 1usize..5)),
+            counter in proptest::bool::ANY,
+        ) {
+            use automerge::marks::{ExpandMark, Mark};
+            let mut doc = automerge::AutoCommit::new();
+            let text = doc.put_object(automerge::ROOT, "body", automerge::ObjType::Text).expect("text");
+            let mut len = 0;
+            for t in &texts {
+                doc.splice_text(&text, len, 0, t).expect("splice");
+                len += t.chars().count();
+            }
+            for i in 0..puts {
+                doc.put(automerge::ROOT, format!("k{i}"), i as i64).expect("put");
+            }
+            if counter {
+                doc.put(automerge::ROOT, "version", automerge::ScalarValue::counter(0)).expect("counter");
+                doc.increment(automerge::ROOT, "version", 1).expect("increment");
+            }
+            if let Some((start, n)) = mark && start + n <= len {
+                doc.mark(&text, Mark::new("em".into(), true, start, start + n), ExpandMark::None).expect("mark");
+            }
+            doc.commit();
+            let change = doc.get_last_local_change().expect("change");
+            proptest::prop_assert_eq!(
+                actions_include(change.raw_bytes(), MARK_ACTION),
+                Some(marks_by_expansion(&change))
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_chunks_do_not_read() {
+        let mut doc = automerge::AutoCommit::new();
+        doc.put(automerge::ROOT, "title", "a title").expect("put");
+        doc.commit();
+        let change = doc.get_last_local_change().expect("change");
+        let raw = change.raw_bytes();
+        for n in 0..raw.len() {
+            // Never a panic; a cut before the columns' end never reads.
+            let _ = actions_include(&raw[..n], MARK_ACTION);
+        }
+        assert_eq!(actions_include(raw, MARK_ACTION), Some(false));
+    }
 
     #[test]
     fn only_uncompressed_change_chunks_are_read() {
