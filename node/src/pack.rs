@@ -319,6 +319,20 @@ pub fn build(
     })
 }
 
+/// Whether `name` is a path inside a pack: relative, `/` between names,
+/// each name plain (letters, digits, `.`, `-`, `_`), none `.` or `..`.
+fn inside(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        })
+}
+
 /// Every file under `dir`, by path relative to it with `/` between names.
 fn files_under(dir: &Path) -> Result<Vec<String>, PackError> {
     let mut out = Vec::new();
@@ -386,6 +400,12 @@ pub fn verify(dir: &Path) -> Result<PackReport, PackError> {
         return Err(PackError::Manifest(format!(
             "pack format {}; this version reads format {PACK_FORMAT}",
             manifest.format
+        )));
+    }
+    // Every name the manifest lists stays inside the pack.
+    if let Some(bad) = manifest.files.keys().find(|f| !inside(f)) {
+        return Err(PackError::Manifest(format!(
+            "it lists {bad:?}, which is not a file inside the pack"
         )));
     }
     let on_disk = files_under(dir)?;

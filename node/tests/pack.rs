@@ -220,6 +220,22 @@ fn a_pack_verifies_untouched_and_names_any_file_changed() {
     let sig = signer.sign(&[b"gatehouse/v1/pack\0".as_slice(), &bytes].concat());
     std::fs::write(forged.join("manifest.json"), &bytes).expect("write");
     std::fs::write(forged.join("manifest.sig"), hex::encode(sig)).expect("write");
+    // A manifest naming a file outside the pack, signed by its own key,
+    // reads nothing there.
+    let outside = dir.path().join("outside");
+    copy(&out, &outside);
+    let mut listed = manifest.clone();
+    listed.files.insert("../secret".into(), "00".repeat(32));
+    let bytes = serde_json::to_vec_pretty(&listed).expect("json");
+    let sig = signer.sign(&[b"gatehouse/v1/pack\0".as_slice(), &bytes].concat());
+    std::fs::write(outside.join("manifest.json"), &bytes).expect("write");
+    std::fs::write(outside.join("manifest.sig"), hex::encode(sig)).expect("write");
+    let err = pack::verify(&outside).expect_err("outside the pack");
+    assert!(
+        err.to_string().contains("not a file inside the pack"),
+        "{err}"
+    );
+
     let err = pack::verify(&forged).expect_err("the page does not match");
     assert!(
         err.to_string().contains(&rel) && err.to_string().contains("does not match"),
