@@ -305,6 +305,22 @@ async fn a_site_lead_adopts_from_the_item_page_with_their_own_key() {
     })
     .await
     .expect("adoption replicated");
+
+    // Records (kind 4) travel between real nodes as every envelope does:
+    // B's rules reach A.
+    let rules = b
+        .local(|lib| lib.set_rules(Some(true), Some(3), None))
+        .await
+        .expect("B signs its rules");
+    let b_id = b.lock().config().establishment;
+    wait_until(DEADLINE, "A to hold B's rules", || {
+        a.lock()
+            .read_view()
+            .site_rules(&b_id)
+            .is_ok_and(|(r, _)| r == rules)
+    })
+    .await
+    .expect("rules replicated");
     a.stop().await;
     b.stop().await;
 }
