@@ -6,6 +6,8 @@
 //! order, with duplicates, one by one or in batches, end with the same
 //! library, the same forum, the same pending set and the same rejections.
 
+mod common;
+
 use std::sync::Arc;
 
 use gatehouse_node::authoring::new_item;
@@ -300,14 +302,7 @@ fn shuffled(envelopes: &[Verified], seed: u64, dups: usize) -> Vec<Vec<u8>> {
     for i in 0..dups {
         all.push(envelopes[(i * 7) % envelopes.len()].bytes().to_vec());
     }
-    let mut state = seed | 1;
-    for i in (1..all.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        all.swap(i, (state % (i as u64 + 1)) as usize);
-    }
-    all
+    common::shuffled(all, seed)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{new_site, offer_until_stored, other_node};
+use common::{new_site, offer_until_stored, other_node, shuffled};
 use gatehouse_node::library::Library;
 use gatehouse_node::query::lifecycle::{Lifecycle, Stage};
 use gatehouse_node::sample::synthetic_content;
@@ -45,17 +45,6 @@ fn seen(l: &Lifecycle) -> Vec<(String, u64, bool, Option<String>)> {
         .collect();
     v.sort();
     v
-}
-
-fn shuffled(mut all: Vec<Vec<u8>>, seed: u64) -> Vec<Vec<u8>> {
-    let mut state = seed | 1;
-    for i in (1..all.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        all.swap(i, (state % (i as u64 + 1)) as usize);
-    }
-    all
 }
 
 /// HMP Northgate with a deputy who holds a person key of their own, and

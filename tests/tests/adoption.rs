@@ -17,7 +17,7 @@ use gatehouse_node::web::{WebServer, WebState};
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::vocab::{Kind, Status};
-use gatehouse_tests::cluster::{Cluster, address, holds, site_name, wait_until};
+use gatehouse_tests::cluster::{Cluster, holds, site_name, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -54,11 +54,12 @@ fn holds_version(node: &gatehouse_node::runtime::RunningNode, id: &ItemId, versi
 async fn a_site_adopts_a_policy_is_told_of_the_source_change_and_takes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::new(dir.path(), 2).expect("cluster");
-    let a = cluster.start(0, vec![]).await.expect("start a");
-    let b = cluster
-        .start(1, vec![address(&a).await.expect("a")])
+    let [a, b]: [_; 2] = cluster
+        .start_all()
         .await
-        .expect("start b");
+        .expect("start")
+        .try_into()
+        .unwrap_or_else(|_| panic!("two nodes"));
     let client = reqwest::Client::new();
     let a_web = WebServer::start(
         ([127, 0, 0, 1], 0).into(),
@@ -254,11 +255,12 @@ async fn a_site_adopts_a_policy_is_told_of_the_source_change_and_takes_it() {
 async fn a_site_lead_adopts_from_the_item_page_with_their_own_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::new(dir.path(), 2).expect("cluster");
-    let a = cluster.start(0, vec![]).await.expect("start a");
-    let b = cluster
-        .start(1, vec![address(&a).await.expect("a")])
+    let [a, b]: [_; 2] = cluster
+        .start_all()
         .await
-        .expect("start b");
+        .expect("start")
+        .try_into()
+        .unwrap_or_else(|_| panic!("two nodes"));
     let source = policy();
     let src = a
         .local(move |lib| lib.publish(&source, &[]))

@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 use super::{ItemView, Named, ReadView, format_ms};
 use crate::error::{LibraryError, Result};
 
+/// How requests for one item are ordered: the highest version, then the
+/// latest its signer says, then the lowest id.
+type RequestRank = (u64, u64, std::cmp::Reverse<EnvelopeId>);
+
 /// A request to read an item.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReadingRequest {
@@ -110,6 +114,20 @@ pub struct Register {
 }
 
 impl Register {
+    /// The acknowledgement by `key` that answers the request, if any.
+    pub fn answer_of(&self, key: &PublicKey) -> Option<&Acknowledgement> {
+        let from = self.request.as_ref()?.version;
+        self.rows
+            .iter()
+            .find(|r| r.person.key == *key)
+            .and_then(|r| r.acknowledged.as_ref())
+            .or_else(|| {
+                self.others
+                    .iter()
+                    .find(|a| a.who.key == *key && a.version >= from)
+            })
+    }
+
     /// How many asked have read it.
     pub fn done(&self) -> usize {
         self.rows
@@ -137,7 +155,7 @@ impl ReadView {
         let Some((it, _)) = self.load_item(item)? else {
             return Ok(None);
         };
-        let mut best: Option<(u64, u64, EnvelopeId, ReadingRequest)> = None;
+        let mut best: Option<(RequestRank, ReadingRequest)> = None;
         for (env, r) in self.item_records(item)? {
             let RecordAction::RequestReading {
                 item: about,
@@ -151,14 +169,10 @@ impl ReadView {
             if about != *item || r.establishment != it.owner || version > it.version {
                 continue;
             }
-            let key = (version, env.created_ms(), env.id());
-            if best.as_ref().is_none_or(|b| {
-                (key.0, key.1) > (b.0, b.1) || ((key.0, key.1) == (b.0, b.1) && key.2 < b.2)
-            }) {
+            let rank = (version, env.created_ms(), std::cmp::Reverse(env.id()));
+            if best.as_ref().is_none_or(|(b, _)| rank > *b) {
                 best = Some((
-                    key.0,
-                    key.1,
-                    key.2,
+                    rank,
                     ReadingRequest {
                         envelope: env.id(),
                         version,
@@ -170,7 +184,7 @@ impl ReadView {
                 ));
             }
         }
-        Ok(best.map(|b| b.3))
+        Ok(best.map(|(_, request)| request))
     }
 
     /// Every acknowledgement of `item` signed in its owner's name, for a

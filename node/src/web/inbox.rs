@@ -79,33 +79,38 @@ pub(super) fn adopt_panel(
     }
 }
 
-/// Runs `act` on the library with the signed-in person's key on the
-/// blocking pool, announces what it stored, and sends the browser to the
-/// address `to` gives for its result.
+/// Runs `act` on the item named `id` with the signed-in person's key,
+/// on the blocking pool; announces what it stored and sends the browser
+/// to the address `to` gives for the item and the result.
 async fn signed_by_session<T: Send + 'static>(
     state: &WebState,
     fields: &Fields,
-    back: &str,
+    id: String,
     act: impl FnOnce(
         &mut crate::library::Library,
         &gatehouse_protocol::key::SecretKey,
+        &ItemId,
     ) -> Result<T, crate::error::LibraryError>
     + Send
     + 'static,
-    to: impl FnOnce(T) -> String,
+    to: impl FnOnce(&ItemId, T) -> String,
 ) -> Response {
     let (Some(s), Some(accounts)) = (current(), state.accounts.clone()) else {
-        return see_other(&format!("/signin?next={back}"));
+        return see_other(&format!("/signin?next=/items/{id}"));
     };
     if let Some(r) = refused(&s, fields) {
         return r;
     }
+    let item = match state.read(move |lib| super::item_id(lib, &id)).await {
+        Ok(i) => i,
+        Err(e) => return error_page(None, &e),
+    };
     let key = s.key.clone();
     let (library, net) = accounts.library();
     let (library, net) = (library.clone(), net.cloned());
     let done = tokio::task::spawn_blocking(move || {
         let mut lib = library.lock().unwrap_or_else(|p| p.into_inner());
-        let out = act(&mut lib, &key)?;
+        let out = act(&mut lib, &key, &item)?;
         Ok::<_, crate::error::LibraryError>((out, lib.take_outbox()))
     })
     .await;
@@ -114,7 +119,7 @@ async fn signed_by_session<T: Send + 'static>(
             if let Some(net) = net {
                 net.announce(fresh).await;
             }
-            see_other(&to(out))
+            see_other(&to(&item, out))
         }
         Ok(Err(
             e @ (crate::error::LibraryError::Lifecycle(_)
@@ -133,18 +138,12 @@ async fn adopt(
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let back = format!("/items/{id}");
-    let found = state.read(move |lib| super::item_id(lib, &id)).await;
-    let source = match found {
-        Ok(i) => i,
-        Err(e) => return error_page(None, &e),
-    };
     signed_by_session(
         &state,
         &fields,
-        &back,
-        move |lib, key| lib.adopt_as(key, &source, None, &[]),
-        |copy| format!("/items/{}", copy.to_hex()),
+        id,
+        |lib, key, source| lib.adopt_as(key, source, None, &[]),
+        |_, copy| format!("/items/{}", copy.to_hex()),
     )
     .await
 }
@@ -161,22 +160,24 @@ pub(super) fn reading_panel(
     today: gatehouse_protocol::jiff::civil::Date,
 ) -> Result<Markup, WebError> {
     let it = &view.item;
-    let Some(request) = lib.reading_request(&it.id)? else {
+    // This site's signed-in staff get the register, which holds the
+    // request; others the request alone.
+    let (mine, register) = match (me, accounts) {
+        (Some(s), Some(a)) if it.owner == lib.establishment() => (
+            Some((s, a.job_of(&s.login))),
+            Some(lib.register(&it.id, &a.staff_members(), today)?),
+        ),
+        _ => (None, None),
+    };
+    let request = match &register {
+        Some(r) => r.request.clone(),
+        None => lib.reading_request(&it.id)?,
+    };
+    let Some(request) = request else {
         return Ok(html! {});
     };
-    let own = it.owner == lib.establishment();
-    let mine = match (me, accounts) {
-        (Some(s), Some(a)) if own => Some((s, a.job_of(&s.login))),
-        _ => None,
-    };
-    let my_ack = mine.and_then(|(s, _)| {
-        lib.acknowledgements(&it.id).ok().and_then(|acks| {
-            acks.into_iter()
-                .find(|a| a.who.key == s.key.public() && a.version >= request.version)
-        })
-    });
-    let register = match (mine, accounts) {
-        (Some(_), Some(a)) => Some(lib.register(&it.id, &a.staff_members(), today)?),
+    let my_ack = match (mine, &register) {
+        (Some((s, _)), Some(r)) => r.answer_of(&s.key.public()).cloned(),
         _ => None,
     };
     let due = crate::query::diff::long_date(request.due);
@@ -226,18 +227,12 @@ async fn acknowledge(
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let back = format!("/items/{id}");
-    let found = state.read(move |lib| super::item_id(lib, &id)).await;
-    let item = match found {
-        Ok(i) => i,
-        Err(e) => return error_page(None, &e),
-    };
     signed_by_session(
         &state,
         &fields,
-        &back,
-        move |lib, key| lib.acknowledge(key, &item),
-        move |_| format!("/items/{}#reading-heading", item.to_hex()),
+        id,
+        |lib, key, item| lib.acknowledge(key, item),
+        |item, _| format!("/items/{}#reading-heading", item.to_hex()),
     )
     .await
 }

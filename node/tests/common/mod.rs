@@ -71,3 +71,17 @@ pub fn offer_until_stored(lib: &mut Library, envelopes: Vec<Vec<u8>>) {
     }
     panic!("envelopes were never stored");
 }
+
+/// `all` in an order fixed by `seed` (xorshift, Fisher-Yates), for
+/// delivering envelopes in many orders reproducibly.
+#[allow(dead_code)]
+pub fn shuffled<T>(mut all: Vec<T>, seed: u64) -> Vec<T> {
+    let mut state = seed | 1;
+    for i in (1..all.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        all.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    all
+}
