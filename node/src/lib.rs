@@ -19,8 +19,11 @@
 
 pub mod authoring;
 pub mod backup;
+pub mod blobs;
+pub mod docx;
 pub mod drafts;
 pub mod error;
+pub mod extract;
 pub mod home;
 pub mod library;
 pub mod metrics;

@@ -687,6 +687,9 @@ pub struct Item {
     /// A QI initiative's progress score and stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// The files the current version carries, sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachment::Attachment>,
     /// Text the author reviewed and allowed although it looks like a
     /// patient identifier (`--allow-identifier`), recorded in the signed
     /// change so that every receiver accepts exactly that text and no
@@ -1391,6 +1394,7 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         allowed_identifiers: read_list_at(doc, &ROOT, "allowed_identifiers")?,
         measures: read_measures(doc)?,
         progress: read_progress(doc)?,
+        attachments: crate::attachment::read_attachments(doc)?,
     })
 }
 

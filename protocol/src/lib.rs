@@ -5,6 +5,7 @@
 //! its inputs, so it can be tested exhaustively and trusted by every node to
 //! decide the same way. Decoding returns errors on any input, never panics.
 
+pub mod attachment;
 pub mod certificate;
 pub mod change;
 pub mod encoding;

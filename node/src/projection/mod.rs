@@ -388,6 +388,8 @@ struct CatalogEntry {
     measures: Vec<item::Measure>,
     #[serde(default)]
     progress: Option<item::Progress>,
+    #[serde(default)]
+    attachments: Vec<gatehouse_protocol::attachment::Attachment>,
 }
 
 fn catalog_entry(id: &ItemId, bytes: &[u8]) -> Result<CatalogEntry> {
@@ -411,6 +413,7 @@ impl CatalogEntry {
             allowed_identifiers: self.allowed_identifiers,
             measures: self.measures,
             progress: self.progress,
+            attachments: self.attachments,
         }
     }
 }

@@ -828,6 +828,7 @@ mod tests {
             allowed_identifiers: Vec::new(),
             measures: Vec::new(),
             progress: None,
+            attachments: Vec::new(),
         };
         index.upsert(&item, 0).expect("upsert");
         index.commit().expect("commit");
