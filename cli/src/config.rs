@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use gatehouse_node::home::Home;
 use gatehouse_node::net::NetConfig;
+use gatehouse_node::net::blob::{BlobHours, BlobPolicy};
 use gatehouse_node::web::{DEFAULT_WEB_LISTEN, WebAccess};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -143,6 +144,17 @@ impl<'de> Deserialize<'de> for Rate {
     }
 }
 
+/// A value the file gives as text, read by its `FromStr`.
+#[derive(Debug, Clone, Copy)]
+struct Text<T>(T);
+
+impl<'de, T: FromStr<Err = String>> Deserialize<'de> for Text<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(Text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Who may read the web page, as written in the file.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -181,6 +193,8 @@ struct NetworkSection {
     reconcile_secs: Option<NonZeroU64>,
     max_upload_rate: Option<Rate>,
     max_download_rate: Option<Rate>,
+    files: Option<Text<BlobPolicy>>,
+    file_hours: Option<Text<BlobHours>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,6 +272,10 @@ pub struct Config {
     pub max_upload_rate: Setting<Option<Rate>>,
     /// The most taken in from all peers together, if limited.
     pub max_download_rate: Setting<Option<Rate>>,
+    /// Which files items carry are fetched without being asked.
+    pub files: Setting<BlobPolicy>,
+    /// When they are fetched without being asked, if not at any time.
+    pub file_hours: Setting<Option<BlobHours>>,
     /// Whether the web page and API are served.
     pub web: Setting<bool>,
     /// Where the web page and API are served.
@@ -526,6 +544,13 @@ impl Config {
                 at,
                 None,
             ),
+            files: pick(args.files, n.files.map(|t| t.0), at, BlobPolicy::All),
+            file_hours: pick(
+                args.file_hours.map(Some),
+                n.file_hours.map(|t| Some(t.0)),
+                at,
+                None,
+            ),
             web: pick(args.no_web.then_some(false), w.enabled, at, true),
             web_listen,
             web_access,
@@ -553,6 +578,8 @@ impl Config {
             reconcile_every: Duration::from_secs(self.reconcile_secs.value),
             max_upload_bytes_per_sec: self.max_upload_rate.value.map(|r| r.0),
             max_download_bytes_per_sec: self.max_download_rate.value.map(|r| r.0),
+            blob_policy: self.files.value,
+            blob_hours: self.file_hours.value,
             ..NetConfig::default()
         }
     }
@@ -600,6 +627,16 @@ impl Config {
                 "network.max_download_rate",
                 json!(self.max_download_rate.value.map(|r| r.to_string())),
                 &self.max_download_rate.from,
+            ),
+            (
+                "network.files",
+                json!(self.files.value.to_string()),
+                &self.files.from,
+            ),
+            (
+                "network.file_hours",
+                json!(self.file_hours.value.map(|h| h.to_string())),
+                &self.file_hours.from,
             ),
             ("web.enabled", json!(self.web.value), &self.web.from),
             (

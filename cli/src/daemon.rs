@@ -79,6 +79,16 @@ pub struct RunArgs {
     /// [default: no limit]
     #[arg(long, value_name = "RATE")]
     pub max_download_rate: Option<crate::config::Rate>,
+    /// Which files items carry this node fetches without being asked:
+    /// `all`, `on-demand` (when someone opens the item and asks), or a
+    /// size such as `25M` (files up to it; larger ones on demand)
+    /// [default: all]
+    #[arg(long, value_name = "POLICY")]
+    pub files: Option<gatehouse_node::net::blob::BlobPolicy>,
+    /// Fetch files without being asked only within these hours, local
+    /// time, e.g. 19:00-07:00 [default: any time]
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub file_hours: Option<gatehouse_node::net::blob::BlobHours>,
     /// Serve the web page and JSON API on this address; loopback by
     /// default, `0.0.0.0:8480` serves the site's network [default: 127.0.0.1:8480]
     #[arg(long, value_name = "ADDR")]

@@ -112,6 +112,7 @@ pub fn run(
                 content,
                 allowed: allow.allowed,
                 idempotency_key: None,
+                attachments: Vec::new(),
             };
             if !yes {
                 confirm_new_item(&home, &op)?;

@@ -78,6 +78,8 @@ pub fn edit(
             content,
             allowed,
             significant: None,
+            attach: Vec::new(),
+            detach: Vec::new(),
         },
     )?;
     let _ = std::fs::remove_file(&file);

@@ -6,6 +6,7 @@
 //! codes: 0 success, 1 usage error, 2 any other failure.
 
 mod adopt_cmd;
+mod attach_cmd;
 mod config;
 mod ctx;
 mod daemon;
@@ -86,12 +87,14 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: draft_cmd::DraftCommand,
     },
-    /// Publish a new item from a Markdown file with YAML front matter
+    /// Publish a new item from a Markdown file with YAML front matter, or from a Word document (.docx: converted to Markdown, the original attached)
     Publish {
-        /// The item file
+        /// The item file (.md), or a Word document (.docx)
         file: PathBuf,
         #[command(flatten)]
         allow: AllowArgs,
+        #[command(flatten)]
+        files: FileArgs,
         /// Makes retrying safe: a publish with a key already used here
         /// creates nothing new and prints the item it made (the CLI picks
         /// one for you when it sends the command to a running node)
@@ -105,10 +108,15 @@ pub(crate) enum Command {
     Revise {
         /// Item id (or a unique prefix of at least 6 characters)
         id: String,
-        /// The item file
+        /// The item file (.md), or a Word document (.docx)
         file: PathBuf,
         #[command(flatten)]
         allow: AllowArgs,
+        #[command(flatten)]
+        files: FileArgs,
+        /// Take this file off the item (by its name; repeatable)
+        #[arg(long, value_name = "NAME")]
+        detach: Vec<String>,
         /// Check the file and show what would change; sign and store nothing
         #[arg(long)]
         check: bool,
@@ -558,6 +566,32 @@ pub(crate) struct AllowArgs {
     allowed: Vec<String>,
 }
 
+#[derive(Args)]
+pub(crate) struct FileArgs {
+    /// Attach this file to the version (PDF, Word, Excel, PNG, JPEG; up to
+    /// 50 MiB each; repeatable). A file of the same name replaces the one
+    /// the item carries
+    #[arg(long, value_name = "FILE")]
+    attach: Vec<PathBuf>,
+    /// With a Word document: its front matter (YAML: title, kind, summary,
+    /// pathways, settings, nation, review_due), asked for on the terminal
+    /// if not given
+    #[arg(long, value_name = "FILE")]
+    meta: Option<PathBuf>,
+}
+
+impl FileArgs {
+    /// The files to attach: those named, and a Word document given as the
+    /// item file (its original is kept with the item).
+    fn with_original(&self, file: &Path) -> Vec<PathBuf> {
+        let mut out = self.attach.clone();
+        if attach_cmd::is_word(file) && !out.iter().any(|p| p == file) {
+            out.push(file.to_path_buf());
+        }
+        out
+    }
+}
+
 #[derive(Args, Default, Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FilterArgs {
     /// Only this kind
@@ -969,10 +1003,15 @@ fn new_item(
 }
 
 /// `publish --check` or `revise --check` of `file`.
-fn check_op(file: &Path, allowed: &[String], revise: Option<String>) -> anyhow::Result<Op> {
+fn check_op(
+    file: &Path,
+    meta: Option<&Path>,
+    allowed: &[String],
+    revise: Option<String>,
+) -> anyhow::Result<Op> {
     let file = ops::absolute(file)?;
     Ok(Op::Check {
-        content: read_draft(&file, allowed)?,
+        content: read_source(&file, meta, allowed)?,
         file,
         revise,
     })
@@ -986,25 +1025,30 @@ impl Command {
             Command::Publish {
                 file,
                 allow,
+                files,
                 check: true,
                 ..
-            } => check_op(&file, &allow.allowed, None)?,
+            } => check_op(&file, files.meta.as_deref(), &allow.allowed, None)?,
             Command::Revise {
                 id,
                 file,
                 allow,
+                files,
                 check: true,
                 ..
-            } => check_op(&file, &allow.allowed, Some(id))?,
+            } => check_op(&file, files.meta.as_deref(), &allow.allowed, Some(id))?,
             Command::Publish {
                 file,
                 allow,
+                files,
                 idempotency_key,
                 check: false,
             } => {
                 let file = ops::absolute(&file)?;
+                let content = read_source(&file, files.meta.as_deref(), &allow.allowed)?;
                 Op::Publish {
-                    content: read_draft(&file, &allow.allowed)?,
+                    content,
+                    attachments: attach_cmd::import(home, &files.with_original(&file))?,
                     file,
                     allowed: allow.allowed,
                     idempotency_key,
@@ -1014,14 +1058,19 @@ impl Command {
                 id,
                 file,
                 allow,
+                files,
+                detach,
                 check: false,
                 significant,
                 read_by,
             } => {
                 let file = ops::absolute(&file)?;
+                let content = read_source(&file, files.meta.as_deref(), &allow.allowed)?;
                 Op::Revise {
                     id,
-                    content: read_draft(&file, &allow.allowed)?,
+                    content,
+                    attach: attach_cmd::import(home, &files.with_original(&file))?,
+                    detach,
                     file,
                     allowed: allow.allowed,
                     significant: significant.then_some(read_by),
@@ -1472,6 +1521,25 @@ fn init(home: &Home, out: &mut impl Write, json: bool, args: InitArgs) -> anyhow
         home.keys_dir().display()
     )?;
     Ok(())
+}
+
+/// An item from its file: Markdown with front matter, or a Word document
+/// with its front matter from `meta` (or asked for).
+fn read_source(
+    file: &Path,
+    meta: Option<&Path>,
+    allowed: &[String],
+) -> anyhow::Result<gatehouse_protocol::item::ItemContent> {
+    if attach_cmd::is_word(file) {
+        return attach_cmd::read_word(file, meta, allowed);
+    }
+    if meta.is_some() {
+        return Err(usage(format!(
+            "--meta is for a Word document; {} carries its front matter itself",
+            file.display()
+        )));
+    }
+    read_draft(file, allowed)
 }
 
 fn read_draft(

@@ -17,6 +17,7 @@ use gatehouse_node::query::diff::{self, ItemDiff};
 use gatehouse_node::query::{
     DueItem, EstablishmentSummary, ItemView, ReadView, SearchResults, StatusReport, VersionEntry,
 };
+use gatehouse_protocol::attachment::Attachment;
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::ItemContent;
 use gatehouse_protocol::jiff::civil::Date;
@@ -40,6 +41,9 @@ pub enum Op {
         allowed: Vec<String>,
         /// Makes a retry safe.
         idempotency_key: Option<String>,
+        /// Files the version carries, already in the node's file store.
+        #[serde(default)]
+        attachments: Vec<Attachment>,
     },
     /// A new version of an item.
     Revise {
@@ -55,6 +59,13 @@ pub enum Op {
         /// again, by this date (four weeks on when `None`).
         #[serde(default)]
         significant: Option<Option<Date>>,
+        /// Files added (already in the node's file store); one of the same
+        /// name replaces the one the item carries.
+        #[serde(default)]
+        attach: Vec<Attachment>,
+        /// Names of files taken off.
+        #[serde(default)]
+        detach: Vec<String>,
     },
     /// Mark an item superseded.
     Supersede {
@@ -449,7 +460,7 @@ pub enum PeersOutcome {
         /// The peer book.
         book: Vec<gatehouse_node::net::book::PeerEntry>,
         /// Connections, when the node runs.
-        net: Option<NetStatus>,
+        net: Option<Box<NetStatus>>,
     },
 }
 
@@ -685,12 +696,13 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             content,
             allowed,
             idempotency_key,
+            attachments,
         } => {
             shared_not_draft(&file, &content)?;
             let lib = ctx.lib()?;
             let id = match &idempotency_key {
-                Some(key) => lib.publish_once(&content, &allowed, key),
-                None => lib.publish(&content, &allowed),
+                Some(key) => lib.publish_once(&content, &allowed, &attachments, key),
+                None => lib.publish_with(&content, &allowed, &attachments),
             }
             .with_context(|| format!("{}", file.display()))?;
             Outcome::Published { id }
@@ -701,12 +713,22 @@ pub fn operate(op: Op, ctx: &mut Ctx<'_>) -> anyhow::Result<Outcome> {
             content,
             allowed,
             significant,
+            attach,
+            detach,
         } => {
             shared_not_draft(&file, &content)?;
             let lib = ctx.lib()?;
             let id = lib.resolve(&id)?;
+            let files = if attach.is_empty() && detach.is_empty() {
+                None
+            } else {
+                let current = lib.get(&id, None)?.item.attachments;
+                Some(gatehouse_node::authoring::attach::file_set(
+                    &current, &attach, &detach,
+                )?)
+            };
             let version = lib
-                .revise(&id, &content, &allowed)
+                .revise_with(&id, &content, &allowed, files.as_deref())
                 .with_context(|| format!("{}", file.display()))?;
             let asked_again = match significant {
                 Some(due) => Some(lib.ask_again(&id, due)?.is_some()),
@@ -947,7 +969,7 @@ fn peers(ctx: &mut Ctx<'_>, cmd: PeersCommand) -> anyhow::Result<PeersOutcome> {
     Ok(match cmd {
         PeersCommand::List => PeersOutcome::Listed {
             book: ctx.view()?.peers()?,
-            net: ctx.net.clone(),
+            net: ctx.net.clone().map(Box::new),
         },
         PeersCommand::Add { address } => {
             let address = address.to_string();

@@ -1048,6 +1048,18 @@ fn write_item(out: &mut dyn Write, v: &ItemView) -> anyhow::Result<()> {
     for s in &i.supersedes {
         row(out, "supersedes", &s.to_hex())?;
     }
+    for a in &i.attachments {
+        row(
+            out,
+            "file",
+            &format!(
+                "{} ({}, {})",
+                a.name,
+                a.media_type.label(),
+                gatehouse_node::web::files::size_text(a.size)
+            ),
+        )?;
+    }
     writeln!(out, "\n{}\n", c.summary)?;
     if let Some(qi) = &c.qi {
         writeln!(out, "Aim\n---\n{}\n", qi.aim)?;

@@ -233,7 +233,7 @@ fn bench_search(c: &mut Criterion) {
             let mut doc = gatehouse_protocol::automerge::AutoCommit::new();
             doc.apply_changes([c.change.clone()]).expect("apply");
             index
-                .upsert(&read_item(&doc).expect("item"), env.created_ms())
+                .upsert(&read_item(&doc).expect("item"), env.created_ms(), "")
                 .expect("upsert");
         }
         index.commit().expect("commit");

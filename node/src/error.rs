@@ -116,6 +116,26 @@ pub enum LibraryError {
         /// Its column in the line (1-based, in characters).
         column: usize,
     },
+    /// An attached file holds what looks like a patient identifier.
+    #[error(
+        "{name}: {location} holds what looks like {} ({text:?}); patient identifiers never enter the library. Remove it from the file, or, if this is a reviewed false positive, pass --allow-identifier {text:?}", kind.with_article()
+    )]
+    IdentifierInAttachment {
+        /// The file.
+        name: String,
+        /// Where in it ("page 2", "table 1, row 3, column 2").
+        location: String,
+        /// What sort of identifier.
+        kind: IdentifierKind,
+        /// The matched text.
+        text: String,
+    },
+    /// An attached file that cannot be carried as given.
+    #[error("{0}")]
+    Attachment(String),
+    /// The file store failed.
+    #[error(transparent)]
+    Blob(#[from] crate::blobs::BlobError),
     /// A post that cannot be written as given (an empty title, a reply to
     /// a thread not held, an edit of someone else's post).
     #[error("{0}")]

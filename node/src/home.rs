@@ -90,6 +90,11 @@ impl Home {
         self.root.join("index")
     }
 
+    /// The files items carry ([`crate::blobs::BlobStore`]).
+    pub fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
     /// The key directory.
     pub fn keys_dir(&self) -> PathBuf {
         self.root.join("keys")

@@ -154,11 +154,13 @@ impl Ambient {
 pub struct Library {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) replica: Replica,
-    projections: Projections,
+    pub(crate) projections: Projections,
     pub(crate) config: NodeConfig,
+    /// The files items carry (`None` for a library kept in memory).
+    pub(crate) blobs: Option<crate::blobs::BlobStore>,
     pub(crate) signer: Option<Signer>,
     pub(crate) ambient: Ambient,
-    reads: Reads,
+    pub(crate) reads: Reads,
     /// A copy of the store this library reads from (see
     /// [`Library::open_for_reading`]), removed when the library is dropped.
     scratch: Option<Scratch>,
@@ -379,8 +381,18 @@ impl Library {
         let store: Arc<dyn Store> = Arc::new(store);
         let projections = Projections::open_index(store.clone(), home.index_dir());
         let mut lib = Self::assemble(store, config, projections, member)?;
+        lib.open_blobs(home)?;
         lib.recover()?;
         Ok(lib)
+    }
+
+    /// Opens the home's file store, clearing what a stopped process left
+    /// half written.
+    fn open_blobs(&mut self, home: &Home) -> Result<()> {
+        let blobs = crate::blobs::BlobStore::open(&home.blob_dir())?;
+        blobs.clear_temporary();
+        self.use_blobs(blobs);
+        Ok(())
     }
 
     /// A library over any store and index (tests and simulation).
@@ -417,7 +429,9 @@ impl Library {
         let index = SearchIndex::open(&home.index_dir())?;
         let store: Arc<dyn Store> = Arc::new(store);
         let projections = Projections::new(store.clone(), index, Some(home.index_dir()));
-        Self::assemble(store, config, projections, member)
+        let mut lib = Self::assemble(store, config, projections, member)?;
+        lib.open_blobs(home)?;
+        Ok(lib)
     }
 
     /// Records a new publishing key for this node (after a rotation).
@@ -467,6 +481,7 @@ impl Library {
             projections,
             config,
             signer,
+            blobs: None,
             ambient: Ambient::system(),
             reads,
             scratch: None,
@@ -788,6 +803,7 @@ impl Library {
             self.projections.search_handle(),
             self.projections.forum(),
         )
+        .with_blobs(self.blobs.clone())
     }
 
     /// Where readers find the latest view, without this library's lock.

@@ -49,6 +49,8 @@ pub fn latency_histogram() -> Histogram {
 pub struct NetMetrics {
     /// Sync bytes each way.
     pub sync: Arc<SyncBytes>,
+    /// File protocol bytes each way.
+    pub blobs: Arc<SyncBytes>,
     /// Time to verify, judge, store and apply one batch of envelopes from
     /// a peer.
     pub ingest: Histogram,
@@ -58,6 +60,7 @@ impl Default for NetMetrics {
     fn default() -> Self {
         Self {
             sync: Arc::default(),
+            blobs: Arc::default(),
             ingest: latency_histogram(),
         }
     }

@@ -52,11 +52,14 @@ pub enum Tree {
     /// establishment id (rules), then the envelope id; the value is the
     /// facts they are re-judged on.
     Records,
+    /// `file hash ‖ item id` for every file an item version carries
+    /// (derived; value empty): which items a file that arrives belongs to.
+    BlobRefs,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 14] = [
+    pub const ALL: [Tree; 15] = [
         Tree::Envelopes,
         Tree::Certificates,
         Tree::ChangeFacts,
@@ -71,6 +74,7 @@ impl Tree {
         Tree::PostFacts,
         Tree::HeldBack,
         Tree::Records,
+        Tree::BlobRefs,
     ];
 
     fn name(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Tree {
             Tree::PostFacts => "post_facts",
             Tree::HeldBack => "held_back",
             Tree::Records => "records",
+            Tree::BlobRefs => "blob-refs",
         }
     }
 }

@@ -87,6 +87,7 @@ impl Site {
                 content,
                 allowed,
                 adoption: None,
+                attachments: &[],
             },
             &self.member,
             &SUFFIX,

@@ -432,6 +432,7 @@ impl Sim {
                 content: &content,
                 allowed: &[],
                 adoption: None,
+                attachments: &[],
             },
             &node.member,
             &node.suffix,

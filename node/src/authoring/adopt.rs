@@ -150,6 +150,7 @@ impl Library {
                 content,
                 allowed,
                 adoption: Some(&adoption),
+                attachments: &view.item.attachments,
             },
             salt,
             "adopt",
@@ -200,7 +201,14 @@ impl Library {
             )));
         }
         let taken = self.adoption_of(&source)?;
-        self.revise_as(mine, content, allowed, Some(&taken), "take source change")
+        self.revise_as(
+            mine,
+            content,
+            allowed,
+            None,
+            Some(&taken),
+            "take source change",
+        )
     }
 
     /// The adoption record for taking `source` as it stands: its version

@@ -9,6 +9,7 @@
 //! [`authority`]; Markdown drafts with front matter are read in [`draft`].
 
 pub mod adopt;
+pub mod attach;
 pub mod authority;
 pub mod draft;
 pub mod lifecycle;
@@ -16,6 +17,7 @@ pub mod measures;
 pub mod post;
 pub mod template;
 
+use gatehouse_protocol::attachment::{Attachment, write_attachments};
 use gatehouse_protocol::automerge::AutoCommit;
 use gatehouse_protocol::automerge::transaction::CommitOptions;
 use gatehouse_protocol::change::{ACTOR_SUFFIX_BYTES, ChangePayload, actor_id};
@@ -27,6 +29,7 @@ use gatehouse_protocol::key::SecretKey;
 use gatehouse_protocol::trust::Judgement;
 use gatehouse_protocol::vocab::Status;
 
+use crate::authoring::attach::attachments_equal;
 use crate::error::{LibraryError, Result};
 use crate::home::random_bytes;
 use crate::library::Library;
@@ -119,6 +122,7 @@ pub(crate) fn check_received(item: &Item) -> Result<()> {
         refuse_identifiers("withdrawn_reason", reason, &item.allowed_identifiers)?;
     }
     measures::check(item)?;
+    gatehouse_protocol::attachment::validate_all(&item.attachments)?;
     Ok(())
 }
 
@@ -181,7 +185,19 @@ impl Library {
     /// Publishes a new item owned by this node's establishment. Returns once
     /// the change is durable.
     pub fn publish(&mut self, content: &ItemContent, allowed: &[String]) -> Result<ItemId> {
-        self.publish_with_salt(content, allowed, self.ambient.random()?)
+        self.publish_with(content, allowed, &[])
+    }
+
+    /// [`Library::publish`] of a version carrying `attachments` (files
+    /// already in this node's file store, checked here: their type, and
+    /// no patient identifier in their text).
+    pub fn publish_with(
+        &mut self,
+        content: &ItemContent,
+        allowed: &[String],
+        attachments: &[Attachment],
+    ) -> Result<ItemId> {
+        self.publish_with_salt(content, allowed, attachments, self.ambient.random()?)
     }
 
     /// Publishes a new item exactly once for `key`: the item's id is derived
@@ -192,6 +208,7 @@ impl Library {
         &mut self,
         content: &ItemContent,
         allowed: &[String],
+        attachments: &[Attachment],
         key: &str,
     ) -> Result<ItemId> {
         let hash = blake3::hash(
@@ -213,22 +230,25 @@ impl Library {
         {
             return Ok(id);
         }
-        self.publish_with_salt(content, allowed, salt)
+        self.publish_with_salt(content, allowed, attachments, salt)
     }
 
     fn publish_with_salt(
         &mut self,
         content: &ItemContent,
         allowed: &[String],
+        attachments: &[Attachment],
         salt: [u8; 16],
     ) -> Result<ItemId> {
         content.validate()?;
         check_identifiers(content, allowed)?;
+        self.check_attachments(attachments, allowed)?;
         self.publish_draft(
             Draft {
                 content,
                 allowed,
                 adoption: None,
+                attachments,
             },
             salt,
             "publish",
@@ -320,7 +340,20 @@ impl Library {
         content: &ItemContent,
         allowed: &[String],
     ) -> Result<u64> {
-        self.revise_as(id, content, allowed, None, "revise")
+        self.revise_as(id, content, allowed, None, None, "revise")
+    }
+
+    /// [`Library::revise`] with the version's files: `Some` gives the
+    /// whole set the new version carries (checked as a publish checks
+    /// them), `None` keeps the current version's.
+    pub fn revise_with(
+        &mut self,
+        id: &ItemId,
+        content: &ItemContent,
+        allowed: &[String],
+        attachments: Option<&[Attachment]>,
+    ) -> Result<u64> {
+        self.revise_as(id, content, allowed, attachments, None, "revise")
     }
 
     /// [`Library::revise`], recording the source's version taken when
@@ -331,11 +364,15 @@ impl Library {
         id: &ItemId,
         content: &ItemContent,
         allowed: &[String],
+        attachments: Option<&[Attachment]>,
         adoption: Option<&item::Adoption>,
         action: &str,
     ) -> Result<u64> {
         content.validate()?;
         check_identifiers(content, allowed)?;
+        if let Some(files) = attachments {
+            self.check_attachments(files, allowed)?;
+        }
         let (mut doc, current, salt) = self.doc_for_change(id)?;
         if matches!(
             current.content.status,
@@ -346,13 +383,18 @@ impl Library {
                 status: current.content.status,
             });
         }
-        if current.content == *content && adoption.is_none() {
+        let files_unchanged =
+            attachments.is_none_or(|files| attachments_equal(files, &current.attachments));
+        if current.content == *content && files_unchanged && adoption.is_none() {
             return Err(LibraryError::NoChange(*id));
         }
         let author = self.signer()?.member.public();
         item::write_version(&mut doc, content, &author)?;
         item::write_allowed_identifiers(&mut doc, allowed)?;
         adopt::record(&mut doc, adoption)?;
+        if let Some(files) = attachments {
+            write_attachments(&mut doc, files)?;
+        }
         self.commit_change(*id, current.owner, salt, &mut doc, action)?;
         Ok(self.get(id, None)?.item.version)
     }
@@ -427,6 +469,7 @@ pub fn new_item(
             content,
             allowed: &[],
             adoption: None,
+            attachments: &[],
         },
         member,
         suffix,
@@ -447,6 +490,8 @@ pub struct Draft<'a> {
     pub allowed: &'a [String],
     /// Where an adopted item came from (`None` for a site's own item).
     pub adoption: Option<&'a item::Adoption>,
+    /// The files the version carries.
+    pub attachments: &'a [Attachment],
 }
 
 /// [`new_item`] with the item's salt given, for reproducible runs (the
@@ -471,6 +516,7 @@ fn sign_new_item(
         content,
         allowed,
         adoption,
+        attachments,
     }: Draft<'_>,
     member: &SecretKey,
     suffix: &[u8; ACTOR_SUFFIX_BYTES],
@@ -486,6 +532,7 @@ fn sign_new_item(
     item::write_version(&mut doc, content, &member.public())?;
     item::write_allowed_identifiers(&mut doc, allowed)?;
     adopt::record(&mut doc, adoption)?;
+    write_attachments(&mut doc, attachments)?;
     doc.commit_with(
         CommitOptions::default()
             .with_message(action)

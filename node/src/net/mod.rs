@@ -25,6 +25,7 @@
 //! The library is shared with the control API behind a `std` mutex that is
 //! never held across an `.await`.
 
+pub mod blob;
 pub mod book;
 pub mod budget;
 pub mod codec;
@@ -53,8 +54,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
+use self::blob::{BlobCodec, BlobHours, BlobPolicy, BlobRequest, BlobResponse, Fetcher, Next};
 use self::budget::{Budget, metered};
 use self::codec::SyncCodec;
+use crate::blobs::{BlobError, BlobStore, Received};
 use crate::library::Library;
 use crate::metrics::{NetMetrics, observe};
 use crate::query::arrivals::{Arrival, arrivals};
@@ -63,6 +66,7 @@ use crate::sync::{
     EnvelopeSet, Ingested, Input, Output, PeerStats, SyncConfig, SyncCore, Verdict, WINDOW,
     admission::admitted_nodes,
 };
+use gatehouse_protocol::attachment::BlobHash;
 use gatehouse_protocol::envelope::{MAX_FIRST_KIND, peek_kind_tag};
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse, TARGET_BATCH_BYTES};
 use gatehouse_protocol::trust::Judgement;
@@ -162,6 +166,10 @@ pub struct NetConfig {
     pub max_upload_bytes_per_sec: Option<NonZeroU64>,
     /// The most bytes a second taken in from all peers together.
     pub max_download_bytes_per_sec: Option<NonZeroU64>,
+    /// Which files items carry are fetched without being asked.
+    pub blob_policy: BlobPolicy,
+    /// When files are fetched without being asked (`None`: any time).
+    pub blob_hours: Option<BlobHours>,
 }
 
 impl Default for NetConfig {
@@ -183,6 +191,8 @@ impl Default for NetConfig {
             relay_server: true,
             max_upload_bytes_per_sec: None,
             max_download_bytes_per_sec: None,
+            blob_policy: BlobPolicy::All,
+            blob_hours: None,
         }
     }
 }
@@ -221,6 +231,24 @@ pub struct NetStatus {
     /// Bytes of the sync protocol received.
     #[serde(default)]
     pub sync_bytes_received: u64,
+    /// Files being fetched.
+    #[serde(default)]
+    pub transfers: Vec<blob::TransferStatus>,
+    /// Bytes of the file protocol sent and received.
+    #[serde(default)]
+    pub blob_bytes_sent: u64,
+    /// Bytes of the file protocol received.
+    #[serde(default)]
+    pub blob_bytes_received: u64,
+    /// Files fetched whole and kept since the node started.
+    #[serde(default)]
+    pub blobs_fetched: u64,
+    /// Pieces from peers that did not verify, since the node started.
+    #[serde(default)]
+    pub blob_pieces_refused: u64,
+    /// Files refused once whole (a patient identifier, or not their type).
+    #[serde(default)]
+    pub blobs_refused: u64,
 }
 
 /// One line of what arrived from peers: "new item from HMP Bravo: ...".
@@ -261,6 +289,7 @@ enum Command {
     GossipRaw(Vec<u8>),
     Dial(Multiaddr),
     ReconcileNow,
+    FetchBlob(BlobHash),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -296,10 +325,17 @@ impl NetHandle {
         let _ = self.commands.send(Command::ReconcileNow).await;
     }
 
+    /// Fetches a file now (a person opened its item and asked), ahead of
+    /// every other and whatever the hours and policy.
+    pub async fn fetch_blob(&self, hash: BlobHash) {
+        let _ = self.commands.send(Command::FetchBlob(hash)).await;
+    }
+
     /// A copy of the network's state.
     pub fn status(&self) -> NetStatus {
         let mut status = lock(&self.status).clone();
         (status.sync_bytes_sent, status.sync_bytes_received) = self.metrics.sync.totals();
+        (status.blob_bytes_sent, status.blob_bytes_received) = self.metrics.blobs.totals();
         status
     }
 
@@ -332,6 +368,7 @@ fn now_ms() -> u64 {
 struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
+    blobs: request_response::Behaviour<BlobCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     mdns: Toggle<mdns::tokio::Behaviour>,
@@ -464,6 +501,12 @@ struct EventLoop {
     /// Envelopes stored whose content is not yet reported.
     unreported: Unreported,
     metrics: NetMetrics,
+    /// The node's file store (`None`: it keeps no files).
+    blob_store: Option<BlobStore>,
+    /// Which file to fetch, from whom.
+    fetcher: Fetcher,
+    /// File requests sent.
+    blob_outbound: HashMap<OutboundRequestId, BlobRequest>,
 }
 
 /// TCP (Noise, Yamux) and QUIC, every connection's substreams held to
@@ -510,6 +553,10 @@ pub async fn start(
     let codec = SyncCodec {
         bytes: metrics.sync.clone(),
     };
+    let blob_codec = BlobCodec {
+        bytes: metrics.blobs.clone(),
+    };
+    let blob_store = lock(&lib).blobs().cloned();
     let topic = IdentTopic::new(format!("gatehouse/{network}"));
     let later_kinds = IdentTopic::new(format!("gatehouse/{network}/later-kinds"));
     let mdns_on = config.mdns;
@@ -565,6 +612,16 @@ pub async fn start(
                     .with_request_timeout(timeout)
                     .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
             );
+            let blobs = request_response::Behaviour::with_codec(
+                blob_codec,
+                [(
+                    StreamProtocol::new(blob::BLOB_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(timeout)
+                    .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
+            );
             let mdns = if mdns_on {
                 Some(mdns::tokio::Behaviour::new(
                     mdns::Config::default(),
@@ -576,6 +633,7 @@ pub async fn start(
             Ok(Behaviour {
                 gossipsub,
                 sync,
+                blobs,
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/gatehouse/1".into(),
                     key.public(),
@@ -660,6 +718,9 @@ pub async fn start(
         unsettled: false,
         unreported: Unreported::default(),
         metrics: metrics.clone(),
+        blob_store,
+        fetcher: Fetcher::default(),
+        blob_outbound: HashMap::new(),
     };
     for addr in event_loop.config.bootstrap.clone() {
         event_loop.input(Input::Remember {
@@ -690,6 +751,10 @@ impl EventLoop {
                         self.dial(&addr.to_string());
                     }
                     Some(Command::ReconcileNow) => self.input(Input::ReconcileNow),
+                    Some(Command::FetchBlob(hash)) => {
+                        self.fetcher.demand(hash);
+                        self.pump_blobs();
+                    }
                     Some(Command::Shutdown(done)) => {
                         self.settle();
                         let _ = done.send(());
@@ -701,6 +766,7 @@ impl EventLoop {
                 _ = tick.tick() => {
                     self.remember_peer_book();
                     self.input(Input::Tick);
+                    self.pump_blobs();
                 }
             }
         }
@@ -844,6 +910,10 @@ impl EventLoop {
         {
             tracing::error!("could not apply received envelopes: {e}");
         }
+        if !self.unreported.ids.is_empty() || self.unreported.more > 0 {
+            // New items may carry files.
+            self.fetcher.mark_stale();
+        }
         self.report_arrivals();
     }
 
@@ -930,6 +1000,12 @@ impl EventLoop {
         status.gossip_received = core.gossip_received;
         status.gossip_duplicates = core.gossip_duplicates;
         status.last_sync_ms = core.last_sync_ms;
+        status.transfers = self
+            .fetcher
+            .current
+            .iter()
+            .map(blob::Transfer::status)
+            .collect();
     }
 
     /// Listens through `peer` if it is one of the configured relays.
@@ -1035,6 +1111,7 @@ impl EventLoop {
                 });
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Blobs(event)) => self.on_blob(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 tracing::debug!(?event, "relay client");
             }
@@ -1050,6 +1127,186 @@ impl EventLoop {
             } => tracing::info!(?reason, ?addresses, "listener closed"),
             SwarmEvent::OutgoingConnectionError { error, .. } => {
                 tracing::debug!("dial failed: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether files may be fetched without being asked now: no envelope
+    /// session is running (envelopes go first) and the hours allow.
+    fn background_blobs(&self) -> bool {
+        let sessions = self
+            .core
+            .admitted_peers()
+            .iter()
+            .any(|p| self.core.in_session(p));
+        !sessions && self.config.blob_hours.is_none_or(BlobHours::open_now)
+    }
+
+    /// Starts the next file transfer, if one is due and none is running.
+    fn pump_blobs(&mut self) {
+        if self.blob_store.is_none() || self.fetcher.current.is_some() {
+            return;
+        }
+        if self.fetcher.wanted_is_stale() {
+            match lock(&self.lib).wanted_blobs() {
+                Ok(wanted) => self.fetcher.set_wanted(wanted),
+                Err(e) => {
+                    tracing::warn!("cannot list the files wanted: {e}");
+                    return;
+                }
+            }
+        }
+        let peers: Vec<PeerId> = self
+            .core
+            .admitted_peers()
+            .iter()
+            .filter_map(peer_id_of)
+            .filter(|p| self.swarm.is_connected(p))
+            .collect();
+        let background = self.background_blobs();
+        if let Next::Ask(peer, request) =
+            self.fetcher
+                .next(&peers, background, self.config.blob_policy)
+        {
+            self.ask_blob(peer, request);
+        }
+        self.publish_status();
+    }
+
+    fn ask_blob(&mut self, peer: PeerId, request: BlobRequest) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .blobs
+            .send_request(&peer, request);
+        self.blob_outbound.insert(id, request);
+    }
+
+    /// Answers a peer's request for a piece of a file: only an admitted
+    /// peer, only a whole file held here.
+    fn serve_blob(&self, peer: &PeerId, request: BlobRequest) -> BlobResponse {
+        let admitted = key_of(peer).is_some_and(|k| self.core.admitted_peers().contains(&k));
+        let Some(store) = self.blob_store.as_ref().filter(|_| admitted) else {
+            return BlobResponse::NotHere;
+        };
+        match store.slice(&request.hash, request.start, request.len) {
+            Ok(piece) => BlobResponse::Piece(piece),
+            Err(BlobError::Missing(_)) => BlobResponse::NotHere,
+            Err(e) => {
+                tracing::warn!("cannot read file {} for a peer: {e}", request.hash);
+                BlobResponse::NotHere
+            }
+        }
+    }
+
+    /// Takes a piece that arrived.
+    fn take_piece(&mut self, peer: PeerId, request: BlobRequest, piece: &[u8]) {
+        let (Some(store), Some(size)) = (
+            self.blob_store.clone(),
+            self.fetcher
+                .current
+                .as_ref()
+                .filter(|t| t.wanted.attachment.hash == request.hash)
+                .map(|t| t.wanted.attachment.size),
+        ) else {
+            return;
+        };
+        match store.receive(&request.hash, size, request.start, piece) {
+            Ok(Received::Partial(have)) => {
+                let background = self.background_blobs();
+                if let Some((peer, next)) = self.fetcher.kept(have, background) {
+                    self.ask_blob(peer, next);
+                }
+            }
+            Ok(Received::Complete) => {
+                self.fetcher.finished(&request.hash);
+                let check = lock(&self.lib).blob_arrived(&request.hash);
+                let mut status = lock(&self.status);
+                match check {
+                    Ok(crate::authoring::attach::BlobCheck::Refused(reason)) => {
+                        status.blobs_refused += 1;
+                        tracing::warn!(%peer, "file {} refused: {reason}", request.hash);
+                    }
+                    Ok(_) => {
+                        status.blobs_fetched += 1;
+                        tracing::info!(%peer, "file {} arrived whole", request.hash);
+                    }
+                    Err(e) => tracing::warn!("cannot check file {}: {e}", request.hash),
+                }
+            }
+            Err(BlobError::Corrupt { at, .. }) => {
+                lock(&self.status).blob_pieces_refused += 1;
+                tracing::warn!(
+                    %peer,
+                    "file {}: the piece from this peer does not verify at byte {at}; the bytes before it are kept and another peer is asked",
+                    request.hash
+                );
+                self.fetcher.failed(at, true);
+            }
+            Err(e) => {
+                tracing::warn!("file {}: {e}", request.hash);
+                self.fetcher.failed(store.partial_len(&request.hash), false);
+            }
+        }
+        self.pump_blobs();
+    }
+
+    fn on_blob(&mut self, event: request_response::Event<BlobRequest, BlobResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = self.serve_blob(&peer, request);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .blobs
+                    .send_response(channel, response);
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some(request) = self.blob_outbound.remove(&request_id) else {
+                    return;
+                };
+                match response {
+                    BlobResponse::Piece(piece) => self.take_piece(peer, request, &piece),
+                    BlobResponse::NotHere => {
+                        let have = self
+                            .blob_store
+                            .as_ref()
+                            .map_or(0, |s| s.partial_len(&request.hash));
+                        self.fetcher.failed(have, true);
+                        self.pump_blobs();
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(request) = self.blob_outbound.remove(&request_id) {
+                    tracing::debug!(%peer, "file request failed: {error}");
+                    let have = self
+                        .blob_store
+                        .as_ref()
+                        .map_or(0, |s| s.partial_len(&request.hash));
+                    self.fetcher.failed(have, false);
+                }
             }
             _ => {}
         }

@@ -26,6 +26,7 @@ use gatehouse_protocol::item::{self, Item, ItemContent};
 use gatehouse_protocol::key::PublicKey;
 use serde::{Deserialize, Serialize};
 
+use crate::blobs::BlobStore;
 use crate::error::{LibraryError, Result};
 use crate::replica::Replica;
 use crate::store::{Store, Tree};
@@ -46,6 +47,8 @@ pub(crate) struct Projections {
     index_suspect: Arc<AtomicBool>,
     /// The forum of the posts in effect, shared with the read views.
     forum: Arc<Forum>,
+    /// Where the text of items' files is found for the index.
+    blobs: Option<BlobStore>,
 }
 
 impl Projections {
@@ -63,7 +66,25 @@ impl Projections {
             index_broken: false,
             index_suspect: Arc::new(AtomicBool::new(false)),
             forum: Arc::new(Forum::default()),
+            blobs: None,
         }
+    }
+
+    /// Indexes the text of items' files from `blobs`.
+    pub(crate) fn set_blobs(&mut self, blobs: BlobStore) {
+        self.blobs = Some(blobs);
+    }
+
+    /// The text of an item's files that are here and were read.
+    fn attachments_text(&self, item: &Item) -> String {
+        let Some(blobs) = &self.blobs else {
+            return String::new();
+        };
+        item.attachments
+            .iter()
+            .filter_map(|a| std::fs::read_to_string(blobs.text_path(&a.hash)).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The index opened in `dir`, checked against its checksums; a fresh
@@ -223,17 +244,27 @@ impl Projections {
                 return Ok(());
             }
         };
-        self.index_write(|i| i.upsert(&read, updated_ms));
+        let text = self.attachments_text(&read);
+        self.index_write(|i| i.upsert(&read, updated_ms, &text));
+        let mut writes: Vec<crate::store::Write> = read
+            .attachments
+            .iter()
+            .map(|a| {
+                let key = [a.hash.as_bytes().as_slice(), item.as_bytes()].concat();
+                (Tree::BlobRefs, key, Some(Vec::new()))
+            })
+            .collect();
         read.content.body.clear();
         let catalog = serde_json::to_vec(&CatalogRecord {
             item: &read,
             updated_ms,
         })
         .map_err(|e| LibraryError::Corrupt(e.to_string()))?;
-        self.store.apply(vec![
+        writes.extend([
             (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
             (Tree::Catalog, key_hex.into_bytes(), Some(catalog)),
-        ])?;
+        ]);
+        self.store.apply(writes)?;
         Ok(())
     }
 
@@ -265,7 +296,8 @@ impl Projections {
                 continue;
             };
             if let Some((item, updated_ms)) = load_item(&*self.store, &id)? {
-                self.index.upsert(&item, updated_ms)?;
+                let text = self.attachments_text(&item);
+                self.index.upsert(&item, updated_ms, &text)?;
             }
         }
         self.index.commit()?;

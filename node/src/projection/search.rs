@@ -459,7 +459,12 @@ impl SearchIndex {
 
     /// Adds or replaces an item, last updated at `updated_ms`; call
     /// [`SearchIndex::commit`] to make it visible.
-    pub fn upsert(&mut self, item: &Item, updated_ms: u64) -> Result<(), SearchError> {
+    pub fn upsert(
+        &mut self,
+        item: &Item,
+        updated_ms: u64,
+        attachments_text: &str,
+    ) -> Result<(), SearchError> {
         let f = self.read.fields;
         let mut doc = TantivyDocument::default();
         doc.add_text(f.id, item.id.to_hex());
@@ -469,6 +474,10 @@ impl SearchIndex {
             f.body,
             crate::projection::markdown::plain_text(&item.content.body),
         );
+        if !attachments_text.is_empty() {
+            // The text of the files is found as the body is.
+            doc.add_text(f.body, attachments_text);
+        }
         for t in &item.content.tags {
             doc.add_text(f.tags, t);
         }
@@ -830,7 +839,7 @@ mod tests {
             progress: None,
             attachments: Vec::new(),
         };
-        index.upsert(&item, 0).expect("upsert");
+        index.upsert(&item, 0, "").expect("upsert");
         index.commit().expect("commit");
         let filter = Filter::default();
         for q in [

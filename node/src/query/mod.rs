@@ -234,6 +234,8 @@ pub struct ReadView {
     index_suspect: Arc<AtomicBool>,
     /// The forum of this moment.
     forum: Arc<Forum>,
+    /// The files items carry, when this library keeps them.
+    blobs: Option<crate::blobs::BlobStore>,
 }
 
 /// Where readers find the latest [`ReadView`]. The library replaces it at
@@ -273,7 +275,29 @@ impl ReadView {
             search,
             index_suspect,
             forum,
+            blobs: None,
         }
+    }
+
+    /// The view reading items' files from `blobs`.
+    pub(crate) fn with_blobs(mut self, blobs: Option<crate::blobs::BlobStore>) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
+    /// This node's file store, if it keeps one.
+    pub fn blobs(&self) -> Option<&crate::blobs::BlobStore> {
+        self.blobs.as_ref()
+    }
+
+    /// Where one of an item's files stands here.
+    pub fn file_state(
+        &self,
+        hash: &gatehouse_protocol::attachment::BlobHash,
+    ) -> crate::blobs::BlobState {
+        self.blobs
+            .as_ref()
+            .map_or(crate::blobs::BlobState::Absent, |b| b.state(hash))
     }
 
     /// The forum of this moment.

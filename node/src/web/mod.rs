@@ -17,6 +17,7 @@ pub mod auth;
 pub mod chart;
 pub mod discuss;
 pub mod feed;
+pub mod files;
 pub mod forum;
 pub mod inbox;
 pub mod ops;
@@ -579,6 +580,7 @@ pub fn router(state: WebState, loopback_only: bool) -> Router {
         .merge(discuss::routes())
         .merge(feed::routes())
         .merge(inbox::routes())
+        .merge(files::routes())
         .merge(api::routes());
     let routes = routes
         .layer(axum::middleware::from_fn_with_state(

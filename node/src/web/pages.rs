@@ -812,6 +812,7 @@ async fn item(
 ) -> Response {
     let me = super::auth::current();
     let accounts = state.accounts.clone();
+    let fetching = state.net.is_some();
     render(&state, move |lib, site_info| {
         let watching = super::inbox::watching_of(accounts.as_deref(), me.as_ref());
         let id = item_id(lib, &id)?;
@@ -900,6 +901,7 @@ async fn item(
                 h2 { "Document" }
                 div.prose { (PreEscaped(markdown::render(&c.body, 2))) }
             }
+            (super::files::files_panel(lib, &view, me.as_ref(), fetching))
             @if let Some(qi) = &c.qi {
                 section aria-labelledby="qi-heading" {
                     h2 #qi-heading { "Quality improvement" }
