@@ -29,7 +29,7 @@ pub fn import(home: &Home, paths: &[PathBuf]) -> anyhow::Result<Vec<Attachment>>
     let blobs = BlobStore::open(&home.blob_dir())?;
     paths
         .iter()
-        .map(|p| attachment_from_file(&blobs, p).map_err(|e| usage(e.to_string())))
+        .map(|p| attachment_from_file(&blobs, p).map_err(anyhow::Error::from))
         .collect()
 }
 
@@ -52,13 +52,13 @@ pub fn read_word(
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let converted = docx::convert(&bytes).map_err(|e| usage(format!("{}: {e}", file.display())))?;
     if let Some((location, m)) = find_identifier(&converted.parts, allowed) {
-        return Err(usage(format!(
+        anyhow::bail!(
             "{}: {location} holds what looks like {} ({:?}); patient identifiers never enter the library. Remove it in Word, or, if this is a reviewed false positive, pass --allow-identifier {:?}",
             file.display(),
             m.kind.with_article(),
             m.text,
             m.text
-        )));
+        );
     }
     let front = match meta {
         Some(path) => std::fs::read_to_string(path)

@@ -1625,3 +1625,101 @@ fn a_pack_is_written_and_verified_with_no_node() {
     let err = f.fails(&["pack"], 1);
     assert!(err.contains("--out"), "{err}");
 }
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../node/tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn a_word_policy_is_published_with_its_front_matter_and_files() {
+    let f = Fixture::new();
+    let meta = f.write(
+        "front.yaml",
+        "kind: policy\nsummary: How in-possession medication is assessed.\n\
+         pathways: [pharmacy-medicines]\nsettings: [local-remand]\nnation: england\n\
+         review_due: 2029-01-01\nstatus: published\n",
+    );
+    let docx = fixture("policy.docx");
+    let pdf = fixture("flowchart.pdf");
+    let out = f.json(&[
+        "publish",
+        path_str(&docx),
+        "--meta",
+        path_str(&meta),
+        "--attach",
+        path_str(&pdf),
+    ]);
+    let id = str_of(&out["id"]).to_string();
+    let item = f.json(&["show", &id]);
+    // The title is the document's first heading; the body starts after it.
+    assert_eq!(str_of(&item["title"]), "In-possession medication policy");
+    let body = str_of(&item["body"]);
+    assert!(
+        body.starts_with("This policy sets out how **in-possession**"),
+        "{body}"
+    );
+    assert!(body.contains("| Level | Meaning | Supply |"), "{body}");
+    let names: Vec<&str> = item["attachments"]
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .map(|a| str_of(&a["name"]))
+        .collect();
+    assert_eq!(names, ["flowchart.pdf", "policy.docx"]);
+    let text = f.ok(&["show", &id]);
+    assert!(text.contains("flowchart.pdf (PDF, 1 KB)"), "{text}");
+    // Found by words only the flowchart holds.
+    let found = f.json(&["search", "naloxone"]);
+    assert_eq!(items(&found["results"]).len(), 1, "{found}");
+
+    // Taking a file off makes a version without it.
+    let source = f.write("policy.md", &f.ok(&["show", &id, "--source"]));
+    f.ok(&[
+        "revise",
+        &id,
+        path_str(&source),
+        "--detach",
+        "flowchart.pdf",
+    ]);
+    let item = f.json(&["show", &id]);
+    assert_eq!(item["attachments"].as_array().map(Vec::len), Some(1));
+    let err = f.fails(
+        &[
+            "revise",
+            &id,
+            path_str(&source),
+            "--detach",
+            "flowchart.pdf",
+        ],
+        2,
+    );
+    assert!(err.contains("no file named \"flowchart.pdf\""), "{err}");
+}
+
+#[test]
+fn a_word_document_holding_an_nhs_number_is_refused_at_its_cell() {
+    let f = Fixture::new();
+    let meta = f.write(
+        "front.yaml",
+        "kind: other\nsummary: Missed doses audit.\npathways: [governance]\n\
+         settings: [local-remand]\nnation: england\nreview_due: 2029-01-01\n",
+    );
+    let docx = fixture("identifier-in-table.docx");
+    let err = f.fails(&["publish", path_str(&docx), "--meta", path_str(&meta)], 2);
+    assert!(err.contains("table 1, row 3, column 2"), "{err}");
+    assert!(err.contains("NHS number"), "{err}");
+    assert!(f.list(&[]).is_empty());
+    // Without --meta and with no terminal to ask on, it says what to give.
+    let err = f.fails(&["publish", path_str(&fixture("policy.docx"))], 1);
+    assert!(err.contains("--meta FILE"), "{err}");
+    // --meta is for Word documents only.
+    let md = f.write("x.md", &draft("X", "policy", "2029-01-01", "Body."));
+    let err = f.fails(&["publish", path_str(&md), "--meta", path_str(&meta)], 1);
+    assert!(err.contains("--meta is for a Word document"), "{err}");
+    // A file of a kind that cannot be attached is named.
+    let exe = f.write("tool.exe", "MZ");
+    let err = f.fails(&["publish", path_str(&md), "--attach", path_str(&exe)], 2);
+    assert!(err.contains("cannot be attached"), "{err}");
+}
