@@ -13,4 +13,5 @@ pub mod cluster;
 pub mod fuzz;
 pub mod library_site;
 pub mod scenario;
+pub mod shaper;
 pub mod sim;
