@@ -1253,6 +1253,15 @@ async fn establishments(State(state): State<WebState>) -> Response {
     .await
 }
 
+/// A number of seconds as people say it.
+fn duration_text(secs: u64) -> String {
+    match secs {
+        0..=89 => format!("{secs} seconds"),
+        90..=5399 => format!("{} minutes", (secs + 30) / 60),
+        _ => format!("{:.1} hours", secs as f64 / 3600.0),
+    }
+}
+
 async fn network(State(state): State<WebState>, LocalClient(local): LocalClient) -> Response {
     let net = state.net.as_ref().map(crate::net::NetHandle::status);
     render(&state, move |lib, site_info| {
@@ -1312,6 +1321,32 @@ async fn network(State(state): State<WebState>, LocalClient(local): LocalClient)
                             ". Received but not stored (no effect, or past a limit): " (n.refused_received)
                             ". Connections refused (not admitted): " (n.refused_connections) "." }
                     }
+                }
+            }
+            @if let Some(n) = &s.network_state {
+                section aria-labelledby="files-heading" {
+                    h2 #files-heading { "Files" }
+                    @if n.transfers.is_empty() {
+                        p { "No file is being fetched." }
+                    } @else {
+                        table.table {
+                            caption.visually-hidden { "Files being fetched" }
+                            thead { tr { th scope="col" { "File" } th scope="col" { "Here" } th scope="col" { "Rate" } th scope="col" { "Time left" } } }
+                            tbody {
+                                @for t in &n.transfers {
+                                    tr {
+                                        th scope="row" { (t.name) @if t.demanded { " (asked for)" } }
+                                        td { (super::files::size_text(t.have)) " of " (super::files::size_text(t.size)) }
+                                        td { (super::files::size_text(t.rate as u64)) "/s" }
+                                        td { @match t.eta_secs { Some(s) => (duration_text(s)), None => "not known yet" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p { "Fetched whole since the node started: " (n.blobs_fetched)
+                        ". Pieces from peers that did not verify: " (n.blob_pieces_refused)
+                        ". Files refused when whole: " (n.blobs_refused) "." }
                 }
             }
             section aria-labelledby="book-heading" {
