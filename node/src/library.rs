@@ -620,6 +620,7 @@ impl Library {
             Tree::Catalog,
             Tree::Judgements,
             Tree::Dirty,
+            Tree::Urgent,
         ] {
             self.store.clear(tree)?;
         }

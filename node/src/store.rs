@@ -55,11 +55,15 @@ pub enum Tree {
     /// `file hash ‖ item id` for every file an item version carries
     /// (derived; value empty): which items a file that arrives belongs to.
     BlobRefs,
+    /// Ids of urgent envelopes held (value empty): withdrawals,
+    /// supersessions, revocations, questions needing an answer within 48
+    /// hours, sent first to a peer that lacks them.
+    Urgent,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 15] = [
+    pub const ALL: [Tree; 16] = [
         Tree::Envelopes,
         Tree::Certificates,
         Tree::ChangeFacts,
@@ -75,6 +79,7 @@ impl Tree {
         Tree::HeldBack,
         Tree::Records,
         Tree::BlobRefs,
+        Tree::Urgent,
     ];
 
     fn name(self) -> &'static str {
@@ -94,6 +99,7 @@ impl Tree {
             Tree::HeldBack => "held_back",
             Tree::Records => "records",
             Tree::BlobRefs => "blob-refs",
+            Tree::Urgent => "urgent",
         }
     }
 }

@@ -490,6 +490,26 @@ impl Verified {
     pub fn body(&self) -> &Body {
         &self.0.body
     }
+
+    /// Whether a site cut off for a while needs this before anything else:
+    /// a withdrawal or supersession (a change its author's node labelled
+    /// so), a revocation, or a question that needs an answer within 48
+    /// hours. A label is only a hint for the order of delivery; what an
+    /// envelope does is decided as for any other.
+    pub fn is_urgent(&self) -> bool {
+        match self.body() {
+            Body::Certificate(c) => matches!(c, Certificate::Revoke(_)),
+            Body::Change(c) => c
+                .change
+                .message()
+                .is_some_and(|m| matches!(m, "withdraw" | "supersede" | "supersedes")),
+            Body::Post(p) => matches!(
+                &p.action,
+                crate::post::Action::Ask(q) if q.urgency == crate::post::Urgency::Within48Hours
+            ),
+            Body::Record(_) | Body::Unread { .. } => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use crate::id::EnvelopeId;
 pub const MAX_SYNC_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Most envelope ids asked for in one fetch.
 pub const MAX_FETCH_IDS: usize = 1_024;
+/// Most ids one [`SyncRequest::Urgent`] asks about (512 KiB of ids).
+pub const MAX_URGENT_IDS: usize = 16_384;
 /// Most envelopes in one push or fetch response.
 pub const MAX_ENVELOPES_PER_MESSAGE: usize = 1_024;
 /// Target size of one push or fetch response; more goes in the next one.
@@ -37,6 +39,9 @@ pub enum SyncRequest {
     Push(Vec<Vec<u8>>),
     /// What time is it by your clock?
     Clock,
+    /// Which of these envelopes (ones the asker lacks) are urgent?
+    /// (Version 4.)
+    Urgent(Vec<EnvelopeId>),
 }
 
 /// The answer to a [`SyncRequest`].
@@ -59,6 +64,8 @@ pub enum SyncResponse {
         /// Its time.
         now_ms: u64,
     },
+    /// The urgent ones among the envelopes asked about, in the order asked.
+    Urgent(Vec<EnvelopeId>),
 }
 
 fn write_envelopes(w: &mut Writer, envs: &[Vec<u8>]) {
@@ -93,6 +100,11 @@ impl SyncRequest {
             SyncRequest::Clock => {
                 w.u8(4);
             }
+            SyncRequest::Urgent(ids) => {
+                w.u8(5).seq(ids, |w, id| {
+                    w.fixed(id.as_bytes());
+                });
+            }
         }
         w.into_bytes()
     }
@@ -112,6 +124,7 @@ impl SyncRequest {
             2 => SyncRequest::Fetch(r.seq("ids", MAX_FETCH_IDS, |r| Ok(EnvelopeId(r.fixed()?)))?),
             3 => SyncRequest::Push(read_envelopes(&mut r)?),
             4 => SyncRequest::Clock,
+            5 => SyncRequest::Urgent(r.seq("ids", MAX_URGENT_IDS, |r| Ok(EnvelopeId(r.fixed()?)))?),
             t => {
                 return Err(DecodeError::UnknownTag {
                     field: "sync request",
@@ -148,6 +161,11 @@ impl SyncResponse {
             SyncResponse::Clock { now_ms } => {
                 w.u8(5).u64(*now_ms);
             }
+            SyncResponse::Urgent(ids) => {
+                w.u8(6).seq(ids, |w, id| {
+                    w.fixed(id.as_bytes());
+                });
+            }
         }
         w.into_bytes()
     }
@@ -179,6 +197,9 @@ impl SyncResponse {
             3 => SyncResponse::Ack { stored: r.u32()? },
             4 => SyncResponse::Refused(r.str("reason", MAX_REASON_BYTES)?.to_string()),
             5 => SyncResponse::Clock { now_ms: r.u64()? },
+            6 => {
+                SyncResponse::Urgent(r.seq("ids", MAX_URGENT_IDS, |r| Ok(EnvelopeId(r.fixed()?)))?)
+            }
             t => {
                 return Err(DecodeError::UnknownTag {
                     field: "sync response",
@@ -203,6 +224,7 @@ mod tests {
             SyncRequest::Fetch(vec![EnvelopeId([7; 32])]),
             SyncRequest::Push(vec![vec![9; 10], vec![]]),
             SyncRequest::Clock,
+            SyncRequest::Urgent(vec![EnvelopeId([8; 32]), EnvelopeId([6; 32])]),
         ];
         for r in reqs {
             assert_eq!(SyncRequest::decode(&r.encode()), Ok(r));
@@ -216,6 +238,7 @@ mod tests {
             SyncResponse::Clock {
                 now_ms: 1_764_000_000_000,
             },
+            SyncResponse::Urgent(vec![EnvelopeId([6; 32])]),
         ];
         for r in resps {
             assert_eq!(SyncResponse::decode(&r.encode()), Ok(r));

@@ -274,6 +274,61 @@ pub fn revocation_while_a_third_is_offline(mut config: SimConfig, nodes: usize) 
     })
 }
 
+/// A site comes back from two weeks offline, on a poor line (small
+/// batches), to a backlog of 400 items and one revocation made while it
+/// was away: the revocation reaches it in the first envelopes it takes in,
+/// before most of the backlog, whichever side runs the session (the
+/// fetching side asks which envelopes are urgent; the sending side sends
+/// them first).
+pub fn urgent_first_after_weeks_offline(mut config: SimConfig, nodes: usize) -> Checked {
+    config.sync.batch_bytes = 16 * 1024;
+    // Two weeks of reconciling every minute is millions of sessions of
+    // nothing; a quiet network reconciles less often, to the same effect.
+    config.sync.reconcile_every_ms = 6 * HOUR_MS;
+    config.sync.redial_max_ms = HOUR_MS;
+    let mut sim = Sim::new(config);
+    grow(&mut sim, nodes, 2_000);
+    converge(&mut sim, 12 * HOUR_MS)?;
+    let away = nodes - 1;
+    sim.go_offline(away);
+    let backlog: Vec<_> = (0..400).map(|k| sim.publish(1 + k % (nodes - 2))).collect();
+    sim.run_for(60_000);
+    let revocation = sim.revoke_member(nodes - 2);
+    sim.run_for(14 * DAY_MS);
+    sim.come_back(away);
+    let started = sim.now_ms;
+    while sim.ids(away).binary_search(&revocation).is_err() {
+        if sim.now_ms - started > HOUR_MS {
+            return Err(fail(&sim, "the revocation never reached the site".into()));
+        }
+        sim.run_for(10);
+    }
+    let arrived_ms = sim.now_ms - started;
+    let held = sim.ids(away);
+    let before = backlog
+        .iter()
+        .filter(|id| held.binary_search(id).is_ok())
+        .count();
+    if before * 5 > backlog.len() {
+        return Err(fail(
+            &sim,
+            format!(
+                "the revocation arrived after {before} of the {} backlog items",
+                backlog.len()
+            ),
+        ));
+    }
+    let took = converge(&mut sim, 12 * HOUR_MS)?;
+    Ok(Outcome {
+        name: "urgent first after weeks offline",
+        figures: format!(
+            "the revocation arrived {arrived_ms} ms after the site came back, with {before} of {} backlog items before it; {}",
+            backlog.len(),
+            sim.figures(Some(took))
+        ),
+    })
+}
+
 /// A node holding every certificate of the network, but whose key nobody
 /// delegated, dials ten sites and, on probation, pushes each of them 240
 /// certificates of junk signed by its own key (revocations of itself and

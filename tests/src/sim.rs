@@ -659,7 +659,7 @@ impl Sim {
                 match &message {
                     SyncRequest::Reconcile(_) => self.stats.reconcile_bytes += len,
                     SyncRequest::Push(e) => self.stats.envelopes_synced += e.len() as u64,
-                    SyncRequest::Fetch(_) | SyncRequest::Clock => {}
+                    SyncRequest::Fetch(_) | SyncRequest::Clock | SyncRequest::Urgent(_) => {}
                 }
                 self.outstanding.insert((i, request), (j, epoch));
                 let timeout = now + self.config.request_timeout_ms;

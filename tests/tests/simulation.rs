@@ -67,3 +67,11 @@ fn a_rogue_with_the_networks_certificates_obtains_nothing() {
 fn an_admitted_peer_that_floods_is_cut_off() {
     report(scenario::admitted_peer_floods(config(15), nodes()));
 }
+
+#[test]
+fn a_site_back_from_weeks_offline_takes_in_the_revocation_before_the_backlog() {
+    report(scenario::urgent_first_after_weeks_offline(
+        config(18),
+        nodes().min(20),
+    ));
+}

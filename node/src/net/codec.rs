@@ -22,14 +22,22 @@ use libp2p::request_response;
 
 use crate::metrics::SyncBytes;
 
-/// The current sync protocol: every envelope kind, and the clock.
+/// The current sync protocol: every envelope kind, the clock, and asking
+/// which envelopes are urgent.
+pub const SYNC_PROTOCOL_V4: &str = "/gatehouse/sync/4";
+/// The third sync protocol: every envelope kind, and the clock.
 pub const SYNC_PROTOCOL_V3: &str = "/gatehouse/sync/3";
 /// The second sync protocol: every envelope kind.
 pub const SYNC_PROTOCOL_V2: &str = "/gatehouse/sync/2";
 /// The first sync protocol: changes and certificates only.
 pub const SYNC_PROTOCOL_V1: &str = "/gatehouse/sync/1";
 /// The sync protocols this node speaks, newest first.
-pub const SYNC_PROTOCOLS: [&str; 3] = [SYNC_PROTOCOL_V3, SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V1];
+pub const SYNC_PROTOCOLS: [&str; 4] = [
+    SYNC_PROTOCOL_V4,
+    SYNC_PROTOCOL_V3,
+    SYNC_PROTOCOL_V2,
+    SYNC_PROTOCOL_V1,
+];
 
 /// Leaves out, for a version-1 peer, envelopes of kinds it cannot read.
 fn for_version(protocol: &StreamProtocol, envelopes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
@@ -116,10 +124,18 @@ impl request_response::Codec for SyncCodec {
     {
         let req = match req {
             SyncRequest::Push(envs) => SyncRequest::Push(for_version(protocol, envs)),
-            SyncRequest::Clock if protocol.as_ref() != SYNC_PROTOCOL_V3 => {
+            SyncRequest::Clock
+                if ![SYNC_PROTOCOL_V4, SYNC_PROTOCOL_V3].contains(&protocol.as_ref()) =>
+            {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
                     "the peer's sync protocol has no clock exchange",
+                ));
+            }
+            SyncRequest::Urgent(_) if protocol.as_ref() != SYNC_PROTOCOL_V4 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the peer's sync protocol cannot say which envelopes are urgent",
                 ));
             }
             other => other,

@@ -438,6 +438,10 @@ impl EnvelopeSet for LibrarySet<'_> {
         self.me
     }
 
+    fn urgent_among(&self, ids: &[EnvelopeId]) -> Vec<EnvelopeId> {
+        self.lib.replica().urgent_among(ids)
+    }
+
     fn admit(&mut self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Ingested> {
         let chain = admitting(self.lib.replica(), peer, offered)?;
         let started = std::time::Instant::now();

@@ -513,6 +513,27 @@ impl Replica {
     /// its place in its item's change list and its item's dirty mark.
     pub(crate) fn derived_rows(env: &Verified) -> Vec<Write> {
         let id = env.id();
+        let mut rows = Self::kind_rows(env);
+        if env.is_urgent() {
+            rows.push((Tree::Urgent, id.as_bytes().to_vec(), Some(Vec::new())));
+        }
+        rows
+    }
+
+    /// Those of `ids` held here that are urgent, in order.
+    pub fn urgent_among(&self, ids: &[EnvelopeId]) -> Vec<EnvelopeId> {
+        ids.iter()
+            .filter(|id| {
+                self.store
+                    .get(Tree::Urgent, id.as_bytes())
+                    .is_ok_and(|v| v.is_some())
+            })
+            .copied()
+            .collect()
+    }
+
+    fn kind_rows(env: &Verified) -> Vec<Write> {
+        let id = env.id();
         match env.body() {
             Body::Unread { .. } => vec![(
                 Tree::Unread,

@@ -9,7 +9,8 @@ use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::reconcile::{Message as ReconcileMessage, Reconciler};
 use gatehouse_protocol::sync::{
-    MAX_ENVELOPES_PER_MESSAGE, MAX_FETCH_IDS, SyncRequest, SyncResponse, TARGET_BATCH_BYTES,
+    MAX_ENVELOPES_PER_MESSAGE, MAX_FETCH_IDS, MAX_URGENT_IDS, SyncRequest, SyncResponse,
+    TARGET_BATCH_BYTES,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,9 @@ pub const MAX_BANNED: usize = 1_024;
 pub const SESSION_RETRY_MS: u64 = 10_000;
 /// Most envelopes of one sync batch passed on by gossip.
 pub const MAX_PASSED_ON: usize = 64;
+/// Past this many envelopes to fetch, a session first asks the peer which
+/// are urgent (a smaller catch-up arrives in one or two batches anyway).
+pub const URGENT_ASK_OVER: usize = 32;
 /// Most requests in flight to all peers together.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 4_096;
 
@@ -683,6 +687,36 @@ impl SyncCore {
                 }
             }
             SyncRequest::Clock => SyncResponse::Clock { now_ms },
+            SyncRequest::Urgent(ids) => SyncResponse::Urgent(set.urgent_among(&ids)),
+        }
+    }
+
+    /// The difference with `peer` is known: what it lacks is sent urgent
+    /// first, and, when there is more to fetch than one request holds, the
+    /// peer is asked which of it is urgent, to fetch that first.
+    fn reconciled(&mut self, peer: PublicKey, set: &dyn EnvelopeSet) {
+        let Some(s) = self.session(&peer) else {
+            return;
+        };
+        s.reconciled = true;
+        let push: Vec<EnvelopeId> = s.push.iter().copied().collect();
+        let ask: Vec<EnvelopeId> = if s.fetch.len() > URGENT_ASK_OVER {
+            s.fetch.iter().take(MAX_URGENT_IDS).copied().collect()
+        } else {
+            Vec::new()
+        };
+        let urgent = set.urgent_among(&push);
+        if let Some(s) = self.session(&peer) {
+            s.put_first(&urgent, false);
+            if !ask.is_empty() {
+                s.classifying = true;
+            }
+        }
+        if !ask.is_empty()
+            && !self.send(peer, SyncRequest::Urgent(ask), Purpose::Urgent)
+            && let Some(s) = self.session(&peer)
+        {
+            s.classifying = false;
         }
     }
 
@@ -856,11 +890,7 @@ impl SyncCore {
                     Some(m) => {
                         self.send(peer, SyncRequest::Reconcile(m.encode()), Purpose::Reconcile);
                     }
-                    None => {
-                        if let Some(s) = self.session(&peer) {
-                            s.reconciled = true;
-                        }
-                    }
+                    None => self.reconciled(peer, set),
                 }
             }
             (Purpose::Fetch(asked), SyncResponse::Envelopes(envelopes)) => {
@@ -882,6 +912,12 @@ impl SyncCore {
             }
             (Purpose::Push(n), SyncResponse::Ack { .. }) => {
                 self.stats(&peer).envelopes_sent += n as u64;
+            }
+            (Purpose::Urgent, SyncResponse::Urgent(urgent)) => {
+                if let Some(s) = self.session(&peer) {
+                    s.classifying = false;
+                    s.put_first(&urgent, true);
+                }
             }
             _ => {
                 tracing::warn!(%peer, "unexpected sync response");
@@ -919,6 +955,15 @@ impl SyncCore {
                 }
             }
             Purpose::Proof => self.proved(peer, now_ms, set),
+            // A peer of an earlier version cannot say which are urgent:
+            // everything is fetched in the order reconciliation found it.
+            Purpose::Urgent => {
+                if let Some(s) = self.session(&peer) {
+                    s.in_flight = s.in_flight.saturating_sub(1);
+                    s.classifying = false;
+                }
+                self.pump(peer, now_ms, set);
+            }
             _ => self.session_failed(peer, now_ms),
         }
     }
@@ -930,7 +975,7 @@ impl SyncCore {
             let Some(s) = self.session(&peer) else {
                 return;
             };
-            if !s.reconciled || s.in_flight >= WINDOW {
+            if !s.reconciled || s.classifying || s.in_flight >= WINDOW {
                 break;
             }
             if !s.fetch.is_empty() {

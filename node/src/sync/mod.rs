@@ -81,6 +81,12 @@ pub trait EnvelopeSet {
     /// effect, the only ones a peer on probation may have stored, each
     /// opened once. Otherwise `None`, and nothing is stored.
     fn admit(&mut self, peer: &PublicKey, offered: &[Vec<u8>]) -> Option<Ingested>;
+    /// Those of `ids` held here that are urgent
+    /// ([`gatehouse_protocol::envelope::Verified::is_urgent`]), in order.
+    fn urgent_among(&self, ids: &[EnvelopeId]) -> Vec<EnvelopeId> {
+        let _ = ids;
+        Vec::new()
+    }
 }
 
 /// What became of envelopes offered to an [`EnvelopeSet`].

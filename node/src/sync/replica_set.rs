@@ -231,6 +231,10 @@ impl EnvelopeSet for BareReplica {
         let fresh = store_opened(&mut self.replica, chain, &mut out);
         Some(self.settled(out, &fresh))
     }
+
+    fn urgent_among(&self, ids: &[EnvelopeId]) -> Vec<EnvelopeId> {
+        self.replica.urgent_among(ids)
+    }
 }
 
 impl BareReplica {

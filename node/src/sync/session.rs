@@ -18,6 +18,8 @@ pub(crate) enum Purpose {
     Reconcile,
     /// Fetching these envelopes.
     Fetch(Vec<EnvelopeId>),
+    /// Asking which envelopes to fetch are urgent.
+    Urgent,
     /// Pushing this many envelopes.
     Push(usize),
     /// Asking the peer's clock, at this node's time.
@@ -48,6 +50,9 @@ pub(crate) struct Session {
     pub in_flight: usize,
     /// Another session was asked for while this one ran.
     pub again: bool,
+    /// The peer is being asked which of the envelopes to fetch are
+    /// urgent; fetching waits for the answer.
+    pub classifying: bool,
 }
 
 impl Session {
@@ -66,6 +71,24 @@ impl Session {
     pub fn next_fetch(&mut self, max: usize) -> Vec<EnvelopeId> {
         let n = self.fetch.len().min(max);
         self.fetch.drain(..n).collect()
+    }
+
+    /// Moves `urgent` (some of the envelopes to fetch or push) to the
+    /// front of their queue, in the order given.
+    pub fn put_first(&mut self, urgent: &[EnvelopeId], fetch: bool) {
+        if urgent.is_empty() {
+            return;
+        }
+        let first: std::collections::HashSet<&EnvelopeId> = urgent.iter().collect();
+        let queue = if fetch {
+            &mut self.fetch
+        } else {
+            &mut self.push
+        };
+        let (mut front, back): (VecDeque<EnvelopeId>, VecDeque<EnvelopeId>) =
+            queue.drain(..).partition(|id| first.contains(id));
+        front.extend(back);
+        *queue = front;
     }
 
     /// Puts back ids a fetch response had no room for, to ask again first.
