@@ -172,18 +172,36 @@ pub enum KeyCommand {
 /// `gatehouse bundle ...`
 #[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum BundleCommand {
-    /// Write envelopes to a file, for a site without a connection
+    /// Write envelopes (and files) to a bundle, for a site without a connection
     Export {
         /// The file to write
         file: PathBuf,
         /// Only envelopes made on or after this date (certificates are always included)
         #[arg(long, value_name = "DATE", value_parser = parse_date)]
         since: Option<Date>,
+        /// Only what this site lacks, from the receipt it sent last (its
+        /// name or id); carries files too
+        #[arg(long = "for", value_name = "SITE")]
+        for_site: Option<String>,
+        /// Carry the files items carry, not only envelopes
+        #[arg(long)]
+        files: bool,
+        /// Split into parts of at most this size (e.g. 25M for an email,
+        /// 4G for a stick), each imported on its own, in order
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
     },
-    /// Verify and store the envelopes in a bundle file
+    /// Verify and store the envelopes and files in a bundle, or keep a site's receipt
     Import {
-        /// The bundle file
+        /// The bundle (or receipt) file
         file: PathBuf,
+    },
+    /// Write what this node holds, for a site that sends it bundles: they
+    /// import it and `bundle export --for` this site writes only what it lacks
+    Receipt {
+        /// The file to write
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -252,7 +270,9 @@ impl TrustOp {
                 }
             }
             TrustOp::Bundle(
-                BundleCommand::Export { file, .. } | BundleCommand::Import { file },
+                BundleCommand::Export { file, .. }
+                | BundleCommand::Import { file }
+                | BundleCommand::Receipt { out: file },
             ) => {
                 *file = absolute(file)?;
             }
@@ -357,13 +377,24 @@ pub enum TrustOutcome {
         retired: PathBuf,
     },
     /// `bundle export`.
-    Exported {
+    Exported(bundle::ExportReport),
+    /// `bundle receipt`.
+    ReceiptWritten {
         /// The file.
         file: PathBuf,
-        /// Envelopes written.
+        /// Envelopes it lists.
         envelopes: usize,
         /// Bytes written.
         bytes: usize,
+    },
+    /// `bundle import` of a receipt.
+    ReceiptKept {
+        /// The site it is from.
+        site: String,
+        /// When it was made.
+        created_ms: u64,
+        /// Envelopes it lists.
+        envelopes: usize,
     },
     /// `bundle import`.
     Imported {
@@ -498,7 +529,7 @@ pub fn operate(ctx: &mut Ctx<'_>, op: TrustOp) -> anyhow::Result<TrustOutcome> {
         TrustOp::Trust(cmd) => trust(home, lib, cmd)?,
         TrustOp::Member(cmd) => member(home, lib, cmd)?,
         TrustOp::RotateKey { which } => rotate(home, lib, which)?,
-        TrustOp::Bundle(cmd) => bundle(lib, cmd)?,
+        TrustOp::Bundle(cmd) => bundle(home, lib, cmd)?,
     })
 }
 
@@ -763,25 +794,124 @@ fn rotate(home: &Home, lib: &mut Library, which: String) -> anyhow::Result<Trust
     })
 }
 
-fn bundle(lib: &mut Library, cmd: BundleCommand) -> anyhow::Result<TrustOutcome> {
+/// Whether a file is a receipt rather than a bundle.
+fn is_receipt(file: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == gatehouse_node::replica::receipt::RECEIPT_MAGIC
+}
+
+/// A progress bar on the terminal (hidden when stderr is not one, as
+/// under the node's service).
+fn bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        None,
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta} left",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// A size such as 25M, 4G, 512K or a number of bytes.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: write 25M, 4G, 512K"))?;
+    let scale: u64 = match t[digits.len()..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?}; write 25M, 4G, 512K"
+            ));
+        }
+    };
+    let bytes = n.saturating_mul(scale);
+    if bytes < bundle::MIN_PART_BYTES {
+        return Err(format!(
+            "{s:?} is too small: a part holds at least {} MiB",
+            bundle::MIN_PART_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
+fn bundle(home: &Home, lib: &mut Library, cmd: BundleCommand) -> anyhow::Result<TrustOutcome> {
     Ok(match cmd {
-        BundleCommand::Export { file, since } => {
+        BundleCommand::Export {
+            file,
+            since,
+            for_site,
+            files,
+            max_size,
+        } => {
             let since_ms = since.map(|d| {
                 d.to_zoned(gatehouse_protocol::jiff::tz::TimeZone::UTC)
                     .map(|z| z.timestamp().as_millisecond().max(0) as u64)
                     .unwrap_or(0)
             });
-            let envelopes = bundle::select(lib, since_ms)?;
-            let bytes = bundle::write(&lib.config().network, &envelopes);
-            write_file(&file, &bytes)?;
-            TrustOutcome::Exported {
-                file,
-                envelopes: envelopes.len(),
+            let for_site = match &for_site {
+                Some(text) => Some(resolve_establishment(&lib.read_view(), text)?),
+                None => None,
+            };
+            let opts = bundle::ExportOptions {
+                since_ms,
+                files: files || for_site.is_some(),
+                for_site,
+                max_part_bytes: max_size,
+            };
+            let progress = bar("Writing");
+            let report = bundle::export_to(lib, &file, &opts, &mut |done, total| {
+                progress.set_length(total);
+                progress.set_position(done);
+            })
+            .map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
+            progress.finish_and_clear();
+            TrustOutcome::Exported(report)
+        }
+        BundleCommand::Receipt { out } => {
+            let key = need_key(home, "node", "node")?;
+            let bytes = lib.receipt(&key)?;
+            write_file(&out, &bytes)?;
+            let envelopes = lib.status()?.envelopes;
+            TrustOutcome::ReceiptWritten {
+                file: out,
+                envelopes,
                 bytes: bytes.len(),
             }
         }
+        BundleCommand::Import { file } if is_receipt(&file) => {
+            let bytes = bundle::read_file(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let receipt = lib
+                .take_receipt(&bytes)
+                .with_context(|| format!("{}", file.display()))?;
+            TrustOutcome::ReceiptKept {
+                site: lib.read_view().establishment_name(&receipt.establishment),
+                created_ms: receipt.created_ms,
+                envelopes: receipt.envelopes.len(),
+            }
+        }
         BundleCommand::Import { file } => {
-            let report = bundle::import_file(lib, &file).map_err(|e| match e {
+            let progress = bar("Reading");
+            let report = bundle::import_file_with(lib, &file, &mut |done, total| {
+                progress.set_length(total);
+                progress.set_position(done);
+            });
+            progress.finish_and_clear();
+            let report = report.map_err(|e| match e {
                 bundle::BundleError::Io(e) => {
                     anyhow::Error::new(e).context(format!("cannot read {}", file.display()))
                 }
@@ -989,7 +1119,55 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
                 retired.display()
             )?;
         }
-        TrustOutcome::Exported {
+        TrustOutcome::Exported(r) => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({
+                        "file": r.parts.first(),
+                        "parts": r.parts,
+                        "envelopes": r.envelopes,
+                        "files": r.files,
+                        "bytes": r.bytes,
+                        "receipt_ms": r.receipt_ms,
+                    }),
+                );
+            }
+            let files = if r.files > 0 {
+                format!(" and {} files", r.files)
+            } else {
+                String::new()
+            };
+            match r.parts.as_slice() {
+                [one] => writeln!(
+                    out,
+                    "{} envelopes{files} ({} bytes) written to {}",
+                    r.envelopes,
+                    r.bytes,
+                    one.display()
+                )?,
+                parts => {
+                    writeln!(
+                        out,
+                        "{} envelopes{files} ({} bytes) written in {} parts; import them in this order:",
+                        r.envelopes,
+                        r.bytes,
+                        parts.len()
+                    )?;
+                    for p in parts {
+                        writeln!(out, "  {}", p.display())?;
+                    }
+                }
+            }
+            if let Some(ms) = r.receipt_ms {
+                writeln!(
+                    out,
+                    "only what the site lacked by its receipt of {}",
+                    gatehouse_node::query::format_ms(ms)
+                )?;
+            }
+        }
+        TrustOutcome::ReceiptWritten {
             file,
             envelopes,
             bytes,
@@ -1002,8 +1180,25 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
             }
             writeln!(
                 out,
-                "{envelopes} envelopes ({bytes} bytes) written to {}",
+                "receipt of {envelopes} envelopes ({bytes} bytes) written to {}; send it to the site that writes you bundles",
                 file.display()
+            )?;
+        }
+        TrustOutcome::ReceiptKept {
+            site,
+            created_ms,
+            envelopes,
+        } => {
+            if json {
+                return print_json(
+                    out,
+                    &serde_json::json!({ "site": site, "created_ms": created_ms, "envelopes": envelopes }),
+                );
+            }
+            writeln!(
+                out,
+                "kept the receipt of {site} ({envelopes} envelopes, made {}): `gatehouse bundle export FILE --for \"{site}\"` writes what it lacks",
+                gatehouse_node::query::format_ms(*created_ms)
             )?;
         }
         TrustOutcome::Imported { file, report } => {
@@ -1019,6 +1214,12 @@ pub fn render(outcome: &TrustOutcome, out: &mut dyn Write, json: bool) -> anyhow
                     report.duplicate
                 )?;
                 write_arrivals(out, &report.arrived)?;
+                if report.files > 0 {
+                    writeln!(out, "  {} files whole and checked", report.files)?;
+                }
+                for (reason, n) in &report.files_refused {
+                    writeln!(out, "  files not kept {n}: {reason}")?;
+                }
                 for (reason, n) in &report.pending {
                     writeln!(out, "  pending  {n}: {reason}")?;
                 }

@@ -1612,3 +1612,91 @@ fn a_second_person_approves_with_their_own_key_where_the_site_needs_two() {
     );
     assert_eq!(at_a["lifecycle"]["rules"]["two_person_approval"], true);
 }
+
+#[test]
+fn a_bundle_cut_to_a_sites_receipt_carries_only_what_it_lacks_with_files_in_parts() {
+    let net = Net::new();
+    // B's certificates reach A first (the receipt is signed by B's node).
+    let certs = net.file("b-certs.bundle");
+    carry(&net.b, &net.a, &certs);
+    // B sends what it holds; A keeps it.
+    let receipt = net.file("b.receipt");
+    net.b
+        .ok(&["bundle", "receipt", "--out", path_str(&receipt)]);
+    let kept = net.a.json(&["bundle", "import", path_str(&receipt)]);
+    assert_eq!(str_of(&kept["site"]), BRAVO, "{kept}");
+
+    // A publishes an item with a 3 MB scan while B is cut off.
+    let scan = net.file("observations-chart.png");
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8));
+    std::fs::write(&scan, &png).expect("write");
+    let item = net.item("obs.md", NALOXONE, "Observations chart");
+    let id = str_of(
+        &net.a
+            .json(&["publish", path_str(&item), "--attach", path_str(&scan)])["id"],
+    )
+    .to_string();
+
+    // Cut to B's receipt, in parts of at most 2 MiB.
+    let out = net.file("for-bravo.bundle");
+    let written = net.a.json(&[
+        "bundle",
+        "export",
+        path_str(&out),
+        "--for",
+        BRAVO,
+        "--max-size",
+        "2M",
+    ]);
+    let parts: Vec<String> = array(&written["parts"])
+        .iter()
+        .map(|p| str_of(p).to_string())
+        .collect();
+    assert!(parts.len() >= 2, "{written}");
+    assert_eq!(written["files"], 1, "{written}");
+    // Only the new item's envelope: B held everything else.
+    assert_eq!(written["envelopes"], 1, "{written}");
+    for p in &parts {
+        let size = std::fs::metadata(p).expect("part").len();
+        assert!(size <= 2 * 1024 * 1024, "{p} is {size} bytes");
+    }
+    // Imported in order, B holds the item and the whole scan, checked.
+    let mut files = 0;
+    for p in &parts {
+        let report = net.b.json(&["bundle", "import", p]);
+        files += report["files"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(files, 1);
+    assert!(net.b.list_ids().contains(&id));
+    let shown = net.b.json(&["show", &id]);
+    let hash = str_of(&shown["attachments"][0]["hash"]).to_string();
+    let held = std::fs::read(net.b.home.join("blobs").join(&hash)).expect("the scan at B");
+    assert!(held == png, "the scan arrived changed");
+
+    // A new receipt from B: nothing is left to send.
+    net.b
+        .ok(&["bundle", "receipt", "--out", path_str(&receipt)]);
+    net.a.json(&["bundle", "import", path_str(&receipt)]);
+    let again = net
+        .a
+        .json(&["bundle", "export", path_str(&out), "--for", BRAVO]);
+    assert_eq!(
+        (again["envelopes"].as_u64(), again["files"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+
+    // A receipt changed on the way is refused.
+    let mut bytes = std::fs::read(&receipt).expect("read");
+    // A byte of the first envelope id listed.
+    bytes[140] ^= 1;
+    std::fs::write(&receipt, &bytes).expect("write");
+    let (_, err) = net.a.fails(&["bundle", "import", path_str(&receipt)], 2);
+    assert!(err.contains("signature does not verify"), "{err}");
+    // A site with no receipt kept is told how to get one.
+    let (_, err) = net
+        .b
+        .fails(&["bundle", "export", path_str(&out), "--for", ALPHA], 2);
+    assert!(err.contains("bundle receipt"), "{err}");
+}

@@ -336,7 +336,7 @@ impl BlobStore {
             return Ok(Received::Complete);
         }
         let held = self.partial_len(hash);
-        if start != held {
+        if start > held {
             return Err(BlobError::OutOfPlace {
                 hash: *hash,
                 start,
@@ -357,12 +357,18 @@ impl BlobStore {
         let root = blake3::Hash::from_bytes(hash.0);
         let mut decoder = bao::decode::SliceDecoder::new(piece, &root, start, want);
         let mut buf = vec![0u8; 16 * 1024];
+        // A piece may start before what is held (a bundle's piece after
+        // part of the file came from a peer): its bytes up to there are
+        // verified and passed over.
+        let mut skip = held - start;
         let mut got = 0u64;
         let outcome = loop {
             match decoder.read(&mut buf) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
-                    file.write_all(&buf[..n]).map_err(io_err(&path))?;
+                    let past = (skip as usize).min(n);
+                    skip -= past as u64;
+                    file.write_all(&buf[past..n]).map_err(io_err(&path))?;
                     got += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break Ok(()),
@@ -375,7 +381,7 @@ impl BlobStore {
             }
         };
         file.sync_all().map_err(io_err(&path))?;
-        let now = start + got;
+        let now = (start + got).max(held);
         if now >= size {
             drop(file);
             fs::rename(&path, self.path(hash)).map_err(io_err(&path))?;
@@ -523,12 +529,20 @@ mod tests {
             .open(to.partial_path(&hash))
             .expect("ok");
         f.write_all(b"garbage").expect("ok");
+        let later = from.slice(&hash, 40_960, 50_000).expect("ok");
         assert!(matches!(
-            to.receive(&hash, 50_000, 0, &piece),
+            to.receive(&hash, 50_000, 40_960, &later),
             Err(BlobError::OutOfPlace { held: 20_480, .. })
         ));
-        let rest = from.slice(&hash, 20_480, 50_000).expect("ok");
-        to.receive(&hash, 50_000, 20_480, &rest).expect("ok");
+        // A piece overlapping what is held is verified whole and adds what
+        // follows.
+        let overlap = from.slice(&hash, 10_240, 20_480).expect("ok");
+        assert_eq!(
+            to.receive(&hash, 50_000, 10_240, &overlap).expect("ok"),
+            Received::Partial(30_720)
+        );
+        let rest = from.slice(&hash, 30_720, 50_000).expect("ok");
+        to.receive(&hash, 50_000, 30_720, &rest).expect("ok");
         assert_eq!(to.read(&hash).expect("ok"), bytes);
     }
 

@@ -3,11 +3,21 @@
 //!
 //! ```text
 //! magic     "GHBUNDLE"          8 bytes
-//! version   u8 = 1
+//! version   u8 = 1 (envelopes only) or 2 (envelopes and files)
 //! network   [u8; 32]
-//! entries   u32 length (1..=MAX_ENVELOPE_BYTES), then that many envelope bytes; repeated
+//! entries   u32 length, then that many bytes; repeated
+//!           version 1: the envelope (1..=MAX_ENVELOPE_BYTES)
+//!           version 2: u8 1 then the envelope, or u8 2 then a piece of a
+//!           file: hash [32], size u64, start u64, then the bytes from
+//!           start in their verified-streaming encoding (every 1 KiB chunk
+//!           checked against the hash as it is read)
 //! end       u32 0, u64 entry count, [u8; 32] blake3 of every byte before the end marker
 //! ```
+//!
+//! A bundle too large for a stick or an email is written in parts, each a
+//! whole bundle that imports on its own; a file's pieces run in order
+//! across the parts, so the parts are imported in order (a piece that
+//! comes before its file's earlier pieces is named and skipped).
 //!
 //! A bundle adds no trust of its own: every envelope in it is verified and
 //! judged on import exactly as if it had come from a peer. The end marker
@@ -29,8 +39,16 @@ use crate::query::arrivals::{Arrival, Arrivals, arrivals};
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"GHBUNDLE";
-/// The bundle format version.
+/// The bundle format version of envelopes alone.
 pub const VERSION: u8 = 1;
+/// The bundle format version that also carries files.
+pub const VERSION_FILES: u8 = 2;
+/// The most bytes of a file one entry carries.
+pub const FILE_PIECE_BYTES: u64 = 1024 * 1024;
+/// The longest entry of a version 2 bundle.
+pub const MAX_ENTRY_BYTES_V2: usize = 2 * 1024 * 1024;
+/// The smallest part a bundle is split into.
+pub const MIN_PART_BYTES: u64 = 2 * 1024 * 1024;
 /// Most entries read from one bundle.
 pub const MAX_BUNDLE_ENTRIES: usize = 1_000_000;
 /// Most refusals listed one by one in an import report (all are counted).
@@ -45,7 +63,9 @@ pub enum BundleError {
     #[error("not a gatehouse bundle (it does not start with {MAGIC:?})")]
     NotABundle,
     /// A format version this code does not read.
-    #[error("bundle format version {0} is not supported (this gatehouse reads version {VERSION})")]
+    #[error(
+        "bundle format version {0} is not supported (this gatehouse reads versions {VERSION} and {VERSION_FILES})"
+    )]
     Version(u8),
     /// The bundle belongs to another network.
     #[error("the bundle is for network {got}, but this node is in network {expected}")]
@@ -126,6 +146,15 @@ pub fn write(network: &NetworkId, envelopes: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// What an entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// An envelope.
+    Envelope,
+    /// A piece of a file.
+    FilePiece,
+}
+
 /// One entry read from a bundle.
 #[derive(Debug)]
 pub struct Entry {
@@ -133,7 +162,11 @@ pub struct Entry {
     pub index: usize,
     /// Byte offset of its length prefix.
     pub offset: u64,
-    /// The envelope bytes.
+    /// Byte offset of `bytes` in the file.
+    pub data_offset: u64,
+    /// What it holds.
+    pub kind: EntryKind,
+    /// The envelope's bytes, or the file piece's.
     pub bytes: Vec<u8>,
 }
 
@@ -169,6 +202,8 @@ pub struct Reader<R> {
     inner: R,
     /// The network named in the header.
     pub network: NetworkId,
+    /// The format version.
+    pub version: u8,
     /// Bytes read so far.
     pos: u64,
     /// Entries read so far.
@@ -203,7 +238,7 @@ impl<R: std::io::Read> Reader<R> {
         if got < 9 || &header[..8] != MAGIC {
             return Err(BundleError::NotABundle);
         }
-        if header[8] != VERSION {
+        if header[8] != VERSION && header[8] != VERSION_FILES {
             return Err(BundleError::Version(header[8]));
         }
         if got < HEADER_BYTES {
@@ -216,6 +251,7 @@ impl<R: std::io::Read> Reader<R> {
         Ok(Self {
             inner,
             network: NetworkId(network),
+            version: header[8],
             pos: HEADER_BYTES as u64,
             count: 0,
             hasher,
@@ -255,9 +291,14 @@ impl<R: std::io::Read> Reader<R> {
             self.end_marker(pos);
             return None;
         }
-        if len > MAX_ENVELOPE_BYTES {
+        let max = if self.version == VERSION_FILES {
+            MAX_ENTRY_BYTES_V2
+        } else {
+            MAX_ENVELOPE_BYTES
+        };
+        if len > max {
             return self.stop(format!(
-                "entry {index} at byte {pos} claims {len} bytes, over the envelope limit of {MAX_ENVELOPE_BYTES}: the file is damaged here"
+                "entry {index} at byte {pos} claims {len} bytes, over the limit of {max}: the file is damaged here"
             ));
         }
         if self.count >= MAX_BUNDLE_ENTRIES {
@@ -279,9 +320,30 @@ impl<R: std::io::Read> Reader<R> {
         self.hasher.update(&bytes);
         self.pos += 4 + len as u64;
         self.count += 1;
+        if self.version == VERSION_FILES {
+            let kind = match bytes.first() {
+                Some(1) => EntryKind::Envelope,
+                Some(2) => EntryKind::FilePiece,
+                _ => {
+                    return self.stop(format!(
+                        "entry {index} at byte {pos} is of no kind this gatehouse reads"
+                    ));
+                }
+            };
+            bytes.remove(0);
+            return Some(Entry {
+                index,
+                offset: pos,
+                data_offset: pos + 5,
+                kind,
+                bytes,
+            });
+        }
         Some(Entry {
             index,
             offset: pos,
+            data_offset: pos + 4,
+            kind: EntryKind::Envelope,
             bytes,
         })
     }
@@ -372,6 +434,12 @@ pub struct ImportReport {
     pub refusals: Vec<Refusal>,
     /// Where the file broke, if it did.
     pub broken: Option<String>,
+    /// Files the bundle made whole here, checked and kept.
+    #[serde(default)]
+    pub files: usize,
+    /// Files the bundle carried that were not kept, by reason.
+    #[serde(default)]
+    pub files_refused: BTreeMap<String, usize>,
 }
 
 /// Most bytes of new envelopes an import holds before it ends a batch:
@@ -390,6 +458,53 @@ pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleErr
 pub fn import_file(lib: &mut Library, path: &std::path::Path) -> Result<ImportReport, BundleError> {
     let file = open_file(path).map_err(BundleError::Io)?;
     import_from(lib, std::io::BufReader::new(file))
+}
+
+/// [`import_file`], calling `progress(read, total)` in bytes as the file
+/// is read.
+pub fn import_file_with(
+    lib: &mut Library,
+    path: &std::path::Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ImportReport, BundleError> {
+    let file = open_file(path).map_err(BundleError::Io)?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    import_from(
+        lib,
+        Counting {
+            inner: std::io::BufReader::new(file),
+            read: 0,
+            total,
+            progress,
+        },
+    )
+}
+
+/// A reader that says how far it has read.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let before = self.read;
+        self.read += n as u64;
+        // Told every 256 KiB, and at the end.
+        if self.read / (256 * 1024) != before / (256 * 1024) || self.read >= self.total {
+            (self.progress)(self.read.min(self.total), self.total);
+        }
+        Ok(n)
+    }
+}
+
+impl<R: std::io::Seek> std::io::Seek for Counting<'_, R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
 /// Imports a bundle: verifies every entry, stores the valid ones, and
@@ -416,15 +531,26 @@ pub fn import_from<R: std::io::Read + std::io::Seek>(
         report: ImportReport::default(),
         fresh: Vec::new(),
         batch_bytes: 0,
+        completed: Vec::new(),
     };
     // Entries with no effect yet: place, length, id, why.
     let mut later: Vec<(usize, u64, usize, EnvelopeId, String)> = Vec::new();
     while let Some(entry) = reader.next_entry() {
         import.report.read += 1;
+        if entry.kind == EntryKind::FilePiece {
+            import.piece(lib, &entry);
+            continue;
+        }
         match import.offer(lib, &entry.bytes)? {
             Offered::Stored | Offered::Duplicate => {}
             Offered::NotYet(id, reason) => {
-                later.push((entry.index, entry.offset, entry.bytes.len(), id, reason));
+                later.push((
+                    entry.index,
+                    entry.data_offset,
+                    entry.bytes.len(),
+                    id,
+                    reason,
+                ));
             }
             Offered::Refused(id, reason) => {
                 refuse(&mut import.report, entry.index, entry.offset, id, reason);
@@ -477,6 +603,26 @@ pub fn import_from<R: std::io::Read + std::io::Seek>(
     }
     import.report.released = held_before - held.len();
     lib.finish()?;
+    // Files whole now are checked as files from a peer are, against the
+    // items that carry them (in this bundle or held already).
+    for hash in std::mem::take(&mut import.completed) {
+        match lib.blob_arrived(&hash)? {
+            crate::authoring::attach::BlobCheck::Kept => import.report.files += 1,
+            crate::authoring::attach::BlobCheck::Refused(reason) => {
+                *import.report.files_refused.entry(reason).or_default() += 1;
+            }
+            crate::authoring::attach::BlobCheck::Unknown => {
+                if let Some(b) = lib.blobs() {
+                    b.remove(&hash);
+                }
+                *import
+                    .report
+                    .files_refused
+                    .entry("no item here carries it".into())
+                    .or_default() += 1;
+            }
+        }
+    }
     // Judged after the whole bundle is in: order within the file does not matter.
     let mut in_effect = Vec::new();
     let mut report = import.report;
@@ -494,13 +640,13 @@ pub fn import_from<R: std::io::Read + std::io::Seek>(
     Ok(report)
 }
 
-/// The bytes of the entry whose length prefix is at `offset`.
+/// The `len` bytes of an entry at `offset`.
 fn read_entry_at(
     source: &mut (impl std::io::Read + std::io::Seek),
     offset: u64,
     len: usize,
 ) -> std::io::Result<Vec<u8>> {
-    source.seek(std::io::SeekFrom::Start(offset + 4))?;
+    source.seek(std::io::SeekFrom::Start(offset))?;
     let mut bytes = vec![0u8; len];
     source.read_exact(&mut bytes)?;
     Ok(bytes)
@@ -513,6 +659,8 @@ struct Import {
     fresh: Vec<(EnvelopeId, Arrival)>,
     /// Bytes of new envelopes since the batch began.
     batch_bytes: usize,
+    /// Files made whole by this import.
+    completed: Vec<gatehouse_protocol::attachment::BlobHash>,
 }
 
 /// What offering one entry did.
@@ -528,6 +676,72 @@ enum Offered {
 }
 
 impl Import {
+    /// Takes a piece of a file into the file store, every chunk checked
+    /// against the file's hash.
+    fn piece(&mut self, lib: &Library, entry: &Entry) {
+        let b = &entry.bytes;
+        if b.len() < 48 {
+            refuse(
+                &mut self.report,
+                entry.index,
+                entry.offset,
+                None,
+                "a file piece cut short".into(),
+            );
+            return;
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&b[..32]);
+        let hash = gatehouse_protocol::attachment::BlobHash(hash);
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[at..at + 8]);
+            u64::from_be_bytes(w)
+        };
+        let (size, start) = (word(32), word(40));
+        let Some(store) = lib.blobs() else {
+            refuse(
+                &mut self.report,
+                entry.index,
+                entry.offset,
+                None,
+                "this node keeps no files".into(),
+            );
+            return;
+        };
+        if size > gatehouse_protocol::attachment::MAX_ATTACHMENT_BYTES {
+            refuse(
+                &mut self.report,
+                entry.index,
+                entry.offset,
+                None,
+                format!("file {hash} is larger than a file may be"),
+            );
+            return;
+        }
+        if matches!(
+            store.state(&hash),
+            crate::blobs::BlobState::Refused(_) | crate::blobs::BlobState::Here
+        ) {
+            return;
+        }
+        match store.receive(&hash, size, start, &b[48..]) {
+            Ok(crate::blobs::Received::Complete) => {
+                if !self.completed.contains(&hash) {
+                    self.completed.push(hash);
+                }
+            }
+            Ok(crate::blobs::Received::Partial(_)) => {}
+            Err(e) => refuse(
+                &mut self.report,
+                entry.index,
+                entry.offset,
+                None,
+                e.to_string(),
+            ),
+        }
+    }
+
     /// Verifies one entry and offers it to the library.
     fn offer(&mut self, lib: &mut Library, bytes: &[u8]) -> Result<Offered, BundleError> {
         let network = lib.config().network;
@@ -601,6 +815,300 @@ pub fn select(lib: &Library, since_ms: Option<u64>) -> Result<Vec<Vec<u8>>, Libr
             })
         })
         .collect())
+}
+
+/// What `bundle export` puts in a bundle, and how.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Only envelopes made on or after this time (certificates always).
+    pub since_ms: Option<u64>,
+    /// Only what this site's latest receipt does not list.
+    pub for_site: Option<gatehouse_protocol::id::EstablishmentId>,
+    /// Carry the files items carry, as well as envelopes.
+    pub files: bool,
+    /// Split into parts of at most this many bytes.
+    pub max_part_bytes: Option<u64>,
+}
+
+/// What `bundle export` wrote.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExportReport {
+    /// The files written: one, or the parts in the order to import them.
+    pub parts: Vec<std::path::PathBuf>,
+    /// Envelopes written.
+    pub envelopes: usize,
+    /// Files carried.
+    pub files: usize,
+    /// Bytes written in all.
+    pub bytes: u64,
+    /// When the receipt the bundle was cut to was made, if it was.
+    pub receipt_ms: Option<u64>,
+}
+
+/// Writes bundle parts beside their target, each a whole bundle.
+struct PartWriter {
+    dir: std::path::PathBuf,
+    stem: String,
+    network: NetworkId,
+    version: u8,
+    max: u64,
+    /// Finished parts (temporary paths).
+    done: Vec<std::path::PathBuf>,
+    current: Option<Part>,
+    written: u64,
+}
+
+struct Part {
+    path: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: blake3::Hasher,
+    count: u64,
+    bytes: u64,
+}
+
+/// End marker: zero length, count, checksum.
+const END_BYTES: u64 = 4 + 8 + 32;
+
+impl PartWriter {
+    fn open_part(&mut self) -> std::io::Result<Part> {
+        use std::io::Write;
+        let path = self
+            .dir
+            .join(format!(".{}.part-{}.tmp", self.stem, self.done.len() + 1));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(MAGIC);
+        header.push(self.version);
+        header.extend_from_slice(self.network.as_bytes());
+        file.write_all(&header)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&header);
+        Ok(Part {
+            path,
+            file,
+            hasher,
+            count: 0,
+            bytes: HEADER_BYTES as u64,
+        })
+    }
+
+    fn close_part(&mut self, mut part: Part) -> std::io::Result<()> {
+        use std::io::Write;
+        let digest = part.hasher.finalize();
+        part.file.write_all(&0u32.to_be_bytes())?;
+        part.file.write_all(&part.count.to_be_bytes())?;
+        part.file.write_all(digest.as_bytes())?;
+        let file = part.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        self.written += part.bytes + END_BYTES;
+        self.done.push(part.path);
+        Ok(())
+    }
+
+    /// Writes one entry (its kind byte, in version 2, then `body`).
+    fn entry(&mut self, kind: u8, body: &[&[u8]]) -> std::io::Result<()> {
+        use std::io::Write;
+        let tag = (self.version == VERSION_FILES).then_some([kind]);
+        let len: usize = tag.map_or(0, |_| 1) + body.iter().map(|b| b.len()).sum::<usize>();
+        let need = 4 + len as u64;
+        let full = self
+            .current
+            .as_ref()
+            .is_some_and(|p| p.count > 0 && p.bytes + need + END_BYTES > self.max);
+        if full && let Some(p) = self.current.take() {
+            self.close_part(p)?;
+        }
+        let mut part = match self.current.take() {
+            Some(p) => p,
+            None => self.open_part()?,
+        };
+        let len_bytes = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+        part.file.write_all(&len_bytes)?;
+        part.hasher.update(&len_bytes);
+        if let Some(t) = &tag {
+            part.file.write_all(t)?;
+            part.hasher.update(t);
+        }
+        for b in body {
+            part.file.write_all(b)?;
+            part.hasher.update(b);
+        }
+        part.count += 1;
+        part.bytes += need;
+        self.current = Some(part);
+        Ok(())
+    }
+
+    /// Closes the last part and moves every part into place: `target`
+    /// itself when there is one, `STEM-1.EXT`, `STEM-2.EXT`... when there
+    /// are more.
+    fn finish(
+        mut self,
+        target: &std::path::Path,
+    ) -> std::io::Result<(Vec<std::path::PathBuf>, u64)> {
+        let last = match self.current.take() {
+            Some(p) => p,
+            None => self.open_part()?,
+        };
+        self.close_part(last)?;
+        let names: Vec<std::path::PathBuf> = if self.done.len() == 1 {
+            vec![target.to_path_buf()]
+        } else {
+            let ext = target
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| format!(".{e}"))
+                .unwrap_or_default();
+            let stem = target
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("bundle");
+            (1..=self.done.len())
+                .map(|i| self.dir.join(format!("{stem}-{i}{ext}")))
+                .collect()
+        };
+        for (from, to) in self.done.iter().zip(&names) {
+            std::fs::rename(from, to)?;
+        }
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok((names, self.written))
+    }
+}
+
+/// Writes a bundle to `target` as `opts` says (cut to a site's receipt,
+/// with files, in parts), calling `progress(done, total)` in bytes as it
+/// goes. Parts are written beside `target` and renamed into place once
+/// all are whole.
+pub fn export_to(
+    lib: &Library,
+    target: &std::path::Path,
+    opts: &ExportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportReport, BundleError> {
+    let receipt = match &opts.for_site {
+        Some(site) => Some(lib.kept_receipt(site).ok_or_else(|| {
+            BundleError::Library(Box::new(LibraryError::Invalid(
+                gatehouse_protocol::item::FieldError {
+                    field: "for",
+                    reason: format!(
+                        "no receipt from {} is kept here: ask them to run `gatehouse bundle receipt --out FILE` and send you the file, then `gatehouse bundle import FILE` here",
+                        lib.read_view().establishment_name(site)
+                    ),
+                },
+            )))
+        })?),
+        None => None,
+    };
+    let envelopes: Vec<Vec<u8>> = select(lib, opts.since_ms)?
+        .into_iter()
+        .filter(|b| {
+            receipt
+                .as_ref()
+                .is_none_or(|r| !r.holds(&EnvelopeId::of(b)))
+        })
+        .collect();
+    let files: Vec<(gatehouse_protocol::attachment::BlobHash, u64)> =
+        match (opts.files, lib.blobs()) {
+            (true, Some(store)) => store
+                .list()
+                .into_iter()
+                .filter(|(h, _)| receipt.as_ref().is_none_or(|r| !r.files.contains(h)))
+                .collect(),
+            _ => Vec::new(),
+        };
+    let total: u64 = envelopes.iter().map(|e| e.len() as u64 + 5).sum::<u64>()
+        + files.iter().map(|(_, n)| n + n / 16).sum::<u64>();
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let mut w = PartWriter {
+        dir,
+        stem: target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("bundle")
+            .to_string(),
+        network: lib.config().network,
+        version: if files.is_empty() {
+            VERSION
+        } else {
+            VERSION_FILES
+        },
+        max: opts
+            .max_part_bytes
+            .unwrap_or(MAX_BUNDLE_BYTES)
+            .max(MIN_PART_BYTES),
+        done: Vec::new(),
+        current: None,
+        written: 0,
+    };
+    let written = (|| -> std::io::Result<(Vec<std::path::PathBuf>, u64)> {
+        let mut done = 0u64;
+        for e in &envelopes {
+            w.entry(1, &[e])?;
+            done += e.len() as u64 + 5;
+            progress(done, total);
+        }
+        if let Some(store) = lib.blobs() {
+            for (hash, size) in &files {
+                let mut start = 0;
+                while start < *size {
+                    let piece = store
+                        .slice(hash, start, FILE_PIECE_BYTES)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    w.entry(
+                        2,
+                        &[
+                            hash.as_bytes(),
+                            &size.to_be_bytes(),
+                            &start.to_be_bytes(),
+                            &piece,
+                        ],
+                    )?;
+                    start += FILE_PIECE_BYTES;
+                    done += piece.len() as u64;
+                    progress(done.min(total), total);
+                }
+            }
+        }
+        w.finish(target)
+    })();
+    let (parts, bytes) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            // Nothing half written is left behind.
+            let prefix = format!(
+                ".{}.part-",
+                target
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("bundle")
+            );
+            if let Ok(entries) =
+                std::fs::read_dir(target.parent().unwrap_or(std::path::Path::new(".")))
+            {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+            }
+            return Err(BundleError::Io(e));
+        }
+    };
+    Ok(ExportReport {
+        parts,
+        envelopes: envelopes.len(),
+        files: files.len(),
+        bytes,
+        receipt_ms: receipt.map(|r| r.created_ms),
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! replica without projections.
 
 pub mod bundle;
+pub mod receipt;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
