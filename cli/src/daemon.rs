@@ -265,7 +265,9 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status(&format!("listening on {}", listening.join(", "))),
         ]);
+        let shown = show_progress(node.net.clone());
         shutdown_signal().await;
+        shown.abort();
         notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("stopping");
         if let Some(w) = web {
@@ -275,6 +277,72 @@ pub fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&socket);
         node.lock().settle()?;
         Ok(())
+    })
+}
+
+/// On a terminal, progress bars for what takes long: envelopes a sync is
+/// fetching (a first sync, a site back from weeks offline) and files
+/// arriving, with rate and time left. Nothing is drawn under a service
+/// manager, where stderr is the journal.
+fn show_progress(net: gatehouse_node::net::NetHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return;
+        }
+        let bars = indicatif::MultiProgress::new();
+        let style = |t: &str| {
+            indicatif::ProgressStyle::with_template(t)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ")
+        };
+        let mut sync: Option<(indicatif::ProgressBar, u64)> = None;
+        let mut files: std::collections::BTreeMap<String, indicatif::ProgressBar> =
+            std::collections::BTreeMap::new();
+        loop {
+            let s = net.status();
+            match (&sync, s.to_fetch) {
+                (None, 0) => {}
+                (Some((bar, _)), 0) => {
+                    bar.finish_and_clear();
+                    sync = None;
+                }
+                (None, _) => {
+                    let bar = bars.add(indicatif::ProgressBar::new(s.to_fetch as u64));
+                    bar.set_style(style(
+                        "{msg} [{bar:30}] {pos}/{len} envelopes {per_sec} {eta} left",
+                    ));
+                    bar.set_message("Sync");
+                    sync = Some((bar, s.envelopes_received));
+                }
+                (Some((bar, base)), n) => {
+                    let got = s.envelopes_received.saturating_sub(*base);
+                    bar.set_length(got + n as u64);
+                    bar.set_position(got);
+                }
+            }
+            let now: std::collections::BTreeSet<String> =
+                s.transfers.iter().map(|t| t.hash.to_hex()).collect();
+            files.retain(|hash, bar| {
+                let keep = now.contains(hash);
+                if !keep {
+                    bar.finish_and_clear();
+                }
+                keep
+            });
+            for t in &s.transfers {
+                let bar = files.entry(t.hash.to_hex()).or_insert_with(|| {
+                    let b = bars.add(indicatif::ProgressBar::new(t.size));
+                    b.set_style(style(
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta} left",
+                    ));
+                    b.set_message(t.name.clone());
+                    b
+                });
+                bar.set_position(t.have);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     })
 }
 

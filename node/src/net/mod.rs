@@ -234,6 +234,12 @@ pub struct NetStatus {
     /// Files being fetched.
     #[serde(default)]
     pub transfers: Vec<blob::TransferStatus>,
+    /// Envelopes running sessions found missing here, not fetched yet.
+    #[serde(default)]
+    pub to_fetch: usize,
+    /// New envelopes stored from peers since the node started.
+    #[serde(default)]
+    pub envelopes_received: u64,
     /// Bytes of the file protocol sent and received.
     #[serde(default)]
     pub blob_bytes_sent: u64,
@@ -1010,6 +1016,8 @@ impl EventLoop {
             .iter()
             .map(blob::Transfer::status)
             .collect();
+        status.to_fetch = self.core.to_fetch();
+        status.envelopes_received = core.peers.values().map(|p| p.envelopes_received).sum();
     }
 
     /// Listens through `peer` if it is one of the configured relays.

@@ -207,6 +207,16 @@ impl SyncCore {
         &self.status
     }
 
+    /// Envelopes that running sessions found missing here and have not
+    /// fetched yet (a first sync's progress).
+    pub fn to_fetch(&self) -> usize {
+        self.peers
+            .values()
+            .filter_map(|p| p.session.as_ref())
+            .map(|s| s.fetch.len())
+            .sum()
+    }
+
     /// The connected peers that are admitted.
     pub fn admitted_peers(&self) -> Vec<PublicKey> {
         self.peers
