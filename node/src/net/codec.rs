@@ -3,7 +3,10 @@
 //! bounded by [`MAX_SYNC_MESSAGE_BYTES`].
 //!
 //! Versions are negotiated per stream by multistream-select from
-//! [`SYNC_PROTOCOLS`], newest first. Version 3 adds the clock exchange
+//! [`SYNC_PROTOCOLS`], newest first. Version 4 adds asking which
+//! envelopes are urgent ([`SyncRequest::Urgent`]), not sent to a peer of an
+//! earlier version (the session then fetches in the order reconciliation
+//! found). Version 3 adds the clock exchange
 //! ([`SyncRequest::Clock`]); to a peer that speaks only an earlier version
 //! it is not sent (the request fails here, before anything is written).
 //! Version 2 carries envelopes of every kind; a peer that speaks only

@@ -16,6 +16,9 @@
 //! - Sync: a request-response protocol ([`codec`]) for the core's
 //!   reconcile, fetch and push messages, under versioned protocol names
 //!   negotiated by multistream-select ([`SYNC_PROTOCOLS`]).
+//! - Files: a request-response protocol for verified pieces of the files
+//!   items carry, and the fetcher that decides which file, from whom and
+//!   when ([`blob`]).
 //! - Reachability: mDNS on a LAN, bootstrap and remembered peers (the core
 //!   decides when to redial), and relays: every node can relay for others
 //!   (bounded circuits), a node given `relays` listens through them once
