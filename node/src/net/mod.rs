@@ -243,7 +243,7 @@ pub struct NetStatus {
     /// New envelopes stored from peers since the node started.
     #[serde(default)]
     pub envelopes_received: u64,
-    /// Bytes of the file protocol sent and received.
+    /// Bytes of the file protocol sent.
     #[serde(default)]
     pub blob_bytes_sent: u64,
     /// Bytes of the file protocol received.
