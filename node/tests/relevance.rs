@@ -154,3 +154,112 @@ fn clinician_queries_find_the_right_item_in_the_top_three() {
         failures.join("\n")
     );
 }
+
+/// A library of three items, for what the sample library does not show.
+fn three_items() -> (
+    tempfile::TempDir,
+    Library,
+    [gatehouse_protocol::id::ItemId; 3],
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::new(dir.path().join("node"));
+    let (mut lib, _) = Library::init(
+        &home,
+        &InitOptions {
+            establishment: "HMP Northgate".into(),
+            setting: Setting::LocalRemand,
+            nation: Nation::England,
+            network_name: "Relevance".into(),
+            member_name: "Healthcare manager".into(),
+        },
+    )
+    .expect("init");
+    let mut item = |n: u64, title: &str, body: &str| {
+        let mut c = gatehouse_node::sample::synthetic_content(n);
+        c.title = title.into();
+        c.summary = "For healthcare staff.".into();
+        c.tags = Vec::new();
+        c.body = body.into();
+        c.qi = None;
+        c.kind = gatehouse_protocol::vocab::Kind::Procedure;
+        lib.publish(&c, &[]).expect("publish")
+    };
+    let ids = [
+        item(
+            1,
+            "Holding medicines on the wing",
+            "Complete a risk assessment for in-possession medication before any supply.",
+        ),
+        item(
+            2,
+            "Detention under the Mental Health Act",
+            "How a transfer under the Act is arranged.",
+        ),
+        item(
+            3,
+            "Observations",
+            "Record the news of each shift in the handover book.",
+        ),
+    ];
+    (dir, lib, ids)
+}
+
+#[test]
+fn an_abbreviation_finds_its_long_form_in_other_words_and_nothing_a_typo_away() {
+    let (_dir, lib, [medicines, act, observations]) = three_items();
+    let found = |q: &str| -> Vec<_> {
+        lib.search(q, &Filter::default(), 10)
+            .expect("search")
+            .results
+            .iter()
+            .map(|r| r.view.item.id)
+            .collect()
+    };
+    // The long form's words near each other, in another order and with
+    // words between them.
+    assert_eq!(found("IPRA"), vec![medicines]);
+    // ACCT is one letter from "act", NEWS2 from "news": neither is matched.
+    assert!(
+        !found("ACCT").contains(&act),
+        "ACCT found the Mental Health Act"
+    );
+    assert!(
+        !found("NEWS2").contains(&observations),
+        "NEWS2 found the news"
+    );
+    // A word that is no abbreviation still matches with a typo.
+    assert_eq!(found("asessment"), vec![medicines]);
+}
+
+#[test]
+fn stop_words_are_never_marked_in_snippets() {
+    let (_dir, lib, _) = three_items();
+    eprintln!(
+        "{}",
+        gatehouse_node::projection::search::expand_abbreviations("IPRA")
+    );
+    for q in [
+        "suply",
+        "wnig",
+        "medicaton",
+        "asessment",
+        "IPRA",
+        "risk assessment for in-possession medication",
+        "the act",
+    ] {
+        for r in lib
+            .search(q, &Filter::default(), 10)
+            .expect("search")
+            .results
+        {
+            for &(start, end) in &r.highlights {
+                let marked = r.snippet[start..end].to_lowercase();
+                assert!(
+                    !["for", "in", "the", "a", "of", "under"].contains(&marked.as_str()),
+                    "{q:?} marked {marked:?} in {:?}",
+                    r.snippet
+                );
+            }
+        }
+    }
+}

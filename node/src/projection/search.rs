@@ -127,13 +127,19 @@ pub fn without_stop_words(query: &str) -> String {
     {
         return query.to_string();
     }
-    let kept: Vec<&str> = query
+    let stop = |w: &str| {
+        let bare = w
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        STOP_WORDS.contains(&bare.as_str())
+    };
+    // A hyphenated word is words to the index ("in-possession"): its stop
+    // words go too.
+    let kept: Vec<String> = query
         .split_whitespace()
-        .filter(|w| {
-            let bare = w
-                .trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase();
-            !STOP_WORDS.contains(&bare.as_str())
+        .filter_map(|w| {
+            let parts: Vec<&str> = w.split('-').filter(|p| !stop(p)).collect();
+            (!parts.is_empty()).then(|| parts.join("-"))
         })
         .collect();
     if kept.is_empty() {
@@ -141,6 +147,36 @@ pub fn without_stop_words(query: &str) -> String {
     } else {
         kept.join(" ")
     }
+}
+
+/// How far apart, per word, the words of an abbreviation's long form may
+/// be and still match it, in any order ("risk assessment for in-possession
+/// medication" for IPRA's "in possession risk assessment").
+pub const LONG_FORM_SLOP_PER_WORD: usize = 4;
+
+/// An abbreviation's long form as a query: its words without stop words
+/// (which are then neither matched nor marked), near each other in any
+/// order.
+fn long_form_query(long: &str) -> String {
+    let words: Vec<&str> = long
+        .split_whitespace()
+        .filter(|w| !STOP_WORDS.contains(w))
+        .collect();
+    match words.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        many => format!(
+            "\"{}\"~{}",
+            many.join(" "),
+            many.len() * LONG_FORM_SLOP_PER_WORD
+        ),
+    }
+}
+
+/// Whether `word` is one of [`ABBREVIATIONS`]' short forms.
+fn is_abbreviation(word: &str) -> bool {
+    let w = word.to_lowercase();
+    ABBREVIATIONS.iter().any(|(short, _)| *short == w)
 }
 
 /// The query with the other form of every abbreviation it holds added.
@@ -155,7 +191,8 @@ pub fn expand_abbreviations(query: &str) -> String {
     let mut out = query.to_string();
     for (short, long) in ABBREVIATIONS {
         if words.contains(short) {
-            out.push_str(&format!(" \"{long}\""));
+            out.push(' ');
+            out.push_str(&long_form_query(long));
         } else if spaced.contains(&format!(" {long} ")) {
             out.push(' ');
             out.push_str(short);
@@ -734,7 +771,11 @@ impl SearchReader {
             .iter()
             .copied()
             .filter(|w| {
-                w.chars().count() >= FUZZY_MIN_CHARS && w.chars().all(char::is_alphanumeric)
+                // An abbreviation one letter from a word is another word
+                // ("ipra", "opra"): it is matched as itself and its long form.
+                w.chars().count() >= FUZZY_MIN_CHARS
+                    && w.chars().all(char::is_alphanumeric)
+                    && !is_abbreviation(w)
             })
             .collect();
         if words.len() > FUZZY_MAX_WORDS || long.is_empty() {
@@ -812,7 +853,11 @@ mod tests {
 
     #[test]
     fn abbreviations_expand_both_ways() {
-        assert!(expand_abbreviations("IPRA audit").contains("\"in possession risk assessment\""));
+        assert!(
+            expand_abbreviations("IPRA audit").contains("\"possession risk assessment\"~12"),
+            "{}",
+            expand_abbreviations("IPRA audit")
+        );
         assert!(expand_abbreviations("In-possession risk assessment").ends_with(" ipra"));
         assert_eq!(expand_abbreviations("naloxone"), "naloxone");
         // Only whole words: "most" holds "ost" but is not OST.
