@@ -160,6 +160,25 @@ async fn a_word_policy_and_its_flowchart_reach_another_site_whole_and_are_served
             std::fs::read(fixture(name)).expect("fixture")
         );
     }
+    // Monitoring counts the files and their bytes.
+    let metrics = client
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert!(value("gatehouse_files_fetched_total") >= 2.0);
+    assert!(value("gatehouse_file_received_bytes_total") >= pdf_size as f64);
+    assert_eq!(value("gatehouse_file_pieces_refused_total"), 0.0);
     server.stop().await;
     for n in [&a, &b] {
         n.stop().await;

@@ -223,6 +223,36 @@ fn exposition(
             "Bytes of the sync protocol received",
             net.sync_bytes_received,
         );
+        counter(
+            r,
+            "file_sent_bytes",
+            "Bytes of the file protocol sent",
+            net.blob_bytes_sent,
+        );
+        counter(
+            r,
+            "file_received_bytes",
+            "Bytes of the file protocol received",
+            net.blob_bytes_received,
+        );
+        counter(
+            r,
+            "files_fetched",
+            "Files fetched whole from peers, checked and kept",
+            net.blobs_fetched,
+        );
+        counter(
+            r,
+            "file_pieces_refused",
+            "Pieces of files from peers that did not verify against the file's hash",
+            net.blob_pieces_refused,
+        );
+        counter(
+            r,
+            "files_refused",
+            "Files refused once whole (a patient identifier in the text, or not the type the change says)",
+            net.blobs_refused,
+        );
     }
     if let Some(ingest) = ingest {
         r.register(
