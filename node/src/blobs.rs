@@ -9,6 +9,9 @@
 //!   and `partial/<hex>.at` the length made durable (the data is synced
 //!   before the length is written, so a crash loses at most the piece in
 //!   flight);
+//! - `unchecked/<hex>`: a file whole and verified against its hash but not
+//!   yet checked against the items that carry it (type, identifier scan);
+//!   it is never served from here, and moves into place once it passes;
 //! - `refused/<hex>`: why a file that arrived was refused (a patient
 //!   identifier in its text, or not the type its change says); it is not
 //!   fetched again;
@@ -78,6 +81,8 @@ pub enum BlobState {
     Here,
     /// Being fetched: this many first bytes are here.
     Partial(u64),
+    /// Whole, waiting for its check against the items that carry it.
+    Unchecked,
     /// Arrived and refused, with the reason.
     Refused(String),
     /// Not here.
@@ -102,7 +107,7 @@ pub struct BlobStore {
 impl BlobStore {
     /// Opens (creating) the store in `dir`, owner-only.
     pub fn open(dir: &Path) -> Result<Self> {
-        for sub in ["", "partial", "refused", "text", "tmp"] {
+        for sub in ["", "partial", "unchecked", "refused", "text", "tmp"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(io_err(&d))?;
         }
@@ -138,6 +143,10 @@ impl BlobStore {
         self.dir
             .join("partial")
             .join(format!("{}.at", hash.to_hex()))
+    }
+
+    fn unchecked_path(&self, hash: &BlobHash) -> PathBuf {
+        self.dir.join("unchecked").join(hash.to_hex())
     }
 
     fn refused_path(&self, hash: &BlobHash) -> PathBuf {
@@ -189,6 +198,9 @@ impl BlobStore {
         }
         if self.path(hash).is_file() {
             return BlobState::Here;
+        }
+        if self.unchecked_path(hash).is_file() {
+            return BlobState::Unchecked;
         }
         match self.partial_len(hash) {
             0 => BlobState::Absent,
@@ -332,7 +344,7 @@ impl BlobStore {
         start: u64,
         piece: &[u8],
     ) -> Result<Received> {
-        if self.has(hash) {
+        if matches!(self.state(hash), BlobState::Here | BlobState::Unchecked) {
             return Ok(Received::Complete);
         }
         let held = self.partial_len(hash);
@@ -384,13 +396,53 @@ impl BlobStore {
         let now = (start + got).max(held);
         if now >= size {
             drop(file);
-            fs::rename(&path, self.path(hash)).map_err(io_err(&path))?;
+            // Whole and verified, but served only once checked
+            // ([`BlobStore::promote`]).
+            let waiting = self.unchecked_path(hash);
+            fs::rename(&path, &waiting).map_err(io_err(&waiting))?;
             let _ = fs::remove_file(self.partial_len_path(hash));
-            self.write_outboard(hash)?;
             return outcome.map(|()| Received::Complete);
         }
         self.write_whole(&self.partial_len_path(hash), &now.to_be_bytes())?;
         outcome.map(|()| Received::Partial(now))
+    }
+
+    /// A file that arrived whole, before its check, verified against its
+    /// hash.
+    pub fn read_unchecked(&self, hash: &BlobHash) -> Result<Vec<u8>> {
+        let path = self.unchecked_path(hash);
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => BlobError::Missing(*hash),
+            _ => io_err(&path)(e),
+        })?;
+        if BlobHash::of(&bytes) != *hash {
+            let _ = fs::remove_file(&path);
+            return Err(BlobError::Missing(*hash));
+        }
+        Ok(bytes)
+    }
+
+    /// Moves a file that passed its check into place, to be served.
+    pub fn promote(&self, hash: &BlobHash) -> Result<()> {
+        let from = self.unchecked_path(hash);
+        if !from.is_file() {
+            return Ok(());
+        }
+        fs::rename(&from, self.path(hash)).map_err(io_err(&from))?;
+        self.write_outboard(hash)?;
+        Ok(())
+    }
+
+    /// Files whole and waiting for their check (a node stopped before it
+    /// checked them checks them when it opens).
+    pub fn unchecked(&self) -> Vec<BlobHash> {
+        fs::read_dir(self.dir.join("unchecked"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Refuses a file: removes its bytes and records why, so it is not
@@ -407,6 +459,7 @@ impl BlobStore {
             self.outboard_path(hash),
             self.partial_path(hash),
             self.partial_len_path(hash),
+            self.unchecked_path(hash),
             self.text_path(hash),
         ] {
             let _ = fs::remove_file(p);
@@ -470,6 +523,10 @@ mod tests {
                 Received::Complete => break,
             }
         }
+        // Whole, but not served until checked.
+        assert_eq!(to.state(&hash), BlobState::Unchecked);
+        assert!(to.slice(&hash, 0, 10).is_err());
+        to.promote(&hash).expect("ok");
         assert_eq!(to.read(&hash).expect("ok"), bytes);
         assert_eq!(to.state(&hash), BlobState::Here);
         // The receiver serves it in turn.
@@ -507,7 +564,7 @@ mod tests {
                 .expect("ok"),
             Received::Complete
         );
-        assert_eq!(to.read(&hash).expect("ok"), bytes);
+        assert_eq!(to.read_unchecked(&hash).expect("ok"), bytes);
     }
 
     #[test]
@@ -543,7 +600,7 @@ mod tests {
         );
         let rest = from.slice(&hash, 30_720, 50_000).expect("ok");
         to.receive(&hash, 50_000, 30_720, &rest).expect("ok");
-        assert_eq!(to.read(&hash).expect("ok"), bytes);
+        assert_eq!(to.read_unchecked(&hash).expect("ok"), bytes);
     }
 
     #[test]

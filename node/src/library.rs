@@ -383,6 +383,7 @@ impl Library {
         let mut lib = Self::assemble(store, config, projections, member)?;
         lib.open_blobs(home)?;
         lib.recover()?;
+        lib.check_unchecked_files();
         Ok(lib)
     }
 

@@ -17,6 +17,7 @@ use crate::blobs::{BlobState, BlobStore};
 use crate::error::{LibraryError, Result};
 use crate::extract::{self, TextPart};
 use crate::library::Library;
+use crate::query::ReadView;
 use crate::store::Tree;
 
 /// Whether two sets of files are the same set.
@@ -197,59 +198,36 @@ impl Library {
         Ok(())
     }
 
-    /// The items that carry the file `hash`, as the catalog holds them.
-    fn items_carrying(&self, hash: &BlobHash) -> Result<Vec<(ItemId, Attachment, Vec<String>)>> {
-        let mut out = Vec::new();
-        for (k, _) in self.store.scan(Tree::BlobRefs, hash.as_bytes())? {
-            let Some(id) = k
-                .get(32..48)
-                .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                .map(ItemId)
-            else {
-                continue;
-            };
-            let Ok(view) = self.get(&id, None) else {
-                continue;
-            };
-            if let Some(a) = view.item.attachments.iter().find(|a| a.hash == *hash) {
-                out.push((id, a.clone(), view.item.allowed_identifiers.clone()));
-            }
-        }
-        Ok(out)
-    }
-
     /// Checks a file whose last byte arrived from a peer, as a local
     /// publish checks it, against each item that carries it. A file that
     /// fails is refused; one that passes is indexed with its items.
     pub fn blob_arrived(&mut self, hash: &BlobHash) -> Result<BlobCheck> {
         let blobs = self.blob_store()?.clone();
-        let carriers = self.items_carrying(hash)?;
-        if carriers.is_empty() {
-            return Ok(BlobCheck::Unknown);
-        }
-        let bytes = match blobs.read(hash) {
-            Ok(b) => b,
-            Err(_) => return Ok(BlobCheck::Unknown),
+        let (check, carriers) = check_blob(&self.read_view(), &blobs, hash)?;
+        self.blob_checked(&carriers)?;
+        Ok(check)
+    }
+
+    /// Checks files a stopped node left whole but unchecked. A failure is
+    /// logged: the file waits for the next open.
+    pub(crate) fn check_unchecked_files(&mut self) {
+        let Some(blobs) = self.blobs.clone() else {
+            return;
         };
-        let mut kept = None;
-        for (_, a, allowed) in &carriers {
-            match inspect(a, &bytes, allowed) {
-                Ok(parts) => kept = Some(parts),
-                Err(e) => {
-                    let reason = e.to_string();
-                    tracing::warn!("file {hash} from a peer refused: {reason}");
-                    blobs.refuse(hash, &reason)?;
-                    return Ok(BlobCheck::Refused(reason));
-                }
+        for hash in blobs.unchecked() {
+            if let Err(e) = self.blob_arrived(&hash) {
+                tracing::warn!("cannot check file {hash}: {e}");
             }
         }
-        if let Some(parts) = kept {
-            keep_text(&blobs, hash, &parts);
+    }
+
+    /// Indexes the items that carry a file just kept ([`check_blob`]).
+    pub fn blob_checked(&mut self, carriers: &[ItemId]) -> Result<()> {
+        if carriers.is_empty() {
+            return Ok(());
         }
-        self.replica
-            .mark_dirty(carriers.iter().map(|(id, _, _)| *id));
-        self.finish()?;
-        Ok(BlobCheck::Kept)
+        self.replica.mark_dirty(carriers.iter().copied());
+        self.finish()
     }
 
     /// The files items here carry that are not here (neither whole nor
@@ -273,14 +251,17 @@ impl Library {
                 continue;
             }
             let have = match blobs.state(&hash) {
-                BlobState::Here | BlobState::Refused(_) => continue,
+                BlobState::Here | BlobState::Refused(_) | BlobState::Unchecked => continue,
                 BlobState::Partial(n) => n,
                 BlobState::Absent => 0,
             };
-            let carried = self.items_carrying(&hash)?.into_iter().find(|(id, _, _)| {
-                self.get(id, None)
-                    .is_ok_and(|v| v.item.content.status != Status::Withdrawn)
-            });
+            let view = self.read_view();
+            let carried = items_carrying(&view, &hash)?
+                .into_iter()
+                .find(|(id, _, _)| {
+                    view.get(id, None)
+                        .is_ok_and(|v| v.item.content.status != Status::Withdrawn)
+                });
             if let Some((item, attachment, _)) = carried {
                 last = Some(hash);
                 out.push(WantedBlob {
@@ -293,6 +274,71 @@ impl Library {
         out.sort_by_key(|w| (w.attachment.size, w.attachment.hash));
         Ok(out)
     }
+}
+
+/// The items that carry the file `hash`, with how each names it and what
+/// its author allowed.
+fn items_carrying(
+    view: &ReadView,
+    hash: &BlobHash,
+) -> Result<Vec<(ItemId, Attachment, Vec<String>)>> {
+    let mut out = Vec::new();
+    for (k, _) in view.store().scan(Tree::BlobRefs, hash.as_bytes())? {
+        let Some(id) = k
+            .get(32..48)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .map(ItemId)
+        else {
+            continue;
+        };
+        let Ok(item) = view.get(&id, None) else {
+            continue;
+        };
+        if let Some(a) = item.item.attachments.iter().find(|a| a.hash == *hash) {
+            out.push((id, a.clone(), item.item.allowed_identifiers.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a file whose last byte arrived (from a peer or a bundle) against
+/// each item that carries it, as a local publish checks it, reading only
+/// `view` (no lock on the library, so a large file's parsing holds up
+/// nothing else). A file that fails is refused in `blobs`; one that
+/// passes has its text kept. Returns what became of it and the items to
+/// index again ([`Library::blob_checked`]).
+pub fn check_blob(
+    view: &ReadView,
+    blobs: &BlobStore,
+    hash: &BlobHash,
+) -> Result<(BlobCheck, Vec<ItemId>)> {
+    let carriers = items_carrying(view, hash)?;
+    if carriers.is_empty() {
+        return Ok((BlobCheck::Unknown, Vec::new()));
+    }
+    let Ok(bytes) = blobs.read_unchecked(hash) else {
+        return Ok((BlobCheck::Unknown, Vec::new()));
+    };
+    let mut kept = None;
+    for (_, a, allowed) in &carriers {
+        match inspect(a, &bytes, allowed) {
+            Ok(parts) => kept = Some(parts),
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!("file {hash} refused: {reason}");
+                blobs.refuse(hash, &reason)?;
+                return Ok((BlobCheck::Refused(reason), Vec::new()));
+            }
+        }
+    }
+    if let Some(parts) = kept {
+        keep_text(blobs, hash, &parts);
+    }
+    blobs.promote(hash)?;
+    Ok((
+        BlobCheck::Kept,
+        carriers.into_iter().map(|(id, _, _)| id).collect(),
+    ))
 }
 
 /// Keeps a file's text for the index (derived: lost, it is read again

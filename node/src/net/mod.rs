@@ -520,6 +520,8 @@ struct EventLoop {
     fetcher: Fetcher,
     /// File requests sent.
     blob_outbound: HashMap<OutboundRequestId, BlobRequest>,
+    /// The library's latest read view, for checking files without its lock.
+    reads: crate::query::Reads,
 }
 
 /// TCP (Noise, Yamux) and QUIC, every connection's substreams held to
@@ -569,7 +571,10 @@ pub async fn start(
     let blob_codec = BlobCodec {
         bytes: metrics.blobs.clone(),
     };
-    let blob_store = lock(&lib).blobs().cloned();
+    let (blob_store, reads) = {
+        let l = lock(&lib);
+        (l.blobs().cloned(), l.reads())
+    };
     let topic = IdentTopic::new(format!("gatehouse/{network}"));
     let later_kinds = IdentTopic::new(format!("gatehouse/{network}/later-kinds"));
     let mdns_on = config.mdns;
@@ -734,6 +739,7 @@ pub async fn start(
         blob_store,
         fetcher: Fetcher::default(),
         blob_outbound: HashMap::new(),
+        reads,
     };
     for addr in event_loop.config.bootstrap.clone() {
         event_loop.input(Input::Remember {
@@ -1236,19 +1242,32 @@ impl EventLoop {
             }
             Ok(Received::Complete) => {
                 self.fetcher.finished(&request.hash);
-                let check = lock(&self.lib).blob_arrived(&request.hash);
-                let mut status = lock(&self.status);
-                match check {
-                    Ok(crate::authoring::attach::BlobCheck::Refused(reason)) => {
-                        status.blobs_refused += 1;
-                        tracing::warn!(%peer, "file {} refused: {reason}", request.hash);
+                // Reading and scanning a large file takes a while: it is
+                // done on the blocking pool from the latest read view, and
+                // the library is locked only to index its items.
+                let (lib, status, reads) =
+                    (self.lib.clone(), self.status.clone(), self.reads.clone());
+                let hash = request.hash;
+                tokio::task::spawn_blocking(move || {
+                    use crate::authoring::attach::{BlobCheck, check_blob};
+                    let checked =
+                        check_blob(&reads.latest(), &store, &hash).and_then(|(check, carriers)| {
+                            lock(&lib).blob_checked(&carriers)?;
+                            Ok(check)
+                        });
+                    let mut status = lock(&status);
+                    match checked {
+                        Ok(BlobCheck::Refused(reason)) => {
+                            status.blobs_refused += 1;
+                            tracing::warn!(%peer, "file {hash} refused: {reason}");
+                        }
+                        Ok(_) => {
+                            status.blobs_fetched += 1;
+                            tracing::info!(%peer, "file {hash} arrived whole");
+                        }
+                        Err(e) => tracing::warn!("cannot check file {hash}: {e}"),
                     }
-                    Ok(_) => {
-                        status.blobs_fetched += 1;
-                        tracing::info!(%peer, "file {} arrived whole", request.hash);
-                    }
-                    Err(e) => tracing::warn!("cannot check file {}: {e}", request.hash),
-                }
+                });
             }
             Err(BlobError::Corrupt { at, .. }) => {
                 lock(&self.status).blob_pieces_refused += 1;

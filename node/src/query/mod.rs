@@ -285,6 +285,11 @@ impl ReadView {
         self
     }
 
+    /// The store this view reads.
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
     /// This node's file store, if it keeps one.
     pub fn blobs(&self) -> Option<&crate::blobs::BlobStore> {
         self.blobs.as_ref()

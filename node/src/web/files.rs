@@ -101,6 +101,9 @@ pub(super) fn files_panel(
                                     BlobState::Refused(reason) => {
                                         strong { "Refused when it arrived" } ": " (reason)
                                     }
+                                    BlobState::Unchecked => {
+                                        "Arrived; being checked"
+                                    }
                                     BlobState::Partial(n) => {
                                         "Arriving: " (size_text(*n)) " of " (size_text(a.size)) " here"
                                         (fetch_button(view, a, me, fetching))
