@@ -18,6 +18,10 @@ use thiserror::Error;
 
 /// The most a part of the archive may hold once inflated.
 pub const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
+/// How deep content controls, insertions and links may nest before what
+/// is inside them is left out (a file from another site could nest them
+/// deep enough to exhaust the stack).
+pub const MAX_NESTING: usize = 32;
 
 const W: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
 const R: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
@@ -106,7 +110,65 @@ impl Archive {
     }
 }
 
+/// The deepest elements may nest in a part: the XML parser recurses per
+/// level, so a file from another site nested thousands deep would exhaust
+/// the stack. Word nests a few dozen at most.
+pub const MAX_XML_DEPTH: usize = 256;
+
+/// How deep elements nest in `xml`, read without parsing it (comments,
+/// CDATA and processing instructions passed over; a `>` inside a quoted
+/// attribute value is not an end).
+fn nesting_depth(xml: &str) -> usize {
+    let b = xml.as_bytes();
+    let (mut i, mut depth, mut deepest) = (0, 0usize, 0usize);
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let rest = &xml[i..];
+        let skip_to = |end: &str| rest.find(end).map_or(b.len(), |at| i + at + end.len());
+        if rest.starts_with("<!--") {
+            i = skip_to("-->");
+        } else if rest.starts_with("<![CDATA[") {
+            i = skip_to("]]>");
+        } else if rest.starts_with("<?") {
+            i = skip_to("?>");
+        } else if rest.starts_with("<!") {
+            i = skip_to(">");
+        } else if rest.starts_with("</") {
+            depth = depth.saturating_sub(1);
+            i = skip_to(">");
+        } else {
+            // An opening tag: find its end outside quotes.
+            let mut j = i + 1;
+            let mut quote = None;
+            while j < b.len() {
+                match (quote, b[j]) {
+                    (None, b'"' | b'\'') => quote = Some(b[j]),
+                    (Some(q), c) if c == q => quote = None,
+                    (None, b'>') => break,
+                    _ => {}
+                }
+                j += 1;
+            }
+            if j > 0 && j < b.len() && b[j - 1] != b'/' {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            i = j + 1;
+        }
+    }
+    deepest
+}
+
 fn parse<'a>(part: &str, text: &'a str) -> Result<Document<'a>, DocxError> {
+    if nesting_depth(text) > MAX_XML_DEPTH {
+        return Err(DocxError::Xml {
+            part: part.to_string(),
+            reason: format!("elements nest more than {MAX_XML_DEPTH} deep"),
+        });
+    }
     Document::parse_with_options(
         text,
         roxmltree::ParsingOptions {
@@ -367,7 +429,10 @@ enum Block {
 impl Reader<'_> {
     /// The runs of a paragraph (or of a hyperlink, insertion, field or
     /// content control inside one), in order.
-    fn spans(&self, node: Node<'_, '_>, link: Option<&str>, out: &mut Vec<Span>) {
+    fn spans(&self, node: Node<'_, '_>, link: Option<&str>, out: &mut Vec<Span>, depth: usize) {
+        if depth > MAX_NESTING {
+            return;
+        }
         for c in node.children().filter(Node::is_element) {
             if c.tag_name().namespace() != Some(W) {
                 continue;
@@ -406,10 +471,10 @@ impl Reader<'_> {
                                 || t.starts_with("http://")
                                 || t.starts_with("mailto:")
                         });
-                    self.spans(c, target.map(String::as_str).or(link), out);
+                    self.spans(c, target.map(String::as_str).or(link), out, depth + 1);
                 }
                 "ins" | "smartTag" | "fldSimple" | "customXml" | "sdtContent" | "sdt" => {
-                    self.spans(c, link, out);
+                    self.spans(c, link, out, depth + 1);
                 }
                 _ => {}
             }
@@ -433,7 +498,7 @@ impl Reader<'_> {
             .map(|(id, level)| (id, level.max(style.map_or(0, |s| s.depth))))
             .or(style.and_then(|s| s.numbering.clone()));
         let mut spans = Vec::new();
-        self.spans(p, None, &mut spans);
+        self.spans(p, None, &mut spans, 0);
         Block::Paragraph {
             heading,
             list,
@@ -447,7 +512,7 @@ impl Reader<'_> {
         let mut lines = Vec::new();
         for c in cell.descendants().filter(|n| is_w(n, "p")) {
             let mut spans = Vec::new();
-            self.spans(c, None, &mut spans);
+            self.spans(c, None, &mut spans, 0);
             let text = render_spans(&spans).replace('\n', " ");
             if !text.trim().is_empty() {
                 lines.push(text.trim().to_string());
@@ -475,14 +540,17 @@ impl Reader<'_> {
             .collect()
     }
 
-    fn blocks(&self, node: Node<'_, '_>, out: &mut Vec<Block>) {
+    fn blocks(&self, node: Node<'_, '_>, out: &mut Vec<Block>, depth: usize) {
+        if depth > MAX_NESTING {
+            return;
+        }
         for c in node.children().filter(Node::is_element) {
             if is_w(&c, "p") {
                 out.push(self.paragraph(c));
             } else if is_w(&c, "tbl") {
                 out.push(Block::Table(self.table(c)));
             } else if is_w(&c, "sdt") || is_w(&c, "sdtContent") || is_w(&c, "customXml") {
-                self.blocks(c, out);
+                self.blocks(c, out, depth + 1);
             }
         }
     }
@@ -536,7 +604,7 @@ pub fn convert(bytes: &[u8]) -> Result<Converted, DocxError> {
         rels: &rels,
     };
     let mut blocks = Vec::new();
-    reader.blocks(body, &mut blocks);
+    reader.blocks(body, &mut blocks, 0);
 
     let mut out = Converted::default();
     let mut md: Vec<String> = Vec::new();
@@ -666,4 +734,71 @@ pub fn convert(bytes: &[u8]) -> Result<Converted, DocxError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn docx_with_body(body: &str) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut out);
+            zip.start_file(
+                "word/document.xml",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .expect("start");
+            write!(
+                zip,
+                r#"<?xml version="1.0"?><w:document xmlns:w="{W}"><w:body>{body}</w:body></w:document>"#
+            )
+            .expect("write");
+            zip.finish().expect("finish");
+        }
+        out.into_inner()
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_left_out_not_a_crash() {
+        let depth = 20_000;
+        let body = format!(
+            "<w:p><w:r><w:t>Kept</w:t></w:r>{}<w:r><w:t>deep</w:t></w:r>{}</w:p>",
+            "<w:ins>".repeat(depth),
+            "</w:ins>".repeat(depth)
+        );
+        let e = convert(&docx_with_body(&body)).expect_err("refused");
+        assert!(e.to_string().contains("nest more than"), "{e}");
+        // Within the XML limit, past the converter's: what is deeper is
+        // left out.
+        let depth = 100;
+        let body = format!(
+            "<w:p><w:r><w:t>Kept</w:t></w:r>{}<w:r><w:t>deep</w:t></w:r>{}</w:p>",
+            "<w:ins>".repeat(depth),
+            "</w:ins>".repeat(depth)
+        );
+        let c = convert(&docx_with_body(&body)).expect("converts");
+        assert!(
+            c.markdown.contains("Kept") && !c.markdown.contains("deep"),
+            "{}",
+            c.markdown
+        );
+        let blocks = format!(
+            "{}<w:p><w:r><w:t>deep</w:t></w:r></w:p>{}",
+            "<w:sdt><w:sdtContent>".repeat(depth / 2),
+            "</w:sdtContent></w:sdt>".repeat(depth / 2)
+        );
+        let c = convert(&docx_with_body(&blocks)).expect("converts");
+        assert!(!c.markdown.contains("deep"), "{}", c.markdown);
+    }
+
+    #[test]
+    fn depth_is_read_past_comments_quotes_and_empty_elements() {
+        assert_eq!(nesting_depth("<a><b/><c x=\"1>2\"><d></d></c></a>"), 3);
+        assert_eq!(
+            nesting_depth("<?xml?><!-- <x><y> --><a><![CDATA[<z>]]></a>"),
+            1
+        );
+    }
 }

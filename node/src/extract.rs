@@ -38,11 +38,28 @@ pub fn check_type(media: MediaType, bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(_) => Err("the file could not be read".into()),
-    }
+/// The stack a parser runs on: far more than the few kilobytes a sane
+/// file needs, so that deep nesting in a file from another site (arrays
+/// within arrays of a PDF) is refused by the parser or runs out of memory
+/// it can report, before it runs out of stack.
+pub const PARSER_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// Runs a parser on a thread of its own with a large stack, a panic in it
+/// caught and reported as an unreadable file.
+fn guarded<T: Send>(f: impl FnOnce() -> Result<T, String> + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("gatehouse-extract".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            });
+        match worker.map(|w| w.join()) {
+            Ok(Ok(Ok(r))) => r,
+            Ok(_) => Err("the file could not be read".into()),
+            Err(e) => Err(format!("no thread to read the file on: {e}")),
+        }
+    })
 }
 
 /// The text of a file of type `media`, piece by piece.
