@@ -136,6 +136,9 @@ pub trait Store: Send + Sync {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError>;
+    /// The keys of every entry whose key starts with `prefix`, in key
+    /// order, without copying the values.
+    fn keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Writes a batch atomically: all of it or none of it.
     fn apply(&self, batch: Vec<Write>) -> Result<(), StoreError>;
     /// Returns once everything written is durable.
@@ -270,6 +273,14 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.tree(tree)
+            .scan_prefix(prefix)
+            .keys()
+            .map(|r| r.map(|k| k.to_vec()).map_err(Into::into))
+            .collect()
+    }
+
     fn apply(&self, batch: Vec<Write>) -> Result<(), StoreError> {
         use sled::Transactional;
         // sled's multi-tree transaction needs at least one tree.
@@ -353,6 +364,19 @@ impl Store for MemoryStore {
                     m.range(prefix.to_vec()..)
                         .take_while(|(k, _)| k.starts_with(prefix))
                         .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }))
+    }
+
+    fn keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self.with(|t| {
+            t.get(&tree)
+                .map(|m| {
+                    m.range(prefix.to_vec()..)
+                        .take_while(|(k, _)| k.starts_with(prefix))
+                        .map(|(k, _)| k.clone())
                         .collect()
                 })
                 .unwrap_or_default()

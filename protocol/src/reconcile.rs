@@ -555,6 +555,19 @@ fn add_id(acc: &[u64; 4], id: &EnvelopeId) -> [u64; 4] {
     out
 }
 
+/// `a + b` mod 2^256.
+fn add_sums(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    let mut carry = false;
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        let (s, c1) = x.overflowing_add(*y);
+        let (s, c2) = s.overflowing_add(u64::from(carry));
+        *o = s;
+        carry = c1 || c2;
+    }
+    out
+}
+
 /// `a - b` mod 2^256.
 fn sub_sums(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
     let mut out = [0u64; 4];
@@ -568,19 +581,55 @@ fn sub_sums(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
     out
 }
 
-/// One side of a reconciliation, over that side's ids.
-///
-/// It keeps no state between messages: build one per message if the set
-/// changes in between (a grown set only costs extra rounds).
-pub struct Reconciler<'a> {
+/// A sorted set of distinct ids a [`Reconciler`] answers from: a slice
+/// with its prefix sums ([`SortedIds`]), or an [`IdIndex`] kept up to date
+/// as ids arrive.
+pub trait IdSet {
+    /// How many ids.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The id at `index` (`index < len`).
+    fn id(&self, index: usize) -> EnvelopeId;
+    /// How many ids are below `key`.
+    fn rank(&self, key: &[u8; 32]) -> usize;
+    /// The ids at `lo..hi`.
+    fn ids(&self, lo: usize, hi: usize) -> Vec<EnvelopeId>;
+    /// The sum of the ids at `lo..hi` as 256-bit little-endian integers
+    /// mod 2^256 (what a fingerprint is made from).
+    fn sum(&self, lo: usize, hi: usize) -> [u64; 4];
+}
+
+impl<T: IdSet + ?Sized> IdSet for &T {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn id(&self, index: usize) -> EnvelopeId {
+        (**self).id(index)
+    }
+    fn rank(&self, key: &[u8; 32]) -> usize {
+        (**self).rank(key)
+    }
+    fn ids(&self, lo: usize, hi: usize) -> Vec<EnvelopeId> {
+        (**self).ids(lo, hi)
+    }
+    fn sum(&self, lo: usize, hi: usize) -> [u64; 4] {
+        (**self).sum(lo, hi)
+    }
+}
+
+/// A sorted slice of ids with its prefix sums (built in linear time).
+pub struct SortedIds<'a> {
     ids: &'a [EnvelopeId],
     /// `sums[i]` is the sum of `ids[..i]` mod 2^256.
     sums: Vec<[u64; 4]>,
 }
 
-impl<'a> Reconciler<'a> {
-    /// A reconciler over `sorted_ids`, which must be strictly increasing
-    /// (sorted, without duplicates); debug builds check. Linear time.
+impl<'a> SortedIds<'a> {
+    /// The set of `sorted_ids`, which must be strictly increasing (sorted,
+    /// without duplicates); debug builds check.
     pub fn new(sorted_ids: &'a [EnvelopeId]) -> Self {
         debug_assert!(
             sorted_ids.windows(2).all(|w| w[0] < w[1]),
@@ -593,10 +642,233 @@ impl<'a> Reconciler<'a> {
             acc = add_id(&acc, id);
             sums.push(acc);
         }
-        Reconciler {
+        SortedIds {
             ids: sorted_ids,
             sums,
         }
+    }
+}
+
+impl IdSet for SortedIds<'_> {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+    fn id(&self, index: usize) -> EnvelopeId {
+        self.ids[index]
+    }
+    fn rank(&self, key: &[u8; 32]) -> usize {
+        self.ids.partition_point(|id| id.0 < *key)
+    }
+    fn ids(&self, lo: usize, hi: usize) -> Vec<EnvelopeId> {
+        self.ids[lo..hi].to_vec()
+    }
+    fn sum(&self, lo: usize, hi: usize) -> [u64; 4] {
+        sub_sums(&self.sums[hi], &self.sums[lo])
+    }
+}
+
+/// Ids per block of an [`IdIndex`] when built; a block is split in two
+/// when it reaches twice this.
+const INDEX_BLOCK: usize = 512;
+
+/// The sorted set of ids a node holds, kept up to date as ids arrive, so
+/// that answering a reconcile message costs time in proportion to the
+/// ranges it names, not to the set: ids in sorted blocks, each with its
+/// sum, and the count and sum of everything before each block.
+///
+/// Inserting costs a block's worth of moves plus a pass over the blocks'
+/// running totals; a range's sum is the difference of two prefix sums,
+/// each the running total before a block plus part of one block.
+#[derive(Debug, Clone, Default)]
+pub struct IdIndex {
+    blocks: Vec<Block>,
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    ids: Vec<EnvelopeId>,
+    /// The sum of `ids`.
+    sum: [u64; 4],
+    /// How many ids the blocks before this one hold.
+    before: usize,
+    /// The sum of the ids the blocks before this one hold.
+    sum_before: [u64; 4],
+}
+
+impl Block {
+    fn of(ids: Vec<EnvelopeId>) -> Block {
+        let sum = ids.iter().fold([0u64; 4], |acc, id| add_id(&acc, id));
+        Block {
+            ids,
+            sum,
+            before: 0,
+            sum_before: [0; 4],
+        }
+    }
+}
+
+impl IdIndex {
+    /// The index of `sorted_ids` (strictly increasing; debug builds check).
+    pub fn from_sorted(sorted_ids: Vec<EnvelopeId>) -> IdIndex {
+        debug_assert!(
+            sorted_ids.windows(2).all(|w| w[0] < w[1]),
+            "reconcile ids must be sorted and distinct"
+        );
+        let mut index = IdIndex {
+            blocks: sorted_ids
+                .chunks(INDEX_BLOCK)
+                .map(|c| Block::of(c.to_vec()))
+                .collect(),
+        };
+        index.totals_from(0);
+        index
+    }
+
+    /// Adds `id`; returns whether it was new.
+    pub fn insert(&mut self, id: EnvelopeId) -> bool {
+        if self.blocks.is_empty() {
+            self.blocks.push(Block::of(vec![id]));
+            return true;
+        }
+        // The last block whose first id is not above `id`, or the first.
+        let b = self
+            .blocks
+            .partition_point(|blk| blk.ids[0] <= id)
+            .saturating_sub(1);
+        let block = &mut self.blocks[b];
+        let Err(at) = block.ids.binary_search(&id) else {
+            return false;
+        };
+        block.ids.insert(at, id);
+        block.sum = add_id(&block.sum, &id);
+        if block.ids.len() >= 2 * INDEX_BLOCK {
+            let upper = block.ids.split_off(INDEX_BLOCK);
+            let lower = std::mem::take(&mut block.ids);
+            self.blocks[b] = Block::of(lower);
+            self.blocks.insert(b + 1, Block::of(upper));
+        }
+        self.totals_from(b);
+        true
+    }
+
+    /// Whether `id` is held.
+    pub fn contains(&self, id: &EnvelopeId) -> bool {
+        let b = self.blocks.partition_point(|blk| blk.ids[0] <= *id);
+        b > 0 && self.blocks[b - 1].ids.binary_search(id).is_ok()
+    }
+
+    /// Every id, in order.
+    pub fn to_vec(&self) -> Vec<EnvelopeId> {
+        self.blocks
+            .iter()
+            .flat_map(|b| b.ids.iter().copied())
+            .collect()
+    }
+
+    /// Brings the running totals of blocks `from..` up to date.
+    fn totals_from(&mut self, from: usize) {
+        let (mut before, mut sum) = match from.checked_sub(1).map(|p| &self.blocks[p]) {
+            Some(p) => (p.before + p.ids.len(), add_sums(&p.sum_before, &p.sum)),
+            None => (0, [0; 4]),
+        };
+        for block in &mut self.blocks[from..] {
+            block.before = before;
+            block.sum_before = sum;
+            before += block.ids.len();
+            sum = add_sums(&sum, &block.sum);
+        }
+    }
+
+    /// The block holding position `index` (`index < len`) and the place in it.
+    fn locate(&self, index: usize) -> (usize, usize) {
+        let b = self.blocks.partition_point(|blk| blk.before <= index) - 1;
+        (b, index - self.blocks[b].before)
+    }
+
+    /// The sum of the ids at `..index`.
+    fn prefix(&self, index: usize) -> [u64; 4] {
+        if index == 0 {
+            return [0; 4];
+        }
+        if index == self.len() {
+            let last = &self.blocks[self.blocks.len() - 1];
+            return add_sums(&last.sum_before, &last.sum);
+        }
+        let (b, at) = self.locate(index);
+        let block = &self.blocks[b];
+        // From whichever end of the block is nearer.
+        if at <= block.ids.len() / 2 {
+            let part = block.ids[..at]
+                .iter()
+                .fold([0u64; 4], |acc, id| add_id(&acc, id));
+            add_sums(&block.sum_before, &part)
+        } else {
+            let rest = block.ids[at..]
+                .iter()
+                .fold([0u64; 4], |acc, id| add_id(&acc, id));
+            sub_sums(&add_sums(&block.sum_before, &block.sum), &rest)
+        }
+    }
+}
+
+impl IdSet for IdIndex {
+    fn len(&self) -> usize {
+        self.blocks.last().map_or(0, |b| b.before + b.ids.len())
+    }
+    fn id(&self, index: usize) -> EnvelopeId {
+        let (b, at) = self.locate(index);
+        self.blocks[b].ids[at]
+    }
+    fn rank(&self, key: &[u8; 32]) -> usize {
+        let b = self.blocks.partition_point(|blk| blk.ids[0].0 < *key);
+        if b == 0 {
+            return 0;
+        }
+        let block = &self.blocks[b - 1];
+        block.before + block.ids.partition_point(|id| id.0 < *key)
+    }
+    fn ids(&self, lo: usize, hi: usize) -> Vec<EnvelopeId> {
+        let mut out = Vec::with_capacity(hi.saturating_sub(lo));
+        if lo >= hi {
+            return out;
+        }
+        let (mut b, mut at) = self.locate(lo);
+        while out.len() < hi - lo {
+            let block = &self.blocks[b];
+            let take = (hi - lo - out.len()).min(block.ids.len() - at);
+            out.extend_from_slice(&block.ids[at..at + take]);
+            b += 1;
+            at = 0;
+        }
+        out
+    }
+    fn sum(&self, lo: usize, hi: usize) -> [u64; 4] {
+        sub_sums(&self.prefix(hi), &self.prefix(lo))
+    }
+}
+
+/// One side of a reconciliation, over that side's ids.
+///
+/// It keeps no state between messages: build one per message if the set
+/// changes in between (a grown set only costs extra rounds).
+pub struct Reconciler<S> {
+    ids: S,
+}
+
+impl<'a> Reconciler<SortedIds<'a>> {
+    /// A reconciler over `sorted_ids`, which must be strictly increasing
+    /// (sorted, without duplicates); debug builds check. Linear time.
+    pub fn new(sorted_ids: &'a [EnvelopeId]) -> Self {
+        Reconciler {
+            ids: SortedIds::new(sorted_ids),
+        }
+    }
+}
+
+impl<S: IdSet> Reconciler<S> {
+    /// A reconciler over a set kept sorted elsewhere (an [`IdIndex`]).
+    pub fn over(ids: S) -> Self {
+        Reconciler { ids }
     }
 
     /// The opening message of the initiator: one range over the whole id
@@ -606,7 +878,7 @@ impl<'a> Reconciler<'a> {
             ranges: vec![Range {
                 upper: Bound::End,
                 mode: if self.ids.len() <= ID_LIST_THRESHOLD {
-                    Mode::IdList(self.ids.to_vec())
+                    Mode::IdList(self.ids.ids(0, self.ids.len()))
                 } else {
                     Mode::Fingerprint(self.fingerprint(0, self.ids.len()))
                 },
@@ -632,8 +904,10 @@ impl<'a> Reconciler<'a> {
         let mut step = Step::default();
         let mut lo = 0;
         for (i, range) in msg.ranges.iter().enumerate() {
-            let hi = lo + self.ids[lo..].partition_point(|id| range.upper.above(id));
-            let ours = &self.ids[lo..hi];
+            let hi = match &range.upper {
+                Bound::Below(key) => self.ids.rank(key).max(lo),
+                Bound::End => self.ids.len(),
+            };
             let upper = range.upper;
             let (tail_bytes, tail_ranges) = (tail[i + 1], n - i - 1);
             let skip = Range {
@@ -647,6 +921,7 @@ impl<'a> Reconciler<'a> {
             match &range.mode {
                 Mode::Skip => out.push(skip),
                 Mode::Difference { have, lack } => {
+                    let ours = self.ids.ids(lo, hi);
                     let held = |id: &&EnvelopeId| ours.binary_search(id).is_ok();
                     step.need.extend(have.iter().filter(|id| !held(id)));
                     step.offer.extend(lack.iter().filter(held));
@@ -667,7 +942,7 @@ impl<'a> Reconciler<'a> {
                     }
                 }
                 Mode::IdList(theirs) => {
-                    let (have, lack) = difference(ours, theirs);
+                    let (have, lack) = difference(&self.ids.ids(lo, hi), theirs);
                     if have.is_empty() && lack.is_empty() {
                         out.push(skip);
                     } else {
@@ -751,7 +1026,7 @@ impl<'a> Reconciler<'a> {
         if count <= ID_LIST_THRESHOLD {
             return vec![Range {
                 upper,
-                mode: Mode::IdList(self.ids[lo..hi].to_vec()),
+                mode: Mode::IdList(self.ids.ids(lo, hi)),
             }];
         }
         let parts = BRANCHES.min(count);
@@ -762,10 +1037,13 @@ impl<'a> Reconciler<'a> {
                 (hi, upper)
             } else {
                 let end = lo + count * k / parts;
-                (end, Bound::between(&self.ids[end - 1], &self.ids[end]))
+                (
+                    end,
+                    Bound::between(&self.ids.id(end - 1), &self.ids.id(end)),
+                )
             };
             let mode = if end - start <= SUB_RANGE_ID_LIST_THRESHOLD {
-                Mode::IdList(self.ids[start..end].to_vec())
+                Mode::IdList(self.ids.ids(start, end))
             } else {
                 Mode::Fingerprint(self.fingerprint(start, end))
             };
@@ -777,7 +1055,7 @@ impl<'a> Reconciler<'a> {
 
     /// The fingerprint of `ids[lo..hi]`.
     fn fingerprint(&self, lo: usize, hi: usize) -> [u8; FINGERPRINT_BYTES] {
-        let sum = sub_sums(&self.sums[hi], &self.sums[lo]);
+        let sum = self.ids.sum(lo, hi);
         let mut h = blake3::Hasher::new();
         h.update(FINGERPRINT_DOMAIN);
         for limb in sum {
@@ -916,7 +1194,7 @@ mod tests {
         let lists = |m: &Message| count(m, |m| matches!(m, Mode::IdList(_)));
 
         // One step that learns nothing and must reply.
-        let quiet = |r: &Reconciler<'_>, m: &Message| {
+        let quiet = |r: &Reconciler<SortedIds<'_>>, m: &Message| {
             let step = r.respond(m).expect("answers");
             assert!(step.need.is_empty() && step.offer.is_empty());
             step.reply.expect("a reply")
@@ -1168,5 +1446,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest! {
+        /// An index grown one id at a time, in any order, answers every
+        /// question as the sorted slice of the same ids does.
+        #[test]
+        fn an_index_grown_in_any_order_matches_the_sorted_slice(
+            order in proptest::collection::vec(0u64..5_000, 0..3_000),
+            probes in proptest::collection::vec((0usize..3_000, 0usize..3_000, any::<[u8; 32]>()), 1..40),
+        ) {
+            let mut index = IdIndex::default();
+            for n in &order {
+                index.insert(id(*n));
+            }
+            let all = sorted(order.iter().map(|n| id(*n)).collect());
+            let slice = SortedIds::new(&all);
+            prop_assert_eq!(index.len(), all.len());
+            prop_assert_eq!(index.to_vec(), all.clone());
+            for (a, b, key) in probes {
+                prop_assert_eq!(index.rank(&key), slice.rank(&key));
+                if all.is_empty() {
+                    continue;
+                }
+                let (lo, hi) = (a.min(b) % (all.len() + 1), a.max(b) % (all.len() + 1));
+                let (lo, hi) = (lo.min(hi), lo.max(hi));
+                prop_assert_eq!(index.sum(lo, hi), slice.sum(lo, hi));
+                prop_assert_eq!(index.ids(lo, hi), slice.ids(lo, hi));
+                prop_assert_eq!(index.id(lo % all.len()), all[lo % all.len()]);
+                prop_assert!(index.contains(&all[lo % all.len()]));
+            }
+        }
+    }
+
+    /// A node answering from its index says what it says from the slice:
+    /// byte for byte the same messages, round after round.
+    #[test]
+    fn answers_from_an_index_are_those_from_the_slice() {
+        let a = ids(0..20_000);
+        let b = ids(50..20_070);
+        let index = {
+            let mut i = IdIndex::default();
+            for n in (50..20_070).rev() {
+                i.insert(id(n));
+            }
+            i
+        };
+        let (ra, rb, rb_index) = (
+            Reconciler::new(&a),
+            Reconciler::new(&b),
+            Reconciler::over(&index),
+        );
+        let mut msg = Some(ra.initiate());
+        let mut rounds = 0;
+        while let Some(m) = msg {
+            let from_slice = rb.respond(&m).expect("answers");
+            let from_index = rb_index.respond(&m).expect("answers");
+            assert_eq!(from_slice.need, from_index.need);
+            assert_eq!(from_slice.offer, from_index.offer);
+            assert_eq!(
+                from_slice.reply.as_ref().map(Message::encode),
+                from_index.reply.as_ref().map(Message::encode)
+            );
+            msg = from_index
+                .reply
+                .and_then(|r| ra.respond(&r).expect("answers").reply);
+            rounds += 1;
+        }
+        assert!(rounds > 2, "the sets differ, so it took rounds");
     }
 }

@@ -34,6 +34,7 @@ use gatehouse_protocol::certificate::{
 use gatehouse_protocol::envelope::{Body, Verified};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, NetworkId};
 use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::reconcile::IdIndex;
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
 use gatehouse_protocol::trust::Judgement;
 use gatehouse_protocol::vocab::{Nation, Setting};
@@ -953,7 +954,11 @@ impl Sim {
 
     /// The sorted envelope ids site `i` holds.
     pub fn ids(&mut self, i: usize) -> Vec<EnvelopeId> {
-        self.nodes[i].set.ids().unwrap_or_default()
+        self.nodes[i]
+            .set
+            .ids()
+            .map(IdIndex::to_vec)
+            .unwrap_or_default()
     }
 
     /// Whether every online site holds the same envelopes.

@@ -43,6 +43,7 @@ use futures::StreamExt;
 use gatehouse_protocol::envelope::MAX_ENVELOPE_BYTES;
 use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
+use gatehouse_protocol::reconcile::IdIndex;
 pub use libp2p::Multiaddr;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
@@ -417,11 +418,8 @@ struct LibrarySet<'a> {
 }
 
 impl EnvelopeSet for LibrarySet<'_> {
-    fn ids(&mut self) -> Result<Vec<EnvelopeId>, String> {
-        self.lib
-            .replica_mut()
-            .sorted_ids()
-            .map_err(|e| e.to_string())
+    fn ids(&mut self) -> Result<&IdIndex, String> {
+        self.lib.replica_mut().id_index().map_err(|e| e.to_string())
     }
 
     fn bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>, String> {

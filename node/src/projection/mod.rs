@@ -29,10 +29,15 @@ use serde::{Deserialize, Serialize};
 use crate::blobs::BlobStore;
 use crate::error::{LibraryError, Result};
 use crate::replica::Replica;
+use crate::replica::docs::CachedDoc;
 use crate::store::{Store, Tree};
 use forum::{Fact, Forum};
 use gatehouse_protocol::trust::Judgement;
 use search::{SearchError, SearchIndex, SearchReader};
+
+/// Change chunks an item's stored document grows by before it is saved
+/// whole again (a load reads the chunks after the document).
+pub const MAX_DOC_CHUNKS: u32 = 16;
 
 /// The projections of one library.
 pub(crate) struct Projections {
@@ -194,18 +199,80 @@ impl Projections {
         Ok(())
     }
 
+    /// Brings an item's document, catalog entry and index entry in line
+    /// with its accepted changes: grown by the batch's new ones when its
+    /// document is kept, else rebuilt from them all.
+    fn materialise(&mut self, replica: &mut Replica, item: ItemId, now_ms: u64) -> Result<()> {
+        if !replica.needs_rebuild(&item) && self.grow(replica, item, now_ms)? {
+            return Ok(());
+        }
+        self.rebuild(replica, item, now_ms)
+    }
+
+    /// Applies the batch's changes to `item` to its kept document and
+    /// stores them after the stored document, saving it whole once it has
+    /// grown by [`MAX_DOC_CHUNKS`] chunks: the cost of a revision does not
+    /// grow with the versions before it. False when the document is not
+    /// kept, or holds more than the item's accepted changes, or a change
+    /// of the batch is not in effect: the caller rebuilds.
+    fn grow(&mut self, replica: &mut Replica, item: ItemId, now_ms: u64) -> Result<bool> {
+        let fresh = replica.fresh_accepted(&item)?;
+        if fresh.len() != replica.fresh_count(&item) {
+            return Ok(false);
+        }
+        let Some(mut entry) = replica.docs().take(&item).filter(|e| e.exact) else {
+            return Ok(false);
+        };
+        let Some(stored) = self.store.get(Tree::ItemDocs, item.as_bytes())? else {
+            return Ok(false);
+        };
+        if fresh.is_empty() {
+            replica.docs().put(item, entry);
+            return Ok(true);
+        }
+        let claimed_ms = fresh
+            .iter()
+            .map(Verified::created_ms)
+            .fold(entry.claimed_ms, u64::max);
+        let changes: Vec<automerge::Change> = fresh
+            .iter()
+            .filter_map(|e| match e.body() {
+                Body::Change(c) => Some(c.change.clone()),
+                _ => None,
+            })
+            .collect();
+        let doc = &mut entry.doc;
+        if !matches!(guarded(|| doc.apply_changes(changes)), Ok(Ok(()))) {
+            return Ok(false);
+        }
+        let read = match item::read_item(doc) {
+            Ok(i) if i.id == item => i,
+            _ => return Ok(false),
+        };
+        let bytes = if entry.chunks < MAX_DOC_CHUNKS {
+            entry.chunks += 1;
+            let mut bytes = stored;
+            bytes.extend(doc.save_after(&entry.saved));
+            bytes
+        } else {
+            entry.chunks = 0;
+            doc.save()
+        };
+        entry.saved = doc.get_heads();
+        entry.claimed_ms = claimed_ms;
+        self.store_item(item, read, claimed_ms.min(now_ms), bytes)?;
+        replica.docs().put(item, entry);
+        Ok(true)
+    }
+
     /// Rebuilds an item's document, catalog entry and index entry from its
-    /// accepted changes.
-    fn materialise(&mut self, replica: &Replica, item: ItemId, now_ms: u64) -> Result<()> {
+    /// accepted changes, and keeps the document for the next batch.
+    fn rebuild(&mut self, replica: &mut Replica, item: ItemId, now_ms: u64) -> Result<()> {
+        replica.docs().remove(&item);
         let accepted = replica.accepted_changes(&item)?;
         // Signers' clocks are their own: a time claimed in the future is
         // not allowed to pin an item to the top of "recently updated".
-        let updated_ms = accepted
-            .iter()
-            .map(Verified::created_ms)
-            .max()
-            .unwrap_or(0)
-            .min(now_ms);
+        let claimed_ms = accepted.iter().map(Verified::created_ms).max().unwrap_or(0);
         let changes: Vec<automerge::Change> = accepted
             .into_iter()
             .filter_map(|e| match e.body() {
@@ -232,7 +299,7 @@ impl Projections {
             tracing::warn!("item {item}: its accepted changes do not apply ({e}); not shown");
             return self.leave_out(&item);
         }
-        let mut read = match item::read_item(&doc) {
+        let read = match item::read_item(&doc) {
             Ok(i) if i.id == item => i,
             // Changes whose first (creating) change has not arrived yet.
             _ => {
@@ -244,6 +311,31 @@ impl Projections {
                 return Ok(());
             }
         };
+        let bytes = doc.save();
+        self.store_item(item, read, claimed_ms.min(now_ms), bytes)?;
+        let saved = doc.get_heads();
+        replica.docs().put(
+            item,
+            CachedDoc {
+                doc,
+                exact: true,
+                chunks: 0,
+                claimed_ms,
+                saved,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes an item's index entry, catalog entry, file references and
+    /// stored document.
+    fn store_item(
+        &mut self,
+        item: ItemId,
+        mut read: Item,
+        updated_ms: u64,
+        doc_bytes: Vec<u8>,
+    ) -> Result<()> {
         let text = self.attachments_text(&read);
         self.index_write(|i| i.upsert(&read, updated_ms, &text));
         let mut writes: Vec<crate::store::Write> = read
@@ -261,8 +353,8 @@ impl Projections {
         })
         .map_err(|e| LibraryError::Corrupt(e.to_string()))?;
         writes.extend([
-            (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc.save())),
-            (Tree::Catalog, key_hex.into_bytes(), Some(catalog)),
+            (Tree::ItemDocs, item.as_bytes().to_vec(), Some(doc_bytes)),
+            (Tree::Catalog, item.to_hex().into_bytes(), Some(catalog)),
         ]);
         self.store.apply(writes)?;
         Ok(())

@@ -19,6 +19,7 @@
 //! replica without projections.
 
 pub mod bundle;
+pub mod docs;
 pub mod receipt;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
 use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::post::Voice;
+use gatehouse_protocol::reconcile::IdIndex;
 use gatehouse_protocol::record::Record;
 use gatehouse_protocol::trust::{Judgement, PendingReason, TrustView};
 use serde::Serialize;
@@ -106,13 +108,22 @@ pub struct Replica {
     /// The size of each bundle entry held back ([`Replica::hold_back`]),
     /// once read.
     held: Option<BTreeMap<EnvelopeId, usize>>,
+    /// The changes of the current batch, by item.
+    fresh_by_item: BTreeMap<ItemId, Vec<EnvelopeId>>,
     /// Items whose accepted changes may have moved since projections last
     /// caught up.
     dirty: BTreeSet<ItemId>,
+    /// Items whose accepted changes may have lost one, or whose stored
+    /// document cannot be trusted to hold the rest: rebuilt from scratch.
+    rebuild: BTreeSet<ItemId>,
+    /// Documents of items touched lately, as of the last catch-up.
+    docs: docs::DocCache,
     /// Envelopes made or imported here, not yet announced to peers.
     outbox: Vec<EnvelopeId>,
-    /// The sorted ids of every envelope held, while no new one arrived.
-    ids: Option<Vec<EnvelopeId>>,
+    /// The ids of every envelope held, kept sorted with their running sums
+    /// as envelopes arrive, for reconciling (read from the store's keys
+    /// once, never from envelope bytes).
+    ids: Option<IdIndex>,
     /// Every certificate held, decoded: trust is rebuilt from them after
     /// every batch that brings one, and decoding them each time (a public
     /// key decompression per key) would cost more than the rebuild.
@@ -225,8 +236,11 @@ impl Replica {
             trust: Arc::default(),
             trust_stale: false,
             fresh: BTreeMap::new(),
+            fresh_by_item: BTreeMap::new(),
             held: None,
             dirty: BTreeSet::new(),
+            rebuild: BTreeSet::new(),
+            docs: docs::DocCache::default(),
             outbox: Vec::new(),
             ids: None,
             certs: None,
@@ -295,7 +309,16 @@ impl Replica {
         if !self.has_envelope(&env.id())? {
             self.check_outside(&env)?;
         }
-        let out = self.accept_from(env)?;
+        let item = match env.body() {
+            Body::Change(c) => Some(c.item),
+            _ => None,
+        };
+        let out = self.accept_from(env).inspect_err(|_| {
+            // Its check grew the item's kept document by a change not stored.
+            if let Some(item) = item {
+                self.docs.remove(&item);
+            }
+        })?;
         if announce && out.new && self.outbox.len() < MAX_OUTBOX {
             self.outbox.push(out.id);
         }
@@ -310,7 +333,7 @@ impl Replica {
     }
 
     /// Whether an envelope from outside may be stored.
-    fn check_outside(&self, env: &Verified) -> Result<()> {
+    fn check_outside(&mut self, env: &Verified) -> Result<()> {
         let signer = env.signer();
         if let Body::Certificate(cert) = env.body() {
             let known = |k: &PublicKey| self.known_keys.as_ref().is_some_and(|s| s.contains(k));
@@ -375,26 +398,55 @@ impl Replica {
     /// depends on, so the verdict does not depend on what else has arrived.
     /// A change whose earlier changes are not all here yet has no verdict
     /// and is not stored ([`LibraryError::NoEffect`]; it is offered again).
-    fn check_change_content(&self, c: &ChangePayload) -> Result<()> {
-        let mut changes: Vec<automerge::Change> = Vec::new();
-        for id in item_change_ids(&*self.store, &c.item)? {
-            let held = match self.fresh.get(&id) {
-                Some(v) => v.clone(),
-                None => self.load_envelope(&id)?,
-            };
-            if let Body::Change(p) = held.body() {
-                changes.push(p.change.clone());
-            }
-        }
+    fn check_change_content(&mut self, c: &ChangePayload) -> Result<()> {
         let hash = c.change.hash();
-        changes.push(c.change.clone());
         let refused = |reason: String| LibraryError::ContentRefused {
             item: c.item,
             reason,
         };
+        // The item's kept document, when it holds every change this one
+        // depends on; otherwise one of every change held for the item.
+        let kept = self.docs.take(&c.item).and_then(|mut k| {
+            let holds = |k: &mut docs::CachedDoc| {
+                c.change
+                    .deps()
+                    .iter()
+                    .all(|d| k.doc.get_change_by_hash(d).is_some())
+            };
+            holds(&mut k).then_some(k)
+        });
+        let mut entry = match kept {
+            Some(k) => k,
+            None => {
+                let mut changes: Vec<automerge::Change> = Vec::new();
+                for id in item_change_ids(&*self.store, &c.item)? {
+                    let held = match self.fresh.get(&id) {
+                        Some(v) => v.clone(),
+                        None => self.load_envelope(&id)?,
+                    };
+                    if let Body::Change(p) = held.body() {
+                        changes.push(p.change.clone());
+                    }
+                }
+                let mut doc = automerge::AutoCommit::new();
+                match guarded(|| doc.apply_changes(changes)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(refused(format!("its document does not load: {e}"))),
+                    Err(e) => return Err(refused(format!("its document does not load: {e}"))),
+                }
+                docs::CachedDoc {
+                    doc,
+                    exact: false,
+                    chunks: 0,
+                    claimed_ms: 0,
+                    saved: Vec::new(),
+                }
+            }
+        };
+        let change = c.change.clone();
         let item = guarded(|| {
-            let mut doc = automerge::AutoCommit::new();
-            doc.apply_changes(changes)
+            let doc = &mut entry.doc;
+            doc.apply_changes([change])
                 .map_err(|e| refused(format!("its document does not load: {e}")))?;
             if doc.get_change_by_hash(&hash).is_none() {
                 return Err(LibraryError::NoEffect(
@@ -404,7 +456,7 @@ impl Replica {
             // Usually the change is the document's only head (a new item,
             // or the next version); only then is no fork needed.
             if doc.get_heads() == [hash] {
-                read_item(&doc)
+                read_item(doc)
             } else {
                 let at = doc
                     .fork_at(&[hash])
@@ -419,7 +471,12 @@ impl Replica {
                 "its document names another item or owner than the change".into(),
             ));
         }
-        crate::authoring::check_received(&item).map_err(|e| refused(e.to_string()))
+        crate::authoring::check_received(&item).map_err(|e| refused(e.to_string()))?;
+        // Kept for the item's next change, holding this one too: a change
+        // of the batch, which projections apply again (if it is not stored
+        // after all, `accept_outside` drops the document).
+        self.docs.put(c.item, entry);
+        Ok(())
     }
 
     /// Brings trust and every judgement in line with the set, if a
@@ -449,15 +506,50 @@ impl Replica {
         &self.dirty
     }
 
-    /// Marks items for projections to rebuild.
+    /// Marks items for projections to rebuild from scratch.
     pub fn mark_dirty(&mut self, items: impl IntoIterator<Item = ItemId>) {
-        self.dirty.extend(items);
+        for item in items {
+            self.dirty.insert(item);
+            self.rebuild.insert(item);
+            self.docs.remove(&item);
+        }
+    }
+
+    /// Whether `item`'s projections must be rebuilt from all its accepted
+    /// changes this batch, rather than grown by the batch's new ones.
+    pub fn needs_rebuild(&self, item: &ItemId) -> bool {
+        self.rebuild.contains(item)
+    }
+
+    /// How many changes to `item` were stored in this batch.
+    pub fn fresh_count(&self, item: &ItemId) -> usize {
+        self.fresh_by_item.get(item).map_or(0, Vec::len)
+    }
+
+    /// The changes to `item` stored in this batch that are in effect.
+    pub fn fresh_accepted(&self, item: &ItemId) -> Result<Vec<Verified>> {
+        let mut out = Vec::new();
+        for id in self.fresh_by_item.get(item).into_iter().flatten() {
+            if let Some(env) = self.fresh.get(id)
+                && self.judgement_of(id)? == Judgement::Accepted
+            {
+                out.push(env.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Item documents kept decoded between batches (see [`docs`]).
+    pub(crate) fn docs(&mut self) -> &mut docs::DocCache {
+        &mut self.docs
     }
 
     /// Ends a batch once projections have caught up: forgets the batch's
     /// changes and clears the dirty marks, in the store too.
     pub fn end_batch(&mut self) -> Result<()> {
         self.fresh.clear();
+        self.fresh_by_item.clear();
+        self.rebuild.clear();
         let clears: Vec<Write> = std::mem::take(&mut self.dirty)
             .into_iter()
             .map(|i| (Tree::Dirty, i.as_bytes().to_vec(), None))
@@ -476,15 +568,19 @@ impl Replica {
         self.flush()
     }
 
-    /// The ids of every envelope held, sorted; kept between calls until a
-    /// new envelope arrives, since every reconcile message needs them.
+    /// The ids of every envelope held, sorted.
     pub fn sorted_ids(&mut self) -> Result<Vec<EnvelopeId>> {
-        if let Some(ids) = &self.ids {
-            return Ok(ids.clone());
+        Ok(self.id_index()?.to_vec())
+    }
+
+    /// The ids of every envelope held, as the index reconciliation answers
+    /// from: read from the store's keys at the first call, then kept up to
+    /// date as envelopes are stored.
+    pub fn id_index(&mut self) -> Result<&IdIndex> {
+        if self.ids.is_none() {
+            self.ids = Some(IdIndex::from_sorted(self.envelope_ids()?));
         }
-        let ids = self.envelope_ids()?;
-        self.ids = Some(ids.clone());
-        Ok(ids)
+        Ok(self.ids.get_or_insert_default())
     }
 
     /// Returns once everything written is durable.
@@ -734,7 +830,9 @@ impl Replica {
         }
         batch.push(judgement_write(&id, judgement)?);
         self.store.apply(batch)?;
-        self.ids = None;
+        if let Some(ids) = self.ids.as_mut() {
+            ids.insert(id);
+        }
         match env.body() {
             Body::Certificate(_) => {
                 if let Some(certs) = self.certs.as_mut() {
@@ -745,6 +843,7 @@ impl Replica {
                 if let Some(facts) = self.facts.as_mut() {
                     facts.push((id, env.signer(), c.owner, c.item));
                 }
+                self.fresh_by_item.entry(c.item).or_default().push(id);
                 self.fresh.insert(id, env);
             }
             Body::Post(_) => self.fresh_posts.push(env),
@@ -766,9 +865,9 @@ impl Replica {
     /// The ids of every envelope held, sorted.
     pub fn envelope_ids(&self) -> Result<Vec<EnvelopeId>> {
         self.store
-            .scan(Tree::Envelopes, b"")?
+            .keys(Tree::Envelopes, b"")?
             .into_iter()
-            .map(|(k, _)| {
+            .map(|k| {
                 <[u8; 32]>::try_from(k.as_slice())
                     .map(EnvelopeId)
                     .map_err(|_| LibraryError::Corrupt("envelope key".into()))
@@ -850,6 +949,7 @@ impl Replica {
     /// rebuilt under the replica.
     pub fn forget_cached(&mut self) {
         self.ids = None;
+        self.docs.clear();
         self.certs = None;
         self.facts = None;
         self.known_keys = None;
@@ -908,6 +1008,8 @@ impl Replica {
                 writes.push(judgement_write(&id, now)?);
                 if (now == Judgement::Accepted) != (before == Judgement::Accepted) {
                     self.dirty.insert(item);
+                    self.rebuild.insert(item);
+                    self.docs.remove(&item);
                     writes.push((Tree::Dirty, item.as_bytes().to_vec(), Some(Vec::new())));
                 }
             }

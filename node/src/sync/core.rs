@@ -653,7 +653,7 @@ impl SyncCore {
                     Ok(ids) => ids,
                     Err(e) => return SyncResponse::Refused(format!("store: {e}")),
                 };
-                match Reconciler::new(&ids).respond(&message) {
+                match Reconciler::over(ids).respond(&message) {
                     Ok(step) => {
                         // The peer runs a session with this node: it is
                         // this node's reconciliation too, and this side
@@ -796,7 +796,7 @@ impl SyncCore {
                 return;
             }
         };
-        let opening = Reconciler::new(&ids).initiate().encode();
+        let opening = Reconciler::over(ids).initiate().encode();
         let initiator = self.peers.get(&peer).is_some_and(|p| p.initiator);
         let next = now_ms + self.reconcile_wait(initiator);
         // Clocks drift: each session measures again.
@@ -880,7 +880,7 @@ impl SyncCore {
                         .map_err(|e| e.to_string())
                         .and_then(|m| {
                             let ids = set.ids()?;
-                            Reconciler::new(&ids).respond(&m).map_err(|e| e.to_string())
+                            Reconciler::over(ids).respond(&m).map_err(|e| e.to_string())
                         });
                     match step {
                         Ok(step) => {

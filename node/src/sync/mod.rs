@@ -43,6 +43,7 @@ use std::collections::BTreeMap;
 
 use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::reconcile::IdIndex;
 use gatehouse_protocol::sync::{SyncRequest, SyncResponse};
 use serde::Serialize;
 
@@ -63,8 +64,8 @@ pub type MessageId = u64;
 
 /// What the core needs of the envelopes a node holds.
 pub trait EnvelopeSet {
-    /// The ids of every envelope held, sorted.
-    fn ids(&mut self) -> Result<Vec<EnvelopeId>, String>;
+    /// The ids of every envelope held, as reconciliation answers from.
+    fn ids(&mut self) -> Result<&IdIndex, String>;
     /// The bytes of those of `ids` held, in order.
     fn bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>, String>;
     /// Verifies and stores envelopes that came from a peer. With `gossip`,

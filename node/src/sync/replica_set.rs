@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use gatehouse_protocol::envelope::{Envelope, Verified};
 use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::PublicKey;
+use gatehouse_protocol::reconcile::IdIndex;
 use gatehouse_protocol::trust::{Judgement, TrustView};
 
 use super::admission::{admission_proof, admitted_nodes};
@@ -200,8 +201,8 @@ pub struct BareReplica {
 }
 
 impl EnvelopeSet for BareReplica {
-    fn ids(&mut self) -> Result<Vec<EnvelopeId>, String> {
-        self.replica.sorted_ids().map_err(|e| e.to_string())
+    fn ids(&mut self) -> Result<&IdIndex, String> {
+        self.replica.id_index().map_err(|e| e.to_string())
     }
 
     fn bytes(&self, ids: &[EnvelopeId]) -> Result<Vec<Vec<u8>>, String> {

@@ -1,0 +1,282 @@
+//! How fast envelopes become a durable, searchable library, printed as
+//! figures next to the raw ed25519 verify rate measured in the same run.
+//!
+//! `cargo bench -p gatehouse-node --bench speed` (release). Every figure is
+//! one `BENCH {json}` line and a sentence. `GATEHOUSE_SPEED_LARGE=100000`
+//! adds the large library built from one bundle.
+//!
+//! - `new items`: a bundle of 1,000 new items (~2 KB each) imported into a
+//!   fresh home on disk (sled store, tantivy index), timed from opening the
+//!   bundle to its last flush; the home's size on disk against the
+//!   envelopes' bytes; the process's peak resident memory.
+//! - `revisions`: the 51st version of each of 100 items, each holding 50
+//!   versions already, imported as one bundle.
+//! - `reconcile`: a peer's opening message answered by a node holding the
+//!   same 1,000,000 ids, CPU time per message.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Net, network};
+use gatehouse_node::library::{Library, NodeConfig};
+use gatehouse_node::projection::search::SearchIndex;
+use gatehouse_node::replica::bundle;
+use gatehouse_node::sample::synthetic_content;
+use gatehouse_node::store::{MemoryStore, SledStore};
+use gatehouse_protocol::key::SecretKey;
+
+mod common;
+
+fn config(net: &Net, member: Option<&SecretKey>) -> NodeConfig {
+    NodeConfig {
+        network: net.network,
+        establishment: net.est_id,
+        member: member.map(SecretKey::public),
+        node: net.member.public(),
+        actor_suffix: "00112233445566778899aabbccddeeff".into(),
+    }
+}
+
+/// A library in `dir` on disk, holding the network's certificates.
+fn home(dir: &Path, net: &Net) -> Library {
+    let _ = std::fs::remove_dir_all(dir);
+    let store = SledStore::open(&dir.join("store")).expect("store");
+    let index = SearchIndex::open(&dir.join("index")).expect("index");
+    let mut lib =
+        Library::with_store(Arc::new(store), config(net, None), index, None).expect("library");
+    lib.ingest_many(net.certs.clone()).expect("certificates");
+    lib
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("speed-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Peak resident memory of this process, from `/proc/self/status`.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Single ed25519 verifications per second over the envelopes' signed
+/// bytes (the same lengths), taking at least half a second.
+fn raw_verify_rate(net: &Net, envelopes: &[Vec<u8>]) -> f64 {
+    let signed: Vec<(Vec<u8>, [u8; 64])> = envelopes
+        .iter()
+        .map(|e| {
+            let msg = e[..e.len() - 64].to_vec();
+            let sig = net.member.sign(&msg);
+            (msg, sig)
+        })
+        .collect();
+    let key = net.member.public();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_millis(500) {
+        for (msg, sig) in &signed {
+            assert!(key.verify(std::hint::black_box(msg), sig));
+            n += 1;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn report(name: &str, json: &str, words: &str) {
+    println!("BENCH {{\"bench\":\"{name}\",{json}}}");
+    println!("  {words}");
+}
+
+fn new_items(net: &Net) {
+    let envelopes = common::items(net, 1000);
+    let payload: usize = envelopes.iter().map(Vec::len).sum();
+    let file = bundle::write(&net.network, &envelopes);
+    let raw = raw_verify_rate(net, &envelopes);
+    let dir = scratch("new");
+    let mut lib = home(&dir, net);
+    let start = Instant::now();
+    let report_ = bundle::import(&mut lib, &file).expect("import");
+    let took = start.elapsed().as_secs_f64();
+    assert_eq!(report_.new, envelopes.len());
+    let rate = envelopes.len() as f64 / took;
+    drop(lib);
+    let disk = dir_bytes(&dir);
+    let rss = peak_rss_mb();
+    report(
+        "new items",
+        &format!(
+            "\"envelopes\":{},\"seconds\":{took:.3},\"per_second\":{rate:.0},\"raw_verify_per_second\":{raw:.0},\"ratio\":{:.3},\"envelope_bytes\":{payload},\"disk_bytes\":{disk},\"disk_ratio\":{:.2},\"peak_rss_mb\":{rss:.1}",
+            envelopes.len(),
+            rate / raw,
+            disk as f64 / payload as f64
+        ),
+        &format!(
+            "{} new items verified, applied, indexed and durable in {took:.2} s: {rate:.0}/s against {raw:.0} raw ed25519 verifications/s ({:.2}x); home {:.1} MB on disk for {:.1} MB of envelopes ({:.2}x); peak RSS {rss:.0} MB",
+            envelopes.len(),
+            rate / raw,
+            disk as f64 / 1e6,
+            payload as f64 / 1e6,
+            disk as f64 / payload as f64
+        ),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn revisions(net: &Net) {
+    const ITEMS: usize = 100;
+    const EARLIER: usize = 50;
+    let member = SecretKey::from_seed(net.member.to_seed());
+    let mut author = Library::with_store(
+        Arc::new(MemoryStore::new()),
+        config(net, Some(&member)),
+        SearchIndex::in_memory().expect("index"),
+        Some(member),
+    )
+    .expect("library");
+    author.ingest_many(net.certs.clone()).expect("certificates");
+    let mut contents = Vec::new();
+    for n in 0..ITEMS {
+        let content = synthetic_content(n as u64);
+        let id = author.publish(&content, &[]).expect("publish");
+        contents.push((id, content));
+    }
+    for v in 2..=EARLIER {
+        for (id, content) in &mut contents {
+            content
+                .body
+                .push_str(&format!("\n\nChange {v}: the dose table was checked."));
+            author.revise(id, content, &[]).expect("revise");
+        }
+    }
+    let before = author.export().expect("export");
+    for (id, content) in &mut contents {
+        content.body.push_str("\n\nChange 51.");
+        author.revise(id, content, &[]).expect("revise");
+    }
+    let held: std::collections::BTreeSet<&Vec<u8>> = before.iter().collect();
+    let last: Vec<Vec<u8>> = author
+        .export()
+        .expect("export")
+        .into_iter()
+        .filter(|e| !held.contains(e))
+        .collect();
+    assert_eq!(last.len(), ITEMS);
+    let raw = raw_verify_rate(net, &last);
+    let dir = scratch("revisions");
+    let mut lib = home(&dir, net);
+    bundle::import(&mut lib, &bundle::write(&net.network, &before)).expect("earlier versions");
+    let file = bundle::write(&net.network, &last);
+    let start = Instant::now();
+    let r = bundle::import(&mut lib, &file).expect("import");
+    let took = start.elapsed().as_secs_f64();
+    assert_eq!(r.new, ITEMS);
+    let rate = ITEMS as f64 / took;
+    report(
+        "revisions",
+        &format!(
+            "\"envelopes\":{ITEMS},\"earlier_versions\":{EARLIER},\"seconds\":{took:.3},\"per_second\":{rate:.0},\"raw_verify_per_second\":{raw:.0},\"ratio\":{:.3}",
+            rate / raw
+        ),
+        &format!(
+            "version {} of {ITEMS} items verified, applied, indexed and durable in {took:.3} s: {rate:.0}/s against {raw:.0} raw ed25519 verifications/s ({:.2}x)",
+            EARLIER + 1,
+            rate / raw
+        ),
+    );
+    drop(lib);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn large(net: &Net, n: u64) {
+    let envelopes = common::items(net, n);
+    let payload: usize = envelopes.iter().map(Vec::len).sum();
+    let file = bundle::write(&net.network, &envelopes);
+    drop(envelopes);
+    let dir = scratch("large");
+    let mut lib = home(&dir, net);
+    let start = Instant::now();
+    let r = bundle::import(&mut lib, &file).expect("import");
+    let took = start.elapsed().as_secs_f64();
+    assert_eq!(r.new as u64, n);
+    drop(lib);
+    let disk = dir_bytes(&dir);
+    report(
+        "large library",
+        &format!(
+            "\"envelopes\":{n},\"seconds\":{took:.1},\"per_second\":{:.0},\"envelope_bytes\":{payload},\"disk_bytes\":{disk},\"disk_ratio\":{:.2}",
+            n as f64 / took,
+            disk as f64 / payload as f64
+        ),
+        &format!(
+            "{n} items from one bundle into a fresh home in {took:.1} s ({:.0}/s); {:.0} MB on disk for {:.0} MB of envelopes ({:.2}x)",
+            n as f64 / took,
+            disk as f64 / 1e6,
+            payload as f64 / 1e6,
+            disk as f64 / payload as f64
+        ),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn reconcile() {
+    use gatehouse_protocol::id::EnvelopeId;
+    use gatehouse_protocol::reconcile::Reconciler;
+    const N: u32 = 1_000_000;
+    let mut ids: Vec<EnvelopeId> = (0..N)
+        .map(|i| EnvelopeId(*blake3::hash(&i.to_be_bytes()).as_bytes()))
+        .collect();
+    ids.sort();
+    let index = gatehouse_protocol::reconcile::IdIndex::from_sorted(ids);
+    let opening = Reconciler::over(&index).initiate();
+    let rounds = 20;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let step = Reconciler::over(std::hint::black_box(&index))
+            .respond(&opening)
+            .expect("answers");
+        assert!(step.reply.is_none(), "identical sets need no reply");
+    }
+    let per = start.elapsed().as_secs_f64() * 1e3 / f64::from(rounds);
+    report(
+        "reconcile",
+        &format!("\"ids\":{N},\"ms_per_message\":{per:.3}"),
+        &format!("an opening answered over {N} identical ids: {per:.3} ms of CPU per message"),
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is read.
+    let net = network();
+    new_items(&net);
+    revisions(&net);
+    reconcile();
+    if let Some(n) = std::env::var("GATEHOUSE_SPEED_LARGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        large(&net, n);
+    }
+}
