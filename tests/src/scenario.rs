@@ -135,6 +135,55 @@ pub fn both_dial_at_once(config: SimConfig) -> Checked {
     })
 }
 
+/// A site back after a long absence fetches a backlog that takes many
+/// reconcile intervals to move: the other side does not start a session
+/// of its own meanwhile, so each envelope crosses once. Both orders of the
+/// pair's keys are run (which side starts sessions depends on them).
+pub fn long_first_fetch_moves_each_envelope_once(mut config: SimConfig) -> Checked {
+    const NEW: usize = 1_500;
+    // Small batches (as under an upload budget) make the fetch take many
+    // round trips, and reconciling every second makes it outlast several
+    // intervals, while each round trip (at most 240 ms) stays within one.
+    config.sync.reconcile_every_ms = 1_000;
+    config.sync.batch_bytes = 4_096;
+    // No message is lost, so none is sent again: every envelope beyond
+    // the missing ones and the proofs would be a second session's.
+    config.loss_ppm = 0;
+    let mut figures = Vec::new();
+    for (publisher, absent) in [(0, 1), (1, 0)] {
+        let mut sim = Sim::new(config.clone());
+        grow(&mut sim, 2, 2_000);
+        converge(&mut sim, HOUR_MS)?;
+        sim.go_offline(absent);
+        for _ in 0..NEW {
+            sim.publish(publisher);
+        }
+        sim.run_for(1_000);
+        sim.reset_stats();
+        sim.come_back(absent);
+        let took = converge(&mut sim, HOUR_MS)?;
+        let proofs =
+            sim.nodes[0].set.admission_proof().len() + sim.nodes[1].set.admission_proof().len();
+        let synced = sim.stats.envelopes_synced;
+        if synced > (NEW + proofs) as u64 {
+            return Err(fail(
+                &sim,
+                format!(
+                    "{synced} envelopes moved for {NEW} missing and {proofs} of proof: a second session ran during the fetch"
+                ),
+            ));
+        }
+        figures.push(format!("{synced} envelopes moved in {took} ms"));
+    }
+    Ok(Outcome {
+        name: "long first fetch",
+        figures: format!(
+            "{NEW} missing and the proofs, each way: {}",
+            figures.join("; ")
+        ),
+    })
+}
+
 /// One site's clock runs ten minutes ahead: every peer that syncs with it
 /// measures it ten minutes ahead, within half the round trip, and it
 /// measures each of them ten minutes behind; the others agree with each

@@ -38,6 +38,13 @@ fn two_sites_that_dial_each_other_at_once_move_each_envelope_once() {
 }
 
 #[test]
+fn a_backlog_fetched_over_many_intervals_moves_each_envelope_once() {
+    report(scenario::long_first_fetch_moves_each_envelope_once(config(
+        19,
+    )));
+}
+
+#[test]
 fn a_clock_ahead_is_measured_by_its_peers() {
     report(scenario::a_clock_ahead_is_measured_by_its_peers(
         config(16),

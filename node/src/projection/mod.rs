@@ -209,26 +209,60 @@ impl Projections {
         self.rebuild(replica, item, now_ms)
     }
 
-    /// Applies the batch's changes to `item` to its kept document and
-    /// stores them after the stored document, saving it whole once it has
-    /// grown by [`MAX_DOC_CHUNKS`] chunks: the cost of a revision does not
-    /// grow with the versions before it. False when the document is not
-    /// kept, or holds more than the item's accepted changes, or a change
-    /// of the batch is not in effect: the caller rebuilds.
+    /// Brings `item` up to date from what its last change of the batch
+    /// prepared when it was judged, or by applying the batch's changes to
+    /// its kept (or stored) document and storing them after the stored
+    /// document, saved whole once it has grown by [`MAX_DOC_CHUNKS`]
+    /// chunks: the cost of a revision does not grow with the versions
+    /// before it. False when neither holds exactly the item's accepted
+    /// changes, or a change of the batch is not in effect: the caller
+    /// rebuilds.
     fn grow(&mut self, replica: &mut Replica, item: ItemId, now_ms: u64) -> Result<bool> {
         let fresh = replica.fresh_accepted(&item)?;
         if fresh.len() != replica.fresh_count(&item) {
             return Ok(false);
         }
-        let Some(mut entry) = replica.docs().take(&item).filter(|e| e.exact) else {
-            return Ok(false);
-        };
-        let Some(stored) = self.store.get(Tree::ItemDocs, item.as_bytes())? else {
-            return Ok(false);
-        };
         if fresh.is_empty() {
-            replica.docs().put(item, entry);
             return Ok(true);
+        }
+        if let Some(p) = replica.docs().take_prepared(&item)
+            && p.count == fresh.len()
+        {
+            let kept = replica.docs().get_mut(&item).map(|e| {
+                e.saved.clone_from(&p.heads);
+                e.chunks = p.chunks;
+                e.claimed_ms = p.claimed_ms;
+                e.doc.get_heads() == p.heads
+            });
+            if kept == Some(false) {
+                replica.docs().remove(&item);
+            }
+            self.store_item(item, p.item, p.claimed_ms, now_ms, p.bytes)?;
+            return Ok(true);
+        }
+        let stored = self.store.get(Tree::ItemDocs, item.as_bytes())?;
+        let mut entry = match replica.docs().take(&item).filter(|e| e.exact) {
+            Some(e) => e,
+            None => {
+                let Some(claimed_ms) = claimed_ms(&*self.store, &item)? else {
+                    return Ok(false);
+                };
+                let Some(Ok(mut doc)) = stored.as_deref().map(AutoCommit::load) else {
+                    return Ok(false);
+                };
+                let saved = doc.get_heads();
+                CachedDoc {
+                    doc,
+                    exact: true,
+                    chunks: MAX_DOC_CHUNKS,
+                    claimed_ms,
+                    saved,
+                }
+            }
+        };
+        // A document never stored is that of a new item.
+        if stored.is_none() != entry.saved.is_empty() {
+            return Ok(false);
         }
         let claimed_ms = fresh
             .iter()
@@ -249,18 +283,20 @@ impl Projections {
             Ok(i) if i.id == item => i,
             _ => return Ok(false),
         };
-        let bytes = if entry.chunks < MAX_DOC_CHUNKS {
-            entry.chunks += 1;
-            let mut bytes = stored;
-            bytes.extend(doc.save_after(&entry.saved));
-            bytes
-        } else {
-            entry.chunks = 0;
-            doc.save()
+        let bytes = match stored {
+            Some(mut bytes) if entry.chunks < MAX_DOC_CHUNKS => {
+                entry.chunks += 1;
+                bytes.extend(doc.save_after(&entry.saved));
+                bytes
+            }
+            _ => {
+                entry.chunks = 0;
+                doc.save()
+            }
         };
         entry.saved = doc.get_heads();
         entry.claimed_ms = claimed_ms;
-        self.store_item(item, read, claimed_ms.min(now_ms), bytes)?;
+        self.store_item(item, read, claimed_ms, now_ms, bytes)?;
         replica.docs().put(item, entry);
         Ok(true)
     }
@@ -312,7 +348,7 @@ impl Projections {
             }
         };
         let bytes = doc.save();
-        self.store_item(item, read, claimed_ms.min(now_ms), bytes)?;
+        self.store_item(item, read, claimed_ms, now_ms, bytes)?;
         let saved = doc.get_heads();
         replica.docs().put(
             item,
@@ -328,14 +364,18 @@ impl Projections {
     }
 
     /// Writes an item's index entry, catalog entry, file references and
-    /// stored document.
+    /// stored document. Signers' clocks are their own: a time claimed in
+    /// the future is not allowed to pin an item to the top of "recently
+    /// updated", so the time shown is capped at `now_ms`.
     fn store_item(
         &mut self,
         item: ItemId,
         mut read: Item,
-        updated_ms: u64,
+        claimed_ms: u64,
+        now_ms: u64,
         doc_bytes: Vec<u8>,
     ) -> Result<()> {
+        let updated_ms = claimed_ms.min(now_ms);
         let text = self.attachments_text(&read);
         self.index_write(|i| i.upsert(&read, updated_ms, &text));
         let mut writes: Vec<crate::store::Write> = read
@@ -350,6 +390,7 @@ impl Projections {
         let catalog = serde_json::to_vec(&CatalogRecord {
             item: &read,
             updated_ms,
+            claimed_ms,
         })
         .map_err(|e| LibraryError::Corrupt(e.to_string()))?;
         writes.extend([
@@ -421,6 +462,16 @@ pub(crate) fn load_item(store: &dyn Store, id: &ItemId) -> Result<Option<(Item, 
     Ok(Some((item::read_item(&doc)?, updated_ms)))
 }
 
+/// The latest time the changes of a catalogued item claim (for entries
+/// written before it was kept: when it was last updated).
+pub(crate) fn claimed_ms(store: &dyn Store, id: &ItemId) -> Result<Option<u64>> {
+    let Some(bytes) = store.get(Tree::Catalog, id.to_hex().as_bytes())? else {
+        return Ok(None);
+    };
+    let entry = catalog_entry(id, &bytes)?;
+    Ok(Some(entry.claimed_ms.unwrap_or(entry.updated_ms)))
+}
+
 /// Every item (without bodies), with when it was last updated.
 pub(crate) fn catalog(store: &dyn Store) -> Result<Vec<(Item, u64)>> {
     let mut out = Vec::new();
@@ -455,6 +506,8 @@ struct CatalogRecord<'a> {
     #[serde(flatten)]
     item: &'a Item,
     updated_ms: u64,
+    /// The latest time its changes claim, not capped by the clock.
+    claimed_ms: u64,
 }
 
 /// An empty index in `dir`, removing whatever was there; in memory if the
@@ -494,6 +547,8 @@ fn in_memory_index() -> Result<SearchIndex> {
 struct CatalogEntry {
     #[serde(default)]
     updated_ms: u64,
+    #[serde(default)]
+    claimed_ms: Option<u64>,
     id: ItemId,
     owner: EstablishmentId,
     version: u64,

@@ -11,9 +11,10 @@
 //! owner, status) for everything that matched, and can be ordered by
 //! relevance, last update or review date, one page at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::Item;
@@ -415,7 +416,15 @@ pub struct SearchReader {
     index: Index,
     searcher: Searcher,
     fields: Fields,
+    /// Answers given from these segments, by request: a page asked for
+    /// again (the next person searching the same words, the facets of a
+    /// search refined and undone) costs a lookup. A new commit brings a new
+    /// reader with an empty cache, so an answer never outlives its index.
+    answers: Arc<Mutex<HashMap<String, Hits>>>,
 }
+
+/// Most answers a reader keeps; past it, the cache starts again empty.
+pub const MAX_CACHED_ANSWERS: usize = 512;
 
 impl SearchIndex {
     /// Opens the index in `dir`, creating it if absent. An index with another
@@ -447,6 +456,7 @@ impl SearchIndex {
                 index,
                 searcher: reader.searcher(),
                 fields,
+                answers: Arc::default(),
             },
             reader,
             writer: None,
@@ -573,6 +583,7 @@ impl SearchIndex {
             w.commit()?;
             self.reader.reload()?;
             self.read.searcher = self.reader.searcher();
+            self.read.answers = Arc::default();
         }
         Ok(())
     }
@@ -601,8 +612,35 @@ impl SearchReader {
         self.find(&SearchRequest::relevance(query, filter, limit))
     }
 
-    /// One page of results for `req`, with facet counts over every match.
+    /// One page of results for `req`, with facet counts over every match;
+    /// the same request again is answered from the reader's cache.
     pub fn find(&self, req: &SearchRequest<'_>) -> Result<Hits, SearchError> {
+        let key = format!(
+            "{:?}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{}",
+            req.query, req.filter, req.sort, req.offset, req.limit, req.facets
+        );
+        let cached = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(hits) = cached {
+            return Ok(hits);
+        }
+        let hits = self.find_uncached(req)?;
+        let mut answers = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if answers.len() >= MAX_CACHED_ANSWERS {
+            answers.clear();
+        }
+        answers.insert(key, hits.clone());
+        Ok(hits)
+    }
+
+    fn find_uncached(&self, req: &SearchRequest<'_>) -> Result<Hits, SearchError> {
         if req.query.len() > MAX_QUERY_BYTES {
             return Err(SearchError::BadQuery(format!(
                 "query is {} bytes, over the limit of {MAX_QUERY_BYTES}",
@@ -917,5 +955,57 @@ mod tests {
                 Err(e) => panic!("{q:?} failed the search: {e}"),
             }
         }
+    }
+
+    /// A request asked again is answered from the reader's cache, and a
+    /// commit starts a reader whose answers include what it brought.
+    #[test]
+    fn answers_are_kept_per_commit() {
+        let mut index = SearchIndex::in_memory().expect("index");
+        let item = |n: u8, title: &str| {
+            let mut content = crate::sample::synthetic_content(u64::from(n));
+            content.title = title.into();
+            Item {
+                id: ItemId([n; 16]),
+                owner: gatehouse_protocol::id::EstablishmentId([1; 16]),
+                version: 1,
+                content,
+                authors: Vec::new(),
+                supersedes: Vec::new(),
+                superseded_by: None,
+                withdrawn_reason: None,
+                adopted_from: None,
+                adoption: None,
+                allowed_identifiers: Vec::new(),
+                measures: Vec::new(),
+                progress: None,
+                attachments: Vec::new(),
+            }
+        };
+        index
+            .upsert(&item(1, "Clozapine monitoring"), 0, "")
+            .expect("upsert");
+        index.commit().expect("commit");
+        let filter = Filter::default();
+        let req = SearchRequest {
+            facets: true,
+            ..SearchRequest::relevance("clozapine", &filter, 10)
+        };
+        let reader = index.reader();
+        let first = reader.find(&req).expect("search");
+        assert_eq!(first.total, 1);
+        assert_eq!(reader.answers.lock().expect("cache").len(), 1);
+        let again = reader.find(&req).expect("search");
+        assert_eq!(again.hits[0].id, first.hits[0].id);
+        assert_eq!(reader.answers.lock().expect("cache").len(), 1);
+
+        index
+            .upsert(&item(2, "Clozapine titration"), 0, "")
+            .expect("upsert");
+        index.commit().expect("commit");
+        // The reader of the earlier commit still answers as it did.
+        assert_eq!(reader.find(&req).expect("search").total, 1);
+        let after = index.reader().find(&req).expect("search");
+        assert_eq!(after.total, 2);
     }
 }

@@ -28,7 +28,9 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_protocol::envelope::{Envelope, MAX_ENVELOPE_BYTES, VerifyError, peek_created_ms};
+use gatehouse_protocol::envelope::{
+    Envelope, MAX_ENVELOPE_BYTES, Verified, VerifyError, peek_created_ms,
+};
 use gatehouse_protocol::id::{EnvelopeId, NetworkId};
 use gatehouse_protocol::trust::Judgement;
 use serde::{Deserialize, Serialize};
@@ -448,6 +450,12 @@ pub struct ImportReport {
 /// what the import holds stays bounded however large the file.
 pub const IMPORT_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
+/// Entries read ahead of the one being stored, so that their envelopes
+/// are opened together on the machine's cores.
+const OPEN_AHEAD: usize = 256;
+/// Most bytes of entries read ahead.
+const OPEN_AHEAD_BYTES: usize = 8 * 1024 * 1024;
+
 /// Imports a bundle held in memory (an invitation, a test's bundle).
 pub fn import(lib: &mut Library, bytes: &[u8]) -> Result<ImportReport, BundleError> {
     import_from(lib, std::io::Cursor::new(bytes))
@@ -535,13 +543,63 @@ pub fn import_from<R: std::io::Read + std::io::Seek>(
     };
     // Entries with no effect yet: place, length, id, why.
     let mut later: Vec<(usize, u64, usize, EnvelopeId, String)> = Vec::new();
-    while let Some(entry) = reader.next_entry() {
+    // Entries read ahead, each with its envelope opened (when not held
+    // already), last first.
+    let mut ahead: Vec<(Entry, Option<Result<Verified, VerifyError>>)> = Vec::new();
+    loop {
+        if ahead.is_empty() {
+            // A stretch of the file is read ahead and its envelopes
+            // opened together on the machine's cores.
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            while entries.len() < OPEN_AHEAD && bytes < OPEN_AHEAD_BYTES {
+                let Some(entry) = reader.next_entry() else {
+                    break;
+                };
+                bytes += entry.bytes.len();
+                entries.push(entry);
+            }
+            let mut wanted = Vec::with_capacity(entries.len());
+            for e in &entries {
+                wanted.push(
+                    e.kind != EntryKind::FilePiece
+                        && !lib.has_envelope(&EnvelopeId::of(&e.bytes))?,
+                );
+            }
+            let to_open: Vec<&[u8]> = entries
+                .iter()
+                .zip(&wanted)
+                .filter(|(_, w)| **w)
+                .map(|(e, _)| e.bytes.as_slice())
+                .collect();
+            let mut opened = crate::replica::open::open_all(&to_open, &network).into_iter();
+            ahead = entries
+                .into_iter()
+                .zip(wanted)
+                .map(|(e, w)| {
+                    let result = if w { opened.next() } else { None };
+                    (e, result)
+                })
+                .collect();
+            ahead.reverse();
+        }
+        let Some((entry, opened)) = ahead.pop() else {
+            break;
+        };
         import.report.read += 1;
         if entry.kind == EntryKind::FilePiece {
             import.piece(lib, &entry);
             continue;
         }
-        match import.offer(lib, &entry.bytes)? {
+        let offered = match opened {
+            Some(result) => import.offer_opened(lib, &entry.bytes, result)?,
+            // Held already when read ahead (the set only grows).
+            None => {
+                import.report.duplicate += 1;
+                Offered::Duplicate
+            }
+        };
+        match offered {
             Offered::Stored | Offered::Duplicate => {}
             Offered::NotYet(id, reason) => {
                 later.push((
@@ -744,8 +802,18 @@ impl Import {
 
     /// Verifies one entry and offers it to the library.
     fn offer(&mut self, lib: &mut Library, bytes: &[u8]) -> Result<Offered, BundleError> {
-        let network = lib.config().network;
-        let env = match Envelope::open(bytes, &network) {
+        let opened = Envelope::open(bytes, &lib.config().network);
+        self.offer_opened(lib, bytes, opened)
+    }
+
+    /// [`Import::offer`] of an entry already opened.
+    fn offer_opened(
+        &mut self,
+        lib: &mut Library,
+        bytes: &[u8],
+        opened: Result<Verified, VerifyError>,
+    ) -> Result<Offered, BundleError> {
+        let env = match opened {
             Ok(env) => env,
             Err(e) => {
                 // An envelope that parsed has an id; one that did not is

@@ -15,9 +15,14 @@ use std::collections::{HashMap, VecDeque};
 
 use gatehouse_protocol::automerge::{AutoCommit, ChangeHash};
 use gatehouse_protocol::id::ItemId;
+use gatehouse_protocol::item::Item;
 
-/// Most documents kept decoded.
-pub const MAX_CACHED_DOCS: usize = 128;
+/// Most documents kept decoded (an Automerge document of a few kilobytes
+/// of text takes a few hundred kilobytes in memory).
+pub const MAX_CACHED_DOCS: usize = 32;
+
+/// Most bytes of documents kept saved during a batch.
+pub const MAX_SPILLED_BYTES: usize = 64 * 1024 * 1024;
 
 /// An item's document with what its stored form needs to grow it.
 #[derive(Clone)]
@@ -37,11 +42,38 @@ pub struct CachedDoc {
     pub saved: Vec<ChangeHash>,
 }
 
+/// What projections store for an item at the end of the batch, worked out
+/// when its last change of the batch was judged: the item read from its
+/// document and the document's stored form. It holds when every change of
+/// the batch to the item was judged into it and is in effect.
+pub struct Prepared {
+    /// The item as its document reads.
+    pub item: Item,
+    /// The document's stored form.
+    pub bytes: Vec<u8>,
+    /// The document's heads.
+    pub heads: Vec<ChangeHash>,
+    /// Change chunks after the last whole save in `bytes`.
+    pub chunks: u32,
+    /// The latest time any of its changes claims.
+    pub claimed_ms: u64,
+    /// How many changes of the batch it holds.
+    pub count: usize,
+}
+
 /// Documents by item, at most [`MAX_CACHED_DOCS`], the longest unused
-/// leaving first.
+/// leaving first; and what is prepared for projections in this batch.
 #[derive(Default)]
 pub struct DocCache {
     docs: HashMap<ItemId, CachedDoc>,
+    /// Documents that left `docs` during the batch, saved: loading one
+    /// costs a pass over the document, where rebuilding it would apply
+    /// every change again (a batch that brings many items' histories
+    /// interleaved would otherwise rebuild each item once per change).
+    spilled: HashMap<ItemId, (Vec<u8>, CachedDoc)>,
+    /// Bytes in `spilled`.
+    spilled_bytes: usize,
+    prepared: HashMap<ItemId, Prepared>,
     /// Items in the order they were last put (may name one twice, or one
     /// gone; tidied when it grows past four times the bound).
     order: VecDeque<ItemId>,
@@ -55,7 +87,13 @@ impl DocCache {
 
     /// Takes the document of `item` out, if kept.
     pub fn take(&mut self, item: &ItemId) -> Option<CachedDoc> {
-        self.docs.remove(item)
+        if let Some(doc) = self.docs.remove(item) {
+            return Some(doc);
+        }
+        let (bytes, mut entry) = self.spilled.remove(item)?;
+        self.spilled_bytes -= bytes.len();
+        entry.doc = AutoCommit::load(&bytes).ok()?;
+        Some(entry)
     }
 
     /// Keeps `doc` as the document of `item`.
@@ -70,7 +108,14 @@ impl DocCache {
             if self.order.contains(&old) {
                 continue;
             }
-            self.docs.remove(&old);
+            if let Some(mut gone) = self.docs.remove(&old) {
+                let bytes = gone.doc.save_nocompress();
+                if self.spilled_bytes + bytes.len() <= MAX_SPILLED_BYTES {
+                    gone.doc = AutoCommit::new();
+                    self.spilled_bytes += bytes.len();
+                    self.spilled.insert(old, (bytes, gone));
+                }
+            }
         }
         if self.order.len() > 4 * MAX_CACHED_DOCS {
             let mut seen = std::collections::HashSet::new();
@@ -86,14 +131,45 @@ impl DocCache {
         }
     }
 
-    /// Forgets the document of `item`.
+    /// The document of `item` to change in place, if kept.
+    pub fn get_mut(&mut self, item: &ItemId) -> Option<&mut CachedDoc> {
+        if !self.docs.contains_key(item) {
+            let doc = self.take(item)?;
+            self.put(*item, doc);
+        }
+        self.docs.get_mut(item)
+    }
+
+    /// Forgets the document of `item` and what was prepared for it.
     pub fn remove(&mut self, item: &ItemId) {
         self.docs.remove(item);
+        self.prepared.remove(item);
+        if let Some((bytes, _)) = self.spilled.remove(item) {
+            self.spilled_bytes -= bytes.len();
+        }
+    }
+
+    /// Keeps what projections store for `item` at the end of the batch.
+    pub fn prepare(&mut self, item: ItemId, prepared: Prepared) {
+        self.prepared.insert(item, prepared);
+    }
+
+    /// Takes what was prepared for `item` in this batch.
+    pub fn take_prepared(&mut self, item: &ItemId) -> Option<Prepared> {
+        self.prepared.remove(item)
+    }
+
+    /// Forgets what was prepared and spilled in the batch.
+    pub fn end_batch(&mut self) {
+        self.prepared.clear();
+        self.spilled.clear();
+        self.spilled_bytes = 0;
     }
 
     /// Forgets every document.
     pub fn clear(&mut self) {
         self.docs.clear();
+        self.end_batch();
         self.order.clear();
     }
 }

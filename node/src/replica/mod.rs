@@ -20,6 +20,7 @@
 
 pub mod bundle;
 pub mod docs;
+pub mod open;
 pub mod receipt;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,9 +29,9 @@ use std::sync::Arc;
 use gatehouse_protocol::automerge;
 use gatehouse_protocol::certificate::{Certificate, Revocation, RevokeTarget};
 use gatehouse_protocol::change::{ChangePayload, guarded};
-use gatehouse_protocol::envelope::{Body, Envelope, Verified};
+use gatehouse_protocol::envelope::{Body, Envelope, Verified, peek_created_ms};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
-use gatehouse_protocol::item::read_item;
+use gatehouse_protocol::item::{Item, read_item};
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::post::Voice;
 use gatehouse_protocol::reconcile::IdIndex;
@@ -39,6 +40,7 @@ use gatehouse_protocol::trust::{Judgement, PendingReason, TrustView};
 use serde::Serialize;
 
 use crate::error::{LibraryError, Result};
+use crate::projection::MAX_DOC_CHUNKS;
 use crate::store::{Store, Tree, Write};
 
 /// What happened to one envelope offered to the library.
@@ -361,7 +363,7 @@ impl Replica {
         if let Body::Change(c) = env.body()
             && self.content_checks
         {
-            self.check_change_content(c)?;
+            self.check_change_content(c, env.created_ms())?;
         }
         if let Body::Post(p) = env.body()
             && let Some((field, m)) = crate::authoring::post::find_identifier(p)
@@ -398,70 +400,61 @@ impl Replica {
     /// depends on, so the verdict does not depend on what else has arrived.
     /// A change whose earlier changes are not all here yet has no verdict
     /// and is not stored ([`LibraryError::NoEffect`]; it is offered again).
-    fn check_change_content(&mut self, c: &ChangePayload) -> Result<()> {
+    fn check_change_content(&mut self, c: &ChangePayload, created_ms: u64) -> Result<()> {
         let hash = c.change.hash();
         let refused = |reason: String| LibraryError::ContentRefused {
             item: c.item,
             reason,
         };
-        // The item's kept document, when it holds every change this one
-        // depends on; otherwise one of every change held for the item.
-        let kept = self.docs.take(&c.item).and_then(|mut k| {
-            let holds = |k: &mut docs::CachedDoc| {
-                c.change
-                    .deps()
-                    .iter()
-                    .all(|d| k.doc.get_change_by_hash(d).is_some())
-            };
-            holds(&mut k).then_some(k)
-        });
-        let mut entry = match kept {
+        // The item's kept document when it holds every change this one
+        // depends on; else its stored one with the batch's changes to it;
+        // else one of every change held for the item.
+        let holds = |k: &mut docs::CachedDoc| {
+            c.change
+                .deps()
+                .iter()
+                .all(|d| k.doc.get_change_meta_by_hash(d).is_some())
+        };
+        let kept = self
+            .docs
+            .take(&c.item)
+            .and_then(|mut k| holds(&mut k).then_some(k));
+        let stored = match kept {
+            Some(k) => Some(k),
+            None => self
+                .stored_doc(&c.item)?
+                .and_then(|mut k| holds(&mut k).then_some(k)),
+        };
+        let mut entry = match stored {
             Some(k) => k,
-            None => {
-                let mut changes: Vec<automerge::Change> = Vec::new();
-                for id in item_change_ids(&*self.store, &c.item)? {
-                    let held = match self.fresh.get(&id) {
-                        Some(v) => v.clone(),
-                        None => self.load_envelope(&id)?,
-                    };
-                    if let Body::Change(p) = held.body() {
-                        changes.push(p.change.clone());
-                    }
-                }
-                let mut doc = automerge::AutoCommit::new();
-                match guarded(|| doc.apply_changes(changes)) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(refused(format!("its document does not load: {e}"))),
-                    Err(e) => return Err(refused(format!("its document does not load: {e}"))),
-                }
-                docs::CachedDoc {
-                    doc,
-                    exact: false,
-                    chunks: 0,
-                    claimed_ms: 0,
-                    saved: Vec::new(),
-                }
-            }
+            None => self.held_doc(&c.item).map_err(|e| match e {
+                LibraryError::Corrupt(e) => refused(format!("its document does not load: {e}")),
+                other => other,
+            })?,
         };
         let change = c.change.clone();
-        let item = guarded(|| {
+        let (item, only_head) = guarded(|| {
             let doc = &mut entry.doc;
             doc.apply_changes([change])
                 .map_err(|e| refused(format!("its document does not load: {e}")))?;
-            if doc.get_change_by_hash(&hash).is_none() {
+            // Nothing held depends on a change not held, so the change,
+            // once applied, is one of the heads; otherwise it waits in the
+            // document's queue for changes it depends on.
+            let heads = doc.get_heads();
+            if !heads.contains(&hash) {
                 return Err(LibraryError::NoEffect(
                     "a change whose earlier changes to its item are not here yet",
                 ));
             }
             // Usually the change is the document's only head (a new item,
             // or the next version); only then is no fork needed.
-            if doc.get_heads() == [hash] {
-                read_item(doc)
+            if heads == [hash] {
+                read_item(doc).map(|i| (i, true))
             } else {
                 let at = doc
                     .fork_at(&[hash])
                     .map_err(|e| refused(format!("its document does not load: {e}")))?;
-                read_item(&at)
+                read_item(&at).map(|i| (i, false))
             }
             .map_err(|e| refused(e.to_string()))
         })
@@ -475,8 +468,117 @@ impl Replica {
         // Kept for the item's next change, holding this one too: a change
         // of the batch, which projections apply again (if it is not stored
         // after all, `accept_outside` drops the document).
+        if entry.exact {
+            entry.claimed_ms = entry.claimed_ms.max(created_ms);
+            if only_head {
+                // The item as it will stand once the batch is in, if every
+                // change of the batch to it is in effect.
+                self.prepare(c.item, &mut entry, item)?;
+            }
+        }
         self.docs.put(c.item, entry);
         Ok(())
+    }
+
+    /// What projections store for `item` when the batch ends, from its
+    /// kept document (which holds every change of the batch to it).
+    fn prepare(&mut self, item: ItemId, entry: &mut docs::CachedDoc, read: Item) -> Result<()> {
+        let stored = self.store.get(Tree::ItemDocs, item.as_bytes())?;
+        let doc = &mut entry.doc;
+        let (bytes, chunks) = match stored {
+            Some(mut bytes) if !entry.saved.is_empty() && entry.chunks < MAX_DOC_CHUNKS => {
+                bytes.extend(doc.save_after(&entry.saved));
+                (bytes, entry.chunks + 1)
+            }
+            _ => (doc.save(), 0),
+        };
+        self.docs.prepare(
+            item,
+            docs::Prepared {
+                item: read,
+                bytes,
+                heads: doc.get_heads(),
+                chunks,
+                claimed_ms: entry.claimed_ms,
+                count: self.fresh_count(&item) + 1,
+            },
+        );
+        Ok(())
+    }
+
+    /// The stored document of `item` (its accepted changes as of the last
+    /// catch-up) with the batch's changes to it applied; `None` when none
+    /// is stored, it cannot be trusted (a rebuild is due) or it does not load.
+    fn stored_doc(&self, item: &ItemId) -> Result<Option<docs::CachedDoc>> {
+        if self.rebuild.contains(item) {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.get(Tree::ItemDocs, item.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(claimed_ms) = crate::projection::claimed_ms(&*self.store, item)? else {
+            return Ok(None);
+        };
+        let batch: Vec<automerge::Change> = self
+            .fresh_by_item
+            .get(item)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| match self.fresh.get(id).map(Verified::body) {
+                Some(Body::Change(p)) => Some(p.change.clone()),
+                _ => None,
+            })
+            .collect();
+        let loaded = guarded(|| {
+            let mut doc = automerge::AutoCommit::load(&bytes)?;
+            let saved = doc.get_heads();
+            doc.apply_changes(batch)?;
+            Ok::<_, automerge::AutomergeError>((doc, saved))
+        });
+        let Ok(Ok((doc, saved))) = loaded else {
+            return Ok(None);
+        };
+        Ok(Some(docs::CachedDoc {
+            doc,
+            exact: true,
+            // How many chunks it has grown by is not known: the next
+            // save is whole.
+            chunks: MAX_DOC_CHUNKS,
+            claimed_ms,
+            saved,
+        }))
+    }
+
+    /// A document of every change held for `item`; exactly its accepted
+    /// changes plus the batch's when nothing else is held for it.
+    fn held_doc(&self, item: &ItemId) -> Result<docs::CachedDoc> {
+        let held = item_change_ids(&*self.store, item)?;
+        let exact = held.iter().all(|id| self.fresh.contains_key(id));
+        let mut changes: Vec<automerge::Change> = Vec::new();
+        let mut claimed_ms = 0;
+        for id in held {
+            let env = match self.fresh.get(&id) {
+                Some(v) => v.clone(),
+                None => self.load_envelope(&id)?,
+            };
+            claimed_ms = claimed_ms.max(env.created_ms());
+            if let Body::Change(p) = env.body() {
+                changes.push(p.change.clone());
+            }
+        }
+        let mut doc = automerge::AutoCommit::new();
+        match guarded(|| doc.apply_changes(changes)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(LibraryError::Corrupt(e.to_string())),
+            Err(e) => return Err(LibraryError::Corrupt(e.to_string())),
+        }
+        Ok(docs::CachedDoc {
+            doc,
+            exact,
+            chunks: 0,
+            claimed_ms,
+            saved: Vec::new(),
+        })
     }
 
     /// Brings trust and every judgement in line with the set, if a
@@ -550,6 +652,7 @@ impl Replica {
         self.fresh.clear();
         self.fresh_by_item.clear();
         self.rebuild.clear();
+        self.docs.end_batch();
         let clears: Vec<Write> = std::mem::take(&mut self.dirty)
             .into_iter()
             .map(|i| (Tree::Dirty, i.as_bytes().to_vec(), None))
@@ -734,25 +837,39 @@ impl Replica {
         Ok(self.store.get(Tree::Envelopes, id.as_bytes())?.is_some())
     }
 
-    /// The bytes of every envelope held, certificates first (so an importer
-    /// can judge the rest as it reads them).
+    /// The bytes of every envelope held: certificates first (so an importer
+    /// can judge the rest as it reads them), then each item's changes
+    /// together, oldest claimed first (so each is judged against the
+    /// item's document as it grows, not one rebuilt), then the rest.
     pub fn export(&self) -> Result<Vec<Vec<u8>>> {
-        let certs: BTreeSet<Vec<u8>> = self
-            .store
-            .scan(Tree::Certificates, b"")?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let mut first = Vec::new();
-        let mut rest = Vec::new();
-        for (k, v) in self.store.scan(Tree::Envelopes, b"")? {
-            if certs.contains(&k) {
-                first.push(v);
-            } else {
-                rest.push(v);
+        let certs = self.certificate_ids()?;
+        let mut first = self.envelope_bytes(&certs.iter().copied().collect::<Vec<_>>())?;
+        let mut placed: BTreeSet<Vec<u8>> = certs.iter().map(|c| c.as_bytes().to_vec()).collect();
+        let mut item: Option<Vec<u8>> = None;
+        let mut of_item: Vec<Vec<u8>> = Vec::new();
+        let flush = |of_item: &mut Vec<Vec<u8>>, first: &mut Vec<Vec<u8>>| {
+            of_item.sort_by_key(|b| peek_created_ms(b));
+            first.append(of_item);
+        };
+        for key in self.store.keys(Tree::ItemChanges, b"")? {
+            let (Some(this), Some(env)) = (key.get(..16), key.get(16..)) else {
+                return Err(LibraryError::Corrupt("item change key".into()));
+            };
+            if item.as_deref() != Some(this) {
+                flush(&mut of_item, &mut first);
+                item = Some(this.to_vec());
+            }
+            if let Some(bytes) = self.store.get(Tree::Envelopes, env)? {
+                placed.insert(env.to_vec());
+                of_item.push(bytes);
             }
         }
-        first.extend(rest);
+        flush(&mut of_item, &mut first);
+        for (k, v) in self.store.scan(Tree::Envelopes, b"")? {
+            if !placed.contains(&k) {
+                first.push(v);
+            }
+        }
         Ok(first)
     }
 

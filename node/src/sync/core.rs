@@ -643,6 +643,20 @@ impl SyncCore {
         }
         // The side that does not start sessions measures when served.
         self.ask_clock(peer, now_ms);
+        // While the peer's session fetches, pushes or classifies (a first
+        // sync can take minutes), this side does not start one of its own:
+        // two sessions would move every envelope twice.
+        if matches!(
+            request,
+            SyncRequest::Fetch(_) | SyncRequest::Urgent(_) | SyncRequest::Push(_)
+        ) {
+            let wait = self.reconcile_wait(false);
+            if let Some(p) = self.peers.get_mut(&peer)
+                && !p.initiator
+            {
+                p.next_reconcile_ms = p.next_reconcile_ms.max(now_ms + wait);
+            }
+        }
         match request {
             SyncRequest::Reconcile(bytes) => {
                 let message = match ReconcileMessage::decode(&bytes) {

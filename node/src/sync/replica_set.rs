@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gatehouse_protocol::envelope::{Envelope, Verified};
+use gatehouse_protocol::envelope::{Body, Envelope, Verified};
 use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::reconcile::IdIndex;
@@ -15,6 +15,7 @@ use super::admission::{admission_proof, admitted_nodes};
 use super::{EnvelopeSet, Ingested};
 use crate::error::LibraryError;
 use crate::replica::Replica;
+use crate::replica::open::open_all;
 
 /// Stores a batch of envelope bytes from a peer, without settling. Returns
 /// the tally and the new certificates, whose judgement is known only once
@@ -27,7 +28,7 @@ use crate::replica::Replica;
 pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested, Vec<EnvelopeId>) {
     let mut out = Ingested::default();
     let network = replica.network();
-    let mut opened = Vec::with_capacity(envelopes.len());
+    let mut unopened = Vec::with_capacity(envelopes.len());
     let mut in_batch = BTreeSet::new();
     for bytes in envelopes {
         let id = EnvelopeId::of(&bytes);
@@ -47,7 +48,12 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
                 continue;
             }
         }
-        match Envelope::open(&bytes, &network) {
+        unopened.push(bytes);
+    }
+    let refs: Vec<&[u8]> = unopened.iter().map(Vec::as_slice).collect();
+    let mut opened = Vec::with_capacity(unopened.len());
+    for result in open_all(&refs, &network) {
+        match result {
             Ok(v) => opened.push(v),
             Err(e) => {
                 tracing::warn!("refused an envelope: {e}");
@@ -55,8 +61,22 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
             }
         }
     }
+    opened.sort_by_cached_key(causal_order);
     let fresh = store_opened(replica, opened, &mut out);
     (out, fresh)
+}
+
+/// The order a batch is stored in: certificates first, then each item's
+/// changes together, each after those it depends on (a change's first
+/// operation number is above every operation of the changes it depends
+/// on), then the rest. The order does not change what is stored, only
+/// that each change is judged against its item's document as it grows.
+fn causal_order(env: &Verified) -> (u8, [u8; 16], u64) {
+    match env.body() {
+        Body::Certificate(_) => (0, [0; 16], 0),
+        Body::Change(c) => (1, c.item.0, c.change.start_op().get()),
+        Body::Post(_) | Body::Record(_) | Body::Unread { .. } => (2, [0; 16], 0),
+    }
 }
 
 /// Stores envelopes already opened, without settling, adding to `out`;
