@@ -1,6 +1,8 @@
 //! The web page and JSON API under load, end to end over loopback HTTP:
 //! search p50/p99 through `GET /api/v1/search` (plain, filtered, sorted by
-//! date, second page), the HTML search page, and the item page, on a node
+//! date, second page: each query asked 40 times, so all but the first are
+//! answered from the reader's cache; and every request a first, never
+//! cached), the HTML search page, and the item page, on a node
 //! holding 10k and 100k synthetic items in its sled store and tantivy index.
 //!
 //! `cargo bench -p gatehouse-node --bench web`; `GATEHOUSE_BENCH_SIZES=10000`
@@ -105,6 +107,16 @@ fn main() {
                 }
                 report(name, size, latencies);
             }
+            // Every request a first: a page size not asked for before, so
+            // no answer kept by the reader serves it.
+            let mut latencies = Vec::new();
+            for round in 0..ROUNDS {
+                for q in QUERIES {
+                    let url = format!("{base}/api/v1/search?q={}&limit={}", encode(q), 21 + round);
+                    latencies.push(timed(&client, &url).await);
+                }
+            }
+            report("api_search_first_time", size, latencies);
             let mut latencies = Vec::new();
             for _ in 0..ROUNDS / 4 {
                 for q in QUERIES {

@@ -209,35 +209,20 @@ impl Projections {
         self.rebuild(replica, item, now_ms)
     }
 
-    /// Brings `item` up to date from what its last change of the batch
-    /// prepared when it was judged, or by applying the batch's changes to
-    /// its kept (or stored) document and storing them after the stored
-    /// document, saved whole once it has grown by [`MAX_DOC_CHUNKS`]
-    /// chunks: the cost of a revision does not grow with the versions
-    /// before it. False when neither holds exactly the item's accepted
-    /// changes, or a change of the batch is not in effect: the caller
-    /// rebuilds.
+    /// Brings `item` up to date from its kept (or stored) document: read
+    /// as its last change of the batch prepared when it was judged, or
+    /// with the batch's changes applied; the new changes stored after the
+    /// stored document, saved whole once it has grown by
+    /// [`MAX_DOC_CHUNKS`] chunks, so the cost of a revision does not grow
+    /// with the versions before it. False when no document holds exactly
+    /// the item's accepted changes, or a change of the batch is not in
+    /// effect: the caller rebuilds.
     fn grow(&mut self, replica: &mut Replica, item: ItemId, now_ms: u64) -> Result<bool> {
         let fresh = replica.fresh_accepted(&item)?;
         if fresh.len() != replica.fresh_count(&item) {
             return Ok(false);
         }
         if fresh.is_empty() {
-            return Ok(true);
-        }
-        if let Some(p) = replica.docs().take_prepared(&item)
-            && p.count == fresh.len()
-        {
-            let kept = replica.docs().get_mut(&item).map(|e| {
-                e.saved.clone_from(&p.heads);
-                e.chunks = p.chunks;
-                e.claimed_ms = p.claimed_ms;
-                e.doc.get_heads() == p.heads
-            });
-            if kept == Some(false) {
-                replica.docs().remove(&item);
-            }
-            self.store_item(item, p.item, p.claimed_ms, now_ms, p.bytes)?;
             return Ok(true);
         }
         let stored = self.store.get(Tree::ItemDocs, item.as_bytes())?;
@@ -251,10 +236,14 @@ impl Projections {
                     return Ok(false);
                 };
                 let saved = doc.get_heads();
+                let chunks = stored
+                    .as_deref()
+                    .and_then(crate::replica::docs::chunks_after_first)
+                    .unwrap_or(MAX_DOC_CHUNKS);
                 CachedDoc {
                     doc,
                     exact: true,
-                    chunks: MAX_DOC_CHUNKS,
+                    chunks,
                     claimed_ms,
                     saved,
                 }
@@ -268,20 +257,31 @@ impl Projections {
             .iter()
             .map(Verified::created_ms)
             .fold(entry.claimed_ms, u64::max);
-        let changes: Vec<automerge::Change> = fresh
-            .iter()
-            .filter_map(|e| match e.body() {
-                Body::Change(c) => Some(c.change.clone()),
-                _ => None,
-            })
-            .collect();
+        // What the item's last change of the batch prepared, when its
+        // document is the one kept: nothing to apply or read again.
+        let prepared = replica
+            .docs()
+            .take_prepared(&item)
+            .filter(|p| p.count == fresh.len());
         let doc = &mut entry.doc;
-        if !matches!(guarded(|| doc.apply_changes(changes)), Ok(Ok(()))) {
-            return Ok(false);
-        }
-        let read = match item::read_item(doc) {
-            Ok(i) if i.id == item => i,
-            _ => return Ok(false),
+        let read = match prepared {
+            Some(p) if doc.get_heads() == p.heads => p.item,
+            _ => {
+                let changes: Vec<automerge::Change> = fresh
+                    .iter()
+                    .filter_map(|e| match e.body() {
+                        Body::Change(c) => Some(c.change.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if !matches!(guarded(|| doc.apply_changes(changes)), Ok(Ok(()))) {
+                    return Ok(false);
+                }
+                match item::read_item(doc) {
+                    Ok(i) if i.id == item => i,
+                    _ => return Ok(false),
+                }
+            }
         };
         let bytes = match stored {
             Some(mut bytes) if entry.chunks < MAX_DOC_CHUNKS => {

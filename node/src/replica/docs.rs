@@ -44,21 +44,48 @@ pub struct CachedDoc {
 
 /// What projections store for an item at the end of the batch, worked out
 /// when its last change of the batch was judged: the item read from its
-/// document and the document's stored form. It holds when every change of
-/// the batch to the item was judged into it and is in effect.
+/// kept document, whose heads it names. It holds when every change of the
+/// batch to the item was judged into it and is in effect, and the kept
+/// document still has those heads.
 pub struct Prepared {
     /// The item as its document reads.
     pub item: Item,
-    /// The document's stored form.
-    pub bytes: Vec<u8>,
     /// The document's heads.
     pub heads: Vec<ChangeHash>,
-    /// Change chunks after the last whole save in `bytes`.
-    pub chunks: u32,
-    /// The latest time any of its changes claims.
-    pub claimed_ms: u64,
     /// How many changes of the batch it holds.
     pub count: usize,
+}
+
+/// How many change chunks follow the first chunk of a stored document
+/// (Automerge's chunks: a magic number, a checksum, a type byte, a LEB128
+/// length, then that many bytes); `None` when the bytes are not chunks.
+pub fn chunks_after_first(bytes: &[u8]) -> Option<u32> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut at = 0usize;
+    let mut count = 0u32;
+    while at < bytes.len() {
+        if bytes.get(at..at + 4)? != MAGIC {
+            return None;
+        }
+        at += 9;
+        let mut len = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = *bytes.get(at)?;
+            at += 1;
+            len |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
+        at = at.checked_add(usize::try_from(len).ok()?)?;
+        count += 1;
+    }
+    (at == bytes.len() && count > 0).then(|| count - 1)
 }
 
 /// Documents by item, at most [`MAX_CACHED_DOCS`], the longest unused
@@ -186,6 +213,26 @@ mod tests {
             claimed_ms: 0,
             saved: Vec::new(),
         }
+    }
+
+    #[test]
+    fn chunks_after_a_whole_save_are_counted() {
+        use gatehouse_protocol::automerge::{ROOT, transaction::Transactable};
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "title", "one").expect("put");
+        let mut bytes = doc.save();
+        assert_eq!(chunks_after_first(&bytes), Some(0));
+        for n in 0..3 {
+            let heads = doc.get_heads();
+            doc.put(ROOT, "title", format!("v{n}")).expect("put");
+            bytes.extend(doc.save_after(&heads));
+        }
+        assert_eq!(chunks_after_first(&bytes), Some(3));
+        let mut loaded = AutoCommit::load(&bytes).expect("loads");
+        assert_eq!(loaded.get_heads(), doc.get_heads());
+        bytes.push(0);
+        assert_eq!(chunks_after_first(&bytes), None);
+        assert_eq!(chunks_after_first(b"not a document"), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use gatehouse_protocol::certificate::{Certificate, Revocation, RevokeTarget};
 use gatehouse_protocol::change::{ChangePayload, guarded};
 use gatehouse_protocol::envelope::{Body, Envelope, Verified, peek_created_ms};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
-use gatehouse_protocol::item::{Item, read_item};
+use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::post::Voice;
 use gatehouse_protocol::reconcile::IdIndex;
@@ -473,36 +473,18 @@ impl Replica {
             if only_head {
                 // The item as it will stand once the batch is in, if every
                 // change of the batch to it is in effect.
-                self.prepare(c.item, &mut entry, item)?;
+                let count = self.fresh_count(&c.item) + 1;
+                self.docs.prepare(
+                    c.item,
+                    docs::Prepared {
+                        item,
+                        heads: vec![hash],
+                        count,
+                    },
+                );
             }
         }
         self.docs.put(c.item, entry);
-        Ok(())
-    }
-
-    /// What projections store for `item` when the batch ends, from its
-    /// kept document (which holds every change of the batch to it).
-    fn prepare(&mut self, item: ItemId, entry: &mut docs::CachedDoc, read: Item) -> Result<()> {
-        let stored = self.store.get(Tree::ItemDocs, item.as_bytes())?;
-        let doc = &mut entry.doc;
-        let (bytes, chunks) = match stored {
-            Some(mut bytes) if !entry.saved.is_empty() && entry.chunks < MAX_DOC_CHUNKS => {
-                bytes.extend(doc.save_after(&entry.saved));
-                (bytes, entry.chunks + 1)
-            }
-            _ => (doc.save(), 0),
-        };
-        self.docs.prepare(
-            item,
-            docs::Prepared {
-                item: read,
-                bytes,
-                heads: doc.get_heads(),
-                chunks,
-                claimed_ms: entry.claimed_ms,
-                count: self.fresh_count(&item) + 1,
-            },
-        );
         Ok(())
     }
 
@@ -541,9 +523,7 @@ impl Replica {
         Ok(Some(docs::CachedDoc {
             doc,
             exact: true,
-            // How many chunks it has grown by is not known: the next
-            // save is whole.
-            chunks: MAX_DOC_CHUNKS,
+            chunks: docs::chunks_after_first(&bytes).unwrap_or(MAX_DOC_CHUNKS),
             claimed_ms,
             saved,
         }))
