@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Net, QUERIES, items, network, percentile, sizes};
+use common::{Net, QUERIES, items, network, percentile, signed_alike, sizes};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use gatehouse_node::authoring::new_item;
 use gatehouse_node::library::{Library, NodeConfig};
@@ -53,14 +53,7 @@ fn bench_verify_and_apply(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("raw ed25519 verify", |b| {
         // The same number of signatures over messages of the same lengths.
-        let signed: Vec<(Vec<u8>, [u8; 64])> = envelopes
-            .iter()
-            .map(|e| {
-                let msg = e[..e.len() - 64].to_vec();
-                let sig = net.member.sign(&msg);
-                (msg, sig)
-            })
-            .collect();
+        let signed = signed_alike(&net, &envelopes);
         let key = net.member.public();
         b.iter(|| {
             for (msg, sig) in &signed {

@@ -86,14 +86,7 @@ fn peak_rss_mb() -> f64 {
 /// Single ed25519 verifications per second over the envelopes' signed
 /// bytes (the same lengths), taking at least half a second.
 fn raw_verify_rate(net: &Net, envelopes: &[Vec<u8>]) -> f64 {
-    let signed: Vec<(Vec<u8>, [u8; 64])> = envelopes
-        .iter()
-        .map(|e| {
-            let msg = e[..e.len() - 64].to_vec();
-            let sig = net.member.sign(&msg);
-            (msg, sig)
-        })
-        .collect();
+    let signed = common::signed_alike(net, envelopes);
     let key = net.member.public();
     let start = Instant::now();
     let mut n = 0u64;

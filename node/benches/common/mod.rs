@@ -111,6 +111,20 @@ pub fn items(net: &Net, n: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The signed bytes of each envelope (all but its signature), signed
+/// again by the member key: as many signatures over messages of the same
+/// lengths, to time raw verification against.
+pub fn signed_alike(net: &Net, envelopes: &[Vec<u8>]) -> Vec<(Vec<u8>, [u8; 64])> {
+    envelopes
+        .iter()
+        .map(|e| {
+            let msg = e[..e.len() - 64].to_vec();
+            let sig = net.member.sign(&msg);
+            (msg, sig)
+        })
+        .collect()
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx].as_secs_f64() * 1e3

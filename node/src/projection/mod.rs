@@ -306,8 +306,6 @@ impl Projections {
     fn rebuild(&mut self, replica: &mut Replica, item: ItemId, now_ms: u64) -> Result<()> {
         replica.docs().remove(&item);
         let accepted = replica.accepted_changes(&item)?;
-        // Signers' clocks are their own: a time claimed in the future is
-        // not allowed to pin an item to the top of "recently updated".
         let claimed_ms = accepted.iter().map(Verified::created_ms).max().unwrap_or(0);
         let changes: Vec<automerge::Change> = accepted
             .into_iter()

@@ -872,6 +872,26 @@ impl SearchReader {
 mod tests {
     use super::*;
 
+    /// Item `[n; 16]` of one establishment, at version 1, with `content`.
+    fn test_item(n: u8, content: gatehouse_protocol::item::ItemContent) -> Item {
+        Item {
+            id: ItemId([n; 16]),
+            owner: gatehouse_protocol::id::EstablishmentId([1; 16]),
+            version: 1,
+            content,
+            authors: Vec::new(),
+            supersedes: Vec::new(),
+            superseded_by: None,
+            withdrawn_reason: None,
+            adopted_from: None,
+            adoption: None,
+            allowed_identifiers: Vec::new(),
+            measures: Vec::new(),
+            progress: None,
+            attachments: Vec::new(),
+        }
+    }
+
     #[test]
     fn stop_words_leave_a_query_unless_nothing_else_is_left() {
         assert_eq!(
@@ -905,23 +925,7 @@ mod tests {
     #[test]
     fn query_syntax_never_fails_a_search() {
         let mut index = SearchIndex::in_memory().expect("index");
-        let id = ItemId([7; 16]);
-        let item = Item {
-            id,
-            owner: gatehouse_protocol::id::EstablishmentId([1; 16]),
-            version: 1,
-            content: crate::sample::synthetic_content(1),
-            authors: Vec::new(),
-            supersedes: Vec::new(),
-            superseded_by: None,
-            withdrawn_reason: None,
-            adopted_from: None,
-            adoption: None,
-            allowed_identifiers: Vec::new(),
-            measures: Vec::new(),
-            progress: None,
-            attachments: Vec::new(),
-        };
+        let item = test_item(7, crate::sample::synthetic_content(1));
         index.upsert(&item, 0, "").expect("upsert");
         index.commit().expect("commit");
         let filter = Filter::default();
@@ -965,22 +969,7 @@ mod tests {
         let item = |n: u8, title: &str| {
             let mut content = crate::sample::synthetic_content(u64::from(n));
             content.title = title.into();
-            Item {
-                id: ItemId([n; 16]),
-                owner: gatehouse_protocol::id::EstablishmentId([1; 16]),
-                version: 1,
-                content,
-                authors: Vec::new(),
-                supersedes: Vec::new(),
-                superseded_by: None,
-                withdrawn_reason: None,
-                adopted_from: None,
-                adoption: None,
-                allowed_identifiers: Vec::new(),
-                measures: Vec::new(),
-                progress: None,
-                attachments: Vec::new(),
-            }
+            test_item(n, content)
         };
         index
             .upsert(&item(1, "Clozapine monitoring"), 0, "")

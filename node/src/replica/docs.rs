@@ -107,11 +107,6 @@ pub struct DocCache {
 }
 
 impl DocCache {
-    /// The document of `item`, if kept.
-    pub fn get(&self, item: &ItemId) -> Option<&CachedDoc> {
-        self.docs.get(item)
-    }
-
     /// Takes the document of `item` out, if kept.
     pub fn take(&mut self, item: &ItemId) -> Option<CachedDoc> {
         if let Some(doc) = self.docs.remove(item) {
@@ -156,15 +151,6 @@ impl DocCache {
             kept.make_contiguous().reverse();
             self.order = kept;
         }
-    }
-
-    /// The document of `item` to change in place, if kept.
-    pub fn get_mut(&mut self, item: &ItemId) -> Option<&mut CachedDoc> {
-        if !self.docs.contains_key(item) {
-            let doc = self.take(item)?;
-            self.put(*item, doc);
-        }
-        self.docs.get_mut(item)
     }
 
     /// Forgets the document of `item` and what was prepared for it.
@@ -251,8 +237,8 @@ mod tests {
         // The first is used again, so the second is the longest unused.
         cache.put(items[0], doc());
         cache.put(items[MAX_CACHED_DOCS], doc());
-        assert!(cache.get(&items[0]).is_some());
-        assert!(cache.get(&items[1]).is_none());
+        assert!(cache.docs.contains_key(&items[0]));
+        assert!(!cache.docs.contains_key(&items[1]));
         for _ in 0..10 {
             for item in &items {
                 cache.put(*item, doc());
