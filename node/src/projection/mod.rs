@@ -552,6 +552,7 @@ struct CatalogEntry {
     version: u64,
     #[serde(flatten)]
     content: ItemContent,
+    #[serde(deserialize_with = "derived_keys")]
     authors: Vec<PublicKey>,
     supersedes: Vec<ItemId>,
     superseded_by: Option<ItemId>,
@@ -567,6 +568,23 @@ struct CatalogEntry {
     progress: Option<item::Progress>,
     #[serde(default)]
     attachments: Vec<gatehouse_protocol::attachment::Attachment>,
+}
+
+/// Keys as this node wrote them into its catalog: hex, checked when their
+/// envelopes arrived, so not checked again on every read.
+fn derived_keys<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<PublicKey>, D::Error> {
+    let hexes = Vec::<String>::deserialize(d)?;
+    hexes
+        .iter()
+        .map(|h| {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(h, &mut bytes)
+                .map(|()| PublicKey::from_derived(bytes))
+                .map_err(|_| serde::de::Error::custom(format!("{h:?} is not a key")))
+        })
+        .collect()
 }
 
 fn catalog_entry(id: &ItemId, bytes: &[u8]) -> Result<CatalogEntry> {
