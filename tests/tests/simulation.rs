@@ -45,6 +45,11 @@ fn a_backlog_fetched_over_many_intervals_moves_each_envelope_once() {
 }
 
 #[test]
+fn a_site_back_with_nothing_changed_moves_no_envelope() {
+    report(scenario::reconnect_with_nothing_changed(config(23)));
+}
+
+#[test]
 fn a_clock_ahead_is_measured_by_its_peers() {
     report(scenario::a_clock_ahead_is_measured_by_its_peers(
         config(16),

@@ -22,6 +22,13 @@ use super::{EnvelopeSet, Ingested, Input, MessageId, Output, RequestId, Verdict}
 pub const RECONCILE_EVERY_MS: u64 = 60_000;
 /// Default time an unadmitted peer may stay connected to prove its admission.
 pub const PROBATION_MS: u64 = 10_000;
+/// How long the side that does not start sessions waits, after connecting
+/// to a peer it admits, for that peer's session before sending its own
+/// admission proof (the peer may not know this node yet); at most half the
+/// probation, so the proof arrives before the peer gives up on it.
+pub const PROOF_GRACE_MS: u64 = 2_000;
+/// What a node answers a request from a peer it does not admit.
+pub const NOT_ADMITTED: &str = "not an admitted node of this network";
 /// How often a peer's clock is asked again (clocks drift slowly).
 pub const CLOCK_EVERY_MS: u64 = 5 * 60_000;
 /// Forged envelopes tolerated from one peer before it is disconnected.
@@ -153,6 +160,12 @@ struct Peer {
     proving: bool,
     /// Our proof was sent on this connection.
     sent_proof: bool,
+    /// When to send our proof if the peer has not shown by then that it
+    /// admits this node (by starting a session with it).
+    proof_due_ms: Option<u64>,
+    /// It proved its admission here on this connection (it may not know
+    /// this node either).
+    proved_itself: bool,
     /// A clock request to it is in flight.
     asking_clock: bool,
     /// When its clock was last asked (core clock, ms).
@@ -232,12 +245,14 @@ impl SyncCore {
     }
 
     /// The earliest time something is due (a probation ending, a
-    /// reconciliation, a redial), for shells that sleep until then.
+    /// reconciliation, a proof to send, a redial), for shells that sleep
+    /// until then.
     pub fn next_deadline(&self) -> Option<u64> {
         let peers = self.peers.values().flat_map(|p| {
             let reconcile =
                 (p.admitted && p.session.is_none() && !p.proving).then_some(p.next_reconcile_ms);
-            [p.probation_until, reconcile]
+            let proof = p.proof_due_ms.filter(|_| !p.sent_proof);
+            [p.probation_until, reconcile, proof]
         });
         let redials = self.redial.values().filter_map(|r| {
             let connected = r.peer.is_some_and(|k| self.peers.contains_key(&k));
@@ -369,6 +384,8 @@ impl SyncCore {
                 offered_proof: false,
                 proving: false,
                 sent_proof: false,
+                proof_due_ms: None,
+                proved_itself: false,
                 asking_clock: false,
                 clock_asked_ms: None,
                 session: None,
@@ -408,6 +425,7 @@ impl SyncCore {
             return;
         };
         p.sent_proof = true;
+        p.proof_due_ms = None;
         if proof.is_empty() {
             self.proved(peer, now_ms, set);
             return;
@@ -416,9 +434,14 @@ impl SyncCore {
         self.send(peer, SyncRequest::Push(proof), Purpose::Proof);
     }
 
-    /// Lets a connected peer in: gossip, then our admission proof (the peer
-    /// may not know this node yet: it may have joined recently), after
-    /// whose answer the initiator starts a session.
+    /// Lets a connected peer in: gossip, then a session if this side starts
+    /// them. Certificates are reconciled like every other envelope, so a
+    /// peer that knows this node is not sent its admission proof: the
+    /// proof goes only where it is missing, which shows as a session
+    /// request refused as [`NOT_ADMITTED`], as a proof pushed by the peer
+    /// (it pushes one only to a node it does not know), or, on the side
+    /// that does not start sessions, as no session from the peer within
+    /// [`PROOF_GRACE_MS`].
     fn admit(&mut self, peer: PublicKey, now_ms: u64, set: &mut dyn EnvelopeSet) {
         let establishment = self.admitted.get(&peer).cloned();
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -437,13 +460,19 @@ impl SyncCore {
         stats.admitted = true;
         stats.establishment = establishment;
         self.out.push(Output::Admitted { peer });
-        let Some(p) = self.peers.get(&peer) else {
+        let grace = PROOF_GRACE_MS.min(self.config.probation_ms / 2);
+        let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        if !p.sent_proof {
+        if p.proved_itself && !p.sent_proof {
+            // It proved itself here, so it may well not know this node.
             self.send_proof(peer, now_ms, set);
-        } else if initiator && !p.proving && p.session.is_none() {
-            self.start_session(peer, now_ms, set);
+        } else if initiator {
+            if !p.proving && p.session.is_none() {
+                self.start_session(peer, now_ms, set);
+            }
+        } else if !p.sent_proof {
+            p.proof_due_ms = Some(now_ms + grace);
         }
         self.ask_clock(peer, now_ms);
     }
@@ -526,6 +555,15 @@ impl SyncCore {
             .filter(|(_, p)| p.probation_until.is_some_and(|t| t <= now_ms))
             .map(|(k, _)| *k)
             .collect();
+        let proof_due: Vec<PublicKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.sent_proof && p.proof_due_ms.is_some_and(|t| t <= now_ms))
+            .map(|(k, _)| *k)
+            .collect();
+        for peer in proof_due {
+            self.send_proof(peer, now_ms, set);
+        }
         for peer in expired {
             tracing::info!(%peer, "refusing a peer that is not an admitted node");
             self.status.refused_connections += 1;
@@ -643,6 +681,19 @@ impl SyncCore {
         }
         // The side that does not start sessions measures when served.
         self.ask_clock(peer, now_ms);
+        if let Some(p) = self.peers.get_mut(&peer)
+            && !p.sent_proof
+            && p.proof_due_ms.is_some()
+        {
+            if matches!(request, SyncRequest::Push(_)) {
+                // A push before any session: the peer's proof, sent
+                // because it does not know this node.
+                self.send_proof(peer, now_ms, set);
+            } else {
+                // A session from the peer: it admits this node.
+                p.proof_due_ms = None;
+            }
+        }
         // While the peer's session fetches, pushes or classifies (a first
         // sync can take minutes), this side does not start one of its own:
         // two sessions would move every envelope twice.
@@ -754,7 +805,7 @@ impl SyncCore {
         now_ms: u64,
         set: &mut dyn EnvelopeSet,
     ) -> SyncResponse {
-        let refused = || SyncResponse::Refused("not an admitted node of this network".into());
+        let refused = || SyncResponse::Refused(NOT_ADMITTED.into());
         let Some(p) = self.peers.get_mut(&peer) else {
             return refused();
         };
@@ -783,6 +834,9 @@ impl SyncCore {
             self.out.push(Output::Disconnect { peer });
             return refused();
         };
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.proved_itself = true;
+        }
         self.account(peer, &got, now_ms, set);
         SyncResponse::Ack {
             stored: u32::try_from(got.stored).unwrap_or(u32::MAX),
@@ -883,8 +937,17 @@ impl SyncCore {
                 return;
             }
             (_, SyncResponse::Refused(reason)) => {
-                tracing::info!(%peer, "peer refused sync: {reason}");
-                self.session_failed(peer, now_ms);
+                let unproved = self.peers.get(&peer).is_some_and(|p| !p.sent_proof);
+                if reason == NOT_ADMITTED && unproved {
+                    // The peer does not know this node yet: prove it, and
+                    // the session starts again once the proof is answered.
+                    tracing::debug!(%peer, "peer does not know this node; sending our proof");
+                    self.end_session(peer);
+                    self.send_proof(peer, now_ms, set);
+                } else {
+                    tracing::info!(%peer, "peer refused sync: {reason}");
+                    self.session_failed(peer, now_ms);
+                }
                 return;
             }
             (Purpose::Reconcile, SyncResponse::Reconcile(reply)) => {
