@@ -4,8 +4,6 @@
 
 use gatehouse_protocol::trust::Judgement;
 
-use gatehouse_node::sync::EnvelopeSet as _;
-
 use crate::sim::{Sim, SimConfig};
 
 /// An hour of virtual time, ms.
