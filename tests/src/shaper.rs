@@ -116,12 +116,18 @@ async fn pump(
     state: Arc<State>,
     forward: bool,
 ) {
-    const CHUNK: usize = 1400;
+    // A packet's worth at a time on a line that delays; on one that does
+    // not, whatever has arrived.
+    let chunk: usize = if link.delay.is_zero() {
+        64 * 1024
+    } else {
+        1400
+    };
     // About a delay's worth of bytes at the rate may be in flight.
-    let in_flight = (link.rate as f64 * link.delay.as_secs_f64() / CHUNK as f64).ceil() as usize;
+    let in_flight = (link.rate as f64 * link.delay.as_secs_f64() / chunk as f64).ceil() as usize;
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(in_flight.max(2));
     let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; chunk];
         loop {
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
@@ -137,9 +143,11 @@ async fn pump(
     // rate, and a quiet line saves up nothing.
     let mut free_at = Instant::now();
     while let Some((read_at, bytes)) = rx.recv().await {
-        tokio::time::sleep_until((read_at + link.delay).into()).await;
+        // A timer, even one already due, waits for the timer's next tick
+        // (a millisecond): only a deadline still ahead is slept for.
+        wait_until(read_at + link.delay).await;
         free_at = free_at.max(Instant::now());
-        tokio::time::sleep_until(free_at.into()).await;
+        wait_until(free_at).await;
         free_at += Duration::from_secs_f64(bytes.len() as f64 / link.rate as f64);
         if to.write_all(&bytes).await.is_err() {
             break;
@@ -152,4 +160,10 @@ async fn pump(
         counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
     reader.abort();
+}
+
+async fn wait_until(deadline: Instant) {
+    if deadline > Instant::now() {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
 }
