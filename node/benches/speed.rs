@@ -43,9 +43,9 @@ fn config(net: &Net, member: Option<&SecretKey>) -> NodeConfig {
 fn home(dir: &Path, net: &Net) -> Library {
     let _ = std::fs::remove_dir_all(dir);
     let store = SledStore::open(&dir.join("store")).expect("store");
-    let index = SearchIndex::open(&dir.join("index")).expect("index");
     let mut lib =
-        Library::with_store(Arc::new(store), config(net, None), index, None).expect("library");
+        Library::with_store_in(Arc::new(store), config(net, None), &dir.join("index"), None)
+            .expect("library");
     lib.ingest_many(net.certs.clone()).expect("certificates");
     lib
 }

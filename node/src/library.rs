@@ -410,6 +410,23 @@ impl Library {
         Ok(lib)
     }
 
+    /// A library over any store, with its search index kept in
+    /// `index_dir` (benchmarks that keep a library between runs): a rebuilt
+    /// index is written there too, where [`Library::with_store`] would keep
+    /// it in memory.
+    pub fn with_store_in(
+        store: Arc<dyn Store>,
+        config: NodeConfig,
+        index_dir: &std::path::Path,
+        member: Option<SecretKey>,
+    ) -> Result<Self> {
+        store.apply(vec![config_write(&config)?])?;
+        let projections = Projections::open_index(store.clone(), index_dir.to_path_buf());
+        let mut lib = Self::assemble(store, config, projections, member)?;
+        lib.recover()?;
+        Ok(lib)
+    }
+
     /// Opens a fresh sled store and index in `home` with `config`.
     pub(crate) fn create_in(
         home: &Home,

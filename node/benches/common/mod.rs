@@ -166,10 +166,9 @@ pub fn open_or_build(
         actor_suffix: "00112233445566778899aabbccddeeff".into(),
     };
     let store = gatehouse_node::store::SledStore::open(&dir.join("store")).expect("store");
-    let index =
-        gatehouse_node::projection::search::SearchIndex::open(&dir.join("index")).expect("index");
     let mut lib =
-        Library::with_store(std::sync::Arc::new(store), config, index, None).expect("library");
+        Library::with_store_in(std::sync::Arc::new(store), config, &dir.join("index"), None)
+            .expect("library");
     if complete.exists() {
         return (lib, false);
     }

@@ -9,6 +9,7 @@
 //! the index broken and it is rebuilt at the end of the batch, in a fresh
 //! directory or in memory when the disk cannot hold it.
 
+mod facets;
 pub mod forum;
 pub mod markdown;
 pub mod search;

@@ -20,11 +20,11 @@ use gatehouse_protocol::id::ItemId;
 use gatehouse_protocol::item::Item;
 use gatehouse_protocol::jiff::civil::Date;
 use serde::{Deserialize, Serialize};
-use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
+use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
-    FAST, Facet, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema,
-    TextFieldIndexing, TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{
@@ -33,6 +33,7 @@ use tantivy::{
 };
 use thiserror::Error;
 
+use super::facets;
 use crate::query::filter::Filter;
 
 /// Memory the index writer may use before flushing a segment, in bytes.
@@ -360,7 +361,7 @@ struct Fields {
     adopted_from: Field,
     review_due: Field,
     updated: Field,
-    facet: Field,
+    facet_bits: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -381,13 +382,13 @@ fn schema() -> (Schema, Fields) {
         kind: sb.add_text_field("kind", STRING),
         status: sb.add_text_field("status", STRING),
         nation: sb.add_text_field("nation", STRING),
-        owner: sb.add_text_field("owner", STRING),
+        owner: sb.add_text_field(facets::OWNER, STRING | FAST),
         pathway: sb.add_text_field("pathway", STRING),
         setting: sb.add_text_field("setting", STRING),
         adopted_from: sb.add_text_field("adopted_from", STRING),
         review_due: sb.add_i64_field("review_due", INDEXED | FAST),
         updated: sb.add_i64_field("updated", FAST),
-        facet: sb.add_facet_field("facet", FacetOptions::default()),
+        facet_bits: sb.add_u64_field(facets::BITS, FAST),
     };
     (sb.build(), fields)
 }
@@ -545,18 +546,7 @@ impl SearchIndex {
         }
         doc.add_i64(f.review_due, day_number(item.content.review_due));
         doc.add_i64(f.updated, i64::try_from(updated_ms).unwrap_or(i64::MAX));
-        let c = &item.content;
-        let mut facets = vec![
-            ("kind", c.kind.slug().to_string()),
-            ("status", c.status.slug().to_string()),
-            ("owner", item.owner.to_hex()),
-        ];
-        facets.extend(c.nations.iter().map(|n| ("nation", n.slug().to_string())));
-        facets.extend(c.pathways.iter().map(|p| ("pathway", p.slug().to_string())));
-        facets.extend(c.settings.iter().map(|s| ("setting", s.slug().to_string())));
-        for (dimension, value) in facets {
-            doc.add_facet(f.facet, Facet::from_path([dimension, value.as_str()]));
-        }
+        doc.add_u64(f.facet_bits, facets::bits(item));
         let w = self.writer()?;
         w.delete_term(Term::from_field_text(f.id, &item.id.to_hex()));
         w.add_document(doc)?;
@@ -674,18 +664,12 @@ impl SearchReader {
         let query_all = BooleanQuery::new(clauses);
         let searcher = &self.searcher;
         let window = TopDocs::with_limit(limit).and_offset(req.offset);
-        let facets = req.facets.then(|| {
-            let mut c = FacetCollector::for_field("facet");
-            for dimension in FACETS {
-                c.add_facet(Facet::from_path([dimension]));
-            }
-            c
-        });
+        let facets = req.facets.then_some(facets::FacetCounter);
         let sort = req.sort.effective(query);
         let unscored = |top: Vec<(Option<i64>, DocAddress)>| -> Vec<(f32, DocAddress)> {
             top.into_iter().map(|(_, a)| (0.0, a)).collect()
         };
-        let (top, total, facet_counts): (Vec<(f32, DocAddress)>, usize, Option<FacetCounts>) =
+        let (top, total, facet_counts): (Vec<(f32, DocAddress)>, usize, Option<facets::Tally>) =
             match sort {
                 Sort::Relevance => searcher
                     .search(&query_all, &(window.order_by_score(), Count, facets))
@@ -705,23 +689,9 @@ impl SearchReader {
                     (unscored(top), n, fc)
                 }
             };
-        let mut facet_out = BTreeMap::new();
-        for dimension in FACETS {
-            let Some(facet_counts) = &facet_counts else {
-                break;
-            };
-            let mut counts: Vec<FacetCount> = facet_counts
-                .get(Facet::from_path([dimension]))
-                .filter_map(|(facet, count)| {
-                    facet.to_path().last().map(|v| FacetCount {
-                        value: (*v).to_string(),
-                        count,
-                    })
-                })
-                .collect();
-            counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            facet_out.insert(dimension.to_string(), counts);
-        }
+        let facet_out = facet_counts
+            .map(facets::Tally::into_counts)
+            .unwrap_or_default();
         let snippets = match &text_query {
             Some(q) => {
                 let mut body = SnippetGenerator::create(searcher, &**q, f.body)?;
@@ -996,5 +966,91 @@ mod tests {
         assert_eq!(reader.find(&req).expect("search").total, 1);
         let after = index.reader().find(&req).expect("search");
         assert_eq!(after.total, 2);
+    }
+
+    /// Facet counts from the index's columns are what counting the
+    /// matching items' own values gives, over several segments, with an
+    /// item replaced (its old values no longer counted) and with a query
+    /// that matches some items only.
+    #[test]
+    fn facet_counts_are_the_matching_items_values() {
+        let mut index = SearchIndex::in_memory().expect("index");
+        let mut items = BTreeMap::new();
+        for n in 0..60u8 {
+            let mut content = crate::sample::synthetic_content(u64::from(n));
+            if n % 3 == 0 {
+                content.title = format!("Clozapine monitoring {n}");
+            }
+            let mut item = test_item(n, content);
+            item.owner = gatehouse_protocol::id::EstablishmentId([n % 4; 16]);
+            index.upsert(&item, 0, "").expect("upsert");
+            items.insert(n, item);
+            if n % 20 == 19 {
+                index.commit().expect("commit");
+            }
+        }
+        // A revision moves item 3 to another kind and owner.
+        let mut revised = items[&3].clone();
+        revised.content.kind = gatehouse_protocol::vocab::Kind::Guideline;
+        revised.owner = gatehouse_protocol::id::EstablishmentId([9; 16]);
+        index.upsert(&revised, 0, "").expect("upsert");
+        index.commit().expect("commit");
+        items.insert(3, revised);
+
+        let expected = |matching: &dyn Fn(&Item) -> bool| {
+            let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for item in items.values().filter(|i| matching(i)) {
+                let c = &item.content;
+                let mut values = vec![
+                    ("kind", c.kind.slug().to_string()),
+                    ("status", c.status.slug().to_string()),
+                    ("owner", item.owner.to_hex()),
+                ];
+                values.extend(c.nations.iter().map(|v| ("nation", v.slug().to_string())));
+                values.extend(c.pathways.iter().map(|v| ("pathway", v.slug().to_string())));
+                values.extend(c.settings.iter().map(|v| ("setting", v.slug().to_string())));
+                for (facet, value) in values {
+                    *counts
+                        .entry(facet.into())
+                        .or_default()
+                        .entry(value)
+                        .or_default() += 1;
+                }
+            }
+            counts
+        };
+        let found = |query: &str| {
+            let filter = Filter::default();
+            let req = SearchRequest {
+                facets: true,
+                ..SearchRequest::relevance(query, &filter, 10)
+            };
+            let hits = index.reader().find(&req).expect("search");
+            let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for (facet, values) in hits.facets {
+                assert_eq!(values.len(), values.iter().filter(|v| v.count > 0).count());
+                for v in values {
+                    counts
+                        .entry(facet.clone())
+                        .or_default()
+                        .insert(v.value, v.count);
+                }
+            }
+            (hits.total, counts)
+        };
+        let (total, counts) = found("");
+        assert_eq!(total, 60);
+        assert_eq!(counts, expected(&|_| true));
+        let says_clozapine = |i: &Item| {
+            let c = &i.content;
+            [&c.title, &c.summary, &c.body]
+                .iter()
+                .chain(c.tags.iter().collect::<Vec<_>>().iter())
+                .any(|t| t.to_lowercase().contains("clozapine"))
+        };
+        let (total, counts) = found("clozapine");
+        assert!((20..60).contains(&total), "{total} matches");
+        assert_eq!(total, items.values().filter(|i| says_clozapine(i)).count());
+        assert_eq!(counts, expected(&says_clozapine));
     }
 }
