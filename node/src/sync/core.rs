@@ -437,11 +437,11 @@ impl SyncCore {
     /// Lets a connected peer in: gossip, then a session if this side starts
     /// them. Certificates are reconciled like every other envelope, so a
     /// peer that knows this node is not sent its admission proof: the
-    /// proof goes only where it is missing, which shows as a session
-    /// request refused as [`NOT_ADMITTED`], as a proof pushed by the peer
-    /// (it pushes one only to a node it does not know), or, on the side
-    /// that does not start sessions, as no session from the peer within
-    /// [`PROOF_GRACE_MS`].
+    /// proof goes only where it is missing, which shows as a session or
+    /// clock request (the clock is asked on admission) refused as
+    /// [`NOT_ADMITTED`], as a proof pushed by the peer (it pushes one only
+    /// to a node it does not know), or, on the side that does not start
+    /// sessions, as no session from the peer within [`PROOF_GRACE_MS`].
     fn admit(&mut self, peer: PublicKey, now_ms: u64, set: &mut dyn EnvelopeSet) {
         let establishment = self.admitted.get(&peer).cloned();
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -923,8 +923,20 @@ impl SyncCore {
                     p.clock_asked_ms = None;
                 }
             }
-            if let SyncResponse::Clock { now_ms: theirs } = response {
-                self.clock_answered(peer, sent_ms, now_ms, theirs);
+            match response {
+                SyncResponse::Clock { now_ms: theirs } => {
+                    self.clock_answered(peer, sent_ms, now_ms, theirs);
+                }
+                // The peer does not know this node: the clock asked on
+                // admission finds that out in one round trip, sooner than
+                // the side that does not start sessions would by waiting.
+                SyncResponse::Refused(reason)
+                    if reason == NOT_ADMITTED
+                        && self.peers.get(&peer).is_some_and(|p| !p.sent_proof) =>
+                {
+                    self.send_proof(peer, now_ms, set);
+                }
+                _ => {}
             }
             return;
         }
