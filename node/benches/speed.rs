@@ -118,20 +118,23 @@ fn new_items(net: &Net) {
     let rate = envelopes.len() as f64 / took;
     drop(lib);
     let disk = dir_bytes(&dir);
+    let (store, index) = (dir_bytes(&dir.join("store")), dir_bytes(&dir.join("index")));
     let rss = peak_rss_mb();
     report(
         "new items",
         &format!(
-            "\"envelopes\":{},\"seconds\":{took:.3},\"per_second\":{rate:.0},\"raw_verify_per_second\":{raw:.0},\"ratio\":{:.3},\"envelope_bytes\":{payload},\"disk_bytes\":{disk},\"disk_ratio\":{:.2},\"peak_rss_mb\":{rss:.1}",
+            "\"envelopes\":{},\"seconds\":{took:.3},\"per_second\":{rate:.0},\"raw_verify_per_second\":{raw:.0},\"ratio\":{:.3},\"envelope_bytes\":{payload},\"disk_bytes\":{disk},\"store_bytes\":{store},\"index_bytes\":{index},\"disk_ratio\":{:.2},\"peak_rss_mb\":{rss:.1}",
             envelopes.len(),
             rate / raw,
             disk as f64 / payload as f64
         ),
         &format!(
-            "{} new items verified, applied, indexed and durable in {took:.2} s: {rate:.0}/s against {raw:.0} raw ed25519 verifications/s ({:.2}x); home {:.1} MB on disk for {:.1} MB of envelopes ({:.2}x); peak RSS {rss:.0} MB",
+            "{} new items verified, applied, indexed and durable in {took:.2} s: {rate:.0}/s against {raw:.0} raw ed25519 verifications/s ({:.2}x); home {:.1} MB on disk (store {:.1} MB, search index {:.1} MB) for {:.1} MB of envelopes ({:.2}x); peak RSS {rss:.0} MB",
             envelopes.len(),
             rate / raw,
             disk as f64 / 1e6,
+            store as f64 / 1e6,
+            index as f64 / 1e6,
             payload as f64 / 1e6,
             disk as f64 / payload as f64
         ),
