@@ -3,13 +3,14 @@
 //! Each indexed item carries one `u64` in a fast column: a bit for each
 //! vocabulary value it holds (its kind, status, nations, pathways and
 //! settings; every vocabulary's values side by side, 51 bits in all), and
-//! its owner in a string column. Counting a match is two reads of those
-//! columns, a block of matches at a time, and a step per bit set; owners'
-//! names are found once per segment for those that matched, and the
+//! its owner in a string column. Counting a match is a read of each of
+//! those columns (straight from the values: every item has both) and a
+//! step per bit set; owners' names are found once per segment for those that matched, and the
 //! vocabulary needs none. No term dictionary is walked and no facet path
 //! is built per match, as tantivy's `FacetCollector` does.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use gatehouse_protocol::item::Item;
 use gatehouse_protocol::vocab::{Kind, Nation, Pathway, Setting, Status};
@@ -41,11 +42,14 @@ fn slugs(facet: &str) -> Vec<&'static str> {
 
 /// Each bit's facet and value, in bit order: the vocabularies of
 /// [`FACETS`] in their order, each value in its vocabulary's order.
-fn bit_names() -> Vec<(&'static str, &'static str)> {
-    FACETS
-        .iter()
-        .flat_map(|f| slugs(f).into_iter().map(move |v| (*f, v)))
-        .collect()
+fn bit_names() -> &'static [(&'static str, &'static str)] {
+    static NAMES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| {
+        FACETS
+            .iter()
+            .flat_map(|f| slugs(f).into_iter().map(move |v| (*f, v)))
+            .collect()
+    });
+    &NAMES
 }
 
 /// The bit of `value` of `facet`.
@@ -99,9 +103,9 @@ impl Tally {
             .iter()
             .map(|f| ((*f).to_string(), Vec::new()))
             .collect();
-        for ((facet, value), count) in bit_names().into_iter().zip(self.by_bit) {
+        for ((facet, value), count) in bit_names().iter().zip(self.by_bit) {
             if count > 0
-                && let Some(counts) = out.get_mut(facet)
+                && let Some(counts) = out.get_mut(*facet)
             {
                 counts.push(FacetCount {
                     value: value.to_string(),
@@ -267,7 +271,7 @@ mod tests {
         let names = bit_names();
         assert!(names.len() <= 64, "{} values", names.len());
         let mut seen = 0u64;
-        for (facet, value) in &names {
+        for (facet, value) in names {
             let b = bit(facet, value);
             assert_eq!(b.count_ones(), 1, "{facet}={value}");
             assert_eq!(seen & b, 0, "{facet}={value}");
