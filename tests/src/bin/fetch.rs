@@ -87,12 +87,13 @@ async fn gatehouse(items: usize, docs: &Path) -> anyhow::Result<Fetched> {
     let started = Instant::now();
     let b = cluster.start(1, vec![via.clone()]).await?;
     let running = started.elapsed();
-    if std::env::var("FETCH_TRACE").is_ok() {
-        let b2 = b.clone();
+    // The trace holds the node's network handle only, not its library.
+    let trace = std::env::var("FETCH_TRACE").is_ok().then(|| {
+        let net = b.net.clone();
         tokio::spawn(async move {
             let mut last = (0, 0, 0);
             loop {
-                let s = b2.net.status();
+                let s = net.status();
                 let now = (s.sync_bytes_received, s.to_fetch, s.envelopes_received);
                 if now != last {
                     eprintln!("{:?} {now:?}", started.elapsed());
@@ -100,8 +101,8 @@ async fn gatehouse(items: usize, docs: &Path) -> anyhow::Result<Fetched> {
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-        });
-    }
+        })
+    });
     wait_until(Duration::from_secs(60), "the first envelope", || {
         b.net.status().envelopes_received > 0
     })
@@ -116,6 +117,9 @@ async fn gatehouse(items: usize, docs: &Path) -> anyhow::Result<Fetched> {
     )
     .await?;
     let took = started.elapsed();
+    if let Some(t) = trace {
+        t.abort();
+    }
     let held = count(&b);
     if held != items {
         bail!("the new site lists {held} items, not {items}");
