@@ -403,11 +403,8 @@ impl Library {
         index: SearchIndex,
         member: Option<SecretKey>,
     ) -> Result<Self> {
-        store.apply(vec![config_write(&config)?])?;
         let projections = Projections::new(store.clone(), index, None);
-        let mut lib = Self::assemble(store, config, projections, member)?;
-        lib.recover()?;
-        Ok(lib)
+        Self::over(store, config, projections, member)
     }
 
     /// A library over any store, with its search index kept in
@@ -420,8 +417,18 @@ impl Library {
         index_dir: &std::path::Path,
         member: Option<SecretKey>,
     ) -> Result<Self> {
-        store.apply(vec![config_write(&config)?])?;
         let projections = Projections::open_index(store.clone(), index_dir.to_path_buf());
+        Self::over(store, config, projections, member)
+    }
+
+    /// A library over `store` with `config` written into it, recovered.
+    fn over(
+        store: Arc<dyn Store>,
+        config: NodeConfig,
+        projections: Projections,
+        member: Option<SecretKey>,
+    ) -> Result<Self> {
+        store.apply(vec![config_write(&config)?])?;
         let mut lib = Self::assemble(store, config, projections, member)?;
         lib.recover()?;
         Ok(lib)

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gatehouse_node::net::Multiaddr;
+use gatehouse_node::runtime::RunningNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -80,6 +82,21 @@ impl Shaper {
             state,
             accept,
         })
+    }
+
+    /// Starts a link in front of a running node: the link, and the address
+    /// to dial the node through it (the node's own PeerId behind the
+    /// link's port).
+    pub async fn in_front_of(node: &RunningNode, link: Link) -> anyhow::Result<(Self, Multiaddr)> {
+        let direct = crate::cluster::address(node).await?.to_string();
+        // "/ip4/127.0.0.1/tcp/PORT/p2p/PEER"
+        let parts: Vec<&str> = direct.split('/').collect();
+        let (Some(port), Some(peer)) = (parts.get(4), parts.get(6)) else {
+            anyhow::bail!("{direct} is not an address with a port and a peer");
+        };
+        let line = Self::start(([127, 0, 0, 1], port.parse()?).into(), link).await?;
+        let via = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", line.addr.port()).parse()?;
+        Ok((line, via))
     }
 
     /// Bytes that crossed from the dialling side to the target, and back.

@@ -18,13 +18,12 @@ use std::time::{Duration, Instant};
 
 use gatehouse_node::authoring::attach::attachment_from_file;
 use gatehouse_node::blobs::BlobState;
-use gatehouse_node::net::Multiaddr;
 use gatehouse_node::net::NetConfig;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_protocol::attachment::BlobHash;
 use gatehouse_protocol::vocab::Status;
-use gatehouse_tests::cluster::{Cluster, address, holds, loopback, wait_until};
+use gatehouse_tests::cluster::{Cluster, holds, loopback, wait_until};
 use gatehouse_tests::shaper::{Link, Shaper};
 
 /// The line: 256 kbit/s each way, 150 ms each way.
@@ -95,21 +94,7 @@ async fn urgent_changes_cross_a_poor_line_first_and_an_attachment_survives_a_cut
         .expect("publish");
 
     // B reaches A only through the line.
-    let direct = address(&a).await.expect("address");
-    // "/ip4/127.0.0.1/tcp/PORT/p2p/PEER"
-    let parts: Vec<String> = direct.to_string().split('/').map(str::to_string).collect();
-    let port: u16 = parts[4].parse().expect("port");
-    let peer = parts.get(6).cloned();
-    let line = Shaper::start(([127, 0, 0, 1], port).into(), LINE)
-        .await
-        .expect("line");
-    let via: Multiaddr = format!(
-        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-        line.addr.port(),
-        peer.expect("peer id")
-    )
-    .parse()
-    .expect("address");
+    let (line, via) = Shaper::in_front_of(&a, LINE).await.expect("line");
     let b = cluster.start(1, vec![via]).await.expect("start B");
     wait_until(deadline, "B holds the poster's item", || {
         holds(&b, &poster_item)

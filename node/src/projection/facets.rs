@@ -133,8 +133,6 @@ pub(super) struct SegmentTally {
     owners: Option<(StrColumn, Column<u64>)>,
     by_bit: [u64; 64],
     by_owner_ord: Vec<u64>,
-    /// A block's values, read at once.
-    block: Vec<Option<u64>>,
 }
 
 impl Collector for FacetCounter {
@@ -158,7 +156,6 @@ impl Collector for FacetCounter {
             owners,
             by_bit: [0; 64],
             by_owner_ord,
-            block: Vec::new(),
         })
     }
 
@@ -219,29 +216,6 @@ impl SegmentCollector for SegmentTally {
         if let Some(ord) = self.owners.as_ref().and_then(|(_, ords)| value(ords, doc)) {
             self.count_owner(ord);
         }
-    }
-
-    fn collect_block(&mut self, docs: &[DocId]) {
-        let mut block = std::mem::take(&mut self.block);
-        if let Some(column) = self.bits.take() {
-            block.clear();
-            block.resize(docs.len(), None);
-            column.first_vals(docs, &mut block);
-            for bits in block.iter().flatten() {
-                self.count_bits(*bits);
-            }
-            self.bits = Some(column);
-        }
-        if let Some((names, ords)) = self.owners.take() {
-            block.clear();
-            block.resize(docs.len(), None);
-            ords.first_vals(docs, &mut block);
-            for ord in block.iter().flatten() {
-                self.count_owner(*ord);
-            }
-            self.owners = Some((names, ords));
-        }
-        self.block = block;
     }
 
     fn harvest(self) -> Tally {

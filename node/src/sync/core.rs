@@ -161,7 +161,8 @@ struct Peer {
     /// Our proof was sent on this connection.
     sent_proof: bool,
     /// When to send our proof if the peer has not shown by then that it
-    /// admits this node (by starting a session with it).
+    /// admits this node (by starting a session with it); `None` once the
+    /// proof is sent.
     proof_due_ms: Option<u64>,
     /// It proved its admission here on this connection (it may not know
     /// this node either).
@@ -251,8 +252,7 @@ impl SyncCore {
         let peers = self.peers.values().flat_map(|p| {
             let reconcile =
                 (p.admitted && p.session.is_none() && !p.proving).then_some(p.next_reconcile_ms);
-            let proof = p.proof_due_ms.filter(|_| !p.sent_proof);
-            [p.probation_until, reconcile, proof]
+            [p.probation_until, reconcile, p.proof_due_ms]
         });
         let redials = self.redial.values().filter_map(|r| {
             let connected = r.peer.is_some_and(|k| self.peers.contains_key(&k));
@@ -558,7 +558,7 @@ impl SyncCore {
         let proof_due: Vec<PublicKey> = self
             .peers
             .iter()
-            .filter(|(_, p)| !p.sent_proof && p.proof_due_ms.is_some_and(|t| t <= now_ms))
+            .filter(|(_, p)| p.proof_due_ms.is_some_and(|t| t <= now_ms))
             .map(|(k, _)| *k)
             .collect();
         for peer in proof_due {
@@ -682,7 +682,6 @@ impl SyncCore {
         // The side that does not start sessions measures when served.
         self.ask_clock(peer, now_ms);
         if let Some(p) = self.peers.get_mut(&peer)
-            && !p.sent_proof
             && p.proof_due_ms.is_some()
         {
             if matches!(request, SyncRequest::Push(_)) {

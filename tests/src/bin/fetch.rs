@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use gatehouse_node::library::Library;
-use gatehouse_node::net::Multiaddr;
 use gatehouse_node::query::filter::Filter;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
-use gatehouse_tests::cluster::{Cluster, address, wait_until};
+use gatehouse_tests::cluster::{Cluster, wait_until};
 use gatehouse_tests::shaper::{Link, Shaper};
 
 /// A line that neither delays nor holds back.
@@ -38,15 +37,6 @@ const QUIET: Duration = Duration::from_secs(2);
 
 fn count(node: &RunningNode) -> usize {
     node.lock().list(&Filter::default()).map_or(0, |l| l.len())
-}
-
-/// A proxy in front of `node`, and the address to dial it through.
-async fn proxied(node: &RunningNode) -> anyhow::Result<(Shaper, Multiaddr)> {
-    let direct = address(node).await?.to_string();
-    let parts: Vec<&str> = direct.split('/').collect();
-    let line = Shaper::start(([127, 0, 0, 1], parts[4].parse()?).into(), CLEAR).await?;
-    let via = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", line.addr.port(), parts[6]).parse()?;
-    Ok((line, via))
 }
 
 fn kb(bytes: u64) -> String {
@@ -83,7 +73,7 @@ async fn gatehouse(items: usize, docs: &Path) -> anyhow::Result<Fetched> {
         std::fs::write(docs, serde_json::to_vec(&json)?)?;
     }
     let a = cluster.start(0, vec![]).await?;
-    let (line, via) = proxied(&a).await?;
+    let (line, via) = Shaper::in_front_of(&a, CLEAR).await?;
     let started = Instant::now();
     let b = cluster.start(1, vec![via.clone()]).await?;
     let running = started.elapsed();
@@ -156,7 +146,7 @@ async fn gatehouse(items: usize, docs: &Path) -> anyhow::Result<Fetched> {
     line.stop();
 
     // Nothing changed: the same site back on a new connection.
-    let (line, via) = proxied(&a).await?;
+    let (line, via) = Shaper::in_front_of(&a, CLEAR).await?;
     let b = cluster.start(1, vec![via]).await?;
     let started = Instant::now();
     wait_until(Duration::from_secs(60), "a reconciliation", || {

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use gatehouse_node::authoring::attach::attachment_from_file;
 use gatehouse_node::blobs::BlobState;
-use gatehouse_node::net::Multiaddr;
 use gatehouse_node::runtime::RunningNode;
 use gatehouse_node::sample::synthetic_content;
 use gatehouse_protocol::attachment::BlobHash;
@@ -96,18 +95,14 @@ async fn shaped() -> anyhow::Result<()> {
     scan(&file, 2 * 1024 * 1024)?;
     let hash = publish_with_file(&a, &file, "Observations chart").await?;
     let item = a.lock().list(&Default::default())?[0].item.id;
-    let direct = address(&a).await?.to_string();
-    let parts: Vec<&str> = direct.split('/').collect();
-    let line = Shaper::start(
-        ([127, 0, 0, 1], parts[4].parse()?).into(),
+    let (line, via) = Shaper::in_front_of(
+        &a,
         Link {
             delay: Duration::from_millis(150),
             rate: 32_000,
         },
     )
     .await?;
-    let via: Multiaddr =
-        format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", line.addr.port(), parts[6]).parse()?;
     let started = Instant::now();
     let b = cluster.start(1, vec![via]).await?;
     wait_until(Duration::from_secs(120), "the first envelope", || {
