@@ -227,6 +227,28 @@ impl Projections {
             return Ok(true);
         }
         let stored = self.store.get(Tree::ItemDocs, item.as_bytes())?;
+        // What the item's last change of the batch prepared, when its
+        // document is the one kept: nothing to apply or read again.
+        let mut prepared = replica
+            .docs()
+            .take_prepared(&item)
+            .filter(|p| p.count == fresh.len());
+        // A new item's document kept saved is stored as it was saved.
+        if stored.is_none()
+            && let Some(p) = prepared.take()
+        {
+            match replica.docs().take_saved_new(&item, &p.heads) {
+                Some((bytes, entry)) => {
+                    let claimed_ms = fresh
+                        .iter()
+                        .map(Verified::created_ms)
+                        .fold(entry.claimed_ms, u64::max);
+                    self.store_item(item, p.item, claimed_ms, now_ms, bytes)?;
+                    return Ok(true);
+                }
+                None => prepared = Some(p),
+            }
+        }
         let mut entry = match replica.docs().take(&item).filter(|e| e.exact) {
             Some(e) => e,
             None => {
@@ -258,12 +280,6 @@ impl Projections {
             .iter()
             .map(Verified::created_ms)
             .fold(entry.claimed_ms, u64::max);
-        // What the item's last change of the batch prepared, when its
-        // document is the one kept: nothing to apply or read again.
-        let prepared = replica
-            .docs()
-            .take_prepared(&item)
-            .filter(|p| p.count == fresh.len());
         let doc = &mut entry.doc;
         let read = match prepared {
             Some(p) if doc.get_heads() == p.heads => p.item,

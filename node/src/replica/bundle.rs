@@ -572,7 +572,13 @@ pub fn import_from<R: std::io::Read + std::io::Seek>(
                 .filter(|(_, w)| **w)
                 .map(|(e, _)| e.bytes.as_slice())
                 .collect();
-            let mut opened = crate::replica::open::open_all(&to_open, &network).into_iter();
+            let (opened, built) = crate::replica::open::open_all_building(
+                &to_open,
+                &network,
+                lib.replica.judges_content(),
+            );
+            lib.replica.offer_prebuilt(built);
+            let mut opened = opened.into_iter();
             ahead = entries
                 .into_iter()
                 .zip(wanted)

@@ -88,6 +88,14 @@ pub fn chunks_after_first(bytes: &[u8]) -> Option<u32> {
     (at == bytes.len() && count > 0).then(|| count - 1)
 }
 
+/// A document kept saved (as [`AutoCommit::save`] writes it, the form
+/// `item_docs` stores) during a batch, with its heads.
+struct Spilled {
+    bytes: Vec<u8>,
+    heads: Vec<ChangeHash>,
+    entry: CachedDoc,
+}
+
 /// Documents by item, at most [`MAX_CACHED_DOCS`], the longest unused
 /// leaving first; and what is prepared for projections in this batch.
 #[derive(Default)]
@@ -96,8 +104,10 @@ pub struct DocCache {
     /// Documents that left `docs` during the batch, saved: loading one
     /// costs a pass over the document, where rebuilding it would apply
     /// every change again (a batch that brings many items' histories
-    /// interleaved would otherwise rebuild each item once per change).
-    spilled: HashMap<ItemId, (Vec<u8>, CachedDoc)>,
+    /// interleaved would otherwise rebuild each item once per change); and
+    /// a new item's document that was never decoded here is stored as it
+    /// was saved, without loading it at all.
+    spilled: HashMap<ItemId, Spilled>,
     /// Bytes in `spilled`.
     spilled_bytes: usize,
     prepared: HashMap<ItemId, Prepared>,
@@ -112,10 +122,54 @@ impl DocCache {
         if let Some(doc) = self.docs.remove(item) {
             return Some(doc);
         }
-        let (bytes, mut entry) = self.spilled.remove(item)?;
+        let Spilled {
+            bytes, mut entry, ..
+        } = self.spilled.remove(item)?;
         self.spilled_bytes -= bytes.len();
         entry.doc = AutoCommit::load(&bytes).ok()?;
         Some(entry)
+    }
+
+    /// Takes the saved document of a new item out, without loading it,
+    /// when it is kept saved, exactly its accepted changes, with `heads`.
+    pub fn take_saved_new(
+        &mut self,
+        item: &ItemId,
+        heads: &[ChangeHash],
+    ) -> Option<(Vec<u8>, CachedDoc)> {
+        let s = self.spilled.get(item)?;
+        if !(s.entry.exact && s.entry.saved.is_empty() && s.heads == heads) {
+            return None;
+        }
+        let s = self.spilled.remove(item)?;
+        self.spilled_bytes -= s.bytes.len();
+        Some((s.bytes, s.entry))
+    }
+
+    /// Keeps, saved, the document of `item` that holds exactly one change
+    /// (`head`), for a new item whose document was built and saved
+    /// elsewhere; `entry.doc` is left empty.
+    pub fn put_saved(&mut self, item: ItemId, bytes: Vec<u8>, head: ChangeHash, entry: CachedDoc) {
+        self.docs.remove(&item);
+        if let Some(old) = self.spilled.remove(&item) {
+            self.spilled_bytes -= old.bytes.len();
+        }
+        if self.spilled_bytes + bytes.len() <= MAX_SPILLED_BYTES {
+            self.spilled_bytes += bytes.len();
+            self.spilled.insert(
+                item,
+                Spilled {
+                    bytes,
+                    heads: vec![head],
+                    entry,
+                },
+            );
+        }
+    }
+
+    /// Whether a document of `item` is kept, decoded or saved.
+    pub fn contains(&self, item: &ItemId) -> bool {
+        self.docs.contains_key(item) || self.spilled.contains_key(item)
     }
 
     /// Keeps `doc` as the document of `item`.
@@ -131,11 +185,19 @@ impl DocCache {
                 continue;
             }
             if let Some(mut gone) = self.docs.remove(&old) {
-                let bytes = gone.doc.save_nocompress();
+                let bytes = gone.doc.save();
                 if self.spilled_bytes + bytes.len() <= MAX_SPILLED_BYTES {
+                    let heads = gone.doc.get_heads();
                     gone.doc = AutoCommit::new();
                     self.spilled_bytes += bytes.len();
-                    self.spilled.insert(old, (bytes, gone));
+                    self.spilled.insert(
+                        old,
+                        Spilled {
+                            bytes,
+                            heads,
+                            entry: gone,
+                        },
+                    );
                 }
             }
         }
@@ -157,8 +219,8 @@ impl DocCache {
     pub fn remove(&mut self, item: &ItemId) {
         self.docs.remove(item);
         self.prepared.remove(item);
-        if let Some((bytes, _)) = self.spilled.remove(item) {
-            self.spilled_bytes -= bytes.len();
+        if let Some(s) = self.spilled.remove(item) {
+            self.spilled_bytes -= s.bytes.len();
         }
     }
 

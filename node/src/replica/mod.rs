@@ -23,7 +23,7 @@ pub mod docs;
 pub mod open;
 pub mod receipt;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gatehouse_protocol::automerge;
@@ -31,7 +31,7 @@ use gatehouse_protocol::certificate::{Certificate, Revocation, RevokeTarget};
 use gatehouse_protocol::change::{ChangePayload, guarded};
 use gatehouse_protocol::envelope::{Body, Envelope, Verified, peek_created_ms};
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId, NetworkId};
-use gatehouse_protocol::item::read_item;
+use gatehouse_protocol::item::{Item, read_item};
 use gatehouse_protocol::key::PublicKey;
 use gatehouse_protocol::post::Voice;
 use gatehouse_protocol::reconcile::IdIndex;
@@ -97,6 +97,9 @@ pub(crate) fn change_key(item: &ItemId, env: &EnvelopeId) -> Vec<u8> {
     k
 }
 
+/// Most documents built where a batch was opened that wait to be used.
+pub const MAX_PREBUILT: usize = 4096;
+
 /// The set of envelopes a node holds, with their trust view and judgements.
 pub struct Replica {
     store: Arc<dyn Store>,
@@ -140,6 +143,9 @@ pub struct Replica {
     /// Whether changes from outside are judged on their content (on unless
     /// turned off by [`Replica::judge_content`]).
     content_checks: bool,
+    /// Documents of first changes built where the batch was opened, by
+    /// change ([`open::Prebuilt`]), until the batch ends.
+    prebuilt: HashMap<automerge::ChangeHash, open::Prebuilt>,
     /// Envelopes not in effect, by signer, as of the last settle.
     unaccepted_by: BTreeMap<PublicKey, usize>,
     /// Changes and unread envelopes not in effect stored in this batch, by
@@ -249,6 +255,7 @@ impl Replica {
             facts: None,
             known_keys: None,
             content_checks: true,
+            prebuilt: HashMap::new(),
             unaccepted_by: BTreeMap::new(),
             batch_unaccepted: BTreeMap::new(),
             fresh_posts: Vec::new(),
@@ -334,6 +341,23 @@ impl Replica {
         self.content_checks = on;
     }
 
+    /// Whether changes from outside are judged on their content, so that
+    /// documents built where a batch is opened are of use.
+    pub fn judges_content(&self) -> bool {
+        self.content_checks
+    }
+
+    /// Keeps documents of first changes built where the batch was opened,
+    /// for judging those changes (at most [`MAX_PREBUILT`] wait at once).
+    pub fn offer_prebuilt(&mut self, built: Vec<open::Prebuilt>) {
+        for b in built {
+            if self.prebuilt.len() >= MAX_PREBUILT {
+                break;
+            }
+            self.prebuilt.insert(b.hash, b);
+        }
+    }
+
     /// Whether an envelope from outside may be stored.
     fn check_outside(&mut self, env: &Verified) -> Result<()> {
         let signer = env.signer();
@@ -406,6 +430,34 @@ impl Replica {
             item: c.item,
             reason,
         };
+        // A first change to an item nothing is held of: its document is
+        // the change alone, perhaps built already where it was opened.
+        if let Some(built) = self.prebuilt.remove(&hash)
+            && !self.docs.contains(&c.item)
+            && self.store.get(Tree::ItemDocs, c.item.as_bytes())?.is_none()
+            && item_change_ids(&*self.store, &c.item)?.is_empty()
+        {
+            let item = built.item.map_err(refused)?;
+            self.check_read_item(c, &item)?;
+            let count = self.fresh_count(&c.item) + 1;
+            self.docs.prepare(
+                c.item,
+                docs::Prepared {
+                    item,
+                    heads: vec![hash],
+                    count,
+                },
+            );
+            let entry = docs::CachedDoc {
+                doc: automerge::AutoCommit::new(),
+                exact: true,
+                chunks: 0,
+                claimed_ms: created_ms,
+                saved: Vec::new(),
+            };
+            self.docs.put_saved(c.item, built.saved, hash, entry);
+            return Ok(());
+        }
         // The item's kept document when it holds every change this one
         // depends on; else its stored one with the batch's changes to it;
         // else one of every change held for the item.
@@ -459,12 +511,7 @@ impl Replica {
             .map_err(|e| refused(e.to_string()))
         })
         .map_err(|e| refused(format!("its document does not load: {e}")))??;
-        if item.id != c.item || item.owner != c.owner {
-            return Err(refused(
-                "its document names another item or owner than the change".into(),
-            ));
-        }
-        crate::authoring::check_received(&item).map_err(|e| refused(e.to_string()))?;
+        self.check_read_item(c, &item)?;
         // Kept for the item's next change, holding this one too: a change
         // of the batch, which projections apply again (if it is not stored
         // after all, `accept_outside` drops the document).
@@ -486,6 +533,20 @@ impl Replica {
         }
         self.docs.put(c.item, entry);
         Ok(())
+    }
+
+    /// Judges the item as a change from outside makes it read.
+    fn check_read_item(&self, c: &ChangePayload, item: &Item) -> Result<()> {
+        let refused = |reason: String| LibraryError::ContentRefused {
+            item: c.item,
+            reason,
+        };
+        if item.id != c.item || item.owner != c.owner {
+            return Err(refused(
+                "its document names another item or owner than the change".into(),
+            ));
+        }
+        crate::authoring::check_received(item).map_err(|e| refused(e.to_string()))
     }
 
     /// The stored document of `item` (its accepted changes as of the last
@@ -633,6 +694,7 @@ impl Replica {
         self.fresh_by_item.clear();
         self.rebuild.clear();
         self.docs.end_batch();
+        self.prebuilt.clear();
         let clears: Vec<Write> = std::mem::take(&mut self.dirty)
             .into_iter()
             .map(|i| (Tree::Dirty, i.as_bytes().to_vec(), None))

@@ -3,50 +3,120 @@
 //! [`Envelope::open`] does one; only the work is shared out. A batch from a
 //! peer or a stretch of a bundle is opened this way before the replica,
 //! which stays single-threaded, stores what verified.
+//!
+//! Where the replica judges content, the document of a change that
+//! depends on no other (an item's first change) is built on the same
+//! threads ([`Prebuilt`]): applying it is most of what receiving a new
+//! item costs. The replica uses it only for an item it holds nothing of,
+//! where its own work would build exactly that document.
 
-use gatehouse_protocol::envelope::{Envelope, Verified, VerifyError};
+use gatehouse_protocol::automerge::{AutoCommit, ChangeHash};
+use gatehouse_protocol::change::{ChangePayload, guarded};
+use gatehouse_protocol::envelope::{Body, Envelope, Verified, VerifyError};
 use gatehouse_protocol::id::NetworkId;
+use gatehouse_protocol::item::{Item, read_item};
 
 /// Fewest envelopes worth a thread of their own.
 const PER_THREAD: usize = 32;
 /// Most threads one batch is opened on.
 const MAX_THREADS: usize = 4;
 
+/// The document of a change that depends on no other, built from that
+/// change alone: the item it reads as (or why it does not read), saved.
+pub struct Prebuilt {
+    /// The change.
+    pub hash: ChangeHash,
+    /// The item the document reads as, or the error reading it.
+    pub item: Result<Item, String>,
+    /// The document as [`AutoCommit::save`] writes it.
+    pub saved: Vec<u8>,
+}
+
+/// Builds the document of `c` alone, when it depends on no other change
+/// and applies; `None` otherwise (the replica's own work then says why).
+pub fn prebuild(c: &ChangePayload) -> Option<Prebuilt> {
+    if !c.change.deps().is_empty() {
+        return None;
+    }
+    let hash = c.change.hash();
+    let change = c.change.clone();
+    guarded(move || {
+        let mut doc = AutoCommit::new();
+        doc.apply_changes([change]).ok()?;
+        (doc.get_heads() == [hash]).then(|| Prebuilt {
+            hash,
+            item: read_item(&doc).map_err(|e| e.to_string()),
+            saved: doc.save(),
+        })
+    })
+    .ok()
+    .flatten()
+}
+
 /// Opens each of `envelopes` (as [`Envelope::open`]), the results in order,
 /// on up to [`MAX_THREADS`] threads (no more than the machine has cores).
 pub fn open_all(envelopes: &[&[u8]], network: &NetworkId) -> Vec<Result<Verified, VerifyError>> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = cores
-        .min(MAX_THREADS)
-        .min(envelopes.len() / PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return envelopes
-            .iter()
-            .map(|b| Envelope::open(b, network))
-            .collect();
+    share_out(envelopes, |b| Envelope::open(b, network))
+}
+
+/// As [`open_all`], also building, with `build`, the documents of the
+/// changes that depend on no other ([`prebuild`]).
+///
+/// The documents are built in a second pass and what is kept of them is
+/// copied on this thread: the envelopes and the documents kept until the
+/// batch uses them would otherwise sit among the memory where documents
+/// were built and freed, which the allocator then cannot give back.
+pub fn open_all_building(
+    envelopes: &[&[u8]],
+    network: &NetworkId,
+    build: bool,
+) -> (Vec<Result<Verified, VerifyError>>, Vec<Prebuilt>) {
+    let opened = open_all(envelopes, network);
+    if !build {
+        return (opened, Vec::new());
     }
-    let share = envelopes.len().div_ceil(threads);
+    let firsts: Vec<&ChangePayload> = opened
+        .iter()
+        .filter_map(|o| match o.as_ref().map(Verified::body) {
+            Ok(Body::Change(c)) if c.change.deps().is_empty() => Some(&**c),
+            _ => None,
+        })
+        .collect();
+    let built = share_out(&firsts, |c| prebuild(c))
+        .into_iter()
+        .flatten()
+        .map(|b| Prebuilt {
+            hash: b.hash,
+            item: b.item.clone(),
+            saved: b.saved.clone(),
+        })
+        .collect();
+    (opened, built)
+}
+
+/// `f` of each of `work`, in order, on up to [`MAX_THREADS`] threads.
+fn share_out<E: Sync, T: Send>(work: &[E], f: impl Fn(&E) -> T + Sync) -> Vec<T> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(MAX_THREADS).min(work.len() / PER_THREAD).max(1);
+    if threads == 1 {
+        return work.iter().map(&f).collect();
+    }
+    let share = work.len().div_ceil(threads);
+    let f = &f;
     std::thread::scope(|scope| {
-        let parts: Vec<_> = envelopes
+        let parts: Vec<_> = work
             .chunks(share)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|b| Envelope::open(b, network))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
             .collect();
         parts
             .into_iter()
-            .zip(envelopes.chunks(share))
+            .zip(work.chunks(share))
             .flat_map(|(handle, part)| {
                 // Opening does not panic (Automerge's parser is guarded);
-                // were a thread lost, its share is opened here instead.
+                // were a thread lost, its share is done here instead.
                 handle
                     .join()
-                    .unwrap_or_else(|_| part.iter().map(|b| Envelope::open(b, network)).collect())
+                    .unwrap_or_else(|_| part.iter().map(f).collect())
             })
             .collect()
     })
@@ -55,6 +125,7 @@ pub fn open_all(envelopes: &[&[u8]], network: &NetworkId) -> Vec<Result<Verified
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_protocol::automerge::{ROOT, transaction::Transactable};
     use gatehouse_protocol::id::EstablishmentId;
     use gatehouse_protocol::key::SecretKey;
 
@@ -99,5 +170,40 @@ mod tests {
             together[299],
             Err(VerifyError::WrongNetwork { .. })
         ));
+    }
+
+    #[test]
+    fn a_first_change_is_built_as_applying_it_alone_builds_it() {
+        let key = SecretKey::from_seed([9; 32]);
+        let network = NetworkId([4; 32]);
+        let envelopes: Vec<Vec<u8>> = (0..40u64).map(|n| item(n, &key, &network)).collect();
+        let refs: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
+        let (opened, built) = open_all_building(&refs, &network, true);
+        assert_eq!(built.len(), envelopes.len());
+        for (env, b) in opened.iter().zip(&built) {
+            let Ok(Body::Change(c)) = env.as_ref().map(Verified::body) else {
+                panic!("a change");
+            };
+            let mut doc = AutoCommit::new();
+            doc.apply_changes([c.change.clone()]).expect("applies");
+            assert_eq!(b.hash, c.change.hash());
+            assert_eq!(b.saved, doc.save());
+            assert_eq!(
+                b.item.as_ref().expect("reads"),
+                &read_item(&doc).expect("reads")
+            );
+        }
+        // Nothing is built unless asked, nor for a change that depends on
+        // another.
+        assert!(open_all_building(&refs, &network, false).1.is_empty());
+        let Ok(Body::Change(first)) = opened[0].as_ref().map(Verified::body) else {
+            panic!("a change");
+        };
+        let mut doc = AutoCommit::load(&built[0].saved).expect("loads");
+        let mut next = first.as_ref().clone();
+        doc.put(ROOT, "title", "Next").expect("put");
+        doc.commit();
+        next.change = doc.get_last_local_change().expect("a change");
+        assert!(prebuild(&next).is_none());
     }
 }

@@ -15,7 +15,7 @@ use super::admission::{admission_proof, admitted_nodes};
 use super::{EnvelopeSet, Ingested};
 use crate::error::LibraryError;
 use crate::replica::Replica;
-use crate::replica::open::open_all;
+use crate::replica::open::open_all_building;
 
 /// Stores a batch of envelope bytes from a peer, without settling. Returns
 /// the tally and the new certificates, whose judgement is known only once
@@ -52,7 +52,9 @@ pub fn ingest_batch(replica: &mut Replica, envelopes: Vec<Vec<u8>>) -> (Ingested
     }
     let refs: Vec<&[u8]> = unopened.iter().map(Vec::as_slice).collect();
     let mut opened = Vec::with_capacity(unopened.len());
-    for result in open_all(&refs, &network) {
+    let (results, built) = open_all_building(&refs, &network, replica.judges_content());
+    replica.offer_prebuilt(built);
+    for result in results {
         match result {
             Ok(v) => opened.push(v),
             Err(e) => {
