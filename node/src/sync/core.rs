@@ -994,11 +994,9 @@ impl SyncCore {
             (Purpose::Fetch(asked), SyncResponse::Envelopes(envelopes)) => {
                 let got: BTreeSet<EnvelopeId> =
                     envelopes.iter().map(|b| EnvelopeId::of(b)).collect();
-                let result = set.ingest(envelopes, false);
-                self.account(peer, &result, now_ms, set);
-                self.pass_on(&result, set);
-                // Ask again for what did not fit in the response; what the
-                // peer sent nothing of, it no longer serves.
+                // Ask again for what did not fit in the response (what the
+                // peer sent nothing of, it no longer serves), before this
+                // batch is stored: the rest crosses while it is.
                 let rest: Vec<EnvelopeId> =
                     asked.into_iter().filter(|i| !got.contains(i)).collect();
                 if !rest.is_empty()
@@ -1006,7 +1004,11 @@ impl SyncCore {
                     && let Some(s) = self.session(&peer)
                 {
                     s.refetch(rest);
+                    self.pump(peer, now_ms, set);
                 }
+                let result = set.ingest(envelopes, false);
+                self.account(peer, &result, now_ms, set);
+                self.pass_on(&result, set);
             }
             (Purpose::Push(n), SyncResponse::Ack { .. }) => {
                 self.stats(&peer).envelopes_sent += n as u64;
