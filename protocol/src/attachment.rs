@@ -15,7 +15,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::item::{DocError, FieldError};
+use crate::item::{DocError, FieldError, ItemRead};
 
 /// The largest file an item may carry.
 pub const MAX_ATTACHMENT_BYTES: u64 = 50 * 1024 * 1024;
@@ -329,20 +329,20 @@ fn unreadable(reason: String) -> DocError {
 /// Reads the version's files, sorted by name. A file whose entry cannot
 /// be read is an error naming it: a change must not carry a file no node
 /// can check.
-pub fn read_attachments(doc: &impl ReadDoc) -> Result<Vec<Attachment>, DocError> {
-    let map = match doc.get(ROOT, "attachments")? {
+pub fn read_attachments(doc: &impl ItemRead) -> Result<Vec<Attachment>, DocError> {
+    let map = match doc.value(&ROOT, "attachments")? {
         Some((Value::Object(ObjType::Map), obj)) => obj,
         Some(_) => return Err(unreadable("is not a map".into())),
         None => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
-    for name in doc.keys(&map) {
-        let obj = match doc.get(&map, name.as_str())? {
+    for name in doc.map_keys(&map) {
+        let obj = match doc.value(&map, name.as_str())? {
             Some((Value::Object(ObjType::Map), obj)) => obj,
             _ => return Err(unreadable(format!("{name:?} is not a map"))),
         };
         let text = |key: &str| -> Result<String, DocError> {
-            match doc.get(&obj, key)? {
+            match doc.value(&obj, key)? {
                 Some((Value::Scalar(v), _)) => match v.as_ref() {
                     ScalarValue::Str(s) => Ok(s.to_string()),
                     _ => Err(unreadable(format!("{name:?}: {key} is not text"))),
@@ -356,7 +356,7 @@ pub fn read_attachments(doc: &impl ReadDoc) -> Result<Vec<Attachment>, DocError>
         let media_type = text("type")?
             .parse()
             .map_err(|e: String| unreadable(format!("{name:?}: {e}")))?;
-        let size = match doc.get(&obj, "size")? {
+        let size = match doc.value(&obj, "size")? {
             Some((Value::Scalar(v), _)) => match v.as_ref() {
                 ScalarValue::Uint(n) => *n,
                 ScalarValue::Int(n) if *n >= 0 => n.unsigned_abs(),

@@ -9,7 +9,7 @@
 //! input, not a promise.
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -1005,15 +1005,15 @@ pub fn write_progress(doc: &mut AutoCommit, progress: &Progress) -> Result<(), D
     Ok(())
 }
 
-fn read_measures(doc: &impl ReadDoc) -> Result<Vec<Measure>, DocError> {
-    let map = match doc.get(ROOT, "qi_measures")? {
+fn read_measures(doc: &impl ItemRead) -> Result<Vec<Measure>, DocError> {
+    let map = match doc.value(&ROOT, "qi_measures")? {
         Some((Value::Object(ObjType::Map), obj)) => obj,
         Some(_) => return Err(unreadable("qi_measures", "is not a map")),
         None => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
-    for key in doc.keys(&map).collect::<Vec<_>>() {
-        let Some((Value::Object(ObjType::Map), obj)) = doc.get(&map, &key)? else {
+    for key in doc.map_keys(&map) {
+        let Some((Value::Object(ObjType::Map), obj)) = doc.value(&map, &key)? else {
             return Err(unreadable(
                 "qi_measures",
                 "holds a measure that is not a map",
@@ -1026,12 +1026,12 @@ fn read_measures(doc: &impl ReadDoc) -> Result<Vec<Measure>, DocError> {
             .parse()
             .map_err(|e: String| unreadable("improvement", &e))?;
         let mut points = Vec::new();
-        if let Some((Value::Object(ObjType::Map), pts)) = doc.get(&obj, "points")? {
-            for d in doc.keys(&pts).collect::<Vec<_>>() {
+        if let Some((Value::Object(ObjType::Map), pts)) = doc.value(&obj, "points")? {
+            for d in doc.map_keys(&pts) {
                 let date: Date = d
                     .parse()
                     .map_err(|_| unreadable("points", &format!("{d:?} is not a date")))?;
-                let value = match doc.get(&pts, &d)? {
+                let value = match doc.value(&pts, &d)? {
                     Some((Value::Scalar(v), _)) => match v.as_ref() {
                         ScalarValue::F64(f) => *f,
                         ScalarValue::Int(i) => *i as f64,
@@ -1055,8 +1055,8 @@ fn read_measures(doc: &impl ReadDoc) -> Result<Vec<Measure>, DocError> {
         }
         points.sort_by_key(|p| p.date);
         let mut notes = Vec::new();
-        if let Some((Value::Object(ObjType::Map), ns)) = doc.get(&obj, "notes")? {
-            for d in doc.keys(&ns).collect::<Vec<_>>() {
+        if let Some((Value::Object(ObjType::Map), ns)) = doc.value(&obj, "notes")? {
+            for d in doc.map_keys(&ns) {
                 let date: Date = d
                     .parse()
                     .map_err(|_| unreadable("notes", &format!("{d:?} is not a date")))?;
@@ -1087,13 +1087,13 @@ fn read_measures(doc: &impl ReadDoc) -> Result<Vec<Measure>, DocError> {
     Ok(out)
 }
 
-fn read_progress(doc: &impl ReadDoc) -> Result<Option<Progress>, DocError> {
-    let obj = match doc.get(ROOT, "qi_progress")? {
+fn read_progress(doc: &impl ItemRead) -> Result<Option<Progress>, DocError> {
+    let obj = match doc.value(&ROOT, "qi_progress")? {
         Some((Value::Object(ObjType::Map), obj)) => obj,
         Some(_) => return Err(unreadable("qi_progress", "is not a map")),
         None => return Ok(None),
     };
-    let score = match doc.get(&obj, "score_tenths")? {
+    let score = match doc.value(&obj, "score_tenths")? {
         Some((Value::Scalar(v), _)) => v
             .as_i64()
             .and_then(|i| u8::try_from(i).ok())
@@ -1121,8 +1121,8 @@ pub fn write_adoption(doc: &mut AutoCommit, adoption: &Adoption) -> Result<(), D
     Ok(())
 }
 
-fn read_i64(doc: &impl ReadDoc, key: &str) -> Option<i64> {
-    match doc.get(ROOT, key) {
+fn read_i64(doc: &impl ItemRead, key: &str) -> Option<i64> {
+    match doc.value(&ROOT, key) {
         Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
             ScalarValue::Int(i) => Some(*i),
             ScalarValue::Uint(u) => i64::try_from(*u).ok(),
@@ -1166,22 +1166,56 @@ pub fn write_withdrawn(
     Ok(())
 }
 
+/// What reading an item asks of a document: an Automerge document, or an
+/// item's first change read on its own ([`crate::first::FirstChange`]).
+pub trait ItemRead {
+    /// The value at `key` of the map `obj`, with its id.
+    fn value(&self, obj: &ObjId, key: &str) -> Result<Option<(Value<'_>, ObjId)>, AutomergeError>;
+    /// The keys of the map `obj`, in order.
+    fn map_keys(&self, obj: &ObjId) -> Vec<String>;
+    /// The text of the text object `obj`.
+    fn text_at(&self, obj: &ObjId) -> Option<String>;
+    /// The entries of the list `obj`, in order, with their ids.
+    fn list_entries(&self, obj: &ObjId) -> Vec<(Value<'_>, ObjId)>;
+}
+
+impl ItemRead for AutoCommit {
+    fn value(&self, obj: &ObjId, key: &str) -> Result<Option<(Value<'_>, ObjId)>, AutomergeError> {
+        self.get(obj, key)
+    }
+
+    fn map_keys(&self, obj: &ObjId) -> Vec<String> {
+        self.keys(obj).collect()
+    }
+
+    fn text_at(&self, obj: &ObjId) -> Option<String> {
+        self.text(obj).ok()
+    }
+
+    fn list_entries(&self, obj: &ObjId) -> Vec<(Value<'_>, ObjId)> {
+        self.list_range(obj, ..)
+            .map(|entry| {
+                let id = entry.id();
+                (entry.value.into_value(), id)
+            })
+            .collect()
+    }
+}
+
 /// A text value: an Automerge scalar string or a text object (what other
 /// Automerge implementations write for strings by default).
-fn text_of(doc: &impl ReadDoc, value: &Value<'_>, obj: &ObjId) -> Option<String> {
+fn text_of(doc: &impl ItemRead, value: &Value<'_>, obj: &ObjId) -> Option<String> {
     match value {
-        Value::Object(ObjType::Text) => doc.text(obj).ok(),
+        Value::Object(ObjType::Text) => doc.text_at(obj),
         v => v.as_str().map(str::to_string),
     }
 }
 
 /// The text entries of a list (others left out).
-fn text_list(doc: &impl ReadDoc, obj: &ObjId) -> Vec<String> {
-    doc.list_range(obj, ..)
-        .filter_map(|entry| {
-            let id = entry.id();
-            text_of(doc, &entry.value.into_value(), &id)
-        })
+fn text_list(doc: &impl ItemRead, obj: &ObjId) -> Vec<String> {
+    doc.list_entries(obj)
+        .into_iter()
+        .filter_map(|(value, id)| text_of(doc, &value, &id))
         .collect()
 }
 
@@ -1196,11 +1230,11 @@ fn unreadable(field: &'static str, reason: &str) -> DocError {
 /// A text field: `Ok(None)` when absent, an error naming the field when it
 /// holds something other than text.
 fn read_text_field<O: AsRef<automerge::ObjId>>(
-    doc: &impl ReadDoc,
+    doc: &impl ItemRead,
     obj: O,
     key: &'static str,
 ) -> Result<Option<String>, DocError> {
-    match doc.get(obj, key) {
+    match doc.value(obj.as_ref(), key) {
         Ok(Some((v, id))) => text_of(doc, &v, &id)
             .map(Some)
             .ok_or_else(|| unreadable(key, "is not text")),
@@ -1209,8 +1243,8 @@ fn read_text_field<O: AsRef<automerge::ObjId>>(
     }
 }
 
-fn read_str<O: AsRef<automerge::ObjId>>(doc: &impl ReadDoc, obj: O, key: &str) -> Option<String> {
-    match doc.get(obj, key) {
+fn read_str<O: AsRef<automerge::ObjId>>(doc: &impl ItemRead, obj: O, key: &str) -> Option<String> {
+    match doc.value(obj.as_ref(), key) {
         Ok(Some((v, id))) => text_of(doc, &v, &id),
         _ => None,
     }
@@ -1219,16 +1253,15 @@ fn read_str<O: AsRef<automerge::ObjId>>(doc: &impl ReadDoc, obj: O, key: &str) -
 /// A list of text: `Ok(empty)` when absent, an error naming the field when
 /// it is not a list or holds something other than text.
 fn read_list_at(
-    doc: &impl ReadDoc,
+    doc: &impl ItemRead,
     parent: &ObjId,
     key: &'static str,
 ) -> Result<Vec<String>, DocError> {
-    match doc.get(parent, key) {
+    match doc.value(parent, key) {
         Ok(Some((Value::Object(ObjType::List), obj))) => doc
-            .list_range(&obj, ..)
-            .map(|entry| {
-                let id = entry.id();
-                let value = entry.value.into_value();
+            .list_entries(&obj)
+            .into_iter()
+            .map(|(value, id)| {
                 text_of(doc, &value, &id)
                     .ok_or_else(|| unreadable(key, "holds an entry that is not text"))
             })
@@ -1241,7 +1274,7 @@ fn read_list_at(
 
 /// A required text field parsed as `T` (a vocabulary slug, a date).
 fn read_parsed<T: std::str::FromStr>(
-    doc: &impl ReadDoc,
+    doc: &impl ItemRead,
     key: &'static str,
     what: &str,
 ) -> Result<T, DocError> {
@@ -1253,7 +1286,7 @@ fn read_parsed<T: std::str::FromStr>(
 /// The nations: the `nations` list (unknown slugs, from a newer peer's
 /// vocabulary, skipped), or the single `nation` of documents written
 /// before items named several.
-fn read_nations(doc: &impl ReadDoc) -> Result<Vec<Nation>, DocError> {
+fn read_nations(doc: &impl ItemRead) -> Result<Vec<Nation>, DocError> {
     let mut out: Vec<Nation> = read_list_at(doc, &ROOT, "nations")?
         .iter()
         .filter_map(|s| s.parse().ok())
@@ -1267,7 +1300,7 @@ fn read_nations(doc: &impl ReadDoc) -> Result<Vec<Nation>, DocError> {
 }
 
 /// An optional date field.
-fn read_opt_date(doc: &impl ReadDoc, key: &'static str) -> Result<Option<Date>, DocError> {
+fn read_opt_date(doc: &impl ItemRead, key: &'static str) -> Result<Option<Date>, DocError> {
     match read_text_field(doc, ROOT, key)? {
         None => Ok(None),
         Some(text) => text
@@ -1277,9 +1310,9 @@ fn read_opt_date(doc: &impl ReadDoc, key: &'static str) -> Result<Option<Date>, 
     }
 }
 
-fn read_keys(doc: &impl ReadDoc, key: &str) -> Vec<String> {
-    match doc.get(ROOT, key) {
-        Ok(Some((Value::Object(ObjType::Map), obj))) => doc.keys(&obj).collect(),
+fn read_keys(doc: &impl ItemRead, key: &str) -> Vec<String> {
+    match doc.value(&ROOT, key) {
+        Ok(Some((Value::Object(ObjType::Map), obj))) => doc.map_keys(&obj),
         _ => Vec::new(),
     }
 }
@@ -1290,14 +1323,14 @@ fn read_keys(doc: &impl ReadDoc, key: &str) -> Vec<String> {
 /// text, an unknown kind, nation or status, a date that does not parse), is
 /// an error naming the field, never a default. Unknown care pathways and
 /// setting types in a list (from a newer peer's vocabulary) are skipped.
-pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
+pub fn read_item(doc: &impl ItemRead) -> Result<Item, DocError> {
     let id = read_str(doc, ROOT, "id")
         .and_then(|s| s.parse::<ItemId>().ok())
         .ok_or(DocError::NotAnItem("no id"))?;
     let owner = read_str(doc, ROOT, "owner")
         .and_then(|s| s.parse::<EstablishmentId>().ok())
         .ok_or(DocError::NotAnItem("no owner"))?;
-    let version = match doc.get(ROOT, "version")? {
+    let version = match doc.value(&ROOT, "version")? {
         Some((Value::Scalar(v), _)) => match v.as_ref() {
             ScalarValue::Counter(_) | ScalarValue::Int(_) | ScalarValue::Uint(_) => {
                 Value::Scalar(v.clone()).as_i64().unwrap_or(0).max(0) as u64
@@ -1307,13 +1340,13 @@ pub fn read_item(doc: &impl ReadDoc) -> Result<Item, DocError> {
         Some(_) => return Err(unreadable("version", "is not a number")),
         None => 0,
     };
-    let body = match doc.get(ROOT, "body")? {
+    let body = match doc.value(&ROOT, "body")? {
         Some((v, obj)) => {
             text_of(doc, &v, &obj).ok_or_else(|| unreadable("body", "is not text"))?
         }
         None => String::new(),
     };
-    let qi = match doc.get(ROOT, "qi")? {
+    let qi = match doc.value(&ROOT, "qi")? {
         Some((Value::Object(ObjType::Map), obj)) => Some(QiDetails {
             aim: read_text_field(doc, &obj, "aim")?.unwrap_or_default(),
             measures: read_list_at(doc, &obj, "measures")?,

@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod change;
 pub mod encoding;
 pub mod envelope;
+pub mod first;
 pub mod id;
 pub mod identifier;
 pub mod item;

@@ -13,6 +13,7 @@
 use gatehouse_protocol::automerge::{AutoCommit, ChangeHash};
 use gatehouse_protocol::change::{ChangePayload, guarded};
 use gatehouse_protocol::envelope::{Body, Envelope, Verified, VerifyError};
+use gatehouse_protocol::first::FirstChange;
 use gatehouse_protocol::id::NetworkId;
 use gatehouse_protocol::item::{Item, read_item};
 
@@ -28,19 +29,32 @@ pub struct Prebuilt {
     pub hash: ChangeHash,
     /// The item the document reads as, or the error reading it.
     pub item: Result<Item, String>,
-    /// The document as [`AutoCommit::save`] writes it.
+    /// The document in a form [`AutoCommit::load`] reads: the change
+    /// itself, compressed, or the document as [`AutoCommit::save`] writes
+    /// it.
     pub saved: Vec<u8>,
 }
 
 /// Builds the document of `c` alone, when it depends on no other change
 /// and applies; `None` otherwise (the replica's own work then says why).
+///
+/// A change of the shape an item's first change has is read without
+/// Automerge applying it ([`FirstChange`]), and its document stored as
+/// the change; any other is applied.
 pub fn prebuild(c: &ChangePayload) -> Option<Prebuilt> {
     if !c.change.deps().is_empty() {
         return None;
     }
     let hash = c.change.hash();
-    let change = c.change.clone();
+    let mut change = c.change.clone();
     guarded(move || {
+        if let Some(first) = FirstChange::read(&change) {
+            return Some(Prebuilt {
+                hash,
+                item: read_item(&first).map_err(|e| e.to_string()),
+                saved: change.bytes().into_owned(),
+            });
+        }
         let mut doc = AutoCommit::new();
         doc.apply_changes([change]).ok()?;
         (doc.get_heads() == [hash]).then(|| Prebuilt {
@@ -187,7 +201,9 @@ mod tests {
             let mut doc = AutoCommit::new();
             doc.apply_changes([c.change.clone()]).expect("applies");
             assert_eq!(b.hash, c.change.hash());
-            assert_eq!(b.saved, doc.save());
+            let mut stored = AutoCommit::load(&b.saved).expect("loads");
+            assert_eq!(stored.get_heads(), vec![b.hash]);
+            assert_eq!(stored.save(), doc.save());
             assert_eq!(
                 b.item.as_ref().expect("reads"),
                 &read_item(&doc).expect("reads")
