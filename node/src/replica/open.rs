@@ -4,11 +4,13 @@
 //! peer or a stretch of a bundle is opened this way before the replica,
 //! which stays single-threaded, stores what verified.
 //!
-//! Where the replica judges content, the document of a change that
-//! depends on no other (an item's first change) is built on the same
-//! threads ([`Prebuilt`]): applying it is most of what receiving a new
-//! item costs. The replica uses it only for an item it holds nothing of,
-//! where its own work would build exactly that document.
+//! Where the replica judges content, the item a change that depends on no
+//! other (an item's first change) makes is read on the same threads, in a
+//! second pass ([`Prebuilt`]): from the change's operations when it has a
+//! first change's shape ([`FirstChange`]), else by Automerge applying it,
+//! which is most of what receiving a new item would otherwise cost. The
+//! replica uses it only for an item it holds nothing of, where its own
+//! work would read exactly that item.
 
 use gatehouse_protocol::automerge::{AutoCommit, ChangeHash};
 use gatehouse_protocol::change::{ChangePayload, guarded};
