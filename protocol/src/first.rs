@@ -183,7 +183,11 @@ impl FirstChange {
 
     fn value_of<'a>(&'a self, entry: &'a Entry) -> (Value<'a>, ObjId) {
         match entry {
-            Entry::Scalar(v) => (Value::Scalar(Cow::Borrowed(v)), ObjId::Root),
+            // No operation has counter 0: read as an object, it is none.
+            Entry::Scalar(v) => (
+                Value::Scalar(Cow::Borrowed(v)),
+                ObjId::Id(0, self.actor.clone(), 0),
+            ),
             Entry::Object(t, id) => (Value::Object(*t), ObjId::Id(*id, self.actor.clone(), 0)),
         }
     }
