@@ -4,7 +4,8 @@
 //! item needs only the values the change puts.
 //!
 //! Only a change of the shape a new item's first change has is read here
-//! (it depends on no change; every operation puts a new key into a map
+//! (it depends on no change, is its actor's first with operations counted
+//! from 1, and names no actor but its own; every operation puts a new key into a map
 //! made in the change or the root, or appends to a list or text made in
 //! the change, each element after the one before; a counter is put and
 //! incremented; nothing is deleted, overwritten, marked or inserted
@@ -53,7 +54,16 @@ impl FirstChange {
     /// `None` otherwise. Automerge's own decoding of the change panics on
     /// some malformed input: call it under [`crate::change::guarded`].
     pub fn read(change: &Change) -> Option<FirstChange> {
-        if !change.deps().is_empty() {
+        // A new document's first change, by one actor: its first change
+        // there (sequence 1) and first operation (1), naming no other actor.
+        // Anything else is left to Automerge, which refuses some such
+        // changes (or panics on them: a table naming an actor twice, a
+        // sequence number past 1) where this reading would not.
+        if !change.deps().is_empty()
+            || change.seq() != 1
+            || change.start_op().get() != 1
+            || !change.other_actor_ids().is_empty()
+        {
             return None;
         }
         let expanded = change.decode();

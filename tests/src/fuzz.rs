@@ -15,6 +15,7 @@ use gatehouse_protocol::automerge::AutoCommit;
 use gatehouse_protocol::certificate::Certificate;
 use gatehouse_protocol::change::{ChangePayload, guarded};
 use gatehouse_protocol::envelope::Envelope;
+use gatehouse_protocol::first::FirstChange;
 use gatehouse_protocol::id::{EnvelopeId, NetworkId};
 use gatehouse_protocol::item::read_item;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
@@ -85,21 +86,35 @@ pub fn certificate(data: &[u8]) {
 /// A change payload (an Automerge change inside); what decodes and passes
 /// the op check every change from outside passes is applied to an empty
 /// document, twice, and read as an item, under the guard receipt judges it
-/// under.
+/// under. A change read as a first change ([`FirstChange`]) must apply,
+/// and read as the item Automerge reads.
 pub fn change(data: &[u8]) {
     let_guarded_automerge_panics_unwind();
     if let Ok(payload) = ChangePayload::decode(data)
         && payload.check_ops().is_ok()
     {
-        let _ = guarded(|| {
+        let applied = guarded(|| {
             let mut doc = AutoCommit::new();
+            let mut read = None;
             for _ in 0..2 {
-                if doc.apply_changes([payload.change.clone()]).is_err() {
-                    return;
-                }
-                let _ = read_item(&doc);
+                doc.apply_changes([payload.change.clone()]).ok()?;
+                read = Some(read_item(&doc).map_err(|e| e.to_string()));
             }
-        });
+            read
+        })
+        .ok()
+        .flatten();
+        let first = guarded(|| FirstChange::read(&payload.change))
+            .ok()
+            .flatten();
+        if let Some(first) = first {
+            let ours = read_item(&first).map_err(|e| e.to_string());
+            assert_eq!(
+                Some(ours),
+                applied,
+                "a first change read otherwise than Automerge reads it"
+            );
+        }
     }
 }
 
