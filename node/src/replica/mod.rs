@@ -439,15 +439,7 @@ impl Replica {
         {
             let item = built.item.map_err(refused)?;
             self.check_read_item(c, &item)?;
-            let count = self.fresh_count(&c.item) + 1;
-            self.docs.prepare(
-                c.item,
-                docs::Prepared {
-                    item,
-                    heads: vec![hash],
-                    count,
-                },
-            );
+            self.prepare_at(c.item, item, hash);
             let entry = docs::CachedDoc {
                 doc: automerge::AutoCommit::new(),
                 exact: true,
@@ -518,21 +510,26 @@ impl Replica {
         if entry.exact {
             entry.claimed_ms = entry.claimed_ms.max(created_ms);
             if only_head {
-                // The item as it will stand once the batch is in, if every
-                // change of the batch to it is in effect.
-                let count = self.fresh_count(&c.item) + 1;
-                self.docs.prepare(
-                    c.item,
-                    docs::Prepared {
-                        item,
-                        heads: vec![hash],
-                        count,
-                    },
-                );
+                self.prepare_at(c.item, item, hash);
             }
         }
         self.docs.put(c.item, entry);
         Ok(())
+    }
+
+    /// Keeps `read`, what `item` reads as with `head` its document's only
+    /// head, as the item will stand once the batch is in, if every change
+    /// of the batch to it (this one counted) is in effect.
+    fn prepare_at(&mut self, item: ItemId, read: Item, head: automerge::ChangeHash) {
+        let count = self.fresh_count(&item) + 1;
+        self.docs.prepare(
+            item,
+            docs::Prepared {
+                item: read,
+                heads: vec![head],
+                count,
+            },
+        );
     }
 
     /// Judges the item as a change from outside makes it read.
