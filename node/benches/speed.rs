@@ -56,6 +56,16 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Removes a benchmark's home, unless `GATEHOUSE_SPEED_KEEP` is set (to
+/// look at what it holds).
+fn done_with(dir: &Path) {
+    if std::env::var_os("GATEHOUSE_SPEED_KEEP").is_some() {
+        println!("  home kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -139,7 +149,7 @@ fn new_items(net: &Net) {
             disk as f64 / payload as f64
         ),
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    done_with(&dir);
 }
 
 fn revisions(net: &Net) {
@@ -183,7 +193,7 @@ fn revisions(net: &Net) {
         ),
     );
     drop(lib);
-    let _ = std::fs::remove_dir_all(&dir);
+    done_with(&dir);
 }
 
 /// `items` items with `earlier` versions each, and the next version of
@@ -255,7 +265,7 @@ fn large(net: &Net, n: u64) {
             disk as f64 / payload as f64
         ),
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    done_with(&dir);
 }
 
 fn reconcile() {

@@ -163,6 +163,29 @@ pub struct SledStore {
 /// The file whose lock says a process has the store open.
 const LOCK_FILE: &str = "gatehouse.lock";
 
+/// zstd level of the store's log. Envelopes are mostly prose, which this
+/// level roughly halves at little cost beside signature checks.
+const COMPRESSION_LEVEL: i32 = 3;
+
+/// Whether the store in `dir` is (or, new, will be) compressed. sled
+/// records the choice in its `conf` file and refuses to reopen a store with
+/// the other, so a store made before compression (`use_compression: false`)
+/// stays plain.
+///
+/// sled's segment size is left at its default: a smaller one packs the log
+/// tighter, but sends every tree node over a quarter of a segment to a file
+/// of its own, which sled writes without syncing.
+fn compressed_store(dir: &Path) -> bool {
+    // The file is text followed by a checksum.
+    let Ok(conf) = std::fs::read(dir.join("conf")) else {
+        return true;
+    };
+    !String::from_utf8_lossy(&conf)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(k, v)| k.trim() == "use_compression" && v.trim() == "false")
+}
+
 /// Removes snapshot files sled left half-written (`snap.*.generating`), as
 /// it does when the disk fills while it writes one: sled would otherwise
 /// refuse to open the store ever after ("read corrupted data"), though
@@ -232,18 +255,23 @@ impl SledStore {
             }
         }
         remove_unfinished_snapshots(dir);
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                StoreError::Locked(dir.display().to_string())
-            }
-            sled::Error::Io(ref io) if io.to_string().contains("lock") => {
-                StoreError::Locked(dir.display().to_string())
-            }
-            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::StorageFull => {
-                StoreError::DiskFull(dir.display().to_string())
-            }
-            e => StoreError::Sled(e),
-        })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .use_compression(compressed_store(dir))
+            .compression_factor(COMPRESSION_LEVEL)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                    StoreError::DiskFull(dir.display().to_string())
+                }
+                e => StoreError::Sled(e),
+            })?;
         let mut trees = BTreeMap::new();
         for t in Tree::ALL {
             trees.insert(t, db.open_tree(t.name())?);
@@ -467,6 +495,48 @@ mod tests {
             Some(b"y".to_vec())
         );
         assert_eq!(s.len(Tree::Envelopes).expect("len"), 2);
+    }
+
+    /// A new store compresses its log; one made plain (before the store
+    /// compressed) keeps opening, plain, with what it held.
+    #[test]
+    fn new_stores_compress_and_plain_ones_still_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SledStore::open(dir.path()).expect("open"));
+        let conf = std::fs::read(dir.path().join("conf")).expect("conf");
+        let conf = String::from_utf8_lossy(&conf);
+        assert!(conf.contains("use_compression: true"), "{conf}");
+
+        let plain = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::Config::new()
+                .path(plain.path())
+                .open()
+                .expect("plain");
+            db.open_tree(Tree::Envelopes.name())
+                .expect("tree")
+                .insert(b"old", b"envelope".as_slice())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let s = SledStore::open(plain.path()).expect("a plain store opens");
+        assert_eq!(
+            s.get(Tree::Envelopes, b"old").expect("get"),
+            Some(b"envelope".to_vec())
+        );
+        s.apply(vec![(
+            Tree::Envelopes,
+            b"new".to_vec(),
+            Some(b"more".to_vec()),
+        )])
+        .expect("write");
+        s.flush().expect("flush");
+        drop(s);
+        let s = SledStore::open(plain.path()).expect("reopens");
+        assert_eq!(s.len(Tree::Envelopes).expect("len"), 2);
+        let conf = std::fs::read(plain.path().join("conf")).expect("conf");
+        let conf = String::from_utf8_lossy(&conf);
+        assert!(conf.contains("use_compression: false"), "{conf}");
     }
 
     /// A snapshot sled left unfinished when the disk filled (seen: an empty

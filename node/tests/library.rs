@@ -634,3 +634,74 @@ fn documents_grown_a_revision_at_a_time_read_as_documents_rebuilt() {
         .expect("search");
     assert_eq!(hits.total, 1);
 }
+
+/// Items that arrive whole in a bundle are kept as the envelopes that hold
+/// them, not copied again; they read, take later revisions and reopen
+/// exactly as the site that wrote them shows them.
+#[test]
+fn items_received_whole_are_kept_in_their_envelopes_and_read_as_written() {
+    use gatehouse_node::replica::bundle;
+    use gatehouse_node::sample::synthetic_content;
+    use gatehouse_node::store::{SledStore, Store, Tree};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::new(dir.path().join("node"));
+    let (mut lib, _) = Library::init(&home, &options("HMP Northgate")).expect("init");
+    let ids: Vec<_> = (0..3)
+        .map(|n| lib.publish(&synthetic_content(n), &[]).expect("publish"))
+        .collect();
+    let first = lib.export().expect("export");
+    let mut revised = synthetic_content(0);
+    revised
+        .body
+        .push_str("\n\nRevision 2: the stock check moved to Mondays.");
+    lib.revise(&ids[0], &revised, &[]).expect("revise");
+    let all = lib.export().expect("export");
+    let written: Vec<String> = ids.iter().map(|id| item_state(&lib, id)).collect();
+    let config = lib.config().clone();
+    drop(lib);
+
+    let at = dir.path().join("received");
+    let open = || {
+        let store = Arc::new(SledStore::open(&at.join("store")).expect("store"));
+        let lib = Library::with_store_in(store.clone(), config.clone(), &at.join("index"), None)
+            .expect("library");
+        (store, lib)
+    };
+    let kept = |store: &SledStore, id: &gatehouse_protocol::id::ItemId| {
+        store
+            .get(Tree::ItemDocs, id.as_bytes())
+            .expect("read")
+            .expect("a document")
+            .len()
+    };
+    let (store, mut received) = open();
+    let report =
+        bundle::import(&mut received, &bundle::write(&config.network, &first)).expect("import");
+    assert_eq!(report.new, first.len());
+    for id in &ids {
+        // A tag and the envelope's id, where a copy would be kilobytes.
+        assert_eq!(kept(&store, id), 36, "item {id} is copied");
+    }
+    assert_eq!(item_state(&received, &ids[1]), written[1]);
+
+    bundle::import(&mut received, &bundle::write(&config.network, &all)).expect("import");
+    for (id, state) in ids.iter().zip(&written) {
+        assert_eq!(&item_state(&received, id), state);
+    }
+    assert!(
+        kept(&store, &ids[0]) > 36,
+        "a revised item keeps its document"
+    );
+    let hits = received
+        .search("Mondays", &Filter::default(), 10)
+        .expect("search");
+    assert_eq!(hits.total, 1);
+    drop(received);
+    drop(store);
+
+    let (_, reopened) = open();
+    for (id, state) in ids.iter().zip(&written) {
+        assert_eq!(&item_state(&reopened, id), state);
+    }
+}

@@ -283,6 +283,12 @@ impl Envelope {
         Ok(Frame::parse(bytes)?.kind)
     }
 
+    /// The network named in the envelope in `bytes`, read from its frame
+    /// alone.
+    pub fn network_of(bytes: &[u8]) -> Result<NetworkId, DecodeError> {
+        Ok(Frame::parse(bytes)?.network)
+    }
+
     /// Parses an envelope, checking sizes and structure but not the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         Frame::parse(bytes)?.into_envelope(bytes)

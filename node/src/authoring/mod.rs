@@ -306,9 +306,7 @@ impl Library {
         id: &ItemId,
         key: &gatehouse_protocol::key::PublicKey,
     ) -> Result<(AutoCommit, Item, [u8; 16])> {
-        let bytes = self
-            .store
-            .get(Tree::ItemDocs, id.as_bytes())?
+        let bytes = crate::projection::item_doc(&*self.store, id)?
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         let mut doc = AutoCommit::load(&bytes)?;
         let current = item::read_item(&doc)?;

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use gatehouse_protocol::automerge::{self, AutoCommit};
+use gatehouse_protocol::automerge::{self, AutoCommit, ChangeHash};
 use gatehouse_protocol::change::guarded;
-use gatehouse_protocol::envelope::{Body, Verified};
-use gatehouse_protocol::id::{EstablishmentId, ItemId};
+use gatehouse_protocol::envelope::{Body, Envelope, Verified};
+use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId};
 use gatehouse_protocol::item::{self, Item, ItemContent};
 use gatehouse_protocol::key::PublicKey;
 use serde::{Deserialize, Serialize};
@@ -226,7 +226,7 @@ impl Projections {
         if fresh.is_empty() {
             return Ok(true);
         }
-        let stored = self.store.get(Tree::ItemDocs, item.as_bytes())?;
+        let stored = item_doc(&*self.store, &item)?;
         // What the item's last change of the batch prepared, when its
         // document is the one kept: nothing to apply or read again.
         let mut prepared = replica
@@ -243,7 +243,8 @@ impl Projections {
                         .iter()
                         .map(Verified::created_ms)
                         .fold(entry.claimed_ms, u64::max);
-                    self.store_item(item, p.item, claimed_ms, now_ms, bytes)?;
+                    let doc = doc_value(&fresh, &p.heads, || bytes);
+                    self.store_item(item, p.item, claimed_ms, now_ms, doc)?;
                     return Ok(true);
                 }
                 None => prepared = Some(p),
@@ -306,9 +307,13 @@ impl Projections {
                 bytes.extend(doc.save_after(&entry.saved));
                 bytes
             }
-            _ => {
+            Some(_) => {
                 entry.chunks = 0;
                 doc.save()
+            }
+            None => {
+                entry.chunks = 0;
+                doc_value(&fresh, &doc.get_heads(), || doc.save())
             }
         };
         entry.saved = doc.get_heads();
@@ -325,7 +330,7 @@ impl Projections {
         let accepted = replica.accepted_changes(&item)?;
         let claimed_ms = accepted.iter().map(Verified::created_ms).max().unwrap_or(0);
         let changes: Vec<automerge::Change> = accepted
-            .into_iter()
+            .iter()
             .filter_map(|e| match e.body() {
                 Body::Change(c) => Some(c.change.clone()),
                 Body::Certificate(_) | Body::Post(_) | Body::Record(_) | Body::Unread { .. } => {
@@ -362,7 +367,7 @@ impl Projections {
                 return Ok(());
             }
         };
-        let bytes = doc.save();
+        let bytes = doc_value(&accepted, &doc.get_heads(), || doc.save());
         self.store_item(item, read, claimed_ms, now_ms, bytes)?;
         let saved = doc.get_heads();
         replica.docs().put(
@@ -464,13 +469,60 @@ pub(crate) fn items_with_changes(store: &dyn Store) -> Result<BTreeSet<ItemId>> 
     Ok(out)
 }
 
+/// What `item_docs` holds for an item whose document is one change kept in
+/// an envelope (a new item's first change): this tag, then the envelope's
+/// id. Automerge's bytes start with its magic number, never with a zero.
+const DOC_IN_ENVELOPE: &[u8; 4] = b"\0env";
+
+/// What `item_docs` keeps for a document with `heads`, made of the changes
+/// of `envelopes`: when that is one change, the envelope holding it (not a
+/// second copy of it); else the document's bytes, from `save`.
+fn doc_value(
+    envelopes: &[Verified],
+    heads: &[ChangeHash],
+    save: impl FnOnce() -> Vec<u8>,
+) -> Vec<u8> {
+    match envelopes {
+        [only] if matches!(only.body(), Body::Change(c) if heads == [c.change.hash()]) => {
+            [DOC_IN_ENVELOPE.as_slice(), only.id().as_bytes()].concat()
+        }
+        _ => save(),
+    }
+}
+
+/// The stored document of `item`, as bytes [`AutoCommit::load`] reads:
+/// what `item_docs` holds, or the change of the envelope it names.
+pub(crate) fn item_doc(store: &dyn Store, item: &ItemId) -> Result<Option<Vec<u8>>> {
+    let Some(bytes) = store.get(Tree::ItemDocs, item.as_bytes())? else {
+        return Ok(None);
+    };
+    let Some(named) = bytes.strip_prefix(DOC_IN_ENVELOPE.as_slice()) else {
+        return Ok(Some(bytes));
+    };
+    let id = EnvelopeId(<[u8; 32]>::try_from(named).map_err(|_| {
+        LibraryError::Corrupt(format!("item {item}: its document names no envelope"))
+    })?);
+    let damaged = || LibraryError::DamagedEnvelopes { ids: vec![id] };
+    let bytes = store
+        .get(Tree::Envelopes, id.as_bytes())?
+        .ok_or_else(|| LibraryError::Corrupt(format!("item {item}: envelope {id} is missing")))?;
+    let network = Envelope::network_of(&bytes).map_err(|_| damaged())?;
+    let env = Envelope::reopen(&bytes, &id, &network).map_err(|_| damaged())?;
+    match env.body() {
+        Body::Change(c) => Ok(Some(c.change.raw_bytes().to_vec())),
+        _ => Err(LibraryError::Corrupt(format!(
+            "item {item}: envelope {id} holds no change"
+        ))),
+    }
+}
+
 /// An item with its body, and when it was last updated.
 pub(crate) fn load_item(store: &dyn Store, id: &ItemId) -> Result<Option<(Item, u64)>> {
     let Some(entry) = store.get(Tree::Catalog, id.to_hex().as_bytes())? else {
         return Ok(None);
     };
     let updated_ms = catalog_entry(id, &entry)?.updated_ms;
-    let Some(bytes) = store.get(Tree::ItemDocs, id.as_bytes())? else {
+    let Some(bytes) = item_doc(store, id)? else {
         return Ok(None);
     };
     let doc = AutoCommit::load(&bytes)?;

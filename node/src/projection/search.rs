@@ -218,6 +218,12 @@ pub enum SearchError {
     /// Index files fail their checksums.
     #[error("search index files are damaged: {0}")]
     Damaged(String),
+    /// The index was written in another format than this node writes.
+    #[error("search index is in format {found:?}, not {INDEX_FORMAT:?}")]
+    Format {
+        /// The format recorded beside the index (empty if none).
+        found: String,
+    },
     /// The index directory could not be created or removed.
     #[error("search index directory {path}: {source}")]
     Io {
@@ -364,20 +370,31 @@ struct Fields {
     facet_bits: Field,
 }
 
+/// The index's settings: stored text is compressed in blocks of 64 KiB,
+/// which lz4 packs tighter than its default 16 KiB; a page of results
+/// reads a handful of blocks.
+fn settings() -> tantivy::IndexSettings {
+    tantivy::IndexSettings {
+        docstore_blocksize: 64 * 1024,
+        ..tantivy::IndexSettings::default()
+    }
+}
+
 fn schema() -> (Schema, Fields) {
     let mut sb = Schema::builder();
-    let text = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer("en_stem")
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("en_stem")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    // Snippets are cut from the summary and the body, so only they are
+    // stored beside the id; results take their titles from the catalog.
+    let snippet_text = text.clone().set_stored();
     let fields = Fields {
         id: sb.add_text_field("id", STRING | STORED),
         title: sb.add_text_field("title", text.clone()),
-        summary: sb.add_text_field("summary", text.clone()),
-        body: sb.add_text_field("body", text.clone()),
+        summary: sb.add_text_field("summary", snippet_text.clone()),
+        body: sb.add_text_field("body", snippet_text),
         tags: sb.add_text_field("tags", text),
         kind: sb.add_text_field("kind", STRING),
         status: sb.add_text_field("status", STRING),
@@ -424,6 +441,15 @@ pub struct SearchReader {
     answers: Arc<Mutex<HashMap<String, Hits>>>,
 }
 
+/// The format of the index files this node writes, recorded beside them in
+/// [`FORMAT_FILE`]. An index without it, or with another, is rebuilt: "2"
+/// stores its columnar dictionaries without zstd, which format 1 (no file)
+/// may have used and this build cannot read.
+pub const INDEX_FORMAT: &str = "2";
+
+/// The file in the index directory that records [`INDEX_FORMAT`].
+pub const FORMAT_FILE: &str = "gatehouse-format";
+
 /// Most answers a reader keeps; past it, the cache starts again empty.
 pub const MAX_CACHED_ANSWERS: usize = 512;
 
@@ -435,9 +461,31 @@ impl SearchIndex {
             path: dir.to_path_buf(),
             source,
         })?;
+        let marker = dir.join(FORMAT_FILE);
+        let io = |source| SearchError::Io {
+            path: marker.clone(),
+            source,
+        };
+        if dir.join("meta.json").exists() {
+            let found = match std::fs::read_to_string(&marker) {
+                Ok(found) => found,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(io(e)),
+            };
+            if found.trim() != INDEX_FORMAT {
+                return Err(SearchError::Format {
+                    found: found.trim().to_string(),
+                });
+            }
+        } else {
+            std::fs::write(&marker, INDEX_FORMAT).map_err(io)?;
+        }
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = Index::open_or_create(directory, schema)?;
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings())
+            .open_or_create(directory)?;
         Self::from_index(index, fields)
     }
 
@@ -860,6 +908,25 @@ mod tests {
             progress: None,
             attachments: Vec::new(),
         }
+    }
+
+    /// An index without the format this node writes (one an older build
+    /// made, whose blocks it may not read) is refused, so it is rebuilt.
+    #[test]
+    fn an_index_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SearchIndex::open(dir.path()).expect("new"));
+        drop(SearchIndex::open(dir.path()).expect("reopens"));
+        std::fs::remove_file(dir.path().join(FORMAT_FILE)).expect("remove");
+        assert!(matches!(
+            SearchIndex::open(dir.path()),
+            Err(SearchError::Format { found }) if found.is_empty()
+        ));
+        std::fs::write(dir.path().join(FORMAT_FILE), "9").expect("write");
+        assert!(matches!(
+            SearchIndex::open(dir.path()),
+            Err(SearchError::Format { found }) if found == "9"
+        ));
     }
 
     #[test]

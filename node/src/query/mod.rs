@@ -485,9 +485,7 @@ impl ReadView {
                 }
             })
             .collect();
-        let bytes = self
-            .store
-            .get(Tree::ItemDocs, id.as_bytes())?
+        let bytes = crate::projection::item_doc(&*self.store, id)?
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         let mut doc = AutoCommit::load(&bytes)?;
         for change in doc.get_changes(&[]) {
@@ -519,9 +517,7 @@ impl ReadView {
                 by_hash.insert(c.change.hash(), e);
             }
         }
-        let bytes = self
-            .store
-            .get(Tree::ItemDocs, id.as_bytes())?
+        let bytes = crate::projection::item_doc(&*self.store, id)?
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
         let mut doc = AutoCommit::load(&bytes)?;
         let now = sorted_heads(doc.get_heads());

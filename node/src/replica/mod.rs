@@ -553,7 +553,7 @@ impl Replica {
         if self.rebuild.contains(item) {
             return Ok(None);
         }
-        let Some(bytes) = self.store.get(Tree::ItemDocs, item.as_bytes())? else {
+        let Some(bytes) = crate::projection::item_doc(&*self.store, item)? else {
             return Ok(None);
         };
         let Some(claimed_ms) = crate::projection::claimed_ms(&*self.store, item)? else {
