@@ -145,6 +145,7 @@ pub fn long_first_fetch_moves_each_envelope_once(mut config: SimConfig) -> Check
     // sites that know each other do not send).
     config.loss_ppm = 0;
     let mut figures = Vec::new();
+    let mut overlapped_all = 0;
     for (publisher, absent) in [(0, 1), (1, 0)] {
         let mut sim = Sim::new(config.clone());
         grow(&mut sim, 2, 2_000);
@@ -166,7 +167,25 @@ pub fn long_first_fetch_moves_each_envelope_once(mut config: SimConfig) -> Check
                 ),
             ));
         }
-        figures.push(format!("{synced} envelopes moved in {took} ms"));
+        // The side that fetches (the one whose key orders first) asks for
+        // the next batch before storing the one it has.
+        let (overlapped, idle) = (sim.stats.fetches_overlapped, sim.stats.held_for_nothing);
+        if idle > 0 {
+            return Err(fail(
+                &sim,
+                format!("{idle} fetched batches held back with nothing asked before them"),
+            ));
+        }
+        overlapped_all += overlapped;
+        figures.push(format!(
+            "{synced} envelopes moved in {took} ms, {overlapped} batches stored while the next crossed"
+        ));
+    }
+    if overlapped_all == 0 {
+        return Err(format!(
+            "no fetched batch was stored while the next crossed ({})",
+            figures.join("; ")
+        ));
     }
     Ok(Outcome {
         name: "long first fetch",

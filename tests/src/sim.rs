@@ -104,6 +104,12 @@ pub struct SimStats {
     pub sessions: u64,
     /// Events processed.
     pub events: u64,
+    /// Fetched batches stored after the request for the next one was
+    /// sent ([`Output::Store`] after an [`Output::Send`] of a fetch).
+    pub fetches_overlapped: u64,
+    /// Batches held back with no fetch request sent before them (none is
+    /// expected: holding one back gains nothing).
+    pub held_for_nothing: u64,
 }
 
 /// One simulated site.
@@ -611,6 +617,18 @@ impl Sim {
         // The core reads the site's own clock.
         let now = self.now_ms + node.clock_ahead_ms;
         let outputs = node.core.handle(input, now, &mut node.set);
+        let mut asked = false;
+        for o in &outputs {
+            match o {
+                Output::Send {
+                    message: SyncRequest::Fetch(_),
+                    ..
+                } => asked = true,
+                Output::Store if asked => self.stats.fetches_overlapped += 1,
+                Output::Store => self.stats.held_for_nothing += 1,
+                _ => {}
+            }
+        }
         for output in outputs {
             self.output(i, output);
         }
@@ -750,6 +768,8 @@ impl Sim {
                 }
             }
             Output::Synced { .. } => self.stats.sessions += 1,
+            // The requests before it are already on their way.
+            Output::Store => self.input(i, Input::Store),
         }
     }
 

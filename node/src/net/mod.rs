@@ -39,7 +39,7 @@ use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use gatehouse_protocol::envelope::MAX_ENVELOPE_BYTES;
 use gatehouse_protocol::id::EnvelopeId;
 use gatehouse_protocol::key::{PublicKey, SecretKey};
@@ -132,6 +132,11 @@ pub const PROBATION_SECS: u64 = crate::sync::PROBATION_MS / 1000;
 pub const SETTLE_EVERY_MS: u64 = 200;
 /// How often the core's timers are run, in milliseconds.
 pub const TICK_EVERY_MS: u64 = 500;
+
+/// Most swarm events handled before a held-back batch is stored: enough
+/// to hand out the requests queued before it, bounded so a busy swarm
+/// does not hold the batch back for long.
+const MAX_EVENTS_BEFORE_STORE: usize = 16;
 /// Longest a relayed circuit may last before it is renewed.
 pub const MAX_CIRCUIT_SECS: u64 = 3_600;
 /// Most bytes one relayed circuit may carry.
@@ -509,6 +514,9 @@ struct EventLoop {
     next_token: u64,
     /// Envelopes stored but not yet applied to items and the index.
     unsettled: bool,
+    /// The core holds fetched batches back until the requests before them
+    /// are on their way ([`Output::Store`]).
+    store_pending: bool,
     /// Envelopes stored whose content is not yet reported.
     unreported: Unreported,
     metrics: NetMetrics,
@@ -732,6 +740,7 @@ pub async fn start(
         verdicts: HashMap::new(),
         next_token: 1,
         unsettled: false,
+        store_pending: false,
         unreported: Unreported::default(),
         metrics: metrics.clone(),
         blob_store,
@@ -760,6 +769,14 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
+                () = std::future::ready(()), if self.store_pending => {
+                    self.store_pending = false;
+                    self.hand_out_requests();
+                    // The connections just given a request may be queued
+                    // behind this task on its worker: let them write it.
+                    tokio::task::yield_now().await;
+                    self.input(Input::Store);
+                }
                 command = self.commands.recv() => match command {
                     Some(Command::Announce(ids)) => self.announce(ids),
                     Some(Command::GossipRaw(bytes)) => self.publish(bytes),
@@ -785,6 +802,18 @@ impl EventLoop {
                     self.input(Input::Tick);
                     self.pump_blobs();
                 }
+            }
+        }
+    }
+
+    /// Lets the swarm hand the requests the core asked for to their
+    /// connections, which run on tasks of their own: the answers then
+    /// cross while this task stores a batch held back for them.
+    fn hand_out_requests(&mut self) {
+        for _ in 0..MAX_EVENTS_BEFORE_STORE {
+            match self.swarm.select_next_some().now_or_never() {
+                Some(event) => self.on_swarm(event),
+                None => break,
             }
         }
     }
@@ -853,6 +882,7 @@ impl EventLoop {
                     .gossipsub
                     .report_message_validation_result(&id, &peer_id, acceptance);
             }
+            Output::Store => self.store_pending = true,
             Output::Publish { bytes } => self.publish(bytes),
             Output::Dial { address } => self.dial(&address),
             Output::Disconnect { peer } => {

@@ -32,8 +32,9 @@ pub struct Prebuilt {
     /// The item the document reads as, or the error reading it.
     pub item: Result<Item, String>,
     /// The document in a form [`AutoCommit::load`] reads: the change
-    /// itself, compressed, or the document as [`AutoCommit::save`] writes
-    /// it.
+    /// itself (kept only while a batch may need its document: an item of
+    /// one change is stored as its envelope), or the document as
+    /// [`AutoCommit::save`] writes it.
     pub saved: Vec<u8>,
 }
 
@@ -48,17 +49,16 @@ pub fn prebuild(c: &ChangePayload) -> Option<Prebuilt> {
         return None;
     }
     let hash = c.change.hash();
-    let mut change = c.change.clone();
     guarded(move || {
-        if let Some(first) = FirstChange::read(&change) {
+        if let Some(first) = FirstChange::read(&c.change) {
             return Some(Prebuilt {
                 hash,
                 item: read_item(&first).map_err(|e| e.to_string()),
-                saved: change.bytes().into_owned(),
+                saved: c.change.raw_bytes().to_vec(),
             });
         }
         let mut doc = AutoCommit::new();
-        doc.apply_changes([change]).ok()?;
+        doc.apply_changes([c.change.clone()]).ok()?;
         (doc.get_heads() == [hash]).then(|| Prebuilt {
             hash,
             item: read_item(&doc).map_err(|e| e.to_string()),

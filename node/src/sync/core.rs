@@ -196,6 +196,9 @@ pub struct SyncCore {
     banned: BTreeMap<PublicKey, u64>,
     status: CoreStatus,
     out: Vec<Output>,
+    /// Fetched batches waiting for [`Input::Store`], by the peer that sent
+    /// them, oldest first.
+    fetched: Vec<(PublicKey, Vec<Vec<u8>>)>,
 }
 
 impl SyncCore {
@@ -213,6 +216,7 @@ impl SyncCore {
             banned: BTreeMap::new(),
             status: CoreStatus::default(),
             out: Vec::new(),
+            fetched: Vec::new(),
         }
     }
 
@@ -295,6 +299,8 @@ impl SyncCore {
                 self.out.push(Output::Respond { inbound, response });
             }
             Input::Response { request, response } => {
+                // Batches are stored in the order they came.
+                self.store_fetched(now_ms, set);
                 if let Some((peer, purpose)) = self.requests.remove(&request) {
                     self.on_response(peer, purpose, response, now_ms, set);
                 }
@@ -320,7 +326,11 @@ impl SyncCore {
                     self.request_session(peer, now_ms, set);
                 }
             }
-            Input::Tick => self.tick(now_ms, set),
+            Input::Store => self.store_fetched(now_ms, set),
+            Input::Tick => {
+                self.store_fetched(now_ms, set);
+                self.tick(now_ms, set);
+            }
         }
         std::mem::take(&mut self.out)
     }
@@ -995,8 +1005,7 @@ impl SyncCore {
                 let got: BTreeSet<EnvelopeId> =
                     envelopes.iter().map(|b| EnvelopeId::of(b)).collect();
                 // Ask again for what did not fit in the response (what the
-                // peer sent nothing of, it no longer serves), before this
-                // batch is stored: the rest crosses while it is.
+                // peer sent nothing of, it no longer serves).
                 let rest: Vec<EnvelopeId> =
                     asked.into_iter().filter(|i| !got.contains(i)).collect();
                 if !rest.is_empty()
@@ -1004,7 +1013,17 @@ impl SyncCore {
                     && let Some(s) = self.session(&peer)
                 {
                     s.refetch(rest);
+                }
+                // What is left to fetch is asked for before this batch is
+                // stored, and the batch stored once the shell has sent
+                // those requests: the next batch crosses while this one is
+                // stored. (The session cannot end meanwhile: a request is
+                // in flight.)
+                if self.session(&peer).is_some_and(|s| !s.fetch.is_empty()) {
                     self.pump(peer, now_ms, set);
+                    self.fetched.push((peer, envelopes));
+                    self.out.push(Output::Store);
+                    return;
                 }
                 let result = set.ingest(envelopes, false);
                 self.account(peer, &result, now_ms, set);
@@ -1026,6 +1045,16 @@ impl SyncCore {
             }
         }
         self.pump(peer, now_ms, set);
+    }
+
+    /// Stores the fetched batches waiting for [`Input::Store`].
+    fn store_fetched(&mut self, now_ms: u64, set: &mut dyn EnvelopeSet) {
+        for (peer, envelopes) in std::mem::take(&mut self.fetched) {
+            let result = set.ingest(envelopes, false);
+            self.account(peer, &result, now_ms, set);
+            self.pass_on(&result, set);
+            self.pump(peer, now_ms, set);
+        }
     }
 
     /// Our proof was answered (or not): the initiator's session can start.

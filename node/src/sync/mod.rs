@@ -186,6 +186,8 @@ pub enum Input {
     TrustChanged,
     /// Reconcile with every connected peer now.
     ReconcileNow,
+    /// Store the fetched batches [`Output::Store`] held back.
+    Store,
     /// Time passed: run what is due.
     Tick,
 }
@@ -244,6 +246,11 @@ pub enum Output {
         /// The peer.
         peer: PublicKey,
     },
+    /// A fetched batch waits to be stored, so that the requests for the
+    /// rest of the fetch (the outputs before this one) cross while it is:
+    /// give [`Input::Store`] once they are on their way. Any later
+    /// response or tick stores it too.
+    Store,
     /// A session with a peer completed.
     Synced {
         /// The peer.
