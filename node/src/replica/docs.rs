@@ -88,9 +88,9 @@ pub fn chunks_after_first(bytes: &[u8]) -> Option<u32> {
     (at == bytes.len() && count > 0).then(|| count - 1)
 }
 
-/// A document kept saved during a batch, in a form `item_docs` stores (as
-/// [`AutoCommit::save`] writes it, or a new item's first change as a
-/// compressed chunk), with its heads.
+/// A document kept saved during a batch, in a form [`AutoCommit::load`]
+/// reads (as [`AutoCommit::save`] writes it, or a new item's first change
+/// as its raw chunk), with its heads.
 struct Spilled {
     bytes: Vec<u8>,
     heads: Vec<ChangeHash>,
