@@ -104,12 +104,9 @@ pub struct SimStats {
     pub sessions: u64,
     /// Events processed.
     pub events: u64,
-    /// Fetched batches stored after the request for the next one was
+    /// Fetched batches held back after the request for the next one was
     /// sent ([`Output::Store`] after an [`Output::Send`] of a fetch).
     pub fetches_overlapped: u64,
-    /// Batches held back with no fetch request sent before them (none is
-    /// expected: holding one back gains nothing).
-    pub held_for_nothing: u64,
 }
 
 /// One simulated site.
@@ -625,7 +622,6 @@ impl Sim {
                     ..
                 } => asked = true,
                 Output::Store if asked => self.stats.fetches_overlapped += 1,
-                Output::Store => self.stats.held_for_nothing += 1,
                 _ => {}
             }
         }

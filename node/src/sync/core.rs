@@ -27,6 +27,11 @@ pub const PROBATION_MS: u64 = 10_000;
 /// admission proof (the peer may not know this node yet); at most half the
 /// probation, so the proof arrives before the peer gives up on it.
 pub const PROOF_GRACE_MS: u64 = 2_000;
+/// Most fetched envelopes held back, waiting for the next batch of a fetch
+/// to be stored with them, before they are stored anyway.
+pub const MAX_HELD_ENVELOPES: usize = 1_024;
+/// Most bytes of fetched envelopes held back so.
+pub const MAX_HELD_BYTES: usize = 4 * 1024 * 1024;
 /// What a node answers a request from a peer it does not admit.
 pub const NOT_ADMITTED: &str = "not an admitted node of this network";
 /// How often a peer's clock is asked again (clocks drift slowly).
@@ -299,8 +304,6 @@ impl SyncCore {
                 self.out.push(Output::Respond { inbound, response });
             }
             Input::Response { request, response } => {
-                // Batches are stored in the order they came.
-                self.store_fetched(now_ms, set);
                 if let Some((peer, purpose)) = self.requests.remove(&request) {
                     self.on_response(peer, purpose, response, now_ms, set);
                 }
@@ -308,6 +311,10 @@ impl SyncCore {
             Input::RequestFailed { request } => {
                 if let Some((peer, purpose)) = self.requests.remove(&request) {
                     self.on_failure(peer, purpose, now_ms, set);
+                }
+                // A batch held for the next may wait for nothing now.
+                if !self.fetched.is_empty() {
+                    self.out.push(Output::Store);
                 }
             }
             Input::Gossip {
@@ -326,9 +333,9 @@ impl SyncCore {
                     self.request_session(peer, now_ms, set);
                 }
             }
-            Input::Store => self.store_fetched(now_ms, set),
+            Input::Store => self.store_fetched(false, now_ms, set),
             Input::Tick => {
-                self.store_fetched(now_ms, set);
+                self.store_fetched(true, now_ms, set);
                 self.tick(now_ms, set);
             }
         }
@@ -1015,19 +1022,22 @@ impl SyncCore {
                     s.refetch(rest);
                 }
                 // What is left to fetch is asked for before this batch is
-                // stored, and the batch stored once the shell has sent
-                // those requests: the next batch crosses while this one is
-                // stored. (The session cannot end meanwhile: a request is
-                // in flight.)
+                // stored, and the batch held back: stored once the shell
+                // has sent those requests, so the next batch crosses
+                // meanwhile, or, when the next is about to arrive, stored
+                // with it (one durable step for both).
+                self.fetched.push((peer, envelopes));
+                // Only when there is more to ask: with nothing in flight,
+                // pumping could end the session before the batch is stored.
                 if self.session(&peer).is_some_and(|s| !s.fetch.is_empty()) {
                     self.pump(peer, now_ms, set);
-                    self.fetched.push((peer, envelopes));
+                }
+                if self.fetching_from(&peer) {
                     self.out.push(Output::Store);
                     return;
                 }
-                let result = set.ingest(envelopes, false);
-                self.account(peer, &result, now_ms, set);
-                self.pass_on(&result, set);
+                // The last of the fetch: stored before the session can end.
+                self.store_fetched(true, now_ms, set);
             }
             (Purpose::Push(n), SyncResponse::Ack { .. }) => {
                 self.stats(&peer).envelopes_sent += n as u64;
@@ -1047,13 +1057,38 @@ impl SyncCore {
         self.pump(peer, now_ms, set);
     }
 
-    /// Stores the fetched batches waiting for [`Input::Store`].
-    fn store_fetched(&mut self, now_ms: u64, set: &mut dyn EnvelopeSet) {
+    /// Whether a fetch request to `peer` is waiting for its answer.
+    fn fetching_from(&self, peer: &PublicKey) -> bool {
+        self.requests
+            .values()
+            .any(|(p, purpose)| p == peer && matches!(purpose, Purpose::Fetch(_)))
+    }
+
+    /// Stores the fetched batches held back, each peer's together: now
+    /// when `force`d, else unless every one of them has a fetch from its
+    /// peer about to arrive and together they are under
+    /// [`MAX_HELD_ENVELOPES`] and [`MAX_HELD_BYTES`].
+    fn store_fetched(&mut self, force: bool, now_ms: u64, set: &mut dyn EnvelopeSet) {
+        if self.fetched.is_empty() {
+            return;
+        }
+        let count: usize = self.fetched.iter().map(|(_, b)| b.len()).sum();
+        let bytes: usize = self.fetched.iter().flat_map(|(_, b)| b).map(Vec::len).sum();
+        let waiting = self.fetched.iter().all(|(p, _)| self.fetching_from(p));
+        if !force && waiting && count < MAX_HELD_ENVELOPES && bytes < MAX_HELD_BYTES {
+            return;
+        }
+        let mut by_peer: Vec<(PublicKey, Vec<Vec<u8>>)> = Vec::new();
         for (peer, envelopes) in std::mem::take(&mut self.fetched) {
+            match by_peer.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, all)) => all.extend(envelopes),
+                None => by_peer.push((peer, envelopes)),
+            }
+        }
+        for (peer, envelopes) in by_peer {
             let result = set.ingest(envelopes, false);
             self.account(peer, &result, now_ms, set);
             self.pass_on(&result, set);
-            self.pump(peer, now_ms, set);
         }
     }
 
