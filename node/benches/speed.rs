@@ -109,6 +109,25 @@ fn raw_verify_rate(net: &Net, envelopes: &[Vec<u8>]) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Milliseconds to read each item of `lib` whole, as its page does (p50,
+/// p99): for items that arrived whole, from the envelope that holds them.
+fn item_reads(lib: &Library) -> (f64, f64) {
+    let items = lib
+        .list(&gatehouse_node::query::filter::Filter::default())
+        .expect("list");
+    let mut took: Vec<f64> = items
+        .iter()
+        .map(|v| {
+            let start = Instant::now();
+            lib.get(&v.item.id, None).expect("item");
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    took.sort_by(f64::total_cmp);
+    let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+    (at(0.5), at(0.99))
+}
+
 fn report(name: &str, json: &str, words: &str) {
     println!("BENCH {{\"bench\":\"{name}\",{json}}}");
     println!("  {words}");
@@ -126,6 +145,7 @@ fn new_items(net: &Net) {
     let took = start.elapsed().as_secs_f64();
     assert_eq!(report_.new, envelopes.len());
     let rate = envelopes.len() as f64 / took;
+    let (read_p50, read_p99) = item_reads(&lib);
     drop(lib);
     let disk = dir_bytes(&dir);
     let (store, index) = (dir_bytes(&dir.join("store")), dir_bytes(&dir.join("index")));
@@ -133,13 +153,13 @@ fn new_items(net: &Net) {
     report(
         "new items",
         &format!(
-            "\"envelopes\":{},\"seconds\":{took:.3},\"per_second\":{rate:.0},\"raw_verify_per_second\":{raw:.0},\"ratio\":{:.3},\"envelope_bytes\":{payload},\"disk_bytes\":{disk},\"store_bytes\":{store},\"index_bytes\":{index},\"disk_ratio\":{:.2},\"peak_rss_mb\":{rss:.1}",
+            "\"envelopes\":{},\"seconds\":{took:.3},\"per_second\":{rate:.0},\"raw_verify_per_second\":{raw:.0},\"ratio\":{:.3},\"envelope_bytes\":{payload},\"disk_bytes\":{disk},\"store_bytes\":{store},\"index_bytes\":{index},\"disk_ratio\":{:.2},\"peak_rss_mb\":{rss:.1},\"item_read_p50_ms\":{read_p50:.3},\"item_read_p99_ms\":{read_p99:.3}",
             envelopes.len(),
             rate / raw,
             disk as f64 / payload as f64
         ),
         &format!(
-            "{} new items verified, applied, indexed and durable in {took:.2} s: {rate:.0}/s against {raw:.0} raw ed25519 verifications/s ({:.2}x); home {:.1} MB on disk (store {:.1} MB, search index {:.1} MB) for {:.1} MB of envelopes ({:.2}x); peak RSS {rss:.0} MB",
+            "{} new items verified, applied, indexed and durable in {took:.2} s: {rate:.0}/s against {raw:.0} raw ed25519 verifications/s ({:.2}x); home {:.1} MB on disk (store {:.1} MB, search index {:.1} MB) for {:.1} MB of envelopes ({:.2}x); peak RSS {rss:.0} MB; an item read whole (as its page is) in {read_p50:.2} ms (p50), {read_p99:.2} ms (p99)",
             envelopes.len(),
             rate / raw,
             disk as f64 / 1e6,
