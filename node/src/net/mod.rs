@@ -132,7 +132,6 @@ pub const PROBATION_SECS: u64 = crate::sync::PROBATION_MS / 1000;
 pub const SETTLE_EVERY_MS: u64 = 200;
 /// How often the core's timers are run, in milliseconds.
 pub const TICK_EVERY_MS: u64 = 500;
-
 /// Most swarm events handled before a held-back batch is stored: enough
 /// to hand out the requests queued before it, bounded so a busy swarm
 /// does not hold the batch back for long.

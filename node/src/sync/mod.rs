@@ -246,10 +246,12 @@ pub enum Output {
         /// The peer.
         peer: PublicKey,
     },
-    /// A fetched batch waits to be stored, so that the requests for the
-    /// rest of the fetch (the outputs before this one) cross while it is:
-    /// give [`Input::Store`] once they are on their way. Any later
-    /// response or tick stores it too.
+    /// A fetched batch is held back, so that the requests for the rest of
+    /// the fetch (the outputs before this one) cross while it is stored:
+    /// give [`Input::Store`] once they are on their way. The core stores
+    /// held batches then, or with the next batch when it is about to
+    /// arrive (the last batch of a fetch, a failed request and every tick
+    /// store them).
     Store,
     /// A session with a peer completed.
     Synced {
