@@ -42,8 +42,8 @@ pub struct Prebuilt {
 /// and applies; `None` otherwise (the replica's own work then says why).
 ///
 /// A change of the shape an item's first change has is read without
-/// Automerge applying it ([`FirstChange`]), and its document stored as
-/// the change; any other is applied.
+/// Automerge applying it ([`FirstChange`]), and its document kept as the
+/// change; any other is applied.
 pub fn prebuild(c: &ChangePayload) -> Option<Prebuilt> {
     if !c.change.deps().is_empty() {
         return None;
