@@ -7,6 +7,7 @@
 //! the key named as author inside the document, and two nodes of one person
 //! never share an actor id.
 
+use crate::columns::{Columns, Leb, spec};
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::envelope::VerifyError;
 use crate::id::{EstablishmentId, ItemId};
@@ -16,6 +17,13 @@ use crate::key::PublicKey;
 pub const ACTOR_SUFFIX_BYTES: usize = 16;
 /// Largest Automerge change carried, in bytes.
 pub const MAX_CHANGE_BYTES: usize = 500 * 1024;
+/// Most operations one change may hold. Automerge reads a change op by
+/// op, and its run-length columns let a few bytes claim any number of
+/// them: a 100-byte change claiming 2^40 identical ops would hold a node in
+/// Automerge's parser while it walked them all. An item's largest
+/// legitimate change (its whole 256 KiB body deleted and written again,
+/// with every other field) holds under 600,000.
+pub const MAX_CHANGE_OPS: u64 = 1 << 20;
 /// The chunk type of an uncompressed Automerge change.
 const CHANGE_CHUNK: u8 = 1;
 
@@ -74,6 +82,23 @@ impl ChangePayload {
                 reason: "item id is not derived from its owner and salt",
             });
         }
+        // Counted from the action column's runs before Automerge reads a
+        // single op.
+        match scan_actions(raw) {
+            Some(scan) if scan.ops <= MAX_CHANGE_OPS => {}
+            Some(_) => {
+                return Err(DecodeError::Invalid {
+                    field: "change",
+                    reason: "an Automerge change of more operations than a change may hold",
+                });
+            }
+            None => {
+                return Err(DecodeError::Invalid {
+                    field: "change",
+                    reason: "not an Automerge change",
+                });
+            }
+        }
         let change = decode_change(raw.to_vec())?;
         Ok(Self {
             item,
@@ -100,9 +125,9 @@ impl ChangePayload {
             field: "change",
             reason,
         };
-        match actions_include(self.change.raw_bytes(), MARK_ACTION) {
-            Some(false) => Ok(()),
-            Some(true) => Err(refused(
+        match scan_actions(self.change.raw_bytes()) {
+            Some(Actions { marks: false, .. }) => Ok(()),
+            Some(Actions { marks: true, .. }) => Err(refused(
                 "an Automerge change with rich-text marks, which items do not use",
             )),
             None => Err(refused("an Automerge change whose ops do not read")),
@@ -124,114 +149,48 @@ impl ChangePayload {
 /// The action both rich-text mark ops (begin and end) carry in a change's
 /// action column.
 const MARK_ACTION: u64 = 7;
-/// The action column's specification: column 4, of integers, not deflated.
-const ACTION_COLUMN_SPEC: u64 = (4 << 4) | 2;
 
-/// Reads a change chunk's columns (Automerge's binary format) far enough to
-/// say whether its action column holds `action`; `None` when the bytes do
+/// What a change's action column says, read run by run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Actions {
+    /// How many operations the change holds: one per value of the column.
+    ops: u64,
+    /// Whether any is a rich-text mark.
+    marks: bool,
+}
+
+/// Reads a change chunk's action column (Automerge's binary format) run by
+/// run, never value by value, so that a run claiming a billion operations
+/// costs no more to count than one claiming two; `None` when the bytes do
 /// not read as an uncompressed change chunk.
-fn actions_include(chunk: &[u8], action: u64) -> Option<bool> {
-    let mut r = Leb(chunk);
-    r.take(4)?; // magic
-    r.take(4)?; // checksum
-    r.take(1)?; // chunk type
-    let len = usize::try_from(r.uleb()?).ok()?;
-    let mut r = Leb(r.take(len)?);
-    let deps = usize::try_from(r.uleb()?).ok()?;
-    r.take(deps.checked_mul(32)?)?;
-    let actor = usize::try_from(r.uleb()?).ok()?;
-    r.take(actor)?;
-    r.uleb()?; // seq
-    r.uleb()?; // start op
-    r.sleb()?; // time
-    let message = usize::try_from(r.uleb()?).ok()?;
-    r.take(message)?;
-    let others = r.uleb()?;
-    for _ in 0..others {
-        let n = usize::try_from(r.uleb()?).ok()?;
-        r.take(n)?;
-    }
-    let columns = r.uleb()?;
-    let mut offset = 0usize;
-    let mut action_column = None;
-    for _ in 0..columns {
-        let spec = r.uleb()?;
-        let n = usize::try_from(r.uleb()?).ok()?;
-        if spec == ACTION_COLUMN_SPEC {
-            action_column = Some((offset, n));
-        }
-        offset = offset.checked_add(n)?;
-    }
-    let data = r.take(offset)?;
-    let Some((at, n)) = action_column else {
-        return Some(false);
+fn scan_actions(chunk: &[u8]) -> Option<Actions> {
+    let columns = Columns::of_change(chunk)?;
+    let mut scan = Actions {
+        ops: 0,
+        marks: false,
     };
-    let mut col = Leb(data.get(at..at.checked_add(n)?)?);
+    let Some(column) = columns.get(spec::ACTION) else {
+        return Some(scan);
+    };
+    let mut col = Leb(column);
     // Run-length encoded: a positive count then the value repeated, a
     // negative count then that many values, zero then a count of nulls.
     while !col.0.is_empty() {
         let count = col.sleb()?;
-        if count > 0 {
-            if col.uleb()? == action {
-                return Some(true);
-            }
+        let run = if count > 0 {
+            scan.marks |= col.uleb()? == MARK_ACTION;
+            count.unsigned_abs()
         } else if count < 0 {
             for _ in 0..count.unsigned_abs() {
-                if col.uleb()? == action {
-                    return Some(true);
-                }
+                scan.marks |= col.uleb()? == MARK_ACTION;
             }
+            count.unsigned_abs()
         } else {
-            col.uleb()?;
-        }
+            col.uleb()?
+        };
+        scan.ops = scan.ops.saturating_add(run);
     }
-    Some(false)
-}
-
-/// A reader of LEB128 numbers and byte runs; every read is bounded.
-struct Leb<'a>(&'a [u8]);
-
-impl<'a> Leb<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn uleb(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let byte = *self.take(1)?.first()?;
-            let bits = u64::from(byte & 0x7f);
-            if shift == 63 && bits > 1 {
-                return None;
-            }
-            value |= bits.checked_shl(shift)?;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn sleb(&mut self) -> Option<i64> {
-        let mut value = 0i64;
-        let mut shift = 0u32;
-        loop {
-            let byte = *self.take(1)?.first()?;
-            if shift >= 64 {
-                return None;
-            }
-            value |= i64::from(byte & 0x7f).checked_shl(shift)?;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                if shift < 64 && byte & 0x40 != 0 {
-                    value |= -1i64 << shift;
-                }
-                return Some(value);
-            }
-        }
-    }
+    Some(scan)
 }
 
 /// Runs Automerge on changes from outside. Automerge 0.12 panics on some
@@ -346,8 +305,116 @@ mod tests {
             doc.commit();
             let change = doc.get_last_local_change().expect("change");
             proptest::prop_assert_eq!(
-                actions_include(change.raw_bytes(), MARK_ACTION),
-                Some(marks_by_expansion(&change))
+                scan_actions(change.raw_bytes()),
+                Some(Actions {
+                    ops: change.len() as u64,
+                    marks: marks_by_expansion(&change),
+                })
+            );
+        }
+    }
+
+    fn uleb(out: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    fn sleb(out: &mut Vec<u8>, mut v: i64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if (v == 0 && byte & 0x40 == 0) || (v == -1 && byte & 0x40 != 0) {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A change chunk written by hand: `ops` puts of null at the root's key
+    /// "k", every column one run, with a valid checksum.
+    fn runs_of_puts(ops: i64) -> Vec<u8> {
+        let run = |value: &[u8]| {
+            let mut col = Vec::new();
+            sleb(&mut col, ops);
+            col.extend_from_slice(value);
+            col
+        };
+        let mut insert = Vec::new();
+        uleb(&mut insert, ops.unsigned_abs());
+        let columns = [
+            (spec::KEY_STR, run(&[1, b'k'])),
+            (spec::INSERT, insert),
+            (spec::ACTION, run(&[1])),
+            (spec::VAL_META, run(&[0])),
+            (spec::PRED_GROUP, run(&[0])),
+        ];
+        let mut body = Vec::new();
+        uleb(&mut body, 0); // deps
+        uleb(&mut body, 48);
+        body.extend_from_slice(&[7; 48]); // actor
+        uleb(&mut body, 1); // seq
+        uleb(&mut body, 1); // start op
+        sleb(&mut body, 0); // time
+        uleb(&mut body, 0); // message
+        uleb(&mut body, 0); // other actors
+        uleb(&mut body, columns.len() as u64);
+        for (spec, data) in &columns {
+            uleb(&mut body, *spec);
+            uleb(&mut body, data.len() as u64);
+        }
+        for (_, data) in &columns {
+            body.extend_from_slice(data);
+        }
+        let mut hashed = vec![CHANGE_CHUNK];
+        uleb(&mut hashed, body.len() as u64);
+        hashed.extend_from_slice(&body);
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(&hashed);
+        let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83];
+        chunk.extend_from_slice(&hash[..4]);
+        chunk.extend_from_slice(&hashed);
+        chunk
+    }
+
+    #[test]
+    fn a_change_claiming_more_ops_than_a_change_may_hold_is_refused_unread() {
+        let owner = EstablishmentId([3; 16]);
+        let salt = [4; 16];
+        let payload = |chunk: &[u8]| {
+            let mut w = crate::encoding::Writer::new();
+            w.fixed(ItemId::derive(&owner, &salt).as_bytes())
+                .fixed(owner.as_bytes())
+                .fixed(&salt)
+                .bytes(chunk);
+            w.into_bytes()
+        };
+        // The hand-made chunk is one Automerge reads.
+        let three = ChangePayload::decode(&payload(&runs_of_puts(3))).expect("three puts read");
+        assert_eq!(three.change.len(), 3);
+        // At the bound it is still read; one past it, and a trillion, are
+        // refused before Automerge sees them (a trillion would take it
+        // hours to walk).
+        let at_bound = i64::try_from(MAX_CHANGE_OPS).expect("fits");
+        assert!(ChangePayload::decode(&payload(&runs_of_puts(at_bound))).is_ok());
+        for ops in [at_bound + 1, 1 << 40] {
+            let refused = ChangePayload::decode(&payload(&runs_of_puts(ops)));
+            assert!(
+                matches!(
+                    refused,
+                    Err(DecodeError::Invalid {
+                        field: "change",
+                        reason: "an Automerge change of more operations than a change may hold",
+                    })
+                ),
+                "{ops} ops: {refused:?}"
             );
         }
     }
@@ -361,9 +428,15 @@ mod tests {
         let raw = change.raw_bytes();
         for n in 0..raw.len() {
             // Never a panic; a cut before the columns' end never reads.
-            let _ = actions_include(&raw[..n], MARK_ACTION);
+            let _ = scan_actions(&raw[..n]);
         }
-        assert_eq!(actions_include(raw, MARK_ACTION), Some(false));
+        assert_eq!(
+            scan_actions(raw),
+            Some(Actions {
+                ops: 1,
+                marks: false
+            })
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod attachment;
 pub mod certificate;
 pub mod change;
+mod columns;
 pub mod encoding;
 pub mod envelope;
 pub mod first;
