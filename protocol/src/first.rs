@@ -16,7 +16,7 @@
 //! this module's tests.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use automerge::{ActorId, AutomergeError, Change, ObjId, ObjType, ScalarValue, Value};
 
@@ -224,11 +224,13 @@ enum Object {
 pub struct FirstChange {
     actor: ActorId,
     root: BTreeMap<String, Entry>,
-    objects: HashMap<u64, Object>,
+    // Few objects, looked up once or more per op: ordered maps, whose
+    // lookups cost less than hashing the counter.
+    objects: BTreeMap<u64, Object>,
 }
 
 /// Where an object's appended elements end: the last element's counter.
-type Tails = HashMap<u64, u64>;
+type Tails = BTreeMap<u64, u64>;
 
 impl FirstChange {
     /// Reads `change` when it has the shape of an item's first change;
@@ -251,11 +253,11 @@ impl FirstChange {
         let mut doc = FirstChange {
             actor: change.actor_id().clone(),
             root: BTreeMap::new(),
-            objects: HashMap::new(),
+            objects: BTreeMap::new(),
         };
         // Counters put in the change: (object, key) by operation.
-        let mut counters: HashMap<u64, (Option<u64>, &str)> = HashMap::new();
-        let mut tails: Tails = HashMap::new();
+        let mut counters: BTreeMap<u64, (Option<u64>, &str)> = BTreeMap::new();
+        let mut tails: Tails = BTreeMap::new();
         let mut id = 0u64;
         while let Some(op) = ops.next() {
             let op = op?;
