@@ -12,8 +12,11 @@
 //! anywhere else). For such a change the document is exactly what is read:
 //! no operation can have another outcome whatever order Automerge sorts
 //! them in. Anything else is `None`, and the caller applies the change
-//! with Automerge as before. The items read both ways are compared by
-//! this module's tests.
+//! with Automerge as before. The ops are read straight from the change's
+//! columns ([`crate::columns`]), text appended from the chunk's bytes, not
+//! through Automerge's decoding, which makes a key, a value and an actor id
+//! per character. The items read both ways are compared by this module's
+//! tests.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -234,8 +237,9 @@ type Tails = BTreeMap<u64, u64>;
 
 impl FirstChange {
     /// Reads `change` when it has the shape of an item's first change;
-    /// `None` otherwise. Automerge's own decoding of the change panics on
-    /// some malformed input: call it under [`crate::change::guarded`].
+    /// `None` otherwise. Its columns are read with every step bounded, and
+    /// no Automerge code runs here; callers still read changes from
+    /// outside under [`crate::change::guarded`].
     pub fn read(change: &Change) -> Option<FirstChange> {
         // A new document's first change, by one actor: its first change
         // there (sequence 1) and first operation (1), naming no other actor.
