@@ -51,9 +51,11 @@ pub enum SyncResponse {
     Reconcile(Option<Vec<u8>>),
     /// The envelopes asked for (those held).
     Envelopes(Vec<Vec<u8>>),
-    /// How many pushed envelopes were new and stored.
+    /// How many pushed envelopes were new to the receiver. They are stored
+    /// with the pushes that arrive with them, so the answer can come before
+    /// they are; some may yet be refused.
     Ack {
-        /// Envelopes stored.
+        /// Envelopes the receiver did not hold.
         stored: u32,
     },
     /// The request was not served, and why (for example: not admitted).

@@ -27,10 +27,11 @@ pub const PROBATION_MS: u64 = 10_000;
 /// admission proof (the peer may not know this node yet); at most half the
 /// probation, so the proof arrives before the peer gives up on it.
 pub const PROOF_GRACE_MS: u64 = 2_000;
-/// Most fetched envelopes held back, waiting for the next batch of a fetch
-/// to be stored with them, before they are stored anyway.
+/// Most fetched or pushed envelopes held back, waiting for the next batch
+/// of a fetch (or the pushes already arrived) to be stored with them,
+/// before they are stored anyway.
 pub const MAX_HELD_ENVELOPES: usize = 1_024;
-/// Most bytes of fetched envelopes held back so.
+/// Most bytes of envelopes held back so.
 pub const MAX_HELD_BYTES: usize = 4 * 1024 * 1024;
 /// What a node answers a request from a peer it does not admit.
 pub const NOT_ADMITTED: &str = "not an admitted node of this network";
@@ -201,8 +202,8 @@ pub struct SyncCore {
     banned: BTreeMap<PublicKey, u64>,
     status: CoreStatus,
     out: Vec<Output>,
-    /// Fetched batches waiting for [`Input::Store`], by the peer that sent
-    /// them, oldest first.
+    /// Fetched and pushed batches waiting for [`Input::Store`], by the peer
+    /// that sent them, oldest first.
     fetched: Vec<(PublicKey, Vec<Vec<u8>>)>,
 }
 
@@ -770,11 +771,26 @@ impl SyncCore {
                 SyncResponse::Envelopes(out)
             }
             SyncRequest::Push(envelopes) => {
-                let got = set.ingest(envelopes, false);
-                self.account(peer, &got, now_ms, set);
-                self.pass_on(&got, set);
+                // Held like a fetched batch and stored on `Input::Store`:
+                // by then the shell has handed out the events already
+                // waiting, so the pushes of a session that arrived
+                // together (it sends a window of them) are stored
+                // together, in one durable step.
+                let new = match set.ids() {
+                    Ok(held) => envelopes
+                        .iter()
+                        .filter(|b| !held.contains(&EnvelopeId::of(b)))
+                        .count(),
+                    Err(_) => envelopes.len(),
+                };
+                self.fetched.push((peer, envelopes));
+                if self.held_over_caps() {
+                    self.store_fetched(true, now_ms, set);
+                } else {
+                    self.out.push(Output::Store);
+                }
                 SyncResponse::Ack {
-                    stored: u32::try_from(got.stored).unwrap_or(u32::MAX),
+                    stored: u32::try_from(new).unwrap_or(u32::MAX),
                 }
             }
             SyncRequest::Clock => SyncResponse::Clock { now_ms },
@@ -1072,10 +1088,8 @@ impl SyncCore {
         if self.fetched.is_empty() {
             return;
         }
-        let count: usize = self.fetched.iter().map(|(_, b)| b.len()).sum();
-        let bytes: usize = self.fetched.iter().flat_map(|(_, b)| b).map(Vec::len).sum();
         let waiting = self.fetched.iter().all(|(p, _)| self.fetching_from(p));
-        if !force && waiting && count < MAX_HELD_ENVELOPES && bytes < MAX_HELD_BYTES {
+        if !force && waiting && !self.held_over_caps() {
             return;
         }
         let mut by_peer: Vec<(PublicKey, Vec<Vec<u8>>)> = Vec::new();
@@ -1090,6 +1104,14 @@ impl SyncCore {
             self.account(peer, &result, now_ms, set);
             self.pass_on(&result, set);
         }
+    }
+
+    /// Whether the batches held back reach [`MAX_HELD_ENVELOPES`] or
+    /// [`MAX_HELD_BYTES`].
+    fn held_over_caps(&self) -> bool {
+        let count: usize = self.fetched.iter().map(|(_, b)| b.len()).sum();
+        let bytes: usize = self.fetched.iter().flat_map(|(_, b)| b).map(Vec::len).sum();
+        count >= MAX_HELD_ENVELOPES || bytes >= MAX_HELD_BYTES
     }
 
     /// Our proof was answered (or not): the initiator's session can start.

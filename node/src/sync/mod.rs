@@ -186,7 +186,7 @@ pub enum Input {
     TrustChanged,
     /// Reconcile with every connected peer now.
     ReconcileNow,
-    /// Store the fetched batches [`Output::Store`] held back.
+    /// Store the fetched and pushed batches [`Output::Store`] held back.
     Store,
     /// Time passed: run what is due.
     Tick,
@@ -246,12 +246,14 @@ pub enum Output {
         /// The peer.
         peer: PublicKey,
     },
-    /// A fetched batch is held back, so that the requests for the rest of
-    /// the fetch (the outputs before this one) cross while it is stored:
-    /// give [`Input::Store`] once they are on their way. The core stores
-    /// held batches then, or with the next batch when it is about to
-    /// arrive (the last batch of a fetch, a failed request and every tick
-    /// store them).
+    /// A fetched or pushed batch is held back, so that the requests for
+    /// the rest of a fetch (the outputs before this one) cross while it is
+    /// stored, and pushes that arrived together are stored together: give
+    /// [`Input::Store`] once the requests are on their way and the events
+    /// already waiting handed in. The core stores held batches then, or
+    /// with the next batch of a fetch when it is about to arrive (the last
+    /// batch of a fetch, a failed request, every tick and held batches
+    /// reaching their caps store them).
     Store,
     /// A session with a peer completed.
     Synced {
