@@ -19,10 +19,11 @@ pub const ACTOR_SUFFIX_BYTES: usize = 16;
 pub const MAX_CHANGE_BYTES: usize = 500 * 1024;
 /// Most operations one change may hold. Automerge reads a change op by
 /// op, and its run-length columns let a few bytes claim any number of
-/// them: a 100-byte change claiming 2^40 identical ops would hold a node in
-/// Automerge's parser while it walked them all. An item's largest
-/// legitimate change (its whole 256 KiB body deleted and written again,
-/// with every other field) holds under 600,000.
+/// them: a 111-byte change chunk claiming 2^40 identical ops would hold a node in
+/// Automerge's parser while it walked them all. By the item limits, an
+/// item's largest legitimate change (its whole body of at most 256 KiB
+/// deleted and written again, one op per character, with every other
+/// field) comes to under 600,000.
 pub const MAX_CHANGE_OPS: u64 = 1 << 20;
 /// The chunk type of an uncompressed Automerge change.
 const CHANGE_CHUNK: u8 = 1;
