@@ -185,6 +185,18 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Moves a whole file from `tmp` into place, its tree first: a file is
+    /// served as soon as it is in place, and its tree must be there by then.
+    fn place_with_tree(&self, hash: &BlobHash, tmp: &Path, file: &File) -> Result<()> {
+        let placed = self
+            .write_outboard(hash, tmp)
+            .and_then(|_| self.place(tmp, file, &self.path(hash)));
+        if placed.is_err() {
+            let _ = fs::remove_file(tmp);
+        }
+        placed
+    }
+
     fn write_whole(&self, target: &Path, bytes: &[u8]) -> Result<()> {
         let (tmp, mut file) = self.temp()?;
         file.write_all(bytes).map_err(io_err(&tmp))?;
@@ -240,9 +252,8 @@ impl BlobStore {
             return Err(e);
         }
         let hash = BlobHash(*hasher.finalize().as_bytes());
-        self.place(&tmp, &file, &self.path(&hash))?;
+        self.place_with_tree(&hash, &tmp, &file)?;
         let _ = fs::remove_file(self.refused_path(&hash));
-        self.write_outboard(&hash)?;
         Ok((hash, size))
     }
 
@@ -256,8 +267,9 @@ impl BlobStore {
         }
         let hash = BlobHash::of(bytes);
         if !self.has(&hash) {
-            self.write_whole(&self.path(&hash), bytes)?;
-            self.write_outboard(&hash)?;
+            let (tmp, mut file) = self.temp()?;
+            file.write_all(bytes).map_err(io_err(&tmp))?;
+            self.place_with_tree(&hash, &tmp, &file)?;
         }
         Ok(hash)
     }
@@ -283,13 +295,20 @@ impl BlobStore {
         fs::metadata(self.path(hash)).ok().map(|m| m.len())
     }
 
-    fn write_outboard(&self, hash: &BlobHash) -> Result<Vec<u8>> {
-        let path = self.path(hash);
-        let mut src = File::open(&path).map_err(io_err(&path))?;
+    /// Builds and keeps the tree of the file at `path`, which must hash to
+    /// `hash`: a tree built from bytes changed on disk would make every
+    /// piece served from it fail at the root.
+    fn write_outboard(&self, hash: &BlobHash, path: &Path) -> Result<Vec<u8>> {
+        let mut src = File::open(path).map_err(io_err(path))?;
         let mut outboard = io::Cursor::new(Vec::new());
         let mut encoder = bao::encode::Encoder::new_outboard(&mut outboard);
-        io::copy(&mut src, &mut encoder).map_err(io_err(&path))?;
-        encoder.finalize().map_err(io_err(&path))?;
+        io::copy(&mut src, &mut encoder).map_err(io_err(path))?;
+        let root = encoder.finalize().map_err(io_err(path))?;
+        if root.as_bytes() != &hash.0 {
+            tracing::warn!("file {hash} changed on disk; removed so that it is fetched again");
+            self.remove(hash);
+            return Err(BlobError::Missing(*hash));
+        }
         let bytes = outboard.into_inner();
         self.write_whole(&self.outboard_path(hash), &bytes)?;
         Ok(bytes)
@@ -302,7 +321,7 @@ impl BlobStore {
             {
                 Ok(b)
             }
-            _ => self.write_outboard(hash),
+            _ => self.write_outboard(hash, &self.path(hash)),
         }
     }
 
@@ -428,8 +447,8 @@ impl BlobStore {
         if !from.is_file() {
             return Ok(());
         }
+        self.write_outboard(hash, &from)?;
         fs::rename(&from, self.path(hash)).map_err(io_err(&from))?;
-        self.write_outboard(hash)?;
         Ok(())
     }
 
@@ -616,5 +635,34 @@ mod tests {
             store.state(&hash),
             BlobState::Refused("holds an NHS number".into())
         );
+    }
+
+    #[test]
+    fn a_file_is_in_place_with_its_tree_and_no_tree_is_built_from_changed_bytes() {
+        let a = tempfile::tempdir().expect("ok");
+        let b = tempfile::tempdir().expect("ok");
+        let from = BlobStore::open(a.path()).expect("ok");
+        let to = BlobStore::open(b.path()).expect("ok");
+        let bytes = content(300_000);
+        let hash = from.put(&bytes).expect("ok");
+        assert!(from.outboard_path(&hash).is_file());
+        let whole = from.slice(&hash, 0, 300_000).expect("ok");
+        to.receive(&hash, 300_000, 0, &whole).expect("ok");
+        to.promote(&hash).expect("ok");
+        // Here means served, so the tree came first.
+        assert_eq!(to.state(&hash), BlobState::Here);
+        assert!(to.outboard_path(&hash).is_file());
+        // A file that changed on disk after its tree was lost: a tree
+        // built from it would fail every piece at the root, so none is
+        // built and the file is fetched again.
+        let mut changed = bytes.clone();
+        changed[200_000] ^= 0x40;
+        fs::write(to.path(&hash), &changed).expect("ok");
+        fs::remove_file(to.outboard_path(&hash)).expect("ok");
+        assert!(matches!(
+            to.slice(&hash, 0, 1024),
+            Err(BlobError::Missing(_))
+        ));
+        assert_eq!(to.state(&hash), BlobState::Absent);
     }
 }
