@@ -705,3 +705,38 @@ fn items_received_whole_are_kept_in_their_envelopes_and_read_as_written() {
         assert_eq!(&item_state(&reopened, id), state);
     }
 }
+
+/// An item of one change is read from the change's columns, not through
+/// Automerge: it reads, page and history, as Automerge reads the change.
+#[test]
+fn an_item_of_one_change_reads_as_automerge_reads_its_change() {
+    use gatehouse_protocol::automerge::AutoCommit;
+    use gatehouse_protocol::envelope::Body;
+    let (_dir, home) = sample_node();
+    let lib = Library::open(&home).expect("open");
+    let mut checked = 0;
+    for bytes in lib.export().expect("export") {
+        let network = Envelope::network_of(&bytes).expect("network");
+        let env = Envelope::open(&bytes, &network).expect("open");
+        let Body::Change(c) = env.body() else {
+            continue;
+        };
+        let doc = AutoCommit::load(c.change.raw_bytes()).expect("load");
+        let Ok(read) = gatehouse_protocol::item::read_item(&doc) else {
+            continue;
+        };
+        let history = lib.history(&read.id).expect("history");
+        if history.len() != 1 {
+            continue;
+        }
+        assert_eq!(lib.get(&read.id, None).expect("item").item, read);
+        let entry = &history[0];
+        assert_eq!(
+            (entry.version, entry.envelope, entry.made_version),
+            (read.version, env.id(), true)
+        );
+        assert_eq!(entry.action, c.change.message().map_or("change", |m| m));
+        checked += 1;
+    }
+    assert!(checked >= 30, "{checked} items of one change");
+}

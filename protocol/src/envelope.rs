@@ -497,6 +497,11 @@ impl Verified {
         &self.0.body
     }
 
+    /// The typed payload, taken.
+    pub fn into_body(self) -> Body {
+        self.0.body
+    }
+
     /// Whether a site cut off for a while needs this before anything else:
     /// a withdrawal or supersession (a change its author's node labelled
     /// so), a revocation, or a question that needs an answer within 48

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use gatehouse_protocol::automerge::{self, AutoCommit, ChangeHash};
 use gatehouse_protocol::change::guarded;
 use gatehouse_protocol::envelope::{Body, Envelope, Verified};
+use gatehouse_protocol::first::FirstChange;
 use gatehouse_protocol::id::{EnvelopeId, EstablishmentId, ItemId};
 use gatehouse_protocol::item::{self, Item, ItemContent};
 use gatehouse_protocol::key::PublicKey;
@@ -490,14 +491,54 @@ fn doc_value(
     }
 }
 
-/// The stored document of `item`, as bytes [`AutoCommit::load`] reads:
-/// what `item_docs` holds, or the change of the envelope it names.
-pub(crate) fn item_doc(store: &dyn Store, item: &ItemId) -> Result<Option<Vec<u8>>> {
+/// The stored document of an item.
+pub(crate) enum StoredDoc {
+    /// One change, kept as the envelope holding it.
+    Change(Box<automerge::Change>),
+    /// The document as saved, with the change chunks appended since.
+    Saved(Vec<u8>),
+}
+
+impl StoredDoc {
+    /// Bytes [`AutoCommit::load`] reads.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        match self {
+            StoredDoc::Change(c) => c.raw_bytes().to_vec(),
+            StoredDoc::Saved(b) => b,
+        }
+    }
+
+    /// The item the document reads as. An item of one change of the shape
+    /// a first change has is read from the change's columns
+    /// ([`FirstChange`]), as when it arrived, without Automerge applying
+    /// it; any other document is loaded.
+    pub(crate) fn read(&self) -> Result<Item> {
+        let first = match self {
+            StoredDoc::Change(c) => guarded(|| FirstChange::read(c).map(|f| item::read_item(&f)))
+                .map_err(|e| LibraryError::Corrupt(e.to_string()))?,
+            StoredDoc::Saved(_) => None,
+        };
+        match first {
+            Some(item) => Ok(item?),
+            None => {
+                let bytes = match self {
+                    StoredDoc::Change(c) => c.raw_bytes(),
+                    StoredDoc::Saved(b) => b,
+                };
+                Ok(item::read_item(&AutoCommit::load(bytes)?)?)
+            }
+        }
+    }
+}
+
+/// The stored document of `item`: what `item_docs` holds, or the change of
+/// the envelope it names.
+pub(crate) fn stored_doc(store: &dyn Store, item: &ItemId) -> Result<Option<StoredDoc>> {
     let Some(bytes) = store.get(Tree::ItemDocs, item.as_bytes())? else {
         return Ok(None);
     };
     let Some(named) = bytes.strip_prefix(DOC_IN_ENVELOPE.as_slice()) else {
-        return Ok(Some(bytes));
+        return Ok(Some(StoredDoc::Saved(bytes)));
     };
     let id = EnvelopeId(<[u8; 32]>::try_from(named).map_err(|_| {
         LibraryError::Corrupt(format!("item {item}: its document names no envelope"))
@@ -508,12 +549,17 @@ pub(crate) fn item_doc(store: &dyn Store, item: &ItemId) -> Result<Option<Vec<u8
         .ok_or_else(|| LibraryError::Corrupt(format!("item {item}: envelope {id} is missing")))?;
     let network = Envelope::network_of(&bytes).map_err(|_| damaged())?;
     let env = Envelope::reopen(&bytes, &id, &network).map_err(|_| damaged())?;
-    match env.body() {
-        Body::Change(c) => Ok(Some(c.change.raw_bytes().to_vec())),
+    match env.into_body() {
+        Body::Change(c) => Ok(Some(StoredDoc::Change(Box::new(c.change)))),
         _ => Err(LibraryError::Corrupt(format!(
             "item {item}: envelope {id} holds no change"
         ))),
     }
+}
+
+/// The stored document of `item`, as bytes [`AutoCommit::load`] reads.
+pub(crate) fn item_doc(store: &dyn Store, item: &ItemId) -> Result<Option<Vec<u8>>> {
+    Ok(stored_doc(store, item)?.map(StoredDoc::into_bytes))
 }
 
 /// An item with its body, and when it was last updated.
@@ -522,11 +568,10 @@ pub(crate) fn load_item(store: &dyn Store, id: &ItemId) -> Result<Option<(Item, 
         return Ok(None);
     };
     let updated_ms = catalog_entry(id, &entry)?.updated_ms;
-    let Some(bytes) = item_doc(store, id)? else {
+    let Some(doc) = stored_doc(store, id)? else {
         return Ok(None);
     };
-    let doc = AutoCommit::load(&bytes)?;
-    Ok(Some((item::read_item(&doc)?, updated_ms)))
+    Ok(Some((doc.read()?, updated_ms)))
 }
 
 /// The latest time the changes of a catalogued item claim (for entries

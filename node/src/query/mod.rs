@@ -36,7 +36,7 @@ use crate::error::{LibraryError, Result};
 use crate::net::book::{self, PeerEntry};
 use crate::projection::forum::Forum;
 use crate::projection::search::{SearchReader, SearchRequest, Sort};
-use crate::projection::{self, search::FacetCount, search::Hits, search::SearchError};
+use crate::projection::{self, StoredDoc, search::FacetCount, search::Hits, search::SearchError};
 use crate::store::{Store, Tree};
 use filter::Filter;
 
@@ -508,7 +508,7 @@ impl ReadView {
     /// Every signed change of an item, oldest first, with what it changed.
     pub fn history(&self, id: &ItemId) -> Result<Vec<VersionEntry>> {
         let envelopes = self.accepted_changes(id)?;
-        if envelopes.is_empty() || self.load_item(id)?.is_none() {
+        if envelopes.is_empty() || projection::catalog_item(&*self.store, id)?.is_none() {
             return Err(LibraryError::UnknownItem(id.to_hex()));
         }
         let mut by_hash = BTreeMap::new();
@@ -517,9 +517,21 @@ impl ReadView {
                 by_hash.insert(c.change.hash(), e);
             }
         }
-        let bytes = crate::projection::item_doc(&*self.store, id)?
+        let stored = projection::stored_doc(&*self.store, id)?
             .ok_or_else(|| LibraryError::UnknownItem(id.to_hex()))?;
-        let mut doc = AutoCommit::load(&bytes)?;
+        // An item of one change has one version: the item as it reads.
+        if let StoredDoc::Change(change) = &stored
+            && let Some(env) = by_hash.get(&change.hash())
+            && by_hash.len() == 1
+        {
+            return Ok(vec![self.version_entry(
+                env,
+                change.message(),
+                None,
+                stored.read()?,
+            )]);
+        }
+        let mut doc = AutoCommit::load(&stored.into_bytes())?;
         let now = sorted_heads(doc.get_heads());
         let mut out = Vec::new();
         // The item after the change read last: in a linear history, the
@@ -543,23 +555,35 @@ impl ReadView {
             let Some(after) = after else {
                 continue;
             };
-            let (changed, added, removed) = describe_change(before.as_ref(), &after);
-            let made_version = before.as_ref().is_none_or(|b| b.version < after.version);
-            let owner = after.owner;
-            out.push(VersionEntry {
-                version: after.version,
-                action: change.message().unwrap_or("change").to_string(),
-                envelope: env.id(),
-                signer: self.named_member(&owner, &env.signer()),
-                establishment: self.named_establishment(&owner),
-                at: format_ms(env.created_ms()),
-                changed,
-                lines_added: added,
-                lines_removed: removed,
-                made_version,
-            });
+            out.push(self.version_entry(env, change.message(), before.as_ref(), after));
         }
         Ok(out)
+    }
+
+    /// What one signed change of an item made of it: `before` is the item
+    /// as it read at the change's dependencies.
+    fn version_entry(
+        &self,
+        env: &Verified,
+        message: Option<&str>,
+        before: Option<&Item>,
+        after: Item,
+    ) -> VersionEntry {
+        let (changed, added, removed) = describe_change(before, &after);
+        let made_version = before.is_none_or(|b| b.version < after.version);
+        let owner = after.owner;
+        VersionEntry {
+            version: after.version,
+            action: message.unwrap_or("change").to_string(),
+            envelope: env.id(),
+            signer: self.named_member(&owner, &env.signer()),
+            establishment: self.named_establishment(&owner),
+            at: format_ms(env.created_ms()),
+            changed,
+            lines_added: added,
+            lines_removed: removed,
+            made_version,
+        }
     }
 
     fn catalog(&self) -> Result<Vec<(Item, u64)>> {
