@@ -740,3 +740,49 @@ fn an_item_of_one_change_reads_as_automerge_reads_its_change() {
     }
     assert!(checked >= 30, "{checked} items of one change");
 }
+
+/// A bundle is read in stretches, each opened on other threads while the
+/// one before it is stored: an entry held already, in any stretch, or met
+/// again in a later one, is a duplicate, and every other is stored once.
+#[test]
+fn a_bundle_of_many_stretches_stores_each_entry_once_whatever_was_held() {
+    use gatehouse_node::replica::bundle;
+    use gatehouse_node::sample::synthetic_content;
+    use gatehouse_protocol::envelope::Body;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::new(dir.path().join("node"));
+    let (mut lib, _) = Library::init(&home, &options("HMP Northgate")).expect("init");
+    for n in 0..300 {
+        lib.publish(&synthetic_content(n), &[]).expect("publish");
+    }
+    let all = lib.export().expect("export");
+    let config = lib.config().clone();
+    drop(lib);
+    let is_change = |bytes: &Vec<u8>| {
+        let env = Envelope::open(bytes, &config.network).expect("open");
+        matches!(env.body(), Body::Change(_))
+    };
+    let changes: Vec<&Vec<u8>> = all.iter().filter(|b| is_change(b)).collect();
+    assert_eq!(changes.len(), 300);
+
+    let mut received = memory_library(&config);
+    // Every certificate and every third item held before.
+    let held: Vec<Vec<u8>> = all
+        .iter()
+        .filter(|b| !is_change(b))
+        .chain(changes.iter().copied().step_by(3))
+        .cloned()
+        .collect();
+    bundle::import(&mut received, &bundle::write(&config.network, &held)).expect("import");
+    // The whole library, then its first 40 items again, in a later stretch.
+    let mut file = all.clone();
+    file.extend(changes.iter().take(40).map(|b| (*b).clone()));
+    let report =
+        bundle::import(&mut received, &bundle::write(&config.network, &file)).expect("import");
+    assert_eq!(report.read, file.len());
+    assert_eq!(report.new, 200);
+    assert_eq!(report.duplicate, held.len() + 40);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert_eq!(received.list(&Filter::default()).expect("list").len(), 300);
+}

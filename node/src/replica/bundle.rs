@@ -543,83 +543,23 @@ pub fn import_from<R: std::io::Read + std::io::Seek>(
     };
     // Entries with no effect yet: place, length, id, why.
     let mut later: Vec<(usize, u64, usize, EnvelopeId, String)> = Vec::new();
-    // Entries read ahead, each with its envelope opened (when not held
-    // already), last first.
-    let mut ahead: Vec<(Entry, Option<Result<Verified, VerifyError>>)> = Vec::new();
-    loop {
-        if ahead.is_empty() {
-            // A stretch of the file is read ahead and its envelopes
-            // opened together on the machine's cores.
-            let mut entries = Vec::new();
-            let mut bytes = 0;
-            while entries.len() < OPEN_AHEAD && bytes < OPEN_AHEAD_BYTES {
-                let Some(entry) = reader.next_entry() else {
-                    break;
-                };
-                bytes += entry.bytes.len();
-                entries.push(entry);
-            }
-            let mut wanted = Vec::with_capacity(entries.len());
-            for e in &entries {
-                wanted.push(
-                    e.kind != EntryKind::FilePiece
-                        && !lib.has_envelope(&EnvelopeId::of(&e.bytes))?,
-                );
-            }
-            let to_open: Vec<&[u8]> = entries
-                .iter()
-                .zip(&wanted)
-                .filter(|(_, w)| **w)
-                .map(|(e, _)| e.bytes.as_slice())
-                .collect();
-            let (opened, built) = crate::replica::open::open_all_building(
-                &to_open,
-                &network,
-                lib.replica.judges_content(),
-            );
-            lib.replica.offer_prebuilt(built);
-            let mut opened = opened.into_iter();
-            ahead = entries
-                .into_iter()
-                .zip(wanted)
-                .map(|(e, w)| {
-                    let result = if w { opened.next() } else { None };
-                    (e, result)
-                })
-                .collect();
-            ahead.reverse();
-        }
-        let Some((entry, opened)) = ahead.pop() else {
-            break;
-        };
-        import.report.read += 1;
-        if entry.kind == EntryKind::FilePiece {
-            import.piece(lib, &entry);
-            continue;
-        }
-        let offered = match opened {
-            Some(result) => import.offer_opened(lib, &entry.bytes, result)?,
-            // Held already when read ahead (the set only grows).
-            None => {
-                import.report.duplicate += 1;
-                Offered::Duplicate
-            }
-        };
-        match offered {
-            Offered::Stored | Offered::Duplicate => {}
-            Offered::NotYet(id, reason) => {
-                later.push((
-                    entry.index,
-                    entry.data_offset,
-                    entry.bytes.len(),
-                    id,
-                    reason,
-                ));
-            }
-            Offered::Refused(id, reason) => {
-                refuse(&mut import.report, entry.index, entry.offset, id, reason);
-            }
-        }
+    // The file is read in stretches. The envelopes of the next stretch are
+    // opened (signatures, payloads, new items' documents) on other threads
+    // while this thread stores the stretch before it: storing is one
+    // thread's work, and opening would otherwise leave a core idle.
+    let judges = lib.replica.judges_content();
+    let mut current = Stretch::read(&mut reader, lib)?;
+    let mut opened = current.open(&network, judges);
+    while !current.entries.is_empty() {
+        let next = Stretch::read(&mut reader, lib)?;
+        let (stored, next_opened) = std::thread::scope(|scope| {
+            let opening = scope.spawn(|| next.open(&network, judges));
+            let stored = import.store_stretch(lib, current, opened, &mut later);
+            (stored, opening.join())
+        });
+        stored?;
+        opened = next_opened.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        current = next;
     }
     import.report.broken = reader.broken.take();
     let mut source = reader.inner;
@@ -739,7 +679,103 @@ enum Offered {
     Refused(Option<EnvelopeId>, String),
 }
 
+/// Entries read ahead of the ones being stored, so that their envelopes
+/// are opened together on the machine's cores; each marked whether it is
+/// to be opened (an envelope not held when read).
+struct Stretch {
+    entries: Vec<Entry>,
+    wanted: Vec<bool>,
+}
+
+/// A stretch's envelopes opened, in the order of the wanted entries, and
+/// the documents of the new items among them.
+type Opened = (
+    Vec<Result<Verified, VerifyError>>,
+    Vec<crate::replica::open::Prebuilt>,
+);
+
+impl Stretch {
+    /// The next [`OPEN_AHEAD`] entries (or [`OPEN_AHEAD_BYTES`]); none at
+    /// the end of the file.
+    fn read<R: std::io::Read + std::io::Seek>(
+        reader: &mut Reader<R>,
+        lib: &Library,
+    ) -> Result<Self, BundleError> {
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        while entries.len() < OPEN_AHEAD && bytes < OPEN_AHEAD_BYTES {
+            let Some(entry) = reader.next_entry() else {
+                break;
+            };
+            bytes += entry.bytes.len();
+            entries.push(entry);
+        }
+        let mut wanted = Vec::with_capacity(entries.len());
+        for e in &entries {
+            wanted.push(
+                e.kind != EntryKind::FilePiece && !lib.has_envelope(&EnvelopeId::of(&e.bytes))?,
+            );
+        }
+        Ok(Self { entries, wanted })
+    }
+
+    fn open(&self, network: &NetworkId, build: bool) -> Opened {
+        let to_open: Vec<&[u8]> = self
+            .entries
+            .iter()
+            .zip(&self.wanted)
+            .filter(|(_, w)| **w)
+            .map(|(e, _)| e.bytes.as_slice())
+            .collect();
+        crate::replica::open::open_all_building(&to_open, network, build)
+    }
+}
+
 impl Import {
+    /// Stores a stretch's entries in file order, given its envelopes as
+    /// opened; what can have no effect yet goes to `later`.
+    fn store_stretch(
+        &mut self,
+        lib: &mut Library,
+        stretch: Stretch,
+        (opened, built): Opened,
+        later: &mut Vec<(usize, u64, usize, EnvelopeId, String)>,
+    ) -> Result<(), BundleError> {
+        lib.replica.offer_prebuilt(built);
+        let mut opened = opened.into_iter();
+        for (entry, wanted) in stretch.entries.into_iter().zip(stretch.wanted) {
+            self.report.read += 1;
+            if entry.kind == EntryKind::FilePiece {
+                self.piece(lib, &entry);
+                continue;
+            }
+            let offered = match if wanted { opened.next() } else { None } {
+                Some(result) => self.offer_opened(lib, &entry.bytes, result)?,
+                // Held already when read ahead (the set only grows).
+                None => {
+                    self.report.duplicate += 1;
+                    Offered::Duplicate
+                }
+            };
+            match offered {
+                Offered::Stored | Offered::Duplicate => {}
+                Offered::NotYet(id, reason) => {
+                    later.push((
+                        entry.index,
+                        entry.data_offset,
+                        entry.bytes.len(),
+                        id,
+                        reason,
+                    ));
+                }
+                Offered::Refused(id, reason) => {
+                    refuse(&mut self.report, entry.index, entry.offset, id, reason);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Takes a piece of a file into the file store, every chunk checked
     /// against the file's hash.
     fn piece(&mut self, lib: &Library, entry: &Entry) {
