@@ -438,7 +438,7 @@ impl Replica {
             && item_change_ids(&*self.store, &c.item)?.is_empty()
         {
             let item = built.item.map_err(refused)?;
-            self.check_read_item(c, &item)?;
+            Self::check_judged_item(c, &item, built.judged)?;
             self.prepare_at(c.item, item, hash);
             let entry = docs::CachedDoc {
                 doc: automerge::AutoCommit::new(),
@@ -534,6 +534,17 @@ impl Replica {
 
     /// Judges the item as a change from outside makes it read.
     fn check_read_item(&self, c: &ChangePayload, item: &Item) -> Result<()> {
+        let judged = crate::authoring::check_received(item).map_err(|e| e.to_string());
+        Self::check_judged_item(c, item, judged)
+    }
+
+    /// [`Self::check_read_item`], given what the content checks said of
+    /// the item (made where the change was opened, for a new item).
+    fn check_judged_item(
+        c: &ChangePayload,
+        item: &Item,
+        judged: std::result::Result<(), String>,
+    ) -> Result<()> {
         let refused = |reason: String| LibraryError::ContentRefused {
             item: c.item,
             reason,
@@ -543,7 +554,7 @@ impl Replica {
                 "its document names another item or owner than the change".into(),
             ));
         }
-        crate::authoring::check_received(item).map_err(|e| refused(e.to_string()))
+        judged.map_err(refused)
     }
 
     /// The stored document of `item` (its accepted changes as of the last

@@ -31,6 +31,11 @@ pub struct Prebuilt {
     pub hash: ChangeHash,
     /// The item the document reads as, or the error reading it.
     pub item: Result<Item, String>,
+    /// What the content checks a change from outside passes
+    /// ([`crate::authoring::check_received`]) said of that item: they
+    /// depend on the item alone, so they run here, on the threads that
+    /// open the batch, rather than on the one that stores it.
+    pub judged: Result<(), String>,
     /// The document in a form [`AutoCommit::load`] reads: the change
     /// itself (kept only while a batch may need its document: an item of
     /// one change is stored as its envelope), or the document as
@@ -49,24 +54,27 @@ pub fn prebuild(c: &ChangePayload) -> Option<Prebuilt> {
         return None;
     }
     let hash = c.change.hash();
-    guarded(move || {
+    let (item, saved) = guarded(move || {
         if let Some(first) = FirstChange::read(&c.change) {
-            return Some(Prebuilt {
-                hash,
-                item: read_item(&first).map_err(|e| e.to_string()),
-                saved: c.change.raw_bytes().to_vec(),
-            });
+            return Some((read_item(&first), c.change.raw_bytes().to_vec()));
         }
         let mut doc = AutoCommit::new();
         doc.apply_changes([c.change.clone()]).ok()?;
-        (doc.get_heads() == [hash]).then(|| Prebuilt {
-            hash,
-            item: read_item(&doc).map_err(|e| e.to_string()),
-            saved: doc.save(),
-        })
+        (doc.get_heads() == [hash]).then(|| (read_item(&doc), doc.save()))
     })
     .ok()
-    .flatten()
+    .flatten()?;
+    let item = item.map_err(|e| e.to_string());
+    let judged = match &item {
+        Ok(read) => crate::authoring::check_received(read).map_err(|e| e.to_string()),
+        Err(_) => Ok(()),
+    };
+    Some(Prebuilt {
+        hash,
+        item,
+        judged,
+        saved,
+    })
 }
 
 /// Opens each of `envelopes` (as [`Envelope::open`]), the results in order,
@@ -104,6 +112,7 @@ pub fn open_all_building(
         .map(|b| Prebuilt {
             hash: b.hash,
             item: b.item.clone(),
+            judged: b.judged.clone(),
             saved: b.saved.clone(),
         })
         .collect();
