@@ -98,6 +98,40 @@ pub enum Received {
     Complete,
 }
 
+/// Removes the temporary files (named by their writer's process id) of
+/// processes that are gone: a node or command killed while it copied a
+/// file in would otherwise leave the partial copy there for good. Files
+/// of a process still running, or where processes cannot be looked up
+/// (no `/proc`), are left.
+fn remove_abandoned_temps(tmp: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.is_dir() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {}, a copy left unfinished by a process that stopped",
+                    entry.path().display()
+                ),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
 /// The file store of one node. Cheap to clone: it is a directory.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -116,6 +150,7 @@ impl BlobStore {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
         }
+        remove_abandoned_temps(&dir.join("tmp"));
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -664,5 +699,24 @@ mod tests {
             Err(BlobError::Missing(_))
         ));
         assert_eq!(to.state(&hash), BlobState::Absent);
+    }
+
+    #[test]
+    fn copies_left_by_a_process_that_stopped_are_removed_at_open() {
+        let a = tempfile::tempdir().expect("ok");
+        BlobStore::open(a.path()).expect("ok");
+        let tmp = a.path().join("tmp");
+        // No process has this id (above any kernel's largest).
+        let abandoned = tmp.join("999999999-0123456789abcdef");
+        let ours = tmp.join(format!("{}-0123456789abcdef", std::process::id()));
+        let other = tmp.join("not-a-copy");
+        for p in [&abandoned, &ours, &other] {
+            fs::write(p, b"half a flowchart").expect("ok");
+        }
+        BlobStore::open(a.path()).expect("ok");
+        // Where processes can be looked up.
+        assert_eq!(abandoned.exists(), !Path::new("/proc").is_dir());
+        assert!(ours.exists());
+        assert!(other.exists());
     }
 }
