@@ -164,9 +164,10 @@ pub struct SledStore {
 const LOCK_FILE: &str = "gatehouse.lock";
 
 /// zstd level of the store's log. Envelopes are mostly prose; with this
-/// level a home takes less than half the disk, for about a tenth more time
-/// per batch (sled makes a zstd context for every page it writes). Level 1
-/// changed neither time nor disk over three runs of the speed benchmark.
+/// level a home takes less than half the disk. sled compresses each page
+/// it writes on the writing thread, through `node/sled-zstd`, which keeps
+/// a context per thread. Level 1 changed neither time nor disk over three
+/// runs of the speed benchmark (when a context was made per page).
 const COMPRESSION_LEVEL: i32 = 3;
 
 /// Whether the store in `dir` is (or, new, will be) compressed. sled
