@@ -516,7 +516,9 @@ impl<R: std::io::Seek> std::io::Seek for Counting<'_, R> {
 }
 
 /// Imports a bundle: verifies every entry, stores the valid ones, and
-/// reports what happened to each. One entry is held in memory at a time.
+/// reports what happened to each. Two stretches of entries are held in
+/// memory at a time (the one being stored and the one being opened), each
+/// at most [`OPEN_AHEAD`] entries or [`OPEN_AHEAD_BYTES`].
 /// An entry that can have no effect yet (a certificate whose signer a later
 /// entry admits) is remembered by its place and read again once the rest of
 /// the file is in, so order within the file does not matter; one that still
