@@ -555,12 +555,18 @@ mod tests {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
     }
 
+    /// Two empty stores, each in a directory of its own (kept while the
+    /// first value lives): one a file comes from, one it goes to.
+    fn two_stores() -> ([tempfile::TempDir; 2], BlobStore, BlobStore) {
+        let dirs = [0, 1].map(|_| tempfile::tempdir().expect("ok"));
+        let from = BlobStore::open(dirs[0].path()).expect("ok");
+        let to = BlobStore::open(dirs[1].path()).expect("ok");
+        (dirs, from, to)
+    }
+
     #[test]
     fn a_file_crosses_in_pieces_and_each_piece_is_verified() {
-        let a = tempfile::tempdir().expect("ok");
-        let b = tempfile::tempdir().expect("ok");
-        let from = BlobStore::open(a.path()).expect("ok");
-        let to = BlobStore::open(b.path()).expect("ok");
+        let (_dirs, from, to) = two_stores();
         let bytes = content(300_000);
         let hash = from.put(&bytes).expect("ok");
         let mut at = 0;
@@ -592,10 +598,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_chunk_is_refused_where_it_is_and_what_came_before_it_is_kept() {
-        let a = tempfile::tempdir().expect("ok");
-        let b = tempfile::tempdir().expect("ok");
-        let from = BlobStore::open(a.path()).expect("ok");
-        let to = BlobStore::open(b.path()).expect("ok");
+        let (_dirs, from, to) = two_stores();
         let bytes = content(200_000);
         let hash = from.put(&bytes).expect("ok");
         let mut piece = from.slice(&hash, 0, 100_000).expect("ok");
@@ -623,10 +626,7 @@ mod tests {
 
     #[test]
     fn bytes_past_the_durable_length_are_dropped_and_a_piece_out_of_place_is_refused() {
-        let a = tempfile::tempdir().expect("ok");
-        let b = tempfile::tempdir().expect("ok");
-        let from = BlobStore::open(a.path()).expect("ok");
-        let to = BlobStore::open(b.path()).expect("ok");
+        let (_dirs, from, to) = two_stores();
         let bytes = content(50_000);
         let hash = from.put(&bytes).expect("ok");
         let piece = from.slice(&hash, 0, 20_480).expect("ok");
@@ -674,10 +674,7 @@ mod tests {
 
     #[test]
     fn a_file_is_in_place_with_its_tree_and_no_tree_is_built_from_changed_bytes() {
-        let a = tempfile::tempdir().expect("ok");
-        let b = tempfile::tempdir().expect("ok");
-        let from = BlobStore::open(a.path()).expect("ok");
-        let to = BlobStore::open(b.path()).expect("ok");
+        let (_dirs, from, to) = two_stores();
         let bytes = content(300_000);
         let hash = from.put(&bytes).expect("ok");
         assert!(from.outboard_path(&hash).is_file());
