@@ -74,9 +74,11 @@ pub mod stream {
                     out.reserve(zstd_safe::dstream_out_size());
                 }
                 let (read_before, written_before) = (from.pos(), out.len());
-                let at = out.len();
                 let hint = d
-                    .decompress_stream(&mut OutBuffer::around_pos(&mut out, at), &mut from)
+                    .decompress_stream(
+                        &mut OutBuffer::around_pos(&mut out, written_before),
+                        &mut from,
+                    )
                     .map_err(error)?;
                 in_frame = hint != 0;
                 if in_frame && from.pos() == read_before && out.len() == written_before {

@@ -501,6 +501,14 @@ pub(crate) enum StoredDoc {
 
 impl StoredDoc {
     /// Bytes [`AutoCommit::load`] reads.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            StoredDoc::Change(c) => c.raw_bytes(),
+            StoredDoc::Saved(b) => b,
+        }
+    }
+
+    /// Bytes [`AutoCommit::load`] reads, taken.
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         match self {
             StoredDoc::Change(c) => c.raw_bytes().to_vec(),
@@ -513,21 +521,13 @@ impl StoredDoc {
     /// ([`FirstChange`]), as when it arrived, without Automerge applying
     /// it; any other document is loaded.
     pub(crate) fn read(&self) -> Result<Item> {
-        let first = match self {
-            StoredDoc::Change(c) => guarded(|| FirstChange::read(c).map(|f| item::read_item(&f)))
-                .map_err(|e| LibraryError::Corrupt(e.to_string()))?,
-            StoredDoc::Saved(_) => None,
-        };
-        match first {
-            Some(item) => Ok(item?),
-            None => {
-                let bytes = match self {
-                    StoredDoc::Change(c) => c.raw_bytes(),
-                    StoredDoc::Saved(b) => b,
-                };
-                Ok(item::read_item(&AutoCommit::load(bytes)?)?)
-            }
+        if let StoredDoc::Change(c) = self
+            && let Some(item) = guarded(|| FirstChange::read(c).map(|f| item::read_item(&f)))
+                .map_err(|e| LibraryError::Corrupt(e.to_string()))?
+        {
+            return Ok(item?);
         }
+        Ok(item::read_item(&AutoCommit::load(self.bytes())?)?)
     }
 }
 
